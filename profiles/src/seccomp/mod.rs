@@ -1,0 +1,1 @@
+//! seccomp policy language (in progress)

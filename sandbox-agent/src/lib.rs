@@ -1,0 +1,4 @@
+//! oz-agent: builds one sandbox from a launch spec, runs the in-sandbox init (PID 1), and
+//! supervises the program.
+
+pub mod rootfs;

@@ -1,0 +1,1 @@
+//! root filesystem construction (in progress)
