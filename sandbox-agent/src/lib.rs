@@ -2,3 +2,4 @@
 //! supervises the program.
 
 pub mod rootfs;
+pub mod user;
