@@ -1,6 +1,14 @@
 //! oz wire protocol: typed messages for each channel direction, length-prefixed bincode framing,
-//! file-descriptor passing, and the blocking client library.
+//! file-descriptor passing, role-typed channels, the agent state record and the blocking client
+//! library. See `PROTOCOL.md` for the byte-level description.
 
+pub mod error;
+pub mod frame;
+pub mod msg;
 pub mod spec;
+pub mod state;
 
-pub use spec::LaunchSpec;
+pub use error::WireError;
+pub use msg::*;
+pub use spec::{LaunchSpec, StdioMode};
+pub use state::AgentRecord;

@@ -1,0 +1,98 @@
+//! The agent channel: daemon -> agent and agent -> daemon messages (SOCK_SEQPACKET).
+
+use super::common::{AgentError, ExitStatus, LogRecord};
+use crate::spec::{LaunchSpec, StdioMode};
+use crate::state::AgentRecord;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A message from the daemon to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DaemonToAgent {
+    /// First message on every agent connection (socketpair or rendezvous socket).
+    Hello { protocol_version: u32 },
+    /// Build the sandbox and start the program; three fds follow when `spec.stdio` is `Attached`.
+    /// Answered by `Ready` (after exec) or `LaunchFailed`.
+    Launch(LaunchSpec),
+    /// Run another program in the running sandbox (a second launch of the profile by the same
+    /// user); three fds follow when `stdio` is `Attached`. Answered by `Ready` or `Error`.
+    RunProgram {
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        caller_env: Vec<(String, String)>,
+        stdio: StdioMode,
+    },
+    /// Start a shell as `uid` on a new pty; answered by `ShellStarted` with the master fd.
+    Shell { uid: u32, term: String, cols: u16, rows: u16 },
+    /// Bind paths of `uid`'s home into the sandbox; answered by `Mounted` or `Error`.
+    Mount { uid: u32, paths: Vec<PathBuf>, read_only: bool },
+    /// Answered by `Unmounted` or `Error`.
+    Umount { uid: u32, path: PathBuf },
+    /// Tear the sandbox down; the agent answers `ShuttingDown` and exits when done.
+    Shutdown { reason: String },
+    Ping,
+}
+
+/// A message from an agent to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentToDaemon {
+    /// Answer to `Hello`. `sandbox_id` is None on a fresh agent (before `Launch`); on a
+    /// rendezvous connection it is Some and a `State` record follows at once.
+    Hello { protocol_version: u32, sandbox_id: Option<u64>, agent_pid: u32 },
+    /// The program was exec'd (`program_pid` None with noexec).
+    Ready { init_pid: u32, program_pid: Option<u32> },
+    LaunchFailed(AgentError),
+    /// A program started by `Launch` or `RunProgram` ended.
+    ProgramExited { pid: u32, status: ExitStatus },
+    /// Another supervised process (watchdog, shell, helper) ended.
+    ProcessExited { pid: u32, comm: String, status: ExitStatus },
+    Log(LogRecord),
+    Health { rss_bytes: u64, pids: u32, cpu_usec: u64, uptime_ms: u64 },
+    /// The pty master fd accompanies this message.
+    ShellStarted,
+    Mounted { paths: Vec<PathBuf> },
+    Unmounted,
+    Error(AgentError),
+    /// The agent's state record, for re-adoption by a restarted daemon.
+    State(AgentRecord),
+    ShuttingDown { reason: String },
+    Pong,
+}
+
+impl DaemonToAgent {
+    /// The variant name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonToAgent::Hello { .. } => "Hello",
+            DaemonToAgent::Launch(_) => "Launch",
+            DaemonToAgent::RunProgram { .. } => "RunProgram",
+            DaemonToAgent::Shell { .. } => "Shell",
+            DaemonToAgent::Mount { .. } => "Mount",
+            DaemonToAgent::Umount { .. } => "Umount",
+            DaemonToAgent::Shutdown { .. } => "Shutdown",
+            DaemonToAgent::Ping => "Ping",
+        }
+    }
+}
+
+impl AgentToDaemon {
+    /// The variant name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AgentToDaemon::Hello { .. } => "Hello",
+            AgentToDaemon::Ready { .. } => "Ready",
+            AgentToDaemon::LaunchFailed(_) => "LaunchFailed",
+            AgentToDaemon::ProgramExited { .. } => "ProgramExited",
+            AgentToDaemon::ProcessExited { .. } => "ProcessExited",
+            AgentToDaemon::Log(_) => "Log",
+            AgentToDaemon::Health { .. } => "Health",
+            AgentToDaemon::ShellStarted => "ShellStarted",
+            AgentToDaemon::Mounted { .. } => "Mounted",
+            AgentToDaemon::Unmounted => "Unmounted",
+            AgentToDaemon::Error(_) => "Error",
+            AgentToDaemon::State(_) => "State",
+            AgentToDaemon::ShuttingDown { .. } => "ShuttingDown",
+            AgentToDaemon::Pong => "Pong",
+        }
+    }
+}

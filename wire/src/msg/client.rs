@@ -1,0 +1,140 @@
+//! The control socket: client -> daemon requests and daemon -> client replies.
+
+use super::common::{DaemonError, ExitStatus, LogRecord, SandboxState};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How a launch names its profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProfileRef {
+    /// By profile name.
+    Name(String),
+    /// By index in the `Profiles` listing.
+    Index(u32),
+    /// By executable path (wrapper mode: `path` or one of `paths` of a profile).
+    Path(PathBuf),
+}
+
+/// Which sandboxes a kill applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KillTarget {
+    Id(u64),
+    /// Every sandbox the caller may kill (root: all).
+    All,
+}
+
+/// A request on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// First frame of every connection.
+    Hello { protocol_version: u32 },
+    ListProfiles,
+    /// Launch a program in a sandbox. With `attach_stdio`, the frame carries three fds
+    /// (stdin, stdout, stderr) and the daemon later sends `ProgramExited`.
+    Launch {
+        profile: ProfileRef,
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: Vec<(String, String)>,
+        noexec: bool,
+        attach_stdio: bool,
+    },
+    ListSandboxes,
+    Kill { target: KillTarget },
+    /// Open a shell in a sandbox; answered by `ShellStarted` with the pty master fd.
+    Shell { id: u64, term: String, cols: u16, rows: u16 },
+    Mount { id: u64, paths: Vec<PathBuf>, read_only: bool },
+    Umount { id: u64, path: PathBuf },
+    /// Recent log records (`count`, default all buffered), then `LogEnd`; with `follow`, live
+    /// records keep coming until the client disconnects.
+    Logs { sandbox: Option<u64>, follow: bool, count: Option<u32> },
+    /// Reserved: clients resize a shell with TIOCSWINSZ on the pty master they hold.
+    Resize { cols: u16, rows: u16 },
+    Ping,
+}
+
+/// One profile in the `Profiles` listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    pub index: u32,
+    pub name: String,
+    pub path: String,
+}
+
+/// One running sandbox in the `Sandboxes` listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: u64,
+    pub profile: String,
+    pub uid: u32,
+    pub user: String,
+    pub init_pid: u32,
+    pub agent_pid: u32,
+    pub state: SandboxState,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    pub mounts: Vec<PathBuf>,
+}
+
+/// A reply on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DaemonReply {
+    Hello { protocol_version: u32, daemon_version: String },
+    Profiles(Vec<ProfileSummary>),
+    /// Sent after the program was exec'd in the sandbox (or the sandbox built, with noexec).
+    Launched { id: u64, init_pid: u32, reused_existing: bool },
+    Sandboxes(Vec<SandboxInfo>),
+    Killed { ids: Vec<u64> },
+    /// The pty master fd accompanies this frame.
+    ShellStarted,
+    Mounted { paths: Vec<PathBuf> },
+    Unmounted,
+    LogLine(LogRecord),
+    LogEnd,
+    /// For an attached launch (`oz run`): the program ended.
+    ProgramExited { status: ExitStatus },
+    Pong,
+    Error(DaemonError),
+    Ok,
+}
+
+impl DaemonReply {
+    /// The variant name, for `UnexpectedMessage` errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonReply::Hello { .. } => "Hello",
+            DaemonReply::Profiles(_) => "Profiles",
+            DaemonReply::Launched { .. } => "Launched",
+            DaemonReply::Sandboxes(_) => "Sandboxes",
+            DaemonReply::Killed { .. } => "Killed",
+            DaemonReply::ShellStarted => "ShellStarted",
+            DaemonReply::Mounted { .. } => "Mounted",
+            DaemonReply::Unmounted => "Unmounted",
+            DaemonReply::LogLine(_) => "LogLine",
+            DaemonReply::LogEnd => "LogEnd",
+            DaemonReply::ProgramExited { .. } => "ProgramExited",
+            DaemonReply::Pong => "Pong",
+            DaemonReply::Error(_) => "Error",
+            DaemonReply::Ok => "Ok",
+        }
+    }
+}
+
+impl ClientRequest {
+    /// The variant name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientRequest::Hello { .. } => "Hello",
+            ClientRequest::ListProfiles => "ListProfiles",
+            ClientRequest::Launch { .. } => "Launch",
+            ClientRequest::ListSandboxes => "ListSandboxes",
+            ClientRequest::Kill { .. } => "Kill",
+            ClientRequest::Shell { .. } => "Shell",
+            ClientRequest::Mount { .. } => "Mount",
+            ClientRequest::Umount { .. } => "Umount",
+            ClientRequest::Logs { .. } => "Logs",
+            ClientRequest::Resize { .. } => "Resize",
+            ClientRequest::Ping => "Ping",
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Types shared by several channels: exit statuses, log records, sandbox states, typed errors.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// Exited normally with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The status a shell would report: the code, or 128 + signal.
+    pub fn shell_code(&self) -> i32 {
+        match *self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Severity of a log record (slog's levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    Critical,
+    Error,
+    Warning,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogLevel::Critical => "critical",
+            LogLevel::Error => "error",
+            LogLevel::Warning => "warning",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One log line, from the daemon or from an agent (program output included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub level: LogLevel,
+    /// The sandbox this record is about, if any.
+    pub sandbox: Option<u64>,
+    /// The profile name of that sandbox, if any.
+    pub profile: Option<String>,
+    pub message: String,
+}
+
+/// Life cycle of a sandbox as the daemon sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SandboxState {
+    /// Agent spawned, waiting for `Ready`.
+    Starting,
+    /// The program runs (or the sandbox was built with noexec).
+    Running,
+    /// The program exited; watchdog processes keep the sandbox alive.
+    Lingering,
+    /// Shutdown requested or in progress.
+    ShuttingDown,
+}
+
+impl SandboxState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SandboxState::Starting => "starting",
+            SandboxState::Running => "running",
+            SandboxState::Lingering => "lingering",
+            SandboxState::ShuttingDown => "shutting-down",
+        }
+    }
+}
+
+impl fmt::Display for SandboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An agent's failure, with the object and errno it concerns. Crosses agent -> daemon -> client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AgentError {
+    #[error("mount {path}: errno {errno}")]
+    Mount { path: PathBuf, errno: i32 },
+    #[error("umount {path}: errno {errno}")]
+    Umount { path: PathBuf, errno: i32 },
+    #[error("exec {path}: errno {errno}")]
+    Exec { path: PathBuf, errno: i32 },
+    #[error("namespace setup: errno {errno}")]
+    Namespace { errno: i32 },
+    #[error("seccomp: {detail}")]
+    Seccomp { detail: String },
+    #[error("profile: {detail}")]
+    Profile { detail: String },
+    #[error("user {uid}: {detail}")]
+    User { uid: u32, detail: String },
+    #[error("pty: errno {errno}")]
+    Pty { errno: i32 },
+    #[error("{path}: not allowed: {detail}")]
+    PathRefused { path: PathBuf, detail: String },
+    #[error("no program running")]
+    NotRunning,
+    #[error("unsupported request: {detail}")]
+    Unsupported { detail: String },
+    #[error("{detail}")]
+    Other { detail: String },
+}
+
+/// Why the daemon refused or failed a client request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DaemonError {
+    #[error("no such profile: {profile}")]
+    NoSuchProfile { profile: String },
+    #[error("no such sandbox: {id}")]
+    NoSuchSandbox { id: u64 },
+    #[error("permission denied: {action}: {detail}")]
+    PermissionDenied { action: String, detail: String },
+    #[error("invalid request: {detail}")]
+    InvalidRequest { detail: String },
+    #[error("launch {profile}: {detail}")]
+    LaunchFailed { profile: String, detail: String },
+    #[error("sandbox {id}: {error}")]
+    Agent { id: u64, error: AgentError },
+    #[error("protocol version mismatch: daemon speaks {daemon}, client speaks {client}")]
+    VersionMismatch { daemon: u32, client: u32 },
+    #[error("sandbox {id} is not running")]
+    NotRunning { id: u64 },
+    #[error("internal error: {detail}")]
+    Internal { detail: String },
+}
