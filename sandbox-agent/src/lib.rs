@@ -3,3 +3,4 @@
 
 pub mod rootfs;
 pub mod user;
+pub mod init;

@@ -1,0 +1,330 @@
+//! The agent <-> init channel: one typed enum per direction, bincode 1.3 in one SOCK_SEQPACKET
+//! packet per message, file descriptors alongside with SCM_RIGHTS.
+//!
+//! The init is a forked child of the agent (PID 1 of the sandbox's PID namespace). It starts the
+//! launch's program by itself (from the plan it inherited at fork), then serves these requests.
+//! Every request gets exactly one reply (`Launched`, `ShellStarted`, `Mounted`, `Unmounted`,
+//! `ShuttingDown` or `Failed`); `Ready`, `ProgramFailed` and `Exited` are unsolicited events.
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Largest message accepted on the channel (checked by the packet buffer size).
+pub const MAX_PACKET: usize = 256 * 1024;
+/// Most descriptors one message carries (RunProgram: stdin, stdout, stderr).
+pub const MAX_FDS: usize = 3;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// Exited normally with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The status a shell would report: the code, or 128 + signal.
+    pub fn shell_code(&self) -> i32 {
+        match *self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Requests from the agent to the init.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentToInit {
+    /// Start another program as the sandbox user (a relaunch). Carries three fds: stdin,
+    /// stdout, stderr. `argv[0]` is the executable path inside the sandbox; `env` is complete
+    /// (the agent computed it); `cwd` falls back to home, then `/`, when not visible.
+    /// Reply: `Launched` once the program was exec'd, else `Failed`.
+    RunProgram { argv: Vec<String>, env: Vec<String>, cwd: Option<PathBuf> },
+    /// Open a pty pair inside the sandbox and start `shell -i` on the slave as `uid`/`gid`/
+    /// `groups`, with the same capability drop, no_new_privs and seccomp as the program.
+    /// Reply: `ShellStarted` with the master fd attached, else `Failed`.
+    Shell(ShellRequest),
+    /// Attach the detached mount (from `open_tree(OPEN_TREE_CLONE)` on the host) carried as the
+    /// one fd at `target` inside the sandbox, creating the placeholder file or directory.
+    /// Reply: `Mounted`, else `Failed`.
+    Mount { target: PathBuf, read_only: bool },
+    /// Detach the mount at `target` inside the sandbox. Reply: `Unmounted`, else `Failed`.
+    Umount { target: PathBuf },
+    /// Send a signal to every process in the sandbox (not the init).
+    Signal { signal: i32 },
+    /// SIGTERM everything, wait up to `grace_ms`, SIGKILL what is left, report the exits and
+    /// exit. Reply: `ShuttingDown` immediately; the channel closes when the init is gone.
+    Shutdown { grace_ms: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellRequest {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Home directory inside the sandbox (HOME and the shell's cwd).
+    pub home: PathBuf,
+    /// The caller's TERM.
+    pub term: Option<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What a tracked process is to the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcessRole {
+    /// The launch's program.
+    Program,
+    /// A program started by `RunProgram`.
+    Relaunch,
+    /// A shell started by `Shell` (not tracked for auto-shutdown).
+    Shell,
+    /// Any other process of the sandbox (children and re-parented orphans).
+    Other,
+}
+
+/// Messages from the init to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitToAgent {
+    /// The sandbox is built and the launch's program was exec'd (pid in the sandbox namespace).
+    /// With `noexec`, sent with `pid: None` once the sandbox is built.
+    Ready { pid: Option<i32> },
+    /// The sandbox could not be built, or the launch's program could not be exec'd. The init
+    /// exits after sending this.
+    ProgramFailed { error: InitError },
+    /// Reply to `RunProgram`: exec'd.
+    Launched { pid: i32 },
+    /// Reply to `Shell`: started; the pty master fd is attached.
+    ShellStarted { pid: i32 },
+    /// Reply to `Mount`.
+    Mounted { target: PathBuf },
+    /// Reply to `Umount`.
+    Unmounted { target: PathBuf },
+    /// Reply to `Shutdown`.
+    ShuttingDown,
+    /// A request failed.
+    Failed { error: InitError },
+    /// A process of the sandbox exited and was reaped. `comm` was read before reaping.
+    Exited { pid: i32, comm: String, role: ProcessRole, status: ExitStatus },
+}
+
+/// The step of a sandbox or process setup that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    Hostname,
+    Loopback,
+    Rootfs,
+    Fork,
+    Setsid,
+    Stdio,
+    Groups,
+    Gid,
+    Uid,
+    CapBound,
+    Securebits,
+    Capabilities,
+    NoNewPrivs,
+    Landlock,
+    CloseFds,
+    Chdir,
+    Seccomp,
+    Exec,
+    Pty,
+    Mount,
+    Umount,
+    Signal,
+    Protocol,
+}
+
+impl Step {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Step::Hostname => "sethostname",
+            Step::Loopback => "bring up lo",
+            Step::Rootfs => "build root filesystem",
+            Step::Fork => "fork",
+            Step::Setsid => "setsid",
+            Step::Stdio => "attach stdio",
+            Step::Groups => "setgroups",
+            Step::Gid => "setresgid",
+            Step::Uid => "setresuid",
+            Step::CapBound => "drop bounding capabilities",
+            Step::Securebits => "lock securebits",
+            Step::Capabilities => "drop capabilities",
+            Step::NoNewPrivs => "set no_new_privs",
+            Step::Landlock => "landlock",
+            Step::CloseFds => "close fds",
+            Step::Chdir => "chdir",
+            Step::Seccomp => "install seccomp filter",
+            Step::Exec => "execve",
+            Step::Pty => "open pty",
+            Step::Mount => "mount",
+            Step::Umount => "umount",
+            Step::Signal => "kill",
+            Step::Protocol => "protocol",
+        }
+    }
+}
+
+/// A failure inside the init, with the step, the object it concerns and the errno.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}{}: {}", step.as_str(), object.as_ref().map(|o| format!(" {o}")).unwrap_or_default(), detail_or_errno(*errno, detail))]
+pub struct InitError {
+    pub step: Step,
+    /// The path, program or other object concerned.
+    pub object: Option<String>,
+    pub errno: i32,
+    /// Extra text (e.g. a rootfs error message), when an errno alone does not say it.
+    pub detail: Option<String>,
+}
+
+fn detail_or_errno(errno: i32, detail: &Option<String>) -> String {
+    match detail {
+        Some(d) => d.clone(),
+        None => nix::errno::Errno::from_raw(errno).desc().to_string(),
+    }
+}
+
+impl InitError {
+    pub fn new(step: Step, object: Option<String>, errno: i32) -> InitError {
+        InitError { step, object, errno, detail: None }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{op} on the init channel: {errno}")]
+    Sys { op: &'static str, errno: nix::errno::Errno },
+    #[error("init channel closed by peer")]
+    Closed,
+    #[error("init channel packet truncated (over {MAX_PACKET} bytes or {MAX_FDS} fds)")]
+    Truncated,
+    #[error("decode {what} ({len} bytes): {detail}")]
+    Decode { what: &'static str, len: usize, detail: String },
+    #[error("encode {what}: {detail}")]
+    Encode { what: &'static str, detail: String },
+    #[error("expected {expected} fds with {message}, got {got}")]
+    FdCount { message: &'static str, expected: usize, got: usize },
+    #[error("expected {expected}, received {received}")]
+    UnexpectedMessage { expected: &'static str, received: String },
+}
+
+/// Send one message with `fds` attached.
+pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ChannelError> {
+    let what = std::any::type_name::<T>();
+    let buf = bincode::serialize(msg).map_err(|e| ChannelError::Encode { what, detail: e.to_string() })?;
+    if buf.len() > MAX_PACKET {
+        return Err(ChannelError::Encode { what, detail: format!("{} bytes exceed {MAX_PACKET}", buf.len()) });
+    }
+    let iov = [IoSlice::new(&buf)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
+            Err(errno) => return Err(ChannelError::Sys { op: "sendmsg", errno }),
+        }
+    }
+}
+
+/// Receive one message and the fds that came with it (owned, close-on-exec).
+pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), ChannelError> {
+    let what = std::any::type_name::<T>();
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let (len, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let r = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC);
+        match r {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs().map_err(|errno| ChannelError::Sys { op: "recvmsg", errno })? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: the kernel just installed these descriptors for us; nobody
+                        // else owns them.
+                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
+                }
+                if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+                    return Err(ChannelError::Truncated);
+                }
+                break (msg.bytes, fds);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
+            Err(errno) => return Err(ChannelError::Sys { op: "recvmsg", errno }),
+        }
+    };
+    if len == 0 {
+        return Err(ChannelError::Closed);
+    }
+    let msg = bincode::deserialize(&buf[..len]).map_err(|e| ChannelError::Decode { what, len, detail: e.to_string() })?;
+    Ok((msg, fds))
+}
+
+/// Check that a message came with exactly `expected` fds.
+pub fn expect_fds(message: &'static str, fds: Vec<OwnedFd>, expected: usize) -> Result<Vec<OwnedFd>, ChannelError> {
+    if fds.len() != expected {
+        return Err(ChannelError::FdCount { message, expected, got: fds.len() });
+    }
+    Ok(fds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsFd;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap()
+    }
+
+    #[test]
+    fn round_trip_with_fds() {
+        let (a, b) = pair();
+        let msg = AgentToInit::RunProgram {
+            argv: vec!["/bin/true".into()],
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: Some("/home/u".into()),
+        };
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        let raw = devnull.as_raw_fd();
+        send(a.as_fd(), &msg, &[raw, raw, raw]).unwrap();
+        let (got, fds): (AgentToInit, _) = recv(b.as_fd()).unwrap();
+        assert_eq!(got, msg);
+        assert_eq!(expect_fds("RunProgram", fds, 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn closed_peer_and_garbage() {
+        let (a, b) = pair();
+        nix::unistd::write(a.as_fd(), &[0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        let err = recv::<InitToAgent>(b.as_fd()).unwrap_err();
+        assert!(matches!(err, ChannelError::Decode { len: 5, .. }), "{err}");
+        drop(a);
+        assert!(matches!(recv::<InitToAgent>(b.as_fd()).unwrap_err(), ChannelError::Closed));
+    }
+
+    #[test]
+    fn error_display_names_step_object_errno() {
+        let e = InitError::new(Step::Exec, Some("/usr/bin/nope".into()), libc::ENOENT);
+        assert_eq!(e.to_string(), "execve /usr/bin/nope: No such file or directory");
+        assert_eq!(ExitStatus::Signal(9).shell_code(), 137);
+    }
+}
