@@ -17,33 +17,8 @@ pub const MAX_PACKET: usize = 256 * 1024;
 /// Most descriptors one message carries (RunProgram: stdin, stdout, stderr).
 pub const MAX_FDS: usize = 3;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ExitStatus {
-    /// Exited normally with this code.
-    Code(i32),
-    /// Killed by this signal.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// The status a shell would report: the code, or 128 + signal.
-    pub fn shell_code(&self) -> i32 {
-        match *self {
-            ExitStatus::Code(c) => c,
-            ExitStatus::Signal(s) => 128 + s,
-        }
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
-        }
-    }
-}
+/// How a process ended (the wire type, shared with the daemon and the client).
+pub use oz_wire::ExitStatus;
 
 /// Requests from the agent to the init.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
