@@ -270,7 +270,8 @@ impl Default for Landlock {
 /// cgroup limits; None = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Limits {
-    /// Memory limit in bytes.
+    /// Memory limit in bytes (JSON key `memory`: bytes, or a string such as "512M" or "2G").
+    #[serde(rename = "memory")]
     pub memory_bytes: Option<u64>,
     /// Maximum number of tasks.
     pub pids: Option<u64>,
