@@ -4,3 +4,7 @@
 pub mod rootfs;
 pub mod user;
 pub mod init;
+pub mod health;
+pub mod rendezvous;
+pub mod supervise;
+pub mod mountinject;
