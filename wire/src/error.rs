@@ -34,14 +34,7 @@ pub enum WireError {
 
 impl WireError {
     pub(crate) fn io(op: &'static str, source: io::Error) -> WireError {
-        if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
-            return WireError::Timeout;
-        }
         WireError::Io { op, source }
-    }
-
-    pub(crate) fn errno(op: &'static str, errno: nix::errno::Errno) -> WireError {
-        WireError::io(op, io::Error::from_raw_os_error(errno as i32))
     }
 
     /// True when the peer went away (clean close or mid-frame EOF, reset, broken pipe).

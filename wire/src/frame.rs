@@ -157,7 +157,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(WireError::io("read frame", e)),
+            Err(e) => return Err(WireError::io("read frame", e).blocking()),
         }
     }
     Ok(got)

@@ -2,7 +2,10 @@
 //! file-descriptor passing, role-typed channels, the agent state record and the blocking client
 //! library. See `PROTOCOL.md` for the byte-level description.
 
+pub mod channel;
+pub mod client;
 pub mod error;
+pub mod fdpass;
 pub mod frame;
 pub mod msg;
 pub mod spec;

@@ -1,0 +1,159 @@
+//! The blocking client library for the control socket (what `oz` uses).
+//!
+//! ```no_run
+//! use oz_wire::client::Client;
+//! use oz_wire::{ClientRequest, DaemonReply};
+//! let mut client = Client::connect_default()?;
+//! if let DaemonReply::Profiles(list) = client.request(&ClientRequest::ListProfiles)? {
+//!     for p in list { println!("{} {}", p.index, p.name); }
+//! }
+//! # Ok::<(), oz_wire::client::ClientError>(())
+//! ```
+
+use crate::error::WireError;
+use crate::fdpass::{self, Limits, SocketKind};
+use crate::msg::{ClientRequest, DaemonError, DaemonReply, LogRecord, PROTOCOL_VERSION};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable naming the control socket (overrides the default).
+pub const SOCKET_ENV: &str = "OZ_SOCKET";
+/// The control socket's default location.
+pub const DEFAULT_SOCKET: &str = "/run/oz/control.sock";
+
+/// `$OZ_SOCKET`, else `/run/oz/control.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os(SOCKET_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_SOCKET),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect {path}: {source}")]
+    Connect { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("daemon: {0}")]
+    Daemon(#[from] DaemonError),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A connection to oz-daemon, past the hello.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    limits: Limits,
+    daemon_version: String,
+}
+
+impl Client {
+    /// Connect to the socket at `$OZ_SOCKET` or the default path.
+    pub fn connect_default() -> Result<Client> {
+        Client::connect(default_socket_path())
+    }
+
+    /// Connect and exchange `Hello`.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Client> {
+        let path = path.as_ref();
+        let stream =
+            UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+        let mut client = Client { stream, limits: Limits::default(), daemon_version: String::new() };
+        match client.request(&ClientRequest::Hello { protocol_version: PROTOCOL_VERSION })? {
+            DaemonReply::Hello { protocol_version, daemon_version } if protocol_version == PROTOCOL_VERSION => {
+                client.daemon_version = daemon_version;
+                Ok(client)
+            }
+            DaemonReply::Hello { protocol_version, .. } => {
+                Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version }.into())
+            }
+            DaemonReply::Error(e) => Err(e.into()),
+            other => Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().into() }.into()),
+        }
+    }
+
+    /// The version string the daemon announced.
+    pub fn daemon_version(&self) -> &str {
+        &self.daemon_version
+    }
+
+    /// Time out blocking receives (`WireError::Timeout`); None waits forever.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        Ok(fdpass::set_read_timeout(self.stream.as_fd(), timeout)?)
+    }
+
+    /// Send a request with fds attached, without waiting.
+    pub fn send_with_fds(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        Ok(fdpass::send_msg(self.stream.as_fd(), SocketKind::Stream, req, fds, self.limits.max_frame)?)
+    }
+
+    /// Receive the next reply and any fds with it.
+    pub fn recv_reply_with_fds(&mut self) -> Result<(DaemonReply, Vec<OwnedFd>)> {
+        Ok(fdpass::recv_msg(self.stream.as_fd(), SocketKind::Stream, self.limits).map_err(WireError::blocking)?)
+    }
+
+    pub fn recv_reply(&mut self) -> Result<DaemonReply> {
+        Ok(self.recv_reply_with_fds()?.0)
+    }
+
+    /// Send a request and return the daemon's reply (`DaemonReply::Error` included).
+    pub fn request(&mut self, req: &ClientRequest) -> Result<DaemonReply> {
+        Ok(self.request_with_fds(req, &[])?.0)
+    }
+
+    /// Send a request with fds and return the reply with any fds it carried.
+    pub fn request_with_fds(
+        &mut self,
+        req: &ClientRequest,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(DaemonReply, Vec<OwnedFd>)> {
+        self.send_with_fds(req, fds)?;
+        self.recv_reply_with_fds()
+    }
+
+    /// Like `request`, but `DaemonReply::Error` becomes `ClientError::Daemon`.
+    pub fn call(&mut self, req: &ClientRequest) -> Result<DaemonReply> {
+        match self.request(req)? {
+            DaemonReply::Error(e) => Err(e.into()),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Request logs and iterate over the records. Without `follow` the iterator ends at
+    /// `LogEnd`; with it, it ends only when the daemon goes away.
+    pub fn logs(&mut self, sandbox: Option<u64>, follow: bool, count: Option<u32>) -> Result<LogStream<'_>> {
+        self.send_with_fds(&ClientRequest::Logs { sandbox, follow, count }, &[])?;
+        Ok(LogStream { client: self, done: false })
+    }
+}
+
+/// Iterator over streamed log records.
+#[derive(Debug)]
+pub struct LogStream<'a> {
+    client: &'a mut Client,
+    done: bool,
+}
+
+impl Iterator for LogStream<'_> {
+    type Item = Result<LogRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match self.client.recv_reply() {
+            Ok(DaemonReply::LogLine(rec)) => return Some(Ok(rec)),
+            Ok(DaemonReply::LogEnd) | Err(ClientError::Wire(WireError::Closed)) => None,
+            Ok(DaemonReply::Error(e)) => Some(Err(e.into())),
+            Ok(other) => Some(Err(WireError::UnexpectedMessage { expected: "LogLine", received: other.kind().into() }.into())),
+            Err(e) => Some(Err(e)),
+        };
+        self.done = true;
+        item
+    }
+}
