@@ -1,0 +1,73 @@
+//! `oz launch` (detached, returns once the program runs) and `oz run` (attached to our stdio,
+//! exits with the program's status).
+
+use crate::oz::args::profile_ref;
+use crate::oz::conn::{unexpected, Conn};
+use anyhow::{bail, Context, Result};
+use oz_wire::{ClientRequest, DaemonReply, ProfileRef};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+/// What the daemon answered to a launch.
+pub struct Launched {
+    pub id: u64,
+    pub init_pid: u32,
+    pub reused_existing: bool,
+}
+
+/// The launch request for `profile` with our cwd and environment.
+pub fn request(profile: ProfileRef, args: Vec<String>, noexec: bool, attach_stdio: bool) -> ClientRequest {
+    ClientRequest::Launch { profile, args, cwd: current_dir(), env: caller_env(), noexec, attach_stdio }
+}
+
+/// Send a detached launch and wait for `Launched`.
+pub fn launch_detached(conn: &mut Conn, req: &ClientRequest) -> Result<Launched> {
+    match conn.call(req)? {
+        DaemonReply::Launched { id, init_pid, reused_existing } => Ok(Launched { id, init_pid, reused_existing }),
+        other => Err(unexpected("Launched", &other)),
+    }
+}
+
+pub fn launch(profile: &str, args: Vec<String>, noexec: bool, json: bool) -> Result<u8> {
+    let mut conn = Conn::connect()?;
+    let l = launch_detached(&mut conn, &request(profile_ref(profile), args, noexec, false))
+        .with_context(|| format!("launch {profile}"))?;
+    if json {
+        println!("{}", serde_json::json!({"id": l.id, "init_pid": l.init_pid, "reused_existing": l.reused_existing}));
+    } else {
+        println!("{}", l.id);
+    }
+    Ok(0)
+}
+
+/// Launch with our stdin, stdout and stderr attached, and wait for the program to end.
+pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
+    let mut conn = Conn::connect()?;
+    let req = request(profile_ref(profile), args, false, true);
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    conn.send(&req, &[stdin.as_fd(), stdout.as_fd(), stderr.as_fd()])?;
+    let ctx = || format!("run {profile}");
+    match conn.recv().with_context(ctx)? {
+        DaemonReply::Launched { .. } => {}
+        other => return Err(unexpected("Launched", &other)).with_context(ctx),
+    }
+    loop {
+        match conn.recv().with_context(ctx)? {
+            DaemonReply::ProgramExited { status } => {
+                return Ok(status.shell_code().clamp(0, 255) as u8);
+            }
+            // Log records may be interleaved on some daemons; they are not ours to print.
+            DaemonReply::LogLine(_) => {}
+            other => bail!("run {profile}: expected ProgramExited, received {}", other.kind()),
+        }
+    }
+}
+
+fn current_dir() -> Option<PathBuf> {
+    std::env::current_dir().ok()
+}
+
+/// Our environment; the agent keeps only what oz.conf and the profile allow.
+fn caller_env() -> Vec<(String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}

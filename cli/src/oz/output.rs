@@ -1,0 +1,159 @@
+//! Rendering for people (aligned tables, UTC times) and for scripts (JSON).
+
+use oz_wire::{LogRecord, ProfileSummary, SandboxInfo};
+use serde_json::{json, Value};
+
+pub fn profiles_json(profiles: &[ProfileSummary]) -> Value {
+    Value::Array(profiles.iter().map(|p| json!({"index": p.index, "name": p.name, "path": p.path})).collect())
+}
+
+pub fn profiles_table(profiles: &[ProfileSummary]) -> String {
+    let rows: Vec<Vec<String>> =
+        profiles.iter().map(|p| vec![p.index.to_string(), p.name.clone(), p.path.clone()]).collect();
+    table(&["INDEX", "NAME", "PATH"], &rows)
+}
+
+pub fn sandbox_json(s: &SandboxInfo) -> Value {
+    json!({
+        "id": s.id,
+        "profile": s.profile,
+        "uid": s.uid,
+        "user": s.user,
+        "init_pid": s.init_pid,
+        "agent_pid": s.agent_pid,
+        "state": s.state.as_str(),
+        "started_at": s.started_at,
+        "mounts": s.mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
+    })
+}
+
+pub fn sandboxes_table(sandboxes: &[SandboxInfo]) -> String {
+    let rows: Vec<Vec<String>> = sandboxes
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.profile.clone(),
+                s.user.clone(),
+                s.state.as_str().to_string(),
+                s.init_pid.to_string(),
+                utc_time(s.started_at * 1000, false),
+                s.mounts.len().to_string(),
+            ]
+        })
+        .collect();
+    table(&["ID", "PROFILE", "USER", "STATE", "INIT", "STARTED (UTC)", "MOUNTS"], &rows)
+}
+
+pub fn log_json(r: &LogRecord) -> Value {
+    json!({
+        "ts": r.ts,
+        "level": r.level.as_str(),
+        "sandbox": r.sandbox,
+        "profile": r.profile,
+        "message": r.message,
+    })
+}
+
+pub fn log_line(r: &LogRecord) -> String {
+    let origin = match (r.sandbox, &r.profile) {
+        (Some(id), Some(p)) => format!("[{id}:{p}] "),
+        (Some(id), None) => format!("[{id}] "),
+        _ => String::new(),
+    };
+    format!("{} {:<8} {origin}{}", utc_time(r.ts, true), r.level.as_str(), r.message)
+}
+
+/// Columns padded to their widest cell, two spaces apart, last column unpadded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&head).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (with `.mmm` when `millis`) in UTC for milliseconds since the epoch.
+pub fn utc_time(ms: u64, millis: bool) -> String {
+    let secs = ms / 1000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let tod = secs % 86_400;
+    let (hh, mm, ss) = (tod / 3600, tod / 60 % 60, tod % 60);
+    let base = format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}");
+    if millis {
+        format!("{base}.{:03}", ms % 1000)
+    } else {
+        base
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oz_wire::{LogLevel, SandboxState};
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc_time(0, false), "1970-01-01 00:00:00");
+        assert_eq!(utc_time(951_782_400_123, true), "2000-02-29 00:00:00.123");
+        assert_eq!(utc_time(1_796_045_532_000, false), "2026-11-30 13:32:12");
+    }
+
+    #[test]
+    fn sandbox_json_has_the_documented_keys() {
+        let s = SandboxInfo {
+            id: 4,
+            profile: "sleep".into(),
+            uid: 1001,
+            user: "a".into(),
+            init_pid: 10,
+            agent_pid: 9,
+            state: SandboxState::Running,
+            started_at: 5,
+            mounts: vec!["/home/a/x".into()],
+        };
+        let v = sandbox_json(&s);
+        for key in ["id", "profile", "uid", "user", "init_pid", "agent_pid", "state", "started_at", "mounts"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["state"], "running");
+        assert_eq!(v["mounts"][0], "/home/a/x");
+        let t = sandboxes_table(&[s]);
+        assert!(t.starts_with("ID  PROFILE  USER  STATE    INIT"), "{t}");
+    }
+
+    #[test]
+    fn log_lines() {
+        let r = LogRecord { ts: 1000, level: LogLevel::Info, sandbox: Some(3), profile: Some("x".into()), message: "hi".into() };
+        assert_eq!(log_line(&r), "1970-01-01 00:00:01.000 info     [3:x] hi");
+        assert_eq!(log_json(&r)["sandbox"], 3);
+    }
+}
