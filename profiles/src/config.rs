@@ -138,3 +138,17 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// The oz-agent executable: the configured one, else `oz-agent` beside the running
+    /// executable, else `<prefix_path>/bin/oz-agent`.
+    pub fn agent_path(&self) -> PathBuf {
+        if let Some(p) = &self.agent_path {
+            return p.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("oz-agent")))
+            .unwrap_or_else(|| self.prefix_path.join("bin/oz-agent"))
+    }
+}
