@@ -1,0 +1,183 @@
+//! Every message round-trips; checked-in fixtures pin the encoding (regenerate deliberately with
+//! `OZ_UPDATE_FIXTURES=1 cargo test -p oz-wire --test messages`); garbage never panics.
+
+mod samples;
+
+use oz_wire::frame::{self, DEFAULT_MAX_FRAME};
+use oz_wire::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(msgs: &[(&str, T)]) {
+    for (name, msg) in msgs {
+        let bytes = frame::encode_frame(msg, DEFAULT_MAX_FRAME).unwrap();
+        let back: T = frame::decode_frame(&bytes, DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(&back, msg, "{name}");
+        let back: T = frame::read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(&back, msg, "{name}");
+    }
+}
+
+#[test]
+fn every_variant_round_trips() {
+    round_trip(&samples::client_requests());
+    round_trip(&samples::daemon_replies());
+    round_trip(&samples::daemon_to_agent());
+    round_trip(&samples::agent_to_daemon());
+}
+
+#[test]
+fn launch_spec_round_trips() {
+    let loaded =
+        oz_profiles::load::parse_profile(br#"{"path": "/usr/bin/true", "multi": true}"#, Path::new("t.json")).unwrap();
+    let mut profile = loaded.value;
+    profile.profile_path = None; // not sent: `#[serde(skip)]`
+    let spec = LaunchSpec {
+        sandbox_id: 9,
+        profile,
+        config: oz_profiles::Config::default(),
+        uid: 1000,
+        caller_env: vec![("HOME".into(), "/home/alice".into())],
+        args: vec!["-v".into()],
+        cwd: Some("/home/alice".into()),
+        noexec: false,
+        stdio: StdioMode::Attached,
+    };
+    round_trip(&[("launch", DaemonToAgent::Launch(spec))]);
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Compare (or with OZ_UPDATE_FIXTURES=1 write) `<name>.bin` = the full frame of `msg`, and check
+/// that the stored bytes still decode to `msg`.
+fn check_fixtures<T: Serialize + DeserializeOwned + PartialEq + Debug>(msgs: &[(&str, T)]) {
+    let update = std::env::var_os("OZ_UPDATE_FIXTURES").is_some_and(|v| v == "1");
+    let mut seen = std::collections::HashSet::new();
+    for (name, msg) in msgs {
+        if !seen.insert(*name) {
+            continue; // one fixture per name (error variants repeat names)
+        }
+        let path = fixtures_dir().join(format!("{name}.bin"));
+        let bytes = frame::encode_frame(msg, DEFAULT_MAX_FRAME).unwrap();
+        if update {
+            std::fs::write(&path, &bytes).unwrap();
+            continue;
+        }
+        let stored = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with OZ_UPDATE_FIXTURES=1 to create)", path.display()));
+        let decoded: T = frame::decode_frame(&stored, DEFAULT_MAX_FRAME)
+            .unwrap_or_else(|e| panic!("{}: no longer decodes: {e}", path.display()));
+        assert_eq!(&decoded, msg, "{}: decodes to a different message", path.display());
+        assert_eq!(stored, bytes, "{}: encoding changed", path.display());
+    }
+}
+
+#[test]
+fn encodings_match_checked_in_fixtures() {
+    check_fixtures(&samples::client_requests());
+    check_fixtures(&samples::daemon_replies());
+    check_fixtures(&samples::daemon_to_agent());
+    check_fixtures(&samples::agent_to_daemon());
+}
+
+#[test]
+fn fixtures_byte_layout_is_documented_bincode() {
+    // PROTOCOL.md's worked example: Kill { target: Id(7) }
+    let bytes = std::fs::read(fixtures_dir().join("client_kill_id.bin")).unwrap();
+    let expected: Vec<u8> = [
+        &[0u8, 0, 0, 16][..],      // frame length, big-endian
+        &[4, 0, 0, 0],             // ClientRequest variant 4 = Kill (u32 LE)
+        &[0, 0, 0, 0],             // KillTarget variant 0 = Id
+        &[7, 0, 0, 0, 0, 0, 0, 0], // u64 LE
+    ]
+    .concat();
+    assert_eq!(bytes, expected);
+}
+
+/// xorshift64*: deterministic, dependency-free randomness.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn decode_all(buf: &[u8]) {
+    let _ = frame::decode::<ClientRequest>(buf);
+    let _ = frame::decode::<DaemonReply>(buf);
+    let _ = frame::decode::<DaemonToAgent>(buf);
+    let _ = frame::decode::<AgentToDaemon>(buf);
+    let _ = frame::decode_frame::<ClientRequest>(buf, DEFAULT_MAX_FRAME);
+    let _ = frame::read_frame::<_, AgentToDaemon>(&mut &buf[..], DEFAULT_MAX_FRAME);
+}
+
+#[test]
+fn random_garbage_never_panics() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..10_000 {
+        let len = (rng.next() % 256) as usize;
+        decode_all(&rng.bytes(len));
+    }
+}
+
+#[test]
+fn mutated_valid_messages_never_panic() {
+    let mut rng = Rng(42);
+    let mut valid: Vec<Vec<u8>> = Vec::new();
+    valid.extend(samples::client_requests().iter().map(|(_, m)| frame::encode(m).unwrap()));
+    valid.extend(samples::daemon_replies().iter().map(|(_, m)| frame::encode(m).unwrap()));
+    valid.extend(samples::agent_to_daemon().iter().map(|(_, m)| frame::encode(m).unwrap()));
+    for i in 0..10_000 {
+        let mut buf = valid[i % valid.len()].clone();
+        for _ in 0..1 + rng.next() % 4 {
+            let at = (rng.next() as usize) % buf.len();
+            buf[at] = rng.next() as u8;
+        }
+        if rng.next() % 4 == 0 {
+            buf.truncate((rng.next() as usize) % buf.len());
+        }
+        decode_all(&buf);
+    }
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for (name, msg) in samples::daemon_replies() {
+        let bytes = frame::encode(&msg).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(frame::decode::<DaemonReply>(&bytes[..cut]).is_err(), "{name} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn exit_status_shell_code() {
+    assert_eq!(ExitStatus::Code(3).shell_code(), 3);
+    assert_eq!(ExitStatus::Signal(9).shell_code(), 137);
+}
+
+#[test]
+fn error_messages_are_lowercase_and_name_the_object() {
+    for e in samples::daemon_errors() {
+        let s = e.to_string();
+        assert!(!s.chars().next().unwrap().is_uppercase() && !s.ends_with('.'), "{s}");
+    }
+    for e in samples::agent_errors() {
+        let s = e.to_string();
+        assert!(!s.chars().next().unwrap().is_uppercase() && !s.ends_with('.'), "{s}");
+    }
+    assert_eq!(
+        AgentError::Mount { path: "/home/u/x".into(), errno: 2 }.to_string(),
+        "mount /home/u/x: errno 2"
+    );
+}

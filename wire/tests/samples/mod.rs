@@ -1,0 +1,216 @@
+//! Representative messages: every variant of every direction, with non-trivial field values.
+
+#![allow(dead_code)]
+
+use oz_wire::*;
+use std::path::PathBuf;
+
+pub fn log_record() -> LogRecord {
+    LogRecord {
+        ts: 1_764_400_000_123,
+        level: LogLevel::Warning,
+        sandbox: Some(7),
+        profile: Some("firefox".into()),
+        message: "program exited: exit code 3".into(),
+    }
+}
+
+pub fn agent_record() -> AgentRecord {
+    AgentRecord {
+        id: 7,
+        profile: "firefox".into(),
+        uid: 1000,
+        user: "alice".into(),
+        init_pid: 4242,
+        agent_pid: 4240,
+        started_at: 1_764_400_000,
+        socket: "/run/oz/agents/7.sock".into(),
+    }
+}
+
+pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
+    vec![
+        ("client_hello", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("client_list_profiles", ClientRequest::ListProfiles),
+        (
+            "client_launch_name",
+            ClientRequest::Launch {
+                profile: ProfileRef::Name("firefox".into()),
+                args: vec!["--private-window".into(), "https://example.org".into()],
+                cwd: Some("/home/alice".into()),
+                env: vec![("LANG".into(), "C.UTF-8".into()), ("DISPLAY".into(), ":0".into())],
+                noexec: false,
+                attach_stdio: false,
+            },
+        ),
+        (
+            "client_launch_index_attached",
+            ClientRequest::Launch {
+                profile: ProfileRef::Index(3),
+                args: vec![],
+                cwd: None,
+                env: vec![],
+                noexec: true,
+                attach_stdio: true,
+            },
+        ),
+        (
+            "client_launch_path",
+            ClientRequest::Launch {
+                profile: ProfileRef::Path("/usr/bin/evince".into()),
+                args: vec!["/home/alice/a.pdf".into()],
+                cwd: Some("/tmp".into()),
+                env: vec![],
+                noexec: false,
+                attach_stdio: false,
+            },
+        ),
+        ("client_list_sandboxes", ClientRequest::ListSandboxes),
+        ("client_kill_id", ClientRequest::Kill { target: KillTarget::Id(7) }),
+        ("client_kill_all", ClientRequest::Kill { target: KillTarget::All }),
+        ("client_shell", ClientRequest::Shell { id: 7, term: "xterm-256color".into(), cols: 120, rows: 40 }),
+        (
+            "client_mount",
+            ClientRequest::Mount { id: 7, paths: vec!["/home/alice/Downloads/a.txt".into()], read_only: true },
+        ),
+        ("client_umount", ClientRequest::Umount { id: 7, path: "/home/alice/Downloads/a.txt".into() }),
+        ("client_logs", ClientRequest::Logs { sandbox: Some(7), follow: true, count: Some(50) }),
+        ("client_logs_all", ClientRequest::Logs { sandbox: None, follow: false, count: None }),
+        ("client_resize", ClientRequest::Resize { cols: 80, rows: 24 }),
+        ("client_ping", ClientRequest::Ping),
+    ]
+}
+
+pub fn daemon_errors() -> Vec<DaemonError> {
+    vec![
+        DaemonError::NoSuchProfile { profile: "nope".into() },
+        DaemonError::NoSuchSandbox { id: 9 },
+        DaemonError::PermissionDenied { action: "kill".into(), detail: "sandbox 7 belongs to uid 1000".into() },
+        DaemonError::InvalidRequest { detail: "hello expected".into() },
+        DaemonError::LaunchFailed { profile: "firefox".into(), detail: "agent exited".into() },
+        DaemonError::Agent { id: 7, error: AgentError::Mount { path: "/home/alice/x".into(), errno: 2 } },
+        DaemonError::VersionMismatch { daemon: 1, client: 2 },
+        DaemonError::NotRunning { id: 7 },
+        DaemonError::Internal { detail: "registry gone".into() },
+    ]
+}
+
+pub fn agent_errors() -> Vec<AgentError> {
+    let p = || PathBuf::from("/usr/bin/firefox");
+    vec![
+        AgentError::Mount { path: p(), errno: 13 },
+        AgentError::Umount { path: p(), errno: 16 },
+        AgentError::Exec { path: p(), errno: 2 },
+        AgentError::Namespace { errno: 1 },
+        AgentError::Seccomp { detail: "unknown syscall foo".into() },
+        AgentError::Profile { detail: "whitelist path /".into() },
+        AgentError::User { uid: 1000, detail: "no passwd entry".into() },
+        AgentError::Pty { errno: 24 },
+        AgentError::PathRefused { path: p(), detail: "outside home".into() },
+        AgentError::NotRunning,
+        AgentError::Unsupported { detail: "resize".into() },
+        AgentError::Other { detail: "something".into() },
+    ]
+}
+
+pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
+    let mut v = vec![
+        ("reply_hello", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
+        (
+            "reply_profiles",
+            DaemonReply::Profiles(vec![
+                ProfileSummary { index: 0, name: "evince".into(), path: "/usr/bin/evince".into() },
+                ProfileSummary { index: 1, name: "firefox".into(), path: "/usr/bin/firefox".into() },
+            ]),
+        ),
+        ("reply_launched", DaemonReply::Launched { id: 7, init_pid: 4242, reused_existing: true }),
+        (
+            "reply_sandboxes",
+            DaemonReply::Sandboxes(vec![SandboxInfo {
+                id: 7,
+                profile: "firefox".into(),
+                uid: 1000,
+                user: "alice".into(),
+                init_pid: 4242,
+                agent_pid: 4240,
+                state: SandboxState::Running,
+                started_at: 1_764_400_000,
+                mounts: vec!["/home/alice/a.txt".into()],
+            }]),
+        ),
+        ("reply_killed", DaemonReply::Killed { ids: vec![7, 8] }),
+        ("reply_shell_started", DaemonReply::ShellStarted),
+        ("reply_mounted", DaemonReply::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
+        ("reply_unmounted", DaemonReply::Unmounted),
+        ("reply_log_line", DaemonReply::LogLine(log_record())),
+        ("reply_log_end", DaemonReply::LogEnd),
+        ("reply_program_exited_code", DaemonReply::ProgramExited { status: ExitStatus::Code(3) }),
+        ("reply_program_exited_signal", DaemonReply::ProgramExited { status: ExitStatus::Signal(9) }),
+        ("reply_pong", DaemonReply::Pong),
+        ("reply_ok", DaemonReply::Ok),
+    ];
+    let names = [
+        "reply_error_no_such_profile",
+        "reply_error_no_such_sandbox",
+        "reply_error_permission_denied",
+        "reply_error_invalid_request",
+        "reply_error_launch_failed",
+        "reply_error_agent",
+        "reply_error_version_mismatch",
+        "reply_error_not_running",
+        "reply_error_internal",
+    ];
+    for (name, e) in names.into_iter().zip(daemon_errors()) {
+        v.push((name, DaemonReply::Error(e)));
+    }
+    v
+}
+
+/// Daemon -> agent messages except `Launch` (its `LaunchSpec` embeds the profile and config
+/// models, which change with them; daemon and agent ship together).
+pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
+    vec![
+        ("d2a_hello", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
+        (
+            "d2a_run_program",
+            DaemonToAgent::RunProgram {
+                args: vec!["https://example.org".into()],
+                cwd: Some("/home/alice".into()),
+                caller_env: vec![("LANG".into(), "C".into())],
+                stdio: StdioMode::Attached,
+            },
+        ),
+        ("d2a_shell", DaemonToAgent::Shell { uid: 1000, term: "xterm".into(), cols: 80, rows: 24 }),
+        ("d2a_mount", DaemonToAgent::Mount { uid: 1000, paths: vec!["/home/alice/a.txt".into()], read_only: false }),
+        ("d2a_umount", DaemonToAgent::Umount { uid: 1000, path: "/home/alice/a.txt".into() }),
+        ("d2a_shutdown", DaemonToAgent::Shutdown { reason: "killed by uid 1000".into() }),
+        ("d2a_ping", DaemonToAgent::Ping),
+    ]
+}
+
+pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
+    let mut v = vec![
+        ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: None, agent_pid: 4240 }),
+        ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 }),
+        ("a2d_ready", AgentToDaemon::Ready { init_pid: 4242, program_pid: Some(4250) }),
+        ("a2d_ready_noexec", AgentToDaemon::Ready { init_pid: 4242, program_pid: None }),
+        ("a2d_program_exited", AgentToDaemon::ProgramExited { pid: 4250, status: ExitStatus::Signal(9) }),
+        (
+            "a2d_process_exited",
+            AgentToDaemon::ProcessExited { pid: 4260, comm: "firefox-bin".into(), status: ExitStatus::Code(0) },
+        ),
+        ("a2d_log", AgentToDaemon::Log(log_record())),
+        ("a2d_health", AgentToDaemon::Health { rss_bytes: 123_456_789, pids: 12, cpu_usec: 9_876_543, uptime_ms: 60_000 }),
+        ("a2d_shell_started", AgentToDaemon::ShellStarted),
+        ("a2d_mounted", AgentToDaemon::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
+        ("a2d_unmounted", AgentToDaemon::Unmounted),
+        ("a2d_state", AgentToDaemon::State(agent_record())),
+        ("a2d_shutting_down", AgentToDaemon::ShuttingDown { reason: "program exited".into() }),
+        ("a2d_pong", AgentToDaemon::Pong),
+    ];
+    for e in agent_errors() {
+        v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));
+        v.push(("a2d_error", AgentToDaemon::Error(e)));
+    }
+    v
+}
