@@ -129,8 +129,9 @@ pub fn parse_profile(bytes: &[u8], origin: &Path) -> Result<Loaded<Profile>, Pro
         return Err(ProfileError::Invalid(errors));
     };
     for issue in validate(&profile) {
-        let pos = position(&d.positions, &issue.key_path);
-        let diag = Diagnostic { file: origin.to_path_buf(), line: pos.line, col: pos.col, key_path: issue.key_path, message: issue.message };
+        let key_path = decode::json_key_path(&d.index_map, &issue.key_path);
+        let pos = position(&d.positions, &key_path);
+        let diag = Diagnostic { file: origin.to_path_buf(), line: pos.line, col: pos.col, key_path, message: issue.message };
         match issue.severity {
             Severity::Error => errors.push(diag),
             Severity::Warning => warnings.push(diag),

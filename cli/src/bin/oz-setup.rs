@@ -1,1 +1,147 @@
-fn main() {}
+//! oz-setup: inspect and check the oz configuration and profiles.
+//!
+//! `config show` prints every oz.conf key with its value and a description; `config check` loads
+//! the config and every profile in `profile_dir`; `profile check FILE...` checks profile files.
+//! Each error is one line naming file:line:col and key; the exit status is 1 if anything failed.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use oz_profiles::config_load::{load_config, LoadedConfig};
+use oz_profiles::load::{load_profile, load_profile_dir, Diagnostic};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "oz-setup", version, about = "check and show the oz configuration and profiles")]
+struct Cli {
+    /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// oz.conf commands
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Profile commands
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every key, its value and a one-line description
+    Show,
+    /// Load the config and every profile in profile_dir
+    Check,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Check profile files: prints `FILE: ok` or the errors; exit 1 on any error
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ok = match run(&cli) {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("oz-setup: {e:#}");
+            false
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Returns whether everything checked out.
+fn run(cli: &Cli) -> Result<bool> {
+    match &cli.command {
+        Command::Config(ConfigCommand::Show) => config_show(cli.config.as_deref()),
+        Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref()),
+        Command::Profile(ProfileCommand::Check { files }) => Ok(profile_check(files)),
+    }
+}
+
+/// Load the config, printing its warnings or its errors (one per line).
+fn config(explicit: Option<&Path>) -> Option<LoadedConfig> {
+    match load_config(explicit) {
+        Ok(loaded) => {
+            print_warnings(&loaded.warnings);
+            Some(loaded)
+        }
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
+            None
+        }
+    }
+}
+
+fn config_show(explicit: Option<&Path>) -> Result<bool> {
+    let Some(loaded) = config(explicit) else { return Ok(false) };
+    let source = if loaded.from_file { "" } else { " (missing: defaults)" };
+    println!("# {}{source}", loaded.path.display());
+    let rows = loaded.config.describe();
+    let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+    for row in rows {
+        println!("{:width$}  {}", row.key, row.value);
+        println!("{:width$}    # {}", "", row.description);
+    }
+    Ok(true)
+}
+
+fn config_check(explicit: Option<&Path>) -> Result<bool> {
+    let Some(loaded) = config(explicit) else { return Ok(false) };
+    let source = if loaded.from_file { "ok" } else { "missing, using defaults" };
+    println!("{}: {source}", loaded.path.display());
+    let set = load_profile_dir(&loaded.config.profile_dir);
+    print_warnings(&set.warnings);
+    for p in &set.profiles {
+        let file = p.profile_path.as_deref().unwrap_or(Path::new("?"));
+        println!("{}: ok", file.display());
+    }
+    for (_, err) in &set.failed {
+        for line in err.lines() {
+            eprintln!("error: {line}");
+        }
+    }
+    println!("{} profiles ok, {} failed", set.profiles.len(), set.failed.len());
+    Ok(set.failed.is_empty())
+}
+
+fn profile_check(files: &[PathBuf]) -> bool {
+    let mut all_ok = true;
+    for file in files {
+        match load_profile(file) {
+            Ok(loaded) => {
+                print_warnings(&loaded.warnings);
+                println!("{}: ok", file.display());
+            }
+            Err(e) => {
+                all_ok = false;
+                for line in e.lines() {
+                    eprintln!("error: {line}");
+                }
+            }
+        }
+    }
+    all_ok
+}
+
+fn print_warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}

@@ -18,6 +18,8 @@ pub(crate) struct Decoder<'f> {
     pub warnings: Vec<Diagnostic>,
     /// Key path -> position of its value, for positioning later (validation) findings.
     pub positions: HashMap<String, Pos>,
+    /// List key path -> JSON index of each decoded item (items can be skipped).
+    pub index_map: HashMap<String, Vec<usize>>,
 }
 
 /// The known members of one JSON object, after case folding.
@@ -47,6 +49,26 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// Translate a key path over decoded lists (`whitelist[3]`) into the JSON key path, where
+/// skipped items still count (`whitelist[4]`).
+pub(crate) fn json_key_path(index_map: &HashMap<String, Vec<usize>>, key_path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = key_path;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else { break };
+        let idx = &rest[open + 1..close];
+        let mapped = idx.parse::<usize>().ok().and_then(|i| index_map.get(&out).and_then(|m| m.get(i)));
+        match mapped {
+            Some(j) => out.push_str(&format!("[{j}]")),
+            None => out.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Paths must be absolute; these variable prefixes expand to absolute paths.
 pub(crate) fn is_absolute_spec(s: &str) -> bool {
     s.starts_with('/') || s.starts_with("${HOME}") || s.starts_with("${PATH}/") || s.starts_with("${XDG_")
@@ -54,7 +76,13 @@ pub(crate) fn is_absolute_spec(s: &str) -> bool {
 
 impl<'f> Decoder<'f> {
     pub fn new(file: &'f Path) -> Self {
-        Decoder { file, errors: Vec::new(), warnings: Vec::new(), positions: HashMap::new() }
+        Decoder {
+            file,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            positions: HashMap::new(),
+            index_map: HashMap::new(),
+        }
     }
 
     fn diag(&self, pos: Pos, key_path: &str, message: String) -> Diagnostic {
@@ -258,6 +286,17 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
     use crate::json::parse;
+
+    #[test]
+    fn key_paths_map_back_to_json_indexes() {
+        let mut m = HashMap::new();
+        m.insert("whitelist".to_string(), vec![0, 2]);
+        m.insert("a[1].b".to_string(), vec![5]);
+        assert_eq!(json_key_path(&m, "whitelist[1].path"), "whitelist[2].path");
+        assert_eq!(json_key_path(&m, "a[1].b[0].c"), "a[1].b[5].c");
+        assert_eq!(json_key_path(&m, "other[3]"), "other[3]");
+        assert_eq!(json_key_path(&m, "plain"), "plain");
+    }
 
     #[test]
     fn edit_distances() {

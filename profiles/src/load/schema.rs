@@ -146,14 +146,18 @@ fn objects<T>(
     decode: fn(&mut Decoder, &Fields) -> Option<T>,
 ) -> Vec<T> {
     let items = d.array(f, key);
-    items
-        .into_iter()
-        .filter_map(|(path, node)| {
-            d.positions.insert(path.clone(), node.pos);
-            let g = d.fields(node, &path, known, &[])?;
-            decode(d, &g)
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut json_index = Vec::new();
+    for (i, (path, node)) in items.into_iter().enumerate() {
+        d.positions.insert(path.clone(), node.pos);
+        let Some(g) = d.fields(node, &path, known, &[]) else { continue };
+        if let Some(item) = decode(d, &g) {
+            out.push(item);
+            json_index.push(i);
+        }
+    }
+    d.index_map.insert(f.key_path(key), json_index);
+    out
 }
 
 /// A required, non-empty path of a list item; an item without one is skipped with a warning

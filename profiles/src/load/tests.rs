@@ -79,8 +79,8 @@ fn validation_errors_are_positioned() {
         errors(text),
         vec!["t.json:3:12: networking.sockets: socket forwarding needs networking type empty or bridge, not host"]
     );
-    let text = "{\"path\": \"/x\", \"whitelist\": [{\"path\": \"/a\"},\n {\"path\": \"/\"}]}";
-    assert_eq!(errors(text), vec!["t.json:2:11: whitelist[1].path: whitelisting / whole is not allowed"]);
+    let text = "{\"path\": \"/x\", \"whitelist\": [{\"path\": \"/a\"},\n {\"_path\": \"/b\"}, {\"path\": \"/\"}]}";
+    assert_eq!(errors(text), vec!["t.json:2:28: whitelist[2].path: whitelisting / whole is not allowed"]);
 }
 
 #[test]
