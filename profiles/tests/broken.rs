@@ -1,0 +1,82 @@
+//! Broken profiles: each gives exactly one precise error (file, line, column, key), never a panic.
+
+use oz_profiles::load::{load_profile, ProfileError};
+use std::path::PathBuf;
+
+/// Write `bytes` to a temp file and load it; returns the file path and the error lines.
+fn load_broken(name: &str, bytes: &[u8]) -> (PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let err = load_profile(&path).expect_err("broken profile loaded");
+    assert!(matches!(err, ProfileError::Invalid(_)), "{err}");
+    let lines = err.lines();
+    assert_eq!(lines.len(), 1, "expected exactly one error: {lines:#?}");
+    (path, lines)
+}
+
+fn expect(name: &str, bytes: &[u8], suffix: &str) {
+    let (path, lines) = load_broken(name, bytes);
+    assert_eq!(lines[0], format!("{}:{suffix}", path.display()));
+}
+
+#[test]
+fn invalid_json() {
+    expect("syntax.json", b"{\n\"path\": \"/usr/bin/x\"\n\"name\": \"x\"\n}", "3:1: expected ',' or '}', found '\"'");
+}
+
+#[test]
+fn wrong_types() {
+    expect("types.json", b"{\"path\": \"/usr/bin/x\",\n \"xserver\": {\"enabled\": \"yes\"}}", "2:25: xserver.enabled: expected a boolean, found a string");
+    expect("types2.json", b"{\"path\": \"/usr/bin/x\", \"whitelist\": {\"path\": \"/a\"}}", "1:37: whitelist: expected an array, found an object");
+    expect("types3.json", b"{\"path\": [\"/usr/bin/x\"]}", "1:10: path: expected a string, found an array");
+}
+
+#[test]
+fn unknown_enum_value() {
+    expect(
+        "enum.json",
+        b"{\"path\": \"/usr/bin/x\",\n\"seccomp\": {\"mode\": \"strict\"}}",
+        "2:21: seccomp.mode: invalid value \"strict\", expected one of: disabled, blacklist, whitelist, train",
+    );
+}
+
+#[test]
+fn relative_path() {
+    expect(
+        "relative.json",
+        b"{\"path\": \"/usr/bin/x\",\n\"whitelist\": [{\"path\": \".mozilla\"}]}",
+        "2:24: whitelist[0].path: path \".mozilla\" must be absolute (or start with ${HOME}, ${PATH}/ or ${XDG_...})",
+    );
+}
+
+#[test]
+fn missing_path() {
+    expect("missing.json", b"\n  {\"name\": \"x\"}", "2:3: path: missing required key");
+}
+
+#[test]
+fn empty_file() {
+    expect("empty.json", b"", "1:1: empty file");
+}
+
+#[test]
+fn ten_megabytes_of_nesting() {
+    let deep = vec![b'['; 10 * 1024 * 1024];
+    expect("deep.json", &deep, "1:129: nesting deeper than 128 levels");
+    let deep_objects = "{\"a\":".repeat(1 << 20);
+    let (_, lines) = load_broken("deep2.json", deep_objects.as_bytes());
+    assert!(lines[0].ends_with("nesting deeper than 128 levels"), "{lines:?}");
+}
+
+#[test]
+fn invalid_utf8() {
+    expect("utf8.json", b"{\"path\": \"/usr/bin/\xc3\x28\"}", "1:20: invalid utf-8 at byte offset 19");
+}
+
+#[test]
+fn unreadable_file_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_profile(&dir.path().join("absent.json")).unwrap_err();
+    assert!(err.to_string().starts_with(&format!("read {}/absent.json: ", dir.path().display())), "{err}");
+}
