@@ -11,3 +11,4 @@ pub mod parser;
 pub use error::{ErrorKind, PolicyError};
 pub use ir::{Action, Expr, Policy, Rule, RuleAction, Span};
 pub use parser::{load_policy_file, parse_policy};
+pub mod dnf;
