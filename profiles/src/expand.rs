@@ -27,7 +27,11 @@ pub enum ExpandError {
     #[error("{input}: ${{DISPLAY}} used but the sandbox has no display")]
     NoDisplay { input: String },
     #[error("glob {pattern}: read {}: {reason}", dir.display())]
-    ReadDir { pattern: String, dir: PathBuf, reason: String },
+    ReadDir {
+        pattern: String,
+        dir: PathBuf,
+        reason: String,
+    },
 }
 
 /// The XDG user directories (`DESKTOP`, `DOWNLOAD`, ...), absolute.
@@ -51,7 +55,10 @@ const XDG_DEFAULTS: &[(&str, &str)] = &[
 impl XdgDirs {
     /// The defaults only (`~/Desktop`, `~/Downloads`, ...).
     pub fn defaults(home: &Path) -> Self {
-        let dirs = XDG_DEFAULTS.iter().map(|(k, v)| (k.to_string(), home.join(v))).collect();
+        let dirs = XDG_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), home.join(v)))
+            .collect();
         XdgDirs { dirs }
     }
 
@@ -61,11 +68,21 @@ impl XdgDirs {
     pub fn from_user_dirs_file(text: &str, home: &Path) -> Self {
         let mut xdg = Self::defaults(home);
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-            let Some((key, value)) = line.split_once('=') else { continue };
-            let Some(name) = key.trim().strip_prefix("XDG_").and_then(|k| k.strip_suffix("_DIR")) else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let Some(name) = key
+                .trim()
+                .strip_prefix("XDG_")
+                .and_then(|k| k.strip_suffix("_DIR"))
+            else {
+                continue;
+            };
             let value = value.trim().trim_matches('"');
             let path = match value.strip_prefix("$HOME") {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => home.join(rest.trim_start_matches('/')),
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                    home.join(rest.trim_start_matches('/'))
+                }
                 Some(_) => continue,
                 None => PathBuf::from(value),
             };
@@ -106,7 +123,14 @@ pub struct ExpandContext {
 }
 
 /// The search path used when none is configured (the original's fallback).
-pub const DEFAULT_PATH_DIRS: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"];
+pub const DEFAULT_PATH_DIRS: &[&str] = &[
+    "/usr/local/bin",
+    "/usr/bin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+];
 
 const PATH_PREFIX: &str = "${PATH}/";
 
@@ -116,10 +140,14 @@ pub fn expand_vars(s: &str, ctx: &ExpandContext) -> Result<String, ExpandError> 
     if let Some(rest) = s.strip_prefix(PATH_PREFIX) {
         let name = expand_simple(rest, s, ctx)?;
         let found = path_lookup(s, &name, ctx)?;
-        return found.into_iter().next().map(|p| p.to_string_lossy().into_owned()).ok_or(ExpandError::NotInPath {
-            input: s.to_string(),
-            name,
-        });
+        return found
+            .into_iter()
+            .next()
+            .map(|p| p.to_string_lossy().into_owned())
+            .ok_or(ExpandError::NotInPath {
+                input: s.to_string(),
+                name,
+            });
     }
     expand_simple(s, s, ctx)
 }
@@ -131,7 +159,9 @@ fn expand_simple(s: &str, input: &str, ctx: &ExpandContext) -> Result<String, Ex
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| ExpandError::Unterminated { input: input.to_string() })?;
+        let end = after.find('}').ok_or_else(|| ExpandError::Unterminated {
+            input: input.to_string(),
+        })?;
         out.push_str(&variable(&after[..end], input, ctx)?);
         rest = &after[end + 1..];
     }
@@ -147,15 +177,29 @@ fn variable(name: &str, input: &str, ctx: &ExpandContext) -> Result<String, Expa
         "SANDBOXNAME" => ctx.sandbox_name.clone(),
         "DISPLAY" => match ctx.display {
             Some(d) => d.to_string(),
-            None => return Err(ExpandError::NoDisplay { input: input.to_string() }),
+            None => {
+                return Err(ExpandError::NoDisplay {
+                    input: input.to_string(),
+                })
+            }
         },
-        "PATH" => return Err(ExpandError::PathNotPrefix { input: input.to_string() }),
+        "PATH" => {
+            return Err(ExpandError::PathNotPrefix {
+                input: input.to_string(),
+            })
+        }
         _ => {
-            let xdg = name.strip_prefix("XDG_").and_then(|n| n.strip_suffix("_DIR")).and_then(|n| ctx.xdg.get(n));
+            let xdg = name
+                .strip_prefix("XDG_")
+                .and_then(|n| n.strip_suffix("_DIR"))
+                .and_then(|n| ctx.xdg.get(n));
             match xdg {
                 Some(p) => p.to_string_lossy().into_owned(),
                 None => {
-                    return Err(ExpandError::UnknownVariable { input: input.to_string(), name: name.to_string() })
+                    return Err(ExpandError::UnknownVariable {
+                        input: input.to_string(),
+                        name: name.to_string(),
+                    })
                 }
             }
         }
@@ -177,7 +221,10 @@ fn path_lookup(input: &str, name: &str, ctx: &ExpandContext) -> Result<Vec<PathB
         }
     }
     if found.is_empty() {
-        return Err(ExpandError::NotInPath { input: input.to_string(), name: name.to_string() });
+        return Err(ExpandError::NotInPath {
+            input: input.to_string(),
+            name: name.to_string(),
+        });
     }
     Ok(found)
 }
@@ -221,7 +268,10 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
         current = next;
     }
     if !absolute {
-        current = current.into_iter().map(|p| p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p)).collect();
+        current = current
+            .into_iter()
+            .map(|p| p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p))
+            .collect();
     }
     current.sort();
     Ok(current)
@@ -232,9 +282,15 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
 fn match_dir(pattern: &str, dir: &Path, component: &str) -> Result<Vec<PathBuf>, ExpandError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(Vec::new()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Ok(Vec::new())
+        }
         Err(e) => {
-            return Err(ExpandError::ReadDir { pattern: pattern.to_string(), dir: dir.to_path_buf(), reason: e.to_string() })
+            return Err(ExpandError::ReadDir {
+                pattern: pattern.to_string(),
+                dir: dir.to_path_buf(),
+                reason: e.to_string(),
+            })
         }
     };
     let mut out = Vec::new();

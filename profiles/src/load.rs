@@ -57,18 +57,29 @@ pub struct Loaded<T> {
 #[derive(Debug, Error)]
 pub enum ProfileError {
     #[error("read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: file larger than {MAX_FILE_SIZE} bytes", path.display())]
     TooLarge { path: PathBuf },
     /// Syntax, type, value or validation errors; each is one full diagnostic line.
     #[error("{}", lines(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("{}: duplicate profile name \"{name}\" (already loaded from {})", path.display(), first.display())]
-    DuplicateName { name: String, path: PathBuf, first: PathBuf },
+    DuplicateName {
+        name: String,
+        path: PathBuf,
+        first: PathBuf,
+    },
 }
 
 fn lines(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ProfileError {
@@ -91,28 +102,50 @@ pub struct ProfileSet {
 
 /// Turn a JSON syntax error into a positioned diagnostic.
 pub(crate) fn syntax_diag(file: &Path, e: json::JsonError) -> Diagnostic {
-    Diagnostic { file: file.to_path_buf(), line: e.pos.line, col: e.pos.col, key_path: String::new(), message: e.message }
+    Diagnostic {
+        file: file.to_path_buf(),
+        line: e.pos.line,
+        col: e.pos.col,
+        key_path: String::new(),
+        message: e.message,
+    }
 }
 
 /// Parse the file into a tree, converting the parser's warnings.
-pub(crate) fn parse_tree(bytes: &[u8], origin: &Path) -> Result<(json::Node, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub(crate) fn parse_tree(
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<(json::Node, Vec<Diagnostic>), Vec<Diagnostic>> {
     let doc = json::parse(bytes).map_err(|e| vec![syntax_diag(origin, e)])?;
     let warnings = doc
         .warnings
         .into_iter()
-        .map(|w| Diagnostic { file: origin.to_path_buf(), line: w.pos.line, col: w.pos.col, key_path: String::new(), message: w.message })
+        .map(|w| Diagnostic {
+            file: origin.to_path_buf(),
+            line: w.pos.line,
+            col: w.pos.col,
+            key_path: String::new(),
+            message: w.message,
+        })
         .collect();
     Ok((doc.root, warnings))
 }
 
 /// Read a whole file, refusing oversized ones before allocating for them.
 pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>, ProfileError> {
-    let read_err = |source| ProfileError::Read { path: path.to_path_buf(), source };
+    let read_err = |source| ProfileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut buf = Vec::new();
-    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut buf).map_err(read_err)?;
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
     if buf.len() as u64 > MAX_FILE_SIZE {
-        return Err(ProfileError::TooLarge { path: path.to_path_buf() });
+        return Err(ProfileError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
     Ok(buf)
 }
@@ -131,7 +164,13 @@ pub fn parse_profile(bytes: &[u8], origin: &Path) -> Result<Loaded<Profile>, Pro
     for issue in validate(&profile) {
         let key_path = decode::json_key_path(&d.index_map, &issue.key_path);
         let pos = position(&d.positions, &key_path);
-        let diag = Diagnostic { file: origin.to_path_buf(), line: pos.line, col: pos.col, key_path, message: issue.message };
+        let diag = Diagnostic {
+            file: origin.to_path_buf(),
+            line: pos.line,
+            col: pos.col,
+            key_path,
+            message: issue.message,
+        };
         match issue.severity {
             Severity::Error => errors.push(diag),
             Severity::Warning => warnings.push(diag),
@@ -141,7 +180,10 @@ pub fn parse_profile(bytes: &[u8], origin: &Path) -> Result<Loaded<Profile>, Pro
         return Err(ProfileError::Invalid(errors));
     }
     profile.profile_path = Some(origin.to_path_buf());
-    Ok(Loaded { value: profile, warnings })
+    Ok(Loaded {
+        value: profile,
+        warnings,
+    })
 }
 
 /// The position of a key path, or of its closest recorded ancestor (1:1 if none).
@@ -153,7 +195,13 @@ fn position(positions: &std::collections::HashMap<String, Pos>, key_path: &str) 
         }
         match k.rfind(['.', '[']) {
             Some(i) => k = &k[..i],
-            None => return Pos { offset: 0, line: 1, col: 1 },
+            None => {
+                return Pos {
+                    offset: 0,
+                    line: 1,
+                    col: 1,
+                }
+            }
         }
     }
 }
@@ -171,7 +219,13 @@ pub fn load_profile_dir(dir: &Path) -> ProfileSet {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            set.failed.push((dir.to_path_buf(), ProfileError::Read { path: dir.to_path_buf(), source }));
+            set.failed.push((
+                dir.to_path_buf(),
+                ProfileError::Read {
+                    path: dir.to_path_buf(),
+                    source,
+                },
+            ));
             return set;
         }
     };
@@ -187,7 +241,11 @@ pub fn load_profile_dir(dir: &Path) -> ProfileSet {
                 let p = loaded.value;
                 if let Some(first) = set.profiles.iter().find(|q| q.name == p.name) {
                     let first = first.profile_path.clone().unwrap_or_default();
-                    let err = ProfileError::DuplicateName { name: p.name.clone(), path: file.clone(), first };
+                    let err = ProfileError::DuplicateName {
+                        name: p.name.clone(),
+                        path: file.clone(),
+                        first,
+                    };
                     set.failed.push((file, err));
                 } else {
                     set.profiles.push(p);

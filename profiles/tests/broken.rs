@@ -22,14 +22,30 @@ fn expect(name: &str, bytes: &[u8], suffix: &str) {
 
 #[test]
 fn invalid_json() {
-    expect("syntax.json", b"{\n\"path\": \"/usr/bin/x\"\n\"name\": \"x\"\n}", "3:1: expected ',' or '}', found '\"'");
+    expect(
+        "syntax.json",
+        b"{\n\"path\": \"/usr/bin/x\"\n\"name\": \"x\"\n}",
+        "3:1: expected ',' or '}', found '\"'",
+    );
 }
 
 #[test]
 fn wrong_types() {
-    expect("types.json", b"{\"path\": \"/usr/bin/x\",\n \"xserver\": {\"enabled\": \"yes\"}}", "2:25: xserver.enabled: expected a boolean, found a string");
-    expect("types2.json", b"{\"path\": \"/usr/bin/x\", \"whitelist\": {\"path\": \"/a\"}}", "1:37: whitelist: expected an array, found an object");
-    expect("types3.json", b"{\"path\": [\"/usr/bin/x\"]}", "1:10: path: expected a string, found an array");
+    expect(
+        "types.json",
+        b"{\"path\": \"/usr/bin/x\",\n \"xserver\": {\"enabled\": \"yes\"}}",
+        "2:25: xserver.enabled: expected a boolean, found a string",
+    );
+    expect(
+        "types2.json",
+        b"{\"path\": \"/usr/bin/x\", \"whitelist\": {\"path\": \"/a\"}}",
+        "1:37: whitelist: expected an array, found an object",
+    );
+    expect(
+        "types3.json",
+        b"{\"path\": [\"/usr/bin/x\"]}",
+        "1:10: path: expected a string, found an array",
+    );
 }
 
 #[test]
@@ -52,7 +68,11 @@ fn relative_path() {
 
 #[test]
 fn missing_path() {
-    expect("missing.json", b"\n  {\"name\": \"x\"}", "2:3: path: missing required key");
+    expect(
+        "missing.json",
+        b"\n  {\"name\": \"x\"}",
+        "2:3: path: missing required key",
+    );
 }
 
 #[test]
@@ -66,17 +86,28 @@ fn ten_megabytes_of_nesting() {
     expect("deep.json", &deep, "1:129: nesting deeper than 128 levels");
     let deep_objects = "{\"a\":".repeat(1 << 20);
     let (_, lines) = load_broken("deep2.json", deep_objects.as_bytes());
-    assert!(lines[0].ends_with("nesting deeper than 128 levels"), "{lines:?}");
+    assert!(
+        lines[0].ends_with("nesting deeper than 128 levels"),
+        "{lines:?}"
+    );
 }
 
 #[test]
 fn invalid_utf8() {
-    expect("utf8.json", b"{\"path\": \"/usr/bin/\xc3\x28\"}", "1:20: invalid utf-8 at byte offset 19");
+    expect(
+        "utf8.json",
+        b"{\"path\": \"/usr/bin/\xc3\x28\"}",
+        "1:20: invalid utf-8 at byte offset 19",
+    );
 }
 
 #[test]
 fn unreadable_file_is_a_read_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = load_profile(&dir.path().join("absent.json")).unwrap_err();
-    assert!(err.to_string().starts_with(&format!("read {}/absent.json: ", dir.path().display())), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("read {}/absent.json: ", dir.path().display())),
+        "{err}"
+    );
 }

@@ -49,9 +49,15 @@ fn corpus_facts_survive_loading() {
     assert_eq!(chrome.name, "google-chrome-stable");
     assert_eq!(chrome.networking.bridge.as_deref(), Some("clear"));
     let chromium = load("chromium.json");
-    assert!(chromium.warnings.iter().any(|w| w.message.contains("did you mean xserver.enable_notifications")));
+    assert!(chromium.warnings.iter().any(|w| w
+        .message
+        .contains("did you mean xserver.enable_notifications")));
     let firefox = load("firefox.json");
-    assert_eq!(firefox.value.whitelist.len(), 4, "the _path item is skipped");
+    assert_eq!(
+        firefox.value.whitelist.len(),
+        4,
+        "the _path item is skipped"
+    );
     let tor = load("torbrowser-launcher.json").value;
     assert_eq!(tor.auto_shutdown, oz_profiles::profile::AutoShutdown::No);
     assert_eq!(tor.watchdog, ["start-tor-browser", "firefox"]);

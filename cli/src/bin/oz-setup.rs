@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "oz-setup", version, about = "check and show the oz configuration and profiles")]
+#[command(
+    name = "oz-setup",
+    version,
+    about = "check and show the oz configuration and profiles"
+)]
 struct Cli {
     /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
     #[arg(long, global = true, value_name = "PATH")]
@@ -90,8 +94,14 @@ fn config(explicit: Option<&Path>) -> Option<LoadedConfig> {
 }
 
 fn config_show(explicit: Option<&Path>) -> Result<bool> {
-    let Some(loaded) = config(explicit) else { return Ok(false) };
-    let source = if loaded.from_file { "" } else { " (missing: defaults)" };
+    let Some(loaded) = config(explicit) else {
+        return Ok(false);
+    };
+    let source = if loaded.from_file {
+        ""
+    } else {
+        " (missing: defaults)"
+    };
     println!("# {}{source}", loaded.path.display());
     let rows = loaded.config.describe();
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
@@ -103,8 +113,14 @@ fn config_show(explicit: Option<&Path>) -> Result<bool> {
 }
 
 fn config_check(explicit: Option<&Path>) -> Result<bool> {
-    let Some(loaded) = config(explicit) else { return Ok(false) };
-    let source = if loaded.from_file { "ok" } else { "missing, using defaults" };
+    let Some(loaded) = config(explicit) else {
+        return Ok(false);
+    };
+    let source = if loaded.from_file {
+        "ok"
+    } else {
+        "missing, using defaults"
+    };
     println!("{}: {source}", loaded.path.display());
     let set = load_profile_dir(&loaded.config.profile_dir);
     print_warnings(&set.warnings);
@@ -117,7 +133,11 @@ fn config_check(explicit: Option<&Path>) -> Result<bool> {
             eprintln!("error: {line}");
         }
     }
-    println!("{} profiles ok, {} failed", set.profiles.len(), set.failed.len());
+    println!(
+        "{} profiles ok, {} failed",
+        set.profiles.len(),
+        set.failed.len()
+    );
     Ok(set.failed.is_empty())
 }
 
