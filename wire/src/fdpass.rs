@@ -55,16 +55,7 @@ pub fn set_read_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result
 
 /// Send one complete frame (header included) with `fds` attached to its first byte.
 pub fn send_frame(fd: BorrowedFd<'_>, kind: SocketKind, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let cmsgs = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsgs };
-    let mut sent = loop {
-        match sendmsg::<()>(fd.as_raw_fd(), &[IoSlice::new(frame)], cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(WireError::io("sendmsg", e.into())),
-            Ok(n) => break n,
-        }
-    };
+    let mut sent = send_chunk(fd, frame, fds).map_err(|e| WireError::io("sendmsg", e))?;
     if kind == SocketKind::SeqPacket && sent != frame.len() {
         return Err(WireError::LengthMismatch { declared: frame.len() as u64, packet: sent as u64 });
     }
@@ -173,7 +164,7 @@ fn collect_fds(mhdr: &libc::msghdr, fds: &mut Vec<OwnedFd>) {
 pub fn recv_frame(fd: BorrowedFd<'_>, kind: SocketKind, limits: Limits) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut fds = Vec::new();
     let payload = match kind {
-        SocketKind::SeqPacket => recv_packet(fd, limits, &mut fds)?,
+        SocketKind::SeqPacket => recv_packet(fd, limits, &mut fds, MsgFlags::empty())?,
         SocketKind::Stream => recv_stream(fd, limits, &mut fds)?,
     };
     if fds.len() > limits.max_fds {
@@ -198,9 +189,9 @@ fn recv_io(op: &'static str, e: io::Error) -> WireError {
 
 /// One packet = one frame. Peek at the header and the packet's true size first, so that nothing
 /// larger than the cap is allocated; an oversized packet is consumed and dropped.
-fn recv_packet(fd: BorrowedFd<'_>, limits: Limits, fds: &mut Vec<OwnedFd>) -> Result<Vec<u8>> {
+fn recv_packet(fd: BorrowedFd<'_>, limits: Limits, fds: &mut Vec<OwnedFd>, extra: MsgFlags) -> Result<Vec<u8>> {
     let mut header = [0u8; HEADER_LEN];
-    let peek = recv_chunk(fd, &mut header, &mut Vec::new(), 0, MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)
+    let peek = recv_chunk(fd, &mut header, &mut Vec::new(), 0, extra | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)
         .map_err(|e| recv_io("recvmsg peek", e))?;
     // fds duplicated by MSG_PEEK went into the temporary vector above and are closed.
     if peek.len == 0 {
@@ -237,6 +228,33 @@ fn recv_packet(fd: BorrowedFd<'_>, limits: Limits, fds: &mut Vec<OwnedFd>) -> Re
     buf.drain(..HEADER_LEN);
     debug_assert_eq!(buf.len(), payload_len);
     Ok(buf)
+}
+
+/// Receive one SOCK_SEQPACKET frame without blocking (MSG_DONTWAIT), whatever the socket's
+/// O_NONBLOCK flag: nothing pending is an `Io` error with [`WireError::is_would_block`]. For
+/// readiness-driven callers (tokio `AsyncFd`).
+pub fn try_recv_packet(fd: BorrowedFd<'_>, limits: Limits) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut fds = Vec::new();
+    let payload = recv_packet(fd, limits, &mut fds, MsgFlags::MSG_DONTWAIT)?;
+    if fds.len() > limits.max_fds {
+        return Err(WireError::TooManyFds { got: fds.len(), max: limits.max_fds });
+    }
+    Ok((payload, fds))
+}
+
+/// One `sendmsg` of (the start of) `bytes` with `fds` attached; returns the bytes sent. Raw I/O
+/// errors (EAGAIN included), for non-blocking callers that send the rest themselves.
+pub fn send_chunk(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsgs };
+    loop {
+        match sendmsg::<()>(fd.as_raw_fd(), &[IoSlice::new(bytes)], cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(n) => return Ok(n),
+        }
+    }
 }
 
 /// Drop the pending packet and any fds it carries.

@@ -145,3 +145,14 @@ fn stream_eof_mid_frame() {
     assert!(matches!(err, WireError::UnexpectedEof { got: 6, expected: 14 }), "{err}");
 }
 
+
+#[test]
+fn try_recv_packet_does_not_block() {
+    let (a, b) = seqpacket_pair().unwrap();
+    let err = try_recv_packet(b.as_fd(), Limits::default()).unwrap_err();
+    assert!(err.is_would_block(), "{err}");
+    send_msg(a.as_fd(), SocketKind::SeqPacket, &AgentToDaemon::Pong, &[], frame::DEFAULT_MAX_FRAME).unwrap();
+    let (payload, fds) = try_recv_packet(b.as_fd(), Limits::default()).unwrap();
+    assert_eq!(frame::decode::<AgentToDaemon>(&payload).unwrap(), AgentToDaemon::Pong);
+    assert!(fds.is_empty());
+}
