@@ -211,12 +211,7 @@ pub fn parse_config(
     let (root, mut warnings) = parse_tree(bytes, origin).map_err(ConfigError::Invalid)?;
     let mut d = Decoder::new(origin);
     let keys: Vec<&'static str> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
-    let Some(f) = d.fields(
-        &root,
-        "",
-        &keys,
-        &[("bridge_mac", "(removed; bridges get generated addresses)")],
-    ) else {
+    let Some(f) = d.fields(&root, "", &keys, &[]) else {
         return Err(ConfigError::Invalid(d.errors));
     };
     let config = decode(&mut d, &f);
@@ -267,9 +262,7 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         allow_root_shell: flag(d, "allow_root_shell", def.allow_root_shell),
         log_xpra: flag(d, "log_xpra", def.log_xpra),
         enable_ephemerals: flag(d, "enable_ephemerals", def.enable_ephemerals),
-        environment_vars: d
-            .strings(f, "environment_vars")
-            .unwrap_or(def.environment_vars),
+        environment_vars: environment_vars(d, f).unwrap_or(def.environment_vars),
         default_groups: d.strings(f, "default_groups").unwrap_or(def.default_groups),
         etc_includes: etc_includes(d, f, def.etc_includes),
         socket_path: path(d, f, "socket_path").unwrap_or(def.socket_path),
@@ -278,6 +271,28 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         log_dir: path(d, f, "log_dir").unwrap_or(def.log_dir),
         stop_sandboxes_on_exit: flag(d, "stop_sandboxes_on_exit", def.stop_sandboxes_on_exit),
     }
+}
+
+/// `NAME` or `NAME=value` entries; the name must be non-empty.
+fn environment_vars(d: &mut Decoder, f: &Fields) -> Option<Vec<String>> {
+    f.get("environment_vars")?;
+    let mut out = Vec::new();
+    for (key, node) in d.array(f, "environment_vars") {
+        let Some(s) = d.string_node(node, &key) else {
+            continue;
+        };
+        let name = s.split('=').next().unwrap_or_default();
+        if name.is_empty() || s.contains('\0') {
+            d.error(
+                node.pos,
+                &key,
+                format!("invalid entry \"{s}\", expected NAME or NAME=value"),
+            );
+            continue;
+        }
+        out.push(s);
+    }
+    Some(out)
 }
 
 /// The file's entries (each under /etc/), then the built-in ones, without duplicates.

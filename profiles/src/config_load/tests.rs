@@ -80,6 +80,11 @@ fn lists_replace_defaults() {
         .value;
     assert_eq!(c.default_groups, ["audio"]);
     assert!(c.environment_vars.is_empty());
+    let e = parse("{\"environment_vars\": [\"A\", \"=x\"]}").unwrap_err();
+    assert_eq!(
+        e.lines(),
+        ["oz.conf:1:28: environment_vars[1]: invalid entry \"=x\", expected NAME or NAME=value"]
+    );
 }
 
 #[test]
