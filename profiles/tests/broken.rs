@@ -111,3 +111,42 @@ fn unreadable_file_is_a_read_error() {
         "{err}"
     );
 }
+
+/// Truncations and byte flips of every corpus profile: errors or profiles, never a panic.
+#[test]
+fn mutated_corpus_never_panics() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/oz-profiles");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let origin = std::path::Path::new("mutant.json");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.extension().is_some_and(|x| x == "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in (0..bytes.len()).step_by(7) {
+            let _ = oz_profiles::load::parse_profile(&bytes[..cut], origin);
+        }
+        for _ in 0..300 {
+            let mut m = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % m.len();
+                m[i] = next() as u8;
+            }
+            if let Err(e) = oz_profiles::load::parse_profile(&m, origin) {
+                assert!(!e.lines().is_empty());
+                assert!(
+                    e.lines().iter().all(|l| l.starts_with("mutant.json:")),
+                    "{e}"
+                );
+            }
+        }
+    }
+}
