@@ -1,0 +1,305 @@
+//! Compiling a policy to BPF with libseccomp, before fork, and installing it after fork.
+//!
+//! Semantics (oz's, documented where they differ from the original):
+//! - **blacklist**: a listed call whose condition holds fails with EPERM (or the rule's action),
+//!   everything else is allowed.
+//! - **whitelist**: a listed call whose condition holds is allowed; everything else fails with
+//!   EPERM. The original killed the process; EPERM lets applications degrade instead of crash.
+//! - **train**: whitelist with `enforce` off.
+//! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed.
+//! - gosecco's `trace` compiles to log (oz runs no tracer).
+//! - Always, whatever `enforce` says, a second filter ([`super::hardening`]) kills foreign
+//!   architectures and x32 syscalls and fails TIOCSTI/TIOCLINUX ioctls with EPERM.
+
+use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use nix::errno::Errno;
+
+use super::dnf::{self, Atom, CmpOp2, LowerError, Test};
+use super::hardening;
+use super::ir::{Action, Expr, Policy, Rule, RuleAction, Span};
+use super::syscalls;
+use crate::profile::SeccompMode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("seccomp mode disabled has no filter to compile")]
+    Disabled,
+    #[error("{}:{}:{}: {syscall}: {source}", origin.display(), span.line, span.col)]
+    Condition {
+        origin: PathBuf,
+        span: Span,
+        syscall: String,
+        source: LowerError,
+    },
+    #[error("{}:{}:{}: unknown syscall {syscall:?} on this architecture", origin.display(), span.line, span.col)]
+    UnknownSyscall { origin: PathBuf, span: Span, syscall: String },
+    #[error("{}:{}: rules for {syscall} at lines {first} and {second} have different actions", origin.display(), second)]
+    ConflictingRules { origin: PathBuf, syscall: String, first: u32, second: u32 },
+    #[error("libseccomp: {what}: {source}")]
+    Seccomp { what: String, source: libseccomp::error::SeccompError },
+    #[error("export seccomp bpf: {0}")]
+    Export(std::io::Error),
+    #[error("filter has {0} instructions, more than the kernel's {1}")]
+    TooLarge(usize, usize),
+}
+
+/// BPF programs ready to install: no allocation or libseccomp call is needed any more.
+pub struct CompiledFilter {
+    /// Installed in order: the hardening filter first, so that a whitelist which does not allow
+    /// `seccomp` itself cannot block installing the rest.
+    programs: Vec<Vec<libc::sock_filter>>,
+}
+
+impl std::fmt::Debug for CompiledFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lens: Vec<usize> = self.programs.iter().map(Vec::len).collect();
+        f.debug_struct("CompiledFilter").field("program_lengths", &lens).finish()
+    }
+}
+
+impl CompiledFilter {
+    /// The raw programs, in installation order.
+    pub fn programs(&self) -> &[Vec<libc::sock_filter>] {
+        &self.programs
+    }
+
+    /// Sets no_new_privs and loads every program into the calling thread.
+    ///
+    /// Async-signal-safe: only `prctl` and `seccomp` syscalls, no allocation, so it may run in a
+    /// child forked from a multi-threaded process.
+    pub fn install(&self) -> Result<(), Errno> {
+        // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes only integer arguments.
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        if rc != 0 {
+            return Err(Errno::last());
+        }
+        for prog in &self.programs {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            // SAFETY: `fprog` points at `prog`, alive and unchanged for the whole call; the
+            // kernel copies the program and does not write through the pointer.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            if rc != 0 {
+                return Err(Errno::last());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Only the hardening filter (foreign arch, x32, TIOCSTI/TIOCLINUX), e.g. for seccomp disabled.
+pub fn hardening_only() -> CompiledFilter {
+    CompiledFilter { programs: vec![hardening::program()] }
+}
+
+/// Compiles `policy` for the native architecture. `Train` is whitelist with `enforce` off.
+pub fn compile(
+    policy: &Policy,
+    mode: SeccompMode,
+    enforce: bool,
+) -> Result<CompiledFilter, CompileError> {
+    let (whitelist, enforce) = match mode {
+        SeccompMode::Disabled => return Err(CompileError::Disabled),
+        SeccompMode::Blacklist => (false, enforce),
+        SeccompMode::Whitelist => (true, enforce),
+        SeccompMode::Train => (true, false),
+    };
+    let actions = ModeActions::new(policy, whitelist, enforce);
+    let mut ctx = ScmpFilterContext::new(actions.default)
+        .map_err(|source| seccomp_err("create filter", source))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess)
+        .map_err(|source| seccomp_err("set bad-arch action", source))?;
+    ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
+    // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
+    let _ = ctx.set_ctl_optimize(2);
+    for (rules, merged) in group_rules(policy)? {
+        add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
+    }
+    let program = export(&ctx)?;
+    Ok(CompiledFilter { programs: vec![hardening::program(), program] })
+}
+
+/// The libseccomp actions a mode (and the file's DEFAULT_* assignments) implies.
+struct ModeActions {
+    default: ScmpAction,
+    positive: Action,
+    negative: Action,
+    enforce: bool,
+}
+
+const DENY: Action = Action::Errno(libc::EPERM as u16);
+
+impl ModeActions {
+    fn new(policy: &Policy, whitelist: bool, enforce: bool) -> Self {
+        let (default, positive, negative) = if whitelist {
+            (DENY, Action::Allow, DENY)
+        } else {
+            (Action::Allow, DENY, Action::Allow)
+        };
+        let d = policy.defaults;
+        ModeActions {
+            default: scmp_action(d.policy.unwrap_or(default), enforce),
+            positive: d.positive.unwrap_or(positive),
+            negative: d.negative.unwrap_or(negative),
+            enforce,
+        }
+    }
+
+    fn resolve(&self, rule: RuleAction) -> (ScmpAction, ScmpAction) {
+        let pos = rule.positive.unwrap_or(self.positive);
+        let neg = rule.negative.unwrap_or(self.negative);
+        (scmp_action(pos, self.enforce), scmp_action(neg, self.enforce))
+    }
+}
+
+fn scmp_action(a: Action, enforce: bool) -> ScmpAction {
+    match a {
+        Action::Allow => ScmpAction::Allow,
+        Action::Log | Action::Trace => ScmpAction::Log,
+        _ if !enforce => ScmpAction::Log,
+        Action::Kill => ScmpAction::KillProcess,
+        Action::Trap => ScmpAction::Trap,
+        Action::Errno(n) => ScmpAction::Errno(i32::from(n)),
+    }
+}
+
+/// Rules grouped by syscall (first-appearance order), conditions of a group or-ed together.
+/// Rules for one syscall must agree on their actions.
+fn group_rules(policy: &Policy) -> Result<Vec<(Vec<&Rule>, Expr)>, CompileError> {
+    let mut groups: Vec<(Vec<&Rule>, Expr)> = Vec::new();
+    for rule in &policy.rules {
+        match groups.iter_mut().find(|(rs, _)| rs[0].syscall == rule.syscall) {
+            Some((rules, cond)) => {
+                if rules[0].action != rule.action {
+                    return Err(CompileError::ConflictingRules {
+                        origin: policy.origin.clone(),
+                        syscall: rule.syscall.clone(),
+                        first: rules[0].span.line,
+                        second: rule.span.line,
+                    });
+                }
+                rules.push(rule);
+                let prev = std::mem::replace(cond, Expr::Bool(false));
+                *cond = Expr::Or(Box::new(prev), Box::new(rule.condition.clone()));
+            }
+            None => groups.push((vec![rule], rule.condition.clone())),
+        }
+    }
+    Ok(groups)
+}
+
+/// Adds the libseccomp rules for one syscall: the positive action where the condition holds
+/// and the negative one where it does not, each only when it differs from the default.
+fn add_rules(
+    ctx: &mut ScmpFilterContext,
+    policy: &Policy,
+    rule: &Rule,
+    condition: &Expr,
+    actions: &ModeActions,
+) -> Result<(), CompileError> {
+    let Some(nr) = syscalls::resolve_native(&rule.syscall) else {
+        return Err(CompileError::UnknownSyscall {
+            origin: policy.origin.clone(),
+            span: rule.span,
+            syscall: rule.syscall.clone(),
+        });
+    };
+    if nr < 0 {
+        return Ok(()); // exists on another architecture only
+    }
+    let (pos, neg) = actions.resolve(rule.action);
+    for (action, positive) in [(pos, true), (neg, false)] {
+        if action == actions.default {
+            continue;
+        }
+        let dnf = dnf::lower(condition, positive).map_err(|source| CompileError::Condition {
+            origin: policy.origin.clone(),
+            span: rule.span,
+            syscall: rule.syscall.clone(),
+            source,
+        })?;
+        for conj in dnf {
+            let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
+            let sys = ScmpSyscall::from_raw_syscall(nr);
+            let what = || format!("add rule for {} ({}:{})", rule.syscall, policy.origin.display(), rule.span.line);
+            if cmps.is_empty() {
+                ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
+            } else {
+                ctx.add_rule_conditional(action, sys, &cmps)
+                    .map_err(|source| seccomp_err(&what(), source))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn arg_compare(atom: &Atom) -> ScmpArgCompare {
+    let arg = u32::from(atom.arg);
+    match atom.test {
+        Test::Masked { mask, value } => {
+            ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value)
+        }
+        Test::Cmp(op, v) => {
+            let op = match op {
+                CmpOp2::Eq => ScmpCompareOp::Equal,
+                CmpOp2::Ne => ScmpCompareOp::NotEqual,
+                CmpOp2::Lt => ScmpCompareOp::Less,
+                CmpOp2::Le => ScmpCompareOp::LessOrEqual,
+                CmpOp2::Gt => ScmpCompareOp::Greater,
+                CmpOp2::Ge => ScmpCompareOp::GreaterEqual,
+            };
+            ScmpArgCompare::new(arg, op, v)
+        }
+    }
+}
+
+fn seccomp_err(what: &str, source: libseccomp::error::SeccompError) -> CompileError {
+    CompileError::Seccomp { what: what.to_string(), source }
+}
+
+/// The filter as BPF instructions, through a memfd (libseccomp 2.5 cannot export to memory).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileError> {
+    // SAFETY: memfd_create with a valid NUL-terminated name; the result is checked below.
+    let raw = unsafe { libc::memfd_create(c"oz-seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(CompileError::Export(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    ctx.export_bpf(&fd).map_err(|source| seccomp_err("export bpf", source))?;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.rewind().map_err(CompileError::Export)?;
+    file.read_to_end(&mut bytes).map_err(CompileError::Export)?;
+    let insns: Vec<libc::sock_filter> = bytes
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let max = libc::BPF_MAXINSNS as usize;
+    if insns.len() > max {
+        return Err(CompileError::TooLarge(insns.len(), max));
+    }
+    Ok(insns)
+}
+
+#[cfg(test)]
+#[path = "compile_tests.rs"]
+mod tests;

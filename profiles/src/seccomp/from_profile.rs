@@ -1,0 +1,122 @@
+//! Choosing and compiling the filter a profile's `seccomp` section asks for.
+
+use std::path::{Path, PathBuf};
+
+use super::compile::{compile, CompileError, CompiledFilter};
+use super::default_policy::{default_blacklist, training_whitelist};
+use super::error::PolicyError;
+use super::ir::Policy;
+use super::parser::{load_policy_file, INLINE_PREFIX};
+use crate::profile::{Seccomp, SeccompMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileSeccompError {
+    #[error("seccomp mode whitelist needs a whitelist policy file")]
+    MissingWhitelist,
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+/// The filter for a profile's seccomp settings, or `None` when seccomp is disabled.
+///
+/// - `blacklist`: the profile's `blacklist` file, else [`default_blacklist`].
+/// - `whitelist`: the profile's `whitelist` file (required).
+/// - `train`: the profile's `whitelist` file if any, else the training whitelist (`execve: 1`),
+///   compiled with enforce off: every other call is logged, nothing is denied.
+///
+/// Relative policy and `extradefs` paths are taken relative to `etc_prefix` (the original's
+/// `/etc/oz`); `extradefs` entries starting with `{inline}` are definitions, not paths.
+pub fn compile_profile(
+    seccomp: &Seccomp,
+    etc_prefix: &Path,
+) -> Result<Option<CompiledFilter>, ProfileSeccompError> {
+    let policy = match seccomp.mode {
+        SeccompMode::Disabled => return Ok(None),
+        SeccompMode::Blacklist => match &seccomp.blacklist {
+            Some(file) => load(seccomp, file, etc_prefix)?,
+            None => default_blacklist(),
+        },
+        SeccompMode::Whitelist => match &seccomp.whitelist {
+            Some(file) => load(seccomp, file, etc_prefix)?,
+            None => return Err(ProfileSeccompError::MissingWhitelist),
+        },
+        SeccompMode::Train => match &seccomp.whitelist {
+            Some(file) => load(seccomp, file, etc_prefix)?,
+            None => training_whitelist(),
+        },
+    };
+    Ok(Some(compile(&policy, seccomp.mode, seccomp.enforce)?))
+}
+
+fn load(seccomp: &Seccomp, file: &str, etc_prefix: &Path) -> Result<Policy, PolicyError> {
+    let extradefs: Vec<String> = seccomp
+        .extradefs
+        .iter()
+        .map(|d| {
+            if d.starts_with(INLINE_PREFIX) {
+                d.clone()
+            } else {
+                resolve(d, etc_prefix).display().to_string()
+            }
+        })
+        .collect();
+    load_policy_file(resolve(file, etc_prefix), &extradefs)
+}
+
+fn resolve(file: &str, etc_prefix: &Path) -> PathBuf {
+    let path = Path::new(file);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        etc_prefix.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_compiles_to_nothing() {
+        let s = Seccomp { mode: SeccompMode::Disabled, ..Seccomp::default() };
+        assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_none());
+    }
+
+    #[test]
+    fn default_profile_gets_the_default_blacklist() {
+        let f = compile_profile(&Seccomp::default(), Path::new("/nonexistent")).unwrap().unwrap();
+        assert_eq!(f.programs().len(), 2);
+    }
+
+    #[test]
+    fn whitelist_without_file_is_an_error() {
+        let s = Seccomp { mode: SeccompMode::Whitelist, ..Seccomp::default() };
+        let e = compile_profile(&s, Path::new("/etc/oz")).unwrap_err();
+        assert!(matches!(e, ProfileSeccompError::MissingWhitelist));
+    }
+
+    #[test]
+    fn relative_paths_and_extradefs_resolve_under_etc_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.seccomp"), "read: arg0 == MINE\nexecve: 1\n").unwrap();
+        std::fs::write(dir.path().join("defs.seccomp"), "MINE=3\n").unwrap();
+        let s = Seccomp {
+            mode: SeccompMode::Whitelist,
+            whitelist: Some("w.seccomp".into()),
+            extradefs: vec!["defs.seccomp".into(), "{inline}UNUSED=1".into()],
+            ..Seccomp::default()
+        };
+        assert!(compile_profile(&s, dir.path()).unwrap().is_some());
+        let s = Seccomp { whitelist: Some("missing.seccomp".into()), ..s };
+        let e = compile_profile(&s, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("missing.seccomp: read: "), "{e}");
+    }
+
+    #[test]
+    fn train_without_whitelist_uses_the_training_policy() {
+        let s = Seccomp { mode: SeccompMode::Train, ..Seccomp::default() };
+        assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_some());
+    }
+}
