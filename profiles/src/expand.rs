@@ -94,11 +94,14 @@ impl XdgDirs {
         xdg
     }
 
-    /// Read `<home>/.config/user-dirs.dirs`; a missing or unreadable file gives the defaults.
+    /// Read `<home>/.config/user-dirs.dirs`; a missing, unreadable, non-regular (a FIFO never
+    /// blocks us) or oversized file gives the defaults. Symlinks are followed (dotfile managers
+    /// use them); only `XDG_*_DIR` lines inside the home are used and nothing else of the content
+    /// is ever reported, but callers running as root should read with the user's credentials.
     pub fn load(home: &Path) -> Self {
-        match std::fs::read_to_string(home.join(".config/user-dirs.dirs")) {
-            Ok(text) => Self::from_user_dirs_file(&text, home),
-            Err(_) => Self::defaults(home),
+        match read_small_file(&home.join(".config/user-dirs.dirs")) {
+            Some(text) => Self::from_user_dirs_file(&text, home),
+            None => Self::defaults(home),
         }
     }
 
@@ -106,6 +109,25 @@ impl XdgDirs {
     pub fn get(&self, name: &str) -> Option<&Path> {
         self.dirs.get(name).map(PathBuf::as_path)
     }
+}
+
+/// Read a regular file of at most 64 KiB without blocking on FIFOs.
+fn read_small_file(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const MAX: u64 = 64 * 1024;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// What the variables expand to for one sandbox and user.

@@ -191,3 +191,24 @@ fn missing_user_dirs_file_gives_defaults() {
         Some(tmp.path().join("Docs").as_path())
     );
 }
+
+#[test]
+fn odd_user_dirs_files_give_defaults_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join(".config");
+    fs::create_dir(&conf).unwrap();
+    let file = conf.join("user-dirs.dirs");
+    nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_eq!(XdgDirs::load(tmp.path()), XdgDirs::defaults(tmp.path()));
+    fs::remove_file(&file).unwrap();
+    let real = tmp.path().join("real");
+    fs::write(&real, "XDG_DOWNLOAD_DIR=\"$HOME/dl\"\n").unwrap();
+    std::os::unix::fs::symlink(&real, &file).unwrap();
+    assert_eq!(
+        XdgDirs::load(tmp.path()).get("DOWNLOAD"),
+        Some(tmp.path().join("dl").as_path())
+    );
+    fs::remove_file(&file).unwrap();
+    fs::write(&file, vec![b'#'; 100 * 1024]).unwrap();
+    assert_eq!(XdgDirs::load(tmp.path()), XdgDirs::defaults(tmp.path()));
+}
