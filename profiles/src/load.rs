@@ -20,6 +20,7 @@ use crate::profile::Profile;
 use crate::validate::{validate, Severity};
 use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -137,7 +138,24 @@ pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>, ProfileError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    // O_NONBLOCK: opening a FIFO must not hang; only regular files are read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            kind,
+        )));
+    }
     let mut buf = Vec::new();
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut buf)

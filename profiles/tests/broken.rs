@@ -150,3 +150,20 @@ fn mutated_corpus_never_panics() {
         }
     }
 }
+
+#[test]
+fn fifo_and_directory_are_errors_not_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = load_profile(&fifo).unwrap_err().to_string();
+    assert_eq!(err, format!("read {}: not a regular file", fifo.display()));
+    let sub = dir.path().join("sub.json");
+    std::fs::create_dir(&sub).unwrap();
+    let err = load_profile(&sub).unwrap_err().to_string();
+    assert_eq!(err, format!("read {}: a directory", sub.display()));
+    // The directory loader skips directories and reports the FIFO.
+    let set = oz_profiles::load::load_profile_dir(dir.path());
+    assert_eq!(set.failed.len(), 1);
+    assert!(set.profiles.is_empty());
+}
