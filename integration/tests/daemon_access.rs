@@ -1,0 +1,90 @@
+//! Daemon acceptance, access control: a second user can neither see, kill, shell into, mount
+//! into nor read the logs of the first user's sandbox. Root sees it.
+
+mod common_daemon;
+
+use common_daemon::{profile, user_a, user_b, Daemon};
+use serde_json::json;
+use std::time::Duration;
+
+/// Marker the first user's program prints into its sandbox log.
+const MARKER: &str = "ozt-secret-of-a";
+
+/// A daemon with user A's sandbox running; returns the daemon and the sandbox id.
+fn with_a_sandbox() -> (Daemon, u64) {
+    let p = profile("ozt-sh", "/bin/sh", json!({}));
+    let d = Daemon::start(&[p]);
+    let script = format!("while :; do echo {MARKER}; sleep 0.2; done");
+    let id = d.launch(&user_a(), "ozt-sh", &["-c", &script]);
+    (d, id)
+}
+
+fn assert_still_running(d: &Daemon, id: u64) {
+    let t = d.tracked(id);
+    assert!(d.sandbox(id).is_some(), "sandbox {id} disappeared");
+    assert!(t.init.is_some_and(|p| p.alive()), "sandbox {id}'s init died");
+}
+
+#[test]
+fn other_user_cannot_see_it() {
+    let (d, id) = with_a_sandbox();
+    assert_eq!(d.list_json(&user_b()), Vec::<serde_json::Value>::new(), "user b sees a's sandbox");
+    let human = d.oz(&user_b(), &["list"]);
+    human.assert_ok("oz list as b", &d);
+    assert!(!human.stdout.contains("ozt-sh"), "user b's table shows a's sandbox: {}", human.stdout);
+    let own = d.list_json(&user_a());
+    assert!(own.iter().any(|s| s["id"] == id), "user a sees its own sandbox");
+    assert!(d.sandbox(id).is_some(), "root sees all");
+    d.finish();
+}
+
+#[test]
+fn other_user_cannot_kill_it() {
+    let (d, id) = with_a_sandbox();
+    d.oz(&user_b(), &["kill", &id.to_string()]).assert_failed("oz kill by user b");
+    d.oz(&user_b(), &["kill", "all"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_still_running(&d, id);
+    d.finish();
+}
+
+#[test]
+fn other_user_cannot_shell_into_it() {
+    let (d, id) = with_a_sandbox();
+    let out = d.oz_input(&user_b(), &["shell", &id.to_string()], b"echo ozt-inside; exit\n", Duration::from_secs(10));
+    out.assert_failed("oz shell by user b");
+    assert!(!out.stdout.contains("ozt-inside"), "user b got a shell: {}", out.stdout);
+    assert_still_running(&d, id);
+    d.finish();
+}
+
+#[test]
+fn other_user_cannot_mount_into_it() {
+    let (d, id) = with_a_sandbox();
+    let b = user_b();
+    let file = b.home.join("ozt-b-file.txt");
+    std::fs::write(&file, "b").unwrap();
+    std::os::unix::fs::chown(&file, Some(b.uid), Some(b.gid)).unwrap();
+    d.oz(&b, &["mount", &id.to_string(), file.to_str().unwrap()]).assert_failed("oz mount by user b");
+    assert!(d.sandbox(id).unwrap().mounts.is_empty(), "a mount was recorded");
+    d.oz(&b, &["umount", &id.to_string(), file.to_str().unwrap()]).assert_failed("oz umount by user b");
+    std::fs::remove_file(&file).unwrap();
+    assert_still_running(&d, id);
+    d.finish();
+}
+
+#[test]
+fn other_user_cannot_read_its_logs() {
+    let (d, id) = with_a_sandbox();
+    // The marker is in the log (as a sanity check of the test itself).
+    let own = d.oz(&user_a(), &["logs", "--sandbox", &id.to_string()]);
+    own.assert_ok("oz logs as a", &d);
+    assert!(own.stdout.contains(MARKER), "user a's logs lack the marker: {}", own.stdout);
+
+    let out = d.oz(&user_b(), &["logs", "--sandbox", &id.to_string()]);
+    out.assert_failed("oz logs --sandbox by user b");
+    assert!(!out.stdout.contains(MARKER), "user b read a's log: {}", out.stdout);
+    let all = d.oz(&user_b(), &["logs", "--json"]);
+    assert!(!all.stdout.contains(MARKER), "user b's unfiltered logs contain a's records: {}", all.stdout);
+    d.finish();
+}

@@ -1,0 +1,65 @@
+//! The `oz` client's own behaviour: help everywhere, one-line errors with a non-zero status,
+//! and its refusal to run inside a sandbox.
+
+mod common_daemon;
+
+use common_daemon::{bin, bin_dir, profile, run, user_a, Daemon};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+const COMMANDS: &[&str] = &["profiles", "launch", "run", "list", "kill", "shell", "logs", "mount", "umount"];
+
+fn oz_no_daemon(args: &[&str]) -> run::Out {
+    common_daemon::users::ensure_test_users();
+    run::oz(Path::new("/nonexistent/ozt.sock"), &user_a(), args, None, Duration::from_secs(10))
+}
+
+#[test]
+fn help_everywhere() {
+    let top = oz_no_daemon(&["--help"]);
+    assert!(top.status.success(), "{top:?}");
+    for c in COMMANDS {
+        assert!(top.stdout.contains(c), "oz --help lacks {c}");
+        let out = oz_no_daemon(&[c, "--help"]);
+        assert!(out.status.success() && out.stdout.contains("Usage: oz"), "oz {c} --help: {out:?}");
+    }
+}
+
+#[test]
+fn errors_are_one_line_with_a_nonzero_status() {
+    for args in [
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["profiles"],
+        vec!["kill", "3"],
+        vec!["kill", "nonsense"],
+        vec!["no-such-command"],
+        vec!["mount", "1"],
+    ] {
+        let out = oz_no_daemon(&args);
+        out.assert_failed(&format!("oz {}", args.join(" ")));
+        assert_eq!(out.stderr.lines().count(), 1, "oz {}: {:?}", args.join(" "), out.stderr);
+        assert!(out.stdout.is_empty(), "oz {}: stdout {:?}", args.join(" "), out.stdout);
+    }
+    let out = oz_no_daemon(&["list"]);
+    assert!(out.stderr.contains("/nonexistent/ozt.sock"), "names the socket: {}", out.stderr);
+}
+
+#[test]
+fn refuses_to_run_inside_a_sandbox() {
+    let dir = bin_dir();
+    let p = profile(
+        "ozt-sh",
+        "/bin/sh",
+        json!({"whitelist": [{"path": dir.to_str().unwrap(), "read_only": true}]}),
+    );
+    let d = Daemon::start(&[p]);
+    let script = format!("{} list; echo ozt-rc=$?", bin("oz").display());
+    let out = d.oz(&user_a(), &["run", "ozt-sh", "--", "-c", &script]);
+    out.assert_ok("oz run", &d);
+    assert!(out.stdout.contains("ozt-rc=1"), "oz inside the sandbox must fail: {out:?}");
+    assert!(out.stderr.starts_with("oz: refusing"), "clear message: {:?}", out.stderr);
+    assert!(out.stderr.contains("sandbox"), "clear message: {:?}", out.stderr);
+    d.finish();
+}
