@@ -4,10 +4,10 @@
 //! the config and every profile in `profile_dir`; `profile check FILE...` checks profile files.
 //! Each error is one line naming file:line:col and key; the exit status is 1 if anything failed.
 
-use anyhow::Result;
 use clap::{Parser, Subcommand};
 use oz_profiles::config_load::{load_config, LoadedConfig};
 use oz_profiles::load::{load_profile, load_profile_dir, Diagnostic};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,12 +52,24 @@ enum ProfileCommand {
     },
 }
 
+/// `println!` that returns an error (a closed pipe) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { writeln!(std::io::stdout(), $($arg)*)? };
+}
+
+/// `eprintln!` likewise.
+macro_rules! err {
+    ($($arg:tt)*) => { writeln!(std::io::stderr(), $($arg)*)? };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ok = match run(&cli) {
         Ok(ok) => ok,
+        // The reader went away (`oz-setup config show | head`): nothing left to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
         Err(e) => {
-            eprintln!("oz-setup: {e:#}");
+            let _ = writeln!(std::io::stderr(), "oz-setup: {e}");
             false
         }
     };
@@ -69,32 +81,30 @@ fn main() -> ExitCode {
 }
 
 /// Returns whether everything checked out.
-fn run(cli: &Cli) -> Result<bool> {
+fn run(cli: &Cli) -> io::Result<bool> {
     match &cli.command {
         Command::Config(ConfigCommand::Show) => config_show(cli.config.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref()),
-        Command::Profile(ProfileCommand::Check { files }) => Ok(profile_check(files)),
+        Command::Profile(ProfileCommand::Check { files }) => profile_check(files),
     }
 }
 
 /// Load the config, printing its warnings or its errors (one per line).
-fn config(explicit: Option<&Path>) -> Option<LoadedConfig> {
+fn config(explicit: Option<&Path>) -> io::Result<Option<LoadedConfig>> {
     match load_config(explicit) {
         Ok(loaded) => {
-            print_warnings(&loaded.warnings);
-            Some(loaded)
+            print_warnings(&loaded.warnings)?;
+            Ok(Some(loaded))
         }
         Err(e) => {
-            for line in e.lines() {
-                eprintln!("error: {line}");
-            }
-            None
+            print_errors(&e.lines())?;
+            Ok(None)
         }
     }
 }
 
-fn config_show(explicit: Option<&Path>) -> Result<bool> {
-    let Some(loaded) = config(explicit) else {
+fn config_show(explicit: Option<&Path>) -> io::Result<bool> {
+    let Some(loaded) = config(explicit)? else {
         return Ok(false);
     };
     let source = if loaded.from_file {
@@ -102,18 +112,17 @@ fn config_show(explicit: Option<&Path>) -> Result<bool> {
     } else {
         " (missing: defaults)"
     };
-    println!("# {}{source}", loaded.path.display());
+    out!("# {}{source}", loaded.path.display());
     let rows = loaded.config.describe();
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
     for row in rows {
-        println!("{:width$}  {}", row.key, row.value);
-        println!("{:width$}    # {}", "", row.description);
+        out!("{:width$}  {}  # {}", row.key, row.value, row.description);
     }
     Ok(true)
 }
 
-fn config_check(explicit: Option<&Path>) -> Result<bool> {
-    let Some(loaded) = config(explicit) else {
+fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
+    let Some(loaded) = config(explicit)? else {
         return Ok(false);
     };
     let source = if loaded.from_file {
@@ -121,19 +130,17 @@ fn config_check(explicit: Option<&Path>) -> Result<bool> {
     } else {
         "missing, using defaults"
     };
-    println!("{}: {source}", loaded.path.display());
+    out!("{}: {source}", loaded.path.display());
     let set = load_profile_dir(&loaded.config.profile_dir);
-    print_warnings(&set.warnings);
+    print_warnings(&set.warnings)?;
     for p in &set.profiles {
         let file = p.profile_path.as_deref().unwrap_or(Path::new("?"));
-        println!("{}: ok", file.display());
+        out!("{}: ok", file.display());
     }
-    for (_, err) in &set.failed {
-        for line in err.lines() {
-            eprintln!("error: {line}");
-        }
+    for (_, e) in &set.failed {
+        print_errors(&e.lines())?;
     }
-    println!(
+    out!(
         "{} profiles ok, {} failed",
         set.profiles.len(),
         set.failed.len()
@@ -141,27 +148,33 @@ fn config_check(explicit: Option<&Path>) -> Result<bool> {
     Ok(set.failed.is_empty())
 }
 
-fn profile_check(files: &[PathBuf]) -> bool {
+fn profile_check(files: &[PathBuf]) -> io::Result<bool> {
     let mut all_ok = true;
     for file in files {
         match load_profile(file) {
             Ok(loaded) => {
-                print_warnings(&loaded.warnings);
-                println!("{}: ok", file.display());
+                print_warnings(&loaded.warnings)?;
+                out!("{}: ok", file.display());
             }
             Err(e) => {
                 all_ok = false;
-                for line in e.lines() {
-                    eprintln!("error: {line}");
-                }
+                print_errors(&e.lines())?;
             }
         }
     }
-    all_ok
+    Ok(all_ok)
 }
 
-fn print_warnings(warnings: &[Diagnostic]) {
+fn print_warnings(warnings: &[Diagnostic]) -> io::Result<()> {
     for w in warnings {
-        eprintln!("warning: {w}");
+        err!("warning: {w}");
     }
+    Ok(())
+}
+
+fn print_errors(lines: &[String]) -> io::Result<()> {
+    for line in lines {
+        err!("error: {line}");
+    }
+    Ok(())
 }
