@@ -207,3 +207,24 @@ fn config_with_unsafe_permissions_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // ~150 KB of `ok` lines: more than a pipe buffer, so writes hit the closed pipe.
+    let files = corpus_files();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oz-setup"));
+    cmd.args(["profile", "check"]);
+    for _ in 0..100 {
+        cmd.args(&files);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
