@@ -1,1 +1,291 @@
+//! The sandbox's init: PID 1 of the new PID namespace, a forked child of the agent that stays
+//! root (with every capability) for the life of the sandbox, but never runs user code itself.
+//!
+//! Setup, in order: die with the agent, name itself, UTS names, loopback, root filesystem,
+//! signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
+//! the agent's requests (`proto::AgentToInit`), reaps every process of the sandbox, reports each
+//! exit, forwards SIGTERM/SIGINT/SIGHUP, and on shutdown kills everything and exits.
+//! Single-threaded: poll() over the agent socket and a signalfd.
+
 pub mod proto;
+mod reaper;
+mod requests;
+
+use crate::exec::{self, ExecPlan, ProgramStdio};
+use crate::init::proto::{AgentToInit, InitError, InitToAgent, ProcessRole, Step};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Everything the init needs, prepared by the agent before the clone (the init inherits it).
+pub struct InitPlan {
+    pub id: u64,
+    pub hostname: String,
+    pub domainname: String,
+    pub loopback: bool,
+    /// The root filesystem to build (None: keep the host's view, with a fresh /proc; tests only).
+    pub rootfs: Option<crate::rootfs::RootfsPlan>,
+    /// The launch's program; also the template for relaunches and shells.
+    pub program: ExecPlan,
+    /// stdio of the launch's program; None = `noexec`.
+    pub stdio: Option<ProgramStdio>,
+    pub shell_path: CString,
+    pub profile: String,
+}
+
+/// The signals the init handles through its signalfd.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Run as the init; never returns.
+pub fn run(mut plan: InitPlan, sock: OwnedFd) -> ! {
+    let code = match setup(&mut plan) {
+        Ok(sigfd) => match Init::start(plan, sock.try_clone().expect("dup channel"), sigfd) {
+            Ok(mut init) => init.serve(),
+            Err(error) => {
+                let _ = proto::send(sock.as_fd(), &InitToAgent::ProgramFailed { error }, &[]);
+                1
+            }
+        },
+        Err(error) => {
+            let _ = proto::send(sock.as_fd(), &InitToAgent::ProgramFailed { error }, &[]);
+            1
+        }
+    };
+    // SAFETY: leave without unwinding into the agent's copied stack frames.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
+    // The sandbox lives only as long as its agent.
+    // SAFETY: PR_SET_PDEATHSIG takes an integer signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    crate::procname::set(&crate::procname::init_name(plan.id));
+    crate::namespaces::set_uts_names(&plan.hostname, &plan.domainname)
+        .map_err(|e| InitError::new(Step::Hostname, Some(plan.hostname.clone()), e as i32))?;
+    if plan.loopback {
+        crate::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
+    }
+    build_root(plan.rootfs.as_ref())?;
+    let set = handled_signals();
+    set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| InitError::new(Step::Signal, Some("signalfd".into()), e as i32))
+}
+
+fn build_root(plan: Option<&crate::rootfs::RootfsPlan>) -> Result<(), InitError> {
+    let rootfs_err = |detail: String| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(detail) };
+    match plan {
+        Some(p) => crate::rootfs::build(p).map(drop).map_err(|e| rootfs_err(e.to_string())),
+        None => {
+            use nix::mount::{mount, MsFlags};
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .map_err(|e| rootfs_err(format!("make / private: {e}")))?;
+            mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
+                .map_err(|e| rootfs_err(format!("mount proc on /proc: {e}")))
+        }
+    }
+}
+
+/// The init's running state.
+struct Init {
+    sock: OwnedFd,
+    sigfd: SignalFd,
+    /// Processes we started, by pid, with their role.
+    tracked: HashMap<i32, ProcessRole>,
+    template: ExecPlan,
+    shell_path: CString,
+    profile: String,
+    /// Set once shutdown started: when to SIGKILL what is left.
+    deadline: Option<Instant>,
+    /// False once the agent closed the channel.
+    agent: bool,
+}
+
+impl Init {
+    fn start(mut plan: InitPlan, sock: OwnedFd, sigfd: SignalFd) -> Result<Init, InitError> {
+        let mut init = Init {
+            sock,
+            sigfd,
+            tracked: HashMap::new(),
+            template: plan.program.clone(),
+            shell_path: plan.shell_path.clone(),
+            profile: plan.profile.clone(),
+            deadline: None,
+            agent: true,
+        };
+        let ready = match plan.stdio.take() {
+            Some(stdio) => {
+                let pid = exec::spawn(&plan.program, stdio)?;
+                init.tracked.insert(pid.as_raw(), ProcessRole::Program);
+                InitToAgent::Ready { pid: Some(pid.as_raw()) }
+            }
+            None => InitToAgent::Ready { pid: None },
+        };
+        init.send(&ready, &[]);
+        Ok(init)
+    }
+
+    fn send(&mut self, msg: &InitToAgent, fds: &[std::os::fd::RawFd]) {
+        if self.agent && proto::send(self.sock.as_fd(), msg, fds).is_err() {
+            self.lost_agent();
+        }
+    }
+
+    fn lost_agent(&mut self) {
+        self.agent = false;
+        if self.deadline.is_none() {
+            self.start_shutdown(Duration::from_secs(2));
+        }
+    }
+
+    /// The main loop; returns the init's exit code.
+    fn serve(&mut self) -> i32 {
+        loop {
+            self.reap();
+            if let Some(deadline) = self.deadline {
+                if !reaper::has_children() {
+                    return 0;
+                }
+                if Instant::now() >= deadline {
+                    self.kill_everything();
+                    return 0;
+                }
+            }
+            let timeout = match self.deadline {
+                Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32 + 1)
+                    .unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::NONE,
+            };
+            let (sig_ready, sock_ready) = {
+                let mut fds = vec![PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+                if self.agent {
+                    fds.push(PollFd::new(self.sock.as_fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) => {}
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => return 1,
+                }
+                let ready = |f: &PollFd| f.revents().map_or(false, |r| !r.is_empty());
+                (ready(&fds[0]), fds.get(1).map_or(false, ready))
+            };
+            if sig_ready {
+                self.signals();
+            }
+            if sock_ready {
+                self.request();
+            }
+        }
+    }
+
+    fn signals(&mut self) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig != libc::SIGCHLD {
+                // Forward to every process of the sandbox (PID 1 itself is excluded by kill -1).
+                // SAFETY: kill(2) with pid -1 from PID 1 of our namespace.
+                unsafe { libc::kill(-1, sig) };
+            }
+        }
+    }
+
+    fn request(&mut self) {
+        match proto::recv::<AgentToInit>(self.sock.as_fd()) {
+            Ok((req, fds)) => self.handle(req, fds),
+            Err(proto::ChannelError::Closed) => self.lost_agent(),
+            Err(e) => {
+                let error = InitError { step: Step::Protocol, object: None, errno: 0, detail: Some(e.to_string()) };
+                self.send(&InitToAgent::Failed { error }, &[]);
+            }
+        }
+    }
+
+    fn handle(&mut self, req: AgentToInit, fds: Vec<OwnedFd>) {
+        let reply = match req {
+            AgentToInit::RunProgram { argv, env, cwd } => self.run_program(argv, env, cwd, fds),
+            AgentToInit::Shell(req) => match self.shell(&req) {
+                Ok((pid, master)) => {
+                    self.tracked.insert(pid, ProcessRole::Shell);
+                    use std::os::fd::AsRawFd;
+                    self.send(&InitToAgent::ShellStarted { pid }, &[master.as_raw_fd()]);
+                    return;
+                }
+                Err(error) => InitToAgent::Failed { error },
+            },
+            AgentToInit::Mount { target, read_only } => match requests::mount(fds, &target, read_only) {
+                Ok(()) => InitToAgent::Mounted { target },
+                Err(error) => InitToAgent::Failed { error },
+            },
+            AgentToInit::Umount { target } => match requests::umount(&target) {
+                Ok(()) => InitToAgent::Unmounted { target },
+                Err(error) => InitToAgent::Failed { error },
+            },
+            AgentToInit::Signal { signal } => {
+                // SAFETY: kill(2) with pid -1 from PID 1 of our namespace.
+                unsafe { libc::kill(-1, signal) };
+                return;
+            }
+            AgentToInit::Shutdown { grace_ms } => {
+                self.start_shutdown(Duration::from_millis(grace_ms.into()));
+                InitToAgent::ShuttingDown
+            }
+        };
+        self.send(&reply, &[]);
+    }
+
+    fn run_program(&mut self, argv: Vec<String>, env: Vec<String>, cwd: Option<std::path::PathBuf>, fds: Vec<OwnedFd>) -> InitToAgent {
+        let plan = match requests::relaunch_plan(&self.template, &argv, &env, cwd.as_deref()) {
+            Ok(p) => p,
+            Err(error) => return InitToAgent::Failed { error },
+        };
+        let stdio = match <[OwnedFd; 3]>::try_from(fds) {
+            Ok(f) => ProgramStdio::Fds(f),
+            Err(v) => {
+                let error = InitError { step: Step::Stdio, object: None, errno: libc::EINVAL, detail: Some(format!("expected 3 fds, got {}", v.len())) };
+                return InitToAgent::Failed { error };
+            }
+        };
+        match exec::spawn(&plan, stdio) {
+            Ok(pid) => {
+                self.tracked.insert(pid.as_raw(), ProcessRole::Relaunch);
+                InitToAgent::Launched { pid: pid.as_raw() }
+            }
+            Err(error) => InitToAgent::Failed { error },
+        }
+    }
+
+    fn shell(&mut self, req: &proto::ShellRequest) -> Result<(i32, OwnedFd), InitError> {
+        let (master, slave) = requests::open_pty(req)?;
+        let plan = requests::shell_plan(&self.template, &self.shell_path, &self.profile, req)?;
+        let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?;
+        Ok((pid.as_raw(), master))
+    }
+
+    fn start_shutdown(&mut self, grace: Duration) {
+        if self.deadline.is_some() {
+            return;
+        }
+        self.deadline = Some(Instant::now() + grace);
+        // SAFETY: kill(2) with pid -1 from PID 1 of our namespace.
+        unsafe { libc::kill(-1, libc::SIGTERM) };
+    }
+
+    fn kill_everything(&mut self) {
+        // SAFETY: kill(2) with pid -1 from PID 1 of our namespace.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        while reaper::has_children() {
+            self.reap_blocking();
+        }
+    }
+}

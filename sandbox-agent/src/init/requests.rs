@@ -1,0 +1,186 @@
+//! The init's work for the agent's requests: relaunch and shell plans, pty pairs, mounts.
+
+use crate::exec::{cstring, cstrings, ExecPlan};
+use crate::init::proto::{InitError, ShellRequest, Step};
+use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path};
+
+fn nul_error(step: Step, e: crate::exec::NulError) -> InitError {
+    InitError { step, object: Some(e.what), errno: libc::EINVAL, detail: Some("contains a NUL byte".into()) }
+}
+
+/// A relaunch: the first program's credentials and confinement with a new argv/env/cwd.
+pub fn relaunch_plan(template: &ExecPlan, argv: &[String], env: &[String], cwd: Option<&Path>) -> Result<ExecPlan, InitError> {
+    let first = argv.first().ok_or_else(|| InitError { step: Step::Exec, object: None, errno: libc::EINVAL, detail: Some("empty argv".into()) })?;
+    let mut plan = template.clone();
+    plan.path = cstring(first).map_err(|e| nul_error(Step::Exec, e))?;
+    plan.argv = cstrings(argv).map_err(|e| nul_error(Step::Exec, e))?;
+    plan.env = cstrings(env).map_err(|e| nul_error(Step::Exec, e))?;
+    if let Some(cwd) = cwd {
+        let c = CString::new(cwd.as_os_str().as_encoded_bytes()).map_err(|_| InitError::new(Step::Chdir, None, libc::EINVAL))?;
+        plan.cwds.insert(0, c);
+        plan.cwds.dedup();
+    }
+    Ok(plan)
+}
+
+/// A shell as the requested user, with the same confinement as the program.
+pub fn shell_plan(template: &ExecPlan, shell: &CString, profile: &str, req: &ShellRequest) -> Result<ExecPlan, InitError> {
+    let mut plan = template.clone();
+    plan.creds = crate::exec::Credentials { uid: req.uid, gid: req.gid, groups: req.groups.clone() };
+    plan.path = shell.clone();
+    plan.argv = vec![shell.clone(), CString::new("-i").unwrap()];
+    let home = req.home.to_string_lossy();
+    let mut env = vec![
+        format!("PATH={}", crate::exec::env::SANDBOX_PATH),
+        format!("HOME={home}"),
+        format!("PS1=[{profile}] $ "),
+        format!("TERM={}", req.term.as_deref().unwrap_or("xterm")),
+    ];
+    if let Ok(Some(u)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(req.uid)) {
+        env.push(format!("USER={}", u.name));
+        env.push(format!("LOGNAME={}", u.name));
+    }
+    plan.env = cstrings(&env).map_err(|e| nul_error(Step::Exec, e))?;
+    plan.cwds = vec![cstring(&home).map_err(|e| nul_error(Step::Chdir, e))?, CString::new("/").unwrap()];
+    Ok(plan)
+}
+
+/// A pty pair from the sandbox's devpts: (master, slave), the slave owned by the shell's user.
+pub fn open_pty(req: &ShellRequest) -> Result<(OwnedFd, OwnedFd), InitError> {
+    let err = |e: Errno| InitError::new(Step::Pty, Some("/dev/ptmx".into()), e as i32);
+    // SAFETY: posix_openpt returns a new descriptor or -1.
+    let m = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if m < 0 {
+        return Err(err(Errno::last()));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    // SAFETY: unlockpt/ptsname_r on our master; the name buffer is ours.
+    let mut name = [0 as libc::c_char; 64];
+    unsafe {
+        Errno::result(libc::unlockpt(master.as_raw_fd())).map_err(err)?;
+        Errno::result(libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len())).map_err(err)?;
+    }
+    // SAFETY: ptsname_r NUL-terminated the buffer.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    // SAFETY: open(2) of the slave path.
+    let s = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if s < 0 {
+        return Err(err(Errno::last()));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let slave = unsafe { OwnedFd::from_raw_fd(s) };
+    nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(req.uid)), None).map_err(err)?;
+    nix::sys::stat::fchmod(slave.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o620)).map_err(err)?;
+    let ws = libc::winsize { ws_row: req.rows, ws_col: req.cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize we own.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map_err(err)?;
+    Ok((master, slave))
+}
+
+/// Open `dir/name` as an O_PATH directory without following a symlink.
+fn open_dir_nofollow(dir: &OwnedFd, name: &CString) -> Result<OwnedFd, Errno> {
+    // SAFETY: openat(2) relative to a descriptor we own.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Create the placeholder for a mount at `target` (directories as needed, then an empty
+/// directory or file), never following a symlink. Returns the parent dir fd and the last name.
+fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString), Errno> {
+    let mut names = Vec::new();
+    for c in target.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(n) => names.push(CString::new(n.as_encoded_bytes()).map_err(|_| Errno::EINVAL)?),
+            _ => return Err(Errno::EINVAL),
+        }
+    }
+    let last = names.pop().ok_or(Errno::EINVAL)?;
+    let root = CString::new("/").unwrap();
+    // SAFETY: open(2) of "/".
+    let fd = unsafe { libc::open(root.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own.
+    let mut dir = Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
+    for name in &names {
+        // SAFETY: mkdirat relative to a descriptor we own.
+        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) };
+        if r != 0 && Errno::last() != Errno::EEXIST {
+            return Err(Errno::last());
+        }
+        dir = open_dir_nofollow(&dir, name)?;
+    }
+    // SAFETY: mkdirat/mknodat relative to a descriptor we own.
+    let r = unsafe {
+        if is_dir {
+            libc::mkdirat(dir.as_raw_fd(), last.as_ptr(), 0o755)
+        } else {
+            libc::mknodat(dir.as_raw_fd(), last.as_ptr(), libc::S_IFREG | 0o644, 0)
+        }
+    };
+    if r != 0 && Errno::last() != Errno::EEXIST {
+        return Err(Errno::last());
+    }
+    Ok((dir, last))
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Attach the detached mount `fds[0]` at `target` (nosuid, nodev, and read-only if asked).
+pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<(), InitError> {
+    let object = Some(target.display().to_string());
+    let err = |e: Errno| InitError::new(Step::Mount, object.clone(), e as i32);
+    let [mnt]: [OwnedFd; 1] = fds.try_into().map_err(|_| err(Errno::EBADF))?;
+    let st = nix::sys::stat::fstat(mnt.as_raw_fd()).map_err(err)?;
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = CString::new("").unwrap();
+    // SAFETY: mount_setattr on a detached mount fd we own, with a valid attr of the given size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map_err(err)?;
+    let (dir, name) = placeholder(target, is_dir).map_err(err)?;
+    // SAFETY: move_mount from our detached mount fd to dir/name (the last component is not
+    // followed without MOVE_MOUNT_T_SYMLINKS).
+    let r = unsafe {
+        libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), empty.as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+    };
+    Errno::result(r).map(drop).map_err(err)
+}
+
+/// Detach the mount at `target`.
+pub fn umount(target: &Path) -> Result<(), InitError> {
+    let err = |e: Errno| InitError::new(Step::Umount, Some(target.display().to_string()), e as i32);
+    if !target.is_absolute() || target.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(err(Errno::EINVAL));
+    }
+    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW).map_err(err)
+}

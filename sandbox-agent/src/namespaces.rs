@@ -1,0 +1,104 @@
+//! Namespace entry: the fork-like clone into new namespaces, and the per-namespace setup the init
+//! does first (UTS names, loopback).
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use oz_profiles::profile::NetType;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The namespaces of a sandbox: mount, PID, UTS, IPC, cgroup, and network unless the profile
+/// shares the host's. Never a user namespace (the init must be real root to build the rootfs).
+pub fn clone_flags(net: NetType) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    if net != NetType::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Which side of [`clone_fork`] we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// The number of threads of this process (from /proc/self/status).
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours) into the
+/// namespaces in `flags`; the child is PID 1 of its new PID namespace.
+///
+/// # Safety
+/// The caller must be single-threaded: the child continues with a copy of the whole address
+/// space, including any lock another thread held.
+pub unsafe fn clone_fork(flags: libc::c_int) -> Result<Forked, Errno> {
+    let full = (flags | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: raw clone with a null stack behaves like fork(2); the caller guarantees there is
+    // no other thread whose locks the child could inherit. The parent/child tid pointers and
+    // tls are unused (no CLONE_*TID / CLONE_SETTLS flags).
+    let r = unsafe { libc::syscall(libc::SYS_clone, full, 0usize, 0usize, 0usize, 0usize) };
+    match r {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Set the UTS namespace's host name and domain name.
+pub fn set_uts_names(hostname: &str, domainname: &str) -> Result<(), Errno> {
+    nix::unistd::sethostname(hostname)?;
+    // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+    let r = unsafe { libc::setdomainname(domainname.as_ptr() as *const libc::c_char, domainname.len()) };
+    Errno::result(r).map(drop)
+}
+
+/// Whether a network namespace of this type gets `lo` up (`none` stays fully down, `host` is
+/// not ours to touch).
+pub fn wants_loopback(net: NetType) -> bool {
+    matches!(net, NetType::Empty | NetType::Bridge)
+}
+
+/// Bring `lo` up in the current network namespace.
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own.
+    unsafe {
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_share_network_only_for_host() {
+        assert_eq!(clone_flags(NetType::Host) & libc::CLONE_NEWNET, 0);
+        for t in [NetType::None, NetType::Empty, NetType::Bridge] {
+            let f = clone_flags(t);
+            assert_ne!(f & libc::CLONE_NEWNET, 0);
+            assert_ne!(f & libc::CLONE_NEWPID, 0);
+            assert_eq!(f & libc::CLONE_NEWUSER, 0);
+        }
+        assert!(!wants_loopback(NetType::None));
+        assert!(!wants_loopback(NetType::Host));
+        assert!(wants_loopback(NetType::Empty));
+    }
+}

@@ -1,0 +1,385 @@
+//! One sandbox, from the agent's side: [`Sandbox::launch`] prepares everything (user, program,
+//! environment, root filesystem plan, seccomp filter, cgroup), clones the init into new
+//! namespaces and returns once the program was exec'd; the handle then carries the channel to
+//! the init and cleans up (processes, cgroup) when the sandbox ends.
+//!
+//! `launch` must be called while the agent is single-threaded (before tokio starts).
+
+use crate::cgroups::{Cgroup, CgroupError};
+use crate::exec::env::{program_argv, program_env, program_path, Env, ProgramError};
+use crate::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
+use crate::init::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
+use crate::init::InitPlan;
+use crate::landlock::LandlockPlan;
+use crate::namespaces::{self, Forked};
+use crate::rootfs::{self, RootfsError, RootfsPlan};
+use crate::user::{UserError, UserInfo};
+use nix::errno::Errno;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oz_wire::{LaunchSpec, StdioMode};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("refusing to run a program as root (uid 0)")]
+    RootUser,
+    #[error("the agent has {0} threads: a sandbox can only be cloned while single-threaded")]
+    Threaded(usize),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("argument or environment {0}")]
+    Nul(#[from] NulError),
+    #[error("root filesystem: {0}")]
+    Rootfs(#[from] RootfsError),
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("stdio mode {0:?} needs {1} fds, got {2}")]
+    Stdio(StdioMode, usize, usize),
+    #[error("{op}: {errno}")]
+    Sys { op: &'static str, errno: Errno },
+    #[error("sandbox {id}: {error}")]
+    Init { id: u64, error: InitError },
+    #[error("sandbox {id}: {error}")]
+    Channel { id: u64, error: ChannelError },
+    #[error("sandbox {id}: the init ended before the program started ({status})")]
+    InitDied { id: u64, status: String },
+}
+
+impl SandboxError {
+    /// The wire form, for the daemon and the client.
+    pub fn to_wire(&self) -> oz_wire::AgentError {
+        match self {
+            SandboxError::RootUser => oz_wire::AgentError::User { uid: 0, detail: self.to_string() },
+            SandboxError::User(e) => oz_wire::AgentError::User { uid: 0, detail: e.to_string() },
+            SandboxError::Init { error, .. } if error.step == proto::Step::Exec => {
+                oz_wire::AgentError::Exec { path: error.object.clone().unwrap_or_default().into(), errno: error.errno }
+            }
+            SandboxError::Seccomp(d) => oz_wire::AgentError::Seccomp { detail: d.clone() },
+            other => oz_wire::AgentError::Other { detail: other.to_string() },
+        }
+    }
+}
+
+/// The program's environment, argv, executable and credentials for a launch spec.
+pub struct ProgramSpec {
+    pub user: UserInfo,
+    pub creds: Credentials,
+    pub exe: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Env,
+    /// Working directories to try, in order.
+    pub cwds: Vec<PathBuf>,
+}
+
+impl ProgramSpec {
+    pub fn resolve(spec: &LaunchSpec) -> Result<ProgramSpec, SandboxError> {
+        if spec.uid == 0 {
+            return Err(SandboxError::RootUser);
+        }
+        let user = UserInfo::resolve(spec.uid)?;
+        let groups = user.sandbox_groups(&spec.config.default_groups, &spec.profile.allowed_groups);
+        let creds = Credentials { uid: user.uid, gid: user.gid, groups };
+        let exe = program_path(&spec.profile, &spec.config, &|p: &Path| p.exists())?;
+        let argv = program_argv(&exe, &spec.profile, &spec.args);
+        let env = program_env(&spec.config.environment_vars, &spec.profile.environment, &spec.caller_env, &user);
+        let mut cwds: Vec<PathBuf> = spec.cwd.iter().cloned().collect();
+        cwds.push(user.home.clone());
+        cwds.push("/".into());
+        Ok(ProgramSpec { user, creds, exe, argv, env, cwds })
+    }
+
+    fn exec_plan(&self, landlock: Option<LandlockPlan>, seccomp: Option<Rc<dyn SeccompFilter>>) -> Result<ExecPlan, SandboxError> {
+        let c = |p: &Path| cstring(&p.to_string_lossy());
+        Ok(ExecPlan {
+            path: c(&self.exe)?,
+            argv: cstrings(&self.argv)?,
+            env: cstrings(&self.env.to_strings())?,
+            cwds: self.cwds.iter().map(|p| c(p)).collect::<Result<_, _>>()?,
+            creds: self.creds.clone(),
+            landlock,
+            seccomp,
+            last_cap: crate::exec::creds::last_cap(),
+        })
+    }
+}
+
+/// Writable places of a rootfs plan (for Landlock): binds that are neither read-only nor suid.
+fn writable_targets(plan: &RootfsPlan) -> Vec<PathBuf> {
+    plan.binds.iter().filter(|b| !b.read_only && !b.allow_suid).map(|b| b.target.clone()).collect()
+}
+
+/// Compile the profile's seccomp policy into a loadable filter (None: disabled).
+fn compile_seccomp(spec: &LaunchSpec) -> Result<Option<Rc<dyn SeccompFilter>>, SandboxError> {
+    crate::seccomp::compile(spec)
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    id: u64,
+    profile: String,
+    init: Pid,
+    channel: OwnedFd,
+    cgroup: Option<Cgroup>,
+    log: Option<OwnedFd>,
+    program: Option<i32>,
+    user: UserInfo,
+    ended: bool,
+}
+
+fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
+    move |errno| SandboxError::Sys { op, errno }
+}
+
+impl Sandbox {
+    /// Build the sandbox of `spec` and start its program (unless `noexec`); returns once the
+    /// program was exec'd. `stdio` must hold 3 fds (stdin, stdout, stderr) for
+    /// `StdioMode::Attached` and none for `StdioMode::Log` (the output then goes to
+    /// [`Sandbox::take_log`]).
+    pub fn launch(spec: &LaunchSpec, stdio: Vec<OwnedFd>) -> Result<Sandbox, SandboxError> {
+        Sandbox::launch_with(spec, stdio, true)
+    }
+
+    /// As `launch`; with `build_rootfs: false` the sandbox keeps the host's filesystem view
+    /// (with a fresh /proc). For tests of the process model only.
+    pub fn launch_with(spec: &LaunchSpec, stdio: Vec<OwnedFd>, build_rootfs: bool) -> Result<Sandbox, SandboxError> {
+        if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
+            return Err(SandboxError::Threaded(n));
+        }
+        let program = ProgramSpec::resolve(spec)?;
+        let rootfs = if build_rootfs { Some(rootfs::plan(spec, &program.user, &[])?) } else { None };
+        let seccomp = compile_seccomp(spec)?;
+        let landlock = spec.profile.landlock.enabled.then(|| {
+            let extra = rootfs.as_ref().map(writable_targets).unwrap_or_default();
+            LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required)
+        });
+        let exec_plan = program.exec_plan(landlock, seccomp)?;
+        let (stdio, log) = Sandbox::stdio(spec, stdio)?;
+        let mut cgroup = Cgroup::create(spec.sandbox_id, &spec.profile.limits)?;
+        let (agent_end, init_end) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
+        let plan = InitPlan {
+            id: spec.sandbox_id,
+            hostname: spec.profile.name.clone(),
+            domainname: "local".into(),
+            loopback: namespaces::wants_loopback(spec.profile.networking.net_type),
+            rootfs,
+            program: exec_plan,
+            stdio,
+            shell_path: cstring(&spec.config.shell_path.to_string_lossy())?,
+            profile: spec.profile.name.clone(),
+        };
+        let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
+        keep.extend(plan.stdio.iter().flat_map(stdio_fds));
+        cgroup.enter()?;
+        // SAFETY: checked single-threaded above; the child only runs the init and _exits.
+        let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
+        if let Ok(Forked::Child) = forked {
+            close_fds_except(&keep);
+            crate::init::run(plan, init_end);
+        }
+        let left = cgroup.leave();
+        let init = match forked {
+            Ok(Forked::Parent(pid)) => pid,
+            Ok(Forked::Child) => unreachable!("the init never returns"),
+            Err(errno) => return Err(SandboxError::Sys { op: "clone", errno }),
+        };
+        drop(init_end);
+        drop(plan);
+        let mut sandbox = Sandbox {
+            id: spec.sandbox_id,
+            profile: spec.profile.name.clone(),
+            init,
+            channel: agent_end,
+            cgroup: Some(cgroup),
+            log,
+            program: None,
+            user: program.user,
+            ended: false,
+        };
+        left?;
+        sandbox.program = sandbox.wait_ready()?;
+        Ok(sandbox)
+    }
+
+    fn stdio(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<(Option<ProgramStdio>, Option<OwnedFd>), SandboxError> {
+        let n = fds.len();
+        match spec.stdio {
+            StdioMode::Attached => {
+                let fds: [OwnedFd; 3] = fds.try_into().map_err(|_| SandboxError::Stdio(spec.stdio, 3, n))?;
+                Ok(((!spec.noexec).then_some(ProgramStdio::Fds(fds)), None))
+            }
+            StdioMode::Log => {
+                if n != 0 {
+                    return Err(SandboxError::Stdio(spec.stdio, 0, n));
+                }
+                if spec.noexec {
+                    return Ok((None, None));
+                }
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+                Ok((Some(ProgramStdio::Log(w)), Some(r)))
+            }
+        }
+    }
+
+    /// Wait for `Ready` (or the failure that replaces it).
+    fn wait_ready(&mut self) -> Result<Option<i32>, SandboxError> {
+        let id = self.id;
+        match proto::recv::<InitToAgent>(self.channel.as_fd()) {
+            Ok((InitToAgent::Ready { pid }, _)) => Ok(pid),
+            Ok((InitToAgent::ProgramFailed { error }, _)) => {
+                self.reap_init();
+                Err(SandboxError::Init { id, error })
+            }
+            Ok((other, _)) => Err(SandboxError::Channel {
+                id,
+                error: ChannelError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
+            }),
+            Err(ChannelError::Closed) => {
+                let status = self.reap_init();
+                Err(SandboxError::InitDied { id, status })
+            }
+            Err(error) => Err(SandboxError::Channel { id, error }),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// The init's pid (in the agent's PID namespace).
+    pub fn init_pid(&self) -> Pid {
+        self.init
+    }
+
+    /// The program's pid inside the sandbox (None with `noexec`).
+    pub fn program_pid(&self) -> Option<i32> {
+        self.program
+    }
+
+    pub fn user(&self) -> &UserInfo {
+        &self.user
+    }
+
+    /// The channel to the init (see `init::proto` for the messages).
+    pub fn channel(&self) -> BorrowedFd<'_> {
+        self.channel.as_fd()
+    }
+
+    /// The read end of the program's stdout/stderr pipe (StdioMode::Log).
+    pub fn take_log(&mut self) -> Option<OwnedFd> {
+        self.log.take()
+    }
+
+    /// The sandbox's cgroup (count or kill its processes).
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    pub fn send(&self, msg: &AgentToInit, fds: &[RawFd]) -> Result<(), SandboxError> {
+        proto::send(self.channel.as_fd(), msg, fds).map_err(|error| SandboxError::Channel { id: self.id, error })
+    }
+
+    /// The next message from the init (`Err(Channel Closed)` once the init is gone).
+    pub fn recv(&self) -> Result<(InitToAgent, Vec<OwnedFd>), SandboxError> {
+        proto::recv(self.channel.as_fd()).map_err(|error| SandboxError::Channel { id: self.id, error })
+    }
+
+    /// A `RunProgram` request for a relaunch with `args` (user args) from `spec`'s profile.
+    pub fn relaunch_request(spec: &LaunchSpec) -> Result<AgentToInit, SandboxError> {
+        let p = ProgramSpec::resolve(spec)?;
+        Ok(AgentToInit::RunProgram { argv: p.argv, env: p.env.to_strings(), cwd: spec.cwd.clone() })
+    }
+
+    /// Wait for the init to exit (after `Shutdown`, or when it died), then remove the cgroup.
+    /// Returns how the init ended.
+    pub fn finish(mut self) -> Result<String, SandboxError> {
+        let status = self.reap_init();
+        self.ended = true;
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove()?;
+        }
+        Ok(status)
+    }
+
+    fn reap_init(&mut self) -> String {
+        loop {
+            match waitpid(self.init, None) {
+                Ok(WaitStatus::Exited(_, c)) => return format!("exit code {c}"),
+                Ok(WaitStatus::Signaled(_, s, _)) => return format!("killed by {s}"),
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return format!("waitpid: {e}"),
+            }
+        }
+    }
+
+    /// Run until the program exits, forwarding nothing: shut down, wait for the init, clean
+    /// up, and return the program's status. (`standalone` uses its own loop with signals.)
+    pub fn wait_program(self) -> Result<ExitStatus, SandboxError> {
+        let mut status = None;
+        loop {
+            match self.recv() {
+                Ok((InitToAgent::Exited { role: proto::ProcessRole::Program, status: s, .. }, _)) => {
+                    status = Some(s);
+                    self.send(&AgentToInit::Shutdown { grace_ms: 2000 }, &[])?;
+                }
+                Ok(_) => {}
+                Err(SandboxError::Channel { error: ChannelError::Closed, .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let id = self.id;
+        let init = self.finish()?;
+        status.ok_or(SandboxError::InitDied { id, status: init })
+    }
+}
+
+impl Drop for Sandbox {
+    /// A sandbox dropped without `finish` is killed: the init (and with it the PID namespace),
+    /// then whatever the cgroup still holds.
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+            self.reap_init();
+        }
+    }
+}
+
+fn stdio_fds(s: &ProgramStdio) -> Vec<RawFd> {
+    match s {
+        ProgramStdio::Fds(f) => f.iter().map(|f| f.as_raw_fd()).collect(),
+        ProgramStdio::Log(w) | ProgramStdio::Pty(w) => vec![w.as_raw_fd()],
+    }
+}
+
+/// Close every descriptor from 3 up except `keep` (the init must not hold the agent's other
+/// sockets, pipes or files).
+fn close_fds_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= 3).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from: libc::c_uint = 3;
+    for fd in keep {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            // SAFETY: closes descriptors the init does not use; nothing owns them in this child.
+            unsafe { libc::close_range(from, fd - 1, 0) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::close_range(from, libc::c_uint::MAX, 0) };
+}
+

@@ -1,0 +1,196 @@
+//! `oz-agent standalone` end to end, as root, with a real unprivileged user (`oz-test-a`):
+//! exit statuses, credentials, capabilities, no_new_privs, seccomp, PID isolation, the
+//! environment and fds the program gets, and that nothing (cgroup, mount) is left behind.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+const TEST_USER: &str = "oz-test-a";
+
+/// Create the throwaway test user once (idempotent); returns its uid.
+fn test_uid() -> u32 {
+    static UID: OnceLock<u32> = OnceLock::new();
+    *UID.get_or_init(|| {
+        let lookup = || Command::new("id").args(["-u", TEST_USER]).output().unwrap();
+        let mut out = lookup();
+        if !out.status.success() {
+            let add = Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]).status().unwrap();
+            out = lookup();
+            assert!(out.status.success(), "useradd {TEST_USER}: {add}");
+        }
+        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    })
+}
+
+/// A config and a profile in a private temp dir; the sandbox's staging path lives there too.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(profile_extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("srv");
+        std::fs::create_dir(&staging).unwrap();
+        let config = format!(r#"{{ "sandbox_path": "{}", "profile_dir": "{}" }}"#, staging.display(), dir.path().display());
+        std::fs::write(dir.path().join("oz.conf"), config).unwrap();
+        let profile = format!(r#"{{ "name": "oztest", "path": "/bin/sh" {profile_extra} }}"#);
+        std::fs::write(dir.path().join("oztest.json"), profile).unwrap();
+        Fixture { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("oz.conf")
+    }
+}
+
+fn next_id() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    u64::from(std::process::id()) * 100 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn mount_points() -> Vec<String> {
+    let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut v: Vec<String> = s.lines().map(|l| l.split(' ').nth(4).unwrap_or("").to_string()).collect();
+    v.sort();
+    v
+}
+
+fn cgroup_dirs(id: u64) -> Vec<PathBuf> {
+    ["pids", "memory", "cpu", "unified", ""]
+        .iter()
+        .map(|c| Path::new("/sys/fs/cgroup").join(c).join("oz").join(id.to_string()))
+        .collect()
+}
+
+/// Run `sh -c script` in a sandbox as the test user; asserts that nothing is left behind.
+fn run_in(fx: &Fixture, profile: &str, extra: &[&str], script: &str) -> Output {
+    let id = next_id();
+    let before = mount_points();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oz-agent"));
+    cmd.arg("standalone").arg("--config").arg(fx.config()).args(["--profile", profile]);
+    cmd.args(["--uid", &test_uid().to_string(), "--id", &id.to_string()]);
+    cmd.args(extra).args(["--", "-c", script]);
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    for d in cgroup_dirs(id) {
+        assert!(!d.exists(), "cgroup {} remains", d.display());
+    }
+    assert_eq!(before, mount_points(), "host mounts changed");
+    out
+}
+
+fn sh(script: &str) -> Output {
+    let fx = Fixture::new("");
+    let profile = fx.dir.path().join("oztest.json");
+    run_in(&fx, profile.to_str().unwrap(), &[], script)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn exit_statuses() {
+    let o = sh("exit 0");
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sh("exit 3").status.code(), Some(3));
+    assert_eq!(sh("kill -9 $$").status.code(), Some(137));
+}
+
+#[test]
+fn runs_true_by_profile_name() {
+    let fx = Fixture::new("");
+    std::fs::write(fx.dir.path().join("truth.json"), r#"{ "name": "truth", "path": "/bin/true" }"#).unwrap();
+    let id = next_id();
+    let o = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
+        .arg("standalone")
+        .arg("--config")
+        .arg(fx.config())
+        .args(["--profile", "truth", "--uid", &test_uid().to_string(), "--id", &id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn runs_as_the_user_with_nothing_privileged() {
+    let o = sh("id -u; id -g; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status");
+    let out = stdout(&o);
+    let uid = test_uid();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(uid.to_string().as_str()), "{out}");
+    assert_ne!(lines.next(), Some("0"), "{out}");
+    let status: Vec<(String, String)> = lines
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let get = |k: &str| status.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("missing");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(get(cap), "0000000000000000", "{cap} in {out}");
+    }
+    assert_eq!(get("NoNewPrivs"), "1", "{out}");
+    assert_eq!(get("Seccomp"), "2", "{out}");
+}
+
+#[test]
+fn host_processes_are_invisible() {
+    let o = sh("ls /proc | grep -c '^[0-9]'; echo $$");
+    let out = stdout(&o);
+    let mut l = out.lines();
+    let count: u32 = l.next().unwrap().parse().unwrap();
+    assert!(count <= 4, "{count} pids visible: {out}");
+    // init is 1, the shell is 2
+    assert_eq!(l.next(), Some("2"), "{out}");
+}
+
+#[test]
+fn environment_and_fds_are_clean() {
+    let fx = Fixture::new(r#", "environment": [ { "name": "KEEP" } ]"#);
+    let profile = fx.dir.path().join("oztest.json");
+    let o = run_in(&fx, profile.to_str().unwrap(), &["--env", "KEEP=yes", "--env", "LD_PRELOAD=/x.so"], "env | sort; ls /proc/self/fd");
+    let out = stdout(&o);
+    assert!(out.contains("KEEP=yes\n"), "{out}");
+    assert!(out.contains("PATH=/usr/bin:/bin\n"), "{out}");
+    assert!(out.contains("USER=oz-test-a\n"), "{out}");
+    assert!(!out.contains("LD_PRELOAD"), "{out}");
+    let fds: Vec<&str> = out.lines().skip_while(|l| l.contains('=')).collect();
+    // 0, 1, 2 and the directory ls reads
+    assert_eq!(fds, vec!["0", "1", "2", "3"], "{out}");
+}
+
+#[test]
+fn hostname_is_the_profile_name() {
+    let o = sh("cat /proc/sys/kernel/hostname");
+    assert_eq!(stdout(&o).trim(), "oztest");
+}
+
+#[test]
+fn setup_failures_exit_125_with_one_line() {
+    let fx = Fixture::new("");
+    let profile = fx.dir.path().join("oztest.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
+        .arg("standalone")
+        .arg("--config")
+        .arg(fx.config())
+        .args(["--profile", profile.to_str().unwrap(), "--uid", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("uid 0"), "{err}");
+    let fx = Fixture::new("");
+    std::fs::write(fx.dir.path().join("oztest.json"), r#"{ "name": "oztest", "path": "/usr/bin/does-not-exist" }"#).unwrap();
+    let profile = fx.dir.path().join("oztest.json");
+    let o = run_in(&fx, profile.to_str().unwrap(), &[], "true");
+    assert_eq!(o.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/usr/bin/does-not-exist"), "{err}");
+    assert!(err.contains("No such file"), "{err}");
+    assert!(o.status.signal().is_none());
+}
