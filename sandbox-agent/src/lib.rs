@@ -8,3 +8,14 @@ pub mod health;
 pub mod rendezvous;
 pub mod supervise;
 pub mod mountinject;
+pub mod serve;
+pub mod cgroups;
+pub mod exec;
+pub mod landlock;
+pub mod namespaces;
+pub mod procname;
+pub mod sandbox;
+pub mod seccomp;
+pub mod standalone;
+
+pub use sandbox::{Sandbox, SandboxError};
