@@ -48,6 +48,9 @@ mod proc;
 mod vars;
 mod whitelist;
 
+#[cfg(test)]
+mod tests;
+
 pub use bind::MountFailure;
 pub use build::{build, BuildReport};
 pub use pathsafe::PathError;
