@@ -1,1 +1,21 @@
-//! test harness
+//! Test harness for oz's end-to-end and escape tests (run as root), and the probes `oz-probe`
+//! runs inside sandboxes.
+//!
+//! - [`bins`]: where the built binaries are;
+//! - [`users`]: the unprivileged test users;
+//! - [`workspace`]: per-test oz.conf, profiles and state directories;
+//! - [`run`]: running children with a timeout, a pty, a leaked fd;
+//! - [`env`]: [`env::TestEnv`], one per test, with the leftover guard;
+//! - [`leftovers`]: what a sandbox may not leave behind;
+//! - [`control`]: running probes unsandboxed (as the user, or as root with the host made
+//!   writable in a throwaway mount namespace);
+//! - [`probes`]: the escape probes.
+
+pub mod bins;
+pub mod control;
+pub mod env;
+pub mod leftovers;
+pub mod probes;
+pub mod run;
+pub mod users;
+pub mod workspace;
