@@ -1,0 +1,96 @@
+//! `oz-agent serve --fd N`: the agent as the daemon drives it.
+//!
+//! 1. Hello on the socketpair (protocol version checked), then `Launch` (+3 stdio fds when
+//!    attached).
+//! 2. The sandbox is launched while the agent is still single-threaded (the init is cloned).
+//! 3. `Ready { init_pid, program_pid }` only once the init reported the program exec'd, else
+//!    `LaunchFailed` and exit.
+//! 4. A single-threaded poll() loop ([`runtime`]): init events become daemon events, program
+//!    output becomes `Log` records, a `Health` heartbeat goes out every few seconds, daemon
+//!    requests are served, and the supervision decision ([`crate::supervise`]) is applied.
+//! 5. If the daemon goes away the sandbox keeps running; a new daemon reconnects on the
+//!    rendezvous socket ([`crate::rendezvous`]) and gets `State(record)`.
+//!
+//! Pids: `init_pid` is a host pid; `program_pid` and the pids of `ProgramExited` /
+//! `ProcessExited` are pids inside the sandbox's PID namespace (what the init sees).
+
+mod launch;
+pub mod logpipe;
+mod requests;
+mod runtime;
+
+use oz_wire::channel::DaemonChannel;
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, WireError};
+use std::os::fd::OwnedFd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("daemon channel: {0}")]
+    Wire(#[from] WireError),
+    #[error("expected {expected} from the daemon, received {received}")]
+    Unexpected { expected: &'static str, received: &'static str },
+    #[error("launch: {0}")]
+    Launch(AgentError),
+    #[error("rendezvous: {0}")]
+    Rendezvous(#[from] crate::rendezvous::RendezvousError),
+}
+
+/// Serve one sandbox over `daemon_fd` (a SOCK_SEQPACKET socket) and exit when it has ended.
+pub fn run(daemon_fd: OwnedFd) -> ! {
+    let code = match serve(daemon_fd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("oz-agent: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
+    let daemon = DaemonChannel::new(daemon_fd);
+    if let Err(e) = daemon.accept_hello(None, std::process::id()) {
+        if let WireError::VersionMismatch { .. } = e {
+            // Answer with our version so the daemon can name the mismatch.
+            let _ = daemon.send(&hello_reply(None), &[]);
+        }
+        return Err(e.into());
+    }
+    let (msg, fds) = daemon.recv()?;
+    let spec = match msg {
+        DaemonToAgent::Launch(spec) => spec,
+        // A daemon may ping or stop an agent before it launched anything.
+        DaemonToAgent::Shutdown { reason } => {
+            let _ = daemon.send(&AgentToDaemon::ShuttingDown { reason }, &[]);
+            return Ok(0);
+        }
+        other => return Err(ServeError::Unexpected { expected: "Launch", received: other.kind() }),
+    };
+    crate::procname::set(&crate::procname::agent_name(spec.sandbox_id, &spec.profile.name));
+    let started = match launch::start(&spec, fds) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+            return Err(ServeError::Launch(e));
+        }
+    };
+    // From here on the daemon may vanish at any time: never die of it.
+    ignore_hangup_signals();
+    let mut rt = runtime::Runtime::new(spec, started, daemon)?;
+    Ok(rt.run())
+}
+
+/// Our side of the hello.
+pub(crate) fn hello_reply(sandbox_id: Option<u64>) -> AgentToDaemon {
+    AgentToDaemon::Hello { protocol_version: oz_wire::PROTOCOL_VERSION, sandbox_id, agent_pid: std::process::id() }
+}
+
+/// SIGPIPE and SIGHUP must not kill the agent when the daemon dies. Done after the init was
+/// cloned so that the sandbox's processes keep default dispositions.
+fn ignore_hangup_signals() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in [Signal::SIGPIPE, Signal::SIGHUP] {
+        // SAFETY: installing SIG_IGN runs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+}

@@ -1,0 +1,312 @@
+//! Daemon requests (RunProgram, Shell, Mount, Umount, Shutdown, Ping) and the init's replies.
+//!
+//! The init answers every request exactly once and in order, so the agent keeps a FIFO of what
+//! it asked ([`Pending`]) and turns each reply into the daemon's answer without blocking.
+
+use super::launch::agent_error;
+use super::logpipe;
+use super::runtime::Runtime;
+use crate::init::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
+use crate::mountinject;
+use crate::supervise::Event;
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// A request sent to the init whose reply is still due.
+#[derive(Debug)]
+pub enum Pending {
+    /// `answer` is false when the daemon that asked has gone (the reply is then dropped).
+    RunProgram { answer: bool },
+    Shell { answer: bool },
+    /// One path of a `Mount` batch; `last` closes the batch.
+    MountPart { path: PathBuf, last: bool, answer: bool },
+    Umount { path: PathBuf, answer: bool },
+    Shutdown,
+}
+
+impl Pending {
+    /// The daemon that asked went away.
+    pub fn orphan(&mut self) {
+        match self {
+            Pending::RunProgram { answer } | Pending::Shell { answer } => *answer = false,
+            Pending::MountPart { answer, .. } | Pending::Umount { answer, .. } => *answer = false,
+            Pending::Shutdown => {}
+        }
+    }
+}
+
+/// The results so far of the `Mount` batch being answered.
+#[derive(Debug, Default)]
+pub struct MountBatch {
+    done: Vec<PathBuf>,
+    error: Option<AgentError>,
+}
+
+
+impl Runtime {
+    pub(super) fn on_daemon_readable(&mut self) {
+        let Some(d) = &self.daemon else { return };
+        match d.recv() {
+            Ok((msg, fds)) => self.on_daemon_message(msg, fds),
+            Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
+            Err(e) => {
+                eprintln!("oz-agent[{}]: daemon message: {e}", self.spec.sandbox_id);
+                self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }), &[]);
+            }
+        }
+    }
+
+    fn on_daemon_message(&mut self, msg: DaemonToAgent, fds: Vec<OwnedFd>) {
+        let refuse = |detail: String| AgentToDaemon::Error(AgentError::Unsupported { detail });
+        match msg {
+            DaemonToAgent::Ping => self.send_daemon(AgentToDaemon::Pong, &[]),
+            DaemonToAgent::Shutdown { reason } => self.feed(Event::ShutdownRequested { reason }),
+            DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => self.run_program(args, cwd, caller_env, stdio, fds),
+            DaemonToAgent::Shell { uid, term, cols, rows } => self.shell(uid, term, cols, rows),
+            DaemonToAgent::Mount { uid, paths, read_only } => self.mount(uid, paths, read_only),
+            DaemonToAgent::Umount { uid, path } => self.umount(uid, path),
+            DaemonToAgent::Hello { .. } => self.send_daemon(refuse("hello already exchanged".into()), &[]),
+            DaemonToAgent::Launch(_) => self.send_daemon(refuse("this agent already runs a sandbox".into()), &[]),
+        }
+    }
+
+    fn stopping(&mut self) -> bool {
+        if self.is_stopping() {
+            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            return true;
+        }
+        false
+    }
+
+    fn run_program(
+        &mut self,
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        caller_env: Vec<(String, String)>,
+        stdio: StdioMode,
+        fds: Vec<OwnedFd>,
+    ) {
+        if self.stopping() {
+            return;
+        }
+        // The launch spec with this request's arguments, directory and environment.
+        let mut spec = self.spec.clone();
+        spec.args = args;
+        spec.cwd = cwd;
+        spec.caller_env = caller_env;
+        spec.stdio = stdio;
+        let request = match crate::sandbox::Sandbox::relaunch_request(&spec) {
+            Ok(r) => r,
+            Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_wire()), &[]),
+        };
+        let stdio_fds = match stdio {
+            StdioMode::Attached if fds.len() == 3 => fds,
+            StdioMode::Attached => {
+                let detail = format!("attached stdio needs 3 fds, got {}", fds.len());
+                return self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail }), &[]);
+            }
+            StdioMode::Log => match self.log_stdio() {
+                Ok(fds) => fds,
+                Err(e) => return self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") }), &[]),
+            },
+        };
+        let raw: Vec<_> = stdio_fds.iter().map(|f| f.as_raw_fd()).collect();
+        if self.send_init(&request, &raw) {
+            self.pending.push_back(Pending::RunProgram { answer: true });
+        } else {
+            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+        }
+    }
+
+    /// stdin from /dev/null, stdout and stderr into a new log pipe (read end kept here).
+    pub(super) fn log_stdio(&mut self) -> Result<Vec<OwnedFd>, nix::errno::Errno> {
+        let null = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+        // SAFETY: open just returned this fd and nothing else owns it.
+        let null = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(null) };
+        let (read, write) = logpipe::pipe()?;
+        let write2 = write.try_clone().map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?;
+        self.logs.push(read);
+        Ok(vec![null, write, write2])
+    }
+
+    fn shell(&mut self, uid: u32, term: String, cols: u16, rows: u16) {
+        if self.stopping() {
+            return;
+        }
+        let req = if uid == self.user.uid {
+            ShellRequest {
+                uid,
+                gid: self.user.gid,
+                groups: self.user.sandbox_groups(&self.spec.config.default_groups, &self.spec.profile.allowed_groups),
+                home: self.user.home.clone(),
+                term: Some(term).filter(|t| !t.is_empty()),
+                cols,
+                rows,
+            }
+        } else if uid == 0 && self.spec.config.allow_root_shell {
+            ShellRequest { uid: 0, gid: 0, groups: vec![], home: "/".into(), term: Some(term).filter(|t| !t.is_empty()), cols, rows }
+        } else {
+            let detail = if uid == 0 {
+                "root shells are disabled (oz.conf allow_root_shell)".to_string()
+            } else {
+                format!("not the owner of sandbox {}", self.spec.sandbox_id)
+            };
+            return self.send_daemon(AgentToDaemon::Error(AgentError::User { uid, detail }), &[]);
+        };
+        if self.send_init(&AgentToInit::Shell(req), &[]) {
+            self.pending.push_back(Pending::Shell { answer: true });
+        } else {
+            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+        }
+    }
+
+    /// Only the owner (or root acting for them) may mount into or unmount from the sandbox.
+    fn check_owner(&mut self, uid: u32) -> bool {
+        if uid == self.user.uid || uid == 0 {
+            return true;
+        }
+        let detail = format!("not the owner of sandbox {}", self.spec.sandbox_id);
+        self.send_daemon(AgentToDaemon::Error(AgentError::User { uid, detail }), &[]);
+        false
+    }
+
+    fn mount(&mut self, uid: u32, paths: Vec<PathBuf>, read_only: bool) {
+        if self.stopping() || !self.check_owner(uid) {
+            return;
+        }
+        if paths.is_empty() {
+            return self.send_daemon(AgentToDaemon::Mounted { paths: vec![] }, &[]);
+        }
+        // Open everything on the host side first: one refused path refuses the whole request.
+        let mut trees = Vec::with_capacity(paths.len());
+        for p in &paths {
+            match mountinject::prepare(&self.user.home, p, read_only) {
+                Ok(t) => trees.push(t),
+                Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_agent_error()), &[]),
+            }
+        }
+        let n = trees.len();
+        for (i, (target, tree)) in trees.into_iter().enumerate() {
+            if !self.send_init(&AgentToInit::Mount { target: target.clone(), read_only }, &[tree.as_fd().as_raw_fd()]) {
+                self.mount_batch = super::requests::MountBatch::default();
+                return self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            }
+            self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: true });
+        }
+    }
+
+    fn umount(&mut self, uid: u32, path: PathBuf) {
+        if self.stopping() || !self.check_owner(uid) {
+            return;
+        }
+        let target = match self.mounts.check_umount(&self.user.home, &path) {
+            Ok(t) => t,
+            Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_agent_error()), &[]),
+        };
+        if self.send_init(&AgentToInit::Umount { target: target.clone() }, &[]) {
+            self.pending.push_back(Pending::Umount { path: target, answer: true });
+        } else {
+            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+        }
+    }
+
+    pub(super) fn on_init_message(&mut self, msg: InitToAgent, fds: Vec<OwnedFd>) {
+        match msg {
+            InitToAgent::Exited { pid, comm, role, status } => {
+                // Output first: the program's last lines come before its exit.
+                self.drain_logs();
+                match role {
+                    ProcessRole::Program | ProcessRole::Relaunch => {
+                        self.send_daemon(AgentToDaemon::ProgramExited { pid: pid as u32, status }, &[]);
+                        self.feed(Event::ProgramExited { pid });
+                    }
+                    ProcessRole::Shell | ProcessRole::Other => {
+                        self.send_daemon(AgentToDaemon::ProcessExited { pid: pid as u32, comm: comm.clone(), status }, &[]);
+                        self.feed(Event::ProcessExited { comm });
+                    }
+                }
+            }
+            // Start-up messages were consumed by the launch; late ones carry no news.
+            InitToAgent::Ready { .. } | InitToAgent::ProgramFailed { .. } => {}
+            reply => self.on_init_reply(reply, fds),
+        }
+    }
+
+    fn on_init_reply(&mut self, reply: InitToAgent, fds: Vec<OwnedFd>) {
+        let Some(pending) = self.pending.pop_front() else {
+            eprintln!("oz-agent[{}]: unsolicited init reply {reply:?}", self.spec.sandbox_id);
+            return;
+        };
+        match (pending, reply) {
+            (Pending::RunProgram { answer }, InitToAgent::Launched { pid }) => {
+                self.feed(Event::ProgramStarted { pid });
+                if answer {
+                    let init_pid = self.init_pid() as u32;
+                    self.send_daemon(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, &[]);
+                }
+            }
+            (Pending::Shell { answer }, InitToAgent::ShellStarted { .. }) => {
+                if !answer {
+                    return;
+                }
+                match fds.first() {
+                    Some(master) => self.send_daemon(AgentToDaemon::ShellStarted, &[master.as_fd()]),
+                    None => self.send_daemon(AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), &[]),
+                }
+            }
+            (Pending::MountPart { path, last, answer }, reply) => self.mount_reply(path, last, answer, reply),
+            (Pending::Umount { path, answer }, reply) => {
+                let msg = match reply {
+                    InitToAgent::Unmounted { .. } => {
+                        self.mounts.remove(&path);
+                        AgentToDaemon::Unmounted
+                    }
+                    InitToAgent::Failed { error } => AgentToDaemon::Error(agent_error(&error, Some(&path))),
+                    other => AgentToDaemon::Error(AgentError::Other { detail: format!("init answered {other:?}") }),
+                };
+                if answer {
+                    self.send_daemon(msg, &[]);
+                }
+            }
+            (Pending::Shutdown, _) => {}
+            (Pending::RunProgram { answer } | Pending::Shell { answer }, InitToAgent::Failed { error }) => {
+                if answer {
+                    self.send_daemon(AgentToDaemon::Error(agent_error(&error, None)), &[]);
+                }
+            }
+            (pending, reply) => {
+                eprintln!("oz-agent[{}]: init answered {reply:?} to {pending:?}", self.spec.sandbox_id);
+            }
+        }
+    }
+
+    fn mount_reply(&mut self, path: PathBuf, last: bool, answer: bool, reply: InitToAgent) {
+        match reply {
+            InitToAgent::Mounted { .. } => {
+                self.mounts.insert(path.clone());
+                self.mount_batch.done.push(path);
+            }
+            InitToAgent::Failed { error } => {
+                let e = agent_error(&error, Some(&path));
+                self.mount_batch.error.get_or_insert(e);
+            }
+            other => {
+                let e = AgentError::Other { detail: format!("init answered {other:?} to a mount") };
+                self.mount_batch.error.get_or_insert(e);
+            }
+        }
+        if !last {
+            return;
+        }
+        let batch = std::mem::take(&mut self.mount_batch);
+        if !answer {
+            return;
+        }
+        let msg = match batch.error {
+            Some(e) => AgentToDaemon::Error(e),
+            None => AgentToDaemon::Mounted { paths: batch.done },
+        };
+        self.send_daemon(msg, &[]);
+    }
+}

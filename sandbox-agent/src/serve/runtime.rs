@@ -1,0 +1,412 @@
+//! The agent's event loop: one thread, one poll() over the init channel, the daemon channel,
+//! the rendezvous listener, a signalfd and the program's output pipes, plus two timers (the
+//! supervision tick and the health heartbeat).
+
+use super::launch::Started;
+use super::logpipe::LogPipe;
+use super::requests::{MountBatch, Pending};
+use super::ServeError;
+use crate::health;
+use crate::init::proto::{self as iproto, AgentToInit, InitToAgent};
+use crate::mountinject::MountTable;
+use crate::rendezvous::{Accepted, Rendezvous};
+use crate::supervise::{self, Action, Event, Policy, ShutdownReason};
+use crate::user::UserInfo;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oz_wire::channel::DaemonChannel;
+use oz_wire::state::{self as wstate, AgentRecord};
+use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the supervisor re-checks watchdogs while lingering.
+const TICK: Duration = Duration::from_secs(1);
+/// Health heartbeat period.
+const HEALTH: Duration = Duration::from_secs(5);
+/// How long the init gets to stop everything before it is killed.
+const GRACE_MS: u32 = 2000;
+/// Extra time, after the grace period, before the agent SIGKILLs the init.
+const KILL_AFTER: Duration = Duration::from_millis(GRACE_MS as u64 + 1500);
+/// How long a reconnecting daemon may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Runtime {
+    pub(super) spec: LaunchSpec,
+    pub(super) user: UserInfo,
+    pub(super) started: Started,
+    pub(super) daemon: Option<DaemonChannel>,
+    rendezvous: Option<Rendezvous>,
+    record: AgentRecord,
+    state: supervise::State,
+    policy: Policy,
+    pub(super) pending: VecDeque<Pending>,
+    pub(super) mount_batch: MountBatch,
+    pub(super) logs: Vec<LogPipe>,
+    pub(super) mounts: MountTable,
+    signals: SignalFd,
+    born: Instant,
+    next_tick: Instant,
+    next_health: Instant,
+    kill_at: Option<Instant>,
+    init_channel_open: bool,
+    /// The init has exited (noticed, reaped by the teardown).
+    init_reaped: bool,
+    shutdown_reason: Option<ShutdownReason>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Runtime {
+    /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
+    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
+        let record = AgentRecord {
+            id: spec.sandbox_id,
+            profile: spec.profile.name.clone(),
+            uid: spec.uid,
+            user: started.user.name.clone(),
+            init_pid: started.init_pid as u32,
+            agent_pid: std::process::id(),
+            started_at: now_secs(),
+            socket: wstate::socket_path(&spec.config.state_dir, spec.sandbox_id),
+        };
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGINT);
+        mask.thread_block().map_err(|e| ServeError::Launch(oz_wire::AgentError::Other { detail: format!("block signals: {e}") }))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| ServeError::Launch(oz_wire::AgentError::Other { detail: format!("signalfd: {e}") }))?;
+        let policy = Policy::from_profile(&spec.profile);
+        let user = started.user.clone();
+        let now = Instant::now();
+        let mut rt = Runtime {
+            spec,
+            user,
+            started,
+            daemon: Some(daemon),
+            rendezvous: None,
+            record,
+            state: supervise::State::new(),
+            policy,
+            pending: VecDeque::new(),
+            mount_batch: MountBatch::default(),
+            logs: Vec::new(),
+            mounts: MountTable::default(),
+            signals,
+            born: now,
+            next_tick: now + TICK,
+            next_health: now + HEALTH,
+            kill_at: None,
+            init_channel_open: true,
+            init_reaped: false,
+            shutdown_reason: None,
+        };
+        rt.logs = std::mem::take(&mut rt.started.logs);
+        match Rendezvous::create(&rt.spec.config.state_dir, &rt.record) {
+            Ok(rv) => rt.rendezvous = Some(rv),
+            Err(e) => {
+                // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
+                rt.send_daemon(AgentToDaemon::LaunchFailed(oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") }), &[]);
+                rt.begin_shutdown(ShutdownReason::Requested(format!("rendezvous: {e}")));
+                rt.run();
+                return Err(e.into());
+            }
+        }
+        let program_pid = rt.started.program_pid;
+        rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &[]);
+        if let Some(pid) = program_pid {
+            rt.feed(Event::ProgramStarted { pid });
+        }
+        Ok(rt)
+    }
+
+    pub(super) fn is_stopping(&self) -> bool {
+        self.state.is_stopping()
+    }
+
+    pub(super) fn init_pid(&self) -> i32 {
+        self.started.init_pid
+    }
+
+    pub(super) fn init_fd(&self) -> BorrowedFd<'_> {
+        self.started.channel()
+    }
+
+    /// Serve until the sandbox has ended; returns the exit code.
+    pub fn run(&mut self) -> i32 {
+        while self.state.phase != supervise::Phase::Ended {
+            self.poll_once();
+            self.timers();
+            self.check_init();
+        }
+        self.finish()
+    }
+
+    fn poll_once(&mut self) {
+        const INIT: usize = 0;
+        const SIGNALS: usize = 1;
+        const RENDEZVOUS: usize = 2;
+        const DAEMON: usize = 3;
+        const LOGS: usize = 4;
+        let input = PollFlags::POLLIN;
+        let never = PollFlags::empty();
+        let rv_fd = self.rendezvous.as_ref().map(|r| r.listener());
+        let placeholder = self.signals.as_fd();
+        let mut fds = vec![
+            PollFd::new(self.started.channel(), if self.init_channel_open { input } else { never }),
+            PollFd::new(self.signals.as_fd(), input),
+            PollFd::new(rv_fd.unwrap_or(placeholder), if rv_fd.is_some() { input } else { never }),
+            match &self.daemon {
+                Some(d) => PollFd::new(d.as_fd(), input),
+                None => PollFd::new(placeholder, never),
+            },
+        ];
+        fds.extend(self.logs.iter().map(|l| PollFd::new(l.fd(), input)));
+        let timeout = self.poll_timeout();
+        if poll(&mut fds, timeout).is_err() {
+            return; // EINTR: re-evaluate
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)))
+            .collect();
+        drop(fds);
+        // Output first, so that a program's last lines precede its exit event.
+        if ready[LOGS..].iter().any(|r| *r) {
+            self.drain_logs();
+        }
+        if ready[INIT] {
+            self.on_init_readable();
+        }
+        if ready[SIGNALS] {
+            self.on_signals();
+        }
+        if ready[RENDEZVOUS] {
+            self.accept_daemon();
+        }
+        if ready[DAEMON] && self.daemon.is_some() {
+            self.on_daemon_readable();
+        }
+    }
+
+    fn poll_timeout(&self) -> PollTimeout {
+        let now = Instant::now();
+        let mut next = self.next_tick.min(self.next_health);
+        if let Some(k) = self.kill_at {
+            next = next.min(k);
+        }
+        if !self.init_channel_open && !self.init_reaped {
+            next = next.min(now + Duration::from_millis(20));
+        }
+        let ms = next.saturating_duration_since(now).as_millis().min(60_000) as u16;
+        PollTimeout::from(ms)
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.feed(Event::Tick);
+        }
+        if now >= self.next_health {
+            self.next_health = now + HEALTH;
+            self.send_health();
+        }
+        if self.kill_at.is_some_and(|k| now >= k) && !self.init_reaped {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.init_pid()), Signal::SIGKILL);
+            self.kill_at = None;
+        }
+    }
+
+    /// Notice the init's exit (without reaping it: the teardown does, so its pid cannot be
+    /// reused meanwhile); that ends the sandbox.
+    fn check_init(&mut self) {
+        if self.init_reaped {
+            return;
+        }
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(Pid::from_raw(self.init_pid())), flags) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(_) => {
+                self.init_reaped = true;
+                self.drain_init();
+                self.feed(Event::InitExited);
+            }
+            Ok(_) => {}
+        }
+    }
+
+    /// Read what the init wrote before it exited (exit reports of the last processes).
+    fn drain_init(&mut self) {
+        while self.init_channel_open {
+            let mut fds = [PollFd::new(self.started.channel(), PollFlags::POLLIN)];
+            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+                break;
+            }
+            self.on_init_readable();
+        }
+    }
+
+    fn send_health(&mut self) {
+        let procs = health::sandbox_processes(self.init_pid());
+        let u = health::usage(&procs);
+        let uptime_ms = self.born.elapsed().as_millis() as u64;
+        self.send_daemon(
+            AgentToDaemon::Health { rss_bytes: u.rss_bytes, pids: u.pids, cpu_usec: u.cpu_usec, uptime_ms },
+            &[],
+        );
+    }
+
+    pub(super) fn drain_logs(&mut self) {
+        let mut i = 0;
+        while i < self.logs.len() {
+            let (lines, eof) = self.logs[i].drain();
+            for line in lines {
+                self.log(LogLevel::Info, line);
+            }
+            if eof {
+                self.logs.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        let rec = LogRecord {
+            ts: now_ms(),
+            level,
+            sandbox: Some(self.spec.sandbox_id),
+            profile: Some(self.spec.profile.name.clone()),
+            message,
+        };
+        self.send_daemon(AgentToDaemon::Log(rec), &[]);
+    }
+
+    /// Send to the daemon if one is attached; losing it is an event, never an error.
+    pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
+        let Some(d) = &self.daemon else { return };
+        match d.send(&msg, fds) {
+            Ok(()) => {}
+            Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
+            Err(e) => eprintln!("oz-agent[{}]: send {} to the daemon: {e}", self.spec.sandbox_id, msg.kind()),
+        }
+    }
+
+    /// Send a request to the init; if the init is gone, the failure shows up as its exit.
+    pub(super) fn send_init(&mut self, msg: &AgentToInit, fds: &[RawFd]) -> bool {
+        match iproto::send(self.init_fd(), msg, fds) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("oz-agent[{}]: send to init: {e}", self.spec.sandbox_id);
+                false
+            }
+        }
+    }
+
+    fn on_init_readable(&mut self) {
+        match iproto::recv::<InitToAgent>(self.init_fd()) {
+            Ok((msg, fds)) => self.on_init_message(msg, fds),
+            Err(iproto::ChannelError::Closed) | Err(iproto::ChannelError::Sys { .. }) => {
+                self.init_channel_open = false;
+            }
+            Err(e) => eprintln!("oz-agent[{}]: init channel: {e}", self.spec.sandbox_id),
+        }
+    }
+
+    fn on_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            let name = Signal::try_from(info.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("signal");
+            self.feed(Event::ShutdownRequested { reason: format!("agent received {name}") });
+        }
+    }
+
+    /// A daemon knocks on the rendezvous socket: authenticate, hello, hand it the record.
+    fn accept_daemon(&mut self) {
+        let Some(rv) = &self.rendezvous else { return };
+        let (fd, peer): (OwnedFd, _) = match rv.accept() {
+            Ok(Accepted::Daemon(fd, peer)) => (fd, peer),
+            Ok(Accepted::Refused(peer)) => {
+                eprintln!("oz-agent[{}]: refused rendezvous peer pid {} uid {}", self.spec.sandbox_id, peer.pid, peer.uid);
+                return;
+            }
+            Ok(Accepted::Nobody) => return,
+            Err(e) => {
+                eprintln!("oz-agent[{}]: {e}", self.spec.sandbox_id);
+                return;
+            }
+        };
+        let chan = DaemonChannel::new(fd);
+        let hello = chan
+            .set_read_timeout(Some(HELLO_TIMEOUT))
+            .and_then(|()| chan.accept_hello(Some(self.spec.sandbox_id), std::process::id()))
+            .and_then(|()| chan.set_read_timeout(None));
+        if let Err(e) = hello {
+            eprintln!("oz-agent[{}]: rendezvous hello from pid {}: {e}", self.spec.sandbox_id, peer.pid);
+            return;
+        }
+        // The newest daemon wins; an old connection (if any) is dropped.
+        self.daemon = Some(chan);
+        self.feed(Event::DaemonAttached);
+    }
+
+    /// Feed an event to the supervisor and perform what it decides (the scan feeds back).
+    pub(super) fn feed(&mut self, event: Event) {
+        let mut queue = VecDeque::from([event]);
+        while let Some(ev) = queue.pop_front() {
+            let (state, action) = supervise::next(&self.state, &self.policy, &ev);
+            self.state = state;
+            match action {
+                Action::KeepRunning | Action::Finish => {}
+                Action::ScanWatchdogs => {
+                    let procs: Vec<_> =
+                        health::sandbox_processes(self.init_pid()).into_iter().filter(|p| p.pid != self.init_pid()).collect();
+                    queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) });
+                }
+                Action::Shutdown(reason) => self.begin_shutdown(reason),
+                Action::AwaitDaemon => {
+                    self.daemon = None;
+                    self.pending.iter_mut().for_each(Pending::orphan);
+                }
+                Action::SendState => {
+                    let rec = self.record.clone();
+                    self.send_daemon(AgentToDaemon::State(rec), &[]);
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, reason: ShutdownReason) {
+        self.shutdown_reason = Some(reason);
+        self.kill_at = Some(Instant::now() + KILL_AFTER);
+        if self.init_channel_open && self.send_init(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[]) {
+            self.pending.push_back(Pending::Shutdown);
+        } else {
+            self.kill_at = Some(Instant::now());
+        }
+    }
+
+    /// The init is gone: release everything, then tell the daemon and exit.
+    fn finish(&mut self) -> i32 {
+        self.drain_logs();
+        let reason = self.shutdown_reason.clone().unwrap_or(ShutdownReason::InitExited);
+        if let Err(e) = self.started.teardown() {
+            eprintln!("oz-agent[{}]: teardown: {e}", self.spec.sandbox_id);
+        }
+        if let Some(rv) = self.rendezvous.take() {
+            rv.remove();
+        }
+        self.send_daemon(AgentToDaemon::ShuttingDown { reason: reason.to_string() }, &[]);
+        0
+    }
+}
