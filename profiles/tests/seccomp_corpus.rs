@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use oz_profiles::profile::SeccompMode;
 use oz_profiles::seccomp::{compile, load_policy_file};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/compat/oz-profiles");
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/compat/oz-profiles"
+);
 
 fn policy_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(CORPUS)
@@ -24,7 +27,12 @@ fn all_sixteen_policy_files_parse() {
     for file in &files {
         let policy = load_policy_file(file, &[]).unwrap_or_else(|e| panic!("{e}"));
         let constants_only = file.file_name().unwrap() == "futex-consts-x64.seccomp";
-        assert_eq!(policy.rules.is_empty(), constants_only, "{}", file.display());
+        assert_eq!(
+            policy.rules.is_empty(),
+            constants_only,
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -48,10 +56,17 @@ fn all_policy_files_compile_in_their_mode_and_both_enforce_settings() {
 
 #[test]
 fn futex_constants_work_as_extradefs() {
-    let defs = Path::new(CORPUS).join("futex-consts-x64.seccomp").display().to_string();
+    let defs = Path::new(CORPUS)
+        .join("futex-consts-x64.seccomp")
+        .display()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.seccomp");
-    std::fs::write(&policy, "futex: arg1 == FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME\n").unwrap();
+    std::fs::write(
+        &policy,
+        "futex: arg1 == FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME\n",
+    )
+    .unwrap();
     let p = load_policy_file(&policy, &[defs]).unwrap();
     compile(&p, SeccompMode::Whitelist, true).unwrap();
 }

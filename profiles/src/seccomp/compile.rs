@@ -36,11 +36,23 @@ pub enum CompileError {
         source: LowerError,
     },
     #[error("{}:{}:{}: unknown syscall {syscall:?} on this architecture", origin.display(), span.line, span.col)]
-    UnknownSyscall { origin: PathBuf, span: Span, syscall: String },
+    UnknownSyscall {
+        origin: PathBuf,
+        span: Span,
+        syscall: String,
+    },
     #[error("{}:{}: rules for {syscall} at lines {first} and {second} have different actions", origin.display(), second)]
-    ConflictingRules { origin: PathBuf, syscall: String, first: u32, second: u32 },
+    ConflictingRules {
+        origin: PathBuf,
+        syscall: String,
+        first: u32,
+        second: u32,
+    },
     #[error("libseccomp: {what}: {source}")]
-    Seccomp { what: String, source: libseccomp::error::SeccompError },
+    Seccomp {
+        what: String,
+        source: libseccomp::error::SeccompError,
+    },
     #[error("export seccomp bpf: {0}")]
     Export(std::io::Error),
     #[error("filter has {0} instructions, more than the kernel's {1}")]
@@ -57,7 +69,9 @@ pub struct CompiledFilter {
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lens: Vec<usize> = self.programs.iter().map(Vec::len).collect();
-        f.debug_struct("CompiledFilter").field("program_lengths", &lens).finish()
+        f.debug_struct("CompiledFilter")
+            .field("program_lengths", &lens)
+            .finish()
     }
 }
 
@@ -102,7 +116,9 @@ impl CompiledFilter {
 
 /// Only the hardening filter (foreign arch, x32, TIOCSTI/TIOCLINUX), e.g. for seccomp disabled.
 pub fn hardening_only() -> CompiledFilter {
-    CompiledFilter { programs: vec![hardening::program()] }
+    CompiledFilter {
+        programs: vec![hardening::program()],
+    }
 }
 
 /// Compiles `policy` for the native architecture. `Train` is whitelist with `enforce` off.
@@ -122,14 +138,17 @@ pub fn compile(
         .map_err(|source| seccomp_err("create filter", source))?;
     ctx.set_act_badarch(ScmpAction::KillProcess)
         .map_err(|source| seccomp_err("set bad-arch action", source))?;
-    ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(|source| seccomp_err("disable nnp", source))?;
     // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
     let _ = ctx.set_ctl_optimize(2);
     for (rules, merged) in group_rules(policy)? {
         add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
     }
     let program = export(&ctx)?;
-    Ok(CompiledFilter { programs: vec![hardening::program(), program] })
+    Ok(CompiledFilter {
+        programs: vec![hardening::program(), program],
+    })
 }
 
 /// The libseccomp actions a mode (and the file's DEFAULT_* assignments) implies.
@@ -161,7 +180,10 @@ impl ModeActions {
     fn resolve(&self, rule: RuleAction) -> (ScmpAction, ScmpAction) {
         let pos = rule.positive.unwrap_or(self.positive);
         let neg = rule.negative.unwrap_or(self.negative);
-        (scmp_action(pos, self.enforce), scmp_action(neg, self.enforce))
+        (
+            scmp_action(pos, self.enforce),
+            scmp_action(neg, self.enforce),
+        )
     }
 }
 
@@ -181,7 +203,10 @@ fn scmp_action(a: Action, enforce: bool) -> ScmpAction {
 fn group_rules(policy: &Policy) -> Result<Vec<(Vec<&Rule>, Expr)>, CompileError> {
     let mut groups: Vec<(Vec<&Rule>, Expr)> = Vec::new();
     for rule in &policy.rules {
-        match groups.iter_mut().find(|(rs, _)| rs[0].syscall == rule.syscall) {
+        match groups
+            .iter_mut()
+            .find(|(rs, _)| rs[0].syscall == rule.syscall)
+        {
             Some((rules, cond)) => {
                 if rules[0].action != rule.action {
                     return Err(CompileError::ConflictingRules {
@@ -234,9 +259,17 @@ fn add_rules(
         for conj in dnf {
             let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
             let sys = ScmpSyscall::from_raw_syscall(nr);
-            let what = || format!("add rule for {} ({}:{})", rule.syscall, policy.origin.display(), rule.span.line);
+            let what = || {
+                format!(
+                    "add rule for {} ({}:{})",
+                    rule.syscall,
+                    policy.origin.display(),
+                    rule.span.line
+                )
+            };
             if cmps.is_empty() {
-                ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
+                ctx.add_rule(action, sys)
+                    .map_err(|source| seccomp_err(&what(), source))?;
             } else {
                 ctx.add_rule_conditional(action, sys, &cmps)
                     .map_err(|source| seccomp_err(&what(), source))?;
@@ -267,7 +300,10 @@ fn arg_compare(atom: &Atom) -> ScmpArgCompare {
 }
 
 fn seccomp_err(what: &str, source: libseccomp::error::SeccompError) -> CompileError {
-    CompileError::Seccomp { what: what.to_string(), source }
+    CompileError::Seccomp {
+        what: what.to_string(),
+        source,
+    }
 }
 
 /// The filter as BPF instructions, through a memfd (libseccomp 2.5 cannot export to memory).
@@ -279,7 +315,8 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileErro
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    ctx.export_bpf(&fd).map_err(|source| seccomp_err("export bpf", source))?;
+    ctx.export_bpf(&fd)
+        .map_err(|source| seccomp_err("export bpf", source))?;
     let mut file = std::fs::File::from(fd);
     let mut bytes = Vec::new();
     file.rewind().map_err(CompileError::Export)?;

@@ -112,9 +112,21 @@ mod tests {
         );
         let generic = crate::seccomp::load_policy_file(path, &[]).unwrap();
         for rule in &generic.rules {
-            assert!(names.contains(&rule.syscall.as_str()), "{} missing", rule.syscall);
+            assert!(
+                names.contains(&rule.syscall.as_str()),
+                "{} missing",
+                rule.syscall
+            );
         }
-        for extra in ["bpf", "userfaultfd", "io_uring_setup", "setns", "kcmp", "clone", "clone3"] {
+        for extra in [
+            "bpf",
+            "userfaultfd",
+            "io_uring_setup",
+            "setns",
+            "kcmp",
+            "clone",
+            "clone3",
+        ] {
             assert!(names.contains(&extra), "{extra} missing");
         }
     }

@@ -20,7 +20,11 @@ pub const MAX_DEPTH: usize = 128;
 #[derive(Debug, Clone)]
 pub enum Def {
     Value(Expr),
-    Macro { params: Vec<String>, body: Vec<Token>, line: u32 },
+    Macro {
+        params: Vec<String>,
+        body: Vec<Token>,
+        line: u32,
+    },
 }
 
 pub type Defs = HashMap<String, Def>;
@@ -47,7 +51,15 @@ impl<'a> ExprParser<'a> {
         defs: &'a Defs,
         scope: &'a HashMap<String, Expr>,
     ) -> Self {
-        ExprParser { toks, pos: 0, line, end_col, defs, scope, depth: 0 }
+        ExprParser {
+            toks,
+            pos: 0,
+            line,
+            end_col,
+            defs,
+            scope,
+            depth: 0,
+        }
     }
 
     pub fn position(&self) -> usize {
@@ -73,7 +85,14 @@ impl<'a> ExprParser<'a> {
     }
 
     fn unexpected(&self, t: &Token, expected: &'static str) -> ExprError {
-        (self.line, t.col, ErrorKind::UnexpectedToken { found: t.tok.describe(), expected })
+        (
+            self.line,
+            t.col,
+            ErrorKind::UnexpectedToken {
+                found: t.tok.describe(),
+                expected,
+            },
+        )
     }
 
     fn err_here(&self, expected: &'static str) -> ExprError {
@@ -93,7 +112,10 @@ impl<'a> ExprParser<'a> {
     }
 
     fn col(&self) -> u32 {
-        self.toks.get(self.pos).map(|t| t.col).unwrap_or(self.end_col)
+        self.toks
+            .get(self.pos)
+            .map(|t| t.col)
+            .unwrap_or(self.end_col)
     }
 
     fn or_expr(&mut self) -> Result<Expr, ExprError> {
@@ -239,7 +261,11 @@ impl<'a> ExprParser<'a> {
         match self.defs.get(name) {
             Some(Def::Value(e)) => return Ok(e.clone()),
             Some(Def::Macro { .. }) => {
-                return Err((self.line, col, ErrorKind::MacroNeedsArguments(name.to_string())))
+                return Err((
+                    self.line,
+                    col,
+                    ErrorKind::MacroNeedsArguments(name.to_string()),
+                ))
             }
             None => {}
         }
@@ -248,9 +274,11 @@ impl<'a> ExprParser<'a> {
             "false" => return Ok(Expr::Bool(false)),
             _ => {}
         }
-        consts::constant(name)
-            .map(Expr::Num)
-            .ok_or((self.line, col, ErrorKind::UnknownConstant(name.to_string())))
+        consts::constant(name).map(Expr::Num).ok_or((
+            self.line,
+            col,
+            ErrorKind::UnknownConstant(name.to_string()),
+        ))
     }
 
     /// `( expr, expr, ... )` after a name.
@@ -281,7 +309,11 @@ impl<'a> ExprParser<'a> {
             return Err((self.line, col, ErrorKind::EmptyIn));
         }
         let value = Box::new(args.remove(0));
-        Ok(Expr::In { negated, value, set: args })
+        Ok(Expr::In {
+            negated,
+            value,
+            set: args,
+        })
     }
 
     fn call(&mut self, name: &str, col: u32) -> Result<Expr, ExprError> {
@@ -318,11 +350,18 @@ const ARITH_LEVELS: [&[(Tok, BinOp)]; 6] = [
     &[(Tok::Amp, BinOp::And)],
     &[(Tok::Shl, BinOp::Shl), (Tok::Shr, BinOp::Shr)],
     &[(Tok::Plus, BinOp::Add), (Tok::Minus, BinOp::Sub)],
-    &[(Tok::Star, BinOp::Mul), (Tok::Slash, BinOp::Div), (Tok::Percent, BinOp::Mod)],
+    &[
+        (Tok::Star, BinOp::Mul),
+        (Tok::Slash, BinOp::Div),
+        (Tok::Percent, BinOp::Mod),
+    ],
 ];
 
 fn arith_op(level: usize, tok: &Tok) -> Option<BinOp> {
-    ARITH_LEVELS[level].iter().find(|(t, _)| t == tok).map(|(_, op)| *op)
+    ARITH_LEVELS[level]
+        .iter()
+        .find(|(t, _)| t == tok)
+        .map(|(_, op)| *op)
 }
 
 /// The truth value of a constant expression, if it is one.
@@ -388,8 +427,12 @@ fn fold_binary(op: BinOp, l: Expr, r: Expr) -> Result<Expr, ErrorKind> {
         BinOp::And => a & b,
         BinOp::Or => a | b,
         BinOp::Xor => a ^ b,
-        BinOp::Shl => a.checked_shl(shift(b)?).ok_or(ErrorKind::ShiftOutOfRange(b))?,
-        BinOp::Shr => a.checked_shr(shift(b)?).ok_or(ErrorKind::ShiftOutOfRange(b))?,
+        BinOp::Shl => a
+            .checked_shl(shift(b)?)
+            .ok_or(ErrorKind::ShiftOutOfRange(b))?,
+        BinOp::Shr => a
+            .checked_shr(shift(b)?)
+            .ok_or(ErrorKind::ShiftOutOfRange(b))?,
     };
     Ok(Expr::Num(v))
 }

@@ -80,19 +80,27 @@ mod tests {
 
     #[test]
     fn disabled_compiles_to_nothing() {
-        let s = Seccomp { mode: SeccompMode::Disabled, ..Seccomp::default() };
+        let s = Seccomp {
+            mode: SeccompMode::Disabled,
+            ..Seccomp::default()
+        };
         assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_none());
     }
 
     #[test]
     fn default_profile_gets_the_default_blacklist() {
-        let f = compile_profile(&Seccomp::default(), Path::new("/nonexistent")).unwrap().unwrap();
+        let f = compile_profile(&Seccomp::default(), Path::new("/nonexistent"))
+            .unwrap()
+            .unwrap();
         assert_eq!(f.programs().len(), 2);
     }
 
     #[test]
     fn whitelist_without_file_is_an_error() {
-        let s = Seccomp { mode: SeccompMode::Whitelist, ..Seccomp::default() };
+        let s = Seccomp {
+            mode: SeccompMode::Whitelist,
+            ..Seccomp::default()
+        };
         let e = compile_profile(&s, Path::new("/etc/oz")).unwrap_err();
         assert!(matches!(e, ProfileSeccompError::MissingWhitelist));
     }
@@ -100,7 +108,11 @@ mod tests {
     #[test]
     fn relative_paths_and_extradefs_resolve_under_etc_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("w.seccomp"), "read: arg0 == MINE\nexecve: 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("w.seccomp"),
+            "read: arg0 == MINE\nexecve: 1\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("defs.seccomp"), "MINE=3\n").unwrap();
         let s = Seccomp {
             mode: SeccompMode::Whitelist,
@@ -109,14 +121,20 @@ mod tests {
             ..Seccomp::default()
         };
         assert!(compile_profile(&s, dir.path()).unwrap().is_some());
-        let s = Seccomp { whitelist: Some("missing.seccomp".into()), ..s };
+        let s = Seccomp {
+            whitelist: Some("missing.seccomp".into()),
+            ..s
+        };
         let e = compile_profile(&s, dir.path()).unwrap_err();
         assert!(e.to_string().contains("missing.seccomp: read: "), "{e}");
     }
 
     #[test]
     fn train_without_whitelist_uses_the_training_policy() {
-        let s = Seccomp { mode: SeccompMode::Train, ..Seccomp::default() };
+        let s = Seccomp {
+            mode: SeccompMode::Train,
+            ..Seccomp::default()
+        };
         assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_some());
     }
 }

@@ -32,11 +32,21 @@ mod native {
 }
 
 fn stmt(code: u32, k: u32) -> sock_filter {
-    sock_filter { code: code as u16, jt: 0, jf: 0, k }
+    sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
-    sock_filter { code: code as u16, jt, jf, k }
+    sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
 }
 
 const LD_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
@@ -106,6 +116,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unnecessary_cast)] // ioctl numbers are not u64 on every target
     fn decisions() {
         let p = program();
         let a = native::AUDIT_ARCH;
@@ -114,12 +125,21 @@ mod tests {
         assert_eq!(run(&p, 39, a, 0), libc::SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, nr, a, libc::TCGETS as u64), libc::SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, nr, a, libc::TIOCSTI as u64), eperm);
-        assert_eq!(run(&p, nr, a, 0xdead_0000_0000_0000 | libc::TIOCSTI as u64), eperm);
+        assert_eq!(
+            run(&p, nr, a, 0xdead_0000_0000_0000 | libc::TIOCSTI as u64),
+            eperm
+        );
         assert_eq!(run(&p, nr, a, libc::TIOCLINUX as u64), eperm);
         assert_eq!(run(&p, 39, 0x4000_0003, 0), libc::SECCOMP_RET_KILL_PROCESS);
         if native::HAS_X32 {
-            assert_eq!(run(&p, X32_SYSCALL_BIT | 39, a, 0), libc::SECCOMP_RET_KILL_PROCESS);
-            assert_eq!(run(&p, X32_SYSCALL_BIT | nr, a, 0), libc::SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(
+                run(&p, X32_SYSCALL_BIT | 39, a, 0),
+                libc::SECCOMP_RET_KILL_PROCESS
+            );
+            assert_eq!(
+                run(&p, X32_SYSCALL_BIT | nr, a, 0),
+                libc::SECCOMP_RET_KILL_PROCESS
+            );
         }
     }
 }

@@ -67,7 +67,10 @@ pub fn read_policy(path: &Path) -> Result<String, PolicyError> {
         .read_to_end(&mut bytes)
         .map_err(|e| file_err(ErrorKind::Read(e.to_string())))?;
     if bytes.len() as u64 > MAX_POLICY_BYTES {
-        return Err(file_err(ErrorKind::TooLarge(bytes.len() as u64, MAX_POLICY_BYTES)));
+        return Err(file_err(ErrorKind::TooLarge(
+            bytes.len() as u64,
+            MAX_POLICY_BYTES,
+        )));
     }
     String::from_utf8(bytes).map_err(|_| file_err(ErrorKind::NotUtf8))
 }
@@ -79,8 +82,14 @@ struct ParseState {
 
 impl ParseState {
     fn new(origin: &Path) -> Self {
-        let policy = Policy { origin: origin.to_path_buf(), ..Policy::default() };
-        ParseState { policy, defs: HashMap::new() }
+        let policy = Policy {
+            origin: origin.to_path_buf(),
+            ..Policy::default()
+        };
+        ParseState {
+            policy,
+            defs: HashMap::new(),
+        }
     }
 
     fn parse_text(&mut self, text: &str, origin: &Path) -> Result<(), PolicyError> {
@@ -145,7 +154,12 @@ impl ParseState {
     }
 
     /// `name(p1, p2) = body`: the body is kept as tokens and parsed at each use.
-    fn macro_definition(&mut self, name: &str, toks: &[Token], lineno: u32) -> Result<(), ExprError> {
+    fn macro_definition(
+        &mut self,
+        name: &str,
+        toks: &[Token],
+        lineno: u32,
+    ) -> Result<(), ExprError> {
         let mut params = Vec::new();
         let mut i = 2;
         loop {
@@ -157,7 +171,10 @@ impl ParseState {
                 Some(Tok::RParen) if toks[i - 1].tok != Tok::Comma => break,
                 Some(t) => {
                     let found = t.describe();
-                    let kind = ErrorKind::UnexpectedToken { found, expected: "a parameter name" };
+                    let kind = ErrorKind::UnexpectedToken {
+                        found,
+                        expected: "a parameter name",
+                    };
                     return Err((lineno, toks[i].col, kind));
                 }
                 None => return Err((lineno, toks[1].col, ErrorKind::UnclosedParen)),
@@ -167,16 +184,30 @@ impl ParseState {
         match toks.get(i + 1) {
             Some(t) if t.tok == Tok::Assign => {}
             Some(t) => {
-                let kind = ErrorKind::UnexpectedToken { found: t.tok.describe(), expected: "'='" };
+                let kind = ErrorKind::UnexpectedToken {
+                    found: t.tok.describe(),
+                    expected: "'='",
+                };
                 return Err((lineno, t.col, kind));
             }
             None => return Err((lineno, toks[i].col + 1, ErrorKind::UnexpectedEnd("'='"))),
         }
         let body = toks[i + 2..].to_vec();
         if body.is_empty() {
-            return Err((lineno, toks[i + 1].col + 1, ErrorKind::UnexpectedEnd("an expression")));
+            return Err((
+                lineno,
+                toks[i + 1].col + 1,
+                ErrorKind::UnexpectedEnd("an expression"),
+            ));
         }
-        self.defs.insert(name.to_string(), Def::Macro { params, body, line: lineno });
+        self.defs.insert(
+            name.to_string(),
+            Def::Macro {
+                params,
+                body,
+                line: lineno,
+            },
+        );
         Ok(())
     }
 
@@ -190,7 +221,11 @@ impl ParseState {
         end_col: u32,
     ) -> Result<Rule, ExprError> {
         if !syscalls::is_known(name) {
-            return Err((lineno, name_col, ErrorKind::UnknownSyscall(name.to_string())));
+            return Err((
+                lineno,
+                name_col,
+                ErrorKind::UnknownSyscall(name.to_string()),
+            ));
         }
         let (mut action, mut i) = if toks[0].tok == Tok::LBrack {
             rule_actions(toks, lineno, end_col)?
@@ -200,7 +235,10 @@ impl ParseState {
         match toks.get(i) {
             Some(t) if t.tok == Tok::Colon => i += 1,
             Some(t) => {
-                let kind = ErrorKind::UnexpectedToken { found: t.tok.describe(), expected: "':'" };
+                let kind = ErrorKind::UnexpectedToken {
+                    found: t.tok.describe(),
+                    expected: "':'",
+                };
                 return Err((lineno, t.col, kind));
             }
             None => return Err((lineno, end_col, ErrorKind::UnexpectedEnd("':'"))),
@@ -211,7 +249,10 @@ impl ParseState {
             syscall: name.to_string(),
             action,
             condition,
-            span: Span { line: lineno, col: name_col },
+            span: Span {
+                line: lineno,
+                col: name_col,
+            },
         })
     }
 
@@ -240,7 +281,14 @@ impl ParseState {
                 return Err(match body.get(used + 1) {
                     Some(t) => {
                         let found = t.tok.describe();
-                        (lineno, t.col, ErrorKind::UnexpectedToken { found, expected: "'return'" })
+                        (
+                            lineno,
+                            t.col,
+                            ErrorKind::UnexpectedToken {
+                                found,
+                                expected: "'return'",
+                            },
+                        )
                     }
                     None => (lineno, semi.col + 1, ErrorKind::UnexpectedEnd("'return'")),
                 });
@@ -282,7 +330,14 @@ fn expect_consumed(toks: &[Token], used: usize, line: u32) -> Result<(), ExprErr
         None => Ok(()),
         Some(t) => {
             let found = t.tok.describe();
-            Err((line, t.col, ErrorKind::UnexpectedToken { found, expected: "end of line" }))
+            Err((
+                line,
+                t.col,
+                ErrorKind::UnexpectedToken {
+                    found,
+                    expected: "end of line",
+                },
+            ))
         }
     }
 }
@@ -305,7 +360,10 @@ fn rule_actions(toks: &[Token], line: u32, end_col: u32) -> Result<(RuleAction, 
             Tok::Minus => (&mut action.negative, "negative"),
             _ => {
                 let found = t.tok.describe();
-                let kind = ErrorKind::UnexpectedToken { found, expected: "'+action' or '-action'" };
+                let kind = ErrorKind::UnexpectedToken {
+                    found,
+                    expected: "'+action' or '-action'",
+                };
                 return Err((line, t.col, kind));
             }
         };
@@ -335,12 +393,17 @@ fn action_value(
             (true, "trap") => Action::Trap,
             (true, "trace") => Action::Trace,
             (true, "log") => Action::Log,
-            _ => consts::errno(word)
-                .map(Action::Errno)
-                .ok_or((line, t.col, ErrorKind::UnknownAction(word.clone())))?,
+            _ => consts::errno(word).map(Action::Errno).ok_or((
+                line,
+                t.col,
+                ErrorKind::UnknownAction(word.clone()),
+            ))?,
         },
         other => {
-            let kind = ErrorKind::UnexpectedToken { found: other.describe(), expected: "an action" };
+            let kind = ErrorKind::UnexpectedToken {
+                found: other.describe(),
+                expected: "an action",
+            };
             return Err((line, t.col, kind));
         }
     };
