@@ -181,7 +181,7 @@ impl Runtime {
         // Open everything on the host side first: one refused path refuses the whole request.
         let mut trees = Vec::with_capacity(paths.len());
         for p in &paths {
-            match mountinject::prepare(&self.user.home, p, read_only) {
+            match mountinject::prepare(&self.user, p) {
                 Ok(t) => trees.push(t),
                 Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_agent_error()), &[]),
             }
