@@ -11,7 +11,6 @@ use std::time::Duration;
 const COMMANDS: &[&str] = &["profiles", "launch", "run", "list", "kill", "shell", "logs", "mount", "umount"];
 
 fn oz_no_daemon(args: &[&str]) -> run::Out {
-    common_daemon::users::ensure_test_users();
     run::oz(Path::new("/nonexistent/ozt.sock"), &user_a(), args, None, Duration::from_secs(10))
 }
 

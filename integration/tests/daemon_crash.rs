@@ -70,9 +70,9 @@ fn killed_agent_takes_its_sandbox_down_within_two_seconds() {
     let agent = d.tracked(victim).agent.expect("agent pid listed");
     procs::kill(agent.pid, libc::SIGKILL);
     d.wait_gone(victim, Duration::from_secs(2)).unwrap();
-    let record = oz_wire::state::record_path(&d.dir.path().join("state"), victim);
+    let record = oz_wire::state::record_path(&d.ws.state_dir, victim);
     assert!(!record.exists(), "state record {} left behind", record.display());
-    let sock = oz_wire::state::socket_path(&d.dir.path().join("state"), victim);
+    let sock = oz_wire::state::socket_path(&d.ws.state_dir, victim);
     assert!(!sock.exists(), "rendezvous socket {} left behind", sock.display());
 
     // The daemon keeps serving: the other sandbox is untouched and new launches work.

@@ -12,7 +12,7 @@ fn symlink_named_like_a_profile_program_launches_it() {
     let d = Daemon::start(&[profile("ozt-nap", "/bin/sleep", json!({}))]);
     let a = user_a();
     // A symlink located elsewhere maps by basename to the profile whose path is /bin/sleep.
-    let link = d.dir.path().join("sleep");
+    let link = d.ws.path().join("sleep");
     std::os::unix::fs::symlink(bin("oz"), &link).unwrap();
     let mut cmd = run::command(&link, &d.socket, &a);
     cmd.arg("600");
@@ -33,7 +33,7 @@ fn symlink_named_like_a_profile_program_launches_it() {
 #[test]
 fn symlink_with_no_matching_profile_fails() {
     let d = Daemon::start(&[profile("ozt-nap", "/bin/sleep", json!({}))]);
-    let link = d.dir.path().join("ozt-no-such-program");
+    let link = d.ws.path().join("ozt-no-such-program");
     std::os::unix::fs::symlink(bin("oz"), &link).unwrap();
     let out = run::output(run::command(&link, &d.socket, &user_a()), None, Duration::from_secs(10), "wrapper");
     out.assert_failed("wrapper without a profile");

@@ -9,39 +9,38 @@
 
 pub mod procs;
 pub mod run;
-pub mod users;
 
-#[allow(unused_imports)]
-pub use users::{user_a, user_b};
-
+use oz_integration::leftovers::Snapshot;
+use oz_integration::users::{self, USER_A, USER_B};
+use oz_integration::workspace::Workspace;
 use oz_wire::client::Client;
 use oz_wire::{ClientRequest, DaemonReply, KillTarget, SandboxInfo};
 use procs::Proc;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use oz_integration::bins::bin;
+pub use oz_integration::users::TestUser;
 pub use run::Out;
-pub use users::TestUser;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// target/debug (or wherever this test binary's `deps/` directory lives).
+/// The directory holding the built binaries.
 pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps").to_path_buf()
+    bin("oz").parent().expect("binary in a directory").to_path_buf()
 }
 
-/// A workspace binary; the daemon tests need `cargo build --workspace` first.
-pub fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} missing: run `cargo build --workspace` before the daemon tests", p.display());
-    p
+pub fn user_a() -> TestUser {
+    users::ensure(USER_A).expect("test user a")
+}
+
+pub fn user_b() -> TestUser {
+    users::ensure(USER_B).expect("test user b")
 }
 
 /// A profile for tests: no network, plus `extra` keys.
@@ -78,12 +77,13 @@ pub struct Tracked {
 }
 
 pub struct Daemon {
-    pub dir: tempfile::TempDir,
+    pub ws: Workspace,
     pub socket: PathBuf,
-    pub config: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
     tracked: RefCell<Vec<Tracked>>,
+    before: Snapshot,
+    uids: Vec<u32>,
     finished: bool,
     _serial: MutexGuard<'static, ()>,
 }
@@ -97,39 +97,31 @@ impl Daemon {
     /// Same, with extra oz.conf keys.
     pub fn start_with(profiles: &[Value], conf_extra: Value) -> Daemon {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        users::ensure_test_users();
-        let dir = tempfile::Builder::new().prefix("ozt-daemon-").tempdir().expect("tempdir");
-        // The test users must reach the socket inside.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let p = |s: &str| dir.path().join(s);
-        for d in ["profiles", "state", "log", "sandboxes"] {
-            fs::create_dir(p(d)).unwrap();
-            fs::set_permissions(p(d), fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        for prof in profiles {
-            let name = prof["name"].as_str().expect("profile name");
-            fs::write(p("profiles").join(format!("{name}.json")), serde_json::to_vec_pretty(prof).unwrap()).unwrap();
-        }
+        let uids = vec![user_a().uid, user_b().uid];
+        let before = Snapshot::take(&uids);
+        let ws = Workspace::new(json!({})).expect("workspace");
+        let socket = ws.path().join("control.sock");
         let mut conf = json!({
-            "profile_dir": p("profiles"),
-            "state_dir": p("state"),
-            "log_dir": p("log"),
-            "sandbox_path": p("sandboxes"),
-            "socket_path": p("control.sock"),
+            "socket_path": socket,
             "shell_path": "/bin/sh",
             "agent_path": bin("oz-agent"),
         });
         if let (Some(c), Value::Object(extra)) = (conf.as_object_mut(), conf_extra) {
             c.extend(extra);
         }
-        fs::write(p("oz.conf"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+        ws.write_config(conf).expect("write oz.conf");
+        for prof in profiles {
+            let name = prof["name"].as_str().expect("profile name");
+            ws.write_profile(name, prof.clone()).expect("write profile");
+        }
         let mut d = Daemon {
-            socket: p("control.sock"),
-            config: p("oz.conf"),
-            log: p("daemon.log"),
-            dir,
+            log: ws.path().join("daemon.log"),
+            socket,
+            ws,
             child: None,
             tracked: RefCell::new(Vec::new()),
+            before,
+            uids,
             finished: false,
             _serial: serial,
         };
@@ -143,7 +135,7 @@ impl Daemon {
         let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(bin("oz-daemon"))
             .arg("--config")
-            .arg(&self.config)
+            .arg(&self.ws.config)
             .env("OZ_SOCKET", &self.socket)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -284,14 +276,9 @@ impl Daemon {
         if self.child.is_some() {
             assert!(self.sandboxes().is_empty(), "sandboxes listed after kill all");
         }
-        let files = procs::files_under(&self.dir.path().join("state")).into_iter()
-            .chain(procs::files_under(&self.dir.path().join("sandboxes")))
-            .filter(|p| !p.ends_with("control.sock"))
-            .collect::<Vec<_>>();
-        assert!(files.is_empty(), "left behind in state_dir/sandbox_path: {files:?}");
         self.stop_daemon();
-        let mounts = procs::mounts_mentioning(self.dir.path());
-        assert!(mounts.is_empty(), "host mounts left under the test dir: {mounts:?}");
+        let left = self.before.leftovers(&self.uids, &self.ws.must_be_empty(), Duration::from_secs(5));
+        assert!(left.is_empty(), "left behind: {left:#?}\n{}", self.log_text());
     }
 
     fn stop_daemon(&mut self) {

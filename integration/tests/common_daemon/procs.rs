@@ -1,7 +1,6 @@
 //! Processes, files and mounts, read from /proc and the file system, for leftover checks.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 /// A process identified by pid and start time, so a reused pid is not mistaken for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,29 +67,4 @@ pub fn kill(pid: i32, sig: i32) {
     if pid > 0 {
         unsafe { libc::kill(pid, sig) };
     }
-}
-
-/// Every non-directory entry below `dir` (sockets, files, symlinks).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => out.extend(files_under(&p)),
-            _ => out.push(p),
-        }
-    }
-    out
-}
-
-/// Lines of the host's mountinfo that mention `dir`.
-pub fn mounts_mentioning(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
 }

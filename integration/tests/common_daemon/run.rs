@@ -3,7 +3,7 @@
 
 use super::{bin, Daemon, TestUser};
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -41,17 +41,8 @@ impl Out {
 
 /// `oz` (or `program`) as `user` with a clean environment naming the daemon's socket.
 pub fn command(program: &Path, socket: &Path, user: &TestUser) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.uid(user.uid)
-        .gid(user.gid)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &user.home)
-        .env("USER", &user.name)
-        .env("LOGNAME", &user.name)
-        .env("TERM", "dumb")
-        .env("OZ_SOCKET", socket)
-        .current_dir(&user.home);
+    let mut cmd = user.command(program);
+    cmd.env("TERM", "dumb").env("OZ_SOCKET", socket);
     cmd
 }
 

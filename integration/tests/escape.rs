@@ -1,0 +1,271 @@
+//! The escape suite: every oz-probe attack, run as the test user inside a sandbox built from a
+//! strict profile, must be BLOCKED. Each probe also runs outside the sandbox (as the user, and
+//! as root in a throwaway writable copy of the host) and must ESCAPE there, so every BLOCKED
+//! inside is known to mean something.
+
+use oz_integration::bins::bin;
+use oz_integration::control;
+use oz_integration::env::{unique, TestEnv};
+use oz_integration::probes::{self, parse_line};
+use oz_integration::run::{Opts, Output};
+use oz_integration::workspace::strict_profile;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// Probes an unprivileged user cannot make escape even on the bare host. Each one must ESCAPE
+/// in the root control run instead (root in a private mount/UTS namespace, chrooted into
+/// writable overlays of the host), which shows the probe detects the breach when it is there.
+const ROOT_ONLY: &[(&str, &str)] = &[
+    ("uid-root", "an unprivileged user is not uid 0"),
+    ("setuid-root", "setresuid(0) needs CAP_SETUID"),
+    ("shadow-read", "/etc/shadow is 0640 root:shadow"),
+    ("write-root", "/ is root-owned 0755"),
+    ("write-usr", "/usr is root-owned 0755"),
+    ("write-etc", "/etc is root-owned 0755"),
+    ("write-bin", "/bin is root-owned 0755"),
+    ("wl-symlink-shadow", "the symlink leads to /etc/shadow, unreadable to the user"),
+    ("wl-symlink-rootdir", "the symlink leads to a root-owned 0700 directory"),
+    ("can-create-symlink", "the symlink leads to a root-owned 0755 directory"),
+    ("proc-root-other", "other roots belong to root-owned processes: ptrace access check"),
+    ("sys-writable", "sysfs attributes are root-writable only"),
+    ("mknod-dev", "mknod of a device needs CAP_MKNOD"),
+    ("proc-sys-write", "/proc/sys is root-writable only"),
+    ("proc-timer-list", "/proc/timer_list is 0400 root"),
+    ("proc-kallsyms", "kallsyms shows addresses only with CAP_SYSLOG (perf_event_paranoid=2)"),
+    ("ptrace-parent", "the parent of the probe is a root process"),
+    ("mount-tmpfs", "mount needs CAP_SYS_ADMIN"),
+    ("fsopen", "fsopen needs CAP_SYS_ADMIN"),
+    ("chroot", "chroot needs CAP_SYS_CHROOT"),
+    ("bpf-map-create", "kernel.unprivileged_bpf_disabled=2"),
+    ("bpf-prog-load", "kernel.unprivileged_bpf_disabled=2"),
+    ("sethostname", "needs CAP_SYS_ADMIN"),
+    ("clock-adjust", "needs CAP_SYS_TIME"),
+    ("reboot", "needs CAP_SYS_BOOT"),
+    ("acct", "needs CAP_SYS_PACCT"),
+    ("swapon", "needs CAP_SYS_ADMIN"),
+    ("open-by-handle-at", "needs CAP_DAC_READ_SEARCH"),
+    ("syslog", "kernel.dmesg_restrict=1"),
+    ("dev-disk", "disk nodes are root:disk 0660"),
+    ("dev-kmsg", "kernel.dmesg_restrict=1"),
+    ("dev-kvm", "/dev/kvm is 0600 root here"),
+    ("dev-fuse", "/dev/fuse is 0600 root here"),
+    ("raw-socket", "needs CAP_NET_RAW"),
+    ("packet-socket", "needs CAP_NET_RAW"),
+];
+
+/// Probes that cannot escape on this host at all, with the host fact that proves it.
+fn host_lacks(name: &str) -> Option<String> {
+    let absent = |paths: &[&str]| paths.iter().all(|p| !Path::new(p).exists());
+    match name {
+        "dev-mem" if absent(&["/dev/mem", "/dev/kmem"]) => Some("the host has no /dev/mem or /dev/kmem".into()),
+        "dev-port" if absent(&["/dev/port"]) => Some("the host has no /dev/port".into()),
+        _ => None,
+    }
+}
+
+/// Probes an unprivileged process inside a chroot cannot use even as root (the kernel refuses
+/// new user namespaces in a chroot): the root control cannot show them; they escape as the user.
+const USER_ONLY: &[&str] = &["unshare-userns", "clone-newuser", "setns"];
+
+/// A host process with a unique argv[0], owned by the test user; killed on drop.
+struct Marker(Child);
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Results = BTreeMap<String, (String, String)>;
+
+fn parse(out: &Output) -> Results {
+    out.stdout
+        .lines()
+        .filter_map(parse_line)
+        .map(|(tag, name, detail)| (name.to_string(), (tag.to_string(), detail.to_string())))
+        .collect()
+}
+
+fn leak() -> OwnedFd {
+    OwnedFd::from(std::fs::File::open("/").expect("open / to leak"))
+}
+
+fn opts() -> Opts {
+    Opts { pty: true, leak: Some(leak()), timeout: Some(Duration::from_secs(120)) }
+}
+
+fn args(ctx: &[(&str, String)]) -> Vec<String> {
+    let mut v = vec!["all".to_string()];
+    for (k, val) in ctx {
+        v.push(format!("--{k}"));
+        v.push(val.clone());
+    }
+    v
+}
+
+#[test]
+fn every_probe_is_blocked_in_a_strict_sandbox_and_escapes_outside() {
+    let mut env = TestEnv::new(json!({}));
+    let probe = bin("oz-probe");
+    let user = env.user.clone();
+    let tag = unique("esc");
+
+    // Root-owned targets: a setuid copy of the probe (reachable only by the test user), a
+    // 0700 directory with a secret, and an empty 0755 directory for the can_create attack.
+    let suid_dir = env.root_dir("suid", 0o750);
+    std::os::unix::fs::chown(&suid_dir, Some(0), Some(user.gid)).expect("chown suid dir");
+    let suid = suid_dir.join("suid-probe");
+    std::fs::copy(&probe, &suid).expect("copy probe");
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+    let secret_dir = env.root_dir("rootsecret", 0o700);
+    std::fs::write(secret_dir.join("root-secret"), "root only\n").expect("write root secret");
+    let rootowned = env.root_dir("rootowned", 0o755);
+    let scratch = env.root_dir("scratch", 0o755);
+
+    // Files in the user's home, made by the user.
+    let host_file = env.home_path(&format!("{tag}-secret.txt"));
+    let ro_file = env.home_path(&format!("{tag}-ro.txt"));
+    let dir = env.home_path(&format!("{tag}-dir"));
+    let shadow_link = env.home_path(&format!("{tag}-shadow"));
+    let rootdir_link = env.home_path(&format!("{tag}-rootdir"));
+    let cc_link = env.home_path(&format!("{tag}-link"));
+    env.as_user(&format!(
+        "set -e; echo host-secret > {hf}; echo read-only > {ro}; mkdir {d}; echo blacklisted > {d}/blocked.txt; \
+         ln -s blocked.txt {d}/link-to-blocked; ln -s /etc/shadow {sl}; ln -s {sd} {rl}; ln -s {cc} {cl}",
+        hf = host_file.display(),
+        ro = ro_file.display(),
+        d = dir.display(),
+        sl = shadow_link.display(),
+        sd = secret_dir.display(),
+        rl = rootdir_link.display(),
+        cc = rootowned.display(),
+        cl = cc_link.display(),
+    ));
+    let cc_path = cc_link.join("sub");
+
+    let marker_name = format!("{tag}-marker");
+    let marker = {
+        use std::os::unix::process::CommandExt;
+        let mut c = user.command("/bin/sleep");
+        c.arg0(&marker_name).arg("600");
+        Marker(c.spawn().expect("start the marker process"))
+    };
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("listen on loopback");
+    let abstract_name = format!("{tag}-abstract");
+    let abstract_listener = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&addr).expect("listen on abstract socket")
+    };
+    let secret_env = "OZ_PROBE_SECRET";
+
+    let ctx = |suid_path: &str| -> Vec<(&str, String)> {
+        vec![
+            ("suid", suid_path.to_string()),
+            ("host-file", host_file.display().to_string()),
+            ("ro-file", ro_file.display().to_string()),
+            ("blacklisted", dir.join("blocked.txt").display().to_string()),
+            ("blacklisted-link", dir.join("link-to-blocked").display().to_string()),
+            ("shadow-link", shadow_link.display().to_string()),
+            ("rootdir-link", rootdir_link.display().to_string()),
+            ("rootdir-secret", "root-secret".to_string()),
+            ("cc-path", cc_path.display().to_string()),
+            ("marker", marker_name.clone()),
+            ("host-pid", marker.0.id().to_string()),
+            ("secret-env", secret_env.to_string()),
+            ("host-hostname", nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()),
+            ("tcp-port", tcp.local_addr().unwrap().port().to_string()),
+            ("abstract", abstract_name.clone()),
+        ]
+    };
+
+    let profile = env.profile(
+        "ozescape",
+        strict_profile(
+            "/opt/oz-probe/oz-probe",
+            json!([
+                {"path": probe, "target": "/opt/oz-probe/oz-probe", "read_only": true},
+                {"path": suid, "target": "/opt/oz-probe/suid-probe", "read_only": true},
+                {"path": ro_file, "read_only": true},
+                {"path": dir, "read_only": true},
+                {"path": shadow_link, "ignore": true},
+                {"path": rootdir_link, "ignore": true},
+                {"path": cc_path, "can_create": true, "ignore": true},
+            ]),
+            json!([{"path": dir.join("blocked.txt")}]),
+        ),
+    );
+
+    let sandbox_args = args(&ctx("/opt/oz-probe/suid-probe"));
+    let mut argv: Vec<&str> = vec!["/opt/oz-probe/oz-probe"];
+    argv.extend(sandbox_args.iter().map(String::as_str));
+    let inside = env
+        .agent(&profile, &argv)
+        .agent_env(secret_env, "agent-env-secret")
+        .env(secret_env, "caller-env-secret")
+        .opts(opts())
+        .run();
+
+    let host_args = args(&ctx(&suid.display().to_string()));
+    let senv = [(secret_env, "user-secret")];
+    let as_user = control::as_user(&user, &probe, &host_args, &senv, opts()).expect("user control run");
+    let as_root = control::as_root_scratch(&scratch, &probe, &host_args, &senv, opts()).expect("root control run");
+
+    // The can_create attack must not have created or chowned anything in the root-owned dir.
+    let left: Vec<_> = std::fs::read_dir(&rootowned).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "can_create through a user symlink created {left:?} in a root-owned directory");
+    let meta = std::fs::metadata(&rootowned).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "the root-owned directory was chowned/chmodded");
+
+    let failures = judge(&parse(&inside), &parse(&as_user), &parse(&as_root));
+    drop((tcp, abstract_listener, marker));
+    assert!(
+        failures.is_empty(),
+        "escape suite:\n  {}\n\n== sandbox ==\n{}\n== user control ==\n{}\n== root control ==\n{}",
+        failures.join("\n  "),
+        inside.all(),
+        as_user.all(),
+        as_root.all()
+    );
+    env.check_leftovers();
+}
+
+/// Applies the rules to the three runs and returns every violation.
+fn judge(inside: &Results, user: &Results, root: &Results) -> Vec<String> {
+    let mut failures = Vec::new();
+    for p in probes::all() {
+        let name = p.name;
+        let tag = |r: &Results| r.get(name).map(|(t, d)| (t.clone(), d.clone()));
+        let (Some((t_in, d_in)), Some((t_user, _)), Some((t_root, d_root))) = (tag(inside), tag(user), tag(root)) else {
+            failures.push(format!("{name}: missing from a run (inside {:?}, user {:?}, root {:?})", tag(inside), tag(user), tag(root)));
+            continue;
+        };
+        // Inside: BLOCKED, or N/A only where the attack is impossible on this host altogether.
+        match t_in.as_str() {
+            "BLOCKED" => {}
+            "N/A" if t_root == "N/A" => {}
+            _ => failures.push(format!("{name}: {t_in} inside the sandbox: {d_in}")),
+        }
+        // Outside: it must be able to report the escape.
+        let root_only = ROOT_ONLY.iter().any(|(n, _)| *n == name);
+        if t_root == "N/A" || host_lacks(name).is_some() {
+            continue; // the kernel or host lacks the target entirely (checked above/in host_lacks)
+        }
+        if root_only {
+            if t_root != "ESCAPE" {
+                failures.push(format!("{name}: root-only probe did not escape as root outside: {t_root} {d_root}"));
+            }
+        } else if t_user != "ESCAPE" {
+            failures.push(format!("{name}: did not escape as the unsandboxed user ({t_user})"));
+        } else if t_root != "ESCAPE" && !USER_ONLY.contains(&name) {
+            failures.push(format!("{name}: did not escape as root outside: {t_root} {d_root}"));
+        }
+    }
+    failures
+}
