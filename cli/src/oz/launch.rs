@@ -4,7 +4,8 @@
 use crate::oz::args::profile_ref;
 use crate::oz::conn::{unexpected, Conn};
 use anyhow::{bail, Context, Result};
-use oz_wire::{ClientRequest, DaemonReply, ProfileRef};
+use nix::sys::signal::{SigSet, Signal};
+use oz_wire::{ClientRequest, DaemonReply, KillTarget, ProfileRef};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -40,15 +41,24 @@ pub fn launch(profile: &str, args: Vec<String>, noexec: bool, json: bool) -> Res
     Ok(0)
 }
 
-/// Launch with our stdin, stdout and stderr attached, and wait for the program to end.
+/// Launch with our stdin, stdout and stderr attached, and wait for the program to end. An
+/// interrupt (^C, SIGTERM, SIGHUP) kills the sandbox this run created, so the program does not
+/// outlive `oz run`; the exit status is then still the program's.
 pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     let mut conn = Conn::connect()?;
     let req = request(profile_ref(profile), args, false, true);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let signals = interrupt_signals();
+    // Blocked before any thread exists, so every thread inherits the mask.
+    signals.thread_block().context("block signals")?;
     conn.send(&req, &[stdin.as_fd(), stdout.as_fd(), stderr.as_fd()])?;
     let ctx = || format!("run {profile}");
     match conn.recv().with_context(ctx)? {
-        DaemonReply::Launched { .. } => {}
+        DaemonReply::Launched { id, reused_existing: false, .. } => kill_on_interrupt(signals, id),
+        DaemonReply::Launched { .. } => {
+            // The program joined a sandbox someone else's launch created: leave it alone.
+            signals.thread_unblock().context("unblock signals")?;
+        }
         other => return Err(unexpected("Launched", &other)).with_context(ctx),
     }
     loop {
@@ -61,6 +71,27 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
             other => bail!("run {profile}: expected ProgramExited, received {}", other.kind()),
         }
     }
+}
+
+fn interrupt_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        set.add(s);
+    }
+    set
+}
+
+/// On the first interrupt, ask the daemon (on a second connection) to kill sandbox `id`; the
+/// main thread then receives the program's exit as usual.
+fn kill_on_interrupt(signals: SigSet, id: u64) {
+    std::thread::spawn(move || {
+        let Ok(sig) = signals.wait() else { return };
+        let killed = Conn::connect().and_then(|mut c| c.call(&ClientRequest::Kill { target: KillTarget::Id(id) }));
+        if let Err(e) = killed {
+            eprintln!("oz: {sig}: kill sandbox {id}: {e:#}");
+            std::process::exit(128 + sig as i32);
+        }
+    });
 }
 
 fn current_dir() -> Option<PathBuf> {
