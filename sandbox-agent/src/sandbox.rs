@@ -131,7 +131,9 @@ pub struct Sandbox {
     log: Option<OwnedFd>,
     program: Option<i32>,
     user: UserInfo,
+    /// The init was reaped.
     ended: bool,
+    init_status: Option<String>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -203,6 +205,7 @@ impl Sandbox {
             program: None,
             user: program.user,
             ended: false,
+            init_status: None,
         };
         left?;
         sandbox.program = sandbox.wait_ready()?;
@@ -235,7 +238,7 @@ impl Sandbox {
         match proto::recv::<InitToAgent>(self.channel.as_fd()) {
             Ok((InitToAgent::Ready { pid }, _)) => Ok(pid),
             Ok((InitToAgent::ProgramFailed { error }, _)) => {
-                self.reap_init();
+                self.reap();
                 Err(SandboxError::Init { id, error })
             }
             Ok((other, _)) => Err(SandboxError::Channel {
@@ -243,7 +246,7 @@ impl Sandbox {
                 error: ChannelError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
             }),
             Err(ChannelError::Closed) => {
-                let status = self.reap_init();
+                let status = self.reap();
                 Err(SandboxError::InitDied { id, status })
             }
             Err(error) => Err(SandboxError::Channel { id, error }),
@@ -305,12 +308,52 @@ impl Sandbox {
     /// Wait for the init to exit (after `Shutdown`, or when it died), then remove the cgroup.
     /// Returns how the init ended.
     pub fn finish(mut self) -> Result<String, SandboxError> {
-        let status = self.reap_init();
-        self.ended = true;
+        self.teardown()?;
+        Ok(self.init_status.clone().unwrap_or_default())
+    }
+
+    /// As `finish`, for a handle owned elsewhere; idempotent. Blocks until the init exits, so
+    /// send `Shutdown` first (or use [`Sandbox::kill`]).
+    pub fn teardown(&mut self) -> Result<(), SandboxError> {
+        if !self.ended {
+            self.reap();
+        }
         if let Some(cg) = self.cgroup.take() {
             cg.remove()?;
         }
-        Ok(status)
+        Ok(())
+    }
+
+    /// SIGKILL the init (the kernel then kills every process of the PID namespace) and tear
+    /// down.
+    pub fn kill(&mut self) -> Result<(), SandboxError> {
+        if !self.ended {
+            let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+        }
+        self.teardown()
+    }
+
+    /// Whether the init has exited (reaps it without blocking; then call `teardown`).
+    pub fn init_exited(&mut self) -> bool {
+        if self.ended || self.init_status.is_some() {
+            return true;
+        }
+        match waitpid(self.init, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => self.init_status = Some(format!("exit code {c}")),
+            Ok(WaitStatus::Signaled(_, s, _)) => self.init_status = Some(format!("killed by {s}")),
+            Err(Errno::ECHILD) => self.init_status = Some("already reaped".into()),
+            _ => return false,
+        }
+        self.ended = true;
+        true
+    }
+
+    /// Wait for the init and record how it ended.
+    fn reap(&mut self) -> String {
+        let status = self.reap_init();
+        self.ended = true;
+        self.init_status = Some(status.clone());
+        status
     }
 
     fn reap_init(&mut self) -> String {

@@ -6,24 +6,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 
-const TEST_USER: &str = "oz-test-a";
-
-/// Create the throwaway test user once (idempotent); returns its uid.
-fn test_uid() -> u32 {
-    static UID: OnceLock<u32> = OnceLock::new();
-    *UID.get_or_init(|| {
-        let lookup = || Command::new("id").args(["-u", TEST_USER]).output().unwrap();
-        let mut out = lookup();
-        if !out.status.success() {
-            let add = Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]).status().unwrap();
-            out = lookup();
-            assert!(out.status.success(), "useradd {TEST_USER}: {add}");
-        }
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-    })
-}
+mod common;
+use common::test_uid;
 
 /// A config and a profile in a private temp dir; the sandbox's staging path lives there too.
 struct Fixture {
