@@ -250,7 +250,7 @@ fn masked(
 }
 
 fn unsupported(l: &Expr, op: CmpOp, r: &Expr) -> LowerError {
-    LowerError::Unsupported(format!("{l:?} {op:?} {r:?}"))
+    LowerError::Unsupported(format!("{l} {} {r}", op.symbol()))
 }
 
 /// Rewrites one AND so that each argument has at most one test; may split it into several.

@@ -175,3 +175,67 @@ impl Expr {
         matches!(self, Expr::Bool(true)) || matches!(self, Expr::Num(n) if *n != 0)
     }
 }
+
+impl std::fmt::Display for Expr {
+    /// Source-like rendering, fully parenthesised, for error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expr::Bool(b) => write!(f, "{b}"),
+            Expr::Num(n) if *n < 4096 => write!(f, "{n}"),
+            Expr::Num(n) => write!(f, "{n:#x}"),
+            Expr::Arg(a) => {
+                let part = match a.part {
+                    ArgPart::Full => "",
+                    ArgPart::High => "H",
+                    ArgPart::Low => "L",
+                };
+                write!(f, "arg{part}{}", a.index)
+            }
+            Expr::Unary(UnaryOp::Not, e) => write!(f, "!{e}"),
+            Expr::Unary(UnaryOp::BitNot, e) => write!(f, "~{e}"),
+            Expr::Binary(op, l, r) => {
+                let op = match op {
+                    BinOp::Add => "+",
+                    BinOp::Sub => "-",
+                    BinOp::Mul => "*",
+                    BinOp::Div => "/",
+                    BinOp::Mod => "%",
+                    BinOp::And => "&",
+                    BinOp::Or => "|",
+                    BinOp::Xor => "^",
+                    BinOp::Shl => "<<",
+                    BinOp::Shr => ">>",
+                };
+                write!(f, "({l} {op} {r})")
+            }
+            Expr::Compare(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),
+            Expr::BitTest(l, r) => write!(f, "({l} &? {r})"),
+            Expr::And(l, r) => write!(f, "({l} && {r})"),
+            Expr::Or(l, r) => write!(f, "({l} || {r})"),
+            Expr::In {
+                negated,
+                value,
+                set,
+            } => {
+                write!(f, "{}({value}", if *negated { "notIn" } else { "in" })?;
+                for e in set {
+                    write!(f, ", {e}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}

@@ -6,6 +6,31 @@
 //!   them after fork without allocating.
 //! - [`compile_profile`]: the filter a profile's `seccomp` section asks for.
 //! - [`default_blacklist`]: oz's built-in blacklist.
+//!
+//! # Language (see [`parser`] for the line forms, [`expr_parser`] for precedence)
+//! - One line each: `# comment`, `NAME = expr`, `name(p, q) = expr`, `DEFAULT_POSITIVE |
+//!   DEFAULT_NEGATIVE | DEFAULT_POLICY = action`, `syscall[+action, -action]: expr`,
+//!   `syscall: return ERRNO`, `syscall: expr; return ERRNO`. `#` anywhere starts a comment.
+//! - Values: decimal, `0x` hex, `0` octal, `0b` binary literals (64-bit), `arg0`..`arg5`,
+//!   `argL0`/`argH0` (low/high 32 bits), built-in constants ([`consts`]), earlier definitions.
+//! - Operators, loosest first: `||`, `&&`, `== !=`, `< <= > >= &?`, `|`, `^`, `&`, `<< >>`,
+//!   `+ -`, `* / %`, unary `! ~`; `in(v, a, ...)`, `notIn(v, a, ...)`, `true`, `false`.
+//!   Bitwise operators bind tighter than comparisons (gosecco, unlike C).
+//! - A numeric expression where a condition is expected is true when non-zero (C rules), so
+//!   `1` allows, `0` never matches, and `arg0 & CLONE_NEWUSER` means "that bit is set";
+//!   `a &? m` is gosecco's spelling of the same test.
+//! - Actions: `allow`, `kill`, `trap`, `trace` (compiled as log: oz runs no tracer), `log`,
+//!   an errno name (`EPERM`) or number.
+//!
+//! # What compiles
+//! Comparisons of `argN`, `argN & MASK`, `argLN` or `argHN` with a constant, combined with any
+//! `&& || !` nesting (converted to disjunctive normal form, at most [`dnf::MAX_TERMS`] rules
+//! per syscall). Several comparisons of one argument in one conjunction are merged (equalities,
+//! masks, ranges split into aligned masked blocks). Not compilable, with an error naming the
+//! rule: comparing two arguments, arithmetic on arguments other than `& MASK`, ordering
+//! comparisons on `argLN`/`argHN` or combined with a mask on the same argument.
+//! Comparisons are on the full 64-bit register, as the original did: a blacklist rule on an
+//! `int` argument can be sidestepped by setting the upper 32 bits (use `argLN` there).
 
 pub mod compile;
 pub mod consts;
