@@ -2,7 +2,7 @@
 //!
 //! - [`parse_policy`] / [`load_policy_file`]: text to the typed IR ([`Policy`]); errors carry
 //!   file, line and column.
-//! - [`compile`]: IR to BPF programs (libseccomp) before fork; [`CompiledFilter::install`] loads
+//! - [`compile()`]: IR to BPF programs (libseccomp) before fork; [`CompiledFilter::install`] loads
 //!   them after fork without allocating.
 //! - [`compile_profile`]: the filter a profile's `seccomp` section asks for.
 //! - [`default_blacklist`]: oz's built-in blacklist.
