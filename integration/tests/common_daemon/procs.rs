@@ -40,6 +40,12 @@ pub fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string()
 }
 
+/// argv[0] of a process, from its cmdline.
+pub fn argv0(pid: i32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(raw.split(|b| *b == 0).next().unwrap_or_default()).into_owned()
+}
+
 /// Every process whose pid namespace is that of `init_pid`.
 pub fn pidns_members(init_pid: i32) -> Vec<Proc> {
     let Ok(ns) = fs::read_link(format!("/proc/{init_pid}/ns/pid")) else { return Vec::new() };
