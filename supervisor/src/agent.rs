@@ -1,0 +1,305 @@
+//! One actor per agent: owns the SOCK_SEQPACKET channel, matches answers to the requests the
+//! daemon sent (one FIFO, the agent answers in order), routes events (logs, exits, health) and
+//! tears the sandbox down in the daemon when the channel ends.
+
+use crate::cleanup;
+use crate::logs::{self, LogHub};
+use crate::registry::{Registry, Remove, SetState};
+use actix::prelude::*;
+use oz_wire::fdpass::{self, Limits, SocketKind};
+use oz_wire::{frame, AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, SandboxState, WireError};
+use slog::{debug, info, o, warn, Logger};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{oneshot, watch};
+
+/// An answer from the agent and the fds that came with it.
+pub type Answer = (AgentToDaemon, Vec<OwnedFd>);
+
+/// Program exits remembered for watchers that register late.
+const EXITS_KEPT: usize = 64;
+
+/// The daemon's async end of an agent channel.
+pub struct AgentIo {
+    fd: AsyncFd<OwnedFd>,
+    limits: Limits,
+}
+
+impl AgentIo {
+    pub fn new(fd: OwnedFd) -> io::Result<AgentIo> {
+        // SAFETY: OwnedFd's as_raw_fd always returns the same open fd for as long as the
+        // AsyncFd owns it.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+        Ok(AgentIo { fd, limits: Limits::default() })
+    }
+
+    /// Receive one message (MSG_DONTWAIT under readiness; the socket itself stays blocking).
+    pub async fn recv(&self) -> Result<Answer, WireError> {
+        loop {
+            let mut guard = self.fd.readable().await.map_err(|e| WireError::Io { op: "poll agent channel", source: e })?;
+            let res = guard.try_io(|fd| match fdpass::try_recv_packet(fd.get_ref().as_fd(), self.limits) {
+                Err(e) if e.is_would_block() => Err(io::ErrorKind::WouldBlock.into()),
+                other => Ok(other),
+            });
+            // Err: would block (readiness cleared, wait again); Ok(Err(io)): cannot happen, the
+            // closure maps every other outcome to Ok.
+            if let Ok(Ok(r)) = res {
+                let (payload, fds) = r?;
+                return Ok((frame::decode(&payload)?, fds));
+            }
+        }
+    }
+
+    /// Send one message; seqpacket sends of small frames do not block in practice.
+    pub fn send(&self, msg: &DaemonToAgent, fds: &[BorrowedFd<'_>]) -> Result<(), WireError> {
+        fdpass::send_msg(self.fd.get_ref().as_fd(), SocketKind::SeqPacket, msg, fds, self.limits.max_frame)
+    }
+}
+
+struct Pending {
+    expect: &'static str,
+    tx: oneshot::Sender<Answer>,
+    watch: Option<oneshot::Sender<ExitStatus>>,
+}
+
+pub struct Agent {
+    pub id: u64,
+    pub profile: String,
+    pub agent_pid: u32,
+    pub init_pid: u32,
+    io: Rc<AgentIo>,
+    pending: VecDeque<Pending>,
+    exits: VecDeque<(u32, ExitStatus)>,
+    watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
+    shutting_down: bool,
+    registry: Addr<Registry>,
+    hub: Arc<LogHub>,
+    log: Logger,
+    state_dir: PathBuf,
+    exit_tx: watch::Sender<bool>,
+}
+
+/// What creating an agent actor needs.
+pub struct AgentParams {
+    pub id: u64,
+    pub profile: String,
+    pub agent_pid: u32,
+    pub init_pid: u32,
+    pub io: AgentIo,
+    pub registry: Addr<Registry>,
+    pub hub: Arc<LogHub>,
+    pub log: Logger,
+    pub state_dir: PathBuf,
+}
+
+impl Agent {
+    pub fn new(p: AgentParams) -> Agent {
+        let log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone(), "agent_pid" => p.agent_pid));
+        Agent {
+            id: p.id,
+            profile: p.profile,
+            agent_pid: p.agent_pid,
+            init_pid: p.init_pid,
+            io: Rc::new(p.io),
+            pending: VecDeque::new(),
+            exits: VecDeque::new(),
+            watchers: HashMap::new(),
+            shutting_down: false,
+            registry: p.registry,
+            hub: p.hub,
+            log,
+            state_dir: p.state_dir,
+            exit_tx: watch::channel(false).0,
+        }
+    }
+
+    fn is_answer(&self, msg: &AgentToDaemon) -> bool {
+        match msg {
+            AgentToDaemon::Hello { .. }
+            | AgentToDaemon::Ready { .. }
+            | AgentToDaemon::LaunchFailed(_)
+            | AgentToDaemon::ShellStarted
+            | AgentToDaemon::Mounted { .. }
+            | AgentToDaemon::Unmounted
+            | AgentToDaemon::Error(_)
+            | AgentToDaemon::Pong => true,
+            AgentToDaemon::ShuttingDown { .. } => self.pending.front().is_some_and(|p| p.expect == "Shutdown"),
+            _ => false,
+        }
+    }
+
+    fn answer(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
+        let Some(p) = self.pending.pop_front() else {
+            warn!(self.log, "unsolicited answer from agent"; "message" => msg.kind());
+            return;
+        };
+        if let (AgentToDaemon::Ready { init_pid, program_pid }, Some(w)) = (&msg, p.watch) {
+            self.init_pid = *init_pid;
+            match program_pid {
+                Some(pid) => self.watch_program(*pid, w),
+                None => drop(w),
+            }
+        }
+        if let AgentToDaemon::ShuttingDown { .. } = msg {
+            self.shutting_down = true;
+        }
+        let _ = p.tx.send((msg, fds));
+    }
+
+    fn watch_program(&mut self, pid: u32, w: oneshot::Sender<ExitStatus>) {
+        if let Some(pos) = self.exits.iter().position(|(p, _)| *p == pid) {
+            let (_, status) = self.exits.remove(pos).expect("position is valid");
+            let _ = w.send(status);
+        } else {
+            self.watchers.insert(pid, w);
+        }
+    }
+
+    fn event(&mut self, msg: AgentToDaemon) {
+        match msg {
+            AgentToDaemon::Log(rec) => {
+                logs::log_at(&self.log, rec.level, &rec.message);
+            }
+            AgentToDaemon::ProgramExited { pid, status } => {
+                info!(self.log, "program exited"; "pid" => pid, "status" => %status);
+                match self.watchers.remove(&pid) {
+                    Some(w) => {
+                        let _ = w.send(status);
+                    }
+                    None => {
+                        if self.exits.len() == EXITS_KEPT {
+                            self.exits.pop_front();
+                        }
+                        self.exits.push_back((pid, status));
+                    }
+                }
+            }
+            AgentToDaemon::ProcessExited { pid, comm, status } => {
+                debug!(self.log, "process exited"; "pid" => pid, "comm" => comm, "status" => %status);
+            }
+            AgentToDaemon::Health { rss_bytes, pids, cpu_usec, uptime_ms } => {
+                debug!(self.log, "health"; "rss_bytes" => rss_bytes, "pids" => pids, "cpu_usec" => cpu_usec, "uptime_ms" => uptime_ms);
+            }
+            AgentToDaemon::ShuttingDown { reason } => {
+                info!(self.log, "sandbox shutting down"; "reason" => reason);
+                self.shutting_down = true;
+                self.registry.do_send(SetState { id: self.id, state: SandboxState::ShuttingDown });
+            }
+            AgentToDaemon::State(rec) => {
+                self.init_pid = rec.init_pid;
+            }
+            other => warn!(self.log, "unexpected message from agent"; "message" => other.kind()),
+        }
+    }
+}
+
+impl Actor for Agent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let io = self.io.clone();
+        let stream = futures::stream::unfold(Some(io), |io| async move {
+            let io = io?;
+            match io.recv().await {
+                Ok(m) => Some((Ok(m), Some(io))),
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        ctx.add_stream(stream);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.registry.do_send(Remove { id: self.id });
+        self.hub.sandbox_ended(self.id);
+        let _ = self.exit_tx.send(true);
+        self.pending.clear();
+        self.watchers.clear();
+        if self.shutting_down {
+            info!(self.log, "sandbox ended");
+        } else {
+            warn!(self.log, "agent channel closed unexpectedly; sandbox removed");
+        }
+        let job = cleanup::Leftovers {
+            id: self.id,
+            agent_pid: self.agent_pid,
+            init_pid: self.init_pid,
+            state_dir: self.state_dir.clone(),
+            log: self.log.clone(),
+        };
+        actix::spawn(job.clean());
+    }
+}
+
+impl StreamHandler<Result<Answer, WireError>> for Agent {
+    fn handle(&mut self, item: Result<Answer, WireError>, _: &mut Context<Self>) {
+        match item {
+            Ok((msg, fds)) if self.is_answer(&msg) => self.answer(msg, fds),
+            Ok((msg, _fds)) => self.event(msg),
+            Err(WireError::Closed) => debug!(self.log, "agent channel closed"),
+            Err(e) => warn!(self.log, "agent channel failed"; "error" => %e),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Send a request; the receiver yields the agent's answer (dropped if the agent goes away).
+/// With `watch`, the program started by an answering `Ready` is watched for its exit.
+#[derive(Message)]
+#[rtype(result = "Result<oneshot::Receiver<Answer>, DaemonError>")]
+pub struct Request {
+    pub msg: DaemonToAgent,
+    pub fds: Vec<OwnedFd>,
+    pub watch: Option<oneshot::Sender<ExitStatus>>,
+}
+
+impl Handler<Request> for Agent {
+    type Result = Result<oneshot::Receiver<Answer>, DaemonError>;
+    fn handle(&mut self, r: Request, _: &mut Context<Self>) -> Self::Result {
+        let fds: Vec<BorrowedFd> = r.fds.iter().map(|f| f.as_fd()).collect();
+        if let Err(e) = self.io.send(&r.msg, &fds) {
+            warn!(self.log, "send to agent failed"; "message" => r.msg.kind(), "error" => %e);
+            return Err(DaemonError::Agent { id: self.id, error: AgentError::Other { detail: format!("send {}: {e}", r.msg.kind()) } });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.push_back(Pending { expect: r.msg.kind(), tx, watch: r.watch });
+        Ok(rx)
+    }
+}
+
+/// A receiver that turns true when the agent's channel has ended.
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<bool>")]
+pub struct WatchEnd;
+
+impl Handler<WatchEnd> for Agent {
+    type Result = MessageResult<WatchEnd>;
+    fn handle(&mut self, _: WatchEnd, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.exit_tx.subscribe())
+    }
+}
+
+/// The agent did not shut down in time: kill it and its sandbox's init.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForceKill;
+
+impl Handler<ForceKill> for Agent {
+    type Result = ();
+    fn handle(&mut self, _: ForceKill, _: &mut Context<Self>) {
+        warn!(self.log, "agent did not shut down in time; killing it");
+        self.shutting_down = true;
+        cleanup::kill_pid(self.agent_pid);
+        if cleanup::is_namespace_init(self.init_pid) {
+            cleanup::kill_pid(self.init_pid);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Releasing what a dead agent left behind: its sandbox init (and with it every process in the
+//! sandbox's PID namespace), its state record and its rendezvous socket.
+
+use oz_wire::state::{self, AgentRecord};
+use slog::{info, warn, Logger};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Is `pid` alive (or a zombie not yet reaped)?
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    !matches!(nix::sys::signal::kill(pid, None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// Is `pid` the init (PID 1) of a child PID namespace? Guards against killing a recycled pid.
+pub fn is_namespace_init(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+        .is_some_and(|ids| ids.len() >= 2 && ids.last() == Some(&"1"))
+}
+
+pub fn kill_pid(pid: u32) {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return;
+    }
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+}
+
+/// What an ended agent may have left behind.
+pub struct Leftovers {
+    pub id: u64,
+    pub agent_pid: u32,
+    pub init_pid: u32,
+    pub state_dir: PathBuf,
+    pub log: Logger,
+}
+
+impl Leftovers {
+    /// Wait briefly for the agent to exit, then kill a surviving sandbox init and remove the
+    /// state record and rendezvous socket. An agent that is still alive keeps its files: it may
+    /// be re-adopted through its rendezvous socket.
+    pub async fn clean(self) {
+        for _ in 0..40 {
+            if !pid_alive(self.agent_pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if pid_alive(self.agent_pid) {
+            warn!(self.log, "agent closed its channel but is still running; leaving its state");
+            return;
+        }
+        self.release();
+    }
+
+    /// Release without waiting (the agent is known to be dead).
+    pub fn release(&self) {
+        let rec_path = state::record_path(&self.state_dir, self.id);
+        let record = AgentRecord::load(&rec_path).ok();
+        let init = record.as_ref().map_or(self.init_pid, |r| r.init_pid);
+        if is_namespace_init(init) {
+            kill_pid(init);
+            warn!(self.log, "killed the sandbox init left behind by a dead agent"; "init_pid" => init);
+        }
+        let sock = record.map_or_else(|| state::socket_path(&self.state_dir, self.id), |r| r.socket);
+        for path in [rec_path, sock] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => info!(self.log, "removed stale agent state"; "path" => %path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warn!(self.log, "cannot remove stale agent state"; "path" => %path.display(), "error" => %e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_and_namespace_init_checks() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+        // This test process is not PID 1 of a nested namespace (when run from a normal shell).
+        assert!(!is_namespace_init(std::process::id()) || std::process::id() == 1);
+        assert!(!is_namespace_init(0));
+    }
+
+    #[test]
+    fn release_removes_record_and_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(state::agents_dir(dir.path())).unwrap();
+        let rec = AgentRecord {
+            id: 5,
+            profile: "p".into(),
+            uid: 1000,
+            user: "u".into(),
+            init_pid: 0,
+            agent_pid: 0,
+            started_at: 0,
+            socket: state::socket_path(dir.path(), 5),
+        };
+        rec.store(&state::record_path(dir.path(), 5)).unwrap();
+        std::fs::write(&rec.socket, b"").unwrap();
+        let log = Logger::root(slog::Discard, slog::o!());
+        Leftovers { id: 5, agent_pid: 0, init_pid: 0, state_dir: dir.path().into(), log }.release();
+        assert_eq!(std::fs::read_dir(state::agents_dir(dir.path())).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,183 @@
+//! `Launch`: resolve the profile, reuse the caller's running sandbox of it (RunProgram) or spawn
+//! a new agent, and answer `Launched` only after the agent's `Ready` (the program was exec'd).
+//! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`.
+
+use super::{agent_gone, ask, internal, invalid, unexpected};
+use crate::access;
+use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
+use crate::conn::Conn;
+use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
+use crate::spawn;
+use crate::table::Claim;
+use crate::Shared;
+use actix::Actor;
+use oz_profiles::{Config, Profile};
+use oz_wire::{
+    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode, WireError,
+    PROTOCOL_VERSION,
+};
+use slog::{info, warn};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct LaunchRequest {
+    pub profile: ProfileRef,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub noexec: bool,
+    pub attach_stdio: bool,
+    pub fds: Vec<OwnedFd>,
+}
+
+/// What a successful launch tells the client, and the program to wait for when attached.
+struct Launched {
+    id: u64,
+    init_pid: u32,
+    reused: bool,
+    exit: Option<oneshot::Receiver<ExitStatus>>,
+}
+
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
+    match start(conn, shared, req).await {
+        Err(e) => conn.send_error(e).await,
+        Ok(l) => {
+            conn.send(&DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused }).await?;
+            let Some(exit) = l.exit else { return Ok(()) };
+            match exit.await {
+                Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
+                Err(_) => conn.send_error(agent_gone(l.id)).await,
+            }
+        }
+    }
+}
+
+async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launched, DaemonError> {
+    let caller = conn.peer.uid;
+    access::check_launch(caller)?;
+    if req.attach_stdio && req.fds.len() != 3 {
+        return Err(invalid(format!("attached launch needs 3 file descriptors, got {}", req.fds.len())));
+    }
+    let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
+    let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
+    let (watch_tx, watch_rx) = if req.attach_stdio {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let stdio = if req.attach_stdio { StdioMode::Attached } else { StdioMode::Log };
+    match claim {
+        Claim::Existing { id, agent, init_pid } => {
+            let msg = DaemonToAgent::RunProgram { args: req.args, cwd: req.cwd, caller_env: req.env, stdio };
+            match ask(&agent, id, msg, req.fds, watch_tx, READY_TIMEOUT).await? {
+                (AgentToDaemon::Ready { .. }, _) => {
+                    info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
+                    Ok(Launched { id, init_pid, reused: true, exit: watch_rx })
+                }
+                (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
+                (other, _) => Err(unexpected(id, "Ready", &other)),
+            }
+        }
+        Claim::New { id } => {
+            let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
+            let agent = match new_agent(shared, id, &profile, &config, caller).await {
+                Ok(a) => a,
+                Err(detail) => {
+                    shared.registry.do_send(Remove { id });
+                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
+                    return Err(fail(detail));
+                }
+            };
+            let spec = LaunchSpec {
+                sandbox_id: id,
+                profile: profile.clone(),
+                config,
+                uid: caller,
+                caller_env: req.env,
+                args: req.args,
+                cwd: req.cwd,
+                noexec: req.noexec,
+                stdio,
+            };
+            match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
+                Ok((AgentToDaemon::Ready { init_pid, .. }, _)) => {
+                    shared.registry.do_send(SetRunning { id, init_pid });
+                    info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
+                    Ok(Launched { id, init_pid, reused: false, exit: watch_rx })
+                }
+                Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
+                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
+                    let _ = agent.try_send(crate::agent::Request {
+                        msg: DaemonToAgent::Shutdown { reason: "launch failed".into() },
+                        fds: Vec::new(),
+                        watch: None,
+                    });
+                    Err(DaemonError::Agent { id, error })
+                }
+                Ok((other, _)) => {
+                    agent.do_send(ForceKill);
+                    Err(unexpected(id, "Ready", &other))
+                }
+                Err(e) => {
+                    agent.do_send(ForceKill);
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Spawn an agent for sandbox `id`, start its actor and exchange `Hello`.
+async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config, uid: u32) -> Result<AgentAddr, String> {
+    let agent_path = config.agent_path();
+    let output = std::fs::OpenOptions::new().create(true).append(true).open(config.log_dir.join(format!("agent-{id}.log"))).ok();
+    let spawned = spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
+    let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
+    shared.hub.register_sandbox(id, uid, &profile.name);
+    let agent = Agent::new(AgentParams {
+        id,
+        profile: profile.name.clone(),
+        agent_pid: spawned.pid,
+        init_pid: 0,
+        io,
+        registry: shared.registry.clone(),
+        hub: shared.hub.clone(),
+        log: shared.log.clone(),
+        state_dir: config.state_dir.clone(),
+    })
+    .start();
+    shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
+    let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
+    match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
+        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) if protocol_version == PROTOCOL_VERSION => Ok(agent),
+        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => {
+            agent.do_send(ForceKill);
+            Err(format!("agent speaks protocol {protocol_version}, daemon {PROTOCOL_VERSION}"))
+        }
+        Ok((other, _)) => {
+            agent.do_send(ForceKill);
+            Err(format!("agent answered hello with {}", other.kind()))
+        }
+        Err(e) => {
+            agent.do_send(ForceKill);
+            Err(format!("agent {} (pid {}): {e}", agent_path.display(), spawned.pid))
+        }
+    }
+}

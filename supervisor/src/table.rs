@@ -1,0 +1,235 @@
+//! The sandbox table: pure bookkeeping of running sandboxes (ids, owners, states, reuse rules),
+//! generic over the handle used to reach each agent so that it is unit-testable without actors.
+
+use crate::access;
+use oz_profiles::Profile;
+use oz_wire::{DaemonError, KillTarget, SandboxInfo, SandboxState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Entry<A> {
+    pub id: u64,
+    pub profile: String,
+    pub multi: bool,
+    pub uid: u32,
+    pub user: String,
+    pub init_pid: u32,
+    pub agent_pid: u32,
+    pub state: SandboxState,
+    pub started_at: u64,
+    pub mounts: Vec<PathBuf>,
+    /// None while the agent is being spawned.
+    pub agent: Option<A>,
+}
+
+impl<A> Entry<A> {
+    pub fn info(&self) -> SandboxInfo {
+        SandboxInfo {
+            id: self.id,
+            profile: self.profile.clone(),
+            uid: self.uid,
+            user: self.user.clone(),
+            init_pid: self.init_pid,
+            agent_pid: self.agent_pid,
+            state: self.state,
+            started_at: self.started_at,
+            mounts: self.mounts.clone(),
+        }
+    }
+}
+
+/// Outcome of a launch request against the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim<A> {
+    /// Run in this existing sandbox of the same user and profile.
+    Existing { id: u64, agent: A, init_pid: u32 },
+    /// A new sandbox was reserved under this id (state Starting, no agent yet).
+    New { id: u64 },
+}
+
+#[derive(Debug)]
+pub struct Table<A> {
+    entries: BTreeMap<u64, Entry<A>>,
+    next_id: u64,
+}
+
+impl<A: Clone> Default for Table<A> {
+    fn default() -> Self {
+        Table { entries: BTreeMap::new(), next_id: 1 }
+    }
+}
+
+impl<A: Clone> Table<A> {
+    /// Ids start above every id seen (re-adopted or found in stale records).
+    pub fn bump_next_id(&mut self, seen: u64) {
+        self.next_id = self.next_id.max(seen + 1);
+    }
+
+    /// A second launch of a non-multi profile by the same user reuses that user's sandbox
+    /// (never another user's); otherwise a new id is reserved.
+    pub fn claim(&mut self, profile: &Profile, uid: u32, user: &str, now: u64) -> Claim<A> {
+        if !profile.multi {
+            let existing = self.entries.values().find(|e| {
+                e.profile == profile.name
+                    && e.uid == uid
+                    && e.agent.is_some()
+                    && matches!(e.state, SandboxState::Running | SandboxState::Lingering)
+            });
+            if let Some(e) = existing {
+                return Claim::Existing { id: e.id, agent: e.agent.clone().expect("checked"), init_pid: e.init_pid };
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.insert(
+            id,
+            Entry {
+                id,
+                profile: profile.name.clone(),
+                multi: profile.multi,
+                uid,
+                user: user.to_string(),
+                init_pid: 0,
+                agent_pid: 0,
+                state: SandboxState::Starting,
+                started_at: now,
+                mounts: Vec::new(),
+                agent: None,
+            },
+        );
+        Claim::New { id }
+    }
+
+    /// Insert a sandbox found alive at startup, under its original id.
+    pub fn adopt(&mut self, entry: Entry<A>) {
+        self.bump_next_id(entry.id);
+        self.entries.insert(entry.id, entry);
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Entry<A>> {
+        self.entries.get_mut(&id)
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Entry<A>> {
+        self.entries.remove(&id)
+    }
+
+    /// The sandboxes `caller` may see.
+    pub fn list(&self, caller: u32) -> Vec<SandboxInfo> {
+        self.entries.values().filter(|e| access::can_see(caller, e.uid)).map(Entry::info).collect()
+    }
+
+    /// The agent of sandbox `id` if `caller` may perform `action` on it.
+    pub fn lookup(&self, id: u64, caller: u32, action: &str) -> Result<&Entry<A>, DaemonError> {
+        let e = self.entries.get(&id).ok_or(DaemonError::NoSuchSandbox { id })?;
+        if !access::can_see(caller, e.uid) {
+            // Do not confirm that another user's sandbox exists.
+            return Err(DaemonError::NoSuchSandbox { id });
+        }
+        access::check_owner(caller, e.uid, action, id)?;
+        if e.agent.is_none() {
+            return Err(DaemonError::NotRunning { id });
+        }
+        Ok(e)
+    }
+
+    /// The sandboxes a kill applies to.
+    pub fn kill_targets(&self, target: KillTarget, caller: u32) -> Result<Vec<&Entry<A>>, DaemonError> {
+        match target {
+            KillTarget::Id(id) => {
+                let e = self.entries.get(&id).filter(|e| access::can_see(caller, e.uid));
+                let e = e.ok_or(DaemonError::NoSuchSandbox { id })?;
+                Ok(vec![e])
+            }
+            KillTarget::All => Ok(self.entries.values().filter(|e| access::can_see(caller, e.uid)).collect()),
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Entry<A>> {
+        self.entries.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(name: &str, multi: bool) -> Profile {
+        let json = format!(r#"{{"name": "{name}", "path": "/usr/bin/{name}", "multi": {multi}}}"#);
+        oz_profiles::load::parse_profile(json.as_bytes(), std::path::Path::new("t.json")).unwrap().value
+    }
+
+    fn start(t: &mut Table<&'static str>, p: &Profile, uid: u32, agent: &'static str) -> u64 {
+        match t.claim(p, uid, "u", 0) {
+            Claim::New { id } => {
+                let e = t.get_mut(id).unwrap();
+                e.agent = Some(agent);
+                e.state = SandboxState::Running;
+                e.init_pid = 100 + id as u32;
+                id
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn second_launch_by_same_user_reuses_the_sandbox() {
+        let mut t = Table::default();
+        let p = profile("fx", false);
+        let id = start(&mut t, &p, 1000, "agent1");
+        assert_eq!(t.claim(&p, 1000, "u", 0), Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 });
+    }
+
+    #[test]
+    fn another_users_launch_gets_its_own_sandbox() {
+        let mut t = Table::default();
+        let p = profile("fx", false);
+        let a = start(&mut t, &p, 1000, "a");
+        let b = start(&mut t, &p, 1001, "b");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn multi_profiles_get_one_sandbox_per_launch() {
+        let mut t = Table::default();
+        let p = profile("term", true);
+        let a = start(&mut t, &p, 1000, "a");
+        assert!(matches!(t.claim(&p, 1000, "u", 0), Claim::New { id } if id != a));
+    }
+
+    #[test]
+    fn starting_sandboxes_are_not_reused() {
+        let mut t: Table<&str> = Table::default();
+        let p = profile("fx", false);
+        let first = t.claim(&p, 1000, "u", 0);
+        assert!(matches!(t.claim(&p, 1000, "u", 0), Claim::New { id } if Claim::New { id } != first));
+    }
+
+    #[test]
+    fn listing_and_lookup_respect_ownership() {
+        let mut t = Table::default();
+        let p = profile("fx", false);
+        let a = start(&mut t, &p, 1000, "a");
+        let b = start(&mut t, &p, 1001, "b");
+        assert_eq!(t.list(1000).iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(t.list(0).len(), 2);
+        assert!(t.lookup(a, 1000, "shell").is_ok());
+        assert_eq!(t.lookup(b, 1000, "shell").unwrap_err(), DaemonError::NoSuchSandbox { id: b });
+        assert!(t.lookup(b, 0, "shell").is_ok());
+        assert_eq!(t.kill_targets(KillTarget::All, 1001).unwrap().len(), 1);
+        assert!(t.kill_targets(KillTarget::Id(a), 1001).is_err());
+    }
+
+    #[test]
+    fn adopted_ids_push_next_id_up() {
+        let mut t: Table<&str> = Table::default();
+        let mut e = match t.claim(&profile("x", true), 1, "u", 0) {
+            Claim::New { id } => t.remove(id).unwrap(),
+            _ => unreachable!(),
+        };
+        e.id = 41;
+        t.adopt(e);
+        assert!(matches!(t.claim(&profile("y", true), 1, "u", 0), Claim::New { id: 42 }));
+    }
+}
