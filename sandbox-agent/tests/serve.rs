@@ -109,3 +109,33 @@ fn wrong_protocol_version_is_refused() {
     let st = wait_exit(&mut child, Duration::from_secs(10));
     assert!(!st.success());
 }
+
+#[test]
+fn sigterm_to_the_agent_shuts_the_sandbox_down_and_garbage_is_survived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = unique_id(4);
+    let spec = spec(id, tmp.path(), "exec sleep 60");
+    let (mut child, chan) = spawn_agent();
+    let (init_pid, _) = hello_and_launch(&chan, &spec);
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
+    assert!(comm.starts_with("oz-agent["), "agent named {comm:?}");
+    let init_comm = std::fs::read_to_string(format!("/proc/{init_pid}/comm")).unwrap();
+    assert!(init_comm.starts_with("oz-init["), "init named {init_comm:?}");
+
+    // A garbage packet is answered with an error; the agent keeps serving.
+    let raw = std::os::fd::AsFd::as_fd(&chan);
+    nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&raw), &[0, 0, 0, 3, 0xff, 0xff, 0xff], nix::sys::socket::MsgFlags::empty())
+        .unwrap();
+    assert!(matches!(collect(&chan, |m| matches!(m, AgentToDaemon::Error(_))).last(), Some(AgentToDaemon::Error(_))));
+    chan.send(&DaemonToAgent::Ping, &[]).unwrap();
+    collect(&chan, |m| matches!(m, AgentToDaemon::Pong));
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let got = collect(&chan, |m| matches!(m, AgentToDaemon::ShuttingDown { .. }));
+    match got.last().unwrap() {
+        AgentToDaemon::ShuttingDown { reason } => assert!(reason.contains("SIGTERM"), "{reason}"),
+        _ => unreachable!(),
+    }
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert_no_leftovers(tmp.path(), id, init_pid);
+}
