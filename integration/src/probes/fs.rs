@@ -128,34 +128,34 @@ fn can_create_symlink(ctx: &Ctx) -> Outcome {
     }
 }
 
-/// Lists the root directory of pid 1 or of any other process not running as our uid: that is
-/// the host's (or the sandbox init's) filesystem seen through /proc.
+/// Lists the root directory of another process when that root is not our own: the host's
+/// (or the sandbox init's) filesystem seen through /proc/PID/root.
 fn proc_root_other(_: &Ctx) -> Outcome {
-    // SAFETY: getuid has no arguments.
-    let me = unsafe { libc::getuid() };
+    use std::os::unix::fs::MetadataExt;
+    let mine = match std::fs::metadata("/") {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e) => return Outcome::Blocked(format!("stat /: {}", io_errno(&e))),
+    };
     let my_pid = std::process::id().to_string();
-    let mut tried = 0;
-    let mut last = String::from("no other process");
+    let (mut tried, mut same) = (0, 0);
+    let mut last = String::from("none denied");
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
         if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == my_pid {
             continue;
         }
-        let owner = std::os::unix::fs::MetadataExt::uid(&match entry.metadata() {
-            Ok(m) => m,
-            Err(_) => continue,
-        });
-        if owner == me && pid != "1" {
-            continue;
-        }
         tried += 1;
         let root = format!("/proc/{pid}/root");
-        match std::fs::read_dir(&root) {
-            Ok(rd) => return Outcome::Escape(format!("listed {root} ({} entries)", rd.count())),
-            Err(e) => last = format!("list {root}: {}", io_errno(&e)),
+        match std::fs::metadata(&root) {
+            Ok(m) if (m.dev(), m.ino()) == mine => same += 1,
+            Ok(_) => match std::fs::read_dir(&root) {
+                Ok(rd) => return Outcome::Escape(format!("listed {root}, another root ({} entries)", rd.count())),
+                Err(e) => last = format!("list {root}: {}", io_errno(&e)),
+            },
+            Err(e) => last = format!("stat {root}: {}", io_errno(&e)),
         }
     }
-    Outcome::Blocked(format!("{tried} roots tried, last {last}"))
+    Outcome::Blocked(format!("{tried} processes, {same} share our root; last {last}"))
 }
 
 /// Writes a script to `dir` and executes it: writable mounts must be noexec.

@@ -355,23 +355,26 @@ fn handle_of(path: &str) -> Result<FileHandle, Errno> {
             c_path.as_ptr(),
             &mut fh as *mut FileHandle,
             &mut mount_id as *mut i32,
-            0,
+            libc::AT_SYMLINK_FOLLOW,
         )
     };
     sys(r).map(|_| fh)
 }
 
+/// Our own executable: on a real filesystem (not an overlay) both inside and outside.
+const HANDLE_FILE: &str = "/proc/self/exe";
+
 fn name_to_handle(_: &Ctx) -> Outcome {
-    verdict("name_to_handle_at(/etc/passwd)", handle_of("/etc/passwd"))
+    verdict("name_to_handle_at(own executable)", handle_of(HANDLE_FILE))
 }
 
 /// The "shocker" attack: open a file by handle, bypassing the path walk.
 fn open_by_handle(_: &Ctx) -> Outcome {
     // A handle the kernel can decode; when name_to_handle_at itself is denied, a forged one.
-    let mut fh = handle_of("/etc/passwd").unwrap_or(FileHandle { bytes: 8, kind: 1, f_handle: [0; 128] });
-    let root = cstr("/");
-    // SAFETY: plain open of /, closed below.
-    let mfd = unsafe { libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let mut fh = handle_of(HANDLE_FILE).unwrap_or(FileHandle { bytes: 8, kind: 1, f_handle: [0; 128] });
+    let exe = cstr(HANDLE_FILE);
+    // SAFETY: plain open of a file on the same filesystem, closed below.
+    let mfd = unsafe { libc::open(exe.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: fh is a valid file_handle; the opened fd is closed.
     let r = sys(unsafe {
         libc::syscall(libc::SYS_open_by_handle_at, mfd, &mut fh as *mut FileHandle, libc::O_RDONLY)
@@ -383,7 +386,7 @@ fn open_by_handle(_: &Ctx) -> Outcome {
         }
         libc::close(mfd);
     }
-    verdict("open_by_handle_at(/etc/passwd handle)", r)
+    verdict("open_by_handle_at(handle of own executable)", r)
 }
 
 fn kcmp(_: &Ctx) -> Outcome {
