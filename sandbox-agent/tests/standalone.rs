@@ -179,3 +179,54 @@ fn setup_failures_exit_125_with_one_line() {
     assert!(err.contains("No such file"), "{err}");
     assert!(o.status.signal().is_none());
 }
+
+#[test]
+fn leftover_processes_are_killed_when_the_program_exits() {
+    let start = std::time::Instant::now();
+    // a background sleeper, and one that ignores SIGTERM (needs the SIGKILL after the grace)
+    let o = sh("sleep 100 & (trap '' TERM; sleep 100) & exit 4");
+    assert_eq!(o.status.code(), Some(4), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn sigterm_to_the_agent_reaches_the_program() {
+    let fx = Fixture::new("");
+    let profile = fx.dir.path().join("oztest.json");
+    let id = next_id();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
+        .arg("standalone")
+        .arg("--config")
+        .arg(fx.config())
+        .args(["--profile", profile.to_str().unwrap(), "--uid", &test_uid().to_string(), "--id", &id.to_string()])
+        .args(["--", "-c", "echo started; sleep 100; exit 0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "started\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}");
+    for d in cgroup_dirs(id) {
+        assert!(!d.exists(), "cgroup {} remains", d.display());
+    }
+}
+
+#[test]
+fn cwd_is_the_callers_when_visible_else_home() {
+    let fx = Fixture::new("");
+    let profile = fx.dir.path().join("oztest.json");
+    let p = profile.to_str().unwrap();
+    assert_eq!(stdout(&run_in(&fx, p, &["--cwd", "/usr/bin"], "pwd")), "/usr/bin\n");
+    let home = format!("/home/{}\n", common::TEST_USER);
+    assert_eq!(stdout(&run_in(&fx, p, &["--cwd", "/nonexistent/dir"], "pwd")), home);
+    assert_eq!(stdout(&run_in(&fx, p, &[], "pwd")), home);
+}
+
+#[test]
+fn writable_places_stay_writable_under_landlock() {
+    let o = sh("touch ~/a /tmp/b /dev/shm/c && echo x > /dev/null && echo ok; touch /usr/x 2>/dev/null || echo denied");
+    assert_eq!(stdout(&o), "ok\ndenied\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
