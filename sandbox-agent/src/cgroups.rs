@@ -204,7 +204,12 @@ impl Cgroup {
     pub fn enter(&mut self) -> Result<(), CgroupError> {
         let own = std::fs::read_to_string("/proc/self/cgroup").map_err(io_err("read", Path::new("/proc/self/cgroup")))?;
         self.saved = self.dirs.iter().map(|(c, _)| self.current_dir(&own, c)).collect();
-        self.add(std::process::id() as i32)
+        let added = self.add(std::process::id() as i32);
+        if added.is_err() {
+            // Never stay half inside: the cgroup's removal kills what it holds.
+            let _ = self.leave();
+        }
+        added
     }
 
     /// The directory of the hierarchy holding `controller` that `own` (/proc/self/cgroup) names.
@@ -251,7 +256,8 @@ impl Cgroup {
     pub fn kill_all(&self, timeout: Duration) -> Result<(), CgroupError> {
         let start = Instant::now();
         loop {
-            let procs = self.procs()?;
+            let me = std::process::id() as i32;
+            let procs: Vec<i32> = self.procs()?.into_iter().filter(|p| *p != me).collect();
             if procs.is_empty() || start.elapsed() > timeout {
                 return Ok(());
             }
@@ -352,6 +358,37 @@ mod tests {
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
         for d in dirs {
             assert!(!d.exists(), "{} remains", d.display());
+        }
+    }
+
+    /// The unified-hierarchy code path, on whichever v2 mount the machine has (the root on a
+    /// pure v2 machine, /sys/fs/cgroup/unified on a hybrid one like CI's).
+    #[test]
+    fn v2_layout_creates_joins_and_removes() {
+        let root = [Path::new(CGROUP_ROOT), &Path::new(CGROUP_ROOT).join("unified")]
+            .into_iter()
+            .find(|r| r.join("cgroup.controllers").exists())
+            .expect("a cgroup v2 mount")
+            .to_path_buf();
+        let Layout::V2 { controllers } = detect(&root) else { panic!("{} is not v2", root.display()) };
+        let id = 910_000 + std::process::id() as u64;
+        let parent_existed = root.join(PARENT).exists();
+        let cg = Cgroup::create_in(&root, id, &Limits::default()).unwrap();
+        let dir = root.join(PARENT).join(id.to_string());
+        assert_eq!(cg.dirs().collect::<Vec<_>>(), vec![dir.as_path()]);
+        let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        cg.add(child.id() as i32).unwrap();
+        assert_eq!(cg.procs().unwrap(), vec![child.id() as i32]);
+        cg.remove().unwrap();
+        child.wait().unwrap();
+        assert!(!dir.exists());
+        if !parent_existed {
+            let _ = std::fs::remove_dir(root.join(PARENT));
+        }
+        if !controllers.iter().any(|c| c == "memory") {
+            let limits = Limits { memory_bytes: Some(1 << 30), ..Limits::default() };
+            let err = Cgroup::create_in(&root, id, &limits).unwrap_err();
+            assert!(matches!(err, CgroupError::NoController("memory")), "{err}");
         }
     }
 }
