@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages oz needs to build, test and benchmark. Idempotent.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "deps.sh: must run as root" >&2; exit 1; }
+PKGS=(
+  libseccomp-dev pkg-config      # build: libseccomp crate
+  passwd util-linux procps       # tests: useradd, runuser, ps
+  iproute2 nftables              # networking
+  bubblewrap firejail hyperfine  # benchmarks, side by side
+
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run the whole oz test suite as root: unit tests, the profile corpus, the escape suite and the
+# daemon end-to-end tests. Idempotent. Prints one summary line at the end and fails on any failed
+# or ignored test (a skipped test counts as a failure).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (the suite builds real sandboxes)" >&2; exit 1; }
+bash scripts/deps.sh || exit 1
+export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+cargo build --workspace --all-targets --locked || exit 1
+log=$(mktemp /tmp/oz-test.XXXXXX.log)
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${OZ_TEST_THREADS:-2}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+read -r passed failed ignored < <(awk '/^test result:/ {
+  for (i = 1; i <= NF; i++) {
+    if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1)
+  }
+} END { print p+0, f+0, g+0 }' "$log")
+rm -f "$log"
+echo "oz: ${passed} passed, ${failed} failed, ${ignored} skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$ignored" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi
