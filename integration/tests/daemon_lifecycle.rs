@@ -85,7 +85,7 @@ fn logs_follow_shows_a_program_line_within_one_second() {
     let mut live = None;
     while Instant::now() < deadline && live.is_none() {
         let Ok((got_ms, line)) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
-        if let Some(printed) = line.split("ozt-tick ").nth(1).and_then(|t| t.trim().parse::<u64>().ok()) {
+        if let Some(printed) = line.split("ozt-tick ").nth(1).and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok()) {
             if printed >= connected_ms {
                 live = Some(got_ms.saturating_sub(printed));
             }

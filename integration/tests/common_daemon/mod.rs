@@ -10,7 +10,7 @@
 pub mod procs;
 pub mod run;
 
-use oz_integration::leftovers::Snapshot;
+use oz_integration::leftovers::{entries, Snapshot};
 use oz_integration::users::{self, USER_A, USER_B};
 use oz_integration::workspace::Workspace;
 use oz_wire::client::Client;
@@ -277,8 +277,21 @@ impl Daemon {
             assert!(self.sandboxes().is_empty(), "sandboxes listed after kill all");
         }
         self.stop_daemon();
-        let left = self.before.leftovers(&self.uids, &self.ws.must_be_empty(), Duration::from_secs(5));
+        let mut left = self.before.leftovers(&self.uids, &[], Duration::from_secs(5));
+        left.extend(self.state_files().iter().map(|p| format!("state file: {}", p.display())));
         assert!(left.is_empty(), "left behind: {left:#?}\n{}", self.log_text());
+    }
+
+    /// Entries left in state_dir and sandbox_path; the (empty) directory of agent records and
+    /// rendezvous sockets belongs to the daemon and may stay.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        let agents = oz_wire::state::agents_dir(&self.ws.state_dir);
+        self.ws
+            .must_be_empty()
+            .iter()
+            .flat_map(|d| entries(d))
+            .filter(|p| p != &agents)
+            .collect()
     }
 
     fn stop_daemon(&mut self) {
