@@ -37,6 +37,14 @@ pub struct TestEnv {
     _serial: MutexGuard<'static, ()>,
 }
 
+/// Where [`probe_item`] binds oz-probe inside sandboxes.
+pub const PROBE_TARGET: &str = "/opt/oz-probe/oz-probe";
+
+/// A whitelist item binding the built oz-probe read-only at [`PROBE_TARGET`].
+pub fn probe_item() -> Value {
+    serde_json::json!({"path": bin("oz-probe"), "target": PROBE_TARGET, "read_only": true})
+}
+
 /// A unique name for things a test puts in shared places (homes, /tmp).
 pub fn unique(tag: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -92,6 +100,11 @@ impl TestEnv {
             argv: argv.iter().map(OsString::from).collect(),
             opts: Opts::default(),
         }
+    }
+
+    /// Runs `sh -c script` in a sandbox built from `profile`, as the test user.
+    pub fn sh(&self, profile: &Path, script: &str) -> Output {
+        self.agent(profile, &["/bin/sh", "-c", script]).run()
     }
 
     /// Checks for leftovers now (also done on drop).
