@@ -134,6 +134,8 @@ pub struct Sandbox {
     /// The init was reaped.
     ended: bool,
     init_status: Option<String>,
+    /// Things the root filesystem skipped or adjusted (plan and build), for the log.
+    warnings: Vec<String>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -146,20 +148,15 @@ impl Sandbox {
     /// `StdioMode::Attached` and none for `StdioMode::Log` (the output then goes to
     /// [`Sandbox::take_log`]).
     pub fn launch(spec: &LaunchSpec, stdio: Vec<OwnedFd>) -> Result<Sandbox, SandboxError> {
-        Sandbox::launch_with(spec, stdio, true)
-    }
-
-    /// As `launch`; with `build_rootfs: false` the sandbox keeps the host's filesystem view
-    /// (with a fresh /proc). For tests of the process model only.
-    pub fn launch_with(spec: &LaunchSpec, stdio: Vec<OwnedFd>, build_rootfs: bool) -> Result<Sandbox, SandboxError> {
         if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
             return Err(SandboxError::Threaded(n));
         }
         let program = ProgramSpec::resolve(spec)?;
-        let rootfs = if build_rootfs { Some(rootfs::plan(spec, &program.user, &[])?) } else { None };
+        let rootfs = rootfs::plan(spec, &program.user, &[])?;
+        let mut warnings = rootfs.warnings.clone();
         let seccomp = compile_seccomp(spec)?;
         let landlock = spec.profile.landlock.enabled.then(|| {
-            let extra = rootfs.as_ref().map(writable_targets).unwrap_or_default();
+            let extra = writable_targets(&rootfs);
             LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required)
         });
         let exec_plan = program.exec_plan(landlock, seccomp)?;
@@ -177,6 +174,7 @@ impl Sandbox {
             stdio,
             shell_path: cstring(&spec.config.shell_path.to_string_lossy())?,
             profile: spec.profile.name.clone(),
+            warnings: Vec::new(),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
@@ -206,9 +204,13 @@ impl Sandbox {
             user: program.user,
             ended: false,
             init_status: None,
+            warnings: Vec::new(),
         };
         left?;
-        sandbox.program = sandbox.wait_ready()?;
+        let (program, build_warnings) = sandbox.wait_ready()?;
+        warnings.extend(build_warnings);
+        sandbox.program = program;
+        sandbox.warnings = warnings;
         Ok(sandbox)
     }
 
@@ -233,10 +235,10 @@ impl Sandbox {
     }
 
     /// Wait for `Ready` (or the failure that replaces it).
-    fn wait_ready(&mut self) -> Result<Option<i32>, SandboxError> {
+    fn wait_ready(&mut self) -> Result<(Option<i32>, Vec<String>), SandboxError> {
         let id = self.id;
         match proto::recv::<InitToAgent>(self.channel.as_fd()) {
-            Ok((InitToAgent::Ready { pid }, _)) => Ok(pid),
+            Ok((InitToAgent::Ready { pid, warnings }, _)) => Ok((pid, warnings)),
             Ok((InitToAgent::ProgramFailed { error }, _)) => {
                 self.reap();
                 Err(SandboxError::Init { id, error })
@@ -269,6 +271,11 @@ impl Sandbox {
     /// The program's pid inside the sandbox (None with `noexec`).
     pub fn program_pid(&self) -> Option<i32> {
         self.program
+    }
+
+    /// What the root filesystem skipped or adjusted (missing `ignore` items, ...), for the log.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn user(&self) -> &UserInfo {

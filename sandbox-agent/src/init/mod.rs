@@ -28,14 +28,16 @@ pub struct InitPlan {
     pub hostname: String,
     pub domainname: String,
     pub loopback: bool,
-    /// The root filesystem to build (None: keep the host's view, with a fresh /proc; tests only).
-    pub rootfs: Option<crate::rootfs::RootfsPlan>,
+    /// The root filesystem to build.
+    pub rootfs: crate::rootfs::RootfsPlan,
     /// The launch's program; also the template for relaunches and shells.
     pub program: ExecPlan,
     /// stdio of the launch's program; None = `noexec`.
     pub stdio: Option<ProgramStdio>,
     pub shell_path: CString,
     pub profile: String,
+    /// Filled by the setup: the root filesystem build's warnings, sent with `Ready`.
+    pub warnings: Vec<String>,
 }
 
 /// The signals the init handles through its signalfd.
@@ -76,25 +78,13 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     if plan.loopback {
         crate::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
     }
-    build_root(plan.rootfs.as_ref())?;
+    let report = crate::rootfs::build(&plan.rootfs)
+        .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
+    plan.warnings = report.warnings;
     let set = handled_signals();
     set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| InitError::new(Step::Signal, Some("signalfd".into()), e as i32))
-}
-
-fn build_root(plan: Option<&crate::rootfs::RootfsPlan>) -> Result<(), InitError> {
-    let rootfs_err = |detail: String| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(detail) };
-    match plan {
-        Some(p) => crate::rootfs::build(p).map(drop).map_err(|e| rootfs_err(e.to_string())),
-        None => {
-            use nix::mount::{mount, MsFlags};
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .map_err(|e| rootfs_err(format!("make / private: {e}")))?;
-            mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-                .map_err(|e| rootfs_err(format!("mount proc on /proc: {e}")))
-        }
-    }
 }
 
 /// The init's running state.
@@ -128,9 +118,9 @@ impl Init {
             Some(stdio) => {
                 let pid = exec::spawn(&plan.program, stdio)?;
                 init.tracked.insert(pid.as_raw(), ProcessRole::Program);
-                InitToAgent::Ready { pid: Some(pid.as_raw()) }
+                InitToAgent::Ready { pid: Some(pid.as_raw()), warnings: std::mem::take(&mut plan.warnings) }
             }
-            None => InitToAgent::Ready { pid: None },
+            None => InitToAgent::Ready { pid: None, warnings: std::mem::take(&mut plan.warnings) },
         };
         init.send(&ready, &[]);
         Ok(init)

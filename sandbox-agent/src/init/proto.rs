@@ -75,8 +75,9 @@ pub enum ProcessRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InitToAgent {
     /// The sandbox is built and the launch's program was exec'd (pid in the sandbox namespace).
-    /// With `noexec`, sent with `pid: None` once the sandbox is built.
-    Ready { pid: Option<i32> },
+    /// With `noexec`, sent with `pid: None` once the sandbox is built. `warnings`: what the root
+    /// filesystem build skipped or adjusted, for the log.
+    Ready { pid: Option<i32>, warnings: Vec<String> },
     /// The sandbox could not be built, or the launch's program could not be exec'd. The init
     /// exits after sending this.
     ProgramFailed { error: InitError },
