@@ -230,3 +230,13 @@ fn writable_places_stay_writable_under_landlock() {
     let o = sh("touch ~/a /tmp/b /dev/shm/c && echo x > /dev/null && echo ok; touch /usr/x 2>/dev/null || echo denied");
     assert_eq!(stdout(&o), "ok\ndenied\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn network_namespace_has_only_loopback_up_unless_none() {
+    let o = sh("ls /sys/class/net; cat /sys/class/net/lo/flags");
+    assert_eq!(stdout(&o), "lo\n0x9\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let fx = Fixture::new(r#", "networking": { "type": "none" }"#);
+    let profile = fx.dir.path().join("oztest.json");
+    let o = run_in(&fx, profile.to_str().unwrap(), &[], "ls /sys/class/net; cat /sys/class/net/lo/flags");
+    assert_eq!(stdout(&o), "lo\n0x8\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
