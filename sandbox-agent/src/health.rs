@@ -17,6 +17,8 @@ pub struct ProcInfo {
     pub rss_bytes: u64,
     /// User + system CPU time.
     pub cpu_usec: u64,
+    /// Exited, not yet reaped.
+    pub zombie: bool,
 }
 
 /// Totals for the `Health` heartbeat.
@@ -63,6 +65,7 @@ fn read_proc(proc_root: &Path, pid: i32) -> Option<ProcInfo> {
         comm,
         rss_bytes: rss_from_statm(&statm, page_size()),
         cpu_usec: cpu_from_stat(&stat, clock_ticks()).unwrap_or(0),
+        zombie: state_from_stat(&stat) == Some('Z'),
     })
 }
 
@@ -76,6 +79,11 @@ pub fn argv0_basename(cmdline: &[u8]) -> String {
 /// Resident set size from `/proc/<pid>/statm` (second field, in pages).
 fn rss_from_statm(statm: &str, page: u64) -> u64 {
     statm.split_whitespace().nth(1).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * page
+}
+
+/// The state letter (field 3 of `/proc/<pid>/stat`).
+fn state_from_stat(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// utime + stime (fields 14 and 15 of `/proc/<pid>/stat`) in microseconds. The comm field
@@ -110,10 +118,15 @@ pub fn usage(procs: &[ProcInfo]) -> Usage {
     })
 }
 
-/// The names the watchdog scan matches against: argv\[0\] basename and comm of every process.
+/// The names the watchdog scan matches against: argv\[0\] basename and comm of every live
+/// (not zombie) process.
 pub fn watchdog_names(procs: &[ProcInfo]) -> Vec<String> {
-    let mut names: Vec<String> =
-        procs.iter().flat_map(|p| [p.argv0.clone(), p.comm.clone()]).filter(|n| !n.is_empty()).collect();
+    let mut names: Vec<String> = procs
+        .iter()
+        .filter(|p| !p.zombie)
+        .flat_map(|p| [p.argv0.clone(), p.comm.clone()])
+        .filter(|n| !n.is_empty())
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -138,6 +151,8 @@ mod tests {
         assert_eq!(cpu_from_stat(stat, 100), Some(3_000_000));
         assert_eq!(cpu_from_stat("garbage", 100), None);
         assert_eq!(cpu_from_stat("1 (x) S 1", 100), None);
+        assert_eq!(state_from_stat(stat), Some('S'));
+        assert_eq!(state_from_stat("9 (a) b) Z 1"), Some('Z'));
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   the sandbox stays up; shells are not tracked;
 //! - when the last tracked program has exited and the profile names watchdogs, the sandbox stays
 //!   up while any process in it has an argv\[0\] basename (or comm) equal to a watchdog name; the
-//!   scan runs on every exit in the sandbox and on every periodic tick;
+//!   scan runs on every exit in the sandbox and on every periodic tick; a scan that finds other
+//!   processes but no watchdog is confirmed by a second scan shortly after (a child forked by
+//!   the program may not have exec'd its watchdog image yet);
 //! - when nothing keeps it alive, `auto_shutdown: yes` shuts it down and `auto_shutdown: no`
 //!   keeps it until it is killed;
 //! - a shutdown request always shuts down; losing the daemon never does.
@@ -53,6 +55,9 @@ pub enum Phase {
     Running,
     /// Every tracked program exited; watchdogs (last seen alive) keep the sandbox up.
     Watchdog,
+    /// A scan found processes but no watchdog: confirm with a second scan a moment later (a
+    /// watchdog may have been forked and not exec'd yet). `after_watchdog`: one was seen before.
+    Confirming { after_watchdog: bool },
     /// Every tracked program exited and `auto_shutdown: no`: up until killed.
     Lingering,
     /// Shutdown decided; waiting for the init to end.
@@ -143,6 +148,9 @@ pub enum Action {
     KeepRunning,
     /// Scan the sandbox's processes and feed back [`Event::WatchdogScan`].
     ScanWatchdogs,
+    /// Feed [`Event::Tick`] again soon (a short delay, not the periodic tick): the negative
+    /// scan needs its confirmation.
+    RescanSoon,
     /// Tear the sandbox down (ask init to stop, kill what is left, clean up).
     Shutdown(ShutdownReason),
     /// Keep the sandbox; wait for a daemon on the rendezvous socket.
@@ -196,7 +204,7 @@ fn after_exit(s: &mut State, policy: &Policy, program_exit: bool) -> Action {
         // lingering changes nothing.
         Phase::Running if !program_exit => Action::KeepRunning,
         Phase::Lingering => Action::KeepRunning,
-        Phase::Running | Phase::Watchdog => {
+        Phase::Running | Phase::Watchdog | Phase::Confirming { .. } => {
             if !policy.auto_shutdown {
                 s.phase = Phase::Lingering;
                 Action::KeepRunning
@@ -213,18 +221,24 @@ fn after_exit(s: &mut State, policy: &Policy, program_exit: bool) -> Action {
 fn scanned(s: &mut State, policy: &Policy, alive: &[String]) -> Action {
     // A scan result is only meaningful while no tracked program runs (a program may have
     // started between the request and the result) and the sandbox is watchdog-governed.
-    if !s.programs.is_empty() || !policy.scans() || !matches!(s.phase, Phase::Running | Phase::Watchdog) {
+    let after_watchdog = match s.phase {
+        Phase::Running => false,
+        Phase::Watchdog => true,
+        Phase::Confirming { after_watchdog } => after_watchdog,
+        _ => return Action::KeepRunning,
+    };
+    if !s.programs.is_empty() || !policy.scans() {
         return Action::KeepRunning;
     }
     if alive.iter().any(|name| policy.is_watchdog(name)) {
         s.phase = Phase::Watchdog;
         return Action::KeepRunning;
     }
-    let reason = if s.phase == Phase::Watchdog {
-        ShutdownReason::WatchdogsGone
-    } else {
-        ShutdownReason::ProgramExited
-    };
+    if !alive.is_empty() && !matches!(s.phase, Phase::Confirming { .. }) {
+        s.phase = Phase::Confirming { after_watchdog };
+        return Action::RescanSoon;
+    }
+    let reason = if after_watchdog { ShutdownReason::WatchdogsGone } else { ShutdownReason::ProgramExited };
     shutdown(s, reason)
 }
 
@@ -313,11 +327,38 @@ mod tests {
     }
 
     #[test]
-    fn no_watchdog_alive_shuts_down() {
+    fn no_watchdog_alive_shuts_down_after_confirmation() {
         let p = policy(true, &["dog"]);
-        let (s, a) = run(&p, &[started(10), exited(10), scan(&["sh", "cat"])]);
+        let (s, a) = run(&p, &[started(10), exited(10), scan(&["sh", "cat"]), Event::Tick, scan(&["sh", "cat"])]);
+        assert_eq!(a[2], Action::RescanSoon);
+        assert_eq!(a[3], Action::ScanWatchdogs);
+        assert_eq!(a[4], Action::Shutdown(ShutdownReason::ProgramExited));
+        assert!(s.is_stopping());
+    }
+
+    #[test]
+    fn an_empty_sandbox_needs_no_confirmation() {
+        let p = policy(true, &["dog"]);
+        let (s, a) = run(&p, &[started(10), exited(10), scan(&[])]);
         assert_eq!(a[2], Action::Shutdown(ShutdownReason::ProgramExited));
         assert!(s.is_stopping());
+    }
+
+    #[test]
+    fn a_watchdog_that_execs_late_is_found_by_the_confirmation() {
+        // The program forked a child that had not exec'd `dog` yet at the first scan.
+        let p = policy(true, &["dog"]);
+        let (s, a) = run(&p, &[started(10), exited(10), scan(&["sh"]), Event::Tick, scan(&["dog"])]);
+        assert_eq!(a[2], Action::RescanSoon);
+        assert_eq!(a[4], Action::KeepRunning);
+        assert_eq!(s.phase, Phase::Watchdog);
+        // ... and when it is gone, the reason says so.
+        let (s, a) = next(&s, &p, &Event::ProcessExited { comm: "dog".into() });
+        assert_eq!(a, Action::ScanWatchdogs);
+        let (s, a) = next(&s, &p, &scan(&["helper"]));
+        assert_eq!((a, &s.phase), (Action::RescanSoon, &Phase::Confirming { after_watchdog: true }));
+        let (_, a) = next(&s, &p, &scan(&["helper"]));
+        assert_eq!(a, Action::Shutdown(ShutdownReason::WatchdogsGone));
     }
 
     #[test]

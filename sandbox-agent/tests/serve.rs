@@ -47,13 +47,14 @@ fn launch_logs_exit_and_shut_down_without_leftovers() {
 fn daemon_loss_keeps_the_sandbox_and_rendezvous_readopts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let id = unique_id(2);
-    let spec = spec(id, tmp.path(), "echo started; exec sleep 60");
+    // The program exits while no daemon is attached; auto_shutdown no keeps the sandbox.
+    let spec = spec_with(id, tmp.path(), "sleep 1; exit 5", r#", "auto_shutdown": "no""#);
     let (mut child, chan) = spawn_agent();
-    let (init_pid, _) = hello_and_launch(&chan, &spec);
+    let (init_pid, program_pid) = hello_and_launch(&chan, &spec);
 
     // The daemon "dies".
     drop(chan);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
     assert!(child.try_wait().unwrap().is_none(), "agent died with its daemon");
     assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid as i32), None).is_ok());
 
@@ -67,6 +68,9 @@ fn daemon_loss_keeps_the_sandbox_and_rendezvous_readopts_it() {
     assert_eq!(hello.agent_pid, child.id());
     let rec = chan.wait_for_state(&mut |_| {}).unwrap();
     assert_eq!((rec.id, rec.init_pid, rec.profile.as_str()), (id, init_pid, "serve-test"));
+    // What happened meanwhile is not lost.
+    let got = collect(&chan, |m| matches!(m, AgentToDaemon::ProgramExited { .. }));
+    assert_eq!(got.last().unwrap(), &AgentToDaemon::ProgramExited { pid: program_pid.unwrap(), status: ExitStatus::Code(5) });
 
     // It is fully served: ping, then shut it down.
     chan.send(&DaemonToAgent::Ping, &[]).unwrap();

@@ -51,7 +51,7 @@ impl Runtime {
             Ok((msg, fds)) => self.on_daemon_message(msg, fds),
             Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
             Err(e) => {
-                eprintln!("oz-agent[{}]: daemon message: {e}", self.spec.sandbox_id);
+                self.warn(format!("daemon message: {e}"));
                 self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }), &[]);
             }
         }
@@ -235,7 +235,7 @@ impl Runtime {
 
     fn on_init_reply(&mut self, reply: InitToAgent, fds: Vec<OwnedFd>) {
         let Some(pending) = self.pending.pop_front() else {
-            eprintln!("oz-agent[{}]: unsolicited init reply {reply:?}", self.spec.sandbox_id);
+            self.warn(format!("unsolicited init reply {reply:?}"));
             return;
         };
         match (pending, reply) {
@@ -276,7 +276,7 @@ impl Runtime {
                 }
             }
             (pending, reply) => {
-                eprintln!("oz-agent[{}]: init answered {reply:?} to {pending:?}", self.spec.sandbox_id);
+                self.warn(format!("init answered {reply:?} to {pending:?}"));
             }
         }
     }

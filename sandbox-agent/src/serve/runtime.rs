@@ -26,12 +26,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often the supervisor re-checks watchdogs while lingering.
 const TICK: Duration = Duration::from_secs(1);
+/// Delay before a negative watchdog scan is confirmed.
+const RESCAN: Duration = Duration::from_millis(300);
 /// Health heartbeat period.
 const HEALTH: Duration = Duration::from_secs(5);
 /// How long the init gets to stop everything before it is killed.
 const GRACE_MS: u32 = 2000;
 /// Extra time, after the grace period, before the agent SIGKILLs the init.
 const KILL_AFTER: Duration = Duration::from_millis(GRACE_MS as u64 + 1500);
+/// Most exit events kept for a daemon that is not attached.
+const MAX_BACKLOG: usize = 256;
 /// How long a reconnecting daemon may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -45,6 +49,8 @@ pub struct Runtime {
     state: supervise::State,
     policy: Policy,
     pub(super) pending: VecDeque<Pending>,
+    /// Exit events that happened while no daemon was attached.
+    backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
     pub(super) logs: Vec<LogPipe>,
     pub(super) mounts: MountTable,
@@ -99,6 +105,7 @@ impl Runtime {
             state: supervise::State::new(),
             policy,
             pending: VecDeque::new(),
+            backlog: VecDeque::new(),
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -282,24 +289,44 @@ impl Runtime {
         }
     }
 
-    pub(super) fn log(&mut self, level: LogLevel, message: String) {
-        let rec = LogRecord {
+    fn record(&self, level: LogLevel, message: String) -> LogRecord {
+        LogRecord {
             ts: now_ms(),
             level,
             sandbox: Some(self.spec.sandbox_id),
             profile: Some(self.spec.profile.name.clone()),
             message,
-        };
+        }
+    }
+
+    pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        let rec = self.record(level, message);
         self.send_daemon(AgentToDaemon::Log(rec), &[]);
     }
 
-    /// Send to the daemon if one is attached; losing it is an event, never an error.
+    /// A problem of the agent itself: to stderr and, best effort, to the daemon's log.
+    pub(super) fn warn(&self, message: String) {
+        eprintln!("oz-agent[{}]: {message}", self.spec.sandbox_id);
+        if let Some(d) = &self.daemon {
+            let _ = d.send(&AgentToDaemon::Log(self.record(LogLevel::Warning, message)), &[]);
+        }
+    }
+
+    /// Send to the daemon if one is attached; losing it is an event, never an error. Exit
+    /// events that happen while no daemon is attached are kept for the next one.
     pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
-        let Some(d) = &self.daemon else { return };
+        let Some(d) = &self.daemon else {
+            if matches!(msg, AgentToDaemon::ProgramExited { .. } | AgentToDaemon::ProcessExited { .. })
+                && self.backlog.len() < MAX_BACKLOG
+            {
+                self.backlog.push_back(msg);
+            }
+            return;
+        };
         match d.send(&msg, fds) {
             Ok(()) => {}
             Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
-            Err(e) => eprintln!("oz-agent[{}]: send {} to the daemon: {e}", self.spec.sandbox_id, msg.kind()),
+            Err(e) => self.warn(format!("send {} to the daemon: {e}", msg.kind())),
         }
     }
 
@@ -308,7 +335,7 @@ impl Runtime {
         match iproto::send(self.init_fd(), msg, fds) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("oz-agent[{}]: send to init: {e}", self.spec.sandbox_id);
+                self.warn(format!("send to init: {e}"));
                 false
             }
         }
@@ -320,7 +347,7 @@ impl Runtime {
             Err(iproto::ChannelError::Closed) | Err(iproto::ChannelError::Sys { .. }) => {
                 self.init_channel_open = false;
             }
-            Err(e) => eprintln!("oz-agent[{}]: init channel: {e}", self.spec.sandbox_id),
+            Err(e) => self.warn(format!("init channel: {e}")),
         }
     }
 
@@ -337,12 +364,12 @@ impl Runtime {
         let (fd, peer): (OwnedFd, _) = match rv.accept() {
             Ok(Accepted::Daemon(fd, peer)) => (fd, peer),
             Ok(Accepted::Refused(peer)) => {
-                eprintln!("oz-agent[{}]: refused rendezvous peer pid {} uid {}", self.spec.sandbox_id, peer.pid, peer.uid);
+                self.warn(format!("refused rendezvous peer pid {} uid {}", peer.pid, peer.uid));
                 return;
             }
             Ok(Accepted::Nobody) => return,
             Err(e) => {
-                eprintln!("oz-agent[{}]: {e}", self.spec.sandbox_id);
+                self.warn(format!("{e}"));
                 return;
             }
         };
@@ -352,7 +379,7 @@ impl Runtime {
             .and_then(|()| chan.accept_hello(Some(self.spec.sandbox_id), std::process::id()))
             .and_then(|()| chan.set_read_timeout(None));
         if let Err(e) = hello {
-            eprintln!("oz-agent[{}]: rendezvous hello from pid {}: {e}", self.spec.sandbox_id, peer.pid);
+            self.warn(format!("rendezvous hello from pid {}: {e}", peer.pid));
             return;
         }
         // The newest daemon wins; an old connection (if any) is dropped.
@@ -373,6 +400,7 @@ impl Runtime {
                         health::sandbox_processes(self.init_pid()).into_iter().filter(|p| p.pid != self.init_pid()).collect();
                     queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) });
                 }
+                Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,
                 Action::Shutdown(reason) => self.begin_shutdown(reason),
                 Action::AwaitDaemon => {
                     self.daemon = None;
@@ -381,6 +409,9 @@ impl Runtime {
                 Action::SendState => {
                     let rec = self.record.clone();
                     self.send_daemon(AgentToDaemon::State(rec), &[]);
+                    for msg in std::mem::take(&mut self.backlog) {
+                        self.send_daemon(msg, &[]);
+                    }
                 }
             }
         }
@@ -401,7 +432,7 @@ impl Runtime {
         self.drain_logs();
         let reason = self.shutdown_reason.clone().unwrap_or(ShutdownReason::InitExited);
         if let Err(e) = self.started.teardown() {
-            eprintln!("oz-agent[{}]: teardown: {e}", self.spec.sandbox_id);
+            self.warn(format!("teardown: {e}"));
         }
         if let Some(rv) = self.rendezvous.take() {
             rv.remove();
