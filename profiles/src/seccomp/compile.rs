@@ -198,16 +198,14 @@ fn scmp_action(a: Action, enforce: bool) -> ScmpAction {
     }
 }
 
-/// Rules grouped by syscall (first-appearance order), conditions of a group or-ed together.
+/// Rules grouped by syscall (first-appearance order), conditions of a group or-ed together
+/// as a balanced tree (many duplicate lines must not make a deep one).
 /// Rules for one syscall must agree on their actions.
 fn group_rules(policy: &Policy) -> Result<Vec<(Vec<&Rule>, Expr)>, CompileError> {
-    let mut groups: Vec<(Vec<&Rule>, Expr)> = Vec::new();
+    let mut groups: Vec<Vec<&Rule>> = Vec::new();
     for rule in &policy.rules {
-        match groups
-            .iter_mut()
-            .find(|(rs, _)| rs[0].syscall == rule.syscall)
-        {
-            Some((rules, cond)) => {
+        match groups.iter_mut().find(|rs| rs[0].syscall == rule.syscall) {
+            Some(rules) => {
                 if rules[0].action != rule.action {
                     return Err(CompileError::ConflictingRules {
                         origin: policy.origin.clone(),
@@ -217,13 +215,30 @@ fn group_rules(policy: &Policy) -> Result<Vec<(Vec<&Rule>, Expr)>, CompileError>
                     });
                 }
                 rules.push(rule);
-                let prev = std::mem::replace(cond, Expr::Bool(false));
-                *cond = Expr::Or(Box::new(prev), Box::new(rule.condition.clone()));
             }
-            None => groups.push((vec![rule], rule.condition.clone())),
+            None => groups.push(vec![rule]),
         }
     }
-    Ok(groups)
+    Ok(groups
+        .into_iter()
+        .map(|rules| {
+            let conds: Vec<&Expr> = rules.iter().map(|r| &r.condition).collect();
+            let merged = balanced_or(&conds);
+            (rules, merged)
+        })
+        .collect())
+}
+
+fn balanced_or(conds: &[&Expr]) -> Expr {
+    match conds {
+        [] => Expr::Bool(false),
+        [one] => (*one).clone(),
+        _ if conds.iter().any(|c| c.is_const_true()) => Expr::Bool(true),
+        _ => {
+            let (a, b) = conds.split_at(conds.len() / 2);
+            Expr::Or(Box::new(balanced_or(a)), Box::new(balanced_or(b)))
+        }
+    }
 }
 
 /// Adds the libseccomp rules for one syscall: the positive action where the condition holds

@@ -109,3 +109,29 @@ fn enforce_off_turns_denials_into_logging() {
         (ScmpAction::Errno(libc::EPERM), ScmpAction::Allow)
     );
 }
+
+#[test]
+fn long_alternative_chains_and_many_duplicates_compile() {
+    let chain: Vec<String> = (0..900).map(|i| format!("arg0 == {i}")).collect();
+    let text = format!("read: {}\n", chain.join(" || "));
+    compile(&policy(&text), SeccompMode::Whitelist, true).unwrap();
+    // The deepest tree the parser accepts lowers without exhausting a test thread's stack.
+    let mut text = String::from("N0 = arg0 == 1 || arg1 == 2\n");
+    let mut depth = 1;
+    while parse_policy(
+        &format!("{text}N{depth} = !N{}\n", depth - 1),
+        Path::new("p"),
+    )
+    .is_ok()
+    {
+        text.push_str(&format!("N{depth} = !N{}\n", depth - 1));
+        depth += 1;
+    }
+    text.push_str(&format!("read: N{}\n", depth - 1));
+    assert!(depth > 150, "{depth}");
+    compile(&policy(&text), SeccompMode::Blacklist, true).unwrap();
+    let many = "write: 1\n".repeat(20_000);
+    compile(&policy(&many), SeccompMode::Blacklist, true).unwrap();
+    let many: String = (0..900).map(|i| format!("close: arg0 == {i}\n")).collect();
+    compile(&policy(&many), SeccompMode::Whitelist, true).unwrap();
+}

@@ -91,6 +91,8 @@ pub enum ErrorKind {
     EmptyIn,
     #[error("expression nests too deeply (limit {0})")]
     TooDeep(usize),
+    #[error("expression too large after expanding definitions (limit {0} nodes)")]
+    ExprTooLarge(usize),
 }
 
 impl PolicyError {

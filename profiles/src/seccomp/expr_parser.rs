@@ -13,13 +13,44 @@ use super::error::ErrorKind;
 use super::ir::{BinOp, CmpOp, Expr, UnaryOp};
 use super::lexer::{Tok, Token};
 
-/// Deepest nesting of parentheses and unary operators accepted.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of parentheses, unary operators and macro calls the parser recurses into.
+pub const MAX_DEPTH: usize = 64;
+/// Deepest expression tree accepted (`||`/`&&` chains are balanced, so they count log2).
+pub const MAX_TREE_DEPTH: usize = 200;
+/// Most nodes one expression may have after macro expansion.
+pub const MAX_NODES: usize = 100_000;
+
+/// Depth and size of a parsed expression, tracked so that nothing downstream (lowering,
+/// dropping) recurses or allocates without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub depth: usize,
+    pub size: usize,
+}
+
+impl Meta {
+    const LEAF: Meta = Meta { depth: 1, size: 1 };
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub expr: Expr,
+    pub meta: Meta,
+}
+
+impl Node {
+    fn leaf(expr: Expr) -> Node {
+        Node {
+            expr,
+            meta: Meta::LEAF,
+        }
+    }
+}
 
 /// A `NAME = expr` or `NAME(params) = expr` definition.
 #[derive(Debug, Clone)]
 pub enum Def {
-    Value(Expr),
+    Value(Node),
     Macro {
         params: Vec<String>,
         body: Vec<Token>,
@@ -39,7 +70,7 @@ pub struct ExprParser<'a> {
     /// Column reported for "unexpected end of line".
     end_col: u32,
     defs: &'a Defs,
-    scope: &'a HashMap<String, Expr>,
+    scope: &'a HashMap<String, Node>,
     depth: usize,
 }
 
@@ -49,7 +80,7 @@ impl<'a> ExprParser<'a> {
         line: u32,
         end_col: u32,
         defs: &'a Defs,
-        scope: &'a HashMap<String, Expr>,
+        scope: &'a HashMap<String, Node>,
     ) -> Self {
         ExprParser {
             toks,
@@ -71,7 +102,7 @@ impl<'a> ExprParser<'a> {
     }
 
     /// Parses a full expression starting at the current token.
-    pub fn expr(&mut self) -> Result<Expr, ExprError> {
+    pub fn expr(&mut self) -> Result<Node, ExprError> {
         self.or_expr()
     }
 
@@ -118,25 +149,72 @@ impl<'a> ExprParser<'a> {
             .unwrap_or(self.end_col)
     }
 
-    fn or_expr(&mut self) -> Result<Expr, ExprError> {
-        let mut left = self.and_expr()?;
+    /// Builds a node from its children, enforcing the depth and size limits at column `col`.
+    fn node(&self, col: u32, expr: Expr, parts: &[Meta]) -> Result<Node, ExprError> {
+        if matches!(expr, Expr::Num(_) | Expr::Bool(_)) {
+            return Ok(Node {
+                expr,
+                meta: Meta::LEAF,
+            });
+        }
+        let depth = 1 + parts.iter().map(|m| m.depth).max().unwrap_or(0);
+        let size = parts
+            .iter()
+            .fold(1usize, |acc, m| acc.saturating_add(m.size));
+        if depth > MAX_TREE_DEPTH {
+            return Err((self.line, col, ErrorKind::TooDeep(MAX_TREE_DEPTH)));
+        }
+        if size > MAX_NODES {
+            return Err((self.line, col, ErrorKind::ExprTooLarge(MAX_NODES)));
+        }
+        Ok(Node {
+            expr,
+            meta: Meta { depth, size },
+        })
+    }
+
+    fn or_expr(&mut self) -> Result<Node, ExprError> {
+        let col = self.col();
+        let mut operands = vec![self.and_expr()?];
         while self.eat(&Tok::OrOr) {
-            let right = self.and_expr()?;
-            left = fold_or(left, right);
+            operands.push(self.and_expr()?);
         }
-        Ok(left)
+        self.chain(col, operands, true)
     }
 
-    fn and_expr(&mut self) -> Result<Expr, ExprError> {
-        let mut left = self.equality()?;
+    fn and_expr(&mut self) -> Result<Node, ExprError> {
+        let col = self.col();
+        let mut operands = vec![self.equality()?];
         while self.eat(&Tok::AndAnd) {
-            let right = self.equality()?;
-            left = fold_and(left, right);
+            operands.push(self.equality()?);
         }
-        Ok(left)
+        self.chain(col, operands, false)
     }
 
-    fn equality(&mut self) -> Result<Expr, ExprError> {
+    /// `a || b || c` (or `&&`) as a balanced tree: `||` and `&&` are associative, and a
+    /// balanced tree keeps a long generated whitelist line shallow.
+    fn chain(&self, col: u32, operands: Vec<Node>, is_or: bool) -> Result<Node, ExprError> {
+        let mut operands = operands;
+        if operands.len() == 1 {
+            return Ok(operands.remove(0));
+        }
+        let (a, b) = {
+            let right = operands.split_off(operands.len() / 2);
+            (
+                self.chain(col, operands, is_or)?,
+                self.chain(col, right, is_or)?,
+            )
+        };
+        let metas = [a.meta, b.meta];
+        let e = if is_or {
+            fold_or(a.expr, b.expr)
+        } else {
+            fold_and(a.expr, b.expr)
+        };
+        self.node(col, e, &metas)
+    }
+
+    fn equality(&mut self) -> Result<Node, ExprError> {
         let mut left = self.relational()?;
         loop {
             let op = match self.peek() {
@@ -144,36 +222,40 @@ impl<'a> ExprParser<'a> {
                 Some(Tok::Ne) => CmpOp::Ne,
                 _ => return Ok(left),
             };
+            let col = self.col();
             self.pos += 1;
             let right = self.relational()?;
-            left = fold_compare(op, left, right);
+            let metas = [left.meta, right.meta];
+            let e = fold_compare(op, left.expr, right.expr);
+            left = self.node(col, e, &metas)?;
         }
     }
 
-    fn relational(&mut self) -> Result<Expr, ExprError> {
+    fn relational(&mut self) -> Result<Node, ExprError> {
         let mut left = self.binary(0)?;
         loop {
             let op = match self.peek() {
-                Some(Tok::Lt) => CmpOp::Lt,
-                Some(Tok::Le) => CmpOp::Le,
-                Some(Tok::Gt) => CmpOp::Gt,
-                Some(Tok::Ge) => CmpOp::Ge,
-                Some(Tok::AmpQ) => {
-                    self.pos += 1;
-                    let right = self.binary(0)?;
-                    left = fold_bit_test(left, right);
-                    continue;
-                }
+                Some(Tok::Lt) => Some(CmpOp::Lt),
+                Some(Tok::Le) => Some(CmpOp::Le),
+                Some(Tok::Gt) => Some(CmpOp::Gt),
+                Some(Tok::Ge) => Some(CmpOp::Ge),
+                Some(Tok::AmpQ) => None,
                 _ => return Ok(left),
             };
+            let col = self.col();
             self.pos += 1;
             let right = self.binary(0)?;
-            left = fold_compare(op, left, right);
+            let metas = [left.meta, right.meta];
+            let e = match op {
+                Some(op) => fold_compare(op, left.expr, right.expr),
+                None => fold_bit_test(left.expr, right.expr),
+            };
+            left = self.node(col, e, &metas)?;
         }
     }
 
     /// Arithmetic levels 0 (`|`) to 5 (`* / %`), left-associative.
-    fn binary(&mut self, level: usize) -> Result<Expr, ExprError> {
+    fn binary(&mut self, level: usize) -> Result<Node, ExprError> {
         if level == ARITH_LEVELS.len() {
             return self.unary();
         }
@@ -185,23 +267,29 @@ impl<'a> ExprParser<'a> {
             let col = self.col();
             self.pos += 1;
             let right = self.binary(level + 1)?;
-            left = fold_binary(op, left, right).map_err(|kind| (self.line, col, kind))?;
+            let metas = [left.meta, right.meta];
+            let e =
+                fold_binary(op, left.expr, right.expr).map_err(|kind| (self.line, col, kind))?;
+            left = self.node(col, e, &metas)?;
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, ExprError> {
+    fn unary(&mut self) -> Result<Node, ExprError> {
         let op = match self.peek() {
             Some(Tok::Bang) => UnaryOp::Not,
             Some(Tok::Tilde) => UnaryOp::BitNot,
             _ => return self.primary(),
         };
+        let col = self.col();
         self.pos += 1;
         self.enter()?;
         let operand = self.unary()?;
         self.depth -= 1;
-        Ok(fold_unary(op, operand))
+        let meta = operand.meta;
+        self.node(col, fold_unary(op, operand.expr), &[meta])
     }
 
+    /// Guards the parser's own recursion (parentheses, unary operators, macro calls).
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -210,18 +298,18 @@ impl<'a> ExprParser<'a> {
         Ok(())
     }
 
-    fn primary(&mut self) -> Result<Expr, ExprError> {
+    fn primary(&mut self) -> Result<Node, ExprError> {
         let Some(token) = self.toks.get(self.pos) else {
             return Err(self.err_here("a value"));
         };
         match &token.tok {
             Tok::Int(n) => {
                 self.pos += 1;
-                Ok(Expr::Num(*n))
+                Ok(Node::leaf(Expr::Num(*n)))
             }
             Tok::Arg(a) => {
                 self.pos += 1;
-                Ok(Expr::Arg(*a))
+                Ok(Node::leaf(Expr::Arg(*a)))
             }
             Tok::LParen => {
                 self.pos += 1;
@@ -247,7 +335,7 @@ impl<'a> ExprParser<'a> {
     }
 
     /// A name: macro parameter, definition, macro call, `in`/`notIn`, `true`/`false`, constant.
-    fn name(&mut self, name: &str, col: u32) -> Result<Expr, ExprError> {
+    fn name(&mut self, name: &str, col: u32) -> Result<Node, ExprError> {
         let lower = name.to_ascii_lowercase();
         if self.peek() == Some(&Tok::LParen) {
             if lower == "in" || lower == "notin" {
@@ -270,19 +358,17 @@ impl<'a> ExprParser<'a> {
             None => {}
         }
         match lower.as_str() {
-            "true" => return Ok(Expr::Bool(true)),
-            "false" => return Ok(Expr::Bool(false)),
+            "true" => return Ok(Node::leaf(Expr::Bool(true))),
+            "false" => return Ok(Node::leaf(Expr::Bool(false))),
             _ => {}
         }
-        consts::constant(name).map(Expr::Num).ok_or((
-            self.line,
-            col,
-            ErrorKind::UnknownConstant(name.to_string()),
-        ))
+        consts::constant(name)
+            .map(|n| Node::leaf(Expr::Num(n)))
+            .ok_or((self.line, col, ErrorKind::UnknownConstant(name.to_string())))
     }
 
     /// `( expr, expr, ... )` after a name.
-    fn arguments(&mut self) -> Result<Vec<Expr>, ExprError> {
+    fn arguments(&mut self) -> Result<Vec<Node>, ExprError> {
         let open_col = self.col();
         self.pos += 1; // '('
         let mut args = Vec::new();
@@ -303,20 +389,23 @@ impl<'a> ExprParser<'a> {
         }
     }
 
-    fn inclusion(&mut self, negated: bool, col: u32) -> Result<Expr, ExprError> {
-        let mut args = self.arguments()?;
+    fn inclusion(&mut self, negated: bool, col: u32) -> Result<Node, ExprError> {
+        let args = self.arguments()?;
         if args.len() < 2 {
             return Err((self.line, col, ErrorKind::EmptyIn));
         }
-        let value = Box::new(args.remove(0));
-        Ok(Expr::In {
+        let metas: Vec<Meta> = args.iter().map(|n| n.meta).collect();
+        let mut exprs = args.into_iter().map(|n| n.expr);
+        let value = Box::new(exprs.next().unwrap_or(Expr::Bool(false)));
+        let e = Expr::In {
             negated,
             value,
-            set: args,
-        })
+            set: exprs.collect(),
+        };
+        self.node(col, e, &metas)
     }
 
-    fn call(&mut self, name: &str, col: u32) -> Result<Expr, ExprError> {
+    fn call(&mut self, name: &str, col: u32) -> Result<Node, ExprError> {
         let args = self.arguments()?;
         let Some(Def::Macro { params, body, line }) = self.defs.get(name) else {
             let kind = if self.defs.contains_key(name) {
@@ -334,10 +423,13 @@ impl<'a> ExprParser<'a> {
             };
             return Err((self.line, col, kind));
         }
-        let scope: HashMap<String, Expr> = params.iter().cloned().zip(args).collect();
+        let scope: HashMap<String, Node> = params.iter().cloned().zip(args).collect();
         let end_col = body.last().map(|t| t.col + 1).unwrap_or(1);
         let mut inner = ExprParser::new(body, *line, end_col, self.defs, &scope);
         inner.depth = self.depth + 1;
+        if inner.depth > MAX_DEPTH {
+            return Err((self.line, col, ErrorKind::TooDeep(MAX_DEPTH)));
+        }
         let e = inner.expr()?;
         inner.expect_end("end of macro body")?;
         Ok(e)

@@ -274,7 +274,7 @@ impl ParseState {
         }
         let scope = HashMap::new();
         let mut p = ExprParser::new(body, lineno, end_col, &self.defs, &scope);
-        let condition = p.expr()?;
+        let condition = p.expr()?.expr;
         let used = p.position();
         if let Some(semi) = body.get(used).filter(|t| t.tok == Tok::Semi) {
             let Some(rest) = strip_return(&body[used + 1..]) else {

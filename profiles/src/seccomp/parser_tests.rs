@@ -303,6 +303,39 @@ fn deep_nesting_is_an_error_not_a_crash() {
 }
 
 #[test]
+fn exponential_definitions_are_an_error_not_a_hang() {
+    let mut text = String::from("D0 = arg0 == 1 || arg1 == 2\n");
+    for i in 1..64 {
+        text.push_str(&format!("D{i} = D{} || D{}\n", i - 1, i - 1));
+    }
+    text.push_str("read: D63\n");
+    let e = err(&text);
+    assert!(matches!(e.kind, ErrorKind::ExprTooLarge(_)), "{e}");
+    let mut text = String::from("f0(x) = x == 1\n");
+    for i in 1..64 {
+        text.push_str(&format!("f{i}(x) = f{}(x) || f{}(x)\n", i - 1, i - 1));
+    }
+    text.push_str("read: f63(arg0)\n");
+    let e = err(&text);
+    assert!(matches!(e.kind, ErrorKind::ExprTooLarge(_)), "{e}");
+}
+
+#[test]
+fn long_chains_are_balanced_and_deep_definitions_limited() {
+    let chain: Vec<String> = (0..20_000).map(|i| format!("arg0 == {i}")).collect();
+    parse(&format!("read: {}", chain.join(" || ")));
+    let chain: Vec<String> = (0..1000).map(|i| format!("arg0 - {i}")).collect();
+    let e = err(&format!("read: {} == 0", chain.join(" - ")));
+    assert!(matches!(e.kind, ErrorKind::TooDeep(_)), "{e}");
+    let mut text = String::from("N0 = arg0 == 1\n");
+    for i in 1..400 {
+        text.push_str(&format!("N{i} = !N{}\n", i - 1));
+    }
+    let e = err(&text);
+    assert!(matches!(e.kind, ErrorKind::TooDeep(_)), "{e}");
+}
+
+#[test]
 fn extradefs_inline_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let defs = dir.path().join("defs.seccomp");
