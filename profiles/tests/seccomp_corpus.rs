@@ -70,3 +70,39 @@ fn futex_constants_work_as_extradefs() {
     let p = load_policy_file(&policy, &[defs]).unwrap();
     compile(&p, SeccompMode::Whitelist, true).unwrap();
 }
+
+/// Truncated and mangled corpus lines give errors (or valid policies), never a panic.
+#[test]
+fn mutated_corpus_lines_never_panic() {
+    let specials = [
+        '(', ')', '|', '&', '!', '=', ':', '[', ']', '#', '0', 'x', ';', ',', '~', '?',
+    ];
+    let mut compiled = 0;
+    for file in policy_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let chars: Vec<char> = line.chars().collect();
+            let mut variants: Vec<String> = (0..chars.len())
+                .map(|i| chars[..i].iter().collect())
+                .collect();
+            for (i, c) in specials.iter().enumerate() {
+                let mut v = chars.clone();
+                let at = (i * 7 + line.len()) % v.len().max(1);
+                if !v.is_empty() {
+                    v[at] = *c;
+                }
+                variants.push(v.into_iter().collect());
+            }
+            for v in variants {
+                let Ok(policy) = oz_profiles::seccomp::parse_policy(&v, Path::new("m")) else {
+                    continue;
+                };
+                if compiled < 300 && !policy.rules.is_empty() {
+                    compiled += 1;
+                    let _ = compile(&policy, SeccompMode::Blacklist, true);
+                }
+            }
+        }
+    }
+    assert!(compiled > 0);
+}
