@@ -148,11 +148,18 @@ impl Sandbox {
     /// `StdioMode::Attached` and none for `StdioMode::Log` (the output then goes to
     /// [`Sandbox::take_log`]).
     pub fn launch(spec: &LaunchSpec, stdio: Vec<OwnedFd>) -> Result<Sandbox, SandboxError> {
+        Sandbox::launch_with_files(spec, stdio, &[])
+    }
+
+    /// As `launch`, with argument files (absolute host paths, only when the profile has
+    /// `allow_files`) bound into the sandbox at the same place.
+    pub fn launch_with_files(spec: &LaunchSpec, stdio: Vec<OwnedFd>, files: &[PathBuf]) -> Result<Sandbox, SandboxError> {
         if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
             return Err(SandboxError::Threaded(n));
         }
         let program = ProgramSpec::resolve(spec)?;
-        let rootfs = rootfs::plan(spec, &program.user, &[])?;
+        let files = if spec.profile.allow_files { files } else { &[] };
+        let rootfs = rootfs::plan(spec, &program.user, files)?;
         let mut warnings = rootfs.warnings.clone();
         let seccomp = compile_seccomp(spec)?;
         let landlock = spec.profile.landlock.enabled.then(|| {

@@ -53,12 +53,17 @@ fn cgroup_dirs(id: u64) -> Vec<PathBuf> {
 
 /// Run `sh -c script` in a sandbox as the test user; asserts that nothing is left behind.
 fn run_in(fx: &Fixture, profile: &str, extra: &[&str], script: &str) -> Output {
+    run_args(fx, profile, extra, &["-c", script])
+}
+
+/// Run the profile's program with `args`; asserts that nothing is left behind.
+fn run_args(fx: &Fixture, profile: &str, extra: &[&str], args: &[&str]) -> Output {
     let id = next_id();
     let before = mount_points();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oz-agent"));
     cmd.arg("standalone").arg("--config").arg(fx.config()).args(["--profile", profile]);
     cmd.args(["--uid", &test_uid().to_string(), "--id", &id.to_string()]);
-    cmd.args(extra).args(["--", "-c", script]);
+    cmd.args(extra).arg("--").args(args);
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     for d in cgroup_dirs(id) {
         assert!(!d.exists(), "cgroup {} remains", d.display());
@@ -239,4 +244,25 @@ fn network_namespace_has_only_loopback_up_unless_none() {
     let profile = fx.dir.path().join("oztest.json");
     let o = run_in(&fx, profile.to_str().unwrap(), &[], "ls /sys/class/net; cat /sys/class/net/lo/flags");
     assert_eq!(stdout(&o), "lo\n0x8\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn argument_files_only_with_allow_files() {
+    let uid = test_uid();
+    let name = format!("oz-argfile-{}.txt", next_id());
+    let home = PathBuf::from(format!("/home/{}", common::TEST_USER));
+    let file = home.join(&name);
+    std::fs::write(&file, "doc\n").unwrap();
+    std::os::unix::fs::chown(&file, Some(uid), None).unwrap();
+    let run = |allow: bool| {
+        let fx = Fixture::new(&format!(r#", "allow_files": {allow}"#));
+        let profile = fx.dir.path().join("oztest.json");
+        let script = "cat \"$0\" 2>/dev/null || echo hidden";
+        stdout(&run_args(&fx, profile.to_str().unwrap(), &["--cwd", home.to_str().unwrap()], &["-c", script, &name]))
+    };
+    let with = run(true);
+    let without = run(false);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(with, "doc\n");
+    assert_eq!(without, "hidden\n");
 }
