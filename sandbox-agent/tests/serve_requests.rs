@@ -9,7 +9,6 @@ use serve_common::*;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::chown;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn kinds(msgs: &[AgentToDaemon]) -> Vec<&'static str> {
@@ -150,7 +149,7 @@ fn shell_and_mount_for_the_owner_only() {
     let id = unique_id(14);
     let uid = test_user();
     let spec = spec(id, tmp.path(), "exec sleep 60");
-    let home = PathBuf::from(nix::unistd::User::from_uid(uid.into()).unwrap().unwrap().dir);
+    let home = nix::unistd::User::from_uid(uid.into()).unwrap().unwrap().dir;
     let name = format!("oz-serve-mount-{id}.txt");
     let host_file = home.join(&name);
     std::fs::write(&host_file, "mounted-content\n").unwrap();

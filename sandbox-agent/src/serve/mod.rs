@@ -35,6 +35,9 @@ pub enum ServeError {
     Rendezvous(#[from] crate::rendezvous::RendezvousError),
 }
 
+/// How long the daemon may take to send `Hello` and `Launch`.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serve one sandbox over `daemon_fd` (a SOCK_SEQPACKET socket) and exit when it has ended.
 pub fn run(daemon_fd: OwnedFd) -> ! {
     let code = match serve(daemon_fd) {
@@ -49,6 +52,8 @@ pub fn run(daemon_fd: OwnedFd) -> ! {
 
 fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     let daemon = DaemonChannel::new(daemon_fd);
+    // A daemon that spawned us says hello and sends the launch at once.
+    daemon.set_read_timeout(Some(START_TIMEOUT))?;
     if let Err(e) = daemon.accept_hello(None, std::process::id()) {
         if let WireError::VersionMismatch { .. } = e {
             // Answer with our version so the daemon can name the mismatch.
@@ -66,6 +71,7 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
         }
         other => return Err(ServeError::Unexpected { expected: "Launch", received: other.kind() }),
     };
+    daemon.set_read_timeout(None)?;
     crate::procname::set(&crate::procname::agent_name(spec.sandbox_id, &spec.profile.name));
     let started = match launch::start(&spec, fds) {
         Ok(s) => s,
