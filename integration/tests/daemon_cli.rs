@@ -62,3 +62,35 @@ fn refuses_to_run_inside_a_sandbox() {
     assert!(out.stderr.contains("sandbox"), "clear message: {:?}", out.stderr);
     d.finish();
 }
+
+#[test]
+fn listings_have_json_output() {
+    let d = Daemon::start(&[profile("ozt-sh", "/bin/sh", json!({"multi": true}))]);
+    let a = user_a();
+    let out = d.oz(&a, &["profiles", "--json"]);
+    out.assert_ok("oz profiles --json", &d);
+    let profiles: serde_json::Value = serde_json::from_str(&out.stdout).expect("profiles json");
+    assert_eq!(profiles[0]["name"], "ozt-sh", "{profiles}");
+    assert_eq!(profiles[0]["path"], "/bin/sh");
+    assert!(profiles[0]["index"].is_u64());
+
+    let out = d.oz(&a, &["launch", "--json", "ozt-sh", "--", "-c", "echo ozt-json-line; sleep 600"]);
+    out.assert_ok("oz launch --json", &d);
+    let launched: serde_json::Value = serde_json::from_str(&out.stdout).expect("launch json");
+    let id = launched["id"].as_u64().expect("id");
+    assert!(launched["init_pid"].as_u64().is_some_and(|p| p > 1), "{launched}");
+    let _ = d.sandbox(id);
+
+    assert!(common_daemon::wait_until(Duration::from_secs(5), || {
+        d.oz(&a, &["logs", "--json", "--sandbox", &id.to_string()]).stdout.contains("ozt-json-line")
+    }));
+    let out = d.oz(&a, &["logs", "--json", "--sandbox", &id.to_string()]);
+    for line in out.stdout.lines() {
+        let rec: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        for key in ["ts", "level", "sandbox", "message"] {
+            assert!(rec.get(key).is_some(), "log record lacks {key}: {line}");
+        }
+        assert_eq!(rec["sandbox"], id);
+    }
+    d.finish();
+}
