@@ -130,6 +130,7 @@ fn mount_and_umount_a_home_file_in_a_running_sandbox() {
     let content = format!("ozt-content-{}", std::process::id());
     std::fs::write(&file, &content).unwrap();
     std::os::unix::fs::chown(&file, Some(a.uid), Some(a.gid)).unwrap();
+    let _cleanup = RemoveOnDrop(file.clone());
     let cat = format!("cat {} 2>&1; echo ozt-rc=$?; exit\n", file.display());
     let shell = |what: &str| {
         let out = d.oz_input(&a, &["shell", &id.to_string()], cat.as_bytes(), Duration::from_secs(10));
@@ -137,9 +138,6 @@ fn mount_and_umount_a_home_file_in_a_running_sandbox() {
         out.stdout
     };
     let before = shell("shell before mount");
-    if before.contains(&content) {
-        std::fs::remove_file(&file).unwrap();
-    }
     assert!(!before.contains(&content), "file visible before oz mount: {before:?}");
 
     // A relative path is taken from the cwd (the user's home).
@@ -151,7 +149,6 @@ fn mount_and_umount_a_home_file_in_a_running_sandbox() {
 
     d.oz(&a, &["umount", &id.to_string(), &name]).assert_ok("oz umount", &d);
     let after = shell("shell after umount");
-    std::fs::remove_file(&file).unwrap();
     assert!(!after.contains(&content), "file still visible after oz umount: {after:?}");
     // Not even an empty placeholder may stay where the file was.
     assert!(after.contains("ozt-rc=1"), "cat should fail after umount: {after:?}");
@@ -208,4 +205,13 @@ fn interrupting_oz_run_stops_its_sandbox() {
     assert!(!status.success(), "an interrupted run reports failure: {status}");
     d.wait_gone(id, Duration::from_secs(5)).unwrap();
     d.finish();
+}
+
+/// Removes a file placed in a test user's home, also when the test fails.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
