@@ -190,7 +190,10 @@ impl Sandbox {
         let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
         if let Ok(Forked::Child) = forked {
             close_fds_except(&keep);
-            crate::init::run(plan, init_end);
+            // A panic must never unwind out of the init into the agent's copied frames.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::init::run(plan, init_end)));
+            // SAFETY: leave the child without running the agent's destructors.
+            unsafe { libc::_exit(101) }
         }
         let left = cgroup.leave();
         let init = match forked {

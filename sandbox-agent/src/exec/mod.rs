@@ -84,7 +84,9 @@ pub fn spawn(plan: &ExecPlan, stdio: ProgramStdio) -> Result<Pid, InitError> {
     match unsafe { nix::unistd::fork() }.map_err(|e| InitError::new(Step::Fork, object.clone(), e as i32))? {
         ForkResult::Child => {
             drop(err_r);
-            let (step, errno) = child(plan, &stdio);
+            // A panic must never unwind out of the child into the init's frames.
+            let (step, errno) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(plan, &stdio)))
+                .unwrap_or((Step::Exec, Errno::EFAULT));
             report_and_exit(err_w.as_raw_fd(), step, errno)
         }
         ForkResult::Parent { child } => {

@@ -51,16 +51,19 @@ fn handled_signals() -> SigSet {
 
 /// Run as the init; never returns.
 pub fn run(mut plan: InitPlan, sock: OwnedFd) -> ! {
-    let code = match setup(&mut plan) {
-        Ok(sigfd) => match Init::start(plan, sock.try_clone().expect("dup channel"), sigfd) {
-            Ok(mut init) => init.serve(),
-            Err(error) => {
-                let _ = proto::send(sock.as_fd(), &InitToAgent::ProgramFailed { error }, &[]);
-                1
-            }
-        },
+    let sigfd = match setup(&mut plan) {
+        Ok(sigfd) => sigfd,
         Err(error) => {
             let _ = proto::send(sock.as_fd(), &InitToAgent::ProgramFailed { error }, &[]);
+            // SAFETY: leave without unwinding into the agent's copied stack frames.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    let mut init = Init::new(&plan, sock, sigfd);
+    let code = match init.start(&mut plan) {
+        Ok(()) => init.serve(),
+        Err(error) => {
+            init.send(&InitToAgent::ProgramFailed { error }, &[]);
             1
         }
     };
@@ -103,8 +106,8 @@ struct Init {
 }
 
 impl Init {
-    fn start(mut plan: InitPlan, sock: OwnedFd, sigfd: SignalFd) -> Result<Init, InitError> {
-        let mut init = Init {
+    fn new(plan: &InitPlan, sock: OwnedFd, sigfd: SignalFd) -> Init {
+        Init {
             sock,
             sigfd,
             tracked: HashMap::new(),
@@ -113,17 +116,22 @@ impl Init {
             profile: plan.profile.clone(),
             deadline: None,
             agent: true,
-        };
+        }
+    }
+
+    /// Start the launch's program (unless noexec) and send `Ready`.
+    fn start(&mut self, plan: &mut InitPlan) -> Result<(), InitError> {
+        let warnings = std::mem::take(&mut plan.warnings);
         let ready = match plan.stdio.take() {
             Some(stdio) => {
                 let pid = exec::spawn(&plan.program, stdio)?;
-                init.tracked.insert(pid.as_raw(), ProcessRole::Program);
-                InitToAgent::Ready { pid: Some(pid.as_raw()), warnings: std::mem::take(&mut plan.warnings) }
+                self.tracked.insert(pid.as_raw(), ProcessRole::Program);
+                InitToAgent::Ready { pid: Some(pid.as_raw()), warnings }
             }
-            None => InitToAgent::Ready { pid: None, warnings: std::mem::take(&mut plan.warnings) },
+            None => InitToAgent::Ready { pid: None, warnings },
         };
-        init.send(&ready, &[]);
-        Ok(init)
+        self.send(&ready, &[]);
+        Ok(())
     }
 
     fn send(&mut self, msg: &InitToAgent, fds: &[std::os::fd::RawFd]) {
