@@ -232,6 +232,21 @@ fn whitelist_argument_filter() {
 }
 
 #[test]
+fn whitelist_without_clone3_makes_libc_fall_back() {
+    let p = policy("clone: 1\nexit_group: 1\nwait4: 1\n");
+    let f = compile(&p, SeccompMode::Whitelist, true).unwrap();
+    let out = in_child(Some(&f), || {
+        // SAFETY: raw syscall with null arguments; expected to fail.
+        let rc = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
+        match expect(rc, -i64::from(libc::ENOSYS)) {
+            0 => raw_clone(0, 1),
+            code => code,
+        }
+    });
+    assert_eq!(out, Outcome::Exited(0));
+}
+
+#[test]
 fn whitelist_negative_action_and_unlisted_calls() {
     let p = policy("personality[-EACCES]: arg0 == 0xffffffff\nexit_group: 1\n");
     let f = compile(&p, SeccompMode::Whitelist, true).unwrap();

@@ -6,6 +6,8 @@
 //! - **whitelist**: a listed call whose condition holds is allowed; everything else fails with
 //!   EPERM. The original killed the process; EPERM lets applications degrade instead of crash.
 //! - **train**: whitelist with `enforce` off.
+//! - In whitelist mode, [`LIBC_FALLBACKS`] the policy does not name fail with ENOSYS, so libc
+//!   falls back to the older call (flatpak does the same for clone3).
 //! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed.
 //! - gosecco's `trace` compiles to log (oz runs no tracer).
 //! - Always, whatever `enforce` says, a second filter ([`super::hardening`]) kills foreign
@@ -145,10 +147,37 @@ pub fn compile(
     for (rules, merged) in group_rules(policy)? {
         add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
     }
+    if whitelist {
+        add_libc_fallbacks(&mut ctx, policy, enforce)?;
+    }
     let program = export(&ctx)?;
     Ok(CompiledFilter {
         programs: vec![hardening::program(), program],
     })
+}
+
+/// Newer syscalls that libc retries with an older one when they fail with ENOSYS (and only
+/// then): glibc 2.34+ creates threads with clone3, and whitelists written before that name only
+/// clone. Unless a whitelist names them, they fail with ENOSYS instead of EPERM.
+pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range"];
+
+fn add_libc_fallbacks(
+    ctx: &mut ScmpFilterContext,
+    policy: &Policy,
+    enforce: bool,
+) -> Result<(), CompileError> {
+    let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), enforce);
+    for name in LIBC_FALLBACKS {
+        if policy.rules.iter().any(|r| r.syscall == *name) {
+            continue;
+        }
+        let Some(nr) = syscalls::resolve_native(name).filter(|nr| *nr >= 0) else {
+            continue;
+        };
+        ctx.add_rule(enosys, ScmpSyscall::from_raw_syscall(nr))
+            .map_err(|source| seccomp_err(&format!("add {name} fallback rule"), source))?;
+    }
+    Ok(())
 }
 
 /// The libseccomp actions a mode (and the file's DEFAULT_* assignments) implies.

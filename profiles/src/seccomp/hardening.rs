@@ -31,6 +31,9 @@ mod native {
     pub const HAS_X32: bool = false;
 }
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("oz's seccomp hardening filter knows x86_64 and aarch64 only");
+
 fn stmt(code: u32, k: u32) -> sock_filter {
     sock_filter {
         code: code as u16,
