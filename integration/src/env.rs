@@ -88,8 +88,9 @@ impl TestEnv {
         self.ws.write_profile(name, profile).expect("write profile")
     }
 
-    /// `oz-agent standalone` for `profile` as the test user, running `argv`.
-    pub fn agent(&self, profile: &Path, argv: &[&str]) -> Agent {
+    /// `oz-agent standalone` for `profile` as the test user: the profile's `path` runs with
+    /// `args`.
+    pub fn agent(&self, profile: &Path, args: &[&str]) -> Agent {
         Agent {
             config: self.ws.config.clone(),
             profile: profile.to_path_buf(),
@@ -97,14 +98,15 @@ impl TestEnv {
             cwd: None,
             env: Vec::new(),
             agent_env: Vec::new(),
-            argv: argv.iter().map(OsString::from).collect(),
+            args: args.iter().map(OsString::from).collect(),
             opts: Opts::default(),
         }
     }
 
-    /// Runs `sh -c script` in a sandbox built from `profile`, as the test user.
+    /// Runs `sh -c script` in a sandbox built from `profile` (whose path is /bin/sh), as the
+    /// test user.
     pub fn sh(&self, profile: &Path, script: &str) -> Output {
-        self.agent(profile, &["/bin/sh", "-c", script]).run()
+        self.agent(profile, &["-c", script]).run()
     }
 
     /// Checks for leftovers now (also done on drop).
@@ -151,7 +153,8 @@ pub struct Agent {
     pub env: Vec<(String, String)>,
     /// Variables set on the oz-agent process itself.
     pub agent_env: Vec<(String, String)>,
-    pub argv: Vec<OsString>,
+    /// Arguments for the profile's program.
+    pub args: Vec<OsString>,
     pub opts: Opts,
 }
 
@@ -191,7 +194,7 @@ impl Agent {
         for (k, v) in &self.env {
             c.arg("--env").arg(format!("{k}={v}"));
         }
-        c.arg("--").args(&self.argv);
+        c.arg("--").args(&self.args);
         for (k, v) in &self.agent_env {
             c.env(k, v);
         }

@@ -5,7 +5,7 @@
 
 use oz_integration::bins::bin;
 use oz_integration::control;
-use oz_integration::env::{unique, TestEnv};
+use oz_integration::env::{probe_item, unique, TestEnv, PROBE_TARGET};
 use oz_integration::probes::{self, parse_line};
 use oz_integration::run::{Opts, Output};
 use oz_integration::workspace::strict_profile;
@@ -57,6 +57,9 @@ const ROOT_ONLY: &[(&str, &str)] = &[
     ("raw-socket", "needs CAP_NET_RAW"),
     ("packet-socket", "needs CAP_NET_RAW"),
 ];
+
+/// The agent's status when it refuses to build the sandbox.
+const SETUP_FAILED: i32 = 125;
 
 /// Probes that cannot escape on this host at all, with the host fact that proves it.
 fn host_lacks(name: &str) -> Option<String> {
@@ -188,29 +191,47 @@ fn every_probe_is_blocked_in_a_strict_sandbox_and_escapes_outside() {
     let profile = env.profile(
         "ozescape",
         strict_profile(
-            "/opt/oz-probe/oz-probe",
+            PROBE_TARGET,
             json!([
-                {"path": probe, "target": "/opt/oz-probe/oz-probe", "read_only": true},
+                probe_item(),
                 {"path": suid, "target": "/opt/oz-probe/suid-probe", "read_only": true},
                 {"path": ro_file, "read_only": true},
                 {"path": dir, "read_only": true},
-                {"path": shadow_link, "ignore": true},
-                {"path": rootdir_link, "ignore": true},
-                {"path": cc_path, "can_create": true, "ignore": true},
             ]),
             json!([{"path": dir.join("blocked.txt")}]),
         ),
     );
+    // Each symlink attack gets a sandbox of its own: refusing to launch is a valid defence,
+    // and must not hide the other attacks.
+    let attacks = [
+        ("wl-symlink-shadow", json!({"path": shadow_link, "ignore": true})),
+        ("wl-symlink-rootdir", json!({"path": rootdir_link, "ignore": true})),
+        ("can-create-symlink", json!({"path": cc_path, "can_create": true, "ignore": true})),
+    ];
 
-    let sandbox_args = args(&ctx("/opt/oz-probe/suid-probe"));
-    let mut argv: Vec<&str> = vec!["/opt/oz-probe/oz-probe"];
-    argv.extend(sandbox_args.iter().map(String::as_str));
+    let sandbox_ctx = args(&ctx("/opt/oz-probe/suid-probe"));
+    let mut argv: Vec<&str> = sandbox_ctx.iter().map(String::as_str).collect();
     let inside = env
         .agent(&profile, &argv)
         .agent_env(secret_env, "agent-env-secret")
         .env(secret_env, "caller-env-secret")
         .opts(opts())
         .run();
+    let mut inside_results = parse(&inside);
+    let mut attack_outputs = String::new();
+    for (name, item) in attacks {
+        let p = env.profile(&format!("ozattack{}", attack_outputs.len()), strict_profile(PROBE_TARGET, json!([probe_item(), item]), json!([])));
+        argv[0] = name;
+        let out = env.agent(&p, &argv).opts(opts()).run();
+        attack_outputs.push_str(&format!("-- {name}\n{}\n", out.all()));
+        let result = if out.status == SETUP_FAILED {
+            let why = out.stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+            ("BLOCKED".to_string(), format!("launch refused: {why}"))
+        } else {
+            parse(&out).remove(name).unwrap_or(("MISSING".into(), out.all()))
+        };
+        inside_results.insert(name.to_string(), result);
+    }
 
     let host_args = args(&ctx(&suid.display().to_string()));
     let senv = [(secret_env, "user-secret")];
@@ -223,13 +244,16 @@ fn every_probe_is_blocked_in_a_strict_sandbox_and_escapes_outside() {
     let meta = std::fs::metadata(&rootowned).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "the root-owned directory was chowned/chmodded");
 
-    let failures = judge(&parse(&inside), &parse(&as_user), &parse(&as_root));
+    // Shown with --nocapture.
+    println!("== sandbox ==\n{}\n== symlink attack sandbox ==\n{}", inside.all(), attack_outputs);
+    let failures = judge(&inside_results, &parse(&as_user), &parse(&as_root));
     drop((tcp, abstract_listener, marker));
     assert!(
         failures.is_empty(),
-        "escape suite:\n  {}\n\n== sandbox ==\n{}\n== user control ==\n{}\n== root control ==\n{}",
+        "escape suite:\n  {}\n\n== sandbox ==\n{}\n== symlink attack sandbox ==\n{}\n== user control ==\n{}\n== root control ==\n{}",
         failures.join("\n  "),
         inside.all(),
+        attack_outputs,
         as_user.all(),
         as_root.all()
     );

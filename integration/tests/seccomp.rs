@@ -36,7 +36,7 @@ fn results(out: &Output) -> BTreeMap<String, String> {
 }
 
 fn run_syscalls(env: &TestEnv, profile: &std::path::Path) -> BTreeMap<String, String> {
-    let out = env.agent(profile, &[PROBE_TARGET, "syscalls"]).run();
+    let out = env.agent(profile, &["syscalls"]).run();
     assert_eq!(out.status, 0, "oz-probe syscalls failed:\n{}", out.all());
     let r = results(&out);
     for (name, _) in BLACKLIST {
@@ -82,13 +82,13 @@ fn the_default_blacklist_answers_eperm_and_disabled_does_not() {
 fn x32_syscalls_are_killed_in_blacklist_and_whitelist_modes() {
     let env = TestEnv::new(json!({}));
     let p = profile_with(&env, "ozscx32", json!({"mode": "blacklist", "enforce": true}));
-    let out = env.agent(&p, &[PROBE_TARGET, "x32-kill"]).run();
+    let out = env.agent(&p, &["x32-kill"]).run();
     assert_eq!(out.status, KILLED_BY_SIGSYS, "x32 syscall not killed by SIGSYS:\n{}", out.all());
     assert!(!out.stdout.contains("returned"), "{}", out.all());
 
     let policy = write_policy(&env);
     let p = profile_with(&env, "ozscx32w", json!({"mode": "whitelist", "enforce": true, "whitelist": policy}));
-    let out = env.agent(&p, &[PROBE_TARGET, "x32-kill"]).run();
+    let out = env.agent(&p, &["x32-kill"]).run();
     assert_eq!(out.status, KILLED_BY_SIGSYS, "x32 syscall not killed under a whitelist:\n{}", out.all());
 }
 
@@ -115,7 +115,7 @@ fn a_whitelist_policy_allows_only_what_it_lists() {
     let env = TestEnv::new(json!({}));
     let policy = write_policy(&env);
     let p = profile_with(&env, "ozscwhite", json!({"mode": "whitelist", "enforce": true, "whitelist": policy}));
-    let out = env.agent(&p, &[PROBE_TARGET, "call", "getppid", "sysinfo"]).run();
+    let out = env.agent(&p, &["call", "getppid", "sysinfo"]).run();
     let r = results(&out);
     assert_eq!(r.get("getppid").map(String::as_str), Some("OK"), "a listed call was denied:\n{}", out.all());
     // An unlisted call is denied: EPERM, or the program is killed on the spot.
