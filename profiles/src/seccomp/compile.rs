@@ -148,7 +148,7 @@ pub fn compile(
         add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
     }
     if whitelist {
-        add_libc_fallbacks(&mut ctx, policy, enforce)?;
+        add_libc_fallbacks(&mut ctx, policy, &actions)?;
     }
     let program = export(&ctx)?;
     Ok(CompiledFilter {
@@ -164,9 +164,12 @@ pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range"];
 fn add_libc_fallbacks(
     ctx: &mut ScmpFilterContext,
     policy: &Policy,
-    enforce: bool,
+    actions: &ModeActions,
 ) -> Result<(), CompileError> {
-    let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), enforce);
+    let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), actions.enforce);
+    if enosys == actions.default {
+        return Ok(()); // log-only: libseccomp refuses rules that repeat the default
+    }
     for name in LIBC_FALLBACKS {
         if policy.rules.iter().any(|r| r.syscall == *name) {
             continue;
