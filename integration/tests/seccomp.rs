@@ -123,9 +123,52 @@ fn a_whitelist_policy_allows_only_what_it_lists() {
     assert!(denied, "an unlisted call (sysinfo) was allowed:\n{}", out.all());
 }
 
+/// New kernel log records from the moment it was opened (/dev/kmsg, read as root).
+struct Kmsg(std::fs::File);
+
+impl Kmsg {
+    fn open() -> Kmsg {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .expect("open /dev/kmsg");
+        // SAFETY: seeking our own fd to the end of the log.
+        unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
+        Kmsg(f)
+    }
+
+    fn read_new(&mut self) -> Vec<String> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                // EPIPE: records were overwritten; keep reading.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
 #[test]
 fn enforce_false_logs_but_denies_nothing() {
     let env = TestEnv::new(json!({}));
+    let mut kmsg = Kmsg::open();
     let p = profile_with(&env, "ozsclog", json!({"mode": "blacklist", "enforce": false}));
     assert_unfiltered(&run_syscalls(&env, &p), "enforce: false");
+    // SECCOMP_RET_LOG records (audit type 1326, action 0x7ffc0000) from the sandboxed probe.
+    let uid = format!("uid={}", env.user.uid);
+    let logged: Vec<String> = kmsg
+        .read_new()
+        .into_iter()
+        .filter(|l| l.contains("type=1326") && l.contains("code=0x7ffc0000") && l.contains(&uid) && l.contains(PROBE_TARGET))
+        .collect();
+    assert!(!logged.is_empty(), "enforce: false allowed the calls but logged none of them");
 }
