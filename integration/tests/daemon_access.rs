@@ -88,3 +88,75 @@ fn other_user_cannot_read_its_logs() {
     assert!(!all.stdout.contains(MARKER), "user b's unfiltered logs contain a's records: {}", all.stdout);
     d.finish();
 }
+
+#[test]
+fn kill_all_kills_only_the_callers_sandboxes() {
+    let p = profile("ozt-sleep", "/bin/sleep", json!({"multi": true}));
+    let d = Daemon::start(&[p]);
+    let (a, b) = (user_a(), user_b());
+    let a1 = d.launch(&a, "ozt-sleep", &["600"]);
+    let a2 = d.launch(&a, "ozt-sleep", &["600"]);
+    let b1 = d.launch(&b, "ozt-sleep", &["600"]);
+    d.oz(&b, &["kill", "all"]).assert_ok("oz kill all as b", &d);
+    d.wait_gone(b1, Duration::from_secs(5)).unwrap();
+    assert_still_running(&d, a1);
+    assert_still_running(&d, a2);
+    d.oz(&a, &["kill", "all"]).assert_ok("oz kill all as a", &d);
+    d.wait_gone(a1, Duration::from_secs(5)).unwrap();
+    d.wait_gone(a2, Duration::from_secs(5)).unwrap();
+    d.finish();
+}
+
+#[test]
+fn second_launch_joins_only_the_same_users_sandbox() {
+    let d = Daemon::start(&[profile("ozt-sleep", "/bin/sleep", json!({}))]);
+    let (a, b) = (user_a(), user_b());
+    let first = d.launch(&a, "ozt-sleep", &["600"]);
+    let out = d.oz(&a, &["launch", "--json", "ozt-sleep", "--", "601"]);
+    out.assert_ok("second launch by a", &d);
+    let again: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(again["id"], first, "a single-instance profile runs the second launch in the same sandbox");
+    assert_eq!(again["reused_existing"], true);
+    let init = d.tracked(first).init.unwrap().pid;
+    let sleeps = || common_daemon::procs::pidns_members_named(init, "sleep").len();
+    assert_eq!(sleeps(), 2, "both programs run in the sandbox");
+
+    // User b never gets into a's sandbox: refused, or a sandbox of b's own.
+    let out = d.oz(&b, &["launch", "--json", "ozt-sleep", "--", "602"]);
+    if out.status.success() {
+        let theirs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let id = theirs["id"].as_u64().unwrap();
+        assert_ne!(id, first, "user b's launch joined user a's sandbox");
+        assert_eq!(d.sandbox(id).unwrap().uid, b.uid);
+    }
+    assert_eq!(sleeps(), 2, "user b's program ran in user a's sandbox");
+    d.finish();
+}
+
+#[test]
+fn multi_profiles_get_one_sandbox_per_launch() {
+    let d = Daemon::start(&[profile("ozt-sleep", "/bin/sleep", json!({"multi": true}))]);
+    let a = user_a();
+    let one = d.launch(&a, "ozt-sleep", &["600"]);
+    let two = d.launch(&a, "ozt-sleep", &["600"]);
+    assert_ne!(one, two);
+    assert_ne!(d.sandbox(one).unwrap().init_pid, d.sandbox(two).unwrap().init_pid);
+    d.finish();
+}
+
+#[test]
+fn root_shell_needs_allow_root_shell() {
+    let (d, id) = with_a_sandbox();
+    let out = d.oz_root(&["shell", &id.to_string()], b"echo ozt-root=$(id -u); exit\n");
+    out.assert_failed("oz shell as root without allow_root_shell");
+    assert!(!out.stdout.contains("ozt-root=0"), "{}", out.stdout);
+    d.finish();
+
+    let p = profile("ozt-sleep", "/bin/sleep", json!({}));
+    let d = Daemon::start_with(&[p], json!({"allow_root_shell": true}));
+    let id = d.launch(&user_a(), "ozt-sleep", &["600"]);
+    let out = d.oz_root(&["shell", &id.to_string()], b"echo ozt-root=$(id -u); exit\n");
+    out.assert_ok("oz shell as root with allow_root_shell", &d);
+    assert!(out.stdout.split_whitespace().any(|w| w == "ozt-root=0"), "{}", out.stdout);
+    d.finish();
+}

@@ -41,3 +41,33 @@ fn symlink_with_no_matching_profile_fails() {
     assert!(d.sandboxes().is_empty());
     d.finish();
 }
+
+#[test]
+fn wrapper_file_arguments_reach_the_sandbox_with_allow_files() {
+    let d = Daemon::start(&[profile("ozt-cat", "/bin/cat", json!({"allow_files": true}))]);
+    let a = user_a();
+    let marker = format!("ozt-file-{}", std::process::id());
+    let plain = a.home.join("ozt-note.txt");
+    let spaced = a.home.join("ozt note.txt");
+    for (f, text) in [(&plain, format!("{marker}-plain")), (&spaced, format!("{marker}-uri"))] {
+        std::fs::write(f, text).unwrap();
+        std::os::unix::fs::chown(f, Some(a.uid), Some(a.gid)).unwrap();
+    }
+    let link = d.ws.path().join("cat");
+    std::os::unix::fs::symlink(bin("oz"), &link).unwrap();
+    let uri = format!("file://{}", spaced.display().to_string().replace(' ', "%20"));
+    // A relative path (taken from the cwd, the user's home) and a percent-encoded file:// URI.
+    let mut cmd = run::command(&link, &d.socket, &a);
+    cmd.args(["ozt-note.txt", &uri]);
+    let out = run::output(cmd, None, Duration::from_secs(10), "wrapper cat");
+    let logs = || d.oz(&a, &["logs"]).stdout;
+    let seen = common_daemon::wait_until(Duration::from_secs(5), || {
+        let l = logs();
+        l.contains(&format!("{marker}-plain")) && l.contains(&format!("{marker}-uri"))
+    });
+    let _ = std::fs::remove_file(&plain);
+    let _ = std::fs::remove_file(&spaced);
+    out.assert_ok("wrapper cat with file arguments", &d);
+    assert!(seen, "cat inside the sandbox did not print both files; logs:\n{}", logs());
+    d.finish();
+}

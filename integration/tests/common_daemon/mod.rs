@@ -163,6 +163,23 @@ impl Daemon {
         child.wait().unwrap();
     }
 
+    /// Send `sig` to the daemon and wait up to `limit` for it to exit (reaped); its status.
+    pub fn signal_and_wait(&mut self, sig: i32, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("daemon running");
+        procs::kill(child.id() as i32, sig);
+        let status = run::wait_limit(child, limit)?;
+        self.child = None;
+        Some(status)
+    }
+
+    /// Run `oz ARGS` as root (no setuid) with this stdin.
+    pub fn oz_root(&self, args: &[&str], stdin: &[u8]) -> Out {
+        let mut cmd = Command::new(bin("oz"));
+        cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin").env("HOME", "/root").env("TERM", "dumb");
+        cmd.env("OZ_SOCKET", &self.socket).current_dir("/");
+        run::output(cmd, Some(stdin), Duration::from_secs(10), &format!("oz {} (root)", args.join(" ")))
+    }
+
     /// True while the daemon process runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
