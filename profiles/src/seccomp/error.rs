@@ -81,6 +81,8 @@ pub enum ErrorKind {
     },
     #[error("{0} is a macro with parameters and needs arguments: {0}(...)")]
     MacroNeedsArguments(String),
+    #[error("{0} is already defined at line {1}; macros cannot be redefined")]
+    MacroRedefined(String, u32),
     #[error("{0} is not a macro and cannot be called")]
     NotAMacro(String),
     #[error("division by zero")]

@@ -50,7 +50,10 @@ impl Node {
 /// A `NAME = expr` or `NAME(params) = expr` definition.
 #[derive(Debug, Clone)]
 pub enum Def {
-    Value(Node),
+    Value {
+        node: Node,
+        line: u32,
+    },
     Macro {
         params: Vec<String>,
         body: Vec<Token>,
@@ -347,7 +350,7 @@ impl<'a> ExprParser<'a> {
             return Ok(e.clone());
         }
         match self.defs.get(name) {
-            Some(Def::Value(e)) => return Ok(e.clone()),
+            Some(Def::Value { node, .. }) => return Ok(node.clone()),
             Some(Def::Macro { .. }) => {
                 return Err((
                     self.line,

@@ -145,21 +145,44 @@ impl ParseState {
         if body.is_empty() {
             return Err((lineno, end_col, ErrorKind::UnexpectedEnd("an expression")));
         }
+        if let Some(Def::Macro { line, .. }) = self.defs.get(name) {
+            let kind = ErrorKind::MacroRedefined(name.to_string(), *line);
+            return Err((lineno, 1, kind));
+        }
         let scope = HashMap::new();
         let mut p = ExprParser::new(body, lineno, end_col, &self.defs, &scope);
         let value = p.expr()?;
         p.expect_end("end of line")?;
-        self.defs.insert(name.to_string(), Def::Value(value));
+        self.defs.insert(
+            name.to_string(),
+            Def::Value {
+                node: value,
+                line: lineno,
+            },
+        );
         Ok(())
     }
 
     /// `name(p1, p2) = body`: the body is kept as tokens and parsed at each use.
+    /// A macro's name must be new and its body may only use names known now, so macros
+    /// cannot recurse.
     fn macro_definition(
         &mut self,
         name: &str,
         toks: &[Token],
         lineno: u32,
     ) -> Result<(), ExprError> {
+        if let Some(previous) = self.defs.get(name) {
+            let line = match previous {
+                Def::Macro { line, .. } => *line,
+                Def::Value { line, .. } => *line,
+            };
+            return Err((
+                lineno,
+                toks[0].col,
+                ErrorKind::MacroRedefined(name.to_string(), line),
+            ));
+        }
         let mut params = Vec::new();
         let mut i = 2;
         loop {
@@ -193,6 +216,7 @@ impl ParseState {
             None => return Err((lineno, toks[i].col + 1, ErrorKind::UnexpectedEnd("'='"))),
         }
         let body = toks[i + 2..].to_vec();
+        self.check_macro_names(&body, &params, lineno)?;
         if body.is_empty() {
             return Err((
                 lineno,
@@ -208,6 +232,28 @@ impl ParseState {
                 line: lineno,
             },
         );
+        Ok(())
+    }
+
+    /// Every name in a macro body must be a parameter, an earlier definition, a built-in constant
+    /// or a keyword.
+    fn check_macro_names(
+        &self,
+        body: &[Token],
+        params: &[String],
+        line: u32,
+    ) -> Result<(), ExprError> {
+        for t in body {
+            let Tok::Ident(word) = &t.tok else { continue };
+            let lower = word.to_ascii_lowercase();
+            let known = params.contains(word)
+                || self.defs.contains_key(word)
+                || consts::constant(word).is_some()
+                || matches!(lower.as_str(), "true" | "false" | "in" | "notin");
+            if !known {
+                return Err((line, t.col, ErrorKind::UnknownConstant(word.clone())));
+            }
+        }
         Ok(())
     }
 

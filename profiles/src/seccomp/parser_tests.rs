@@ -321,6 +321,27 @@ fn exponential_definitions_are_an_error_not_a_hang() {
 }
 
 #[test]
+fn macros_cannot_recurse() {
+    assert_err(
+        "f(x) = f(x) || f(x)\nread: f(arg0)",
+        1,
+        8,
+        ErrorKind::UnknownConstant("f".into()),
+    );
+    let text = "g(x) = x == 1\nf(x) = g(x)\ng(x) = f(x) || f(x)\nread: f(arg0)";
+    assert_err(text, 3, 1, ErrorKind::MacroRedefined("g".into(), 1));
+    let text = "g = 1\nf(x) = x == g\ng(x) = f(x)\n";
+    assert_err(text, 3, 1, ErrorKind::MacroRedefined("g".into(), 1));
+    assert_err(
+        "f(x) = x == 1\nf = 2\n",
+        2,
+        1,
+        ErrorKind::MacroRedefined("f".into(), 1),
+    );
+    assert_eq!(cond("f(x) = x == 1\nread: f(arg3)"), cmp(CmpOp::Eq, 3, 1));
+}
+
+#[test]
 fn long_chains_are_balanced_and_deep_definitions_limited() {
     let chain: Vec<String> = (0..20_000).map(|i| format!("arg0 == {i}")).collect();
     parse(&format!("read: {}", chain.join(" || ")));
