@@ -164,7 +164,8 @@ fn supervise(sandbox: &Sandbox, sigfd: &SignalFd) -> Result<Option<ExitStatus>, 
                 let _ = nix::sys::signal::kill(sandbox.init_pid(), Signal::try_from(info.ssi_signo as i32).ok());
             }
         }
-        if !fds[0].revents().is_some_and(|r| !r.is_empty()) {
+        let message_waiting = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if !message_waiting {
             continue;
         }
         match sandbox.recv() {

@@ -38,9 +38,11 @@ fn in_child(name: &str, f: impl FnOnce() -> Result<(), String>) {
 }
 
 fn spec(staging: &Path, id: u64) -> LaunchSpec {
-    let mut config = oz_profiles::Config::default();
-    config.sandbox_path = staging.to_path_buf();
-    config.shell_path = "/bin/sh".into();
+    let config = oz_profiles::Config {
+        sandbox_path: staging.to_path_buf(),
+        shell_path: "/bin/sh".into(),
+        ..oz_profiles::Config::default()
+    };
     LaunchSpec {
         sandbox_id: id,
         profile: bare_profile("ozreq", "/bin/sh"),

@@ -175,8 +175,8 @@ impl Init {
                     Err(Errno::EINTR) => continue,
                     Err(_) => return 1,
                 }
-                let ready = |f: &PollFd| f.revents().map_or(false, |r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).map_or(false, ready))
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), fds.get(1).is_some_and(ready))
             };
             if sig_ready {
                 self.signals();
