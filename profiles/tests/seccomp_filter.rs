@@ -402,3 +402,19 @@ fn foreign_architecture_syscall_kills_the_process() {
     });
     assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
 }
+
+#[test]
+fn syscalls_unknown_to_libseccomp_are_filtered_by_number() {
+    const SYS_MSEAL: libc::c_long = 462;
+    // SAFETY: mseal of an empty range changes nothing.
+    let mseal = || res(unsafe { libc::syscall(SYS_MSEAL, 0, 0, 0) });
+    let out = in_child(None, || (mseal() == -i64::from(libc::EPERM)) as i32);
+    assert_eq!(
+        out,
+        Outcome::Exited(0),
+        "mseal must not fail with EPERM without a filter"
+    );
+    let f = compile(&policy("mseal: 1\n"), SeccompMode::Blacklist, true).unwrap();
+    let out = in_child(Some(&f), || check(mseal(), -i64::from(libc::EPERM)));
+    assert_eq!(out, Outcome::Exited(0));
+}

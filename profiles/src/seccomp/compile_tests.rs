@@ -135,3 +135,10 @@ fn long_alternative_chains_and_many_duplicates_compile() {
     let many: String = (0..900).map(|i| format!("close: arg0 == {i}\n")).collect();
     compile(&policy(&many), SeccompMode::Whitelist, true).unwrap();
 }
+
+#[test]
+fn syscalls_newer_than_libseccomp_compile_by_number() {
+    let p = policy("mseal: 1\nlistmount: 1\nlsm_list_modules: 1\nfutex_waitv: 1\nclone3: 1\n");
+    compile(&p, SeccompMode::Blacklist, true).unwrap();
+    compile(&p, SeccompMode::Whitelist, true).unwrap();
+}
