@@ -108,7 +108,9 @@ fn attached_stdio_and_run_program_in_the_running_sandbox() {
         AgentToDaemon::Ready { init_pid: i, program_pid: Some(p) } if *i == init_pid => *p,
         other => panic!("RunProgram answered {other:?}"),
     };
-    let got = collect(&chan, |m| matches!(m, AgentToDaemon::ProgramExited { pid, .. } if *pid == second));
+    // Its output may come before or after the Ready (both are read in the same poll round).
+    let mut got = got;
+    got.extend(collect(&chan, |m| matches!(m, AgentToDaemon::ProgramExited { pid, .. } if *pid == second)));
     assert!(got.iter().any(|m| matches!(m, AgentToDaemon::Log(r) if r.message == "second-program")), "{got:?}");
     assert_eq!(got.last().unwrap(), &AgentToDaemon::ProgramExited { pid: second, status: ExitStatus::Code(4) });
     shut_down(child, &chan, tmp.path(), id, init_pid);
@@ -168,8 +170,13 @@ fn shell_and_mount_for_the_owner_only() {
     assert!(matches!(collect(&chan, is_answer).last(), Some(AgentToDaemon::Error(AgentError::User { .. }))));
     chan.send(&DaemonToAgent::Mount { uid, paths: vec!["/etc/shadow".into()], read_only: true }, &[]).unwrap();
     assert!(matches!(collect(&chan, is_answer).last(), Some(AgentToDaemon::Error(AgentError::PathRefused { .. }))));
+    // Answers keep the order of the requests: the Ping sent right after the Mount is answered
+    // after it, although the Pong is ready first.
     chan.send(&DaemonToAgent::Mount { uid, paths: vec![name.clone().into()], read_only: true }, &[]).unwrap();
-    assert_eq!(collect(&chan, is_answer).last().unwrap(), &AgentToDaemon::Mounted { paths: vec![host_file.clone()] });
+    chan.send(&DaemonToAgent::Ping, &[]).unwrap();
+    let got = collect(&chan, |m| matches!(m, AgentToDaemon::Pong));
+    let answers: Vec<_> = got.iter().filter(|m| is_answer(m) || matches!(m, AgentToDaemon::Pong)).collect();
+    assert_eq!(answers, [&AgentToDaemon::Mounted { paths: vec![host_file.clone()] }, &AgentToDaemon::Pong]);
     let out = converse(shell(&chan, uid).unwrap(), &format!("cat ~/{name}; echo x >> ~/{name} || echo ro-refused; exit\n"));
     assert!(out.contains("mounted-content"), "{out:?}");
     assert!(out.contains("ro-refused"), "{out:?}");

@@ -36,6 +36,18 @@ impl Pending {
     }
 }
 
+/// One answer owed to the daemon. Answers go out in the order of the requests (the daemon
+/// matches them first-in first-out), so an immediate answer waits behind one still due from
+/// the init.
+#[derive(Debug)]
+pub enum Slot {
+    /// Due from the init.
+    Due,
+    /// A `Shutdown` request: answered by `ShuttingDown` once the sandbox is gone.
+    DueShutdown,
+    Ready(AgentToDaemon, Vec<OwnedFd>),
+}
+
 /// The results so far of the `Mount` batch being answered.
 #[derive(Debug, Default)]
 pub struct MountBatch {
@@ -45,6 +57,51 @@ pub struct MountBatch {
 
 
 impl Runtime {
+    /// Answer the current request now (after any answer still due).
+    pub(super) fn answer(&mut self, msg: AgentToDaemon) {
+        self.answers.push_back(Slot::Ready(msg, Vec::new()));
+        self.flush_answers();
+    }
+
+    /// The current request is answered by the init's reply: keep its place.
+    fn answer_later(&mut self) {
+        self.answers.push_back(Slot::Due);
+    }
+
+    /// The init replied: fill the oldest due answer and send what is in order.
+    fn complete(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
+        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due)) {
+            *slot = Slot::Ready(msg, fds);
+        }
+        self.flush_answers();
+    }
+
+    fn flush_answers(&mut self) {
+        while matches!(self.answers.front(), Some(Slot::Ready(..))) {
+            let Some(Slot::Ready(msg, fds)) = self.answers.pop_front() else { unreachable!() };
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            self.send_daemon(msg, &borrowed);
+        }
+    }
+
+    /// The sandbox is gone: answers the init will never give become errors, shutdown requests
+    /// get `ShuttingDown`. Returns whether any shutdown request was answered.
+    pub(super) fn final_answers(&mut self, shutting_down: &AgentToDaemon) -> bool {
+        let mut answered = false;
+        for slot in self.answers.iter_mut() {
+            match slot {
+                Slot::Due => *slot = Slot::Ready(AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
+                Slot::DueShutdown => {
+                    *slot = Slot::Ready(shutting_down.clone(), Vec::new());
+                    answered = true;
+                }
+                Slot::Ready(..) => {}
+            }
+        }
+        self.flush_answers();
+        answered
+    }
+
     pub(super) fn on_daemon_readable(&mut self) {
         let Some(d) = &self.daemon else { return };
         match d.recv() {
@@ -52,7 +109,7 @@ impl Runtime {
             Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
             Err(e) => {
                 self.warn(format!("daemon message: {e}"));
-                self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }), &[]);
+                self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
             }
         }
     }
@@ -60,20 +117,23 @@ impl Runtime {
     fn on_daemon_message(&mut self, msg: DaemonToAgent, fds: Vec<OwnedFd>) {
         let refuse = |detail: String| AgentToDaemon::Error(AgentError::Unsupported { detail });
         match msg {
-            DaemonToAgent::Ping => self.send_daemon(AgentToDaemon::Pong, &[]),
-            DaemonToAgent::Shutdown { reason } => self.feed(Event::ShutdownRequested { reason }),
+            DaemonToAgent::Ping => self.answer(AgentToDaemon::Pong),
+            DaemonToAgent::Shutdown { reason } => {
+                self.answers.push_back(Slot::DueShutdown);
+                self.feed(Event::ShutdownRequested { reason });
+            }
             DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => self.run_program(args, cwd, caller_env, stdio, fds),
             DaemonToAgent::Shell { uid, term, cols, rows } => self.shell(uid, term, cols, rows),
             DaemonToAgent::Mount { uid, paths, read_only } => self.mount(uid, paths, read_only),
             DaemonToAgent::Umount { uid, path } => self.umount(uid, path),
-            DaemonToAgent::Hello { .. } => self.send_daemon(refuse("hello already exchanged".into()), &[]),
-            DaemonToAgent::Launch(_) => self.send_daemon(refuse("this agent already runs a sandbox".into()), &[]),
+            DaemonToAgent::Hello { .. } => self.answer(refuse("hello already exchanged".into())),
+            DaemonToAgent::Launch(_) => self.answer(refuse("this agent already runs a sandbox".into())),
         }
     }
 
     fn stopping(&mut self) -> bool {
         if self.is_stopping() {
-            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            self.answer(AgentToDaemon::Error(AgentError::NotRunning));
             return true;
         }
         false
@@ -98,24 +158,25 @@ impl Runtime {
         spec.stdio = stdio;
         let request = match crate::sandbox::Sandbox::relaunch_request(&spec) {
             Ok(r) => r,
-            Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_wire()), &[]),
+            Err(e) => return self.answer(AgentToDaemon::Error(e.to_wire())),
         };
         let stdio_fds = match stdio {
             StdioMode::Attached if fds.len() == 3 => fds,
             StdioMode::Attached => {
                 let detail = format!("attached stdio needs 3 fds, got {}", fds.len());
-                return self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail }), &[]);
+                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
             }
             StdioMode::Log => match self.log_stdio() {
                 Ok(fds) => fds,
-                Err(e) => return self.send_daemon(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") }), &[]),
+                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") })),
             },
         };
         let raw: Vec<_> = stdio_fds.iter().map(|f| f.as_raw_fd()).collect();
         if self.send_init(&request, &raw) {
             self.pending.push_back(Pending::RunProgram { answer: true });
+            self.answer_later();
         } else {
-            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            self.answer(AgentToDaemon::Error(AgentError::NotRunning));
         }
     }
 
@@ -152,12 +213,13 @@ impl Runtime {
             } else {
                 format!("not the owner of sandbox {}", self.spec.sandbox_id)
             };
-            return self.send_daemon(AgentToDaemon::Error(AgentError::User { uid, detail }), &[]);
+            return self.answer(AgentToDaemon::Error(AgentError::User { uid, detail }));
         };
         if self.send_init(&AgentToInit::Shell(req), &[]) {
             self.pending.push_back(Pending::Shell { answer: true });
+            self.answer_later();
         } else {
-            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            self.answer(AgentToDaemon::Error(AgentError::NotRunning));
         }
     }
 
@@ -167,7 +229,7 @@ impl Runtime {
             return true;
         }
         let detail = format!("not the owner of sandbox {}", self.spec.sandbox_id);
-        self.send_daemon(AgentToDaemon::Error(AgentError::User { uid, detail }), &[]);
+        self.answer(AgentToDaemon::Error(AgentError::User { uid, detail }));
         false
     }
 
@@ -176,21 +238,27 @@ impl Runtime {
             return;
         }
         if paths.is_empty() {
-            return self.send_daemon(AgentToDaemon::Mounted { paths: vec![] }, &[]);
+            return self.answer(AgentToDaemon::Mounted { paths: vec![] });
         }
         // Open everything on the host side first: one refused path refuses the whole request.
         let mut trees = Vec::with_capacity(paths.len());
         for p in &paths {
             match mountinject::prepare(&self.user, p) {
                 Ok(t) => trees.push(t),
-                Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_agent_error()), &[]),
+                Err(e) => return self.answer(AgentToDaemon::Error(e.to_agent_error())),
             }
         }
+        self.answer_later();
         let n = trees.len();
         for (i, (target, tree)) in trees.into_iter().enumerate() {
             if !self.send_init(&AgentToInit::Mount { target: target.clone(), read_only }, &[tree.as_fd().as_raw_fd()]) {
-                self.mount_batch = super::requests::MountBatch::default();
-                return self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+                // The init is gone: the batch ends with the parts already sent.
+                self.mount_batch.error.get_or_insert(AgentError::NotRunning);
+                match self.pending.back_mut() {
+                    Some(Pending::MountPart { last, .. }) if i > 0 => *last = true,
+                    _ => self.complete(AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
+                }
+                return;
             }
             self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: true });
         }
@@ -202,12 +270,13 @@ impl Runtime {
         }
         let target = match self.mounts.check_umount(&self.user.home, &path) {
             Ok(t) => t,
-            Err(e) => return self.send_daemon(AgentToDaemon::Error(e.to_agent_error()), &[]),
+            Err(e) => return self.answer(AgentToDaemon::Error(e.to_agent_error())),
         };
         if self.send_init(&AgentToInit::Umount { target: target.clone() }, &[]) {
             self.pending.push_back(Pending::Umount { path: target, answer: true });
+            self.answer_later();
         } else {
-            self.send_daemon(AgentToDaemon::Error(AgentError::NotRunning), &[]);
+            self.answer(AgentToDaemon::Error(AgentError::NotRunning));
         }
     }
 
@@ -243,16 +312,16 @@ impl Runtime {
                 self.feed(Event::ProgramStarted { pid });
                 if answer {
                     let init_pid = self.init_pid() as u32;
-                    self.send_daemon(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, &[]);
+                    self.complete(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, Vec::new());
                 }
             }
             (Pending::Shell { answer }, InitToAgent::ShellStarted { .. }) => {
                 if !answer {
                     return;
                 }
-                match fds.first() {
-                    Some(master) => self.send_daemon(AgentToDaemon::ShellStarted, &[master.as_fd()]),
-                    None => self.send_daemon(AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), &[]),
+                match fds.len() {
+                    1 => self.complete(AgentToDaemon::ShellStarted, fds),
+                    _ => self.complete(AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), Vec::new()),
                 }
             }
             (Pending::MountPart { path, last, answer }, reply) => self.mount_reply(path, last, answer, reply),
@@ -266,13 +335,13 @@ impl Runtime {
                     other => AgentToDaemon::Error(AgentError::Other { detail: format!("init answered {other:?}") }),
                 };
                 if answer {
-                    self.send_daemon(msg, &[]);
+                    self.complete(msg, Vec::new());
                 }
             }
             (Pending::Shutdown, _) => {}
             (Pending::RunProgram { answer } | Pending::Shell { answer }, InitToAgent::Failed { error }) => {
                 if answer {
-                    self.send_daemon(AgentToDaemon::Error(agent_error(&error, None)), &[]);
+                    self.complete(AgentToDaemon::Error(agent_error(&error, None)), Vec::new());
                 }
             }
             (pending, reply) => {
@@ -307,6 +376,6 @@ impl Runtime {
             Some(e) => AgentToDaemon::Error(e),
             None => AgentToDaemon::Mounted { paths: batch.done },
         };
-        self.send_daemon(msg, &[]);
+        self.complete(msg, Vec::new());
     }
 }

@@ -4,7 +4,7 @@
 
 use super::launch::Started;
 use super::logpipe::LogPipe;
-use super::requests::{MountBatch, Pending};
+use super::requests::{MountBatch, Pending, Slot};
 use super::ServeError;
 use crate::health;
 use crate::init::proto::{self as iproto, AgentToInit, InitToAgent};
@@ -49,6 +49,8 @@ pub struct Runtime {
     state: supervise::State,
     policy: Policy,
     pub(super) pending: VecDeque<Pending>,
+    /// Answers owed to the attached daemon, in request order.
+    pub(super) answers: VecDeque<Slot>,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -106,6 +108,7 @@ impl Runtime {
             policy,
             pending: VecDeque::new(),
             backlog: VecDeque::new(),
+            answers: VecDeque::new(),
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -382,7 +385,8 @@ impl Runtime {
             self.warn(format!("rendezvous hello from pid {}: {e}", peer.pid));
             return;
         }
-        // The newest daemon wins; an old connection (if any) is dropped.
+        // The newest daemon wins; an old connection (if any) is dropped with what it asked.
+        self.forget_daemon();
         self.daemon = Some(chan);
         self.feed(Event::DaemonAttached);
     }
@@ -402,10 +406,7 @@ impl Runtime {
                 }
                 Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,
                 Action::Shutdown(reason) => self.begin_shutdown(reason),
-                Action::AwaitDaemon => {
-                    self.daemon = None;
-                    self.pending.iter_mut().for_each(Pending::orphan);
-                }
+                Action::AwaitDaemon => self.forget_daemon(),
                 Action::SendState => {
                     let rec = self.record.clone();
                     self.send_daemon(AgentToDaemon::State(rec), &[]);
@@ -415,6 +416,13 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Drop the daemon connection and every answer owed to it.
+    fn forget_daemon(&mut self) {
+        self.daemon = None;
+        self.answers.clear();
+        self.pending.iter_mut().for_each(Pending::orphan);
     }
 
     fn begin_shutdown(&mut self, reason: ShutdownReason) {
@@ -437,7 +445,10 @@ impl Runtime {
         if let Some(rv) = self.rendezvous.take() {
             rv.remove();
         }
-        self.send_daemon(AgentToDaemon::ShuttingDown { reason: reason.to_string() }, &[]);
+        let done = AgentToDaemon::ShuttingDown { reason: reason.to_string() };
+        if !self.final_answers(&done) {
+            self.send_daemon(done, &[]);
+        }
         0
     }
 }
