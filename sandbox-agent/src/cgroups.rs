@@ -168,6 +168,27 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// Remove what a dead agent left of sandbox `id` (its processes are killed). For the
+    /// daemon's reconciliation after an agent crash; a missing cgroup is fine.
+    pub fn remove_stale(id: u64) -> Result<(), CgroupError> {
+        Cgroup::remove_stale_in(Path::new(CGROUP_ROOT), id)
+    }
+
+    pub fn remove_stale_in(root: &Path, id: u64) -> Result<(), CgroupError> {
+        let layout = detect(root);
+        let names: &[&'static str] = match layout {
+            Layout::V2 { .. } => &["unified"],
+            Layout::V1 => &["pids", "memory", "cpu"],
+        };
+        let dirs = names
+            .iter()
+            .map(|c| (*c, dir_for(root, &layout, c, id)))
+            .filter(|(_, d)| d.exists())
+            .collect();
+        let mut cg = Cgroup { root: root.to_path_buf(), layout, dirs, saved: Vec::new() };
+        cg.remove_dirs()
+    }
+
     fn make_dir(&mut self, controller: &'static str, dir: PathBuf) -> Result<(), CgroupError> {
         // A directory left by a crashed agent with the same id is reused only when empty.
         std::fs::create_dir(&dir).or_else(|e| match e.kind() {
@@ -246,7 +267,7 @@ impl Cgroup {
 
     /// The processes in the cgroup.
     pub fn procs(&self) -> Result<Vec<i32>, CgroupError> {
-        let (_, dir) = &self.dirs[0];
+        let Some((_, dir)) = self.dirs.first() else { return Ok(Vec::new()) };
         let path = dir.join("cgroup.procs");
         let s = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
         Ok(s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
@@ -342,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn creates_joins_and_removes_for_a_forked_child() {
+    fn creates_joins_and_a_stale_one_is_removed() {
         let id = 900_000 + std::process::id() as u64;
         let limits = Limits { memory_bytes: Some(256 << 20), pids: Some(32), cpu_weight: Some(100) };
         let cg = Cgroup::create(id, &limits).unwrap();
@@ -353,7 +374,8 @@ mod tests {
         assert_eq!(cg.procs().unwrap(), vec![child.id() as i32]);
         let pids_dir = dirs.iter().find(|d| d.to_string_lossy().contains("pids") || matches!(detect(Path::new(CGROUP_ROOT)), Layout::V2 { .. })).unwrap();
         assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "32");
-        cg.remove().unwrap();
+        std::mem::forget(cg); // as if the agent died
+        Cgroup::remove_stale(id).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
         for d in dirs {
