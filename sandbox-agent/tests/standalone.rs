@@ -266,3 +266,10 @@ fn argument_files_only_with_allow_files() {
     assert_eq!(with, "doc\n");
     assert_eq!(without, "hidden\n");
 }
+
+#[test]
+fn securebits_are_locked() {
+    // prctl(PR_GET_SECUREBITS) through perl (Essential on Debian): x86_64 syscall 157, op 27
+    let o = sh(r#"perl -e 'print syscall(157, 27, 0, 0, 0, 0), "\n"'"#);
+    assert_eq!(stdout(&o), "239\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
