@@ -49,7 +49,7 @@ pub enum SandboxError {
     Init { id: u64, error: InitError },
     #[error("sandbox {id}: {error}")]
     Channel { id: u64, error: ChannelError },
-    #[error("sandbox {id}: the init ended before the program started ({status})")]
+    #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
 }
 

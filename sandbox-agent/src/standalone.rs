@@ -144,8 +144,12 @@ pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     let files = arg_files(&spec.args, spec.cwd.as_deref());
     let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
     let status = supervise(&sandbox, &sigfd)?;
-    sandbox.finish()?;
-    Ok(status.map(|s| s.shell_code()).unwrap_or(SETUP_FAILURE))
+    let id = sandbox.id();
+    let init = sandbox.finish()?;
+    match status {
+        Some(s) => Ok(s.shell_code()),
+        None => Err(SandboxError::InitDied { id, status: init }.into()),
+    }
 }
 
 /// Until the init is gone: forward signals to it, and shut the sandbox down when the program

@@ -273,3 +273,34 @@ fn securebits_are_locked() {
     let o = sh(r#"perl -e 'print syscall(157, 27, 0, 0, 0, 0), "\n"'"#);
     assert_eq!(stdout(&o), "239\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_killed_init_ends_everything_with_125() {
+    let fx = Fixture::new("");
+    let profile = fx.dir.path().join("oztest.json");
+    let id = next_id();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
+        .arg("standalone")
+        .arg("--config")
+        .arg(fx.config())
+        .args(["--profile", profile.to_str().unwrap(), "--uid", &test_uid().to_string(), "--id", &id.to_string()])
+        .args(["--", "-c", "echo started; sleep 100; exit 0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "started\n");
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let init: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap().starts_with("oz-init["));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("init ended before the program"), "{err}");
+    for d in cgroup_dirs(id) {
+        assert!(!d.exists(), "cgroup {} remains", d.display());
+    }
+}
