@@ -189,9 +189,11 @@ fn setup_failures_exit_125_with_one_line() {
 fn leftover_processes_are_killed_when_the_program_exits() {
     let start = std::time::Instant::now();
     // a background sleeper, and one that ignores SIGTERM (needs the SIGKILL after the grace)
-    let o = sh("sleep 100 & (trap '' TERM; sleep 100) & exit 4");
+    let o = sh("sleep 100 & (trap '' TERM; touch /tmp/armed; sleep 100) & while [ ! -e /tmp/armed ]; do :; done; exit 4");
     assert_eq!(o.status.code(), Some(4), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
+    let took = start.elapsed();
+    // SIGTERM first, SIGKILL after the 2 s grace for the one that ignores it
+    assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(10), "took {took:?}");
 }
 
 #[test]
