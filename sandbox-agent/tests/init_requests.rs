@@ -137,6 +137,35 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         (InitToAgent::Unmounted { .. }, _) => {}
         other => return Err(format!("umount: {other:?}")),
     }
+    // a symlink planted by the user never redirects a mount
+    let (mut out, w) = pipe();
+    let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let script = format!("ln -s /usr {}/link && echo linked", home.display());
+    let run = AgentToInit::RunProgram { argv: vec!["/bin/sh".into(), "-c".into(), script], env: vec![], cwd: None };
+    sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
+    drop(w);
+    match reply(&sb, &mut exits)? {
+        (InitToAgent::Launched { .. }, _) => {}
+        other => return Err(format!("ln: {other:?}")),
+    }
+    let mut text = String::new();
+    out.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text != "linked\n" {
+        return Err(format!("ln output {text:?}"));
+    }
+    let mnt = open_tree_clone(share);
+    let via_link = home.join("link").join("share");
+    sb.send(&AgentToInit::Mount { target: via_link, read_only: true }, &[mnt.as_raw_fd()]).map_err(|e| e.to_string())?;
+    match reply(&sb, &mut exits)? {
+        (InitToAgent::Failed { error }, _) if error.step == Step::Mount && [libc::ELOOP, libc::ENOTDIR].contains(&error.errno) => {}
+        other => return Err(format!("mount through a symlink: {other:?}")),
+    }
+    // garbage on the channel is answered, not fatal
+    nix::unistd::write(sb.channel(), b"\xff\xff\xff\xff\xff").map_err(|e| e.to_string())?;
+    match reply(&sb, &mut exits)? {
+        (InitToAgent::Failed { error }, _) if error.step == Step::Protocol => {}
+        other => return Err(format!("garbage: {other:?}")),
+    }
     let bad = AgentToInit::RunProgram { argv: vec!["/nonexistent/prog".into()], env: vec![], cwd: None };
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     let fd = devnull.as_raw_fd();
