@@ -162,8 +162,9 @@ fn shell_and_mount_for_the_owner_only() {
     // Someone else, or root without allow_root_shell: refused.
     assert!(matches!(shell(&chan, uid + 1), Err(AgentError::User { .. })));
     assert!(matches!(shell(&chan, 0), Err(AgentError::User { uid: 0, .. })));
-    let out = converse(shell(&chan, uid).expect("owner shell"), "id -u; exit\n");
-    assert!(out.contains(&uid.to_string()), "shell output: {out:?}");
+    // Markers are computed by the shell, so the pty's echo of the input cannot fake them.
+    let out = converse(shell(&chan, uid).expect("owner shell"), "echo uid=$(id -u); exit\n");
+    assert!(out.contains(&format!("uid={uid}")), "shell output: {out:?}");
 
     // Mount: refused for another user and outside the home, then works for the owner.
     chan.send(&DaemonToAgent::Mount { uid: uid + 1, paths: vec![name.clone().into()], read_only: true }, &[]).unwrap();
@@ -177,15 +178,18 @@ fn shell_and_mount_for_the_owner_only() {
     let got = collect(&chan, |m| matches!(m, AgentToDaemon::Pong));
     let answers: Vec<_> = got.iter().filter(|m| is_answer(m) || matches!(m, AgentToDaemon::Pong)).collect();
     assert_eq!(answers, [&AgentToDaemon::Mounted { paths: vec![host_file.clone()] }, &AgentToDaemon::Pong]);
-    let out = converse(shell(&chan, uid).unwrap(), &format!("cat ~/{name}; echo x >> ~/{name} || echo ro-refused; exit\n"));
+    let out = converse(
+        shell(&chan, uid).unwrap(),
+        &format!("cat ~/{name}; echo x >> ~/{name} && echo W$((1+1)) || echo R$((2+2)); exit\n"),
+    );
     assert!(out.contains("mounted-content"), "{out:?}");
-    assert!(out.contains("ro-refused"), "{out:?}");
+    assert!(out.contains("R4") && !out.contains("W2"), "read-only mount written: {out:?}");
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "mounted-content\n");
 
     chan.send(&DaemonToAgent::Umount { uid, path: name.clone().into() }, &[]).unwrap();
     assert_eq!(collect(&chan, is_answer).last().unwrap(), &AgentToDaemon::Unmounted);
-    let out = converse(shell(&chan, uid).unwrap(), &format!("cat ~/{name} || echo now-gone; exit\n"));
-    assert!(!out.contains("mounted-content") && out.contains("now-gone"), "{out:?}");
+    let out = converse(shell(&chan, uid).unwrap(), &format!("cat ~/{name}; echo rc=$?; exit\n"));
+    assert!(!out.contains("mounted-content"), "{out:?}");
     chan.send(&DaemonToAgent::Umount { uid, path: name.into() }, &[]).unwrap();
     assert!(matches!(collect(&chan, is_answer).last(), Some(AgentToDaemon::Error(_))));
 
@@ -195,4 +199,26 @@ fn shell_and_mount_for_the_owner_only() {
 
 fn is_answer(m: &AgentToDaemon) -> bool {
     matches!(m, AgentToDaemon::Mounted { .. } | AgentToDaemon::Unmounted | AgentToDaemon::Error(_))
+}
+
+#[test]
+fn umount_leaves_no_placeholder_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = unique_id(15);
+    let uid = test_user();
+    let home = nix::unistd::User::from_uid(uid.into()).unwrap().unwrap().dir;
+    let name = format!("oz-serve-placeholder-{id}.txt");
+    let host_file = home.join(&name);
+    std::fs::write(&host_file, "x\n").unwrap();
+    chown(&host_file, Some(uid), Some(uid)).unwrap();
+    let (child, chan) = spawn_agent();
+    let (init_pid, _) = hello_and_launch(&chan, &spec(id, tmp.path(), "exec sleep 60"));
+    chan.send(&DaemonToAgent::Mount { uid, paths: vec![name.clone().into()], read_only: false }, &[]).unwrap();
+    assert!(matches!(collect(&chan, is_answer).last(), Some(AgentToDaemon::Mounted { .. })));
+    chan.send(&DaemonToAgent::Umount { uid, path: name.clone().into() }, &[]).unwrap();
+    assert_eq!(collect(&chan, is_answer).last().unwrap(), &AgentToDaemon::Unmounted);
+    let out = converse(shell(&chan, uid).unwrap(), &format!("test -e ~/{name}; echo exists=$?; exit\n"));
+    shut_down(child, &chan, tmp.path(), id, init_pid);
+    std::fs::remove_file(&host_file).unwrap();
+    assert!(out.contains("exists=1"), "the mount point placeholder stayed behind: {out:?}");
 }
