@@ -6,7 +6,7 @@
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
 
 use crate::cgroups::{Cgroup, CgroupError};
-use crate::exec::env::{program_argv, program_env, program_path, Env, ProgramError};
+use crate::exec::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use crate::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
 use crate::init::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
 use crate::init::InitPlan;
@@ -87,7 +87,8 @@ impl ProgramSpec {
         let user = UserInfo::resolve(spec.uid)?;
         let groups = user.sandbox_groups(&spec.config.default_groups, &spec.profile.allowed_groups);
         let creds = Credentials { uid: user.uid, gid: user.gid, groups };
-        let exe = program_path(&spec.profile, &spec.config, &|p: &Path| p.exists())?;
+        let vars = expand_context(&user, &spec.profile.name);
+        let exe = program_path(&spec.profile, &spec.config, &vars, &|p: &Path| p.exists())?;
         let argv = program_argv(&exe, &spec.profile, &spec.args);
         let env = program_env(&spec.config.environment_vars, &spec.profile.environment, &spec.caller_env, &user);
         let mut cwds: Vec<PathBuf> = spec.cwd.iter().cloned().collect();

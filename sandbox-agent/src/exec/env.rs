@@ -2,6 +2,7 @@
 //! divert mapping). Pure functions of the launch spec, the config and the resolved user.
 
 use crate::user::UserInfo;
+use oz_profiles::expand::{expand_vars, ExpandContext, XdgDirs};
 use oz_profiles::profile::EnvVar;
 use oz_profiles::{Config, Profile};
 use std::path::{Path, PathBuf};
@@ -97,15 +98,29 @@ pub enum ProgramError {
     NotAbsolute { profile: String, path: String },
     #[error("profile {profile}: program {name}: not found in {SANDBOX_PATH}")]
     NotInPath { profile: String, name: String },
+    #[error("profile {profile}: program path: {reason}")]
+    Expand { profile: String, reason: String },
     #[error("profile {profile}: program {path} leads back to the oz wrapper {wrapper} and no diverted binary exists at {diverted}")]
     Recursion { profile: String, path: PathBuf, wrapper: PathBuf, diverted: PathBuf },
 }
 
-/// The executable to run for `profile.path`: `${PATH}/name` resolved in the sandbox's PATH, then
-/// the diverted binary when oz-setup diverted it. `exists` is the file test (the host's view of
-/// /usr equals the sandbox's).
-pub fn program_path(profile: &Profile, config: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<PathBuf, ProgramError> {
-    let raw = profile.path.as_str();
+/// The executable to run for `profile.path`: `${PATH}/name` resolved in the sandbox's PATH, other
+/// variables expanded with `vars`, then the diverted binary when oz-setup diverted it. `exists`
+/// is the file test (the host's view of /usr equals the sandbox's).
+pub fn program_path(
+    profile: &Profile,
+    config: &Config,
+    vars: &ExpandContext,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<PathBuf, ProgramError> {
+    let expanded;
+    let raw = if profile.path.contains("${") && !profile.path.starts_with("${PATH}/") {
+        expanded = expand_vars(&profile.path, vars)
+            .map_err(|e| ProgramError::Expand { profile: profile.name.clone(), reason: e.to_string() })?;
+        expanded.as_str()
+    } else {
+        profile.path.as_str()
+    };
     let path = if let Some(name) = raw.strip_prefix("${PATH}/") {
         SANDBOX_PATH
             .split(':')
@@ -126,6 +141,20 @@ pub fn program_path(profile: &Profile, config: &Config, exists: &dyn Fn(&Path) -
         return Err(ProgramError::Recursion { profile: profile.name.clone(), path, wrapper, diverted });
     }
     Ok(path)
+}
+
+/// The variables a program path may use, for `user` in sandbox `name` (XDG dirs at their
+/// defaults: the user's own user-dirs.dirs is not read as root).
+pub fn expand_context(user: &UserInfo, name: &str) -> ExpandContext {
+    ExpandContext {
+        home: user.home.clone(),
+        uid: user.uid,
+        user: user.name.clone(),
+        sandbox_name: name.to_string(),
+        display: None,
+        xdg: XdgDirs::defaults(&user.home),
+        path_dirs: SANDBOX_PATH.split(':').map(PathBuf::from).collect(),
+    }
 }
 
 /// argv: the executable, the profile's default_params, then the user's args unless the
@@ -204,14 +233,18 @@ mod tests {
     #[test]
     fn program_path_resolution() {
         let cfg = Config::default();
+        let ctx = expand_context(&user(), "t");
         let only = |set: &'static [&'static str]| move |p: &Path| set.iter().any(|s| Path::new(s) == p);
         let e = only(&["/bin/evince"]);
-        assert_eq!(program_path(&profile("${PATH}/evince"), &cfg, &e).unwrap(), Path::new("/bin/evince"));
+        assert_eq!(program_path(&profile("${PATH}/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/bin/evince"));
         let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince"]);
-        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &e).unwrap(), Path::new("/usr/bin-oz/evince"));
-        assert_eq!(program_path(&profile("/usr/bin/x"), &cfg, &only(&[])).unwrap(), Path::new("/usr/bin/x"));
-        assert!(matches!(program_path(&profile("evince"), &cfg, &only(&[])), Err(ProgramError::NotAbsolute { .. })));
-        assert!(matches!(program_path(&profile("${PATH}/nope"), &cfg, &only(&[])), Err(ProgramError::NotInPath { .. })));
+        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince"));
+        assert_eq!(program_path(&profile("/usr/bin/x"), &cfg, &ctx, &only(&[])).unwrap(), Path::new("/usr/bin/x"));
+        assert!(matches!(program_path(&profile("evince"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotAbsolute { .. })));
+        assert!(matches!(program_path(&profile("${PATH}/nope"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotInPath { .. })));
+        let e = only(&["/home/u/bin/tool"]);
+        assert_eq!(program_path(&profile("${HOME}/bin/tool"), &cfg, &ctx, &e).unwrap(), Path::new("/home/u/bin/tool"));
+        assert!(matches!(program_path(&profile("${NOPE}/x"), &cfg, &ctx, &e), Err(ProgramError::Expand { .. })));
     }
 
     #[test]
