@@ -3,8 +3,9 @@
 //!
 //! The init is a forked child of the agent (PID 1 of the sandbox's PID namespace). It starts the
 //! launch's program by itself (from the plan it inherited at fork), then serves these requests.
-//! Every request gets exactly one reply (`Launched`, `ShellStarted`, `Mounted`, `Unmounted`,
-//! `ShuttingDown` or `Failed`); `Ready`, `ProgramFailed` and `Exited` are unsolicited events.
+//! Every request but `Signal` gets exactly one reply (`Launched`, `ShellStarted`, `Mounted`,
+//! `Unmounted`, `ShuttingDown` or `Failed`), in request order; `Ready`, `ProgramFailed` and
+//! `Exited` are unsolicited events and may come between a request and its reply.
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ pub enum AgentToInit {
     Mount { target: PathBuf, read_only: bool },
     /// Detach the mount at `target` inside the sandbox. Reply: `Unmounted`, else `Failed`.
     Umount { target: PathBuf },
-    /// Send a signal to every process in the sandbox (not the init).
+    /// Send a signal to every process in the sandbox (not the init). No reply.
     Signal { signal: i32 },
     /// SIGTERM everything, wait up to `grace_ms`, SIGKILL what is left, report the exits and
     /// exit. Reply: `ShuttingDown` immediately; the channel closes when the init is gone.
