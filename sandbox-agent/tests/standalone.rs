@@ -306,3 +306,11 @@ fn a_killed_init_ends_everything_with_125() {
         assert!(!d.exists(), "cgroup {} remains", d.display());
     }
 }
+
+#[test]
+fn no_new_privs_and_hardening_even_with_seccomp_disabled() {
+    let fx = Fixture::new(r#", "seccomp": { "mode": "disabled" }, "nosysproc": false"#);
+    let profile = fx.dir.path().join("oztest.json");
+    let o = run_in(&fx, profile.to_str().unwrap(), &[], "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status");
+    assert_eq!(stdout(&o), "NoNewPrivs:\t1\nSeccomp:\t2\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
