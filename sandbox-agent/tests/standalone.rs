@@ -314,3 +314,10 @@ fn no_new_privs_and_hardening_even_with_seccomp_disabled() {
     let o = run_in(&fx, profile.to_str().unwrap(), &[], "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status");
     assert_eq!(stdout(&o), "NoNewPrivs:\t1\nSeccomp:\t2\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn signals_are_neither_blocked_nor_ignored() {
+    // Rust ignores SIGPIPE and the agent/init block signals: none of it may reach the program
+    let o = sh("grep -E '^Sig(Blk|Ign):' /proc/self/status");
+    assert_eq!(stdout(&o), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+}

@@ -193,13 +193,16 @@ fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Er
     Err((Step::Exec, Errno::last()))
 }
 
-/// Undo the init's signal setup: empty mask, default dispositions.
+/// Undo the agent's and init's signal setup: empty mask, every disposition back to default
+/// (ignored signals would otherwise stay ignored across exec, e.g. Rust's SIGPIPE).
 fn reset_signals() {
-    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
-    for sig in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGPIPE] {
-        // SAFETY: restoring the default disposition installs no handler code.
-        unsafe {
-            libc::signal(sig as libc::c_int, libc::SIG_DFL);
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition installs no handler code.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
