@@ -9,7 +9,7 @@ use super::runtime::Runtime;
 use crate::init::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::mountinject;
 use crate::supervise::Event;
-use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode};
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -107,6 +107,11 @@ impl Runtime {
         match d.recv() {
             Ok((msg, fds)) => self.on_daemon_message(msg, fds),
             Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
+            // A broken socket (not just a bad message) is as good as gone.
+            Err(e @ WireError::Io { .. }) => {
+                self.warn(format!("daemon channel: {e}"));
+                self.feed(Event::DaemonLost)
+            }
             Err(e) => {
                 self.warn(format!("daemon message: {e}"));
                 self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
