@@ -197,11 +197,15 @@ fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Er
 /// (ignored signals would otherwise stay ignored across exec, e.g. Rust's SIGPIPE).
 fn reset_signals() {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
-    for sig in 1..libc::SIGRTMAX() {
+    // The kernel's struct sigaction; all zeroes is SIG_DFL with no flags and an empty mask.
+    // Raw syscall: glibc refuses its internal signals (32, 33), which a parent may have ignored.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition installs no handler code.
+            // SAFETY: rt_sigaction reads a valid kernel sigaction (8-byte sigset) and installs
+            // no handler code.
             unsafe {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
             }
         }
     }
