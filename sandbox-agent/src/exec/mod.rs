@@ -168,6 +168,8 @@ enum Never {}
 
 fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Errno)> {
     reset_signals();
+    // A known umask, whatever the agent was started with.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     nix::unistd::setsid().map_err(|e| (Step::Setsid, e))?;
     attach_stdio(stdio).map_err(|e| (Step::Stdio, e))?;
     creds::drop_privileges(&plan.creds, plan.last_cap)?;
