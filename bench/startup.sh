@@ -21,6 +21,9 @@ if [ -n "${OZ_BIN_DIR:-}" ]; then BIN=$OZ_BIN_DIR
 elif [ -x "$ROOT/target/release/oz-agent" ]; then BIN=$ROOT/target/release
 else BIN=$ROOT/target/debug; fi
 AGENT=$BIN/oz-agent
+if [ -z "${OZ_BIN_DIR:-}" ] && [ "$ROOT/target/debug/oz-agent" -nt "$AGENT" ] 2>/dev/null; then
+    echo "startup.sh: warning: $AGENT is older than target/debug/oz-agent (rebuild with --release)" >&2
+fi
 [ -x "$AGENT" ] || { echo "startup.sh: no $AGENT (cargo build --release -p oz-sandbox-agent)" >&2; exit 2; }
 
 USER_NAME=${OZ_BENCH_USER:-oz-test-a}

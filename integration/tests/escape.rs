@@ -293,3 +293,40 @@ fn judge(inside: &Results, user: &Results, root: &Results) -> Vec<String> {
     }
     failures
 }
+
+/// Probes stopped by the seccomp filter alone (the other layers let them through).
+const SECCOMP_ONLY: &[&str] = &[
+    "ptrace-child", "process-vm-readv", "unshare-userns", "clone-newuser", "setns",
+    "keyctl-add-key", "io-uring-setup", "perf-event-open", "userfaultfd", "name-to-handle-at",
+    "kcmp", "modify-ldt", "vmsplice",
+];
+
+/// Probes the filter stops in every mode, `disabled` included (foreign ABIs).
+const ALWAYS_FILTERED: &[&str] = &["x32-syscall", "i386-syscall"];
+
+/// The same probes inside a real oz sandbox with seccomp off: the syscall attacks get through,
+/// so the BLOCKED results of the strict sandbox are the filter's work and the probes can see an
+/// escape from inside a sandbox, not only on the host.
+#[test]
+fn with_seccomp_disabled_the_syscall_probes_escape_inside_the_sandbox() {
+    let env = TestEnv::new(json!({}));
+    let mut profile = strict_profile(PROBE_TARGET, json!([probe_item()]), json!([]));
+    profile["seccomp"] = json!({"mode": "disabled"});
+    let p = env.profile("oznoseccomp", profile);
+    let selection = [SECCOMP_ONLY, ALWAYS_FILTERED].concat().join(",");
+    let out = env.agent(&p, &[&selection]).run();
+    assert_eq!(out.status, 0, "{}", out.all());
+    let r = parse(&out);
+    let mut wrong = Vec::new();
+    for name in SECCOMP_ONLY {
+        if r.get(*name).map(|(t, _)| t.as_str()) != Some("ESCAPE") {
+            wrong.push(format!("{name} should escape without seccomp: {:?}", r.get(*name)));
+        }
+    }
+    for name in ALWAYS_FILTERED {
+        if r.get(*name).map(|(t, _)| t.as_str()) != Some("BLOCKED") {
+            wrong.push(format!("{name} must be killed even with seccomp disabled: {:?}", r.get(*name)));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), out.all());
+}
