@@ -143,3 +143,30 @@ fn sigterm_to_the_agent_shuts_the_sandbox_down_and_garbage_is_survived() {
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
     assert_no_leftovers(tmp.path(), id, init_pid);
 }
+
+#[test]
+fn unusable_state_dir_fails_the_launch_and_kills_the_sandbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = unique_id(5);
+    // Someone else owns <state_dir>/agents: the agent must not trust it.
+    let agents = tmp.path().join("agents");
+    std::fs::create_dir(&agents).unwrap();
+    nix::unistd::chown(&agents, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let (mut child, chan) = spawn_agent();
+    chan.hello().unwrap();
+    chan.send(&DaemonToAgent::Launch(spec(id, tmp.path(), "exec sleep 60")), &[]).unwrap();
+    let err = chan.wait_for_ready(&mut |_| {}).unwrap().expect_err("launch must fail");
+    assert!(err.to_string().contains("not a directory owned by root"), "{err}");
+    assert!(!wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert_eq!(std::fs::read_dir(&agents).unwrap().count(), 0);
+    // No process is left in the sandbox's cgroup (the init was born inside it).
+    let ours = format!("/oz/{id}\n");
+    let init_left = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
+        std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.lines().any(|l| format!("{l}\n").ends_with(&ours)))
+    });
+    assert!(!init_left, "an init of sandbox {id} survived");
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+        let c = e.unwrap().path().join("oz").join(id.to_string());
+        assert!(!c.exists(), "cgroup {} left behind", c.display());
+    }
+}

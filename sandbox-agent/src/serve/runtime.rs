@@ -75,6 +75,16 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// SIGTERM and SIGINT to the agent shut the sandbox down: read them from a signalfd.
+fn termination_signals() -> Result<SignalFd, oz_wire::AgentError> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Other { detail: format!("{what}: {e}") };
+    mask.thread_block().map_err(|e| fail("block SIGTERM/SIGINT", e))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| fail("signalfd", e))
+}
+
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
     pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
@@ -88,12 +98,13 @@ impl Runtime {
             started_at: now_secs(),
             socket: wstate::socket_path(&spec.config.state_dir, spec.sandbox_id),
         };
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGTERM);
-        mask.add(Signal::SIGINT);
-        mask.thread_block().map_err(|e| ServeError::Launch(oz_wire::AgentError::Other { detail: format!("block signals: {e}") }))?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| ServeError::Launch(oz_wire::AgentError::Other { detail: format!("signalfd: {e}") }))?;
+        let signals = match termination_signals() {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                return Err(ServeError::Launch(e));
+            }
+        };
         let policy = Policy::from_profile(&spec.profile);
         let user = started.user.clone();
         let now = Instant::now();
@@ -126,9 +137,9 @@ impl Runtime {
             Ok(rv) => rt.rendezvous = Some(rv),
             Err(e) => {
                 // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
-                rt.send_daemon(AgentToDaemon::LaunchFailed(oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") }), &[]);
-                rt.begin_shutdown(ShutdownReason::Requested(format!("rendezvous: {e}")));
-                rt.run();
+                // Dropping the runtime kills the init and removes the cgroup.
+                let error = oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") };
+                rt.send_daemon(AgentToDaemon::LaunchFailed(error), &[]);
                 return Err(e.into());
             }
         }
