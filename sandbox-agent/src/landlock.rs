@@ -2,6 +2,11 @@
 //! the sandbox gave it writable space (home, /tmp, /dev/shm, /run/user/<uid>, writable
 //! whitelist items, device nodes). Raw syscalls; the handled rights follow the kernel's ABI.
 //!
+//! Defense in depth: the mounts already make everything else read-only, so this matters when a
+//! mount flag is missed or a writable host tree is bound in by mistake. Rules add up, so the
+//! read+execute rule on `/` also allows execution in writable places; `noexec` mounts are what
+//! forbid that.
+//!
 //! Runs in the program's child after no_new_privs and before exec.
 
 use nix::errno::Errno;
@@ -40,7 +45,7 @@ struct PathBeneathAttr {
 pub struct LandlockPlan {
     /// Read and execute beneath (normally just "/").
     pub read_exec: Vec<CString>,
-    /// Read, write, create, delete, but not execute, beneath.
+    /// Read, write, create, delete beneath (execute only through the `/` rule).
     pub writable: Vec<CString>,
     /// Read and write existing files (and use device ioctls), beneath: /dev.
     pub devices: Vec<CString>,
