@@ -78,10 +78,8 @@ pub fn run(mut cmd: Command, opts: Opts) -> Result<Output> {
     // SAFETY: only async-signal-safe calls (setsid, ioctl, dup2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if pty {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if pty && (libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
+                return Err(std::io::Error::last_os_error());
             }
             if let Some(fd) = leak_raw {
                 // dup2 leaves the new descriptor without CLOEXEC: the leak is the point.

@@ -13,7 +13,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
@@ -103,154 +103,203 @@ fn opts() -> Opts {
     Opts { pty: true, leak: Some(leak()), timeout: Some(Duration::from_secs(120)) }
 }
 
-fn args(ctx: &[(&str, String)]) -> Vec<String> {
-    let mut v = vec!["all".to_string()];
-    for (k, val) in ctx {
-        v.push(format!("--{k}"));
-        v.push(val.clone());
+/// Everything the probes attack, planted on the host before the runs.
+struct Targets {
+    probe: PathBuf,
+    /// A root-owned setuid copy of the probe, reachable only by the test user.
+    suid: PathBuf,
+    /// An empty root-owned 0755 directory: the can_create attack's destination.
+    rootowned: PathBuf,
+    /// Where the root control run builds its scratch root.
+    scratch: PathBuf,
+    host_file: PathBuf,
+    ro_file: PathBuf,
+    /// A directory holding `blocked.txt` (blacklisted) and `link-to-blocked` (a symlink to it).
+    dir: PathBuf,
+    shadow_link: PathBuf,
+    rootdir_link: PathBuf,
+    cc_path: PathBuf,
+    marker: Marker,
+    marker_name: String,
+    tcp: std::net::TcpListener,
+    abstract_name: String,
+    _abstract: std::os::unix::net::UnixListener,
+}
+
+const SECRET_ENV: &str = "OZ_PROBE_SECRET";
+const SUID_TARGET: &str = "/opt/oz-probe/suid-probe";
+
+impl Targets {
+    fn plant(env: &mut TestEnv) -> Targets {
+        let probe = bin("oz-probe");
+        let user = env.user.clone();
+        let tag = unique("esc");
+        let suid_dir = env.root_dir("suid", 0o750);
+        std::os::unix::fs::chown(&suid_dir, Some(0), Some(user.gid)).expect("chown suid dir");
+        let suid = suid_dir.join("suid-probe");
+        std::fs::copy(&probe, &suid).expect("copy probe");
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+        let secret_dir = env.root_dir("rootsecret", 0o700);
+        std::fs::write(secret_dir.join("root-secret"), "root only\n").expect("write root secret");
+        let rootowned = env.root_dir("rootowned", 0o755);
+
+        // Files in the user's home, made by the user.
+        let host_file = env.home_path(&format!("{tag}-secret.txt"));
+        let ro_file = env.home_path(&format!("{tag}-ro.txt"));
+        let dir = env.home_path(&format!("{tag}-dir"));
+        let shadow_link = env.home_path(&format!("{tag}-shadow"));
+        let rootdir_link = env.home_path(&format!("{tag}-rootdir"));
+        let cc_link = env.home_path(&format!("{tag}-link"));
+        env.as_user(&format!(
+            "set -e; echo host-secret > {hf}; echo read-only > {ro}; mkdir {d}; echo blacklisted > {d}/blocked.txt; \
+             ln -s blocked.txt {d}/link-to-blocked; ln -s /etc/shadow {sl}; ln -s {sd} {rl}; ln -s {cc} {cl}",
+            hf = host_file.display(),
+            ro = ro_file.display(),
+            d = dir.display(),
+            sl = shadow_link.display(),
+            sd = secret_dir.display(),
+            rl = rootdir_link.display(),
+            cc = rootowned.display(),
+            cl = cc_link.display(),
+        ));
+
+        let marker_name = format!("{tag}-marker");
+        let marker = {
+            use std::os::unix::process::CommandExt;
+            let mut c = user.command("/bin/sleep");
+            c.arg0(&marker_name).arg("600");
+            Marker(c.spawn().expect("start the marker process"))
+        };
+        let abstract_name = format!("{tag}-abstract");
+        let abstract_listener = {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+            std::os::unix::net::UnixListener::bind_addr(&addr).expect("listen on abstract socket")
+        };
+        Targets {
+            probe,
+            suid,
+            rootowned,
+            scratch: env.root_dir("scratch", 0o755),
+            host_file,
+            ro_file,
+            dir,
+            shadow_link,
+            rootdir_link,
+            cc_path: cc_link.join("sub"),
+            marker,
+            marker_name,
+            tcp: std::net::TcpListener::bind("127.0.0.1:0").expect("listen on loopback"),
+            abstract_name,
+            _abstract: abstract_listener,
+        }
     }
-    v
+
+    /// `oz-probe all --KEY VALUE...` arguments; `suid` is where the setuid copy is seen.
+    fn args(&self, suid: &str) -> Vec<String> {
+        let show = |p: &Path| p.display().to_string();
+        let ctx = [
+            ("suid", suid.to_string()),
+            ("host-file", show(&self.host_file)),
+            ("ro-file", show(&self.ro_file)),
+            ("blacklisted", show(&self.dir.join("blocked.txt"))),
+            ("blacklisted-link", show(&self.dir.join("link-to-blocked"))),
+            ("shadow-link", show(&self.shadow_link)),
+            ("rootdir-link", show(&self.rootdir_link)),
+            ("rootdir-secret", "root-secret".to_string()),
+            ("cc-path", show(&self.cc_path)),
+            ("marker", self.marker_name.clone()),
+            ("host-pid", self.marker.0.id().to_string()),
+            ("secret-env", SECRET_ENV.to_string()),
+            ("host-hostname", nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()),
+            ("tcp-port", self.tcp.local_addr().unwrap().port().to_string()),
+            ("abstract", self.abstract_name.clone()),
+        ];
+        let mut v = vec!["all".to_string()];
+        for (k, val) in ctx {
+            v.push(format!("--{k}"));
+            v.push(val);
+        }
+        v
+    }
+
+    /// The strict profile of the main run (the symlink attacks are left out: see below).
+    fn profile(&self, env: &TestEnv) -> PathBuf {
+        let whitelist = json!([
+            probe_item(),
+            {"path": self.suid, "target": SUID_TARGET, "read_only": true},
+            {"path": self.ro_file, "read_only": true},
+            {"path": self.dir, "read_only": true},
+        ]);
+        env.profile("ozescape", strict_profile(PROBE_TARGET, whitelist, json!([{"path": self.dir.join("blocked.txt")}])))
+    }
+
+    /// Each symlink attack gets a sandbox of its own: refusing to launch is a valid defence,
+    /// and must not hide the other attacks. Returns the results and the outputs.
+    fn symlink_attacks(&self, env: &TestEnv, args: &[String]) -> (Results, String) {
+        let attacks = [
+            ("wl-symlink-shadow", json!({"path": self.shadow_link, "ignore": true})),
+            ("wl-symlink-rootdir", json!({"path": self.rootdir_link, "ignore": true})),
+            ("can-create-symlink", json!({"path": self.cc_path, "can_create": true, "ignore": true})),
+        ];
+        let mut results = Results::new();
+        let mut outputs = String::new();
+        for (i, (name, item)) in attacks.into_iter().enumerate() {
+            let p = env.profile(&format!("ozattack{i}"), strict_profile(PROBE_TARGET, json!([probe_item(), item]), json!([])));
+            let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            argv[0] = name;
+            let out = env.agent(&p, &argv).opts(opts()).run();
+            outputs.push_str(&format!("-- {name}\n{}\n", out.all()));
+            let result = if out.status == SETUP_FAILED {
+                let why = out.stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+                ("BLOCKED".to_string(), format!("launch refused: {why}"))
+            } else {
+                parse(&out).remove(name).unwrap_or(("MISSING".into(), out.all()))
+            };
+            results.insert(name.to_string(), result);
+        }
+        (results, outputs)
+    }
+
+    /// The can_create attack must not have created or chowned anything in the root-owned dir.
+    fn assert_rootowned_untouched(&self) {
+        let left: Vec<_> = std::fs::read_dir(&self.rootowned).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "can_create through a user symlink created {left:?} in a root-owned directory");
+        let meta = std::fs::metadata(&self.rootowned).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "the root-owned directory was chowned/chmodded");
+    }
 }
 
 #[test]
 fn every_probe_is_blocked_in_a_strict_sandbox_and_escapes_outside() {
     let mut env = TestEnv::new(json!({}));
-    let probe = bin("oz-probe");
-    let user = env.user.clone();
-    let tag = unique("esc");
+    let t = Targets::plant(&mut env);
 
-    // Root-owned targets: a setuid copy of the probe (reachable only by the test user), a
-    // 0700 directory with a secret, and an empty 0755 directory for the can_create attack.
-    let suid_dir = env.root_dir("suid", 0o750);
-    std::os::unix::fs::chown(&suid_dir, Some(0), Some(user.gid)).expect("chown suid dir");
-    let suid = suid_dir.join("suid-probe");
-    std::fs::copy(&probe, &suid).expect("copy probe");
-    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
-    let secret_dir = env.root_dir("rootsecret", 0o700);
-    std::fs::write(secret_dir.join("root-secret"), "root only\n").expect("write root secret");
-    let rootowned = env.root_dir("rootowned", 0o755);
-    let scratch = env.root_dir("scratch", 0o755);
-
-    // Files in the user's home, made by the user.
-    let host_file = env.home_path(&format!("{tag}-secret.txt"));
-    let ro_file = env.home_path(&format!("{tag}-ro.txt"));
-    let dir = env.home_path(&format!("{tag}-dir"));
-    let shadow_link = env.home_path(&format!("{tag}-shadow"));
-    let rootdir_link = env.home_path(&format!("{tag}-rootdir"));
-    let cc_link = env.home_path(&format!("{tag}-link"));
-    env.as_user(&format!(
-        "set -e; echo host-secret > {hf}; echo read-only > {ro}; mkdir {d}; echo blacklisted > {d}/blocked.txt; \
-         ln -s blocked.txt {d}/link-to-blocked; ln -s /etc/shadow {sl}; ln -s {sd} {rl}; ln -s {cc} {cl}",
-        hf = host_file.display(),
-        ro = ro_file.display(),
-        d = dir.display(),
-        sl = shadow_link.display(),
-        sd = secret_dir.display(),
-        rl = rootdir_link.display(),
-        cc = rootowned.display(),
-        cl = cc_link.display(),
-    ));
-    let cc_path = cc_link.join("sub");
-
-    let marker_name = format!("{tag}-marker");
-    let marker = {
-        use std::os::unix::process::CommandExt;
-        let mut c = user.command("/bin/sleep");
-        c.arg0(&marker_name).arg("600");
-        Marker(c.spawn().expect("start the marker process"))
-    };
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("listen on loopback");
-    let abstract_name = format!("{tag}-abstract");
-    let abstract_listener = {
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
-        std::os::unix::net::UnixListener::bind_addr(&addr).expect("listen on abstract socket")
-    };
-    let secret_env = "OZ_PROBE_SECRET";
-
-    let ctx = |suid_path: &str| -> Vec<(&str, String)> {
-        vec![
-            ("suid", suid_path.to_string()),
-            ("host-file", host_file.display().to_string()),
-            ("ro-file", ro_file.display().to_string()),
-            ("blacklisted", dir.join("blocked.txt").display().to_string()),
-            ("blacklisted-link", dir.join("link-to-blocked").display().to_string()),
-            ("shadow-link", shadow_link.display().to_string()),
-            ("rootdir-link", rootdir_link.display().to_string()),
-            ("rootdir-secret", "root-secret".to_string()),
-            ("cc-path", cc_path.display().to_string()),
-            ("marker", marker_name.clone()),
-            ("host-pid", marker.0.id().to_string()),
-            ("secret-env", secret_env.to_string()),
-            ("host-hostname", nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()),
-            ("tcp-port", tcp.local_addr().unwrap().port().to_string()),
-            ("abstract", abstract_name.clone()),
-        ]
-    };
-
-    let profile = env.profile(
-        "ozescape",
-        strict_profile(
-            PROBE_TARGET,
-            json!([
-                probe_item(),
-                {"path": suid, "target": "/opt/oz-probe/suid-probe", "read_only": true},
-                {"path": ro_file, "read_only": true},
-                {"path": dir, "read_only": true},
-            ]),
-            json!([{"path": dir.join("blocked.txt")}]),
-        ),
-    );
-    // Each symlink attack gets a sandbox of its own: refusing to launch is a valid defence,
-    // and must not hide the other attacks.
-    let attacks = [
-        ("wl-symlink-shadow", json!({"path": shadow_link, "ignore": true})),
-        ("wl-symlink-rootdir", json!({"path": rootdir_link, "ignore": true})),
-        ("can-create-symlink", json!({"path": cc_path, "can_create": true, "ignore": true})),
-    ];
-
-    let sandbox_ctx = args(&ctx("/opt/oz-probe/suid-probe"));
-    let mut argv: Vec<&str> = sandbox_ctx.iter().map(String::as_str).collect();
+    let sandbox_args = t.args(SUID_TARGET);
+    let argv: Vec<&str> = sandbox_args.iter().map(String::as_str).collect();
     let inside = env
-        .agent(&profile, &argv)
-        .agent_env(secret_env, "agent-env-secret")
-        .env(secret_env, "caller-env-secret")
+        .agent(&t.profile(&env), &argv)
+        .agent_env(SECRET_ENV, "agent-env-secret")
+        .env(SECRET_ENV, "caller-env-secret")
         .opts(opts())
         .run();
     let mut inside_results = parse(&inside);
-    let mut attack_outputs = String::new();
-    for (name, item) in attacks {
-        let p = env.profile(&format!("ozattack{}", attack_outputs.len()), strict_profile(PROBE_TARGET, json!([probe_item(), item]), json!([])));
-        argv[0] = name;
-        let out = env.agent(&p, &argv).opts(opts()).run();
-        attack_outputs.push_str(&format!("-- {name}\n{}\n", out.all()));
-        let result = if out.status == SETUP_FAILED {
-            let why = out.stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-            ("BLOCKED".to_string(), format!("launch refused: {why}"))
-        } else {
-            parse(&out).remove(name).unwrap_or(("MISSING".into(), out.all()))
-        };
-        inside_results.insert(name.to_string(), result);
-    }
+    let (attack_results, attack_outputs) = t.symlink_attacks(&env, &sandbox_args);
+    inside_results.extend(attack_results);
 
-    let host_args = args(&ctx(&suid.display().to_string()));
-    let senv = [(secret_env, "user-secret")];
-    let as_user = control::as_user(&user, &probe, &host_args, &senv, opts()).expect("user control run");
-    let as_root = control::as_root_scratch(&scratch, &probe, &host_args, &senv, opts()).expect("root control run");
-
-    // The can_create attack must not have created or chowned anything in the root-owned dir.
-    let left: Vec<_> = std::fs::read_dir(&rootowned).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "can_create through a user symlink created {left:?} in a root-owned directory");
-    let meta = std::fs::metadata(&rootowned).unwrap();
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "the root-owned directory was chowned/chmodded");
+    let host_args = t.args(&t.suid.display().to_string());
+    let senv = [(SECRET_ENV, "user-secret")];
+    let as_user = control::as_user(&env.user, &t.probe, &host_args, &senv, opts()).expect("user control run");
+    let as_root = control::as_root_scratch(&t.scratch, &t.probe, &host_args, &senv, opts()).expect("root control run");
+    t.assert_rootowned_untouched();
 
     // Shown with --nocapture.
-    println!("== sandbox ==\n{}\n== symlink attack sandbox ==\n{}", inside.all(), attack_outputs);
+    println!("== sandbox ==\n{}\n== symlink attack sandboxes ==\n{attack_outputs}", inside.all());
     let failures = judge(&inside_results, &parse(&as_user), &parse(&as_root));
-    drop((tcp, abstract_listener, marker));
+    drop(t);
     assert!(
         failures.is_empty(),
-        "escape suite:\n  {}\n\n== sandbox ==\n{}\n== symlink attack sandbox ==\n{}\n== user control ==\n{}\n== root control ==\n{}",
+        "escape suite:\n  {}\n\n== sandbox ==\n{}\n== symlink attack sandboxes ==\n{}\n== user control ==\n{}\n== root control ==\n{}",
         failures.join("\n  "),
         inside.all(),
         attack_outputs,
