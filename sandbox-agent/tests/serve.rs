@@ -12,7 +12,9 @@ use std::time::Duration;
 fn launch_logs_exit_and_shut_down_without_leftovers() {
     let tmp = tempfile::tempdir().unwrap();
     let id = unique_id(1);
-    let spec = spec(id, tmp.path(), "echo hi; sleep 1");
+    // An ignored missing whitelist item: the build goes on with a warning in the log.
+    let extra = r#", "whitelist": [{"path": "${HOME}/oz-serve-no-such-item", "ignore": true}]"#;
+    let spec = spec_with(id, tmp.path(), "echo hi; sleep 1", extra);
     let (mut child, chan) = spawn_agent();
     let (init_pid, program_pid) = hello_and_launch(&chan, &spec);
     assert!(program_pid.is_some());
@@ -31,6 +33,11 @@ fn launch_logs_exit_and_shut_down_without_leftovers() {
         })
         .collect();
     assert!(logs.contains(&"hi"), "no 'hi' log line in {got:?}");
+    assert!(
+        got.iter().any(|m| matches!(m, AgentToDaemon::Log(r)
+            if r.level == oz_wire::LogLevel::Warning && r.message.contains("oz-serve-no-such-item"))),
+        "no build warning in {got:?}"
+    );
     let exit = got.iter().position(|m| matches!(m, AgentToDaemon::ProgramExited { .. })).expect("ProgramExited");
     assert_eq!(
         got[exit],

@@ -19,6 +19,8 @@ pub struct Started {
     pub user: UserInfo,
     /// Read end of the program's output (StdioMode::Log).
     pub logs: Vec<LogPipe>,
+    /// Problems of the build that did not stop it (skipped whitelist items, ...).
+    pub warnings: Vec<String>,
     /// The init's channel, kept open after the teardown so poll() never sees a closed fd.
     channel: OwnedFd,
 }
@@ -51,6 +53,7 @@ pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError
         init_pid: sandbox.init_pid().as_raw(),
         program_pid: sandbox.program_pid(),
         user: sandbox.user().clone(),
+        warnings: sandbox.warnings().to_vec(),
         sandbox: Some(sandbox),
         logs,
         channel,

@@ -145,6 +145,9 @@ impl Runtime {
         }
         let program_pid = rt.started.program_pid;
         rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &[]);
+        for w in std::mem::take(&mut rt.started.warnings) {
+            rt.log(LogLevel::Warning, w);
+        }
         if let Some(pid) = program_pid {
             rt.feed(Event::ProgramStarted { pid });
         }
