@@ -52,7 +52,8 @@ fn procs(uids: &[u32]) -> BTreeMap<u32, String> {
     out
 }
 
-/// Every directory at or under `/sys/fs/cgroup/<ctrl>/oz` (v1) and `/sys/fs/cgroup/oz` (v2).
+/// Every directory under `/sys/fs/cgroup/<ctrl>/oz` (v1) and `/sys/fs/cgroup/oz` (v2); the
+/// shared `oz` parents themselves may stay.
 fn cgroups() -> BTreeSet<PathBuf> {
     let mut roots = vec![PathBuf::from("/sys/fs/cgroup/oz")];
     for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
@@ -63,10 +64,10 @@ fn cgroups() -> BTreeSet<PathBuf> {
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.insert(e.path());
                 stack.push(e.path());
             }
         }
-        out.insert(dir);
     }
     out
 }

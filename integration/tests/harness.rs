@@ -17,10 +17,21 @@ fn the_leftover_guard_sees_user_processes_and_state_files() {
     let mut child = env.user.command("/bin/sleep").arg("30").spawn().expect("spawn sleep as the user");
     let stale = env.ws.state_dir.join("stale.json");
     std::fs::write(&stale, "{}").unwrap();
+    // A sandbox cgroup where the agent makes them (pids v1 here, or the v2 root).
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+    let parent = if v1.is_dir() { v1.join("oz") } else { "/sys/fs/cgroup/oz".into() };
+    let created_parent = !parent.exists();
+    let cg = parent.join(oz_integration::env::unique("cg"));
+    std::fs::create_dir_all(&cg).expect("create a cgroup");
     let found = before.diff(&uids, &dirs);
     let _ = child.kill();
     let _ = child.wait();
     std::fs::remove_file(&stale).unwrap();
+    std::fs::remove_dir(&cg).unwrap();
+    if created_parent {
+        let _ = std::fs::remove_dir(&parent);
+    }
+    assert!(found.iter().any(|f| f.starts_with("cgroup:")), "{found:?}");
     assert!(found.iter().any(|f| f.starts_with("process:") && f.contains("sleep")), "{found:?}");
     assert!(found.iter().any(|f| f.starts_with("state file:")), "{found:?}");
     assert!(before.leftovers(&uids, &dirs, Duration::from_secs(2)).is_empty());
