@@ -186,14 +186,12 @@ impl Runtime {
     }
 
     /// stdin from /dev/null, stdout and stderr into a new log pipe (read end kept here).
-    pub(super) fn log_stdio(&mut self) -> Result<Vec<OwnedFd>, nix::errno::Errno> {
-        let null = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-        // SAFETY: open just returned this fd and nothing else owns it.
-        let null = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(null) };
+    pub(super) fn log_stdio(&mut self) -> std::io::Result<Vec<OwnedFd>> {
+        let null = std::fs::File::open("/dev/null")?;
         let (read, write) = logpipe::pipe()?;
-        let write2 = write.try_clone().map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?;
+        let write2 = write.try_clone()?;
         self.logs.push(read);
-        Ok(vec![null, write, write2])
+        Ok(vec![null.into(), write, write2])
     }
 
     fn shell(&mut self, uid: u32, term: String, cols: u16, rows: u16) {
