@@ -67,6 +67,9 @@ fn host_lacks(name: &str) -> Option<String> {
     match name {
         "dev-mem" if absent(&["/dev/mem", "/dev/kmem"]) => Some("the host has no /dev/mem or /dev/kmem".into()),
         "dev-port" if absent(&["/dev/port"]) => Some("the host has no /dev/port".into()),
+        "dev-kmsg" if absent(&["/dev/kmsg"]) => Some("the host has no /dev/kmsg".into()),
+        "dev-kvm" if absent(&["/dev/kvm"]) => Some("the host has no /dev/kvm".into()),
+        "dev-fuse" if absent(&["/dev/fuse"]) => Some("the host has no /dev/fuse".into()),
         _ => None,
     }
 }
