@@ -10,6 +10,17 @@
 //! - [`control`]: running probes unsandboxed (as the user, or as root with the host made
 //!   writable in a throwaway mount namespace);
 //! - [`probes`]: the escape probes.
+//!
+//! Running: as root, build the binaries the tests drive, then the tests (oz-probe is built by
+//! the test run itself):
+//!
+//! ```text
+//! cargo build -p oz-sandbox-agent -p oz-supervisor -p oz-cli
+//! cargo test -p oz-integration
+//! cargo test -p oz-integration --test escape -- --nocapture   # show every probe's verdict
+//! ```
+//!
+//! Binaries are looked up in `$OZ_BIN_DIR`, then beside the test executable (`target/debug`).
 
 pub mod bins;
 pub mod control;
