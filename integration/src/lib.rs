@@ -5,7 +5,7 @@
 //! - [`users`]: the unprivileged test users;
 //! - [`workspace`]: per-test oz.conf, profiles and state directories;
 //! - [`run`]: running children with a timeout, a pty, a leaked fd;
-//! - [`env`]: [`env::TestEnv`], one per test, with the leftover guard;
+//! - [`mod@env`]: [`env::TestEnv`], one per test, with the leftover guard;
 //! - [`leftovers`]: what a sandbox may not leave behind;
 //! - [`control`]: running probes unsandboxed (as the user, or as root with the host made
 //!   writable in a throwaway mount namespace);
