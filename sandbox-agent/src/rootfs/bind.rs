@@ -95,7 +95,7 @@ pub fn set_attrs(mnt: BorrowedFd<'_>, attrs: u64, recursive: bool) -> Result<(),
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: libc::MS_PRIVATE as u64, userns_fd: 0 };
+    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: libc::MS_PRIVATE, userns_fd: 0 };
     // SAFETY: mount_setattr with a valid fd, empty path and a correctly sized, initialised struct.
     let rc = unsafe {
         libc::syscall(

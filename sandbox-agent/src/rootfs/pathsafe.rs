@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a user path could not be opened.
@@ -107,10 +107,9 @@ pub fn read_link(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
         return Err(Errno::last());
     }
     buf.truncate(n as usize);
-    Ok(PathBuf::from(OsString::from(std::ffi::OsString::from_vec(buf))))
+    Ok(PathBuf::from(OsString::from_vec(buf)))
 }
 
-use std::os::unix::ffi::OsStringExt;
 
 /// Open `rel` (relative) below `root` (whose host path is `root_path`), never leaving it.
 /// `follow_last = false` returns the final symlink itself (O_PATH|O_NOFOLLOW).

@@ -2,7 +2,7 @@
 //! and the symlink attacks on whitelist sources and can_create. They run as root (as CI does)
 //! against a fake user (uid 54321) whose home is a temp directory.
 
-use super::plan::{BindItem, Source};
+use super::plan::Source;
 use super::vars::Vars;
 use super::whitelist::{self, title_case, Planner};
 use super::RootfsError;
@@ -68,7 +68,7 @@ impl Fixture {
     }
 
     /// Plan the given items; the binds, links and warnings, or the error.
-    pub fn plan_items(&self, items: &[WhitelistItem]) -> Result<(Vec<BindItem>, Vec<super::LinkItem>, Vec<String>), RootfsError> {
+    pub fn plan_items(&self, items: &[WhitelistItem]) -> Result<whitelist::Planned, RootfsError> {
         let vars = self.vars();
         let mut p = Planner::new(&self.user, &vars);
         p.add_all(items)?;
@@ -197,6 +197,14 @@ fn globs_bind_each_match_to_itself_and_refuse_targets() {
     assert!(binds.iter().all(|b| b.read_only && b.source.path() == b.target));
     let with_target = WhitelistItem { target: Some("/x".into()), ..item("${HOME}/g*") };
     assert!(matches!(f.plan_items(&[with_target]), Err(RootfsError::Invalid { .. })));
+    // A glob with ignore skips matches the user may not read (other users' files).
+    let secret = f.home().join("g3");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (binds, _, w) = f.plan_items(&[WhitelistItem { ignore: true, ..item("${HOME}/g*") }]).unwrap();
+    assert_eq!(binds.len(), 2);
+    assert!(w.iter().any(|m| m.contains("g3")), "{w:?}");
+    assert!(matches!(f.plan_items(&[item("${HOME}/g*")]), Err(RootfsError::NotPermitted { .. })));
     let glob_target = WhitelistItem { target: Some("/x*".into()), ..item("${HOME}/g1") };
     assert!(matches!(f.plan_items(&[glob_target]), Err(RootfsError::Invalid { .. })));
 }

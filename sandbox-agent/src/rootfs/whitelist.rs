@@ -97,6 +97,9 @@ fn root_dir() -> Result<OwnedFd, RootfsError> {
         .map_err(|e| RootfsError::fs("open", "/", e))
 }
 
+/// Planned binds (parents first), symlinks, and warnings.
+pub type Planned = (Vec<BindItem>, Vec<LinkItem>, Vec<String>);
+
 /// Collects the whitelist binds and symlinks of one sandbox.
 pub struct Planner<'a> {
     user: &'a UserInfo,
@@ -135,9 +138,18 @@ impl<'a> Planner<'a> {
         if sources.is_empty() {
             self.warnings.push(format!("whitelist {}: no match", item.path));
         }
+        let globbed = item.path.contains('*');
         for source in sources {
             let target = target.clone().unwrap_or_else(|| source.clone());
-            self.add_bind(&item.path, &source, &target, item)?;
+            match self.add_bind(&item.path, &source, &target, item) {
+                // A glob with ignore may match other users' files (`/dev/shm/pulse-shm-*`):
+                // those are refused (not mounted) without failing the launch.
+                Err(e @ RootfsError::NotPermitted { .. }) if globbed && item.ignore => {
+                    self.warnings.push(format!("whitelist {e}, skipped"));
+                    continue;
+                }
+                other => other?,
+            }
             if let Some(link) = &item.symlink {
                 let link = self.vars.expand(link)?;
                 self.links.push(LinkItem { link, target: normalize(&target) });
@@ -209,7 +221,7 @@ impl<'a> Planner<'a> {
     }
 
     /// The binds sorted parents first (stable), the symlinks, and the warnings.
-    pub fn finish(mut self) -> (Vec<BindItem>, Vec<LinkItem>, Vec<String>) {
+    pub fn finish(mut self) -> Planned {
         self.binds.sort_by_key(|b| b.target.components().count());
         (self.binds, self.links, self.warnings)
     }
