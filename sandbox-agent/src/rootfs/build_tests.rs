@@ -110,8 +110,12 @@ const PROFILE: &str = r#"{
     {"path": "${HOME}/lnk", "no_follow": true},
     {"path": "${HOME}/fakepasswd", "target": "/etc/passwd", "read_only": true, "force": true},
     {"path": "${HOME}/fakegroup", "target": "/etc/group", "read_only": true},
-    {"path": "${HOME}/missing", "ignore": true}
+    {"path": "${HOME}/missing", "ignore": true},
+    {"path": "${HOME}/suid", "allow_suid": true},
+    {"path": "${HOME}/g*", "read_only": true},
+    {"path": "${HOME}/ro", "target": "/opt/ro-view", "read_only": true, "symlink": "${HOME}/ro-link"}
   ],
+  "shared_folders": ["${HOME}/Downloads"],
   "blacklist": [
     {"path": "${HOME}/rw/link-to-data"},
     {"path": "${HOME}/rw/abs-id"}
@@ -129,13 +133,17 @@ fn whitelist_fixture() -> Fixture {
     f.user_link("lnk", "/etc/shadow");
     f.user_file("fakepasswd", "fake\n");
     f.user_file("fakegroup", "fake\n");
+    f.user_dir("suid");
+    f.user_dir("g1");
+    f.user_dir("g2");
+    f.user_file("arg.txt", "arg");
     f
 }
 
 #[test]
 fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
     let f = whitelist_fixture();
-    let p = plan(&spec(&f, PROFILE, false), &f.user, &[]).unwrap();
+    let p = plan(&spec(&f, PROFILE, false), &f.user, &[f.home().join("arg.txt")]).unwrap();
     let home = f.home().to_string_lossy().into_owned();
     let h = |rel: &str| format!("{home}/{rel}");
     let r = in_child(|| {
@@ -180,6 +188,15 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(Path::new(&h(".cc/app")).is_dir(), "can_create")?;
         check(std::fs::read_link(h("lnk")).ok() == Some("/etc/shadow".into()), "no_follow link")?;
         check(!Path::new(&h("missing")).exists(), "ignored item")?;
+        let suid = flags(&h("suid"))?;
+        check(suid.contains(FsFlags::ST_RDONLY) && !suid.contains(FsFlags::ST_NOSUID) && !suid.contains(FsFlags::ST_NOEXEC), "allow_suid flags")?;
+        check(flags(&h("g1"))?.contains(FsFlags::ST_RDONLY) && flags(&h("g2"))?.contains(FsFlags::ST_RDONLY), "glob items")?;
+        check(flags("/opt/ro-view")?.contains(FsFlags::ST_RDONLY), "target")?;
+        check(std::fs::read_link(h("ro-link")).ok() == Some("/opt/ro-view".into()), "symlink key")?;
+        check(std::fs::read_link(h("Downloads")).ok() == Some(h(".shared/Downloads").into()), "shared folder link")?;
+        std::fs::write(h("Downloads/file"), "dl").map_err(|e| format!("write shared folder: {e}"))?;
+        std::fs::write(h("arg.txt"), "changed").map_err(|e| format!("write argument file: {e}"))?;
+        check(flags(&h("arg.txt"))?.contains(FsFlags::ST_NOEXEC), "argument file exec")?;
         // Blacklist: through a relative link the real file is hidden; an absolute link is
         // resolved in the new root (hiding the sandbox's /etc/machine-id, not the host's).
         check(read(&h("rw/data")).is_empty(), "blacklist through a symlink")?;
@@ -195,6 +212,10 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
     let cc = std::fs::metadata(f.home().join(".cc/app")).unwrap();
     assert_eq!(cc.uid(), FAKE_UID);
     assert_eq!(std::fs::read_to_string(f.home().join("rw/data")).unwrap(), "data");
+    let shared = f.home().join("OZ/Bt/Downloads");
+    assert_eq!(std::fs::metadata(&shared).unwrap().uid(), FAKE_UID, "shared folder not created as the user");
+    assert_eq!(std::fs::read_to_string(shared.join("file")).unwrap(), "dl");
+    assert_eq!(std::fs::read_to_string(f.home().join("arg.txt")).unwrap(), "changed");
     assert_eq!(std::fs::read_dir(f.dir.path().join("staging")).unwrap().count(), 0, "staging left files on the host");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&*f.dir.path().to_string_lossy()), "a mount leaked into the host namespace");

@@ -114,6 +114,7 @@ pub fn read_link(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
 /// Open `rel` (relative) below `root` (whose host path is `root_path`), never leaving it.
 /// `follow_last = false` returns the final symlink itself (O_PATH|O_NOFOLLOW).
 pub fn open_beneath(root: BorrowedFd<'_>, root_path: &Path, rel: &Path, follow_last: bool) -> Result<OwnedFd, PathError> {
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     let mut flags = libc::O_PATH;
     if !follow_last {
         flags |= libc::O_NOFOLLOW;

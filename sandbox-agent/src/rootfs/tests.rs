@@ -176,6 +176,14 @@ fn can_create_creates_as_the_user() {
 }
 
 #[test]
+fn the_whole_home_can_be_whitelisted() {
+    let f = Fixture::new();
+    let (binds, _, _) = f.plan_items(&[item("${HOME}")]).unwrap();
+    assert_eq!(binds[0].source, Source::User { root: f.home().to_path_buf(), rel: PathBuf::new() });
+    assert!(whitelist::open_source(&f.user, &binds[0].source, false).is_ok());
+}
+
+#[test]
 fn missing_sources_need_ignore_or_can_create() {
     let f = Fixture::new();
     assert!(matches!(f.plan_items(&[item("${HOME}/nope")]), Err(RootfsError::Missing { .. })));
