@@ -227,9 +227,14 @@ fn proc_is_masked_and_sys_read_only() {
     let json = r#"{"name": "pt", "path": "/usr/bin/true"}"#;
     let p = plan(&spec(&f, json, false), &f.user, &[]).unwrap();
     let r = in_child(|| {
-        unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWPID)?;
+        use nix::sched::CloneFlags;
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET)?;
         fork_run(|| {
-            build(&p).map_err(|e| format!("build: {e}"))?;
+            let report = build(&p).map_err(|e| format!("build: {e}"))?;
+            // A new sysfs (not the host-/sys fallback), showing the new network namespace.
+            check(report.warnings.is_empty(), format!("{:?}", report.warnings))?;
+            let nets: Vec<_> = std::fs::read_dir("/sys/class/net").map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+            check(nets == ["lo"], format!("/sys/class/net has {nets:?}"))?;
             check(nix::unistd::getpid().as_raw() == 1, "not pid 1")?;
             check(std::fs::read_link("/proc/self").ok() == Some("1".into()), "/proc is not the new pid namespace's")?;
             check(Path::new("/proc/keys").exists(), "/proc/keys should be masked, not absent")?;

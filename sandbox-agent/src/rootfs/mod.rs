@@ -35,7 +35,23 @@
 //!   the real object, which is hidden under every name. Placeholders are an empty 0000 directory
 //!   or file, bound read-only, nosuid, nodev, noexec.
 //! - `/sys`: a new read-only sysfs; if that mount fails, a read-only recursive bind of the
-//!   host's `/sys` (which shows the host's network devices).
+//!   host's `/sys` (which shows the host's network devices), with a warning in the report.
+//! - `/proc`: a new proc, nosuid/nodev/noexec; runc's masked paths plus /proc/kallsyms get
+//!   /dev/null (files) or the empty placeholder (directories); /proc/{bus,fs,irq,sys,
+//!   sysrq-trigger} are bound onto themselves read-only. /sys/firmware is masked.
+//! - `/dev`: the host's null, zero, full, random, urandom and tty bind-mounted (nosuid, noexec,
+//!   not nodev) on a nodev tmpfs; a new devpts (`newinstance,ptmxmode=0666,mode=620,gid=5`) with
+//!   `/dev/ptmx -> pts/ptmx`; shm 1777. `use_full_dev`: the devtmpfs instead of the tmpfs, still
+//!   with a private devpts whose ptmx covers the host one; nothing is created in the shared
+//!   devtmpfs (root never creates outside its own tmpfs mounts).
+//! - Targets are resolved inside the new root (RESOLVE_IN_ROOT). Missing mount points are created
+//!   by root only in root-owned directories of the build's own tmpfs mounts; anywhere else (the
+//!   user's home, `/run/user/<uid>`, trees bound from the host) with the user's credentials.
+//! - Argument files are bound read-write and noexec at their own path; they must lie below a
+//!   user tree. `nodefaults` drops the default blacklist (the system binds are not optional).
+//! - Generated: `/etc/{hostname,hosts,machine-id (random),fstab}`, `/etc/mtab -> /proc/self/mounts`,
+//!   the host's resolv.conf bound read-only for bridge and host networking only, and
+//!   `/tmp/oz-sandbox` (profile name, root 0444; /tmp is sticky, so the sandbox cannot remove it).
 
 mod bind;
 mod blacklist;
