@@ -132,6 +132,13 @@ pub struct EtcFiles {
 /// host paths) bound read-write at the same place.
 pub fn plan(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Result<RootfsPlan, RootfsError> {
     let profile = &spec.profile;
+    let staging = &spec.config.sandbox_path;
+    if !staging.is_absolute() || normalize(staging) == Path::new("/") || staging.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(RootfsError::Invalid {
+            item: format!("sandbox_path {}", staging.display()),
+            reason: "must be absolute, without '..', and not /".into(),
+        });
+    }
     let vars = Vars::new(user, &profile.name)?;
     let mut warnings = Vec::new();
     let etc = etc::plan_files(profile)?;

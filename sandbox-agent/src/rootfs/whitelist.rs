@@ -2,6 +2,7 @@
 //! folders and argument files (oz-inventory.md §3.2, §3.5, §3.6), and the safe source opening
 //! shared with `build` and `open_user_path`.
 
+use super::build::host_open;
 use super::pathsafe::{self, AsUser};
 use super::plan::{normalize, BindItem, LinkItem, Source};
 use super::vars::Vars;
@@ -51,8 +52,8 @@ pub fn open_source(user: &UserInfo, source: &Source, no_follow: bool) -> Result<
         }
         Source::Host(p) => {
             let flags = libc::O_PATH | if no_follow { libc::O_NOFOLLOW } else { 0 };
-            let cwd = root_dir()?;
-            pathsafe::openat2(cwd.as_fd(), p, flags, libc::RESOLVE_NO_MAGICLINKS).map_err(|e| RootfsError::fs("open", p, e))?
+            let slash = host_open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
+            pathsafe::openat2(slash.as_fd(), p, flags, libc::RESOLVE_NO_MAGICLINKS).map_err(|e| RootfsError::fs("open", p, e))?
         }
     };
     let st = pathsafe::fstat(fd.as_fd()).map_err(|e| RootfsError::fs("stat", &path, e))?;
@@ -83,18 +84,7 @@ pub fn create_source(user: &UserInfo, source: &Source) -> Result<(), RootfsError
 /// A user root (home, /run/user/<uid>) is named by the system databases, not by the user:
 /// opened normally.
 fn open_root(root: &Path) -> Result<OwnedFd, RootfsError> {
-    let cwd = root_dir()?;
-    pathsafe::openat2(cwd.as_fd(), root, libc::O_PATH | libc::O_DIRECTORY, libc::RESOLVE_NO_MAGICLINKS)
-        .map_err(|e| RootfsError::fs("open", root, e))
-}
-
-fn root_dir() -> Result<OwnedFd, RootfsError> {
-    nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map(|fd| {
-            // SAFETY: open returned a fresh descriptor we now own.
-            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
-        })
-        .map_err(|e| RootfsError::fs("open", "/", e))
+    host_open(root, libc::O_PATH | libc::O_DIRECTORY)
 }
 
 /// Planned binds (parents first), symlinks, and warnings.
