@@ -113,7 +113,8 @@ const PROFILE: &str = r#"{
     {"path": "${HOME}/missing", "ignore": true},
     {"path": "${HOME}/suid", "allow_suid": true},
     {"path": "${HOME}/g*", "read_only": true},
-    {"path": "${HOME}/ro", "target": "/opt/ro-view", "read_only": true, "symlink": "${HOME}/ro-link"}
+    {"path": "${HOME}/ro", "target": "/opt/ro-view", "read_only": true, "symlink": "${HOME}/ro-link"},
+    {"path": "${HOME}/ro", "target": "${HOME}/rw/mp", "read_only": true}
   ],
   "shared_folders": ["${HOME}/Downloads"],
   "blacklist": [
@@ -212,6 +213,8 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
     let cc = std::fs::metadata(f.home().join(".cc/app")).unwrap();
     assert_eq!(cc.uid(), FAKE_UID);
     assert_eq!(std::fs::read_to_string(f.home().join("rw/data")).unwrap(), "data");
+    let mp = std::fs::metadata(f.home().join("rw/mp")).unwrap();
+    assert_eq!(mp.uid(), FAKE_UID, "a mount point in a bound host dir was created as root");
     let shared = f.home().join("OZ/Bt/Downloads");
     assert_eq!(std::fs::metadata(&shared).unwrap().uid(), FAKE_UID, "shared folder not created as the user");
     assert_eq!(std::fs::read_to_string(shared.join("file")).unwrap(), "dl");
@@ -280,4 +283,20 @@ fn full_dev_uses_the_host_devices_with_a_private_pts() {
 fn in_child_reports_failures() {
     let e = in_child(|| Err("boom".into())).unwrap_err();
     assert!(e.contains("boom"));
+}
+
+#[test]
+fn a_source_swapped_for_a_symlink_after_planning_is_refused_at_build() {
+    let f = Fixture::new();
+    f.user_dir("swap");
+    let json = r#"{"name": "sw", "path": "/usr/bin/true", "nosysproc": true, "whitelist": [{"path": "${HOME}/swap"}]}"#;
+    let p = plan(&spec(&f, json, false), &f.user, &[]).unwrap();
+    std::fs::remove_dir(f.home().join("swap")).unwrap();
+    f.user_link("swap", "/etc");
+    let err = in_child(|| match build_in_new_ns(&p) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    })
+    .unwrap_err();
+    assert!(err.contains("swap") && err.contains("/etc") && err.contains("leads out"), "{err}");
 }

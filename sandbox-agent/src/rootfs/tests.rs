@@ -42,11 +42,16 @@ impl Fixture {
         &self.user.home
     }
 
-    /// Create `rel` below home as a user-owned directory.
+    /// Create `rel` below home as a user-owned directory (every level of it).
     pub fn user_dir(&self, rel: &str) -> PathBuf {
-        let p = self.home().join(rel);
-        std::fs::create_dir_all(&p).unwrap();
-        std::os::unix::fs::chown(&p, Some(FAKE_UID), Some(FAKE_UID)).unwrap();
+        let mut p = self.home().to_path_buf();
+        for comp in Path::new(rel).components() {
+            p.push(comp);
+            if !p.exists() {
+                std::fs::create_dir(&p).unwrap();
+                std::os::unix::fs::chown(&p, Some(FAKE_UID), Some(FAKE_UID)).unwrap();
+            }
+        }
         p
     }
 
