@@ -3,7 +3,7 @@
 //! `pivot_root` into a fresh tmpfs.
 //!
 //! - [`plan`] expands variables and globs, classifies every whitelist source (below the user's
-//!   home or `/run/user/<uid>`: opened beneath it; elsewhere: resolved from `/`; always with the
+//!   home, `/run/user/<uid>` or `/media/<name>`: opened beneath it; elsewhere: resolved from `/`; always with the
 //!   user's filesystem credentials so root's privileges are never lent), probes them, and decides
 //!   every mount. No mounts, no writes.
 //! - [`build`] performs the plan as a list of named steps (see `build.rs`), re-opening every user
@@ -115,13 +115,13 @@ impl RootfsError {
     }
 }
 
-/// Open a user path on the host for `oz mount`: it must lie below the user's home or
-/// `/run/user/<uid>`, is resolved without leaving that tree and with the user's credentials, and
-/// must be accessible to the user. Returns an O_PATH fd to mount from.
+/// Open a user path on the host for `oz mount`: it must lie below the user's home,
+/// `/run/user/<uid>` or `/media/<name>`, is resolved without leaving that tree and with the
+/// user's credentials, and must be accessible to the user. Returns an O_PATH fd to mount from.
 pub fn open_user_path(user: &UserInfo, path: &Path) -> Result<OwnedFd, RootfsError> {
     let source = whitelist::classify(user, path).ok_or_else(|| RootfsError::Invalid {
         item: path.display().to_string(),
-        reason: format!("not below {} or /run/user/{}", user.home.display(), user.uid),
+        reason: format!("not below {}, /run/user/{} or /media/{}", user.home.display(), user.uid, user.name),
     })?;
     whitelist::open_source(user, &source, false)
 }

@@ -13,9 +13,10 @@ use oz_profiles::profile::WhitelistItem;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-/// The trees below which a user controls every name: their home and `/run/user/<uid>`.
-pub fn user_roots(user: &UserInfo) -> [PathBuf; 2] {
-    [user.home.clone(), PathBuf::from(format!("/run/user/{}", user.uid))]
+/// The trees below which a user controls every name: their home, `/run/user/<uid>` and
+/// `/media/<name>` (removable media, where argument files often live).
+pub fn user_roots(user: &UserInfo) -> [PathBuf; 3] {
+    [user.home.clone(), PathBuf::from(format!("/run/user/{}", user.uid)), Path::new("/media").join(&user.name)]
 }
 
 /// How `path` (absolute, expanded) must be opened; None when it is not absolute or has `..`.
