@@ -6,13 +6,15 @@ use slog::{info, warn, Logger};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Is `pid` alive (or a zombie not yet reaped)?
+/// Is `pid` alive? A zombie (exited, not yet reaped by whoever inherited it) counts as dead.
 pub fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
-    let pid = nix::unistd::Pid::from_raw(pid as i32);
-    !matches!(nix::sys::signal::kill(pid, None), Err(nix::errno::Errno::ESRCH))
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the parenthesised comm, which may itself contain ") ".
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, None | Some('Z') | Some('X'))
 }
 
 /// Is `pid` the init (PID 1) of a child PID namespace? Guards against killing a recycled pid.
@@ -90,6 +92,15 @@ mod tests {
     fn liveness_and_namespace_init_checks() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));
+        // An exited, unreaped child is a zombie: dead for our purposes.
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
         // This test process is not PID 1 of a nested namespace (when run from a normal shell).
         assert!(!is_namespace_init(std::process::id()) || std::process::id() == 1);
         assert!(!is_namespace_init(0));

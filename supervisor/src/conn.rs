@@ -179,7 +179,7 @@ async fn refuse_frame(conn: &Conn, e: WireError) {
 }
 
 async fn hello(conn: &Conn) -> Result<bool, WireError> {
-    let (req, _fds) = match conn.recv(frame_timeout()).await {
+    let (req, fds) = match conn.recv(frame_timeout()).await {
         Ok(r) => r,
         Err(WireError::Closed) => return Ok(false),
         Err(e) => {
@@ -187,6 +187,11 @@ async fn hello(conn: &Conn) -> Result<bool, WireError> {
             return Ok(false);
         }
     };
+    if !fds.is_empty() {
+        drop(fds);
+        conn.send_error(invalid("Hello carries no file descriptors")).await?;
+        return Ok(false);
+    }
     match req {
         ClientRequest::Hello { protocol_version } if protocol_version == PROTOCOL_VERSION => {
             let daemon_version = env!("CARGO_PKG_VERSION").to_string();
