@@ -66,14 +66,7 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
             }
             Err(e) => {
                 warn!(slog_ctx, "agent is gone; releasing its sandbox"; "error" => e);
-                Leftovers {
-                    id: rec.id,
-                    agent_pid: rec.agent_pid,
-                    init_pid: rec.init_pid,
-                    state_dir: state_dir.to_path_buf(),
-                    log: slog_ctx,
-                }
-                .release();
+                Leftovers::new(rec.id, rec.agent_pid, rec.init_pid, state_dir.to_path_buf(), slog_ctx).release();
             }
         }
     }

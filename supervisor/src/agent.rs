@@ -225,13 +225,7 @@ impl Actor for Agent {
         } else {
             warn!(self.log, "agent channel closed unexpectedly; sandbox removed");
         }
-        let job = cleanup::Leftovers {
-            id: self.id,
-            agent_pid: self.agent_pid,
-            init_pid: self.init_pid,
-            state_dir: self.state_dir.clone(),
-            log: self.log.clone(),
-        };
+        let job = cleanup::Leftovers::new(self.id, self.agent_pid, self.init_pid, self.state_dir.clone(), self.log.clone());
         actix::spawn(job.clean());
     }
 }

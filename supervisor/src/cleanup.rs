@@ -1,5 +1,6 @@
 //! Releasing what a dead agent left behind: its sandbox init (and with it every process in the
-//! sandbox's PID namespace), its state record and its rendezvous socket.
+//! sandbox's PID namespace), its cgroups, its state record and its rendezvous socket. Mounts and
+//! network devices live in the sandbox's namespaces and go away with its last process.
 
 use oz_wire::state::{self, AgentRecord};
 use slog::{info, warn, Logger};
@@ -43,10 +44,17 @@ pub struct Leftovers {
     pub agent_pid: u32,
     pub init_pid: u32,
     pub state_dir: PathBuf,
+    /// Where the cgroup hierarchies are mounted (/sys/fs/cgroup; a temp dir in tests).
+    pub cgroup_root: PathBuf,
     pub log: Logger,
 }
 
 impl Leftovers {
+    pub fn new(id: u64, agent_pid: u32, init_pid: u32, state_dir: PathBuf, log: Logger) -> Leftovers {
+        let cgroup_root = PathBuf::from(oz_sandbox_agent::cgroups::CGROUP_ROOT);
+        Leftovers { id, agent_pid, init_pid, state_dir, cgroup_root, log }
+    }
+
     /// Wait briefly for the agent to exit, then kill a surviving sandbox init and remove the
     /// state record and rendezvous socket. An agent that is still alive keeps its files: it may
     /// be re-adopted through its rendezvous socket.
@@ -61,7 +69,8 @@ impl Leftovers {
             warn!(self.log, "agent closed its channel but is still running; leaving its state");
             return;
         }
-        self.release();
+        // Removing cgroups waits for their processes to die: keep it off the event loop.
+        let _ = tokio::task::spawn_blocking(move || self.release()).await;
     }
 
     /// Release without waiting (the agent is known to be dead).
@@ -72,6 +81,9 @@ impl Leftovers {
         if is_namespace_init(init) {
             kill_pid(init);
             warn!(self.log, "killed the sandbox init left behind by a dead agent"; "init_pid" => init);
+        }
+        if let Err(e) = oz_sandbox_agent::cgroups::Cgroup::remove_stale_in(&self.cgroup_root, self.id) {
+            warn!(self.log, "cannot remove the sandbox's cgroups"; "error" => %e);
         }
         let sock = record.map_or_else(|| state::socket_path(&self.state_dir, self.id), |r| r.socket);
         for path in [rec_path, sock] {
@@ -123,7 +135,14 @@ mod tests {
         rec.store(&state::record_path(dir.path(), 5)).unwrap();
         std::fs::write(&rec.socket, b"").unwrap();
         let log = Logger::root(slog::Discard, slog::o!());
-        Leftovers { id: 5, agent_pid: 0, init_pid: 0, state_dir: dir.path().into(), log }.release();
+        let cg = tempfile::tempdir().unwrap();
+        let stale_cg = cg.path().join("pids/oz/5");
+        std::fs::create_dir_all(&stale_cg).unwrap();
+        std::fs::write(cg.path().join("pids/cgroup.procs"), "").unwrap();
+        std::fs::write(stale_cg.join("cgroup.procs"), "").unwrap();
+        let mut l = Leftovers::new(5, 0, 0, dir.path().into(), log);
+        l.cgroup_root = cg.path().into();
+        l.release();
         assert_eq!(std::fs::read_dir(state::agents_dir(dir.path())).unwrap().count(), 0);
     }
 }

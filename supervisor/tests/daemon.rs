@@ -307,28 +307,29 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
     let dead_pid = dead.id();
     dead.wait().unwrap();
     std::fs::create_dir_all(state::agents_dir(&state_dir)).unwrap();
+    // (ids far above what a concurrently running daemon uses: cgroups are named by id)
     let stale = AgentRecord {
-        id: 12,
+        id: 900_000_012,
         profile: "sleeper".into(),
         uid: 1000,
         user: "someone".into(),
         init_pid: dead_pid,
         agent_pid: dead_pid,
         started_at: 1,
-        socket: state::socket_path(&state_dir, 12),
+        socket: state::socket_path(&state_dir, 900_000_012),
     };
-    stale.store(&state::record_path(&state_dir, 12)).unwrap();
-    let (agent, release) = fake_rendezvous(&state_dir, 7);
+    stale.store(&state::record_path(&state_dir, 900_000_012)).unwrap();
+    let (agent, release) = fake_rendezvous(&state_dir, 900_000_007);
     let d = Daemon::start_in(dir);
     let mut c = d.client();
     match c.request(&ClientRequest::ListSandboxes).unwrap() {
         DaemonReply::Sandboxes(list) => {
             assert_eq!(list.len(), 1, "{list:?}");
-            assert_eq!((list[0].id, list[0].uid, list[0].profile.as_str()), (7, 1000, "sleeper"));
+            assert_eq!((list[0].id, list[0].uid, list[0].profile.as_str()), (900_000_007, 1000, "sleeper"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(!state::record_path(&state_dir, 12).exists(), "the dead agent's record was not released");
+    assert!(!state::record_path(&state_dir, 900_000_012).exists(), "the dead agent's record was not released");
     // the agent goes away: the sandbox disappears at once
     release.send(()).unwrap();
     agent.join().unwrap();
@@ -340,7 +341,7 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
         assert!(Instant::now() < deadline, "sandbox of the dead agent still listed");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let logs: Vec<LogRecord> = c.logs(Some(7), false, None).unwrap().map(|r| r.unwrap()).collect();
+    let logs: Vec<LogRecord> = c.logs(Some(900_000_007), false, None).unwrap().map(|r| r.unwrap()).collect();
     assert!(logs.iter().any(|r| r.message.contains("re-adopted")), "{logs:?}");
     assert!(logs.iter().any(|r| r.message.contains("channel closed")), "{logs:?}");
 }
