@@ -81,6 +81,8 @@ pub struct Agent {
     registry: Addr<Registry>,
     hub: Arc<LogHub>,
     log: Logger,
+    /// For the agent's own records (program output included): sandbox and profile only.
+    out_log: Logger,
     state_dir: PathBuf,
     exit_tx: watch::Sender<bool>,
 }
@@ -100,7 +102,8 @@ pub struct AgentParams {
 
 impl Agent {
     pub fn new(p: AgentParams) -> Agent {
-        let log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone(), "agent_pid" => p.agent_pid));
+        let out_log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone()));
+        let log = out_log.new(o!("agent_pid" => p.agent_pid));
         Agent {
             id: p.id,
             profile: p.profile,
@@ -114,6 +117,7 @@ impl Agent {
             registry: p.registry,
             hub: p.hub,
             log,
+            out_log,
             state_dir: p.state_dir,
             exit_tx: watch::channel(false).0,
         }
@@ -164,7 +168,7 @@ impl Agent {
     fn event(&mut self, msg: AgentToDaemon) {
         match msg {
             AgentToDaemon::Log(rec) => {
-                logs::log_at(&self.log, rec.level, &rec.message);
+                logs::log_at(&self.out_log, rec.level, &rec.message);
             }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);

@@ -35,6 +35,13 @@ struct Args {
     /// Log to stderr as JSON lines instead of terminal text.
     #[arg(long)]
     log_json: bool,
+    /// Lowest level logged (stderr, files, `oz logs`): critical, error, warning, info, debug, trace.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
+    log_level: slog::Level,
+}
+
+fn parse_level(s: &str) -> Result<slog::Level, String> {
+    s.parse().map_err(|_| format!("unknown log level {s:?}"))
 }
 
 /// Make sure fds 0-2 are open so that no socket lands there (it would be clobbered by the
@@ -51,20 +58,20 @@ fn ensure_std_fds() {
 }
 
 /// stderr (terminal text or JSON, through slog-async) plus the log hub (files, ring, followers).
-fn build_logger(json: bool, hub: Arc<logs::LogHub>) -> (Logger, slog_async::AsyncGuard) {
-    fn finish<D>(stderr: D, hub: Arc<logs::LogHub>) -> (Logger, slog_async::AsyncGuard)
+fn build_logger(json: bool, level: slog::Level, hub: Arc<logs::LogHub>) -> (Logger, slog_async::AsyncGuard) {
+    fn finish<D>(stderr: D, level: slog::Level, hub: Arc<logs::LogHub>) -> (Logger, slog_async::AsyncGuard)
     where
         D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
     {
         let (stderr, guard) = slog_async::Async::new(stderr).chan_size(4096).build_with_guard();
-        let drain = slog::Duplicate::new(stderr.fuse(), logs::HubDrain(hub).fuse()).fuse();
-        (Logger::root(drain, o!()), guard)
+        let both = slog::Duplicate::new(stderr.fuse(), logs::HubDrain(hub).fuse()).fuse();
+        (Logger::root(slog::LevelFilter::new(both, level).fuse(), o!()), guard)
     }
     if json {
-        finish(slog_json::Json::new(std::io::stderr()).add_default_keys().build().fuse(), hub)
+        finish(slog_json::Json::new(std::io::stderr()).add_default_keys().build().fuse(), level, hub)
     } else {
         let decorator = slog_term::TermDecorator::new().stderr().build();
-        finish(slog_term::FullFormat::new(decorator).build().fuse(), hub)
+        finish(slog_term::FullFormat::new(decorator).build().fuse(), level, hub)
     }
 }
 
@@ -86,7 +93,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config.socket_path = sock.into();
     }
     let hub = logs::LogHub::new(Some(&config.log_dir), logs::RING_CAPACITY);
-    let (log, _guard) = build_logger(args.log_json, hub.clone());
+    let (log, _guard) = build_logger(args.log_json, args.log_level, hub.clone());
     for w in &loaded.warnings {
         slog::warn!(log, "config warning: {}", w);
     }
