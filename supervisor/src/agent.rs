@@ -296,7 +296,7 @@ impl Handler<ForceKill> for Agent {
         warn!(self.log, "agent did not shut down in time; killing it");
         self.shutting_down = true;
         cleanup::kill_pid(self.agent_pid);
-        if cleanup::is_namespace_init(self.init_pid) {
+        if cleanup::is_sandbox_init(self.init_pid, self.id) {
             cleanup::kill_pid(self.init_pid);
         }
     }

@@ -18,17 +18,21 @@ pub fn pid_alive(pid: u32) -> bool {
     !matches!(state, None | Some('Z') | Some('X'))
 }
 
-/// Is `pid` the init (PID 1) of a child PID namespace? Guards against killing a recycled pid.
-pub fn is_namespace_init(pid: u32) -> bool {
+/// Is `pid` the init of sandbox `id`: PID 1 of a child PID namespace, inside the sandbox's
+/// cgroup (`.../oz/<id>`)? Guards against killing a recycled pid.
+pub fn is_sandbox_init(pid: u32, id: u64) -> bool {
     if pid == 0 {
         return false;
     }
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-    status
+    let ns_init = status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
         .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
-        .is_some_and(|ids| ids.len() >= 2 && ids.last() == Some(&"1"))
+        .is_some_and(|ids| ids.len() >= 2 && ids.last() == Some(&"1"));
+    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return false };
+    let suffix = format!("/oz/{id}");
+    ns_init && cgroups.lines().any(|l| l.ends_with(&suffix))
 }
 
 pub fn kill_pid(pid: u32) {
@@ -78,7 +82,7 @@ impl Leftovers {
         let rec_path = state::record_path(&self.state_dir, self.id);
         let record = AgentRecord::load(&rec_path).ok();
         let init = record.as_ref().map_or(self.init_pid, |r| r.init_pid);
-        if is_namespace_init(init) {
+        if is_sandbox_init(init, self.id) {
             kill_pid(init);
             warn!(self.log, "killed the sandbox init left behind by a dead agent"; "init_pid" => init);
         }
@@ -113,9 +117,9 @@ mod tests {
         assert!(!pid_alive(pid));
         child.wait().unwrap();
         assert!(!pid_alive(pid));
-        // This test process is not PID 1 of a nested namespace (when run from a normal shell).
-        assert!(!is_namespace_init(std::process::id()) || std::process::id() == 1);
-        assert!(!is_namespace_init(0));
+        // This test process is not a sandbox init.
+        assert!(!is_sandbox_init(std::process::id(), 1));
+        assert!(!is_sandbox_init(0, 1));
     }
 
     #[test]

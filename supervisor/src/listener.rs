@@ -7,8 +7,54 @@ use slog::{info, warn};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
+
+/// Open control connections allowed at once, and per uid (root is exempt from the latter), so
+/// that no user can exhaust the daemon's fds.
+pub const MAX_CONNECTIONS: usize = 512;
+pub const MAX_CONNECTIONS_PER_UID: usize = 64;
+
+/// Counts open connections; a `Slot` gives its place back when dropped.
+#[derive(Default)]
+pub struct Admission {
+    total: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+pub struct Slot {
+    admission: Rc<RefCell<Admission>>,
+    uid: u32,
+}
+
+impl Admission {
+    /// Admit a connection of `uid`, or None when a limit is reached.
+    pub fn admit(this: &Rc<RefCell<Admission>>, uid: u32) -> Option<Slot> {
+        let mut a = this.borrow_mut();
+        let mine = a.per_uid.get(&uid).copied().unwrap_or(0);
+        if a.total >= MAX_CONNECTIONS || (uid != 0 && mine >= MAX_CONNECTIONS_PER_UID) {
+            return None;
+        }
+        a.total += 1;
+        a.per_uid.insert(uid, mine + 1);
+        Some(Slot { admission: this.clone(), uid })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut a = self.admission.borrow_mut();
+        a.total -= 1;
+        if let Some(n) = a.per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                a.per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
 
 /// Bind the control socket, replacing a stale socket file (but not a live daemon's socket).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -45,6 +91,7 @@ pub async fn accept_loop(listener: UnixListener, shared: Rc<Shared>) {
         }
     };
     info!(shared.log, "listening"; "socket" => %shared.config.socket_path.display());
+    let admission = Rc::new(RefCell::new(Admission::default()));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -61,7 +108,35 @@ pub async fn accept_loop(listener: UnixListener, shared: Rc<Shared>) {
                 continue;
             }
         };
+        let Some(slot) = Admission::admit(&admission, peer.uid) else {
+            warn!(shared.log, "too many connections; refusing one"; "peer_uid" => peer.uid);
+            continue;
+        };
         let conn = Conn::new(stream, peer, &shared.log);
-        actix::spawn(conn::serve(conn, shared.clone()));
+        let shared = shared.clone();
+        actix::spawn(async move {
+            conn::serve(conn, shared).await;
+            drop(slot);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_uid_and_total_limits() {
+        let adm = Rc::new(RefCell::new(Admission::default()));
+        let mine: Vec<Slot> = (0..MAX_CONNECTIONS_PER_UID).map(|_| Admission::admit(&adm, 1000).unwrap()).collect();
+        assert!(Admission::admit(&adm, 1000).is_none(), "one user may not hold more");
+        assert!(Admission::admit(&adm, 1001).is_some(), "others are still served");
+        drop(mine);
+        assert!(Admission::admit(&adm, 1000).is_some());
+        let root: Vec<Slot> = (0..MAX_CONNECTIONS).filter_map(|_| Admission::admit(&adm, 0)).collect();
+        assert_eq!(root.len(), MAX_CONNECTIONS, "temporaries above were dropped");
+        assert!(Admission::admit(&adm, 0).is_none());
+        drop(root);
+        assert_eq!(adm.borrow().total, 0);
     }
 }

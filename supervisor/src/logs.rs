@@ -28,7 +28,7 @@ struct Entry {
 
 impl LogFilter {
     fn accepts(&self, e: &Entry) -> bool {
-        access::can_read_log(self.caller, e.owner) && self.sandbox.map_or(true, |id| e.rec.sandbox == Some(id))
+        access::can_read_log(self.caller, e.owner) && !matches!(self.sandbox, Some(id) if e.rec.sandbox != Some(id))
     }
 }
 

@@ -114,8 +114,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     result.context("actix system")
 }
 
+/// Agents, connections and log files all need fds: use the hard limit.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     ensure_std_fds();
+    raise_fd_limit();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

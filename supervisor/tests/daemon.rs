@@ -226,9 +226,8 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
                 let mut c = Client::connect(&socket).map_err(|e| e.to_string())?;
                 c.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
                 for req in [ClientRequest::ListProfiles, ClientRequest::ListSandboxes, ClientRequest::Ping] {
-                    match c.request(&req).map_err(|e| format!("{}: {e}", req.kind()))? {
-                        DaemonReply::Error(e) => return Err(format!("{}: {e}", req.kind())),
-                        _ => {}
+                    if let DaemonReply::Error(e) = c.request(&req).map_err(|e| format!("{}: {e}", req.kind()))? {
+                        return Err(format!("{}: {e}", req.kind()));
                     }
                 }
                 c.logs(None, false, Some(3)).map_err(|e| e.to_string())?.try_for_each(|r| r.map(drop)).map_err(|e| e.to_string())?;

@@ -219,14 +219,11 @@ fn recv_packet(fd: BorrowedFd<'_>, limits: Limits, fds: &mut Vec<OwnedFd>, extra
         return Err(WireError::Truncated { buf: buf.len() });
     }
     buf.truncate(chunk.len);
-    let payload_len = frame::unframe(&buf, limits.max_frame)
-        .map_err(|e| {
-            fds.clear();
-            e
-        })?
-        .len();
+    if let Err(e) = frame::unframe(&buf, limits.max_frame) {
+        fds.clear();
+        return Err(e);
+    }
     buf.drain(..HEADER_LEN);
-    debug_assert_eq!(buf.len(), payload_len);
     Ok(buf)
 }
 

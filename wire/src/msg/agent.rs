@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// A message from the daemon to an agent.
+// `Launch` is much larger than the rest; it is sent once per sandbox, boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DaemonToAgent {
     /// First message on every agent connection (socketpair or rendezvous socket).
