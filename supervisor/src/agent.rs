@@ -218,10 +218,10 @@ impl Actor for Agent {
         ctx.add_stream(stream);
     }
 
+    /// The channel ended: release what the agent left, then drop the sandbox from the registry
+    /// and tell waiters (a kill answers only now, so nothing is listed or left afterwards).
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.registry.do_send(Remove { id: self.id });
-        self.hub.sandbox_ended(self.id);
-        let _ = self.exit_tx.send(true);
+        self.registry.do_send(SetState { id: self.id, state: SandboxState::ShuttingDown });
         self.pending.clear();
         self.watchers.clear();
         if self.shutting_down {
@@ -230,7 +230,14 @@ impl Actor for Agent {
             warn!(self.log, "agent channel closed unexpectedly; sandbox removed");
         }
         let job = cleanup::Leftovers::new(self.id, self.agent_pid, self.init_pid, self.state_dir.clone(), self.log.clone());
-        actix::spawn(job.clean());
+        let (id, registry, hub) = (self.id, self.registry.clone(), self.hub.clone());
+        let exit_tx = std::mem::replace(&mut self.exit_tx, watch::channel(false).0);
+        actix::spawn(async move {
+            job.clean().await;
+            let _ = registry.send(Remove { id }).await;
+            hub.sandbox_ended(id);
+            let _ = exit_tx.send(true);
+        });
     }
 }
 

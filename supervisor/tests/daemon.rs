@@ -267,7 +267,8 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
 
 /// A stand-in agent on a rendezvous socket: answers Hello and State like `oz-agent serve` does
 /// after a daemon restart, then stays until told to go.
-fn fake_rendezvous(state_dir: &Path, id: u64) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+/// `agent_pid` is what the record claims; the listener runs in this process.
+fn fake_rendezvous(state_dir: &Path, id: u64, agent_pid: u32) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
     use nix::sys::socket::{accept, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     std::fs::create_dir_all(state::agents_dir(state_dir)).unwrap();
     let sock_path = state::socket_path(state_dir, id);
@@ -280,7 +281,7 @@ fn fake_rendezvous(state_dir: &Path, id: u64) -> (std::thread::JoinHandle<()>, s
         uid: 1000,
         user: "someone".into(),
         init_pid: 0,
-        agent_pid: std::process::id(),
+        agent_pid,
         started_at: 1_700_000_000,
         socket: sock_path,
     };
@@ -290,7 +291,7 @@ fn fake_rendezvous(state_dir: &Path, id: u64) -> (std::thread::JoinHandle<()>, s
         // SAFETY: accept returned a new fd that nothing else owns.
         let conn = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(accept(lfd.as_raw_fd()).unwrap()) };
         let ch = DaemonChannel::new(conn);
-        ch.accept_hello(Some(id), std::process::id()).unwrap();
+        ch.accept_hello(Some(id), agent_pid).unwrap();
         ch.send(&AgentToDaemon::State(rec), &[]).unwrap();
         let _ = rx.recv();
     });
@@ -302,9 +303,11 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("run");
     // a dead agent's leftovers (its pid is a reaped child of ours)
-    let mut dead = Command::new("/bin/true").spawn().unwrap();
-    let dead_pid = dead.id();
-    dead.wait().unwrap();
+    let dead_pid = {
+        let mut dead = Command::new("/bin/true").spawn().unwrap();
+        dead.wait().unwrap();
+        dead.id()
+    };
     std::fs::create_dir_all(state::agents_dir(&state_dir)).unwrap();
     // (ids far above what a concurrently running daemon uses: cgroups are named by id)
     let stale = AgentRecord {
@@ -318,7 +321,8 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
         socket: state::socket_path(&state_dir, 900_000_012),
     };
     stale.store(&state::record_path(&state_dir, 900_000_012)).unwrap();
-    let (agent, release) = fake_rendezvous(&state_dir, 900_000_007);
+    // a live agent; once its channel closes it counts as dead (the record names a gone pid)
+    let (agent, release) = fake_rendezvous(&state_dir, 900_000_007, dead_pid);
     let d = Daemon::start_in(dir);
     let mut c = d.client();
     match c.request(&ClientRequest::ListSandboxes).unwrap() {
@@ -340,6 +344,9 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
         assert!(Instant::now() < deadline, "sandbox of the dead agent still listed");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // by the time it is unlisted, its state is released
+    assert!(!state::record_path(&state_dir, 900_000_007).exists());
+    assert!(!state::socket_path(&state_dir, 900_000_007).exists());
     let logs: Vec<LogRecord> = c.logs(Some(900_000_007), false, None).unwrap().map(|r| r.unwrap()).collect();
     assert!(logs.iter().any(|r| r.message.contains("re-adopted")), "{logs:?}");
     assert!(logs.iter().any(|r| r.message.contains("channel closed")), "{logs:?}");
