@@ -100,8 +100,30 @@ pub struct AgentParams {
     pub state_dir: PathBuf,
 }
 
+/// How the rest of the daemon reaches an agent: its address, and a receiver that turns true once
+/// the sandbox is gone (channel ended, leftovers released, unlisted). Derefs to the address.
+#[derive(Clone)]
+pub struct AgentHandle {
+    pub addr: Addr<Agent>,
+    pub ended: watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AgentHandle {
+    type Target = Addr<Agent>;
+    fn deref(&self) -> &Addr<Agent> {
+        &self.addr
+    }
+}
+
 impl Agent {
-    pub fn new(p: AgentParams) -> Agent {
+    /// Start the actor for an agent channel.
+    pub fn launch(p: AgentParams) -> AgentHandle {
+        let (exit_tx, ended) = watch::channel(false);
+        let addr = Agent::new(p, exit_tx).start();
+        AgentHandle { addr, ended }
+    }
+
+    fn new(p: AgentParams, exit_tx: watch::Sender<bool>) -> Agent {
         let out_log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone()));
         let log = out_log.new(o!("agent_pid" => p.agent_pid));
         Agent {
@@ -119,7 +141,7 @@ impl Agent {
             log,
             out_log,
             state_dir: p.state_dir,
-            exit_tx: watch::channel(false).0,
+            exit_tx,
         }
     }
 
@@ -277,18 +299,6 @@ impl Handler<Request> for Agent {
         let (tx, rx) = oneshot::channel();
         self.pending.push_back(Pending { expect: r.msg.kind(), tx, watch: r.watch });
         Ok(rx)
-    }
-}
-
-/// A receiver that turns true when the agent's channel has ended.
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<bool>")]
-pub struct WatchEnd;
-
-impl Handler<WatchEnd> for Agent {
-    type Result = MessageResult<WatchEnd>;
-    fn handle(&mut self, _: WatchEnd, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.exit_tx.subscribe())
     }
 }
 

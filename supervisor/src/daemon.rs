@@ -64,7 +64,7 @@ fn adopt_one(reg: &mut Registry, addr: Addr<Registry>, a: crate::adopt::Adopted,
         }
     };
     hub.register_sandbox(rec.id, rec.uid, &rec.profile);
-    let agent = Agent::new(AgentParams {
+    let agent = Agent::launch(AgentParams {
         id: rec.id,
         profile: rec.profile.clone(),
         agent_pid: rec.agent_pid,
@@ -74,8 +74,7 @@ fn adopt_one(reg: &mut Registry, addr: Addr<Registry>, a: crate::adopt::Adopted,
         hub: hub.clone(),
         log: log.clone(),
         state_dir: config.state_dir.clone(),
-    })
-    .start();
+    });
     reg.adopt(Entry {
         id: rec.id,
         profile: rec.profile,

@@ -1,6 +1,6 @@
 //! The registry actor: the loaded profiles, oz.conf, and the table of running sandboxes.
 
-use crate::agent::Agent;
+use crate::agent::AgentHandle;
 use crate::profiles;
 use crate::table::{Claim, Entry, Table};
 use actix::prelude::*;
@@ -9,7 +9,7 @@ use oz_wire::{DaemonError, KillTarget, ProfileRef, ProfileSummary, SandboxInfo, 
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
 
-pub type AgentAddr = Addr<Agent>;
+pub type AgentAddr = AgentHandle;
 
 pub struct Registry {
     config: Config,

@@ -2,7 +2,7 @@
 //! following `ListSandboxes` no longer shows them); agents that do not comply in time are killed.
 
 use super::{ask, internal, reply};
-use crate::agent::{ForceKill, WatchEnd};
+use crate::agent::ForceKill;
 use crate::conn::Conn;
 use crate::registry::{AgentAddr, AllAgents, KillTargets};
 use crate::Shared;
@@ -13,7 +13,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Shut one agent down; returns when its channel has ended.
 async fn stop_agent(id: u64, agent: AgentAddr, reason: String) -> u64 {
-    let Ok(mut end) = agent.send(WatchEnd).await else { return id };
+    let mut end = agent.ended.clone();
     let stop = async {
         let _ = ask(&agent, id, DaemonToAgent::Shutdown { reason }, Vec::new(), None, SHUTDOWN_GRACE).await;
         let _ = end.wait_for(|gone| *gone).await;

@@ -10,7 +10,6 @@ use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
 use crate::spawn;
 use crate::table::Claim;
 use crate::Shared;
-use actix::Actor;
 use oz_profiles::{Config, Profile};
 use oz_wire::{
     AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode, WireError,
@@ -151,7 +150,7 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
     let spawned = spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
     let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
     shared.hub.register_sandbox(id, uid, &profile.name);
-    let agent = Agent::new(AgentParams {
+    let agent = Agent::launch(AgentParams {
         id,
         profile: profile.name.clone(),
         agent_pid: spawned.pid,
@@ -161,8 +160,7 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
         hub: shared.hub.clone(),
         log: shared.log.clone(),
         state_dir: config.state_dir.clone(),
-    })
-    .start();
+    });
     shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
     let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
     match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
