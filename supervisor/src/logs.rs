@@ -54,8 +54,10 @@ pub struct LogHub {
     inner: Mutex<Inner>,
 }
 
-fn open_append(path: &Path) -> Option<File> {
-    OpenOptions::new().create(true).append(true).open(path).ok()
+/// Log files hold program output: readable by root only (users read theirs through `Logs`).
+pub fn open_append(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path).ok()
 }
 
 impl LogHub {
@@ -283,7 +285,10 @@ mod tests {
         hub.push(rec(None, "hello daemon"));
         let daemon = std::fs::read_to_string(dir.path().join("oz-daemon.log")).unwrap();
         assert!(daemon.contains("info [4:fire/fox] hello sandbox") && daemon.contains("hello daemon"), "{daemon}");
-        let sb = std::fs::read_to_string(dir.path().join("sandbox-4-fire_fox.log")).unwrap();
+        let sb_path = dir.path().join("sandbox-4-fire_fox.log");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sb_path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        let sb = std::fs::read_to_string(&sb_path).unwrap();
         assert!(sb.contains("hello sandbox") && !sb.contains("hello daemon"), "{sb}");
     }
 

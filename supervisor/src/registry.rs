@@ -37,17 +37,6 @@ impl Actor for Registry {
 }
 
 #[derive(Message)]
-#[rtype(result = "Config")]
-pub struct GetConfig;
-
-impl Handler<GetConfig> for Registry {
-    type Result = MessageResult<GetConfig>;
-    fn handle(&mut self, _: GetConfig, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.config.clone())
-    }
-}
-
-#[derive(Message)]
 #[rtype(result = "Vec<ProfileSummary>")]
 pub struct ListProfiles;
 
