@@ -24,6 +24,9 @@ pub const SOCKET_ENV: &str = "OZ_SOCKET";
 /// The control socket's default location.
 pub const DEFAULT_SOCKET: &str = "/run/oz/control.sock";
 
+/// How long `connect` waits for the daemon's `Hello`.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `$OZ_SOCKET`, else `/run/oz/control.sock`.
 pub fn default_socket_path() -> PathBuf {
     match std::env::var_os(SOCKET_ENV) {
@@ -64,9 +67,12 @@ impl Client {
         let stream =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
         let mut client = Client { stream, limits: Limits::default(), daemon_version: String::new() };
+        // A daemon that accepts but never answers must not hang the caller.
+        client.set_read_timeout(Some(HELLO_TIMEOUT))?;
         match client.request(&ClientRequest::Hello { protocol_version: PROTOCOL_VERSION })? {
             DaemonReply::Hello { protocol_version, daemon_version } if protocol_version == PROTOCOL_VERSION => {
                 client.daemon_version = daemon_version;
+                client.set_read_timeout(None)?;
                 Ok(client)
             }
             DaemonReply::Hello { protocol_version, .. } => {
@@ -155,5 +161,66 @@ impl Iterator for LogStream<'_> {
         };
         self.done = true;
         item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+    use crate::msg::{LogLevel, LogRecord};
+    use std::os::unix::net::UnixListener;
+
+    /// A scripted peer: answers each expected request with the given replies.
+    fn serve(script: Vec<(ClientRequest, Vec<DaemonReply>)>) -> (tempfile::TempDir, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for (want, replies) in script {
+                let got: ClientRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
+                assert_eq!(got, want);
+                for r in replies {
+                    frame::write_frame(&mut s, &r, frame::DEFAULT_MAX_FRAME).unwrap();
+                }
+            }
+        });
+        (dir, t)
+    }
+
+    fn hello_reply(v: u32) -> DaemonReply {
+        DaemonReply::Hello { protocol_version: v, daemon_version: "9.9".into() }
+    }
+
+    fn rec(m: &str) -> LogRecord {
+        LogRecord { ts: 0, level: LogLevel::Info, sandbox: None, profile: None, message: m.into() }
+    }
+
+    #[test]
+    fn hello_request_and_log_stream() {
+        let hello = ClientRequest::Hello { protocol_version: PROTOCOL_VERSION };
+        let logs = ClientRequest::Logs { sandbox: None, follow: false, count: None };
+        let (dir, t) = serve(vec![
+            (hello, vec![hello_reply(PROTOCOL_VERSION)]),
+            (ClientRequest::Ping, vec![DaemonReply::Error(DaemonError::NotRunning { id: 1 })]),
+            (logs, vec![DaemonReply::LogLine(rec("a")), DaemonReply::LogLine(rec("b")), DaemonReply::LogEnd]),
+        ]);
+        let mut c = Client::connect(dir.path().join("s")).unwrap();
+        assert_eq!(c.daemon_version(), "9.9");
+        assert!(matches!(c.call(&ClientRequest::Ping), Err(ClientError::Daemon(DaemonError::NotRunning { id: 1 }))));
+        let got: Vec<String> = c.logs(None, false, None).unwrap().map(|r| r.unwrap().message).collect();
+        assert_eq!(got, ["a", "b"]);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn version_mismatch_and_missing_socket() {
+        let hello = ClientRequest::Hello { protocol_version: PROTOCOL_VERSION };
+        let (dir, t) = serve(vec![(hello, vec![hello_reply(PROTOCOL_VERSION + 1)])]);
+        let err = Client::connect(dir.path().join("s")).unwrap_err();
+        assert!(matches!(err, ClientError::Wire(WireError::VersionMismatch { .. })), "{err}");
+        t.join().unwrap();
+        let err = Client::connect(dir.path().join("nope")).unwrap_err().to_string();
+        assert!(err.starts_with("connect ") && err.contains("/nope"), "{err}");
     }
 }
