@@ -75,6 +75,8 @@ pub struct Agent {
     pub init_pid: u32,
     io: Rc<AgentIo>,
     pending: VecDeque<Pending>,
+    /// The program started by `Launch` (its exit without a shutdown means the sandbox lingers).
+    main_pid: Option<u32>,
     exits: VecDeque<(u32, ExitStatus)>,
     watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
     shutting_down: bool,
@@ -133,6 +135,7 @@ impl Agent {
             init_pid: p.init_pid,
             io: Rc::new(p.io),
             pending: VecDeque::new(),
+            main_pid: None,
             exits: VecDeque::new(),
             watchers: HashMap::new(),
             shutting_down: false,
@@ -165,11 +168,13 @@ impl Agent {
             warn!(self.log, "unsolicited answer from agent"; "message" => msg.kind());
             return;
         };
-        if let (AgentToDaemon::Ready { init_pid, program_pid }, Some(w)) = (&msg, p.watch) {
+        if let AgentToDaemon::Ready { init_pid, program_pid } = &msg {
             self.init_pid = *init_pid;
-            match program_pid {
-                Some(pid) => self.watch_program(*pid, w),
-                None => drop(w),
+            if p.expect == "Launch" {
+                self.main_pid = *program_pid;
+            }
+            if let (Some(pid), Some(w)) = (program_pid, p.watch) {
+                self.watch_program(*pid, w);
             }
         }
         if let AgentToDaemon::ShuttingDown { .. } = msg {
@@ -194,6 +199,11 @@ impl Agent {
             }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);
+                if self.main_pid == Some(pid) && !self.shutting_down {
+                    // Watchdog processes or auto_shutdown no keep the sandbox; if the agent
+                    // shuts it down instead, ShuttingDown follows and overrides this.
+                    self.registry.do_send(SetState { id: self.id, state: SandboxState::Lingering });
+                }
                 match self.watchers.remove(&pid) {
                     Some(w) => {
                         let _ = w.send(status);
