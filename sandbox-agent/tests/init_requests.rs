@@ -137,10 +137,11 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         (InitToAgent::Unmounted { .. }, _) => {}
         other => return Err(format!("umount: {other:?}")),
     }
-    // a symlink planted by the user never redirects a mount
+    // the Umount removed the placeholder the Mount created; a symlink planted by the user never
+    // redirects a mount
     let (mut out, w) = pipe();
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    let script = format!("ln -s /usr {}/link && echo linked", home.display());
+    let script = format!("test -e {} && echo placeholder-stayed; ln -s /usr {}/link && echo linked", target.display(), home.display());
     let run = AgentToInit::RunProgram { argv: vec!["/bin/sh".into(), "-c".into(), script], env: vec![], cwd: None };
     sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);

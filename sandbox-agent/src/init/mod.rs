@@ -96,6 +96,8 @@ struct Init {
     sigfd: SignalFd,
     /// Processes we started, by pid, with their role.
     tracked: HashMap<i32, ProcessRole>,
+    /// What each `Mount` created, by target, for its `Umount` to remove.
+    placeholders: HashMap<std::path::PathBuf, requests::Created>,
     template: ExecPlan,
     shell_path: CString,
     profile: String,
@@ -111,6 +113,7 @@ impl Init {
             sock,
             sigfd,
             tracked: HashMap::new(),
+            placeholders: HashMap::new(),
             template: plan.program.clone(),
             shell_path: plan.shell_path.clone(),
             profile: plan.profile.clone(),
@@ -222,11 +225,19 @@ impl Init {
                 Err(error) => InitToAgent::Failed { error },
             },
             AgentToInit::Mount { target, read_only } => match requests::mount(fds, &target, read_only) {
-                Ok(()) => InitToAgent::Mounted { target },
+                Ok(created) => {
+                    self.placeholders.entry(target.clone()).or_default().extend(created);
+                    InitToAgent::Mounted { target }
+                }
                 Err(error) => InitToAgent::Failed { error },
             },
             AgentToInit::Umount { target } => match requests::umount(&target) {
-                Ok(()) => InitToAgent::Unmounted { target },
+                Ok(()) => {
+                    if let Some(created) = self.placeholders.remove(&target) {
+                        requests::remove_created(&created);
+                    }
+                    InitToAgent::Unmounted { target }
+                }
                 Err(error) => InitToAgent::Failed { error },
             },
             AgentToInit::Signal { signal } => {

@@ -5,7 +5,8 @@ use crate::init::proto::{InitError, ShellRequest, Step};
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Component, Path};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 fn nul_error(step: Step, e: crate::exec::NulError) -> InitError {
     InitError { step, object: Some(e.what), errno: libc::EINVAL, detail: Some("contains a NUL byte".into()) }
@@ -89,9 +90,8 @@ fn open_dir_nofollow(dir: &OwnedFd, name: &CString) -> Result<OwnedFd, Errno> {
     Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Create the placeholder for a mount at `target` (directories as needed, then an empty
-/// directory or file), never following a symlink. Returns the parent dir fd and the last name.
-fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString), Errno> {
+/// The components of an absolute `target` without `.`/`..`: (parent names, last name).
+fn split_target(target: &Path) -> Result<(Vec<CString>, CString), Errno> {
     let mut names = Vec::new();
     for c in target.components() {
         match c {
@@ -101,16 +101,37 @@ fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString), Errno>
         }
     }
     let last = names.pop().ok_or(Errno::EINVAL)?;
+    Ok((names, last))
+}
+
+fn open_root() -> Result<OwnedFd, Errno> {
     let root = CString::new("/").unwrap();
     // SAFETY: open(2) of "/".
     let fd = unsafe { libc::open(root.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     // SAFETY: a fresh descriptor we own.
-    let mut dir = Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Paths a `Mount` created, deepest last, with whether each is a directory: removed again by
+/// the matching `Umount`.
+pub type Created = Vec<(PathBuf, bool)>;
+
+/// Create the placeholder for a mount at `target` (directories as needed, then an empty
+/// directory or file), never following a symlink. Returns the parent dir fd, the last name, and
+/// what was created.
+fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString, Created), Errno> {
+    let (names, last) = split_target(target)?;
+    let mut dir = open_root()?;
+    let mut created = Created::new();
+    let mut path = PathBuf::from("/");
     for name in &names {
+        path.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
         // SAFETY: mkdirat relative to a descriptor we own.
         let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) };
-        if r != 0 && Errno::last() != Errno::EEXIST {
-            return Err(Errno::last());
+        match r {
+            0 => created.push((path.clone(), true)),
+            _ if Errno::last() == Errno::EEXIST => {}
+            _ => return Err(Errno::last()),
         }
         dir = open_dir_nofollow(&dir, name)?;
     }
@@ -122,10 +143,26 @@ fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString), Errno>
             libc::mknodat(dir.as_raw_fd(), last.as_ptr(), libc::S_IFREG | 0o644, 0)
         }
     };
-    if r != 0 && Errno::last() != Errno::EEXIST {
-        return Err(Errno::last());
+    match r {
+        0 => created.push((target.to_path_buf(), is_dir)),
+        _ if Errno::last() == Errno::EEXIST => {}
+        _ => return Err(Errno::last()),
     }
-    Ok((dir, last))
+    Ok((dir, last, created))
+}
+
+/// Remove what a `Mount` created (deepest first), never following a symlink; best effort (a
+/// directory the user filled stays).
+pub fn remove_created(created: &Created) {
+    for (path, is_dir) in created.iter().rev() {
+        let Ok((names, last)) = split_target(path) else { continue };
+        let dir = names.iter().try_fold(match open_root() { Ok(d) => d, Err(_) => continue }, |d, n| open_dir_nofollow(&d, n));
+        if let Ok(dir) = dir {
+            // SAFETY: unlinkat relative to a descriptor we own; the last component is never
+            // followed.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), last.as_ptr(), if *is_dir { libc::AT_REMOVEDIR } else { 0 }) };
+        }
+    }
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -142,7 +179,8 @@ struct MountAttr {
 }
 
 /// Attach the detached mount `fds[0]` at `target` (nosuid, nodev, and read-only if asked).
-pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<(), InitError> {
+/// Returns the placeholders it created.
+pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<Created, InitError> {
     let object = Some(target.display().to_string());
     let err = |e: Errno| InitError::new(Step::Mount, object.clone(), e as i32);
     let [mnt]: [OwnedFd; 1] = fds.try_into().map_err(|_| err(Errno::EBADF))?;
@@ -167,13 +205,17 @@ pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<(), In
         )
     };
     Errno::result(r).map_err(err)?;
-    let (dir, name) = placeholder(target, is_dir).map_err(err)?;
+    let (dir, name, created) = placeholder(target, is_dir).map_err(err)?;
     // SAFETY: move_mount from our detached mount fd to dir/name (the last component is not
     // followed without MOVE_MOUNT_T_SYMLINKS).
     let r = unsafe {
         libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), empty.as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
-    Errno::result(r).map(drop).map_err(err)
+    if let Err(e) = Errno::result(r) {
+        remove_created(&created);
+        return Err(err(e));
+    }
+    Ok(created)
 }
 
 /// Detach the mount at `target`.
