@@ -1,6 +1,7 @@
 //! oz-agent: builds one sandbox from a launch spec, runs the in-sandbox init (PID 1), and
 //! supervises the program.
 
+pub mod argfiles;
 pub mod rootfs;
 pub mod user;
 pub mod init;

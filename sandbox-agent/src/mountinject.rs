@@ -106,6 +106,10 @@ impl MountTable {
         self.mounted.insert(path);
     }
 
+    pub fn contains(&self, path: &Path) -> bool {
+        self.mounted.contains(path)
+    }
+
     /// Check an unmount request: the resolved path must be one we mounted.
     pub fn check_umount(&self, home: &Path, path: &Path) -> Result<PathBuf, MountError> {
         let full = resolve_request(home, path)?;

@@ -117,19 +117,6 @@ fn own_stdio() -> Result<Vec<OwnedFd>, StandaloneError> {
         .collect()
 }
 
-/// The user's arguments that name existing files (absolute, or relative to `cwd`): bound into
-/// the sandbox when the profile has `allow_files` (the rootfs opens them as the user).
-pub fn arg_files(args: &[String], cwd: Option<&Path>) -> Vec<PathBuf> {
-    args.iter()
-        .filter(|a| !a.starts_with('-'))
-        .filter_map(|a| {
-            let p = Path::new(a);
-            let full = if p.is_absolute() { p.to_path_buf() } else { cwd?.join(p) };
-            full.is_file().then_some(full)
-        })
-        .collect()
-}
-
 /// Run the sandbox; returns the program's exit status as a shell reports it.
 pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     let spec = spec(args)?;
@@ -141,7 +128,7 @@ pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     let sigfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|errno| StandaloneError::Sys { op: "signalfd", errno })?;
     crate::procname::set(&crate::procname::agent_name(spec.sandbox_id, &spec.profile.name));
-    let files = arg_files(&spec.args, spec.cwd.as_deref());
+    let files = crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
     let status = supervise(&sandbox, &sigfd)?;
     let id = sandbox.id();

@@ -42,7 +42,8 @@ impl Started {
 
 /// Launch the sandbox of `spec` with the daemon's stdio fds (3 when attached, none for log).
 pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
-    let mut sandbox = Sandbox::launch(spec, fds).map_err(|e| e.to_wire())?;
+    let files = crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+    let mut sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
     let other = |detail: String| AgentError::Other { detail };
     let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
     let mut logs = Vec::new();

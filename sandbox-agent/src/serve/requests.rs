@@ -176,6 +176,9 @@ impl Runtime {
                 Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") })),
             },
         };
+        if spec.profile.allow_files {
+            self.mount_arg_files(&spec);
+        }
         let raw: Vec<_> = stdio_fds.iter().map(|f| f.as_raw_fd()).collect();
         if self.send_init(&request, &raw) {
             self.pending.push_back(Pending::RunProgram { answer: true });
@@ -264,6 +267,27 @@ impl Runtime {
                 return;
             }
             self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: true });
+        }
+    }
+
+    /// A second launch into this sandbox: its argument files are mounted in (as `oz mount`
+    /// would, beneath the owner's home) before the program starts. The init handles requests in
+    /// order, so they are in place when it runs; failures are logged, not answered.
+    fn mount_arg_files(&mut self, spec: &oz_wire::LaunchSpec) {
+        let mut trees = Vec::new();
+        for file in crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref()) {
+            match mountinject::prepare(&self.user, &file) {
+                Ok((target, _)) if self.mounts.contains(&target) => {}
+                Ok(tree) => trees.push(tree),
+                Err(e) => self.warn(format!("argument file {}: {}", file.display(), e.to_agent_error())),
+            }
+        }
+        let n = trees.len();
+        for (i, (target, tree)) in trees.into_iter().enumerate() {
+            if !self.send_init(&AgentToInit::Mount { target: target.clone(), read_only: false }, &[tree.as_fd().as_raw_fd()]) {
+                return;
+            }
+            self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: false });
         }
     }
 
@@ -373,6 +397,9 @@ impl Runtime {
         }
         let batch = std::mem::take(&mut self.mount_batch);
         if !answer {
+            if let Some(e) = batch.error {
+                self.warn(format!("mount: {e}"));
+            }
             return;
         }
         let msg = match batch.error {
