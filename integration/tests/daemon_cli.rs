@@ -72,9 +72,10 @@ fn listings_have_json_output() {
     let profiles: serde_json::Value = serde_json::from_str(&out.stdout).expect("profiles json");
     assert_eq!(profiles[0]["name"], "ozt-sh", "{profiles}");
     assert_eq!(profiles[0]["path"], "/bin/sh");
-    assert!(profiles[0]["index"].is_u64());
+    assert_eq!(profiles[0]["index"], 1, "indexes are 1-based, as the original's: {profiles}");
 
-    let out = d.oz(&a, &["launch", "--json", "ozt-sh", "--", "-c", "echo ozt-json-line; sleep 600"]);
+    // `oz launch INDEX` takes the number `oz profiles` shows.
+    let out = d.oz(&a, &["launch", "--json", "1", "--", "-c", "echo ozt-json-line; sleep 600"]);
     out.assert_ok("oz launch --json", &d);
     let launched: serde_json::Value = serde_json::from_str(&out.stdout).expect("launch json");
     let id = launched["id"].as_u64().expect("id");

@@ -4,11 +4,12 @@ use oz_profiles::Profile;
 use oz_wire::{DaemonError, ProfileRef, ProfileSummary};
 use std::path::Path;
 
+/// Listing indexes are 1-based, as the original's `oz profiles` and `oz launch INDEX`.
 pub fn summaries(profiles: &[Profile]) -> Vec<ProfileSummary> {
     profiles
         .iter()
         .enumerate()
-        .map(|(i, p)| ProfileSummary { index: i as u32, name: p.name.clone(), path: p.path.clone() })
+        .map(|(i, p)| ProfileSummary { index: i as u32 + 1, name: p.name.clone(), path: p.path.clone() })
         .collect()
 }
 
@@ -25,7 +26,7 @@ fn basename(p: &str) -> &str {
 pub fn resolve<'a>(profiles: &'a [Profile], r: &ProfileRef) -> Result<&'a Profile, DaemonError> {
     let found = match r {
         ProfileRef::Name(n) => profiles.iter().find(|p| &p.name == n),
-        ProfileRef::Index(i) => profiles.get(*i as usize),
+        ProfileRef::Index(i) => i.checked_sub(1).and_then(|i| profiles.get(i as usize)),
         ProfileRef::Path(path) => {
             let want = path.to_string_lossy();
             let all = |p: &'a Profile| std::iter::once(&p.path).chain(p.paths.iter()).map(|s| strip_path_var(s));
@@ -59,7 +60,8 @@ mod tests {
             p(r#"{"name": "fx", "path": "${PATH}/firefox"}"#),
         ];
         assert_eq!(resolve(&ps, &ProfileRef::Name("fx".into())).unwrap().name, "fx");
-        assert_eq!(resolve(&ps, &ProfileRef::Index(0)).unwrap().name, "evince");
+        assert_eq!(resolve(&ps, &ProfileRef::Index(1)).unwrap().name, "evince");
+        assert!(resolve(&ps, &ProfileRef::Index(0)).is_err());
         assert_eq!(resolve(&ps, &ProfileRef::Path("/usr/bin/evince-previewer".into())).unwrap().name, "evince");
         assert_eq!(resolve(&ps, &ProfileRef::Path("/usr/local/bin/firefox".into())).unwrap().name, "fx");
         assert_eq!(
@@ -67,6 +69,6 @@ mod tests {
             DaemonError::NoSuchProfile { profile: "#5".into() }
         );
         assert!(resolve(&ps, &ProfileRef::Name("nope".into())).is_err());
-        assert_eq!(summaries(&ps)[1].index, 1);
+        assert_eq!(summaries(&ps)[1].index, 2);
     }
 }

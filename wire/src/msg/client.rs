@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum ProfileRef {
     /// By profile name.
     Name(String),
-    /// By index in the `Profiles` listing.
+    /// By 1-based index in the `Profiles` listing.
     Index(u32),
     /// By executable path (wrapper mode: `path` or one of `paths` of a profile).
     Path(PathBuf),
