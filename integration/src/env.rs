@@ -95,6 +95,7 @@ impl TestEnv {
             config: self.ws.config.clone(),
             profile: profile.to_path_buf(),
             uid: self.user.uid,
+            id: None,
             cwd: None,
             env: Vec::new(),
             agent_env: Vec::new(),
@@ -148,6 +149,8 @@ pub struct Agent {
     pub config: PathBuf,
     pub profile: PathBuf,
     pub uid: u32,
+    /// `--id`: the sandbox id (default: the agent's pid).
+    pub id: Option<u64>,
     pub cwd: Option<PathBuf>,
     /// The caller's environment as passed with `--env K=V`.
     pub env: Vec<(String, String)>,
@@ -174,6 +177,11 @@ impl Agent {
         self
     }
 
+    pub fn id(mut self, id: u64) -> Agent {
+        self.id = Some(id);
+        self
+    }
+
     pub fn uid(mut self, uid: u32) -> Agent {
         self.uid = uid;
         self
@@ -188,6 +196,9 @@ impl Agent {
         let mut c = Command::new(bin("oz-agent"));
         c.arg("standalone").arg("--config").arg(&self.config).arg("--profile").arg(&self.profile);
         c.arg("--uid").arg(self.uid.to_string());
+        if let Some(id) = self.id {
+            c.arg("--id").arg(id.to_string());
+        }
         if let Some(d) = &self.cwd {
             c.arg("--cwd").arg(d);
         }

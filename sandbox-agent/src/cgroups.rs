@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Parent directory of the sandboxes' cgroups in each hierarchy.
-const PARENT: &str = "oz";
+pub const PARENT: &str = "oz";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -89,11 +89,43 @@ pub fn settings(layout: &Layout, limits: &Limits) -> Vec<Setting> {
     out
 }
 
+/// The name of a sandbox's cgroup below `oz/`: `<id>-<tag>`, the tag being 8 hex digits of a
+/// stable hash of the canonical state_dir. Every daemon numbers its sandboxes from 1, so two
+/// daemons with different state dirs (parallel tests, a second instance) must not share names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupName(String);
+
+impl CgroupName {
+    /// The cgroup name of sandbox `id` of the daemon (or standalone agent) using `state_dir`.
+    pub fn new(state_dir: &Path, id: u64) -> CgroupName {
+        CgroupName(format!("{id}-{}", state_dir_tag(state_dir)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CgroupName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// 8 hex digits of FNV-1a (32 bit) over the canonical `state_dir` (the path as given when it
+/// cannot be resolved): the same for the daemon, its agents and a restarted daemon.
+pub fn state_dir_tag(state_dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let canonical = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let hash = canonical.as_os_str().as_bytes().iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+    format!("{hash:08x}")
+}
+
 /// The sandbox's directory in the hierarchy holding `controller`.
-pub fn dir_for(root: &Path, layout: &Layout, controller: &str, id: u64) -> PathBuf {
+pub fn dir_for(root: &Path, layout: &Layout, controller: &str, name: &CgroupName) -> PathBuf {
     match layout {
-        Layout::V2 { .. } => root.join(PARENT).join(id.to_string()),
-        Layout::V1 => root.join(controller).join(PARENT).join(id.to_string()),
+        Layout::V2 { .. } => root.join(PARENT).join(name.as_str()),
+        Layout::V1 => root.join(controller).join(PARENT).join(name.as_str()),
     }
 }
 
@@ -122,12 +154,12 @@ fn mkdir(path: &Path) -> Result<(), CgroupError> {
 }
 
 impl Cgroup {
-    /// Create the cgroup of sandbox `id` under /sys/fs/cgroup and apply `limits`.
-    pub fn create(id: u64, limits: &Limits) -> Result<Cgroup, CgroupError> {
-        Cgroup::create_in(Path::new(CGROUP_ROOT), id, limits)
+    /// Create the cgroup `name` under /sys/fs/cgroup and apply `limits`.
+    pub fn create(name: &CgroupName, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        Cgroup::create_in(Path::new(CGROUP_ROOT), name, limits)
     }
 
-    pub fn create_in(root: &Path, id: u64, limits: &Limits) -> Result<Cgroup, CgroupError> {
+    pub fn create_in(root: &Path, name: &CgroupName, limits: &Limits) -> Result<Cgroup, CgroupError> {
         let layout = detect(root);
         let wanted = controllers(limits);
         let mut cg = Cgroup { root: root.to_path_buf(), layout: layout.clone(), dirs: Vec::new(), saved: Vec::new() };
@@ -147,7 +179,7 @@ impl Cgroup {
                     write_file(&root.join("cgroup.subtree_control"), spec.trim_end())?;
                     write_file(&parent.join("cgroup.subtree_control"), spec.trim_end())?;
                 }
-                let dir = dir_for(root, &layout, "unified", id);
+                let dir = dir_for(root, &layout, "unified", name);
                 cg.make_dir("unified", dir)?;
             }
             Layout::V1 => {
@@ -157,7 +189,7 @@ impl Cgroup {
                         return Err(CgroupError::NoController(c));
                     }
                     mkdir(&hier.join(PARENT))?;
-                    cg.make_dir(c, dir_for(root, &layout, c, id))?;
+                    cg.make_dir(c, dir_for(root, &layout, c, name))?;
                 }
             }
         }
@@ -168,13 +200,13 @@ impl Cgroup {
         Ok(cg)
     }
 
-    /// Remove what a dead agent left of sandbox `id` (its processes are killed). For the
+    /// Remove what a dead agent left of cgroup `name` (its processes are killed). For the
     /// daemon's reconciliation after an agent crash; a missing cgroup is fine.
-    pub fn remove_stale(id: u64) -> Result<(), CgroupError> {
-        Cgroup::remove_stale_in(Path::new(CGROUP_ROOT), id)
+    pub fn remove_stale(name: &CgroupName) -> Result<(), CgroupError> {
+        Cgroup::remove_stale_in(Path::new(CGROUP_ROOT), name)
     }
 
-    pub fn remove_stale_in(root: &Path, id: u64) -> Result<(), CgroupError> {
+    pub fn remove_stale_in(root: &Path, name: &CgroupName) -> Result<(), CgroupError> {
         let layout = detect(root);
         let names: &[&'static str] = match layout {
             Layout::V2 { .. } => &["unified"],
@@ -182,7 +214,7 @@ impl Cgroup {
         };
         let dirs = names
             .iter()
-            .map(|c| (*c, dir_for(root, &layout, c, id)))
+            .map(|c| (*c, dir_for(root, &layout, c, name)))
             .filter(|(_, d)| d.exists())
             .collect();
         let mut cg = Cgroup { root: root.to_path_buf(), layout, dirs, saved: Vec::new() };
@@ -358,15 +390,35 @@ mod tests {
         assert_eq!(v1_shares(0), 10);
         assert_eq!(v1_shares(10000), 102400);
         let root = Path::new("/sys/fs/cgroup");
-        assert_eq!(dir_for(root, &Layout::V1, "pids", 7), Path::new("/sys/fs/cgroup/pids/oz/7"));
-        assert_eq!(dir_for(root, &Layout::V2 { controllers: vec![] }, "pids", 7), Path::new("/sys/fs/cgroup/oz/7"));
+        let name = CgroupName::new(Path::new("/nonexistent/oz-state"), 7);
+        let tag = state_dir_tag(Path::new("/nonexistent/oz-state"));
+        assert_eq!(name.as_str(), format!("7-{tag}"));
+        assert_eq!(dir_for(root, &Layout::V1, "pids", &name), root.join(format!("pids/oz/7-{tag}")));
+        assert_eq!(dir_for(root, &Layout::V2 { controllers: vec![] }, "pids", &name), root.join(format!("oz/7-{tag}")));
+    }
+
+    #[test]
+    fn names_differ_per_state_dir_and_follow_symlinks() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        assert_ne!(CgroupName::new(a.path(), 1), CgroupName::new(b.path(), 1));
+        assert_ne!(CgroupName::new(a.path(), 1), CgroupName::new(a.path(), 2));
+        let tag = state_dir_tag(a.path());
+        assert_eq!(tag.len(), 8);
+        assert!(tag.chars().all(|c| c.is_ascii_hexdigit()));
+        // The same directory reached through a symlink or a `.` detour has the same name.
+        let link = b.path().join("link");
+        std::os::unix::fs::symlink(a.path(), &link).unwrap();
+        assert_eq!(CgroupName::new(&link, 3), CgroupName::new(a.path(), 3));
+        assert_eq!(CgroupName::new(&b.path().join("./link/."), 3), CgroupName::new(a.path(), 3));
     }
 
     #[test]
     fn creates_joins_and_a_stale_one_is_removed() {
-        let id = 900_000 + std::process::id() as u64;
+        let state = tempfile::tempdir().unwrap();
+        let name = CgroupName::new(state.path(), 900_000 + std::process::id() as u64);
         let limits = Limits { memory_bytes: Some(256 << 20), pids: Some(32), cpu_weight: Some(100) };
-        let cg = Cgroup::create(id, &limits).unwrap();
+        let cg = Cgroup::create(&name, &limits).unwrap();
         let dirs: Vec<PathBuf> = cg.dirs().map(Path::to_path_buf).collect();
         assert!(!dirs.is_empty());
         let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
@@ -375,7 +427,7 @@ mod tests {
         let pids_dir = dirs.iter().find(|d| d.to_string_lossy().contains("pids") || matches!(detect(Path::new(CGROUP_ROOT)), Layout::V2 { .. })).unwrap();
         assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "32");
         std::mem::forget(cg); // as if the agent died
-        Cgroup::remove_stale(id).unwrap();
+        Cgroup::remove_stale(&name).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
         for d in dirs {
@@ -393,10 +445,11 @@ mod tests {
             .expect("a cgroup v2 mount")
             .to_path_buf();
         let Layout::V2 { controllers } = detect(&root) else { panic!("{} is not v2", root.display()) };
-        let id = 910_000 + std::process::id() as u64;
+        let state = tempfile::tempdir().unwrap();
+        let name = CgroupName::new(state.path(), 910_000 + std::process::id() as u64);
         let parent_existed = root.join(PARENT).exists();
-        let cg = Cgroup::create_in(&root, id, &Limits::default()).unwrap();
-        let dir = root.join(PARENT).join(id.to_string());
+        let cg = Cgroup::create_in(&root, &name, &Limits::default()).unwrap();
+        let dir = root.join(PARENT).join(name.as_str());
         assert_eq!(cg.dirs().collect::<Vec<_>>(), vec![dir.as_path()]);
         let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
         cg.add(child.id() as i32).unwrap();
@@ -409,7 +462,7 @@ mod tests {
         }
         if !controllers.iter().any(|c| c == "memory") {
             let limits = Limits { memory_bytes: Some(1 << 30), ..Limits::default() };
-            let err = Cgroup::create_in(&root, id, &limits).unwrap_err();
+            let err = Cgroup::create_in(&root, &name, &limits).unwrap_err();
             assert!(matches!(err, CgroupError::NoController("memory")), "{err}");
         }
     }

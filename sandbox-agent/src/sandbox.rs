@@ -5,7 +5,7 @@
 //!
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
 
-use crate::cgroups::{Cgroup, CgroupError};
+use crate::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::exec::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use crate::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
 use crate::init::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
@@ -169,7 +169,7 @@ impl Sandbox {
         });
         let exec_plan = program.exec_plan(landlock, seccomp)?;
         let (stdio, log) = Sandbox::stdio(spec, stdio)?;
-        let mut cgroup = Cgroup::create(spec.sandbox_id, &spec.profile.limits)?;
+        let mut cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
         let (agent_end, init_end) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
         let plan = InitPlan {

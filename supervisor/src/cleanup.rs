@@ -2,6 +2,7 @@
 //! sandbox's PID namespace), its cgroups, its state record and its rendezvous socket. Mounts and
 //! network devices live in the sandbox's namespaces and go away with its last process.
 
+use oz_sandbox_agent::cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
 use oz_wire::state::{self, AgentRecord};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
@@ -18,9 +19,9 @@ pub fn pid_alive(pid: u32) -> bool {
     !matches!(state, None | Some('Z') | Some('X'))
 }
 
-/// Is `pid` the init of sandbox `id`: PID 1 of a child PID namespace, inside the sandbox's
-/// cgroup (`.../oz/<id>`)? Guards against killing a recycled pid.
-pub fn is_sandbox_init(pid: u32, id: u64) -> bool {
+/// Is `pid` the init of the sandbox whose cgroup is `name`: PID 1 of a child PID namespace,
+/// inside `.../oz/<name>`? Guards against killing a recycled pid.
+pub fn is_sandbox_init(pid: u32, name: &CgroupName) -> bool {
     if pid == 0 {
         return false;
     }
@@ -31,7 +32,7 @@ pub fn is_sandbox_init(pid: u32, id: u64) -> bool {
         .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
         .is_some_and(|ids| ids.len() >= 2 && ids.last() == Some(&"1"));
     let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return false };
-    let suffix = format!("/oz/{id}");
+    let suffix = format!("/{PARENT}/{name}");
     ns_init && cgroups.lines().any(|l| l.ends_with(&suffix))
 }
 
@@ -55,7 +56,7 @@ pub struct Leftovers {
 
 impl Leftovers {
     pub fn new(id: u64, agent_pid: u32, init_pid: u32, state_dir: PathBuf, log: Logger) -> Leftovers {
-        let cgroup_root = PathBuf::from(oz_sandbox_agent::cgroups::CGROUP_ROOT);
+        let cgroup_root = PathBuf::from(CGROUP_ROOT);
         Leftovers { id, agent_pid, init_pid, state_dir, cgroup_root, log }
     }
 
@@ -82,11 +83,12 @@ impl Leftovers {
         let rec_path = state::record_path(&self.state_dir, self.id);
         let record = AgentRecord::load(&rec_path).ok();
         let init = record.as_ref().map_or(self.init_pid, |r| r.init_pid);
-        if is_sandbox_init(init, self.id) {
+        let cgroup = CgroupName::new(&self.state_dir, self.id);
+        if is_sandbox_init(init, &cgroup) {
             kill_pid(init);
             warn!(self.log, "killed the sandbox init left behind by a dead agent"; "init_pid" => init);
         }
-        if let Err(e) = oz_sandbox_agent::cgroups::Cgroup::remove_stale_in(&self.cgroup_root, self.id) {
+        if let Err(e) = Cgroup::remove_stale_in(&self.cgroup_root, &cgroup) {
             warn!(self.log, "cannot remove the sandbox's cgroups"; "error" => %e);
         }
         let sock = record.map_or_else(|| state::socket_path(&self.state_dir, self.id), |r| r.socket);
@@ -118,8 +120,9 @@ mod tests {
         child.wait().unwrap();
         assert!(!pid_alive(pid));
         // This test process is not a sandbox init.
-        assert!(!is_sandbox_init(std::process::id(), 1));
-        assert!(!is_sandbox_init(0, 1));
+        let name = CgroupName::new(std::path::Path::new("/nonexistent"), 1);
+        assert!(!is_sandbox_init(std::process::id(), &name));
+        assert!(!is_sandbox_init(0, &name));
     }
 
     #[test]
@@ -140,7 +143,7 @@ mod tests {
         std::fs::write(&rec.socket, b"").unwrap();
         let log = Logger::root(slog::Discard, slog::o!());
         let cg = tempfile::tempdir().unwrap();
-        let stale_cg = cg.path().join("pids/oz/5");
+        let stale_cg = cg.path().join("pids/oz").join(CgroupName::new(dir.path(), 5).as_str());
         std::fs::create_dir_all(&stale_cg).unwrap();
         std::fs::write(cg.path().join("pids/cgroup.procs"), "").unwrap();
         std::fs::write(stale_cg.join("cgroup.procs"), "").unwrap();

@@ -7,6 +7,7 @@
 //! oz-probe call NAME...                                  call simple syscalls (getppid, sysinfo, uname)
 //! oz-probe x32-kill                                      make an x32 syscall in this process
 //! oz-probe euid                                          print the effective uid
+//! oz-probe alloc MB                                      allocate and touch MB MiB of memory
 //! ```
 
 use oz_integration::probes::{self, syscalls, Ctx, Line};
@@ -52,8 +53,28 @@ fn main() -> ExitCode {
             println!("{}", unsafe { libc::geteuid() });
             ExitCode::SUCCESS
         }
+        "alloc" => alloc(args.get(1).map(String::as_str)),
         selection => run_probes(selection, &args[1..]),
     }
+}
+
+/// Allocates `mb` MiB and writes to every page (so it is really resident), then reports.
+fn alloc(mb: Option<&str>) -> ExitCode {
+    let Some(mb) = mb.and_then(|m| m.parse::<usize>().ok()) else {
+        eprintln!("oz-probe: alloc needs a size in MiB");
+        return ExitCode::from(2);
+    };
+    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(mb);
+    for i in 0..mb {
+        let mut chunk = vec![0u8; 1 << 20];
+        for page in chunk.chunks_mut(4096) {
+            page[0] = (i as u8) | 1;
+        }
+        chunks.push(chunk);
+    }
+    let sum: usize = chunks.iter().map(|c| usize::from(c[0])).sum();
+    println!("ALLOCATED {mb} MiB ({sum})");
+    ExitCode::SUCCESS
 }
 
 fn run_probes(selection: &str, rest: &[String]) -> ExitCode {
