@@ -47,7 +47,9 @@ pub struct LandlockPlan {
     pub read_exec: Vec<CString>,
     /// Read, write, create, delete beneath (execute only through the `/` rule).
     pub writable: Vec<CString>,
-    /// Read and write existing files (and use device ioctls), beneath: /dev.
+    /// Read and write existing files (and use device ioctls), beneath: /dev and /proc. Writes
+    /// may truncate (`O_TRUNC`, as a shell's `>` does): /proc files are regular files to
+    /// Landlock, and `echo x > /proc/self/comm` is a write the sandbox allows.
     pub devices: Vec<CString>,
     /// Fail when the kernel cannot enforce (else best effort).
     pub required: bool,
@@ -147,7 +149,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<bool, LandlockError> {
         add_rule(&ruleset, p, READ_FILE | READ_DIR | EXECUTE, handled)?;
     }
     for p in &plan.devices {
-        add_rule(&ruleset, p, READ_FILE | READ_DIR | WRITE_FILE | IOCTL_DEV, handled)?;
+        add_rule(&ruleset, p, READ_FILE | READ_DIR | WRITE_FILE | TRUNCATE | IOCTL_DEV, handled)?;
     }
     for p in &plan.writable {
         add_rule(&ruleset, p, handled & !EXECUTE, handled)?;
@@ -185,12 +187,15 @@ mod tests {
     fn restricts_a_forked_child() {
         let dir = tempfile::tempdir().unwrap();
         let allowed = dir.path().join("ok");
+        let devices = dir.path().join("dev");
         std::fs::create_dir(&allowed).unwrap();
+        std::fs::create_dir(&devices).unwrap();
+        std::fs::write(devices.join("existing"), b"old").unwrap();
         let c = |p: &std::path::Path| CString::new(p.to_str().unwrap()).unwrap();
         let plan = LandlockPlan {
             read_exec: vec![c(std::path::Path::new("/"))],
             writable: vec![c(&allowed)],
-            devices: vec![],
+            devices: vec![c(&devices)],
             required: true,
         };
         // SAFETY: the test child only makes syscalls and exits with _exit.
@@ -205,6 +210,11 @@ mod tests {
                         _ => return Err(13),
                     }
                     std::fs::read_to_string("/etc/hostname").map_err(|_| 14)?;
+                    // Existing files under a devices rule: writable, also with O_TRUNC; no new ones.
+                    std::fs::write(devices.join("existing"), b"new").map_err(|_| 15)?;
+                    if std::fs::write(devices.join("new"), b"x").is_ok() {
+                        return Err(16);
+                    }
                     Ok::<i32, i32>(0)
                 })()
                 .unwrap_or_else(|c| c);
