@@ -2,8 +2,9 @@
 //! config and temp profiles, the real `oz` run as the unprivileged test users, and checks that
 //! nothing (processes, state records, files, mounts) is left behind.
 //!
-//! Tests in one binary take a global lock: sandbox ids restart at 1 in every daemon, and
-//! per-sandbox host resources (cgroups) are named after them.
+//! Tests in one binary take a global lock: the leftover check compares host-wide snapshots
+//! (the shared test users' processes, cgroups), so a concurrent test's sandbox would count as
+//! a leftover. (Cgroup names themselves are unique per state_dir: `oz/<id>-<tag>`.)
 
 #![allow(dead_code)]
 
