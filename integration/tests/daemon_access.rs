@@ -76,10 +76,14 @@ fn other_user_cannot_mount_into_it() {
 #[test]
 fn other_user_cannot_read_its_logs() {
     let (d, id) = with_a_sandbox();
-    // The marker is in the log (as a sanity check of the test itself).
+    // The marker reaches the log (as a sanity check of the test itself); the program prints it
+    // asynchronously, so wait for it.
+    let seen = common_daemon::wait_until(Duration::from_secs(5), || {
+        d.oz(&user_a(), &["logs", "--sandbox", &id.to_string()]).stdout.contains(MARKER)
+    });
     let own = d.oz(&user_a(), &["logs", "--sandbox", &id.to_string()]);
     own.assert_ok("oz logs as a", &d);
-    assert!(own.stdout.contains(MARKER), "user a's logs lack the marker: {}", own.stdout);
+    assert!(seen && own.stdout.contains(MARKER), "user a's logs lack the marker: {}", own.stdout);
 
     let out = d.oz(&user_b(), &["logs", "--sandbox", &id.to_string()]);
     out.assert_failed("oz logs --sandbox by user b");

@@ -115,7 +115,7 @@ fn serves_requests_with_no_agents() {
     match c.request(&ClientRequest::ListProfiles).unwrap() {
         DaemonReply::Profiles(p) => {
             assert_eq!(p.len(), 1, "the broken profile must not take the good one down");
-            assert_eq!((p[0].index, p[0].name.as_str(), p[0].path.as_str()), (0, "sleeper", "/bin/sleep"));
+            assert_eq!((p[0].index, p[0].name.as_str(), p[0].path.as_str()), (1, "sleeper", "/bin/sleep"));
         }
         other => panic!("{other:?}"),
     }
