@@ -6,10 +6,12 @@ use nix::unistd::Pid;
 use oz_profiles::profile::NetType;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// The namespaces of a sandbox: mount, PID, UTS, IPC, cgroup, and network unless the profile
+/// The namespaces the init is cloned into: mount, PID, UTS, IPC, and network unless the profile
 /// shares the host's. Never a user namespace (the init must be real root to build the rootfs).
+/// The cgroup namespace comes later ([`enter_cgroup_namespace`]): the agent moves the init into
+/// the sandbox's cgroup after the clone, while the init builds its root filesystem.
 pub fn clone_flags(net: NetType) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if net != NetType::Host {
         flags |= libc::CLONE_NEWNET;
     }
@@ -45,6 +47,12 @@ pub unsafe fn clone_fork(flags: libc::c_int) -> Result<Forked, Errno> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
+}
+
+/// A new cgroup namespace rooted at the caller's current cgroup (the sandbox's, once the agent
+/// moved the init there).
+pub fn enter_cgroup_namespace() -> Result<(), Errno> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
 }
 
 /// Set the UTS namespace's host name and domain name.
@@ -96,6 +104,8 @@ mod tests {
             assert_ne!(f & libc::CLONE_NEWNET, 0);
             assert_ne!(f & libc::CLONE_NEWPID, 0);
             assert_eq!(f & libc::CLONE_NEWUSER, 0);
+            // Unshared by the init once it is inside the sandbox's cgroup.
+            assert_eq!(f & libc::CLONE_NEWCGROUP, 0);
         }
         assert!(!wants_loopback(NetType::None));
         assert!(!wants_loopback(NetType::Host));

@@ -1,6 +1,7 @@
 //! One sandbox, from the agent's side: [`Sandbox::launch`] prepares everything (user, program,
 //! environment, root filesystem plan, seccomp filter, cgroup), clones the init into new
-//! namespaces and returns once the program was exec'd; the handle then carries the channel to
+//! namespaces, moves it into the cgroup (while it builds its root filesystem; it forks nothing
+//! before) and returns once the program was exec'd; the handle then carries the channel to
 //! the init and cleans up (processes, cgroup) when the sandbox ends.
 //!
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
@@ -169,9 +170,10 @@ impl Sandbox {
         });
         let exec_plan = program.exec_plan(landlock, seccomp)?;
         let (stdio, log) = Sandbox::stdio(spec, stdio)?;
-        let mut cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
+        let cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
         let (agent_end, init_end) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
+        let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -183,10 +185,11 @@ impl Sandbox {
             shell_path: cstring(&spec.config.shell_path.to_string_lossy())?,
             profile: spec.profile.name.clone(),
             warnings: Vec::new(),
+            cgroup_gate: Some(gate_r),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
+        keep.extend(plan.cgroup_gate.iter().map(|fd| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
-        cgroup.enter()?;
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
         let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
         if let Ok(Forked::Child) = forked {
@@ -196,7 +199,6 @@ impl Sandbox {
             // SAFETY: leave the child without running the agent's destructors.
             unsafe { libc::_exit(101) }
         }
-        let left = cgroup.leave();
         let init = match forked {
             Ok(Forked::Parent(pid)) => pid,
             Ok(Forked::Child) => unreachable!("the init never returns"),
@@ -204,6 +206,14 @@ impl Sandbox {
         };
         drop(init_end);
         drop(plan);
+        // The init builds its root filesystem meanwhile, and forks nothing before the gate
+        // opens; on failure the gate closes unopened and the init gives up (killed below).
+        let moved = cgroup.add(init.as_raw());
+        if moved.is_ok() {
+            // An error means the init died already: wait_ready reports it.
+            let _ = nix::unistd::write(&gate_w, &[1]);
+        }
+        drop(gate_w);
         let mut sandbox = Sandbox {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
@@ -217,7 +227,7 @@ impl Sandbox {
             init_status: None,
             warnings: Vec::new(),
         };
-        left?;
+        moved?;
         let (program, build_warnings) = sandbox.wait_ready()?;
         warnings.extend(build_warnings);
         sandbox.program = program;

@@ -321,3 +321,18 @@ fn signals_are_neither_blocked_nor_ignored() {
     let o = sh("grep -E '^Sig(Blk|Ign):' /proc/self/status");
     assert_eq!(stdout(&o), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
+
+#[test]
+fn the_program_is_in_the_sandboxs_cgroup_and_its_cgroup_namespace_is_rooted_there() {
+    // The cgroup namespace shows the sandbox's cgroup as /; with pids.max 4 (the init, sh and
+    // two more) the fifth fork fails, with 64 all succeed.
+    let script = "grep -E '^[0-9]+:pids:' /proc/self/cgroup | cut -d: -f3; for i in 1 2 3 4 5 6; do sleep 1 & done; wait; echo done";
+    for (pids, out) in [(4, "/\n"), (64, "/\ndone\n")] {
+        let fx = Fixture::new(&format!(r#", "limits": {{ "pids": {pids} }}"#));
+        let profile = fx.dir.path().join("oztest.json");
+        let o = run_in(&fx, profile.to_str().unwrap(), &[], script);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(stdout(&o), out, "pids {pids}, stderr: {err}");
+        assert_eq!(err.contains("fork"), pids == 4, "pids {pids}: {err}");
+    }
+}

@@ -2,7 +2,9 @@
 //! root (with every capability) for the life of the sandbox, but never runs user code itself.
 //!
 //! Setup, in order: die with the agent, name itself, UTS names, loopback, root filesystem,
-//! signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
+//! wait until the agent moved it into the sandbox's cgroup and enter a cgroup namespace rooted
+//! there (the agent's cgroup write waits for an RCU grace period: it overlaps the rootfs
+//! build), signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
 //! the agent's requests (`proto::AgentToInit`), reaps every process of the sandbox, reports each
 //! exit, forwards SIGTERM/SIGINT/SIGHUP, and on shutdown kills everything and exits.
 //! Single-threaded: poll() over the agent socket and a signalfd.
@@ -19,7 +21,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Everything the init needs, prepared by the agent before the clone (the init inherits it).
@@ -30,6 +32,9 @@ pub struct InitPlan {
     pub loopback: bool,
     /// The root filesystem to build.
     pub rootfs: crate::rootfs::RootfsPlan,
+    /// Read end of a pipe: one byte once the agent moved the init into the sandbox's cgroup,
+    /// end of file when it could not (the init then gives up). Taken by the setup.
+    pub cgroup_gate: Option<OwnedFd>,
     /// The launch's program; also the template for relaunches and shells.
     pub program: ExecPlan,
     /// stdio of the launch's program; None = `noexec`.
@@ -84,10 +89,30 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     let report = crate::rootfs::build(&plan.rootfs)
         .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
     plan.warnings = report.warnings;
+    if let Some(gate) = plan.cgroup_gate.take() {
+        wait_for_cgroup(gate)?;
+    }
     let set = handled_signals();
     set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| InitError::new(Step::Signal, Some("signalfd".into()), e as i32))
+}
+
+/// Block until the agent says the init is inside the sandbox's cgroup (nothing may fork before),
+/// then root a new cgroup namespace there.
+fn wait_for_cgroup(gate: OwnedFd) -> Result<(), InitError> {
+    let mut byte = [0u8; 1];
+    let n = loop {
+        match nix::unistd::read(gate.as_raw_fd(), &mut byte) {
+            Err(Errno::EINTR) => continue,
+            other => break other.map_err(|e| InitError::new(Step::Cgroup, None, e as i32))?,
+        }
+    };
+    drop(gate);
+    if n != 1 {
+        return Err(InitError { step: Step::Cgroup, object: None, errno: 0, detail: Some("the agent could not move the init into the cgroup".into()) });
+    }
+    crate::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
 }
 
 /// The init's running state.
