@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use oz_profiles::profile::BlacklistItem;
 use std::collections::HashSet;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// The original's default blacklist directories.
 pub const DEFAULT_PATHS: &[&str] = &[
@@ -54,9 +54,20 @@ pub fn plan(vars: &Vars, items: &[BlacklistItem], nodefaults: bool, warnings: &m
         }
         entries.push(item.path.clone());
     }
+    // Literal entries first: a search directory at or below one of them is hidden whole, so
+    // `${PATH}/...` is not listed there (a big directory's listing is the costly part).
     let mut out: Vec<PathBuf> = Vec::new();
-    for e in &entries {
+    let (path_entries, others): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| e.starts_with("${PATH}/"));
+    for e in others {
         match vars.expand_all(e) {
+            Ok(paths) => out.extend(paths.into_iter().filter(|p| p.is_absolute())),
+            Err(err) => warnings.push(format!("blacklist {err}, skipped")),
+        }
+    }
+    let literal: Vec<PathBuf> = out.iter().filter(|p| is_plain(p)).cloned().collect();
+    let covered = |p: &Path| literal.iter().any(|l| p.starts_with(l));
+    for e in path_entries {
+        match vars.expand_all_except(e, &covered) {
             Ok(paths) => out.extend(paths.into_iter().filter(|p| p.is_absolute())),
             Err(err) => warnings.push(format!("blacklist {err}, skipped")),
         }
@@ -64,6 +75,13 @@ pub fn plan(vars: &Vars, items: &[BlacklistItem], nodefaults: bool, warnings: &m
     let mut seen = HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
     out
+}
+
+/// A path whose hiding hides everything below it: no glob, no `..` (resolved at build time from
+/// the name, not from the object hidden).
+fn is_plain(p: &Path) -> bool {
+    p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !p.to_string_lossy().contains('*')
 }
 
 /// Step 12 of the build: hide every planned path present in the new root.
@@ -114,17 +132,45 @@ mod tests {
         for d in DEFAULT_PATHS {
             assert!(paths.contains(&PathBuf::from(d)), "{d}");
         }
-        // Every search directory gets the name, present or not (resolved at build time).
+        // Every search directory gets the name, present or not (resolved at build time)...
         assert!(paths.contains(&PathBuf::from("/usr/bin/su")));
         assert!(paths.contains(&PathBuf::from("/bin/su")));
         assert!(paths.contains(&PathBuf::from("/usr/local/bin/sudo")));
-        // The glob works: every systemd-* present on the host is listed.
-        for e in std::fs::read_dir("/usr/bin").unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("systemd-") {
-                assert!(paths.contains(&e.path()), "{name}");
+        // ...except those hidden whole (/usr/sbin and /sbin are default entries).
+        assert!(!paths.iter().any(|p| p.starts_with("/usr/sbin") && p != Path::new("/usr/sbin")), "{paths:?}");
+        assert!(!paths.iter().any(|p| p.starts_with("/sbin") && p != Path::new("/sbin")), "{paths:?}");
+        // The glob works: every systemd-* present on the host is listed, under each name of a
+        // directory (/bin is usr/bin on merged-/usr systems: listed once, named twice).
+        for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("systemd-") {
+                    assert!(paths.contains(&e.path()), "{}", e.path().display());
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_search_directory_seen_twice_is_listed_once_with_the_same_matches() {
+        let (home, mut v) = vars();
+        let real = home.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        for f in ["tool-a", "tool-b", "other"] {
+            std::fs::write(real.join(f), "").unwrap();
+        }
+        std::os::unix::fs::symlink(&real, home.path().join("link")).unwrap();
+        v.ctx.path_dirs = vec![real.clone(), home.path().join("link"), home.path().join("missing")];
+        let got = v.expand_all("${PATH}/tool-*").unwrap();
+        let link = home.path().join("link");
+        assert_eq!(got, vec![real.join("tool-a"), real.join("tool-b"), link.join("tool-a"), link.join("tool-b")]);
+        // Skipped directories are not searched; `..` is never reused across names.
+        let got = v.expand_all_except("${PATH}/tool-*", &|d| d == real.as_path()).unwrap();
+        assert_eq!(got, vec![link.join("tool-a"), link.join("tool-b")]);
+        let items = vec![BlacklistItem { path: real.display().to_string(), no_follow: false }, BlacklistItem { path: "${PATH}/tool-a".into(), no_follow: false }];
+        let mut w = Vec::new();
+        let planned = plan(&v, &items, true, &mut w);
+        assert_eq!(planned, vec![real.clone(), link.join("tool-a"), home.path().join("missing/tool-a")], "{w:?}");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use super::pathsafe::AsUser;
 use super::RootfsError;
 use crate::user::UserInfo;
 use oz_profiles::expand::{expand_glob, expand_vars, ExpandContext, XdgDirs, DEFAULT_PATH_DIRS};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// The expansion context of one sandbox.
 pub struct Vars {
@@ -48,15 +49,33 @@ impl Vars {
     /// `${PATH}/name` in every search directory (all matches, globbed); other strings as
     /// [`Vars::expand_glob`] but listing as root (blacklist paths only hide things).
     pub fn expand_all(&self, s: &str) -> Result<Vec<PathBuf>, RootfsError> {
+        self.expand_all_except(s, &|_| false)
+    }
+
+    /// As [`Vars::expand_all`], leaving out the search directories for which `skip` is true.
+    /// A directory that is the same as an earlier one (`/bin` -> `usr/bin`) is listed once: its
+    /// matches are the earlier one's under its own name.
+    pub fn expand_all_except(&self, s: &str, skip: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>, RootfsError> {
         let err = |e: oz_profiles::expand::ExpandError| RootfsError::Expand { item: s.to_string(), reason: e.to_string() };
-        if let Some(rest) = s.strip_prefix("${PATH}/") {
-            let mut out = Vec::new();
-            for dir in &self.ctx.path_dirs {
-                let pattern = format!("{}/{}", dir.display(), rest);
-                out.extend(expand_glob(&pattern, &self.ctx).map_err(err)?);
+        let Some(rest) = s.strip_prefix("${PATH}/") else { return expand_glob(s, &self.ctx).map_err(err) };
+        // Globs are matched against the directory's entries: same directory, same matches
+        // (`..` aside, which is resolved from the name).
+        let reuse = rest.contains('*') && !rest.split('/').any(|c| c == "..");
+        let mut listed: Vec<((u64, u64), &Path, Vec<PathBuf>)> = Vec::new();
+        let mut out = Vec::new();
+        for dir in self.ctx.path_dirs.iter().filter(|d| !skip(d)) {
+            let id = if reuse { std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino())) } else { None };
+            if let Some((_, first, found)) = id.and_then(|id| listed.iter().find(|(i, _, _)| *i == id)) {
+                out.extend(found.iter().filter_map(|p| p.strip_prefix(first).ok()).map(|r| dir.join(r)));
+                continue;
             }
-            return Ok(out);
+            let pattern = format!("{}/{}", dir.display(), rest);
+            let found = expand_glob(&pattern, &self.ctx).map_err(err)?;
+            out.extend(found.iter().cloned());
+            if let Some(id) = id {
+                listed.push((id, dir, found));
+            }
         }
-        expand_glob(s, &self.ctx).map_err(err)
+        Ok(out)
     }
 }
