@@ -161,7 +161,7 @@ impl Sandbox {
         }
         let program = ProgramSpec::resolve(spec)?;
         let files = if spec.profile.allow_files { files } else { &[] };
-        let rootfs = rootfs::plan(spec, &program.user, files)?;
+        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, files)?;
         let mut warnings = rootfs.warnings.clone();
         let seccomp = compile_seccomp(spec)?;
         let landlock = spec.profile.landlock.enabled.then(|| {
@@ -174,6 +174,7 @@ impl Sandbox {
         let (agent_end, init_end) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
         let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -186,9 +187,10 @@ impl Sandbox {
             profile: spec.profile.name.clone(),
             warnings: Vec::new(),
             cgroup_gate: Some(gate_r),
+            blacklist_pipe: Some(blacklist_r),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
-        keep.extend(plan.cgroup_gate.iter().map(|fd| fd.as_raw_fd()));
+        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).map(|fd| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
         let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
@@ -206,8 +208,13 @@ impl Sandbox {
         };
         drop(init_end);
         drop(plan);
-        // The init builds its root filesystem meanwhile, and forks nothing before the gate
-        // opens; on failure the gate closes unopened and the init gives up (killed below).
+        // The init builds its root filesystem meanwhile: it takes the blacklist just before
+        // applying it, and forks nothing before the gate opens; on failure the gate closes
+        // unopened and the init gives up (killed below). A failed send means the init died
+        // (wait_ready reports it) or gets a cut message (and fails).
+        let (hidden, blacklist_warnings) = blacklist.plan();
+        warnings.extend(blacklist_warnings);
+        let _ = rootfs::send_blacklist(blacklist_w, &hidden);
         let moved = cgroup.add(init.as_raw());
         if moved.is_ok() {
             // An error means the init died already: wait_ready reports it.

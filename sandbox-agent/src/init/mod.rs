@@ -32,6 +32,9 @@ pub struct InitPlan {
     pub loopback: bool,
     /// The root filesystem to build.
     pub rootfs: crate::rootfs::RootfsPlan,
+    /// Read end of a pipe the agent writes the blacklist to (`rootfs::send_blacklist`) while
+    /// the init builds the rest of the root filesystem; None: `rootfs.blacklist` is complete.
+    pub blacklist_pipe: Option<OwnedFd>,
     /// Read end of a pipe: one byte once the agent moved the init into the sandbox's cgroup,
     /// end of file when it could not (the init then gives up). Taken by the setup.
     pub cgroup_gate: Option<OwnedFd>,
@@ -86,7 +89,11 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     if plan.loopback {
         crate::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
     }
-    let report = crate::rootfs::build(&plan.rootfs)
+    let deferred = plan.blacklist_pipe.is_some();
+    let mut pipe = plan.blacklist_pipe.take();
+    let mut later = || crate::rootfs::receive_blacklist(pipe.take().ok_or(crate::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?);
+    let later: Option<&mut dyn FnMut() -> Result<_, _>> = if deferred { Some(&mut later) } else { None };
+    let report = crate::rootfs::build_with(&plan.rootfs, later)
         .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
     plan.warnings = report.warnings;
     if let Some(gate) = plan.cgroup_gate.take() {

@@ -10,7 +10,9 @@ use super::RootfsError;
 use nix::errno::Errno;
 use oz_profiles::profile::BlacklistItem;
 use std::collections::HashSet;
-use std::os::fd::AsFd;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The original's default blacklist directories.
@@ -84,10 +86,38 @@ fn is_plain(p: &Path) -> bool {
         && !p.to_string_lossy().contains('*')
 }
 
+/// Write `paths` to `pipe` for [`receive`] (the agent plans the blacklist after the clone, while
+/// the init builds the rest): an 8-byte little-endian length, then each path NUL-terminated.
+pub fn send(pipe: OwnedFd, paths: &[PathBuf]) -> std::io::Result<()> {
+    let mut payload = Vec::new();
+    for p in paths {
+        payload.extend_from_slice(p.as_os_str().as_bytes());
+        payload.push(0);
+    }
+    let mut f = std::fs::File::from(pipe);
+    f.write_all(&(payload.len() as u64).to_le_bytes())?;
+    f.write_all(&payload)
+}
+
+/// Read what [`send`] wrote; a short message (the agent failed or died) is an error.
+pub fn receive(pipe: OwnedFd) -> Result<Vec<PathBuf>, RootfsError> {
+    let err = |e: std::io::Error| RootfsError::Sys { what: "receive the blacklist", errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EPIPE)) };
+    let mut f = std::fs::File::from(pipe);
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(err)?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| RootfsError::Sys { what: "receive the blacklist", errno: Errno::E2BIG })?;
+    let mut payload = Vec::new();
+    (&mut f).take(len as u64).read_to_end(&mut payload).map_err(err)?;
+    if payload.len() != len || payload.last().is_some_and(|b| *b != 0) {
+        return Err(RootfsError::Sys { what: "receive the blacklist", errno: Errno::EPIPE });
+    }
+    Ok(payload.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p))).collect())
+}
+
 /// Step 12 of the build: hide every planned path present in the new root.
-pub fn apply(b: &mut Builder<'_>) -> Result<(), RootfsError> {
+pub fn apply(b: &mut Builder<'_>, list: &[PathBuf]) -> Result<(), RootfsError> {
     let mut hidden: HashSet<(u64, u64)> = b.placeholder_ids().into_iter().collect();
-    for path in &b.plan.blacklist {
+    for path in list {
         let at = match b.open(path, libc::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
@@ -149,6 +179,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_list_crosses_a_pipe_whole_or_not_at_all() {
+        let paths = vec![PathBuf::from("/usr/bin/su"), PathBuf::from("/home/u/a b\nc")];
+        let (r, w) = nix::unistd::pipe().unwrap();
+        send(w, &paths).unwrap();
+        assert_eq!(receive(r).unwrap(), paths);
+        let (r, w) = nix::unistd::pipe().unwrap();
+        send(w, &[]).unwrap();
+        assert_eq!(receive(r).unwrap(), Vec::<PathBuf>::new());
+        // The writer gone early (nothing, or a cut message): an error, never a shorter list.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(w);
+        assert!(receive(r).is_err());
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut f = std::fs::File::from(w);
+        f.write_all(&20u64.to_le_bytes()).unwrap();
+        f.write_all(b"/usr/bin/su\0").unwrap();
+        drop(f);
+        assert!(receive(r).is_err());
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct BuildReport {
 /// namespace, as root with all capabilities, single-threaded; mounts /proc for the current PID
 /// namespace. Afterwards the cwd is `/` of the new root and the host tree is gone.
 pub fn build(plan: &RootfsPlan) -> Result<BuildReport, RootfsError> {
+    build_with(plan, None)
+}
+
+/// As [`build`], taking the blacklist from `later` (when given) just before it is applied
+/// instead of from the plan: the agent expands it meanwhile.
+pub fn build_with(plan: &RootfsPlan, later: Option<&mut dyn FnMut() -> Result<Vec<PathBuf>, RootfsError>>) -> Result<BuildReport, RootfsError> {
     make_host_tree_private()?;
     let mut b = Builder::new(plan)?;
     b.bind_system()?;
@@ -45,7 +51,10 @@ pub fn build(plan: &RootfsPlan) -> Result<BuildReport, RootfsError> {
         proc::mount_proc(&mut b)?;
         proc::mount_sys(&mut b)?;
     }
-    blacklist::apply(&mut b)?;
+    match later {
+        Some(get) => blacklist::apply(&mut b, &get()?)?,
+        None => blacklist::apply(&mut b, &plan.blacklist)?,
+    }
     b.write_sandbox_marker()?;
     let report = b.pivot()?;
     seal_root()?;

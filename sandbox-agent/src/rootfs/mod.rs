@@ -70,9 +70,10 @@ mod build_tests;
 mod tests;
 
 pub use bind::MountFailure;
-pub use build::{build, BuildReport};
+pub use blacklist::{receive as receive_blacklist, send as send_blacklist};
+pub use build::{build, build_with, BuildReport};
 pub use pathsafe::PathError;
-pub use plan::{plan, BindItem, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry, SystemKind};
+pub use plan::{plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry, SystemKind};
 
 use crate::user::UserInfo;
 use nix::errno::Errno;

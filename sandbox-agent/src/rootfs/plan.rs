@@ -131,6 +131,16 @@ pub struct EtcFiles {
 /// Plan the root filesystem of `spec` for `user`, with `extra_files` (argument files, absolute
 /// host paths) bound read-write at the same place.
 pub fn plan(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Result<RootfsPlan, RootfsError> {
+    let (mut plan, blacklist) = plan_deferred(spec, user, extra_files)?;
+    let (list, warnings) = blacklist.plan();
+    plan.blacklist = list;
+    plan.warnings.extend(warnings);
+    Ok(plan)
+}
+
+/// As [`plan`], with the blacklist left empty and returned to be planned later (see
+/// [`super::build_with`]).
+pub fn plan_deferred(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Result<(RootfsPlan, BlacklistPlanner), RootfsError> {
     let profile = &spec.profile;
     let staging = &spec.config.sandbox_path;
     if !staging.is_absolute() || normalize(staging) == Path::new("/") || staging.components().any(|c| c == std::path::Component::ParentDir) {
@@ -154,20 +164,38 @@ pub fn plan(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Resu
     }
     let (binds, links, wl_warnings) = wl.finish();
     warnings.extend(wl_warnings);
-    let blacklist = blacklist::plan(&vars, &profile.blacklist, profile.nodefaults, &mut warnings);
-    Ok(RootfsPlan {
+    let later = BlacklistPlanner { vars, items: profile.blacklist.clone(), nodefaults: profile.nodefaults };
+    let plan = RootfsPlan {
         name: profile.name.clone(),
         user: user.clone(),
         staging: spec.config.sandbox_path.clone(),
         system,
         binds,
         links,
-        blacklist,
         dev: if spec.config.use_full_dev { DevMode::Full } else { DevMode::Minimal },
         sysproc: !profile.nosysproc,
         etc,
         warnings,
-    })
+        blacklist: Vec::new(),
+    };
+    Ok((plan, later))
+}
+
+/// The blacklist's expansion (listing search directories for `${PATH}` globs: the costly part of
+/// planning), split off [`plan_deferred`] so the agent can run it while the init builds the rest.
+pub struct BlacklistPlanner {
+    vars: Vars,
+    items: Vec<oz_profiles::profile::BlacklistItem>,
+    nodefaults: bool,
+}
+
+impl BlacklistPlanner {
+    /// The sandbox paths to hide, and warnings for entries that could not be expanded.
+    pub fn plan(&self) -> (Vec<PathBuf>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let list = blacklist::plan(&self.vars, &self.items, self.nodefaults, &mut warnings);
+        (list, warnings)
+    }
 }
 
 /// The original's extra whitelist for `audio_mode: pulseaudio` (oz-inventory.md §1.5 step 5).
