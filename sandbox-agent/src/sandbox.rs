@@ -1,7 +1,7 @@
 //! One sandbox, from the agent's side: [`Sandbox::launch`] prepares everything (user, program,
 //! environment, root filesystem plan, seccomp filter, cgroup), clones the init into new
-//! namespaces, moves it into the cgroup (while it builds its root filesystem; it forks nothing
-//! before) and returns once the program was exec'd; the handle then carries the channel to
+//! namespaces (the init joins the cgroup itself on v1, the agent moves it there on v2; either
+//! way before it forks anything) and returns once the program was exec'd; the handle then carries the channel to
 //! the init and cleans up (processes, cgroup) when the sandbox ends.
 //!
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
@@ -173,7 +173,11 @@ impl Sandbox {
         let cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
         let (agent_end, init_end) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
-        let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let cgroup_tasks = v1_tasks_files(&cgroup)?;
+        let (gate_r, gate_w) = match cgroup_tasks.is_empty() {
+            true => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map(|(r, w)| (Some(r), Some(w))).map_err(sys("pipe"))?,
+            false => (None, None),
+        };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let plan = InitPlan {
             id: spec.sandbox_id,
@@ -186,11 +190,13 @@ impl Sandbox {
             shell_path: cstring(&spec.config.shell_path.to_string_lossy())?,
             profile: spec.profile.name.clone(),
             warnings: Vec::new(),
-            cgroup_gate: Some(gate_r),
+            cgroup_tasks,
+            cgroup_gate: gate_r,
             blacklist_pipe: Some(blacklist_r),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
         keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).map(|fd| fd.as_raw_fd()));
+        keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
         let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
@@ -208,19 +214,25 @@ impl Sandbox {
         };
         drop(init_end);
         drop(plan);
-        // The init builds its root filesystem meanwhile: it takes the blacklist just before
-        // applying it, and forks nothing before the gate opens; on failure the gate closes
-        // unopened and the init gives up (killed below). A failed send means the init died
-        // (wait_ready reports it) or gets a cut message (and fails).
+        // The init builds its root filesystem meanwhile and takes the blacklist just before
+        // applying it. A failed send means the init died (wait_ready reports it) or gets a cut
+        // message (and fails).
         let (hidden, blacklist_warnings) = blacklist.plan();
         warnings.extend(blacklist_warnings);
         let _ = rootfs::send_blacklist(blacklist_w, &hidden);
-        let moved = cgroup.add(init.as_raw());
-        if moved.is_ok() {
-            // An error means the init died already: wait_ready reports it.
-            let _ = nix::unistd::write(&gate_w, &[1]);
-        }
-        drop(gate_w);
+        // cgroup v2: the init forks nothing before the gate opens; on failure the gate closes
+        // unopened and the init gives up (killed below).
+        let moved = match gate_w {
+            Some(gate) => {
+                let moved = cgroup.add(init.as_raw());
+                if moved.is_ok() {
+                    // An error means the init died already: wait_ready reports it.
+                    let _ = nix::unistd::write(&gate, &[1]);
+                }
+                moved
+            }
+            None => Ok(()),
+        };
         let mut sandbox = Sandbox {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
@@ -433,6 +445,21 @@ impl Drop for Sandbox {
             self.reap_init();
         }
     }
+}
+
+/// The `tasks` files of every directory of `cgroup`, opened for writing, when they all have one
+/// (cgroup v1); empty on v2.
+fn v1_tasks_files(cgroup: &Cgroup) -> Result<Vec<(String, OwnedFd)>, SandboxError> {
+    let mut out = Vec::new();
+    for dir in cgroup.dirs() {
+        let path = dir.join("tasks");
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|source| CgroupError::Io { op: "open", path: path.clone(), source })?;
+        out.push((path.display().to_string(), OwnedFd::from(file)));
+    }
+    Ok(out)
 }
 
 fn stdio_fds(s: &ProgramStdio) -> Vec<RawFd> {

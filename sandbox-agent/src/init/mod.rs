@@ -2,9 +2,8 @@
 //! root (with every capability) for the life of the sandbox, but never runs user code itself.
 //!
 //! Setup, in order: die with the agent, name itself, UTS names, loopback, root filesystem,
-//! wait until the agent moved it into the sandbox's cgroup and enter a cgroup namespace rooted
-//! there (the agent's cgroup write waits for an RCU grace period: it overlaps the rootfs
-//! build), signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
+//! join the sandbox's cgroup (cgroup v1: move itself in; v2: the agent moved it meanwhile) and
+//! enter a cgroup namespace rooted there, signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
 //! the agent's requests (`proto::AgentToInit`), reaps every process of the sandbox, reports each
 //! exit, forwards SIGTERM/SIGINT/SIGHUP, and on shutdown kills everything and exits.
 //! Single-threaded: poll() over the agent socket and a signalfd.
@@ -35,8 +34,12 @@ pub struct InitPlan {
     /// Read end of a pipe the agent writes the blacklist to (`rootfs::send_blacklist`) while
     /// the init builds the rest of the root filesystem; None: `rootfs.blacklist` is complete.
     pub blacklist_pipe: Option<OwnedFd>,
-    /// Read end of a pipe: one byte once the agent moved the init into the sandbox's cgroup,
-    /// end of file when it could not (the init then gives up). Taken by the setup.
+    /// The `tasks` files (cgroup v1, opened by the agent) of the sandbox's cgroup: the init
+    /// moves itself in by writing 0 to each. A single thread moving itself skips the global lock
+    /// whose write side waits for an RCU grace period (5-20 ms) when a whole process moves.
+    pub cgroup_tasks: Vec<(String, OwnedFd)>,
+    /// Otherwise (cgroup v2) the read end of a pipe: one byte once the agent moved the init into
+    /// the sandbox's cgroup, end of file when it could not (the init then gives up).
     pub cgroup_gate: Option<OwnedFd>,
     /// The launch's program; also the template for relaunches and shells.
     pub program: ExecPlan,
@@ -96,9 +99,7 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     let report = crate::rootfs::build_with(&plan.rootfs, later)
         .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
     plan.warnings = report.warnings;
-    if let Some(gate) = plan.cgroup_gate.take() {
-        wait_for_cgroup(gate)?;
-    }
+    join_cgroup(std::mem::take(&mut plan.cgroup_tasks), plan.cgroup_gate.take())?;
     let set = handled_signals();
     set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
@@ -107,7 +108,22 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
 
 /// Block until the agent says the init is inside the sandbox's cgroup (nothing may fork before),
 /// then root a new cgroup namespace there.
-fn wait_for_cgroup(gate: OwnedFd) -> Result<(), InitError> {
+fn join_cgroup(tasks: Vec<(String, OwnedFd)>, gate: Option<OwnedFd>) -> Result<(), InitError> {
+    for (path, fd) in tasks {
+        // The init is single-threaded: moving this thread moves the whole process.
+        match nix::unistd::write(&fd, b"0") {
+            Ok(1) => {}
+            Ok(_) => return Err(InitError::new(Step::Cgroup, Some(path), libc::EIO)),
+            Err(e) => return Err(InitError::new(Step::Cgroup, Some(path), e as i32)),
+        }
+    }
+    if let Some(gate) = gate {
+        wait_for_gate(gate)?;
+    }
+    crate::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
+}
+
+fn wait_for_gate(gate: OwnedFd) -> Result<(), InitError> {
     let mut byte = [0u8; 1];
     let n = loop {
         match nix::unistd::read(gate.as_raw_fd(), &mut byte) {
@@ -119,7 +135,7 @@ fn wait_for_cgroup(gate: OwnedFd) -> Result<(), InitError> {
     if n != 1 {
         return Err(InitError { step: Step::Cgroup, object: None, errno: 0, detail: Some("the agent could not move the init into the cgroup".into()) });
     }
-    crate::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
+    Ok(())
 }
 
 /// The init's running state.
