@@ -118,11 +118,6 @@ fn writable_targets(plan: &RootfsPlan) -> Vec<PathBuf> {
     plan.binds.iter().filter(|b| !b.read_only && !b.allow_suid).map(|b| b.target.clone()).collect()
 }
 
-/// Compile the profile's seccomp policy into a loadable filter (None: disabled).
-fn compile_seccomp(spec: &LaunchSpec) -> Result<Option<Rc<dyn SeccompFilter>>, SandboxError> {
-    crate::seccomp::compile(spec)
-}
-
 /// A running sandbox.
 pub struct Sandbox {
     id: u64,
@@ -163,12 +158,12 @@ impl Sandbox {
         let files = if spec.profile.allow_files { files } else { &[] };
         let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, files)?;
         let mut warnings = rootfs.warnings.clone();
-        let seccomp = compile_seccomp(spec)?;
         let landlock = spec.profile.landlock.enabled.then(|| {
             let extra = writable_targets(&rootfs);
             LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required)
         });
-        let exec_plan = program.exec_plan(landlock, seccomp)?;
+        // The seccomp filter is compiled after the clone and sent to the init (seccomp_pipe).
+        let exec_plan = program.exec_plan(landlock, None)?;
         let (stdio, log) = Sandbox::stdio(spec, stdio)?;
         let cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
         let (agent_end, init_end) =
@@ -179,6 +174,7 @@ impl Sandbox {
             false => (None, None),
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -193,9 +189,10 @@ impl Sandbox {
             cgroup_tasks,
             cgroup_gate: gate_r,
             blacklist_pipe: Some(blacklist_r),
+            seccomp_pipe: Some(seccomp_r),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
-        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).map(|fd| fd.as_raw_fd()));
+        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()));
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
@@ -220,6 +217,10 @@ impl Sandbox {
         let (hidden, blacklist_warnings) = blacklist.plan();
         warnings.extend(blacklist_warnings);
         let _ = rootfs::send_blacklist(blacklist_w, &hidden);
+        // A compile error is the launch's error (the init, getting no filter, spawns nothing).
+        let seccomp = crate::seccomp::compile_bytes(spec).map(|bytes| {
+            let _ = proto::write_pipe_message(seccomp_w, &bytes);
+        });
         // cgroup v2: the init forks nothing before the gate opens; on failure the gate closes
         // unopened and the init gives up (killed below).
         let moved = match gate_w {
@@ -246,6 +247,7 @@ impl Sandbox {
             init_status: None,
             warnings: Vec::new(),
         };
+        seccomp?;
         moved?;
         let (program, build_warnings) = sandbox.wait_ready()?;
         warnings.extend(build_warnings);

@@ -59,6 +59,8 @@ pub enum CompileError {
     Export(std::io::Error),
     #[error("filter has {0} instructions, more than the kernel's {1}")]
     TooLarge(usize, usize),
+    #[error("seccomp filter bytes at offset {0}: {1}")]
+    Bytes(usize, &'static str),
 }
 
 /// BPF programs ready to install: no allocation or libseccomp call is needed any more.
@@ -81,6 +83,52 @@ impl CompiledFilter {
     /// The raw programs, in installation order.
     pub fn programs(&self) -> &[Vec<libc::sock_filter>] {
         &self.programs
+    }
+
+    /// The programs as bytes, to hand the filter to another process ([`CompiledFilter::from_bytes`]):
+    /// per program a little-endian u32 instruction count, then each instruction as code (u16),
+    /// jt, jf (u8) and k (u32), little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for prog in &self.programs {
+            out.extend_from_slice(&(prog.len() as u32).to_le_bytes());
+            for ins in prog {
+                out.extend_from_slice(&ins.code.to_le_bytes());
+                out.extend_from_slice(&[ins.jt, ins.jf]);
+                out.extend_from_slice(&ins.k.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The filter [`CompiledFilter::to_bytes`] wrote; a cut or oversized program is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<CompiledFilter, CompileError> {
+        let mut programs = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let count = bytes.get(at..at + 4).ok_or(CompileError::Bytes(at, "cut program length"))?;
+            let count = u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize;
+            if count == 0 || count > libc::BPF_MAXINSNS as usize {
+                return Err(CompileError::Bytes(at, "program length out of range"));
+            }
+            at += 4;
+            let body = bytes.get(at..at + count * 8).ok_or(CompileError::Bytes(at, "cut program"))?;
+            let prog = body
+                .chunks_exact(8)
+                .map(|i| libc::sock_filter {
+                    code: u16::from_le_bytes([i[0], i[1]]),
+                    jt: i[2],
+                    jf: i[3],
+                    k: u32::from_le_bytes([i[4], i[5], i[6], i[7]]),
+                })
+                .collect();
+            programs.push(prog);
+            at += count * 8;
+        }
+        if programs.is_empty() {
+            return Err(CompileError::Bytes(0, "no program"));
+        }
+        Ok(CompiledFilter { programs })
     }
 
     /// Sets no_new_privs and loads every program into the calling thread.

@@ -142,3 +142,21 @@ fn syscalls_newer_than_libseccomp_compile_by_number() {
     compile(&p, SeccompMode::Blacklist, true).unwrap();
     compile(&p, SeccompMode::Whitelist, true).unwrap();
 }
+
+#[test]
+fn bytes_round_trip_and_cut_bytes_are_errors() {
+    let f = compile(&policy("read: arg0 == 1\n"), SeccompMode::Blacklist, true).unwrap();
+    let bytes = f.to_bytes();
+    let back = CompiledFilter::from_bytes(&bytes).unwrap();
+    assert_eq!(back.programs().len(), f.programs().len());
+    for (a, b) in back.programs().iter().zip(f.programs()) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((x.code, x.jt, x.jf, x.k), (y.code, y.jt, y.jf, y.k));
+        }
+    }
+    assert!(CompiledFilter::from_bytes(&[]).is_err());
+    assert!(CompiledFilter::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    assert!(CompiledFilter::from_bytes(&bytes[..2]).is_err());
+    assert!(CompiledFilter::from_bytes(&0u32.to_le_bytes()).is_err());
+}

@@ -34,6 +34,10 @@ pub struct InitPlan {
     /// Read end of a pipe the agent writes the blacklist to (`rootfs::send_blacklist`) while
     /// the init builds the rest of the root filesystem; None: `rootfs.blacklist` is complete.
     pub blacklist_pipe: Option<OwnedFd>,
+    /// Read end of a pipe the agent writes the program's seccomp filter to
+    /// (`seccomp::compile_bytes`, `proto::write_pipe_message`) while the init builds the root
+    /// filesystem; None: `program.seccomp` is complete.
+    pub seccomp_pipe: Option<OwnedFd>,
     /// The `tasks` files (cgroup v1, opened by the agent) of the sandbox's cgroup: the init
     /// moves itself in by writing 0 to each. A single thread moving itself skips the global lock
     /// whose write side waits for an RCU grace period (5-20 ms) when a whole process moves.
@@ -100,6 +104,12 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
         .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
     plan.warnings = report.warnings;
     join_cgroup(std::mem::take(&mut plan.cgroup_tasks), plan.cgroup_gate.take())?;
+    if let Some(pipe) = plan.seccomp_pipe.take() {
+        // Without it nothing is ever spawned: the setup fails.
+        let bytes = proto::read_pipe_message(pipe).map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.raw_os_error().unwrap_or(libc::EPIPE)))?;
+        let filter = crate::seccomp::from_bytes(&bytes).map_err(|detail| InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) })?;
+        plan.program.seccomp = Some(filter);
+    }
     let set = handled_signals();
     set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)

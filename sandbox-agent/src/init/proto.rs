@@ -201,6 +201,30 @@ pub enum ChannelError {
     UnexpectedMessage { expected: &'static str, received: String },
 }
 
+/// Write one length-prefixed message (8 bytes little-endian, then `payload`) to a pipe the init
+/// reads during its setup, and close it.
+pub fn write_pipe_message(pipe: OwnedFd, payload: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::from(pipe);
+    f.write_all(&(payload.len() as u64).to_le_bytes())?;
+    f.write_all(payload)
+}
+
+/// Read what [`write_pipe_message`] wrote; a cut message (the agent failed or died) is an error.
+pub fn read_pipe_message(pipe: OwnedFd) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::from(pipe);
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)?;
+    let len = u64::from_le_bytes(len);
+    let mut payload = Vec::new();
+    (&mut f).take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    Ok(payload)
+}
+
 /// Send one message with `fds` attached.
 pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ChannelError> {
     let what = std::any::type_name::<T>();
