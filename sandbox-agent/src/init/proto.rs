@@ -201,6 +201,22 @@ pub enum ChannelError {
     UnexpectedMessage { expected: &'static str, received: String },
 }
 
+/// The length of the next packet on the SOCK_SEQPACKET `sock`, without receiving it (blocks like
+/// a receive; 0 at end of file).
+fn next_packet_len(sock: BorrowedFd<'_>) -> Result<usize, ChannelError> {
+    loop {
+        // SAFETY: a zero-length receive into no buffer; MSG_PEEK leaves the packet (and any fds
+        // attached to it) queued, MSG_TRUNC makes the kernel return its real length.
+        let r = unsafe { libc::recv(sock.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
+        match nix::errno::Errno::result(r) {
+            Ok(n) => return Ok(n as usize),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
+            Err(errno) => return Err(ChannelError::Sys { op: "recv", errno }),
+        }
+    }
+}
+
 /// Write one length-prefixed message (8 bytes little-endian, then `payload`) to a pipe the init
 /// reads during its setup, and close it.
 pub fn write_pipe_message(pipe: OwnedFd, payload: &[u8]) -> std::io::Result<()> {
@@ -248,7 +264,9 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Resul
 /// Receive one message and the fds that came with it (owned, close-on-exec).
 pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), ChannelError> {
     let what = std::any::type_name::<T>();
-    let mut buf = vec![0u8; MAX_PACKET];
+    // Sized to the next packet (a zeroed MAX_PACKET buffer per message costs more than the
+    // peek); a packet larger than MAX_PACKET is still reported as truncated below.
+    let mut buf = vec![0u8; next_packet_len(sock)?.clamp(1, MAX_PACKET)];
     let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let (len, fds) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -322,6 +340,17 @@ mod tests {
         assert!(matches!(err, ChannelError::Decode { len: 5, .. }), "{err}");
         drop(a);
         assert!(matches!(recv::<InitToAgent>(b.as_fd()).unwrap_err(), ChannelError::Closed));
+    }
+
+    #[test]
+    fn packets_of_any_size_are_read_whole_in_order() {
+        let (a, b) = pair();
+        let (tx, rx) = (a.as_fd(), b.as_fd());
+        send(tx, &InitToAgent::ShuttingDown, &[]).unwrap();
+        let long = InitToAgent::Ready { pid: Some(7), warnings: vec!["w".repeat(100_000)] };
+        send(tx, &long, &[]).unwrap();
+        assert_eq!(recv::<InitToAgent>(rx).unwrap().0, InitToAgent::ShuttingDown);
+        assert_eq!(recv::<InitToAgent>(rx).unwrap().0, long);
     }
 
     #[test]

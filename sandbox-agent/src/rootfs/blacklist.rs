@@ -128,7 +128,7 @@ pub fn apply(b: &mut Builder<'_>, list: &[PathBuf]) -> Result<(), RootfsError> {
         };
         let st = pathsafe::fstat(at.as_fd()).map_err(|e| RootfsError::fs("stat", path, e))?;
         if hidden.insert((st.st_dev, st.st_ino)) {
-            b.hide(at.as_fd(), path)?;
+            b.hide_stat(at.as_fd(), &st, path)?;
         }
     }
     Ok(())

@@ -352,9 +352,13 @@ impl<'a> Builder<'a> {
     /// Cover the object `at` (sandbox path `name`) with an empty read-only placeholder.
     pub fn hide(&mut self, at: BorrowedFd<'_>, name: &Path) -> Result<(), RootfsError> {
         let st = pathsafe::fstat(at).map_err(|e| RootfsError::fs("stat", name, e))?;
-        let ph = if pathsafe::is_dir(&st) { self.empty_dir.try_clone() } else { self.empty_file.try_clone() };
-        let ph = ph.map_err(|e| RootfsError::fs("dup", name, io_errno(&e)))?;
-        bind::bind(ph.as_fd(), at, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+        self.hide_stat(at, &st, name)
+    }
+
+    /// As [`Builder::hide`], with `at`'s stat already at hand.
+    pub fn hide_stat(&mut self, at: BorrowedFd<'_>, st: &libc::stat, name: &Path) -> Result<(), RootfsError> {
+        let ph = if pathsafe::is_dir(st) { self.empty_dir.as_fd() } else { self.empty_file.as_fd() };
+        bind::bind(ph, at, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
             .map_err(|failure| RootfsError::Bind { src: "(empty placeholder)".into(), target: name.to_path_buf(), failure })
     }
 
