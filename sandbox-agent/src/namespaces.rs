@@ -6,16 +6,45 @@ use nix::unistd::Pid;
 use oz_profiles::profile::NetType;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// The namespaces the init is cloned into: mount, PID, UTS, IPC, and network unless the profile
-/// shares the host's. Never a user namespace (the init must be real root to build the rootfs).
-/// The cgroup namespace comes later ([`enter_cgroup_namespace`]): the agent moves the init into
-/// the sandbox's cgroup after the clone, while the init builds its root filesystem.
-pub fn clone_flags(net: NetType) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if net != NetType::Host {
-        flags |= libc::CLONE_NEWNET;
+/// The namespaces the init is cloned into: mount, PID, UTS, IPC. Never a user namespace (the
+/// init must be real root to build the rootfs). The others come later, off the clone's critical
+/// path: the cgroup namespace once the init is in the sandbox's cgroup
+/// ([`enter_cgroup_namespace`]), and the network namespace (unless the profile shares the
+/// host's), which the agent creates after the clone ([`new_net_namespace`], setting it up is
+/// the costliest part of a clone) while the init builds its root filesystem.
+pub fn clone_flags(_net: NetType) -> libc::c_int {
+    libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC
+}
+
+/// Whether the sandbox of this network type gets its own network namespace.
+pub fn wants_net_namespace(net: NetType) -> bool {
+    net != NetType::Host
+}
+
+fn open_own_net_namespace() -> Result<OwnedFd, Errno> {
+    nix::fcntl::open("/proc/thread-self/ns/net", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        // SAFETY: `open` returned a fresh descriptor nobody else owns.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new network namespace, as an fd for the init to `setns` into; the caller stays in (returns
+/// to) its own. Single-threaded callers only (unshare/setns act on the calling thread).
+pub fn new_net_namespace() -> Result<OwnedFd, Errno> {
+    let own = open_own_net_namespace()?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+    let new = open_own_net_namespace();
+    let back = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET);
+    if let Err(e) = back {
+        // Staying in the sandbox's network namespace would be wrong for everything after.
+        eprintln!("oz-agent: cannot return to the agent's network namespace: {e}");
+        std::process::abort();
     }
-    flags
+    new
+}
+
+/// Enter the network namespace `ns` (from [`new_net_namespace`]).
+pub fn enter_net_namespace(ns: &OwnedFd) -> Result<(), Errno> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
 }
 
 /// Which side of [`clone_fork`] we are on.
@@ -98,14 +127,14 @@ mod tests {
 
     #[test]
     fn flags_share_network_only_for_host() {
-        assert_eq!(clone_flags(NetType::Host) & libc::CLONE_NEWNET, 0);
+        assert!(!wants_net_namespace(NetType::Host));
         for t in [NetType::None, NetType::Empty, NetType::Bridge] {
+            assert!(wants_net_namespace(t));
             let f = clone_flags(t);
-            assert_ne!(f & libc::CLONE_NEWNET, 0);
             assert_ne!(f & libc::CLONE_NEWPID, 0);
             assert_eq!(f & libc::CLONE_NEWUSER, 0);
-            // Unshared by the init once it is inside the sandbox's cgroup.
-            assert_eq!(f & libc::CLONE_NEWCGROUP, 0);
+            // Joined by the init after the clone (see new_net_namespace, enter_cgroup_namespace).
+            assert_eq!(f & (libc::CLONE_NEWCGROUP | libc::CLONE_NEWNET), 0);
         }
         assert!(!wants_loopback(NetType::None));
         assert!(!wants_loopback(NetType::Host));

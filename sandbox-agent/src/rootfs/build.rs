@@ -29,12 +29,21 @@ pub struct BuildReport {
 /// namespace, as root with all capabilities, single-threaded; mounts /proc for the current PID
 /// namespace. Afterwards the cwd is `/` of the new root and the host tree is gone.
 pub fn build(plan: &RootfsPlan) -> Result<BuildReport, RootfsError> {
-    build_with(plan, None)
+    build_with(plan, Deferred::default())
 }
 
-/// As [`build`], taking the blacklist from `later` (when given) just before it is applied
-/// instead of from the plan: the agent expands it meanwhile.
-pub fn build_with(plan: &RootfsPlan, later: Option<&mut dyn FnMut() -> Result<Vec<PathBuf>, RootfsError>>) -> Result<BuildReport, RootfsError> {
+/// What the agent hands over while the init builds (see [`build_with`]).
+#[derive(Default)]
+pub struct Deferred<'a> {
+    /// Called before /proc and /sys are mounted (whether they are or not): the network
+    /// namespace must be final by then, as sysfs shows the mounter's network devices.
+    pub before_sysproc: Option<&'a mut dyn FnMut() -> Result<(), RootfsError>>,
+    /// The blacklist, taken just before it is applied instead of from the plan.
+    pub blacklist: Option<&'a mut dyn FnMut() -> Result<Vec<PathBuf>, RootfsError>>,
+}
+
+/// As [`build`], with what `later` provides while the agent prepares it.
+pub fn build_with(plan: &RootfsPlan, later: Deferred<'_>) -> Result<BuildReport, RootfsError> {
     make_host_tree_private()?;
     let mut b = Builder::new(plan)?;
     b.bind_system()?;
@@ -47,11 +56,14 @@ pub fn build_with(plan: &RootfsPlan, later: Option<&mut dyn FnMut() -> Result<Ve
         whitelist::apply(&mut b, item)?;
     }
     b.create_links()?;
+    if let Some(before) = later.before_sysproc {
+        before()?;
+    }
     if plan.sysproc {
         proc::mount_proc(&mut b)?;
         proc::mount_sys(&mut b)?;
     }
-    match later {
+    match later.blacklist {
         Some(get) => blacklist::apply(&mut b, &get()?)?,
         None => blacklist::apply(&mut b, &plan.blacklist)?,
     }
