@@ -7,11 +7,11 @@ use oz_profiles::profile::NetType;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The namespaces the init is cloned into: mount, PID, UTS, IPC. Never a user namespace (the
-/// init must be real root to build the rootfs). The others come later, off the clone's critical
-/// path: the cgroup namespace once the init is in the sandbox's cgroup
+/// init must be real root to build the rootfs). The others come later, off the clone the agent
+/// waits for: the cgroup namespace once the init is in the sandbox's cgroup
 /// ([`enter_cgroup_namespace`]), and the network namespace (unless the profile shares the
-/// host's), which the agent creates after the clone ([`new_net_namespace`], setting it up is
-/// the costliest part of a clone) while the init builds its root filesystem.
+/// host's; setting one up is the costliest part of a clone), which the init unshares during its
+/// build while the agent expands the blacklist and compiles the seccomp filter.
 pub fn clone_flags(_net: NetType) -> libc::c_int {
     libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC
 }
@@ -19,32 +19,6 @@ pub fn clone_flags(_net: NetType) -> libc::c_int {
 /// Whether the sandbox of this network type gets its own network namespace.
 pub fn wants_net_namespace(net: NetType) -> bool {
     net != NetType::Host
-}
-
-fn open_own_net_namespace() -> Result<OwnedFd, Errno> {
-    nix::fcntl::open("/proc/thread-self/ns/net", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        // SAFETY: `open` returned a fresh descriptor nobody else owns.
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A new network namespace, as an fd for the init to `setns` into; the caller stays in (returns
-/// to) its own. Single-threaded callers only (unshare/setns act on the calling thread).
-pub fn new_net_namespace() -> Result<OwnedFd, Errno> {
-    let own = open_own_net_namespace()?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
-    let new = open_own_net_namespace();
-    let back = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET);
-    if let Err(e) = back {
-        // Staying in the sandbox's network namespace would be wrong for everything after.
-        eprintln!("oz-agent: cannot return to the agent's network namespace: {e}");
-        std::process::abort();
-    }
-    new
-}
-
-/// Enter the network namespace `ns` (from [`new_net_namespace`]).
-pub fn enter_net_namespace(ns: &OwnedFd) -> Result<(), Errno> {
-    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
 }
 
 /// Which side of [`clone_fork`] we are on.
@@ -133,7 +107,7 @@ mod tests {
             let f = clone_flags(t);
             assert_ne!(f & libc::CLONE_NEWPID, 0);
             assert_eq!(f & libc::CLONE_NEWUSER, 0);
-            // Joined by the init after the clone (see new_net_namespace, enter_cgroup_namespace).
+            // Unshared by the init after the clone.
             assert_eq!(f & (libc::CLONE_NEWCGROUP | libc::CLONE_NEWNET), 0);
         }
         assert!(!wants_loopback(NetType::None));

@@ -175,10 +175,6 @@ impl Sandbox {
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-        let (net_w, net_r) = match namespaces::wants_net_namespace(spec.profile.networking.net_type) {
-            true => socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map(|(w, r)| (Some(w), Some(r))).map_err(sys("socketpair"))?,
-            false => (None, None),
-        };
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -194,10 +190,10 @@ impl Sandbox {
             cgroup_gate: gate_r,
             blacklist_pipe: Some(blacklist_r),
             seccomp_pipe: Some(seccomp_r),
-            net_channel: net_r,
+            new_net: namespaces::wants_net_namespace(spec.profile.networking.net_type),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
-        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).chain(&plan.net_channel).map(|fd| fd.as_raw_fd()));
+        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()));
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(stdio_fds));
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
@@ -216,14 +212,7 @@ impl Sandbox {
         };
         drop(init_end);
         drop(plan);
-        // The init builds its root filesystem meanwhile, joins this network namespace before
-        // mounting /proc and /sys (or fails, getting none),
-        let id = spec.sandbox_id;
-        let net = net_w.map_or(Ok(()), |channel| {
-            let ns = namespaces::new_net_namespace().map_err(sys("create the network namespace"))?;
-            proto::send(channel.as_fd(), &1u8, &[ns.as_raw_fd()]).map_err(|error| SandboxError::Channel { id, error })
-        });
-        // and takes the blacklist just before
+        // The init builds its root filesystem meanwhile and takes the blacklist just before
         // applying it. A failed send means the init died (wait_ready reports it) or gets a cut
         // message (and fails).
         let (hidden, blacklist_warnings) = blacklist.plan();
@@ -259,7 +248,6 @@ impl Sandbox {
             init_status: None,
             warnings: Vec::new(),
         };
-        net?;
         seccomp?;
         moved?;
         let (program, build_warnings) = sandbox.wait_ready()?;

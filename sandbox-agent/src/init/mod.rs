@@ -1,9 +1,8 @@
 //! The sandbox's init: PID 1 of the new PID namespace, a forked child of the agent that stays
 //! root (with every capability) for the life of the sandbox, but never runs user code itself.
 //!
-//! Setup, in order: die with the agent, name itself, UTS names, root filesystem (joining the
-//! network namespace the agent made meanwhile, and bringing up its loopback, before /proc and
-//! /sys),
+//! Setup, in order: die with the agent, name itself, UTS names, root filesystem (unsharing
+//! the network namespace, and bringing up its loopback, before /proc and /sys),
 //! join the sandbox's cgroup (cgroup v1: move itself in; v2: the agent moved it meanwhile) and
 //! enter a cgroup namespace rooted there, signal handling, then the launch's program (`Ready` only once it was exec'd). Then it serves
 //! the agent's requests (`proto::AgentToInit`), reaps every process of the sandbox, reports each
@@ -36,10 +35,10 @@ pub struct InitPlan {
     /// Read end of a pipe the agent writes the blacklist to (`rootfs::send_blacklist`) while
     /// the init builds the rest of the root filesystem; None: `rootfs.blacklist` is complete.
     pub blacklist_pipe: Option<OwnedFd>,
-    /// The init's end of a socket the agent sends the sandbox's network namespace over (as an
-    /// fd) while the init builds; joined before /proc and /sys are mounted. None: no network
-    /// namespace of its own (`host` networking).
-    pub net_channel: Option<OwnedFd>,
+    /// Unshare a network namespace of its own (all but `host` networking), during the build
+    /// just before /proc and /sys are mounted: off the clone, which the agent waits for, and
+    /// while the agent expands the blacklist and compiles the seccomp filter.
+    pub new_net: bool,
     /// Read end of a pipe the agent writes the program's seccomp filter to
     /// (`seccomp::compile_bytes`, `proto::write_pipe_message`) while the init builds the root
     /// filesystem; None: `program.seccomp` is complete.
@@ -99,14 +98,14 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     crate::procname::set(&crate::procname::init_name(plan.id));
     crate::namespaces::set_uts_names(&plan.hostname, &plan.domainname)
         .map_err(|e| InitError::new(Step::Hostname, Some(plan.hostname.clone()), e as i32))?;
-    if plan.loopback && plan.net_channel.is_none() {
+    if plan.loopback && !plan.new_net {
         crate::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
     }
     let deferred = plan.blacklist_pipe.is_some();
     let mut pipe = plan.blacklist_pipe.take();
     let mut blacklist = || crate::rootfs::receive_blacklist(pipe.take().ok_or(crate::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?);
-    let (mut channel, loopback) = (plan.net_channel.take(), plan.loopback);
-    let mut join_net = || join_net_namespace(channel.take(), loopback);
+    let (new_net, loopback) = (plan.new_net, plan.loopback);
+    let mut join_net = || new_net_namespace(new_net, loopback);
     let later = crate::rootfs::Deferred {
         before_sysproc: Some(&mut join_net),
         blacklist: if deferred { Some(&mut blacklist) } else { None },
@@ -127,14 +126,13 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
         .map_err(|e| InitError::new(Step::Signal, Some("signalfd".into()), e as i32))
 }
 
-/// Enter the network namespace the agent sends over `channel` (none: the clone's is final) and
-/// bring its `lo` up when asked.
-fn join_net_namespace(channel: Option<OwnedFd>, loopback: bool) -> Result<(), crate::rootfs::RootfsError> {
-    let Some(channel) = channel else { return Ok(()) };
+/// Unshare a new network namespace (when `new_net`) and bring its `lo` up when asked.
+fn new_net_namespace(new_net: bool, loopback: bool) -> Result<(), crate::rootfs::RootfsError> {
+    if !new_net {
+        return Ok(());
+    }
     let err = |what, errno| crate::rootfs::RootfsError::Sys { what, errno };
-    let (_, fds) = proto::recv::<u8>(channel.as_fd()).map_err(|_| err("receive the network namespace", Errno::EPIPE))?;
-    let [ns]: [OwnedFd; 1] = fds.try_into().map_err(|_| err("receive the network namespace", Errno::EBADF))?;
-    crate::namespaces::enter_net_namespace(&ns).map_err(|e| err("enter the network namespace", e))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err("unshare the network namespace", e))?;
     if loopback {
         crate::namespaces::loopback_up().map_err(|e| err("bring up lo", e))?;
     }
