@@ -2,9 +2,10 @@
 //! sandbox), plus memory and cpu when the profile sets `limits`. Works on the unified hierarchy
 //! (cgroup v2) and on v1 controllers mounted under `/sys/fs/cgroup/<controller>`.
 //!
-//! The agent moves itself into the cgroup just before the clone and back right after, so the
-//! init is born inside it (nothing runs in the sandbox before it is accounted) and the
-//! sandbox's cgroup namespace is rooted at its own cgroup.
+//! The init moves itself into the cgroup (v1: `tasks`, pid 0, which skips the global lock a move
+//! of another process waits on; v2: the agent moves it) before it forks anything, and only then
+//! unshares its cgroup namespace, so nothing in the sandbox runs unaccounted and the sandbox's
+//! cgroup namespace is rooted at its own cgroup.
 
 use oz_profiles::profile::Limits;
 use std::io::Write;
@@ -132,12 +133,8 @@ pub fn dir_for(root: &Path, layout: &Layout, controller: &str, name: &CgroupName
 /// A sandbox's cgroup (one directory on v2, one per controller on v1).
 #[derive(Debug)]
 pub struct Cgroup {
-    root: PathBuf,
-    layout: Layout,
     /// (controller, directory); on v2 a single entry named "unified".
     dirs: Vec<(&'static str, PathBuf)>,
-    /// Where this process was before `enter`: (controller, directory) to go back to.
-    saved: Vec<PathBuf>,
 }
 
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
@@ -162,7 +159,7 @@ impl Cgroup {
     pub fn create_in(root: &Path, name: &CgroupName, limits: &Limits) -> Result<Cgroup, CgroupError> {
         let layout = detect(root);
         let wanted = controllers(limits);
-        let mut cg = Cgroup { root: root.to_path_buf(), layout: layout.clone(), dirs: Vec::new(), saved: Vec::new() };
+        let mut cg = Cgroup { dirs: Vec::new() };
         match &layout {
             Layout::V2 { controllers: available } => {
                 // pids is wanted for counting, but cgroup.procs/cgroup.kill work without it.
@@ -217,7 +214,7 @@ impl Cgroup {
             .map(|c| (*c, dir_for(root, &layout, c, name)))
             .filter(|(_, d)| d.exists())
             .collect();
-        let mut cg = Cgroup { root: root.to_path_buf(), layout, dirs, saved: Vec::new() };
+        let mut cg = Cgroup { dirs };
         cg.remove_dirs()
     }
 
@@ -249,50 +246,6 @@ impl Cgroup {
     pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
         for (_, dir) in &self.dirs {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// Move the calling process into the cgroup, remembering where it was.
-    pub fn enter(&mut self) -> Result<(), CgroupError> {
-        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(io_err("read", Path::new("/proc/self/cgroup")))?;
-        self.saved = self.dirs.iter().map(|(c, _)| self.current_dir(&own, c)).collect();
-        let added = self.add(std::process::id() as i32);
-        if added.is_err() {
-            // Never stay half inside: the cgroup's removal kills what it holds.
-            let _ = self.leave();
-        }
-        added
-    }
-
-    /// The directory of the hierarchy holding `controller` that `own` (/proc/self/cgroup) names.
-    fn current_dir(&self, own: &str, controller: &str) -> PathBuf {
-        for line in own.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-            let matches = match self.layout {
-                Layout::V2 { .. } => ctrls.is_empty(),
-                Layout::V1 => ctrls.split(',').any(|c| c == controller),
-            };
-            if matches {
-                let base = match self.layout {
-                    Layout::V2 { .. } => self.root.clone(),
-                    Layout::V1 => self.root.join(controller),
-                };
-                return base.join(path.trim_start_matches('/'));
-            }
-        }
-        match self.layout {
-            Layout::V2 { .. } => self.root.clone(),
-            Layout::V1 => self.root.join(controller),
-        }
-    }
-
-    /// Move the calling process back to where it was before `enter`.
-    pub fn leave(&mut self) -> Result<(), CgroupError> {
-        let pid = std::process::id().to_string();
-        for dir in std::mem::take(&mut self.saved) {
-            write_file(&dir.join("cgroup.procs"), &pid)?;
         }
         Ok(())
     }

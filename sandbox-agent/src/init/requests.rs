@@ -2,9 +2,10 @@
 
 use crate::exec::{cstring, cstrings, ExecPlan};
 use crate::init::proto::{InitError, ShellRequest, Step};
+use crate::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY};
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -165,18 +166,7 @@ pub fn remove_created(created: &Created) {
     }
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// Attach the detached mount `fds[0]` at `target` (nosuid, nodev, and read-only if asked).
 /// Returns the placeholders it created.
@@ -186,30 +176,13 @@ pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<Create
     let [mnt]: [OwnedFd; 1] = fds.try_into().map_err(|_| err(Errno::EBADF))?;
     let st = nix::sys::stat::fstat(mnt.as_raw_fd()).map_err(err)?;
     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = CString::new("").unwrap();
-    // SAFETY: mount_setattr on a detached mount fd we own, with a valid attr of the given size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r).map_err(err)?;
+    let attrs = ATTR_NOSUID | ATTR_NODEV | if read_only { ATTR_RDONLY } else { 0 };
+    set_attrs(mnt.as_fd(), attrs, true).map_err(|f| err(f.errno))?;
     let (dir, name, created) = placeholder(target, is_dir).map_err(err)?;
     // SAFETY: move_mount from our detached mount fd to dir/name (the last component is not
     // followed without MOVE_MOUNT_T_SYMLINKS).
     let r = unsafe {
-        libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), empty.as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+        libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
     if let Err(e) = Errno::result(r) {
         remove_created(&created);
