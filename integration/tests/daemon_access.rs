@@ -164,3 +164,27 @@ fn root_shell_needs_allow_root_shell() {
     assert!(out.stdout.split_whitespace().any(|w| w == "ozt-root=0"), "{}", out.stdout);
     d.finish();
 }
+
+#[test]
+fn a_user_cannot_start_sandboxes_without_bound() {
+    let p = profile("ozt-sleep", "/bin/sleep", json!({"multi": true}));
+    let d = Daemon::start_with(&[p], json!({"max_sandboxes_per_user": 2}));
+    let (a, b) = (user_a(), user_b());
+    let a1 = d.launch(&a, "ozt-sleep", &["600"]);
+    let a2 = d.launch(&a, "ozt-sleep", &["600"]);
+    let out = d.oz(&a, &["launch", "ozt-sleep", "--", "600"]);
+    out.assert_failed("a third sandbox for user a");
+    assert!(out.stderr.contains("too many sandboxes"), "clear message: {:?}", out.stderr);
+    // Another user has their own allowance, and a freed place can be used again.
+    let b1 = d.launch(&b, "ozt-sleep", &["600"]);
+    d.oz(&a, &["kill", &a1.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(a1, Duration::from_secs(5)).unwrap();
+    let a3 = d.launch(&a, "ozt-sleep", &["600"]);
+    for id in [a2, a3] {
+        d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
+        d.wait_gone(id, Duration::from_secs(5)).unwrap();
+    }
+    d.oz(&b, &["kill", &b1.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(b1, Duration::from_secs(5)).unwrap();
+    d.finish();
+}

@@ -52,6 +52,9 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Stop every sandbox when the daemon stops (default: leave them running).
     pub stop_sandboxes_on_exit: bool,
+    /// How many sandboxes one user may have at once (0 = no limit): every sandbox is a root
+    /// agent, so a local user must not be able to start them without bound.
+    pub max_sandboxes_per_user: u32,
 }
 
 /// The original's DefaultEtcIncludes (config.go), with its deliberately disabled
@@ -135,6 +138,7 @@ impl Default for Config {
             agent_path: None,
             log_dir: "/var/log/oz".into(),
             stop_sandboxes_on_exit: false,
+            max_sandboxes_per_user: 32,
         }
     }
 }

@@ -133,6 +133,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "stop_sandboxes_on_exit",
         "stop every sandbox when the daemon stops",
     ),
+    (
+        "max_sandboxes_per_user",
+        "how many sandboxes one user may run at once (0 = no limit)",
+    ),
 ];
 
 /// Which file to read: `explicit`, else `env` (the value of `$OZ_CONFIG`), else the default.
@@ -270,6 +274,9 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         agent_path: path(d, f, "agent_path").or(def.agent_path),
         log_dir: path(d, f, "log_dir").unwrap_or(def.log_dir),
         stop_sandboxes_on_exit: flag(d, "stop_sandboxes_on_exit", def.stop_sandboxes_on_exit),
+        max_sandboxes_per_user: d
+            .uint(f, "max_sandboxes_per_user", u32::MAX as u64)
+            .map_or(def.max_sandboxes_per_user, |v| v as u32),
     }
 }
 
@@ -368,6 +375,7 @@ impl Config {
             "agent_path" => p(&self.agent_path()),
             "log_dir" => p(&self.log_dir),
             "stop_sandboxes_on_exit" => self.stop_sandboxes_on_exit.to_string(),
+            "max_sandboxes_per_user" => self.max_sandboxes_per_user.to_string(),
             _ => String::new(),
         }
     }

@@ -61,7 +61,7 @@ impl Handler<ClaimLaunch> for Registry {
     type Result = Result<(Profile, Config, Claim<AgentAddr>), DaemonError>;
     fn handle(&mut self, m: ClaimLaunch, _: &mut Context<Self>) -> Self::Result {
         let profile = profiles::resolve(&self.profiles, &m.profile)?.clone();
-        let claim = self.table.claim(&profile, m.uid, &m.user, m.now);
+        let claim = self.table.claim(&profile, m.uid, &m.user, m.now, self.config.max_sandboxes_per_user)?;
         Ok((profile, self.config.clone(), claim))
     }
 }

@@ -68,7 +68,9 @@ impl<A: Clone> Table<A> {
 
     /// A second launch of a non-multi profile by the same user reuses that user's sandbox
     /// (never another user's); otherwise a new id is reserved.
-    pub fn claim(&mut self, profile: &Profile, uid: u32, user: &str, now: u64) -> Claim<A> {
+    /// A new sandbox is refused when `uid` already has `limit` (0 = no limit); a launch into
+    /// the user's existing sandbox is always allowed.
+    pub fn claim(&mut self, profile: &Profile, uid: u32, user: &str, now: u64, limit: u32) -> Result<Claim<A>, DaemonError> {
         if !profile.multi {
             let existing = self.entries.values().find(|e| {
                 e.profile == profile.name
@@ -77,8 +79,11 @@ impl<A: Clone> Table<A> {
                     && matches!(e.state, SandboxState::Running | SandboxState::Lingering)
             });
             if let Some(e) = existing {
-                return Claim::Existing { id: e.id, agent: e.agent.clone().expect("checked"), init_pid: e.init_pid };
+                return Ok(Claim::Existing { id: e.id, agent: e.agent.clone().expect("checked"), init_pid: e.init_pid });
             }
+        }
+        if limit > 0 && self.entries.values().filter(|e| e.uid == uid).count() >= limit as usize {
+            return Err(DaemonError::TooManySandboxes { uid, limit });
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -98,7 +103,7 @@ impl<A: Clone> Table<A> {
                 agent: None,
             },
         );
-        Claim::New { id }
+        Ok(Claim::New { id })
     }
 
     /// Insert a sandbox found alive at startup, under its original id.
@@ -161,7 +166,7 @@ mod tests {
     }
 
     fn start(t: &mut Table<&'static str>, p: &Profile, uid: u32, agent: &'static str) -> u64 {
-        match t.claim(p, uid, "u", 0) {
+        match t.claim(p, uid, "u", 0, 0).unwrap() {
             Claim::New { id } => {
                 let e = t.get_mut(id).unwrap();
                 e.agent = Some(agent);
@@ -178,7 +183,7 @@ mod tests {
         let mut t = Table::default();
         let p = profile("fx", false);
         let id = start(&mut t, &p, 1000, "agent1");
-        assert_eq!(t.claim(&p, 1000, "u", 0), Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 });
+        assert_eq!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 });
     }
 
     #[test]
@@ -195,15 +200,15 @@ mod tests {
         let mut t = Table::default();
         let p = profile("term", true);
         let a = start(&mut t, &p, 1000, "a");
-        assert!(matches!(t.claim(&p, 1000, "u", 0), Claim::New { id } if id != a));
+        assert!(matches!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::New { id } if id != a));
     }
 
     #[test]
     fn starting_sandboxes_are_not_reused() {
         let mut t: Table<&str> = Table::default();
         let p = profile("fx", false);
-        let first = t.claim(&p, 1000, "u", 0);
-        assert!(matches!(t.claim(&p, 1000, "u", 0), Claim::New { id } if Claim::New { id } != first));
+        let first = t.claim(&p, 1000, "u", 0, 0).unwrap();
+        assert!(matches!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::New { id } if Claim::New { id } != first));
     }
 
     #[test]
@@ -224,12 +229,28 @@ mod tests {
     #[test]
     fn adopted_ids_push_next_id_up() {
         let mut t: Table<&str> = Table::default();
-        let mut e = match t.claim(&profile("x", true), 1, "u", 0) {
+        let mut e = match t.claim(&profile("x", true), 1, "u", 0, 0).unwrap() {
             Claim::New { id } => t.remove(id).unwrap(),
             _ => unreachable!(),
         };
         e.id = 41;
         t.adopt(e);
-        assert!(matches!(t.claim(&profile("y", true), 1, "u", 0), Claim::New { id: 42 }));
+        assert!(matches!(t.claim(&profile("y", true), 1, "u", 0, 0).unwrap(), Claim::New { id: 42 }));
+    }
+
+    #[test]
+    fn per_user_limit_refuses_new_sandboxes_only() {
+        let mut t: Table<&str> = Table::default();
+        let single = profile("single", false);
+        let multi = profile("multi", true);
+        let first = start(&mut t, &single, 1000, "agent1");
+        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2).unwrap(), Claim::New { .. }));
+        assert_eq!(t.claim(&multi, 1000, "u", 0, 2), Err(DaemonError::TooManySandboxes { uid: 1000, limit: 2 }));
+        // Launching into the existing sandbox is not a new one; other users have their own count.
+        assert!(matches!(t.claim(&single, 1000, "u", 0, 2).unwrap(), Claim::Existing { id, .. } if id == first));
+        assert!(matches!(t.claim(&multi, 1001, "u", 0, 2).unwrap(), Claim::New { .. }));
+        // Freed places can be used again.
+        t.remove(first);
+        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2).unwrap(), Claim::New { .. }));
     }
 }

@@ -155,4 +155,6 @@ pub enum DaemonError {
     NotRunning { id: u64 },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    #[error("too many sandboxes: uid {uid} already runs {limit} (oz.conf max_sandboxes_per_user)")]
+    TooManySandboxes { uid: u32, limit: u32 },
 }

@@ -92,6 +92,7 @@ pub fn daemon_errors() -> Vec<DaemonError> {
         DaemonError::VersionMismatch { daemon: 1, client: 2 },
         DaemonError::NotRunning { id: 7 },
         DaemonError::Internal { detail: "registry gone".into() },
+        DaemonError::TooManySandboxes { uid: 1000, limit: 32 },
     ]
 }
 
@@ -159,6 +160,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         "reply_error_version_mismatch",
         "reply_error_not_running",
         "reply_error_internal",
+        "reply_error_too_many_sandboxes",
     ];
     for (name, e) in names.into_iter().zip(daemon_errors()) {
         v.push((name, DaemonReply::Error(e)));
