@@ -56,6 +56,24 @@ impl Drop for Slot {
     }
 }
 
+/// The socket's directory must be root's alone: in a directory others can write to, the socket
+/// could be swapped for a symlink between `bind` and the chmod below (which follows it) or
+/// replaced by an impostor's.
+fn check_socket_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir)?;
+    if m.uid() != 0 || m.mode() & 0o022 != 0 {
+        let msg = format!(
+            "socket directory {} must be owned by root and not writable by group or others (owner uid {}, mode {:o})",
+            dir.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        );
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+    }
+    Ok(())
+}
+
 /// Bind the control socket, replacing a stale socket file (but not a live daemon's socket).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
@@ -63,6 +81,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
         }
+        check_socket_dir(dir)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -124,6 +143,19 @@ pub async fn accept_loop(listener: UnixListener, shared: Rc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_a_socket_directory_others_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("control.sock");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = bind(&sock).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("not writable by group or others"), "{e}");
+        assert!(!sock.exists());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        bind(&sock).expect("a root-only directory is fine");
+    }
 
     #[test]
     fn per_uid_and_total_limits() {
