@@ -121,6 +121,22 @@ fn shell_runs_as_the_caller() {
 }
 
 #[test]
+fn shell_exits_with_the_shells_status() {
+    let d = Daemon::start(&[sleeper()]);
+    let a = user_a();
+    let id = d.launch(&a, "ozt-sleep", &["600"]);
+    let limit = Duration::from_secs(10);
+    let out = d.oz_input(&a, &["shell", &id.to_string()], b"exit 7\n", limit);
+    assert_eq!(out.code(), 7, "oz shell with `exit 7`\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
+    let out = d.oz_input(&a, &["shell", &id.to_string()], b"kill -9 $$\n", limit);
+    assert_eq!(out.code(), 137, "oz shell with `kill -9 $$`\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
+    // The sandbox is untouched by its shells' ends, and a clean exit is still 0.
+    let out = d.oz_input(&a, &["shell", &id.to_string()], b"true; exit\n", limit);
+    out.assert_ok("oz shell with `exit`", &d);
+    d.finish();
+}
+
+#[test]
 fn mount_and_umount_a_home_file_in_a_running_sandbox() {
     let d = Daemon::start(&[sleeper()]);
     let a = user_a();

@@ -79,6 +79,9 @@ pub struct Agent {
     main_pid: Option<u32>,
     exits: VecDeque<(u32, ExitStatus)>,
     watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
+    /// Shells opened for a client that waits for their exit (`ShellExited` always follows the
+    /// `ShellOpened` registering it, so no exit is kept for late watchers).
+    shell_watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
     shutting_down: bool,
     registry: Addr<Registry>,
     hub: Arc<LogHub>,
@@ -138,6 +141,7 @@ impl Agent {
             main_pid: None,
             exits: VecDeque::new(),
             watchers: HashMap::new(),
+            shell_watchers: HashMap::new(),
             shutting_down: false,
             registry: p.registry,
             hub: p.hub,
@@ -154,6 +158,7 @@ impl Agent {
             | AgentToDaemon::Ready { .. }
             | AgentToDaemon::LaunchFailed(_)
             | AgentToDaemon::ShellStarted
+            | AgentToDaemon::ShellOpened { .. }
             | AgentToDaemon::Mounted { .. }
             | AgentToDaemon::Unmounted
             | AgentToDaemon::Error(_)
@@ -164,7 +169,7 @@ impl Agent {
     }
 
     fn answer(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
-        let Some(p) = self.pending.pop_front() else {
+        let Some(mut p) = self.pending.pop_front() else {
             warn!(self.log, "unsolicited answer from agent"; "message" => msg.kind());
             return;
         };
@@ -173,12 +178,15 @@ impl Agent {
             if p.expect == "Launch" {
                 self.main_pid = *program_pid;
             }
-            if let (Some(pid), Some(w)) = (program_pid, p.watch) {
+            if let (Some(pid), Some(w)) = (program_pid, p.watch.take()) {
                 self.watch_program(*pid, w);
             }
         }
         if let AgentToDaemon::ShuttingDown { .. } = msg {
             self.shutting_down = true;
+        }
+        if let (AgentToDaemon::ShellOpened { pid }, Some(w)) = (&msg, p.watch) {
+            self.shell_watchers.insert(*pid, w);
         }
         let _ = p.tx.send((msg, fds));
     }
@@ -219,6 +227,12 @@ impl Agent {
             AgentToDaemon::ProcessExited { pid, comm, status } => {
                 debug!(self.log, "process exited"; "pid" => pid, "comm" => comm, "status" => %status);
             }
+            AgentToDaemon::ShellExited { pid, status } => {
+                info!(self.log, "shell exited"; "pid" => pid, "status" => %status);
+                if let Some(w) = self.shell_watchers.remove(&pid) {
+                    let _ = w.send(status);
+                }
+            }
             AgentToDaemon::Health { rss_bytes, pids, cpu_usec, uptime_ms } => {
                 debug!(self.log, "health"; "rss_bytes" => rss_bytes, "pids" => pids, "cpu_usec" => cpu_usec, "uptime_ms" => uptime_ms);
             }
@@ -256,6 +270,7 @@ impl Actor for Agent {
         self.registry.do_send(SetState { id: self.id, state: SandboxState::ShuttingDown });
         self.pending.clear();
         self.watchers.clear();
+        self.shell_watchers.clear();
         if self.shutting_down {
             info!(self.log, "sandbox ended");
         } else {
@@ -289,7 +304,8 @@ impl StreamHandler<Result<Answer, WireError>> for Agent {
 }
 
 /// Send a request; the receiver yields the agent's answer (dropped if the agent goes away).
-/// With `watch`, the program started by an answering `Ready` is watched for its exit.
+/// With `watch`, the program started by an answering `Ready`, or the shell of an answering
+/// `ShellOpened`, is watched for its exit.
 #[derive(Message)]
 #[rtype(result = "Result<oneshot::Receiver<Answer>, DaemonError>")]
 pub struct Request {

@@ -6,6 +6,7 @@ use anyhow::{anyhow, Result};
 use oz_wire::client::{default_socket_path, Client, ClientError};
 use oz_wire::{ClientRequest, DaemonReply};
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 pub struct Conn {
     client: Client,
@@ -33,6 +34,11 @@ impl Conn {
     /// Send a request with file descriptors attached.
     pub fn send(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
         self.client.send_with_fds(req, fds).map_err(convert)
+    }
+
+    /// Bound how long each following `recv` waits (None: forever).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.client.set_read_timeout(timeout).map_err(convert)
     }
 
     /// The next reply.

@@ -1,11 +1,13 @@
 //! Commands on one running sandbox: `oz kill`, `oz shell`, `oz mount`, `oz umount`.
 
 use crate::oz::conn::{unexpected, Conn};
-use crate::oz::{shell_relay, tty};
+use crate::oz::shell_relay::{self, RelayEnd};
+use crate::oz::tty;
 use anyhow::{anyhow, Context, Result};
-use oz_wire::{ClientRequest, DaemonReply, KillTarget};
+use oz_wire::{ClientRequest, DaemonReply, ExitStatus, KillTarget};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub fn kill(target: KillTarget) -> Result<u8> {
     let mut conn = Conn::connect()?;
@@ -22,6 +24,9 @@ pub fn kill(target: KillTarget) -> Result<u8> {
 /// Default size for a pty when our stdin is not a terminal.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
 
+/// How long `oz shell` waits, after the pty's EOF, for the daemon to say how the shell ended.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
 pub fn shell(id: u64) -> Result<u8> {
     let mut conn = Conn::connect()?;
     let term = std::env::var("TERM").unwrap_or_else(|_| "dumb".into());
@@ -34,7 +39,31 @@ pub fn shell(id: u64) -> Result<u8> {
     }
     let master = fds.pop().filter(|_| fds.is_empty()).ok_or_else(|| anyhow!("ShellStarted came without exactly one pty fd"))
         .with_context(ctx)?;
-    shell_relay::relay(master)
+    match shell_relay::relay(master)? {
+        RelayEnd::Signal(code) => Ok(code),
+        RelayEnd::Eof => Ok(shell_exit_code(wait_shell_exit(&mut conn, EXIT_WAIT))),
+    }
+}
+
+/// The shell's status from `ShellExited`, if it comes within `limit` (older daemons never
+/// send it; a lost connection means the same).
+fn wait_shell_exit(conn: &mut Conn, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+        conn.set_read_timeout(Some(left)).ok()?;
+        match conn.recv().ok()? {
+            DaemonReply::ShellExited { status } => return Some(status),
+            // Log records may be interleaved on some daemons; they are not ours to print.
+            DaemonReply::LogLine(_) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// `oz shell`'s exit code: the shell's (128 + signal when killed), 0 when unknown.
+fn shell_exit_code(status: Option<ExitStatus>) -> u8 {
+    status.map_or(0, |s| s.shell_code().clamp(0, 255) as u8)
 }
 
 pub fn mount(id: u64, read_only: bool, paths: Vec<PathBuf>) -> Result<u8> {
@@ -65,5 +94,29 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
         p.to_path_buf()
     } else {
         cwd.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_exit_code_is_the_shells_status() {
+        assert_eq!(shell_exit_code(Some(ExitStatus::Code(7))), 7);
+        assert_eq!(shell_exit_code(Some(ExitStatus::Code(0))), 0);
+        assert_eq!(shell_exit_code(Some(ExitStatus::Signal(9))), 137);
+        assert_eq!(shell_exit_code(Some(ExitStatus::Signal(1))), 129);
+    }
+
+    #[test]
+    fn shell_exit_code_without_status_is_zero() {
+        assert_eq!(shell_exit_code(None), 0);
+    }
+
+    #[test]
+    fn shell_exit_code_stays_in_a_byte() {
+        assert_eq!(shell_exit_code(Some(ExitStatus::Code(-1))), 0);
+        assert_eq!(shell_exit_code(Some(ExitStatus::Code(300))), 255);
     }
 }

@@ -15,9 +15,17 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 /// End-of-file character sent to the shell when a non-terminal stdin ends.
 const VEOF: u8 = 0x04;
 
-/// Relay until the shell side of the pty is gone; returns the exit code for `oz shell`
-/// (0, or 128 + signal when a terminating signal ended the relay).
-pub fn relay(master: OwnedFd) -> Result<u8> {
+/// How the relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// The shell side of the pty is gone (the shell ended, or closed its terminal).
+    Eof,
+    /// A terminating signal reached `oz shell`: exit with this code (128 + signal).
+    Signal(u8),
+}
+
+/// Relay until the shell side of the pty is gone or a terminating signal arrives.
+pub fn relay(master: OwnedFd) -> Result<RelayEnd> {
     let stdin = std::io::stdin();
     let interactive = tty::is_tty(stdin.as_fd());
     let mut signals = SigSet::empty();
@@ -46,7 +54,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn run(&mut self, stdin: BorrowedFd<'_>, master: BorrowedFd<'_>, sfd: &SignalFd) -> Result<u8> {
+    fn run(&mut self, stdin: BorrowedFd<'_>, master: BorrowedFd<'_>, sfd: &SignalFd) -> Result<RelayEnd> {
         let mut stdout = std::io::stdout().lock();
         let mut buf = [0u8; 8192];
         loop {
@@ -66,12 +74,12 @@ impl Relay {
             let (m, s, i) = (ready(0), ready(1), ready(2));
             if s.contains(PollFlags::POLLIN) {
                 if let Some(code) = self.on_signal(sfd, stdin, master)? {
-                    return Ok(code);
+                    return Ok(RelayEnd::Signal(code));
                 }
             }
             if m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-                    Ok(0) | Err(Errno::EIO) => return Ok(0),
+                    Ok(0) | Err(Errno::EIO) => return Ok(RelayEnd::Eof),
                     Ok(n) => {
                         stdout.write_all(&buf[..n]).context("write stdout")?;
                         stdout.flush().context("write stdout")?;
@@ -84,7 +92,7 @@ impl Relay {
                 match nix::unistd::write(master, &self.to_master) {
                     Ok(n) => drop(self.to_master.drain(..n)),
                     Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                    Err(Errno::EIO) => return Ok(0),
+                    Err(Errno::EIO) => return Ok(RelayEnd::Eof),
                     Err(e) => return Err(e).context("write pty master"),
                 }
             }

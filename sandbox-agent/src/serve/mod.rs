@@ -12,7 +12,8 @@
 //!    rendezvous socket ([`crate::rendezvous`]) and gets `State(record)`.
 //!
 //! Pids: `init_pid` is a host pid; `program_pid` and the pids of `ProgramExited` /
-//! `ProcessExited` are pids inside the sandbox's PID namespace (what the init sees).
+//! `ProcessExited` / `ShellOpened` / `ShellExited` are pids inside the sandbox's PID namespace
+//! (what the init sees).
 
 mod launch;
 pub mod logpipe;

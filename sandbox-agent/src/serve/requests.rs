@@ -317,7 +317,11 @@ impl Runtime {
                         self.send_daemon(AgentToDaemon::ProgramExited { pid: pid as u32, status }, &[]);
                         self.feed(Event::ProgramExited { pid });
                     }
-                    ProcessRole::Shell | ProcessRole::Other => {
+                    ProcessRole::Shell => {
+                        self.send_daemon(AgentToDaemon::ShellExited { pid: pid as u32, status }, &[]);
+                        self.feed(Event::ProcessExited { comm });
+                    }
+                    ProcessRole::Other => {
                         self.send_daemon(AgentToDaemon::ProcessExited { pid: pid as u32, comm: comm.clone(), status }, &[]);
                         self.feed(Event::ProcessExited { comm });
                     }
@@ -342,12 +346,12 @@ impl Runtime {
                     self.complete(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, Vec::new());
                 }
             }
-            (Pending::Shell { answer }, InitToAgent::ShellStarted { .. }) => {
+            (Pending::Shell { answer }, InitToAgent::ShellStarted { pid }) => {
                 if !answer {
                     return;
                 }
                 match fds.len() {
-                    1 => self.complete(AgentToDaemon::ShellStarted, fds),
+                    1 => self.complete(AgentToDaemon::ShellOpened { pid: pid as u32 }, fds),
                     _ => self.complete(AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), Vec::new()),
                 }
             }

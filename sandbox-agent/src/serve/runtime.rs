@@ -333,7 +333,10 @@ impl Runtime {
     /// events that happen while no daemon is attached are kept for the next one.
     pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
         let Some(d) = &self.daemon else {
-            if matches!(msg, AgentToDaemon::ProgramExited { .. } | AgentToDaemon::ProcessExited { .. })
+            if matches!(
+                msg,
+                AgentToDaemon::ProgramExited { .. } | AgentToDaemon::ProcessExited { .. } | AgentToDaemon::ShellExited { .. }
+            )
                 && self.backlog.len() < MAX_BACKLOG
             {
                 self.backlog.push_back(msg);

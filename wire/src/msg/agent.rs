@@ -59,6 +59,11 @@ pub enum AgentToDaemon {
     State(AgentRecord),
     ShuttingDown { reason: String },
     Pong,
+    /// Answer to `Shell` from agents that report how shells end: like `ShellStarted` (the pty
+    /// master fd accompanies it), with the shell's pid in the sandbox's PID namespace.
+    ShellOpened { pid: u32 },
+    /// The shell opened with this pid ended (event; follows its `ShellOpened`).
+    ShellExited { pid: u32, status: ExitStatus },
 }
 
 impl DaemonToAgent {
@@ -95,6 +100,8 @@ impl AgentToDaemon {
             AgentToDaemon::State(_) => "State",
             AgentToDaemon::ShuttingDown { .. } => "ShuttingDown",
             AgentToDaemon::Pong => "Pong",
+            AgentToDaemon::ShellOpened { .. } => "ShellOpened",
+            AgentToDaemon::ShellExited { .. } => "ShellExited",
         }
     }
 }

@@ -96,6 +96,8 @@ pub enum DaemonReply {
     Pong,
     Error(DaemonError),
     Ok,
+    /// After `ShellStarted`: the shell ended. Daemons that cannot tell never send it.
+    ShellExited { status: ExitStatus },
 }
 
 impl DaemonReply {
@@ -116,6 +118,7 @@ impl DaemonReply {
             DaemonReply::Pong => "Pong",
             DaemonReply::Error(_) => "Error",
             DaemonReply::Ok => "Ok",
+            DaemonReply::ShellExited { .. } => "ShellExited",
         }
     }
 }

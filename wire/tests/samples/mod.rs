@@ -149,6 +149,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         ("reply_program_exited_signal", DaemonReply::ProgramExited { status: ExitStatus::Signal(9) }),
         ("reply_pong", DaemonReply::Pong),
         ("reply_ok", DaemonReply::Ok),
+        ("reply_shell_exited_code", DaemonReply::ShellExited { status: ExitStatus::Code(7) }),
+        ("reply_shell_exited_signal", DaemonReply::ShellExited { status: ExitStatus::Signal(9) }),
     ];
     let names = [
         "reply_error_no_such_profile",
@@ -209,6 +211,8 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_state", AgentToDaemon::State(agent_record())),
         ("a2d_shutting_down", AgentToDaemon::ShuttingDown { reason: "program exited".into() }),
         ("a2d_pong", AgentToDaemon::Pong),
+        ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
+        ("a2d_shell_exited", AgentToDaemon::ShellExited { pid: 4270, status: ExitStatus::Code(7) }),
     ];
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));
