@@ -136,8 +136,8 @@ impl<'a> Builder<'a> {
         let root_dev = pathsafe::fstat(root.as_fd()).map_err(|e| RootfsError::fs("stat", &root_path, e))?.st_dev;
         Ok(Builder {
             plan,
-            empty_dir: reopen(sfd, "empty.dir", staging_path)?,
-            empty_file: reopen(sfd, "empty.file", staging_path)?,
+            empty_dir: placeholder(sfd, "empty.dir", staging_path)?,
+            empty_file: placeholder(sfd, "empty.file", staging_path)?,
             root,
             ours: vec![root_dev],
             created: HashSet::new(),
@@ -266,25 +266,30 @@ impl<'a> Builder<'a> {
         create_at(dir, name, is_dir, mode)
     }
 
-    /// The directory at `path`, creating missing components (0755).
+    /// The directory at `path`, creating missing components (0755). An existing directory
+    /// costs one lookup; a missing one, a lookup per missing component and its parent.
     pub fn ensure_dir(&mut self, path: &Path) -> Result<OwnedFd, RootfsError> {
-        let mut cur = self.open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY).map_err(|e| RootfsError::fs("open", "/", e))?;
-        let mut prefix = PathBuf::from("/");
-        for comp in path.components() {
-            let Component::Normal(name) = comp else { continue };
-            prefix.push(name);
-            let flags = libc::O_PATH | libc::O_DIRECTORY;
-            cur = match self.open(&prefix, flags) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) => {
-                    self.create_in(cur.as_fd(), Path::new(name), true, 0o755).map_err(|e| RootfsError::fs("mkdir", &prefix, e))?;
-                    self.created.insert(prefix.clone());
-                    self.open(&prefix, flags).map_err(|e| RootfsError::fs("open", &prefix, e))?
-                }
-                Err(e) => return Err(RootfsError::fs("open", &prefix, e)),
-            };
+        let normal: PathBuf = std::iter::once(Component::RootDir)
+            .chain(path.components().filter(|c| matches!(c, Component::Normal(_))))
+            .collect();
+        self.ensure_normal_dir(&normal)
+    }
+
+    /// [`Builder::ensure_dir`] for an absolute path of normal components only.
+    fn ensure_normal_dir(&mut self, path: &Path) -> Result<OwnedFd, RootfsError> {
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        match self.open(path, flags) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(RootfsError::fs("open", path, e)),
         }
-        Ok(cur)
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(RootfsError::fs("open", path, Errno::ENOENT));
+        };
+        let dir = self.ensure_normal_dir(parent)?;
+        self.create_in(dir.as_fd(), Path::new(name), true, 0o755).map_err(|e| RootfsError::fs("mkdir", path, e))?;
+        self.created.insert(path.to_path_buf());
+        self.open(path, flags).map_err(|e| RootfsError::fs("open", path, e))
     }
 
     /// The (empty, new) file at `path`, creating its parents.
@@ -333,9 +338,9 @@ impl<'a> Builder<'a> {
     /// A new tmpfs at `path` (created if needed), recorded as ours.
     pub fn mount_tmpfs(&mut self, path: &Path, opts: &[FsOption<'_>], attrs: u64) -> Result<(), RootfsError> {
         let mnt = new_tmpfs(opts, attrs, path)?;
+        let dev = pathsafe::fstat(mnt.as_fd()).map_err(|e| RootfsError::fs("stat", path, e))?.st_dev;
         self.attach_new(mnt.as_fd(), "tmpfs", path)?;
-        let dev = self.open(path, libc::O_PATH).and_then(|fd| pathsafe::fstat(fd.as_fd())).map_err(|e| RootfsError::fs("stat", path, e))?;
-        self.ours.push(dev.st_dev);
+        self.ours.push(dev);
         Ok(())
     }
 
@@ -367,10 +372,12 @@ impl<'a> Builder<'a> {
         self.hide_stat(at, &st, name)
     }
 
-    /// As [`Builder::hide`], with `at`'s stat already at hand.
+    /// As [`Builder::hide`], with `at`'s stat already at hand. The placeholders are mounts
+    /// that already carry PLACEHOLDER_ATTRS, and a clone keeps its source's flags.
     pub fn hide_stat(&mut self, at: BorrowedFd<'_>, st: &libc::stat, name: &Path) -> Result<(), RootfsError> {
         let ph = if pathsafe::is_dir(st) { self.empty_dir.as_fd() } else { self.empty_file.as_fd() };
-        bind::bind(ph, at, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+        bind::clone_tree(ph)
+            .and_then(|tree| bind::attach(tree.as_fd(), at))
             .map_err(|failure| RootfsError::Bind { src: "(empty placeholder)".into(), target: name.to_path_buf(), failure })
     }
 
@@ -385,6 +392,18 @@ impl<'a> Builder<'a> {
 
 fn new_tmpfs(opts: &[FsOption<'_>], attrs: u64, path: &Path) -> Result<OwnedFd, RootfsError> {
     bind::new_fs("tmpfs", opts, attrs).map_err(|failure| RootfsError::Mount { fstype: "tmpfs", target: path.to_path_buf(), failure })
+}
+
+/// Mount flags of the empty placeholders that hide paths.
+const PLACEHOLDER_ATTRS: u64 = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
+
+/// The staging entry `name` bound onto itself with PLACEHOLDER_ATTRS, opened at the bind: set
+/// once here, the flags come with every clone of it.
+fn placeholder(dir: BorrowedFd<'_>, name: &str, dir_path: &Path) -> Result<OwnedFd, RootfsError> {
+    let at = reopen(dir, name, dir_path)?;
+    bind::bind(at.as_fd(), at.as_fd(), PLACEHOLDER_ATTRS)
+        .map_err(|failure| RootfsError::Bind { src: "(empty placeholder)".into(), target: dir_path.join(name), failure })?;
+    reopen(dir, name, dir_path)
 }
 
 fn reopen(dir: BorrowedFd<'_>, name: &str, dir_path: &Path) -> Result<OwnedFd, RootfsError> {

@@ -204,6 +204,8 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(read("/etc/machine-id").is_empty(), "absolute blacklist link not resolved in the new root")?;
         check(std::fs::read_dir("/usr/sbin").map_err(|e| e.to_string())?.next().is_none(), "/usr/sbin not hidden")?;
         check(std::fs::read_dir("/sbin").map_err(|e| e.to_string())?.next().is_none(), "/sbin not hidden")?;
+        let hidden = FsFlags::ST_RDONLY | FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC;
+        check(flags("/usr/sbin")?.contains(hidden) && flags("/etc/machine-id")?.contains(hidden), "a placeholder lacks ro/nosuid/nodev/noexec")?;
         check(!Path::new("/usr/bin/su").exists() || read("/usr/bin/su").is_empty(), "su not hidden")?;
         check(!Path::new("/usr/bin/mount").exists() || read("/usr/bin/mount").is_empty(), "mount not hidden")?;
         Ok(())
