@@ -8,7 +8,7 @@ use super::build::{host_open, Builder};
 use super::pathsafe;
 use super::RootfsError;
 use nix::errno::Errno;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Masked: hidden behind /dev/null (files) or an empty read-only directory.
@@ -36,8 +36,9 @@ pub fn mount_proc(b: &mut Builder<'_>) -> Result<(), RootfsError> {
         .map_err(|failure| RootfsError::Mount { fstype: "proc", target: "/proc".into(), failure })?;
     b.attach_new(mnt.as_fd(), "proc", Path::new("/proc"))?;
     let null = host_open(Path::new("/dev/null"), libc::O_PATH)?;
+    let root = open_root(b)?;
     for path in MASKED {
-        let Some(at) = open_entry(b, path)? else { continue };
+        let Some(at) = open_entry(root.as_fd(), path)? else { continue };
         let st = pathsafe::fstat(at.as_fd()).map_err(|e| RootfsError::fs("stat", path, e))?;
         if pathsafe::is_dir(&st) {
             b.hide(at.as_fd(), Path::new(path))?;
@@ -46,7 +47,7 @@ pub fn mount_proc(b: &mut Builder<'_>) -> Result<(), RootfsError> {
         }
     }
     for path in READ_ONLY {
-        let Some(at) = open_entry(b, path)? else { continue };
+        let Some(at) = open_entry(root.as_fd(), path)? else { continue };
         b.bind_at(at.as_fd(), Path::new(path), at.as_fd(), Path::new(path), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
     }
     Ok(())
@@ -64,22 +65,27 @@ pub fn mount_sys(b: &mut Builder<'_>) -> Result<(), RootfsError> {
             b.bind_new(src.as_fd(), Path::new("/sys"), Path::new("/sys"), attrs)?;
         }
     }
+    let root = open_root(b)?;
     for path in SYS_MASKED {
-        if let Some(at) = open_entry(b, path)? {
+        if let Some(at) = open_entry(root.as_fd(), path)? {
             b.hide(at.as_fd(), Path::new(path))?;
         }
     }
     Ok(())
 }
 
-/// Open a /proc or /sys entry inside the new root without following any symlink; None when the
-/// kernel does not have it.
-fn open_entry(b: &Builder<'_>, path: &str) -> Result<Option<OwnedFd>, RootfsError> {
+/// The new root, opened once for the [`open_entry`] lookups of a step.
+fn open_root(b: &Builder<'_>) -> Result<OwnedFd, RootfsError> {
+    b.open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY).map_err(|e| RootfsError::fs("open", "/", e))
+}
+
+/// Open a /proc or /sys entry beneath the new root (`root`) without following any symlink;
+/// None when the kernel does not have it.
+fn open_entry(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>, RootfsError> {
     let path = PathBuf::from(path);
-    let root = b.open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY).map_err(|e| RootfsError::fs("open", "/", e))?;
     let rel = path.strip_prefix("/").unwrap_or(&path);
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-    match pathsafe::openat2(root.as_fd(), rel, libc::O_PATH | libc::O_NOFOLLOW, resolve) {
+    match pathsafe::openat2(root, rel, libc::O_PATH | libc::O_NOFOLLOW, resolve) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(RootfsError::fs("open", &path, e)),
