@@ -117,7 +117,13 @@ pub fn receive(pipe: OwnedFd) -> Result<Vec<PathBuf>, RootfsError> {
 /// Step 12 of the build: hide every planned path present in the new root.
 pub fn apply(b: &mut Builder<'_>, list: &[PathBuf]) -> Result<(), RootfsError> {
     let mut hidden: HashSet<(u64, u64)> = b.placeholder_ids().into_iter().collect();
+    let aliases = system_aliases(b);
+    let listed: HashSet<&Path> = list.iter().map(|p| p.as_path()).collect();
     for path in list {
+        if let Some(same) = alias_listed(&aliases, &listed, path) {
+            b.report.debug.push(format!("blacklist {}: hidden as {}", path.display(), same.display()));
+            continue;
+        }
         let at = match b.open(path, libc::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
@@ -134,8 +140,57 @@ pub fn apply(b: &mut Builder<'_>, list: &[PathBuf]) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// The system symlinks of the new root (Debian's `/bin -> usr/bin`), as (link, target), that
+/// the build made and that are still in place: resolving `/bin/x` in the new root is resolving
+/// `/usr/bin/x`, so an entry below a link is the same object as its twin below the target.
+fn system_aliases(b: &Builder<'_>) -> Vec<(PathBuf, PathBuf)> {
+    use super::plan::SystemKind;
+    let mut out = Vec::new();
+    for entry in &b.plan.system {
+        let SystemKind::Symlink(text) = &entry.kind else { continue };
+        if entry.path.parent() != Some(Path::new("/")) {
+            continue;
+        }
+        let target = Path::new("/").join(text);
+        let plain = target.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        if !plain || target.starts_with(&entry.path) {
+            continue;
+        }
+        let in_place = b
+            .open(&entry.path, libc::O_PATH | libc::O_NOFOLLOW)
+            .and_then(|fd| pathsafe::read_link(fd.as_fd()))
+            .is_ok_and(|found| Path::new(&found) == text.as_path());
+        if in_place {
+            out.push((entry.path.clone(), target));
+        }
+    }
+    out
+}
+
+/// The listed entry that names the same object as `path` through one of `aliases`, if any.
+fn alias_listed(aliases: &[(PathBuf, PathBuf)], listed: &HashSet<&Path>, path: &Path) -> Option<PathBuf> {
+    aliases.iter().find_map(|(link, target)| {
+        let rest = path.strip_prefix(link).ok()?;
+        let twin = if rest.as_os_str().is_empty() { target.clone() } else { target.join(rest) };
+        listed.contains(twin.as_path()).then_some(twin)
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_entry_below_a_system_link_is_its_listed_twin() {
+        let aliases = vec![(PathBuf::from("/bin"), PathBuf::from("/usr/bin")), (PathBuf::from("/sbin"), PathBuf::from("/usr/sbin"))];
+        let list = [PathBuf::from("/usr/bin/su"), PathBuf::from("/bin/su"), PathBuf::from("/bin/mount"), PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
+        let listed: HashSet<&Path> = list.iter().map(|p| p.as_path()).collect();
+        assert_eq!(alias_listed(&aliases, &listed, Path::new("/bin/su")), Some(PathBuf::from("/usr/bin/su")));
+        assert_eq!(alias_listed(&aliases, &listed, Path::new("/sbin")), Some(PathBuf::from("/usr/sbin")));
+        // The twin is not listed: the entry stays.
+        assert_eq!(alias_listed(&aliases, &listed, Path::new("/bin/mount")), None);
+        assert_eq!(alias_listed(&aliases, &listed, Path::new("/usr/bin/su")), None);
+        assert_eq!(alias_listed(&aliases, &listed, Path::new("/binx/su")), None);
+    }
+
     use super::*;
     use crate::user::UserInfo;
 

@@ -208,6 +208,7 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(flags("/usr/sbin")?.contains(hidden) && flags("/etc/machine-id")?.contains(hidden), "a placeholder lacks ro/nosuid/nodev/noexec")?;
         check(!Path::new("/usr/bin/su").exists() || read("/usr/bin/su").is_empty(), "su not hidden")?;
         check(!Path::new("/usr/bin/mount").exists() || read("/usr/bin/mount").is_empty(), "mount not hidden")?;
+        check(!Path::new("/bin/su").exists() || read("/bin/su").is_empty(), "su not hidden under /bin")?;
         Ok(())
     });
     r.unwrap();
