@@ -122,7 +122,7 @@ fn shell(chan: &AgentChannel, uid: u32) -> Result<OwnedFd, AgentError> {
     loop {
         let (msg, mut fds) = chan.recv().unwrap();
         match msg {
-            AgentToDaemon::ShellStarted => return Ok(fds.pop().expect("pty master fd")),
+            AgentToDaemon::ShellStarted | AgentToDaemon::ShellOpened { .. } => return Ok(fds.pop().expect("pty master fd")),
             AgentToDaemon::Error(e) => return Err(e),
             _ => continue,
         }
