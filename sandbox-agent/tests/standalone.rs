@@ -196,9 +196,9 @@ fn leftover_processes_are_killed_when_the_program_exits() {
     assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(10), "took {took:?}");
 }
 
-#[test]
-fn sigterm_to_the_agent_reaches_the_program() {
-    let fx = Fixture::new("");
+/// Start a standalone sandbox whose program prints "started" and sleeps; returns once it has
+/// printed, with the sandbox id and the agent (stdout and stderr piped).
+fn start_long_running(fx: &Fixture) -> (u64, std::process::Child) {
     let profile = fx.dir.path().join("oztest.json");
     let id = next_id();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
@@ -208,11 +208,19 @@ fn sigterm_to_the_agent_reaches_the_program() {
         .args(["--profile", profile.to_str().unwrap(), "--uid", &test_uid().to_string(), "--id", &id.to_string()])
         .args(["--", "-c", "echo started; sleep 100; exit 0"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
     assert_eq!(line, "started\n");
+    (id, child)
+}
+
+#[test]
+fn sigterm_to_the_agent_reaches_the_program() {
+    let fx = Fixture::new("");
+    let (id, mut child) = start_long_running(&fx);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}");
@@ -279,21 +287,7 @@ fn securebits_are_locked() {
 #[test]
 fn a_killed_init_ends_everything_with_125() {
     let fx = Fixture::new("");
-    let profile = fx.dir.path().join("oztest.json");
-    let id = next_id();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oz-agent"))
-        .arg("standalone")
-        .arg("--config")
-        .arg(fx.config())
-        .args(["--profile", profile.to_str().unwrap(), "--uid", &test_uid().to_string(), "--id", &id.to_string()])
-        .args(["--", "-c", "echo started; sleep 100; exit 0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
-    assert_eq!(line, "started\n");
+    let (id, child) = start_long_running(&fx);
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
     let init: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
     assert!(std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap().starts_with("oz-init["));
