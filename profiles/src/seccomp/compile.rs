@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use nix::errno::Errno;
 
-use super::dnf::{self, Atom, CmpOp2, LowerError, Test};
+use super::dnf::{self, Atom, LowerError, Test};
 use super::hardening;
-use super::ir::{Action, Expr, Policy, Rule, RuleAction, Span};
+use super::ir::{Action, CmpOp, Expr, Policy, Rule, RuleAction, Span};
 use super::syscalls;
 use crate::profile::SeccompMode;
 
@@ -382,12 +382,12 @@ fn arg_compare(atom: &Atom) -> ScmpArgCompare {
         }
         Test::Cmp(op, v) => {
             let op = match op {
-                CmpOp2::Eq => ScmpCompareOp::Equal,
-                CmpOp2::Ne => ScmpCompareOp::NotEqual,
-                CmpOp2::Lt => ScmpCompareOp::Less,
-                CmpOp2::Le => ScmpCompareOp::LessOrEqual,
-                CmpOp2::Gt => ScmpCompareOp::Greater,
-                CmpOp2::Ge => ScmpCompareOp::GreaterEqual,
+                CmpOp::Eq => ScmpCompareOp::Equal,
+                CmpOp::Ne => ScmpCompareOp::NotEqual,
+                CmpOp::Lt => ScmpCompareOp::Less,
+                CmpOp::Le => ScmpCompareOp::LessOrEqual,
+                CmpOp::Gt => ScmpCompareOp::Greater,
+                CmpOp::Ge => ScmpCompareOp::GreaterEqual,
             };
             ScmpArgCompare::new(arg, op, v)
         }

@@ -16,7 +16,7 @@ pub const MAX_TERMS: usize = 1024;
 /// A comparison libseccomp can evaluate in one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Test {
-    Cmp(CmpOp2, u64),
+    Cmp(CmpOp, u64),
     /// `(arg & mask) == value`.
     Masked {
         mask: u64,
@@ -24,40 +24,16 @@ pub enum Test {
     },
 }
 
-/// `CmpOp` with an order, so conjunctions can be sorted and deduplicated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CmpOp2 {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl From<CmpOp> for CmpOp2 {
-    fn from(op: CmpOp) -> Self {
-        match op {
-            CmpOp::Eq => CmpOp2::Eq,
-            CmpOp::Ne => CmpOp2::Ne,
-            CmpOp::Lt => CmpOp2::Lt,
-            CmpOp::Le => CmpOp2::Le,
-            CmpOp::Gt => CmpOp2::Gt,
-            CmpOp::Ge => CmpOp2::Ge,
-        }
-    }
-}
-
 impl Test {
     pub fn eval(self, a: u64) -> bool {
         match self {
             Test::Cmp(op, v) => match op {
-                CmpOp2::Eq => a == v,
-                CmpOp2::Ne => a != v,
-                CmpOp2::Lt => a < v,
-                CmpOp2::Le => a <= v,
-                CmpOp2::Gt => a > v,
-                CmpOp2::Ge => a >= v,
+                CmpOp::Eq => a == v,
+                CmpOp::Ne => a != v,
+                CmpOp::Lt => a < v,
+                CmpOp::Le => a <= v,
+                CmpOp::Gt => a > v,
+                CmpOp::Ge => a >= v,
             },
             Test::Masked { mask, value } => a & mask == value,
         }
@@ -212,7 +188,7 @@ fn compare(op: CmpOp, l: &Expr, r: &Expr, pos: bool) -> Result<Dnf, LowerError> 
     match mask {
         None => Ok(vec![vec![Atom {
             arg,
-            test: Test::Cmp(op.into(), value),
+            test: Test::Cmp(op, value),
         }]]),
         Some(m) => masked(arg, m, value, op, l, r),
     }
@@ -287,12 +263,12 @@ fn merge_tests(arg: u8, tests: &[Test]) -> Result<Vec<Option<Test>>, LowerError>
     }
     // An equality decides everything else.
     if let Some(v) = tests.iter().find_map(|t| match t {
-        Test::Cmp(CmpOp2::Eq, v) => Some(*v),
+        Test::Cmp(CmpOp::Eq, v) => Some(*v),
         _ => None,
     }) {
         let ok = tests.iter().all(|t| t.eval(v));
         return Ok(if ok {
-            vec![Some(Test::Cmp(CmpOp2::Eq, v))]
+            vec![Some(Test::Cmp(CmpOp::Eq, v))]
         } else {
             Vec::new()
         });
@@ -320,7 +296,7 @@ fn merge_tests(arg: u8, tests: &[Test]) -> Result<Vec<Option<Test>>, LowerError>
         match *t {
             Test::Masked { .. } => {}
             // `!= x` is redundant when x fails the mask test anyway.
-            Test::Cmp(CmpOp2::Ne, x) if !combined.eval(x) => {}
+            Test::Cmp(CmpOp::Ne, x) if !combined.eval(x) => {}
             Test::Cmp(..) => return Err(LowerError::MixedMaskAndRange(arg)),
         }
     }
@@ -333,8 +309,8 @@ fn allowed_intervals(tests: &[Test]) -> Vec<(u64, u64)> {
     for t in tests {
         let Test::Cmp(op, v) = *t else { continue };
         let allowed: Vec<(u64, u64)> = match op {
-            CmpOp2::Eq => vec![(v, v)],
-            CmpOp2::Ne => {
+            CmpOp::Eq => vec![(v, v)],
+            CmpOp::Ne => {
                 let mut r = Vec::new();
                 if v > 0 {
                     r.push((0, v - 1));
@@ -344,12 +320,12 @@ fn allowed_intervals(tests: &[Test]) -> Vec<(u64, u64)> {
                 }
                 r
             }
-            CmpOp2::Lt if v == 0 => Vec::new(),
-            CmpOp2::Lt => vec![(0, v - 1)],
-            CmpOp2::Le => vec![(0, v)],
-            CmpOp2::Gt if v == u64::MAX => Vec::new(),
-            CmpOp2::Gt => vec![(v + 1, u64::MAX)],
-            CmpOp2::Ge => vec![(v, u64::MAX)],
+            CmpOp::Lt if v == 0 => Vec::new(),
+            CmpOp::Lt => vec![(0, v - 1)],
+            CmpOp::Le => vec![(0, v)],
+            CmpOp::Gt if v == u64::MAX => Vec::new(),
+            CmpOp::Gt => vec![(v + 1, u64::MAX)],
+            CmpOp::Ge => vec![(v, u64::MAX)],
         };
         set = intersect(&set, &allowed);
     }
@@ -374,16 +350,16 @@ fn intervals_to_tests(set: Vec<(u64, u64)>) -> Vec<Option<Test>> {
     // The complement of a single point is one `!=`.
     if let [(0, a), (b, u64::MAX)] = set.as_slice() {
         if a.checked_add(2) == Some(*b) {
-            return vec![Some(Test::Cmp(CmpOp2::Ne, a + 1))];
+            return vec![Some(Test::Cmp(CmpOp::Ne, a + 1))];
         }
     }
     let mut out = Vec::new();
     for (lo, hi) in set {
         match (lo, hi) {
             (0, u64::MAX) => out.push(None),
-            (lo, hi) if lo == hi => out.push(Some(Test::Cmp(CmpOp2::Eq, lo))),
-            (0, hi) => out.push(Some(Test::Cmp(CmpOp2::Le, hi))),
-            (lo, u64::MAX) => out.push(Some(Test::Cmp(CmpOp2::Ge, lo))),
+            (lo, hi) if lo == hi => out.push(Some(Test::Cmp(CmpOp::Eq, lo))),
+            (0, hi) => out.push(Some(Test::Cmp(CmpOp::Le, hi))),
+            (lo, u64::MAX) => out.push(Some(Test::Cmp(CmpOp::Ge, lo))),
             (lo, hi) => out.extend(aligned_blocks(lo, hi).map(Some)),
         }
     }

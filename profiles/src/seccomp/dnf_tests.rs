@@ -162,7 +162,7 @@ fn ranges_become_single_comparisons_or_masked_blocks() {
         d,
         vec![vec![Atom {
             arg: 0,
-            test: Test::Cmp(CmpOp2::Ge, 5)
+            test: Test::Cmp(CmpOp::Ge, 5)
         }]]
     );
 }

@@ -102,7 +102,8 @@ pub enum BinOp {
     Shr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered so that conjunctions of tests can be sorted and deduplicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CmpOp {
     Eq,
     Ne,
