@@ -13,11 +13,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-
-/// Sandboxes of one test binary run one at a time, so each leftover check sees only its own.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Panics with a clear message unless running as root.
 pub fn require_root() {
@@ -34,7 +30,7 @@ pub struct TestEnv {
     home_paths: Vec<PathBuf>,
     snapshot: Snapshot,
     checked: bool,
-    _serial: MutexGuard<'static, ()>,
+    _serial: crate::serial::Serial,
 }
 
 /// Where [`probe_item`] binds oz-probe inside sandboxes.
@@ -56,7 +52,7 @@ impl TestEnv {
     /// Root check, lock, users, a workspace with oz.conf (defaults + `config` keys), snapshot.
     pub fn new(config: Value) -> TestEnv {
         require_root();
-        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let serial = crate::serial::acquire();
         let user = users::ensure(users::USER_A).expect("test user oz-test-a");
         let other = users::ensure(users::USER_B).expect("test user oz-test-b");
         let ws = Workspace::new(config).expect("workspace");

@@ -7,6 +7,7 @@
 //! - [`run`]: running children with a timeout, a pty, a leaked fd;
 //! - [`mod@env`]: [`env::TestEnv`], one per test, with the leftover guard;
 //! - [`leftovers`]: what a sandbox may not leave behind;
+//! - [`serial`]: one sandbox-building test at a time on the host;
 //! - [`control`]: running probes unsandboxed (as the user, or as root with the host made
 //!   writable in a throwaway mount namespace);
 //! - [`probes`]: the escape probes.
@@ -28,5 +29,6 @@ pub mod env;
 pub mod leftovers;
 pub mod probes;
 pub mod run;
+pub mod serial;
 pub mod users;
 pub mod workspace;

@@ -2,9 +2,9 @@
 //! config and temp profiles, the real `oz` run as the unprivileged test users, and checks that
 //! nothing (processes, state records, files, mounts) is left behind.
 //!
-//! Tests in one binary take a global lock: the leftover check compares host-wide snapshots
-//! (the shared test users' processes, cgroups), so a concurrent test's sandbox would count as
-//! a leftover. (Cgroup names themselves are unique per state_dir: `oz/<id>-<tag>`.)
+//! Tests take the host-wide lock of `oz_integration::serial`: the leftover check compares
+//! host-wide snapshots (the shared test users' processes, cgroups), so a concurrent test's
+//! sandbox would count as a leftover. (Cgroup names themselves are unique per state_dir: `oz/<id>-<tag>`.)
 
 #![allow(dead_code)]
 
@@ -22,14 +22,11 @@ use std::cell::RefCell;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use oz_integration::bins::bin;
 pub use oz_integration::users::TestUser;
 pub use run::Out;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The directory holding the built binaries.
 pub fn bin_dir() -> PathBuf {
@@ -86,7 +83,7 @@ pub struct Daemon {
     before: Snapshot,
     uids: Vec<u32>,
     finished: bool,
-    _serial: MutexGuard<'static, ()>,
+    _serial: oz_integration::serial::Serial,
 }
 
 impl Daemon {
@@ -97,7 +94,7 @@ impl Daemon {
 
     /// Same, with extra oz.conf keys.
     pub fn start_with(profiles: &[Value], conf_extra: Value) -> Daemon {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = oz_integration::serial::acquire();
         let uids = vec![user_a().uid, user_b().uid];
         let before = Snapshot::take(&uids);
         let ws = Workspace::new(json!({})).expect("workspace");

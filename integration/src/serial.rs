@@ -1,0 +1,46 @@
+//! One sandbox-building test at a time on the whole host.
+//!
+//! The leftover check compares host-wide snapshots (processes of the shared test users, `oz-*`
+//! processes, cgroups, mounts), so a sandbox of any concurrent test, in this binary or in
+//! another checkout's test run, would count as a leftover. [`Serial`] holds an in-process mutex
+//! (tests of one binary run on several threads) and an exclusive `flock` on [`LOCK_PATH`]
+//! (several test processes on one host).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{Mutex, MutexGuard};
+
+/// The host-wide lock file. Running oz by hand beside a test run: `flock` this path.
+pub const LOCK_PATH: &str = "/tmp/oz-integration.lock";
+
+static IN_PROCESS: Mutex<()> = Mutex::new(());
+
+/// Held for the whole of one test; dropping it lets the next test run.
+pub struct Serial {
+    _file: File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Blocks until this test is the only sandbox-building test on the host.
+pub fn acquire() -> Serial {
+    let guard = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(LOCK_PATH)
+        .unwrap_or_else(|e| panic!("open {LOCK_PATH}: {e}"));
+    loop {
+        // SAFETY: flock on an fd this function owns; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.raw_os_error(), Some(libc::EINTR), "flock {LOCK_PATH}: {err}");
+    }
+    Serial { _file: file, _guard: guard }
+}
