@@ -1,10 +1,9 @@
-//! The seccomp policy language of the original Oz (gosecco) and its compiler to BPF.
+//! The seccomp policy language of the original Oz (gosecco) and its typed IR. Pure: compiling
+//! the IR to BPF (libseccomp) and installing it is `oz_sandbox::seccomp`.
 //!
 //! - [`parse_policy`] / [`load_policy_file`]: text to the typed IR ([`Policy`]); errors carry
 //!   file, line and column.
-//! - [`compile()`]: IR to BPF programs (libseccomp) before fork; [`CompiledFilter::install`] loads
-//!   them after fork without allocating.
-//! - [`compile_profile`]: the filter a profile's `seccomp` section asks for.
+//! - [`dnf::lower`]: a condition lowered to the rules a filter can express.
 //! - [`default_blacklist`]: oz's built-in blacklist.
 //!
 //! # Language (see [`parser`] for the line forms, [`expr_parser`] for precedence)
@@ -32,22 +31,17 @@
 //! Comparisons are on the full 64-bit register, as the original did: a blacklist rule on an
 //! `int` argument can be sidestepped by setting the upper 32 bits (use `argLN` there).
 
-pub mod compile;
 pub mod consts;
 pub mod default_policy;
 pub mod dnf;
 pub mod error;
 pub mod expr_parser;
-pub mod from_profile;
-pub mod hardening;
 pub mod ir;
 pub mod lexer;
+pub mod names;
 pub mod parser;
-pub mod syscalls;
 
-pub use compile::{compile, hardening_only, CompileError, CompiledFilter};
 pub use default_policy::{default_blacklist, training_whitelist};
 pub use error::{ErrorKind, PolicyError};
-pub use from_profile::{compile_profile, ProfileSeccompError};
 pub use ir::{Action, Expr, Policy, Rule, RuleAction, Span};
 pub use parser::{load_policy_file, parse_policy};

@@ -19,7 +19,7 @@ use super::error::{ErrorKind, PolicyError};
 use super::expr_parser::{Def, Defs, ExprError, ExprParser};
 use super::ir::{Action, Expr, Policy, Rule, RuleAction, Span};
 use super::lexer::{tokenize, Tok, Token};
-use super::syscalls;
+use super::names;
 
 /// Policy files larger than this are rejected before reading them whole.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
@@ -266,7 +266,7 @@ impl ParseState {
         lineno: u32,
         end_col: u32,
     ) -> Result<Rule, ExprError> {
-        if !syscalls::is_known(name) {
+        if !names::is_known(name) {
             return Err((
                 lineno,
                 name_col,
