@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use oz_profiles::profile::SeccompMode;
-use oz_profiles::seccomp::{compile, load_policy_file};
+use oz_profiles::seccomp::load_policy_file;
+use oz_sandbox::seccomp::compile;
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

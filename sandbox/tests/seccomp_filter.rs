@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use oz_profiles::profile::SeccompMode;
-use oz_profiles::seccomp::{compile, default_blacklist, parse_policy, CompiledFilter};
+use oz_profiles::seccomp::{default_blacklist, parse_policy};
+use oz_sandbox::seccomp::{compile, CompiledFilter};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {

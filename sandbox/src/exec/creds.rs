@@ -4,7 +4,7 @@
 //!
 //! These run in a freshly forked child of the (single-threaded) init, right before exec.
 
-use crate::init::proto::Step;
+use crate::step::Step;
 use nix::errno::Errno;
 
 /// The credentials a program or shell runs with.

@@ -6,10 +6,9 @@
 //! caller knows "exec'd" from "execve /usr/bin/x: ENOENT" before it replies to anyone.
 
 pub mod creds;
-pub mod env;
 
-use crate::init::proto::{InitError, Step};
 use crate::landlock::LandlockPlan;
+use crate::step::{InitError, Step};
 pub use creds::Credentials;
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
@@ -18,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 /// A seccomp filter ready to load: `install` must be async-signal-safe and sets no_new_privs
-/// itself. Implemented for the compiled filter of `oz_profiles::seccomp`.
+/// itself. Implemented for the compiled filter of [`crate::seccomp`].
 pub trait SeccompFilter {
     fn install(&self) -> Result<(), Errno>;
 }

@@ -53,7 +53,7 @@
 //!   the host's resolv.conf bound read-only for bridge and host networking only, and
 //!   `/tmp/oz-sandbox` (profile name, root 0444; /tmp is sticky, so the sandbox cannot remove it).
 
-pub(crate) mod bind;
+pub mod bind;
 mod blacklist;
 mod build;
 mod dev;

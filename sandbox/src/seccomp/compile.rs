@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use nix::errno::Errno;
 
-use super::dnf::{self, Atom, LowerError, Test};
 use super::hardening;
-use super::ir::{Action, CmpOp, Expr, Policy, Rule, RuleAction, Span};
 use super::syscalls;
-use crate::profile::SeccompMode;
+use oz_profiles::profile::SeccompMode;
+use oz_profiles::seccomp::dnf::{self, Atom, LowerError, Test};
+use oz_profiles::seccomp::ir::{Action, CmpOp, Expr, Policy, Rule, RuleAction, Span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {

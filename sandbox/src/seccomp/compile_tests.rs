@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::seccomp::parse_policy;
+use oz_profiles::seccomp::parse_policy;
 
 fn policy(text: &str) -> Policy {
     parse_policy(text, Path::new("p.seccomp")).unwrap_or_else(|e| panic!("{e}"))

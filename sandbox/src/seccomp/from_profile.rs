@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::compile::{compile, CompileError, CompiledFilter};
-use super::default_policy::{default_blacklist, training_whitelist};
-use super::error::PolicyError;
-use super::ir::Policy;
-use super::parser::{load_policy_file, INLINE_PREFIX};
-use crate::profile::{Seccomp, SeccompMode};
+use oz_profiles::profile::{Seccomp, SeccompMode};
+use oz_profiles::seccomp::default_policy::{default_blacklist, training_whitelist};
+use oz_profiles::seccomp::error::PolicyError;
+use oz_profiles::seccomp::ir::Policy;
+use oz_profiles::seccomp::parser::{load_policy_file, INLINE_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileSeccompError {

@@ -94,4 +94,13 @@ mod tests {
         assert!(is_known("open"));
         assert!(!is_known("no_such_call"));
     }
+
+    #[test]
+    fn every_name_the_policy_language_accepts_resolves() {
+        let names = oz_profiles::seccomp::names::all();
+        assert!(names.len() > 400);
+        for name in names {
+            assert!(is_known(name), "{name}: accepted by the parser, unknown to libseccomp");
+        }
+    }
 }

@@ -1,0 +1,29 @@
+//! A seccomp policy (the IR of `oz_profiles::seccomp`) compiled to BPF with libseccomp before
+//! fork, and installed after fork without allocating.
+//!
+//! - [`compile()`]: IR to BPF programs; [`CompiledFilter::install`] loads them.
+//! - [`compile_profile`]: the filter a profile's `seccomp` section asks for.
+//! - [`hardening`]: the filter every sandbox gets (foreign architectures, x32, TIOCSTI).
+
+pub mod compile;
+pub mod from_profile;
+pub mod hardening;
+pub mod syscalls;
+
+pub use compile::{compile, hardening_only, CompileError, CompiledFilter};
+pub use from_profile::{compile_profile, ProfileSeccompError};
+
+use crate::exec::SeccompFilter;
+use nix::errno::Errno;
+use std::rc::Rc;
+
+impl SeccompFilter for CompiledFilter {
+    fn install(&self) -> Result<(), Errno> {
+        CompiledFilter::install(self)
+    }
+}
+
+/// The filter [`CompiledFilter::to_bytes`] serialized in another process.
+pub fn from_bytes(bytes: &[u8]) -> Result<Rc<dyn SeccompFilter>, String> {
+    CompiledFilter::from_bytes(bytes).map(|f| Rc::new(f) as Rc<dyn SeccompFilter>).map_err(|e| e.to_string())
+}
