@@ -2,7 +2,7 @@
 //! `standalone` builds and runs one sandbox directly (tests, benchmarks).
 
 use clap::{Parser, Subcommand};
-use oz_sandbox_agent::standalone::{self, StandaloneArgs, SETUP_FAILURE};
+use oz_agent::agent::standalone::{self, StandaloneArgs, SETUP_FAILURE};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 #[derive(Debug, Parser)]
@@ -41,7 +41,7 @@ fn main() {
             }
             // SAFETY: the daemon handed us this descriptor; nothing else in the process owns it.
             let daemon = unsafe { OwnedFd::from_raw_fd(fd) };
-            oz_sandbox_agent::serve::run(daemon)
+            oz_agent::agent::serve::run(daemon)
         }
         Command::Standalone(args) => match standalone::run(&args) {
             Ok(code) => std::process::exit(code),

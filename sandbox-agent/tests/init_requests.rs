@@ -6,9 +6,9 @@
 mod common;
 
 use nix::unistd::{fork, ForkResult};
-use oz_sandbox_agent::init::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole, ShellRequest, Step};
-use oz_sandbox_agent::standalone::bare_profile;
-use oz_sandbox_agent::Sandbox;
+use oz_agent::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole, ShellRequest, Step};
+use oz_agent::agent::standalone::bare_profile;
+use oz_agent::Sandbox;
 use oz_wire::{LaunchSpec, StdioMode};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -67,7 +67,7 @@ fn daemon_loss_keeps_the_sandbox_and_rendezvous_readopts_it() {
 
     // A new daemon reconnects.
     let sock = oz_wire::state::socket_path(tmp.path(), id);
-    let fd: OwnedFd = oz_sandbox_agent::rendezvous::connect(&sock).unwrap();
+    let fd: OwnedFd = oz_agent::agent::rendezvous::connect(&sock).unwrap();
     let chan = AgentChannel::new(fd);
     chan.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let hello = chan.hello().unwrap();

@@ -339,7 +339,7 @@ impl Handler<ForceKill> for Agent {
         warn!(self.log, "agent did not shut down in time; killing it");
         self.shutting_down = true;
         cleanup::kill_pid(self.agent_pid);
-        if cleanup::is_sandbox_init(self.init_pid, &oz_sandbox_agent::cgroups::CgroupName::new(&self.state_dir, self.id)) {
+        if cleanup::is_sandbox_init(self.init_pid, &oz_cgroups::CgroupName::new(&self.state_dir, self.id)) {
             cleanup::kill_pid(self.init_pid);
         }
     }

@@ -2,7 +2,7 @@
 //! sandbox's PID namespace), its cgroups, its state record and its rendezvous socket. Mounts and
 //! network devices live in the sandbox's namespaces and go away with its last process.
 
-use oz_sandbox_agent::cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
+use oz_cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
 use oz_wire::state::{self, AgentRecord};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;

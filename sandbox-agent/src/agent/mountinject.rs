@@ -1,13 +1,13 @@
 //! `oz mount` / `oz umount`: files from the owner's home appear in a running sandbox.
 //!
 //! Host side (the agent, in the host mount namespace): check the request, open the path with
-//! [`crate::rootfs::open_user_path`] (beneath the user's home, as the user, no symlink out), and
+//! [`oz_sandbox::rootfs::open_user_path`] (beneath the user's home, as the user, no symlink out), and
 //! turn the opened file into a detached mount (`open_tree(OPEN_TREE_CLONE)`). The fd goes to the
 //! init, which sets nosuid/nodev/read-only on it and `move_mount`s it to the same path inside
 //! (`init::requests::mount`). The agent records what it mounted in a [`MountTable`].
 
-use crate::rootfs::RootfsError;
-use crate::user::UserInfo;
+use oz_sandbox::rootfs::RootfsError;
+use oz_sandbox::user::UserInfo;
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -90,7 +90,7 @@ pub fn detach(fd: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, MountError> {
 /// absolute path (also the target inside the sandbox) and the detached tree.
 pub fn prepare(user: &UserInfo, path: &Path) -> Result<(PathBuf, OwnedFd), MountError> {
     let full = resolve_request(&user.home, path)?;
-    let fd = crate::rootfs::open_user_path(user, &full).map_err(|source| MountError::Open { path: full.clone(), source })?;
+    let fd = oz_sandbox::rootfs::open_user_path(user, &full).map_err(|source| MountError::Open { path: full.clone(), source })?;
     let tree = detach(fd.as_fd(), &full)?;
     Ok((full, tree))
 }

@@ -6,15 +6,15 @@
 //!
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
 
-use crate::cgroups::{Cgroup, CgroupError, CgroupName};
-use crate::exec::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
-use crate::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
-use crate::init::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
+use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
+use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
+use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
+use crate::common::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
 use crate::init::InitPlan;
-use crate::landlock::LandlockPlan;
-use crate::namespaces::{self, Forked};
-use crate::rootfs::{self, RootfsError, RootfsPlan};
-use crate::user::{UserError, UserInfo};
+use oz_sandbox::landlock::LandlockPlan;
+use oz_sandbox::namespaces::{self, Forked};
+use oz_sandbox::rootfs::{self, RootfsError, RootfsPlan};
+use oz_sandbox::user::{UserError, UserInfo};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -108,7 +108,7 @@ impl ProgramSpec {
             creds: self.creds.clone(),
             landlock,
             seccomp,
-            last_cap: crate::exec::creds::last_cap(),
+            last_cap: oz_sandbox::exec::creds::last_cap(),
         })
     }
 }
@@ -219,7 +219,7 @@ impl Sandbox {
         warnings.extend(blacklist_warnings);
         let _ = rootfs::send_blacklist(blacklist_w, &hidden);
         // A compile error is the launch's error (the init, getting no filter, spawns nothing).
-        let seccomp = crate::seccomp::compile_bytes(spec).map(|bytes| {
+        let seccomp = crate::agent::seccomp::compile_bytes(spec).map(|bytes| {
             let _ = proto::write_pipe_message(seccomp_w, &bytes);
         });
         // cgroup v2: the init forks nothing before the gate opens; on failure the gate closes

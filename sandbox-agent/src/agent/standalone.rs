@@ -2,8 +2,8 @@
 //! the agent's own stdin/stdout/stderr, and exit with its status. Integration tests and the
 //! benchmark use it as root, without a daemon.
 
-use crate::init::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole};
+use crate::agent::sandbox::{Sandbox, SandboxError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -127,8 +127,8 @@ pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     forwarded.thread_block().map_err(|errno| StandaloneError::Sys { op: "sigprocmask", errno })?;
     let sigfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|errno| StandaloneError::Sys { op: "signalfd", errno })?;
-    crate::procname::set(&crate::procname::agent_name(spec.sandbox_id, &spec.profile.name));
-    let files = crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+    crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
+    let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
     let status = supervise(&sandbox, &sigfd)?;
     let id = sandbox.id();
@@ -165,7 +165,7 @@ fn supervise(sandbox: &Sandbox, sigfd: &SignalFd) -> Result<Option<ExitStatus>, 
                 sandbox.send(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[])?;
             }
             Ok(_) => {}
-            Err(SandboxError::Channel { error: crate::init::proto::ChannelError::Closed, .. }) => return Ok(status),
+            Err(SandboxError::Channel { error: crate::common::proto::ChannelError::Closed, .. }) => return Ok(status),
             Err(e) => return Err(e),
         }
     }

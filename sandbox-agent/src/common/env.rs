@@ -1,10 +1,10 @@
 //! What the program is given: its environment, its argv, its executable (with oz-setup's
 //! divert mapping). Pure functions of the launch spec, the config and the resolved user.
 
-use crate::user::UserInfo;
 use oz_profiles::expand::{expand_vars, ExpandContext, XdgDirs};
 use oz_profiles::profile::EnvVar;
 use oz_profiles::{Config, Profile};
+use oz_sandbox::user::UserInfo;
 use std::path::{Path, PathBuf};
 
 /// The search path inside a sandbox (also used to resolve `${PATH}/` in program paths).
@@ -227,7 +227,8 @@ mod tests {
     }
 
     pub(crate) fn test_profile() -> Profile {
-        crate::standalone::bare_profile("t", "/bin/true")
+        let json = br#"{"name": "t", "path": "/bin/true"}"#;
+        oz_profiles::load::parse_profile(json, Path::new("<bare>")).expect("bare profile is valid").value
     }
 
     #[test]

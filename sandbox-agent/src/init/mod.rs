@@ -9,12 +9,11 @@
 //! exit, forwards SIGTERM/SIGINT/SIGHUP, and on shutdown kills everything and exits.
 //! Single-threaded: poll() over the agent socket and a signalfd.
 
-pub mod proto;
 mod reaper;
 mod requests;
 
-use crate::exec::{self, ExecPlan, ProgramStdio};
-use crate::init::proto::{AgentToInit, InitError, InitToAgent, ProcessRole, Step};
+use oz_sandbox::exec::{self, ExecPlan, ProgramStdio};
+use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, ProcessRole, Step};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -31,7 +30,7 @@ pub struct InitPlan {
     pub domainname: String,
     pub loopback: bool,
     /// The root filesystem to build.
-    pub rootfs: crate::rootfs::RootfsPlan,
+    pub rootfs: oz_sandbox::rootfs::RootfsPlan,
     /// Read end of a pipe the agent writes the blacklist to (`rootfs::send_blacklist`) while
     /// the init builds the rest of the root filesystem; None: `rootfs.blacklist` is complete.
     pub blacklist_pipe: Option<OwnedFd>,
@@ -95,29 +94,29 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     // The sandbox lives only as long as its agent.
     // SAFETY: PR_SET_PDEATHSIG takes an integer signal number.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
-    crate::procname::set(&crate::procname::init_name(plan.id));
-    crate::namespaces::set_uts_names(&plan.hostname, &plan.domainname)
+    crate::common::procname::set(&crate::common::procname::init_name(plan.id));
+    oz_sandbox::namespaces::set_uts_names(&plan.hostname, &plan.domainname)
         .map_err(|e| InitError::new(Step::Hostname, Some(plan.hostname.clone()), e as i32))?;
     if plan.loopback && !plan.new_net {
-        crate::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
+        oz_sandbox::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
     }
     let deferred = plan.blacklist_pipe.is_some();
     let mut pipe = plan.blacklist_pipe.take();
-    let mut blacklist = || crate::rootfs::receive_blacklist(pipe.take().ok_or(crate::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?);
+    let mut blacklist = || oz_sandbox::rootfs::receive_blacklist(pipe.take().ok_or(oz_sandbox::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?);
     let (new_net, loopback) = (plan.new_net, plan.loopback);
     let mut join_net = || new_net_namespace(new_net, loopback);
-    let later = crate::rootfs::Deferred {
+    let later = oz_sandbox::rootfs::Deferred {
         before_sysproc: Some(&mut join_net),
         blacklist: if deferred { Some(&mut blacklist) } else { None },
     };
-    let report = crate::rootfs::build_with(&plan.rootfs, later)
+    let report = oz_sandbox::rootfs::build_with(&plan.rootfs, later)
         .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
     plan.warnings = report.warnings;
     join_cgroup(std::mem::take(&mut plan.cgroup_tasks), plan.cgroup_gate.take())?;
     if let Some(pipe) = plan.seccomp_pipe.take() {
         // Without it nothing is ever spawned: the setup fails.
         let bytes = proto::read_pipe_message(pipe).map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.raw_os_error().unwrap_or(libc::EPIPE)))?;
-        let filter = crate::seccomp::from_bytes(&bytes).map_err(|detail| InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) })?;
+        let filter = oz_sandbox::seccomp::from_bytes(&bytes).map_err(|detail| InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) })?;
         plan.program.seccomp = Some(filter);
     }
     let set = handled_signals();
@@ -127,14 +126,14 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
 }
 
 /// Unshare a new network namespace (when `new_net`) and bring its `lo` up when asked.
-fn new_net_namespace(new_net: bool, loopback: bool) -> Result<(), crate::rootfs::RootfsError> {
+fn new_net_namespace(new_net: bool, loopback: bool) -> Result<(), oz_sandbox::rootfs::RootfsError> {
     if !new_net {
         return Ok(());
     }
-    let err = |what, errno| crate::rootfs::RootfsError::Sys { what, errno };
+    let err = |what, errno| oz_sandbox::rootfs::RootfsError::Sys { what, errno };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err("unshare the network namespace", e))?;
     if loopback {
-        crate::namespaces::loopback_up().map_err(|e| err("bring up lo", e))?;
+        oz_sandbox::namespaces::loopback_up().map_err(|e| err("bring up lo", e))?;
     }
     Ok(())
 }
@@ -153,7 +152,7 @@ fn join_cgroup(tasks: Vec<(String, OwnedFd)>, gate: Option<OwnedFd>) -> Result<(
     if let Some(gate) = gate {
         wait_for_gate(gate)?;
     }
-    crate::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
+    oz_sandbox::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
 }
 
 fn wait_for_gate(gate: OwnedFd) -> Result<(), InitError> {

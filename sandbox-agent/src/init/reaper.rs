@@ -2,7 +2,7 @@
 //! orphans) and reports each exit with the process's name, read before the zombie goes away.
 
 use super::Init;
-use crate::init::proto::{ExitStatus, InitToAgent, ProcessRole};
+use crate::common::proto::{ExitStatus, InitToAgent, ProcessRole};
 use nix::errno::Errno;
 
 /// An exited child not yet reaped: (pid, status), or None when none is waiting. With `block`,

@@ -1,15 +1,15 @@
 //! The init's work for the agent's requests: relaunch and shell plans, pty pairs, mounts.
 
-use crate::exec::{cstring, cstrings, ExecPlan};
-use crate::init::proto::{InitError, ShellRequest, Step};
-use crate::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY};
+use oz_sandbox::exec::{cstring, cstrings, ExecPlan};
+use crate::common::proto::{InitError, ShellRequest, Step};
+use oz_sandbox::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY};
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-fn nul_error(step: Step, e: crate::exec::NulError) -> InitError {
+fn nul_error(step: Step, e: oz_sandbox::exec::NulError) -> InitError {
     InitError { step, object: Some(e.what), errno: libc::EINVAL, detail: Some("contains a NUL byte".into()) }
 }
 
@@ -31,12 +31,12 @@ pub fn relaunch_plan(template: &ExecPlan, argv: &[String], env: &[String], cwd: 
 /// A shell as the requested user, with the same confinement as the program.
 pub fn shell_plan(template: &ExecPlan, shell: &CString, profile: &str, req: &ShellRequest) -> Result<ExecPlan, InitError> {
     let mut plan = template.clone();
-    plan.creds = crate::exec::Credentials { uid: req.uid, gid: req.gid, groups: req.groups.clone() };
+    plan.creds = oz_sandbox::exec::Credentials { uid: req.uid, gid: req.gid, groups: req.groups.clone() };
     plan.path = shell.clone();
     plan.argv = vec![shell.clone(), CString::new("-i").unwrap()];
     let home = req.home.to_string_lossy();
     let mut env = vec![
-        format!("PATH={}", crate::exec::env::SANDBOX_PATH),
+        format!("PATH={}", crate::common::env::SANDBOX_PATH),
         format!("HOME={home}"),
         format!("PS1=[{profile}] $ "),
         format!("TERM={}", req.term.as_deref().unwrap_or("xterm")),

@@ -3,9 +3,9 @@
 //! the program exec'd.
 
 use super::logpipe::LogPipe;
-use crate::init::proto as iproto;
-use crate::sandbox::Sandbox;
-use crate::user::UserInfo;
+use crate::common::proto as iproto;
+use crate::agent::sandbox::Sandbox;
+use oz_sandbox::user::UserInfo;
 use oz_wire::{AgentError, LaunchSpec};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -42,7 +42,7 @@ impl Started {
 
 /// Launch the sandbox of `spec` with the daemon's stdio fds (3 when attached, none for log).
 pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
-    let files = crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+    let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let mut sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
     let other = |detail: String| AgentError::Other { detail };
     let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;

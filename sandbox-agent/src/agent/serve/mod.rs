@@ -7,9 +7,9 @@
 //!    `LaunchFailed` and exit.
 //! 4. A single-threaded poll() loop ([`runtime`]): init events become daemon events, program
 //!    output becomes `Log` records, a `Health` heartbeat goes out every few seconds, daemon
-//!    requests are served, and the supervision decision ([`crate::supervise`]) is applied.
+//!    requests are served, and the supervision decision ([`crate::agent::supervise`]) is applied.
 //! 5. If the daemon goes away the sandbox keeps running; a new daemon reconnects on the
-//!    rendezvous socket ([`crate::rendezvous`]) and gets `State(record)`.
+//!    rendezvous socket ([`crate::agent::rendezvous`]) and gets `State(record)`.
 //!
 //! Pids: `init_pid` is a host pid; `program_pid` and the pids of `ProgramExited` /
 //! `ProcessExited` / `ShellOpened` / `ShellExited` are pids inside the sandbox's PID namespace
@@ -33,7 +33,7 @@ pub enum ServeError {
     #[error("launch: {0}")]
     Launch(AgentError),
     #[error("rendezvous: {0}")]
-    Rendezvous(#[from] crate::rendezvous::RendezvousError),
+    Rendezvous(#[from] crate::agent::rendezvous::RendezvousError),
 }
 
 /// How long the daemon may take to send `Hello` and `Launch`.
@@ -73,7 +73,7 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
         other => return Err(ServeError::Unexpected { expected: "Launch", received: other.kind() }),
     };
     daemon.set_read_timeout(None)?;
-    crate::procname::set(&crate::procname::agent_name(spec.sandbox_id, &spec.profile.name));
+    crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
     let started = match launch::start(&spec, fds) {
         Ok(s) => s,
         Err(e) => {

@@ -6,9 +6,9 @@
 use super::launch::agent_error;
 use super::logpipe;
 use super::runtime::Runtime;
-use crate::init::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
-use crate::mountinject;
-use crate::supervise::Event;
+use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
+use crate::agent::mountinject;
+use crate::agent::supervise::Event;
 use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -161,7 +161,7 @@ impl Runtime {
         spec.cwd = cwd;
         spec.caller_env = caller_env;
         spec.stdio = stdio;
-        let request = match crate::sandbox::Sandbox::relaunch_request(&spec) {
+        let request = match crate::agent::sandbox::Sandbox::relaunch_request(&spec) {
             Ok(r) => r,
             Err(e) => return self.answer(AgentToDaemon::Error(e.to_wire())),
         };
@@ -275,7 +275,7 @@ impl Runtime {
     /// order, so they are in place when it runs; failures are logged, not answered.
     fn mount_arg_files(&mut self, spec: &oz_wire::LaunchSpec) {
         let mut trees = Vec::new();
-        for file in crate::argfiles::arg_files(&spec.args, spec.cwd.as_deref()) {
+        for file in crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref()) {
             match mountinject::prepare(&self.user, &file) {
                 Ok((target, _)) if self.mounts.contains(&target) => {}
                 Ok(tree) => trees.push(tree),
