@@ -18,3 +18,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# cargo-machete: scripts/test.sh fails on a declared but unused dependency.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  cargo install cargo-machete --locked --version 0.9.2
+fi

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Run the whole oz test suite as root: unit tests, the profile corpus, the escape suite and the
-# daemon end-to-end tests. Idempotent. Prints one summary line at the end and fails on any failed
-# or ignored test (a skipped test counts as a failure).
+# Run the whole oz test suite as root: unused dependencies (cargo machete), unit tests, the
+# profile corpus, the escape suite and the daemon end-to-end tests. Idempotent. Prints one
+# summary line at the end and fails on any failed or ignored test (a skipped test counts as a
+# failure) or on an unused dependency.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (the suite builds real sandboxes)" >&2; exit 1; }
 bash scripts/deps.sh || exit 1
 export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 cargo build --workspace --all-targets --locked || exit 1
+cargo machete || { echo "test.sh: unused dependencies (see above)" >&2; exit 1; }
 log=$(mktemp /tmp/oz-test.XXXXXX.log)
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${OZ_TEST_THREADS:-2}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
