@@ -24,7 +24,7 @@ AGENT=$BIN/oz-agent
 if [ -z "${OZ_BIN_DIR:-}" ] && [ "$ROOT/target/debug/oz-agent" -nt "$AGENT" ] 2>/dev/null; then
     echo "startup.sh: warning: $AGENT is older than target/debug/oz-agent (rebuild with --release)" >&2
 fi
-[ -x "$AGENT" ] || { echo "startup.sh: no $AGENT (cargo build --release -p oz-sandbox-agent)" >&2; exit 2; }
+[ -x "$AGENT" ] || { echo "startup.sh: no $AGENT (cargo build --release -p oz-agent)" >&2; exit 2; }
 
 USER_NAME=${OZ_BENCH_USER:-oz-test-a}
 id "$USER_NAME" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$USER_NAME"

@@ -16,7 +16,7 @@
 //! the test run itself):
 //!
 //! ```text
-//! cargo build -p oz-sandbox-agent -p oz-supervisor -p oz-cli
+//! cargo build -p oz-agent -p oz-supervisor -p oz-cli
 //! cargo test -p oz-integration
 //! cargo test -p oz-integration --test escape -- --nocapture   # show every probe's verdict
 //! ```
