@@ -1,68 +1,31 @@
 //! One actor per agent: owns the SOCK_SEQPACKET channel, matches answers to the requests the
 //! daemon sent (one FIFO, the agent answers in order), routes events (logs, exits, health) and
-//! tears the sandbox down in the daemon when the channel ends.
+//! tears the sandbox down in the daemon when the channel ends. Requests go through a bounded
+//! queue flushed when the socket is writable ([`crate::agentio`]): the actor never waits for an
+//! agent.
 
 use crate::cleanup;
 use crate::logs::{self, LogHub};
 use crate::registry::{Registry, Remove, SetState};
+pub use crate::agentio::{AgentIo, Answer};
+use crate::agentio::{Outbox, QueueError};
+use actix::fut::wrap_future;
 use actix::prelude::*;
-use oz_wire::fdpass::{self, Limits, SocketKind};
-use oz_wire::{frame, AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, SandboxState, WireError};
+use oz_wire::{AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, SandboxState, WireError};
 use slog::{debug, info, o, warn, Logger};
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::{oneshot, watch};
-
-/// An answer from the agent and the fds that came with it.
-pub type Answer = (AgentToDaemon, Vec<OwnedFd>);
 
 /// Program exits remembered for watchers that register late.
 const EXITS_KEPT: usize = 64;
 
-/// The daemon's async end of an agent channel.
-pub struct AgentIo {
-    fd: AsyncFd<OwnedFd>,
-    limits: Limits,
-}
-
-impl AgentIo {
-    pub fn new(fd: OwnedFd) -> io::Result<AgentIo> {
-        // SAFETY: OwnedFd's as_raw_fd always returns the same open fd for as long as the
-        // AsyncFd owns it.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
-        Ok(AgentIo { fd, limits: Limits::default() })
-    }
-
-    /// Receive one message (MSG_DONTWAIT under readiness; the socket itself stays blocking).
-    pub async fn recv(&self) -> Result<Answer, WireError> {
-        loop {
-            let mut guard = self.fd.readable().await.map_err(|e| WireError::Io { op: "poll agent channel", source: e })?;
-            let res = guard.try_io(|fd| match fdpass::try_recv_packet(fd.get_ref().as_fd(), self.limits) {
-                Err(e) if e.is_would_block() => Err(io::ErrorKind::WouldBlock.into()),
-                other => Ok(other),
-            });
-            // Err: would block (readiness cleared, wait again); Ok(Err(io)): cannot happen, the
-            // closure maps every other outcome to Ok.
-            if let Ok(Ok(r)) = res {
-                let (payload, fds) = r?;
-                return Ok((frame::decode(&payload)?, fds));
-            }
-        }
-    }
-
-    /// Send one message; seqpacket sends of small frames do not block in practice.
-    pub fn send(&self, msg: &DaemonToAgent, fds: &[BorrowedFd<'_>]) -> Result<(), WireError> {
-        fdpass::send_msg(self.fd.get_ref().as_fd(), SocketKind::SeqPacket, msg, fds, self.limits.max_frame)
-    }
-}
-
 struct Pending {
+    /// The sequence number of the queued request (see [`Outbox::push`]).
+    seq: u64,
     expect: &'static str,
     tx: oneshot::Sender<Answer>,
     watch: Option<oneshot::Sender<ExitStatus>>,
@@ -74,6 +37,9 @@ pub struct Agent {
     pub agent_pid: u32,
     pub init_pid: u32,
     io: Rc<AgentIo>,
+    outbox: Outbox,
+    /// A wait for the socket to become writable is armed.
+    flushing: bool,
     pending: VecDeque<Pending>,
     /// The program started by `Launch` (its exit without a shutdown means the sandbox lingers).
     main_pid: Option<u32>,
@@ -137,6 +103,8 @@ impl Agent {
             agent_pid: p.agent_pid,
             init_pid: p.init_pid,
             io: Rc::new(p.io),
+            outbox: Outbox::default(),
+            flushing: false,
             pending: VecDeque::new(),
             main_pid: None,
             exits: VecDeque::new(),
@@ -316,15 +284,65 @@ pub struct Request {
 
 impl Handler<Request> for Agent {
     type Result = Result<oneshot::Receiver<Answer>, DaemonError>;
-    fn handle(&mut self, r: Request, _: &mut Context<Self>) -> Self::Result {
-        let fds: Vec<BorrowedFd> = r.fds.iter().map(|f| f.as_fd()).collect();
-        if let Err(e) = self.io.send(&r.msg, &fds) {
-            warn!(self.log, "send to agent failed"; "message" => r.msg.kind(), "error" => %e);
-            return Err(DaemonError::Agent { id: self.id, error: AgentError::Other { detail: format!("send {}: {e}", r.msg.kind()) } });
-        }
+    fn handle(&mut self, r: Request, ctx: &mut Context<Self>) -> Self::Result {
+        let kind = r.msg.kind();
+        let seq = match self.outbox.push(&r.msg, r.fds, self.io.max_message()) {
+            Ok(seq) => seq,
+            Err(QueueError::TooLarge { len, max }) => {
+                return Err(DaemonError::RequestTooLarge {
+                    id: self.id,
+                    request: kind.to_lowercase(),
+                    len: len as u64,
+                    max: max as u64,
+                })
+            }
+            Err(QueueError::Full) => {
+                warn!(self.log, "agent is not keeping up; request refused"; "message" => kind);
+                return Err(DaemonError::AgentBusy { id: self.id });
+            }
+            Err(QueueError::Encode(detail)) => {
+                return Err(DaemonError::Agent { id: self.id, error: AgentError::Other { detail: format!("encode {kind}: {detail}") } })
+            }
+        };
         let (tx, rx) = oneshot::channel();
-        self.pending.push_back(Pending { expect: r.msg.kind(), tx, watch: r.watch });
+        self.pending.push_back(Pending { seq, expect: kind, tx, watch: r.watch });
+        self.flush(ctx);
         Ok(rx)
+    }
+}
+
+impl Agent {
+    /// Send queued frames while the socket takes them; when it is full, arm one wait for it to
+    /// become writable. A frame the socket refuses for good fails its own request only.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing {
+            return;
+        }
+        while let Some(out) = self.outbox.front() {
+            match self.io.try_send(out) {
+                Ok(()) => {
+                    self.outbox.pop();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.flushing = true;
+                    let io = self.io.clone();
+                    ctx.spawn(wrap_future::<_, Self>(async move { io.writable().await }).map(|(), act, ctx| {
+                        act.flushing = false;
+                        act.flush(ctx);
+                    }));
+                    return;
+                }
+                Err(e) => {
+                    let out = self.outbox.pop().expect("front exists");
+                    warn!(self.log, "send to agent failed"; "message" => out.kind, "error" => %e);
+                    if let Some(pos) = self.pending.iter().position(|p| p.seq == out.seq) {
+                        let p = self.pending.remove(pos).expect("position is valid");
+                        let error = AgentError::Other { detail: format!("send {}: {e}", out.kind) };
+                        let _ = p.tx.send((AgentToDaemon::Error(error), Vec::new()));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod adopt;
 mod agent;
+mod agentio;
 mod cleanup;
 mod conn;
 mod daemon;

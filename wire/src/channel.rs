@@ -13,6 +13,11 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+/// The largest frame one agent-channel packet may carry. A unix SOCK_SEQPACKET send fails with
+/// EMSGSIZE above the sender's SO_SNDBUF less 32 bytes (`net.core.wmem_default`, 212992 by
+/// default); this cap stays well below that, and senders check it before sending.
+pub const AGENT_MAX_MESSAGE: u32 = 160 * 1024;
+
 /// One end of a typed blocking channel: sends `Tx`, receives `Rx`.
 #[derive(Debug)]
 pub struct Channel<Tx, Rx> {

@@ -157,4 +157,8 @@ pub enum DaemonError {
     Internal { detail: String },
     #[error("too many sandboxes: uid {uid} already runs {limit} (oz.conf max_sandboxes_per_user)")]
     TooManySandboxes { uid: u32, limit: u32 },
+    #[error("sandbox {id}: agent is not keeping up; try again")]
+    AgentBusy { id: u64 },
+    #[error("sandbox {id}: {request} request is {len} bytes; the limit for one agent message is {max}")]
+    RequestTooLarge { id: u64, request: String, len: u64, max: u64 },
 }

@@ -93,6 +93,8 @@ pub fn daemon_errors() -> Vec<DaemonError> {
         DaemonError::NotRunning { id: 7 },
         DaemonError::Internal { detail: "registry gone".into() },
         DaemonError::TooManySandboxes { uid: 1000, limit: 32 },
+        DaemonError::AgentBusy { id: 7 },
+        DaemonError::RequestTooLarge { id: 7, request: "mount".into(), len: 812345, max: 163840 },
     ]
 }
 
@@ -163,6 +165,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         "reply_error_not_running",
         "reply_error_internal",
         "reply_error_too_many_sandboxes",
+        "reply_error_agent_busy",
+        "reply_error_request_too_large",
     ];
     for (name, e) in names.into_iter().zip(daemon_errors()) {
         v.push((name, DaemonReply::Error(e)));

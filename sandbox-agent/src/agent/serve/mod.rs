@@ -16,7 +16,9 @@
 //! (what the init sees).
 
 mod launch;
+mod loglimit;
 pub mod logpipe;
+mod outbox;
 mod requests;
 mod runtime;
 

@@ -102,19 +102,23 @@ impl Runtime {
         answered
     }
 
+    /// Read every message the daemon has sent (the socket is non-blocking: nothing pending is
+    /// `Timeout`), so that its side never waits for us.
     pub(super) fn on_daemon_readable(&mut self) {
-        let Some(d) = &self.daemon else { return };
-        match d.recv() {
-            Ok((msg, fds)) => self.on_daemon_message(msg, fds),
-            Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
-            // A broken socket (not just a bad message) is as good as gone.
-            Err(e @ WireError::Io { .. }) => {
-                self.warn(format!("daemon channel: {e}"));
-                self.feed(Event::DaemonLost)
-            }
-            Err(e) => {
-                self.warn(format!("daemon message: {e}"));
-                self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
+        while let Some(d) = &self.daemon {
+            match d.recv() {
+                Ok((msg, fds)) => self.on_daemon_message(msg, fds),
+                Err(WireError::Timeout) => return,
+                Err(e) if e.is_disconnect() => return self.feed(Event::DaemonLost),
+                // A broken socket (not just a bad message) is as good as gone.
+                Err(e @ WireError::Io { .. }) => {
+                    self.warn(format!("daemon channel: {e}"));
+                    return self.feed(Event::DaemonLost);
+                }
+                Err(e) => {
+                    self.warn(format!("daemon message: {e}"));
+                    self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
+                }
             }
         }
     }

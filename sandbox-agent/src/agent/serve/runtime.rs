@@ -1,9 +1,13 @@
 //! The agent's event loop: one thread, one poll() over the init channel, the daemon channel,
 //! the rendezvous listener, a signalfd and the program's output pipes, plus two timers (the
-//! supervision tick and the health heartbeat).
+//! supervision tick and the health heartbeat). The daemon channel is non-blocking: every pending
+//! daemon message is read each round, and what the agent sends waits in a bounded [`Outbox`]
+//! until the socket takes it. Log records pass a rate limit ([`LogLimiter`]).
 
 use super::launch::Started;
+use super::loglimit::LogLimiter;
 use super::logpipe::LogPipe;
+use super::outbox::{self, Outbox, Push};
 use super::requests::{MountBatch, Pending, Slot};
 use super::ServeError;
 use crate::agent::health;
@@ -38,12 +42,17 @@ const KILL_AFTER: Duration = Duration::from_millis(GRACE_MS as u64 + 1500);
 const MAX_BACKLOG: usize = 256;
 /// How long a reconnecting daemon may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the last messages to the daemon may take to leave when the agent exits.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
 pub struct Runtime {
     pub(super) spec: LaunchSpec,
     pub(super) user: UserInfo,
     pub(super) started: Started,
     pub(super) daemon: Option<DaemonChannel>,
+    /// Frames for the attached daemon that its socket has not taken yet.
+    outbox: Outbox,
+    limiter: LogLimiter,
     rendezvous: Option<Rendezvous>,
     record: AgentRecord,
     state: supervise::State,
@@ -105,6 +114,11 @@ impl Runtime {
                 return Err(ServeError::Launch(e));
             }
         };
+        if let Err(e) = outbox::set_nonblocking(daemon.as_fd()) {
+            let e = oz_wire::AgentError::Other { detail: format!("daemon channel O_NONBLOCK: {e}") };
+            let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+            return Err(ServeError::Launch(e));
+        }
         let policy = Policy::from_profile(&spec.profile);
         let user = started.user.clone();
         let now = Instant::now();
@@ -113,6 +127,8 @@ impl Runtime {
             user,
             started,
             daemon: Some(daemon),
+            outbox: Outbox::default(),
+            limiter: LogLimiter::new(now),
             rendezvous: None,
             record,
             state: supervise::State::new(),
@@ -191,7 +207,8 @@ impl Runtime {
             PollFd::new(self.signals.as_fd(), input),
             PollFd::new(rv_fd.unwrap_or(placeholder), if rv_fd.is_some() { input } else { never }),
             match &self.daemon {
-                Some(d) => PollFd::new(d.as_fd(), input),
+                Some(d) if self.outbox.is_empty() => PollFd::new(d.as_fd(), input),
+                Some(d) => PollFd::new(d.as_fd(), input | PollFlags::POLLOUT),
                 None => PollFd::new(placeholder, never),
             },
         ];
@@ -204,6 +221,7 @@ impl Runtime {
             .iter()
             .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)))
             .collect();
+        let daemon_writable = fds[DAEMON].revents().is_some_and(|r| r.contains(PollFlags::POLLOUT));
         drop(fds);
         // Output first, so that a program's last lines precede its exit event.
         if ready[LOGS..].iter().any(|r| *r) {
@@ -220,6 +238,9 @@ impl Runtime {
         }
         if ready[DAEMON] && self.daemon.is_some() {
             self.on_daemon_readable();
+        }
+        if daemon_writable {
+            self.flush_daemon();
         }
     }
 
@@ -241,6 +262,7 @@ impl Runtime {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.feed(Event::Tick);
+            self.dropped_notice(now);
         }
         if now >= self.next_health {
             self.next_health = now + HEALTH;
@@ -316,23 +338,35 @@ impl Runtime {
         }
     }
 
+    /// A log record for the daemon, if the rate limit admits it (else it is counted as dropped).
     pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        let now = Instant::now();
+        if !self.limiter.admit(now, message.len()) {
+            return;
+        }
+        self.dropped_notice(now);
         let rec = self.record(level, message);
         self.send_daemon(AgentToDaemon::Log(rec), &[]);
     }
 
-    /// A problem of the agent itself: to stderr and, best effort, to the daemon's log.
-    pub(super) fn warn(&self, message: String) {
-        eprintln!("oz-agent[{}]: {message}", self.spec.sandbox_id);
-        if let Some(d) = &self.daemon {
-            let _ = d.send(&AgentToDaemon::Log(self.record(LogLevel::Warning, message)), &[]);
+    /// Tell the daemon how many records were dropped, when a notice is due.
+    fn dropped_notice(&mut self, now: Instant) {
+        if let Some(n) = self.limiter.notice_due(now) {
+            let rec = self.record(LogLevel::Warning, LogLimiter::notice(n));
+            self.send_daemon(AgentToDaemon::Log(rec), &[]);
         }
+    }
+
+    /// A problem of the agent itself: to stderr and, best effort, to the daemon's log.
+    pub(super) fn warn(&mut self, message: String) {
+        eprintln!("oz-agent[{}]: {message}", self.spec.sandbox_id);
+        self.log(LogLevel::Warning, message);
     }
 
     /// Send to the daemon if one is attached; losing it is an event, never an error. Exit
     /// events that happen while no daemon is attached are kept for the next one.
     pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
-        let Some(d) = &self.daemon else {
+        if self.daemon.is_none() {
             if matches!(
                 msg,
                 AgentToDaemon::ProgramExited { .. } | AgentToDaemon::ProcessExited { .. } | AgentToDaemon::ShellExited { .. }
@@ -342,11 +376,51 @@ impl Runtime {
                 self.backlog.push_back(msg);
             }
             return;
-        };
-        match d.send(&msg, fds) {
-            Ok(()) => {}
-            Err(e) if e.is_disconnect() => self.feed(Event::DaemonLost),
+        }
+        match self.outbox.push(&msg, fds) {
+            Ok(Push::Queued) => self.flush_daemon(),
+            Ok(Push::Dropped) => {
+                if let AgentToDaemon::Log(_) = msg {
+                    self.limiter.count_dropped(1);
+                }
+            }
+            Ok(Push::Overflow) => {
+                eprintln!("oz-agent[{}]: the daemon is not reading its channel; dropping it", self.spec.sandbox_id);
+                self.feed(Event::DaemonLost);
+            }
             Err(e) => self.warn(format!("send {} to the daemon: {e}", msg.kind())),
+        }
+    }
+
+    /// Send what the daemon's socket takes now; the rest waits for POLLOUT.
+    fn flush_daemon(&mut self) {
+        let Some(d) = &self.daemon else { return };
+        if let Err(e) = self.outbox.flush(d.as_fd()) {
+            let kind = e.kind();
+            if matches!(kind, std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::NotConnected) {
+                self.feed(Event::DaemonLost);
+            } else {
+                // Not through `warn`: its record would come back here.
+                eprintln!("oz-agent[{}]: send to the daemon: {e}", self.spec.sandbox_id);
+            }
+        }
+    }
+
+    /// Before exiting: give the last messages a bounded time to leave.
+    fn final_flush(&mut self) {
+        let end = Instant::now() + FINAL_FLUSH;
+        while !self.outbox.is_empty() {
+            let Some(d) = &self.daemon else { return };
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!("oz-agent[{}]: the daemon did not take the last messages in time", self.spec.sandbox_id);
+                return;
+            }
+            let mut fds = [PollFd::new(d.as_fd(), PollFlags::POLLOUT)];
+            let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
+            if matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+                self.flush_daemon();
+            }
         }
     }
 
@@ -398,6 +472,9 @@ impl Runtime {
             .set_read_timeout(Some(HELLO_TIMEOUT))
             .and_then(|()| chan.accept_hello(Some(self.spec.sandbox_id), std::process::id()))
             .and_then(|()| chan.set_read_timeout(None));
+        let hello = hello.and_then(|()| {
+            outbox::set_nonblocking(chan.as_fd()).map_err(|e| oz_wire::WireError::Io { op: "set O_NONBLOCK", source: e.into() })
+        });
         if let Err(e) = hello {
             self.warn(format!("rendezvous hello from pid {}: {e}", peer.pid));
             return;
@@ -438,6 +515,7 @@ impl Runtime {
     /// Drop the daemon connection and every answer owed to it.
     fn forget_daemon(&mut self) {
         self.daemon = None;
+        self.outbox.clear();
         self.answers.clear();
         self.pending.iter_mut().for_each(Pending::orphan);
     }
@@ -466,6 +544,7 @@ impl Runtime {
         if !self.final_answers(&done) {
             self.send_daemon(done, &[]);
         }
+        self.final_flush();
         0
     }
 }

@@ -1,0 +1,138 @@
+//! The daemon's channel to an agent never makes the daemon wait: a sandbox that floods output
+//! while its owner sends large concurrent requests leaves the daemon answering everyone, a
+//! request too large for one agent packet is refused with the limit named, and the agent
+//! rate-limits log records, saying how many it dropped.
+
+mod common_daemon;
+
+use common_daemon::{profile, run, user_a, user_b, wait_until, Daemon, TestUser};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A sandbox whose program writes lines as fast as it can.
+fn flooder() -> serde_json::Value {
+    profile("ozt-flood", "/bin/sh", json!({}))
+}
+
+const FLOOD: &[&str] = &["-c", "exec yes ozt-flood-line"];
+
+/// `n` absolute paths of about `len` bytes under `home` (they need not exist).
+fn long_paths(home: &Path, n: usize, len: usize) -> Vec<String> {
+    let stem = "x".repeat(len.saturating_sub(home.as_os_str().len() + 12));
+    (0..n).map(|i| format!("{}/ozt-{stem}/{i:05}", home.display())).collect()
+}
+
+fn mount_args<'a>(id: &'a str, paths: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["mount", id];
+    args.extend(paths.iter().map(String::as_str));
+    args
+}
+
+fn vm_kib(pid: i32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn flooding_sandbox_with_concurrent_large_mounts_never_stalls_the_daemon() {
+    let d = Daemon::start(&[flooder()]);
+    let (a, b) = (user_a(), user_b());
+    let id = d.launch(&a, "ozt-flood", FLOOD);
+    let socket: PathBuf = d.socket.clone();
+    // 8 concurrent requests of 1,000 paths of ~130 bytes each (about 140 KB per message).
+    let paths = long_paths(&a.home, 1000, 130);
+    let mounts: Vec<_> = (0..8)
+        .map(|_| {
+            let (socket, a, paths): (PathBuf, TestUser, Vec<String>) = (socket.clone(), a.clone(), paths.clone());
+            thread::spawn(move || {
+                let id = id.to_string();
+                run::oz(&socket, &a, &mount_args(&id, &paths), None, Duration::from_secs(60))
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut latencies = Vec::new();
+    let mut rss_max = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let out = run::oz(&socket, &b, &["list"], None, Duration::from_secs(5));
+        let took = t.elapsed();
+        out.assert_ok("oz list as user b during the flood", &d);
+        latencies.push(took);
+        rss_max = rss_max.max(vm_kib(d.pid(), "VmRSS:"));
+        thread::sleep(Duration::from_millis(500));
+    }
+    let outcomes: Vec<_> = mounts.into_iter().map(|h| h.join().expect("oz mount finished in time")).collect();
+    latencies.sort();
+    let (median, max) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    let hwm = vm_kib(d.pid(), "VmHWM:");
+    eprintln!(
+        "flood: oz list as user b: median {median:?}, max {max:?} over {} runs; daemon VmRSS max seen {rss_max} KiB, VmHWM {hwm} KiB",
+        latencies.len()
+    );
+    for out in &outcomes {
+        eprintln!("flood: oz mount: {}", out.stderr.trim().chars().take(160).collect::<String>());
+        // The paths do not exist: each request is answered (refused by the agent, or by the
+        // daemon when its queue to the agent is full), never left hanging.
+        assert!(!out.status.success(), "mount of missing paths succeeded: {out:?}");
+        assert!(out.stderr.starts_with("oz: "), "one-line error: {:?}", out.stderr);
+    }
+    assert!(max < Duration::from_secs(1), "oz list took {max:?} during the flood (median {median:?})");
+    // Still responsive to the flooding user and to root, and the sandbox still runs.
+    d.oz(&a, &["list"]).assert_ok("oz list as user a after the flood", &d);
+    let listed = d.sandbox(id).expect("flooding sandbox still listed");
+    assert!(matches!(listed.state, oz_wire::SandboxState::Running), "{listed:?}");
+    d.finish();
+}
+
+#[test]
+fn a_request_too_large_for_one_agent_packet_is_refused_with_the_limit() {
+    let d = Daemon::start(&[profile("ozt-sleep", "/bin/sleep", json!({}))]);
+    let a = user_a();
+    let id = d.launch(&a, "ozt-sleep", &["600"]);
+    // About 800 KB: below the control socket's 1 MiB frame cap, far above one agent packet.
+    let paths = long_paths(&a.home, 1000, 800);
+    let out = run::oz(&d.socket, &a, &mount_args(&id.to_string(), &paths), None, Duration::from_secs(10));
+    out.assert_failed("oversized oz mount");
+    let limit = oz_wire::channel::AGENT_MAX_MESSAGE.to_string();
+    assert!(
+        out.stderr.contains("mount request is ") && out.stderr.contains(&format!("the limit for one agent message is {limit}")),
+        "error names the size and the limit: {:?}",
+        out.stderr
+    );
+    // The sandbox still works: a real file mounts.
+    let file = a.home.join(format!("ozt-agentchan-{}.txt", std::process::id()));
+    std::fs::write(&file, "ozt").unwrap();
+    std::os::unix::fs::chown(&file, Some(a.uid), Some(a.gid)).unwrap();
+    let out = d.oz(&a, &["mount", &id.to_string(), file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    out.assert_ok("oz mount after the refused one", &d);
+    assert!(d.sandbox(id).expect("listed").mounts.contains(&file));
+    d.finish();
+}
+
+#[test]
+fn a_flooding_program_gets_a_records_dropped_record() {
+    let d = Daemon::start(&[flooder()]);
+    let a = user_a();
+    let id = d.launch(&a, "ozt-flood", FLOOD);
+    let logs = || d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout;
+    let seen = wait_until(Duration::from_secs(15), || logs().contains(" records dropped (log rate limit"));
+    assert!(seen, "no records-dropped record in oz logs; its tail:\n{}", tail(&logs()));
+    // The daemon answers everyone meanwhile.
+    let t = Instant::now();
+    d.oz(&user_b(), &["list"]).assert_ok("oz list as user b", &d);
+    assert!(t.elapsed() < Duration::from_secs(1), "oz list took {:?}", t.elapsed());
+    d.finish();
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<_> = s.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
