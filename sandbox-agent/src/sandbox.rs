@@ -155,8 +155,9 @@ impl Sandbox {
             return Err(SandboxError::Threaded(n));
         }
         let program = ProgramSpec::resolve(spec)?;
-        let files = if spec.profile.allow_files { files } else { &[] };
-        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, files)?;
+        // Only files the user can reach, decided with the user's credentials.
+        let files = if spec.profile.allow_files { crate::argfiles::accessible(&program.user, files) } else { Vec::new() };
+        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
         let mut warnings = rootfs.warnings.clone();
         let landlock = spec.profile.landlock.enabled.then(|| {
             let extra = writable_targets(&rootfs);
