@@ -148,8 +148,9 @@ impl Sandbox {
         Sandbox::launch_with_files(spec, stdio, &[])
     }
 
-    /// As `launch`, with argument files (absolute host paths, only when the profile has
-    /// `allow_files`) bound into the sandbox at the same place.
+    /// As `launch`, with argument files (candidate absolute host paths, only when the profile
+    /// has `allow_files`; those the user can read, see [`crate::argfiles::accessible`]) bound
+    /// into the sandbox at the same place.
     pub fn launch_with_files(spec: &LaunchSpec, stdio: Vec<OwnedFd>, files: &[PathBuf]) -> Result<Sandbox, SandboxError> {
         if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
             return Err(SandboxError::Threaded(n));

@@ -225,9 +225,22 @@ pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool, creds: &Credenti
         remove_created(&created, creds);
         return Err(err(e));
     }
-    // The fd now refers to the attached mount.
-    let mnt_id = mount_id(mnt.as_fd()).map_err(err)?;
-    Ok(Injected { mnt_id, created })
+    // The fd now refers to the attached mount. Without its id it could never be unmounted
+    // safely: take it down again.
+    match mount_id(mnt.as_fd()) {
+        Ok(mnt_id) => Ok(Injected { mnt_id, created }),
+        Err(e) => {
+            let _ = umount_fd(mnt.as_fd());
+            remove_created(&created, creds);
+            Err(err(e))
+        }
+    }
+}
+
+/// Detach the mount whose root `fd` refers to (the magic link names exactly that mount).
+fn umount_fd(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    nix::mount::umount2(path.as_str(), nix::mount::MntFlags::MNT_DETACH)
 }
 
 /// Detach the mount `Mount` attached at `target`: the path is walked from `/` without following
@@ -251,7 +264,16 @@ pub fn umount(target: &Path, injected: &Injected) -> Result<(), InitError> {
     if id != injected.mnt_id {
         return Err(err(Errno::EINVAL, Some("not the mount oz mount made there")));
     }
-    // The magic link names exactly the mount the checked fd is on.
-    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    nix::mount::umount2(path.as_str(), nix::mount::MntFlags::MNT_DETACH).map_err(|e| err(e, None))
+    umount_fd(fd.as_fd()).map_err(|e| err(e, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_mounts_are_nosuid_nodev_and_noexec_unless_read_only() {
+        assert_eq!(mount_attrs(false), ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC);
+        assert_eq!(mount_attrs(true), ATTR_NOSUID | ATTR_NODEV | ATTR_RDONLY);
+    }
 }
