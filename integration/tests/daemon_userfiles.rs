@@ -80,6 +80,8 @@ fn argument_files_the_user_cannot_reach_look_absent() {
     let (a, b) = (user_a(), user_b());
     let in_b_home = b.home.join(unique("priv"));
     let in_a_home = a.home.join(unique("priv"));
+    // Removed (as root) when the test ends, passed or not.
+    let _cleanup = [UserTree { path: in_b_home.clone() }, UserTree { path: in_a_home.clone() }];
     private_dir_of_b(&in_b_home);
     private_dir_of_b(&in_a_home);
     let d = Daemon::start(&[profile("ozt-files", "/bin/true", json!({"allow_files": true, "multi": true}))]);
@@ -91,6 +93,4 @@ fn argument_files_the_user_cannot_reach_look_absent() {
     }
     std::thread::sleep(Duration::from_millis(300));
     d.finish();
-    let _ = std::fs::remove_dir_all(&in_b_home);
-    let _ = std::fs::remove_dir_all(&in_a_home);
 }
