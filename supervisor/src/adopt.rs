@@ -8,11 +8,13 @@ use oz_wire::state::{self, AgentRecord};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use slog::{info, warn, Logger};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct Adopted {
     pub record: AgentRecord,
+    /// What the agent injected into its sandbox (it is the source of truth).
+    pub mounts: Vec<PathBuf>,
     pub channel: OwnedFd,
 }
 
@@ -28,7 +30,7 @@ fn connect_seqpacket(path: &Path) -> nix::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn handshake(rec: &AgentRecord) -> Result<(AgentRecord, OwnedFd), String> {
+fn handshake(rec: &AgentRecord) -> Result<(AgentRecord, Vec<PathBuf>, OwnedFd), String> {
     let fd = connect_seqpacket(&rec.socket).map_err(|e| format!("connect {}: {e}", rec.socket.display()))?;
     let ch = AgentChannel::new(fd);
     ch.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
@@ -37,8 +39,9 @@ fn handshake(rec: &AgentRecord) -> Result<(AgentRecord, OwnedFd), String> {
         return Err(format!("agent answers as sandbox {:?}, record says {}", hello.sandbox_id, rec.id));
     }
     let state = ch.wait_for_state(&mut |_| {}).map_err(|e| format!("state: {e}"))?;
+    let mounts = ch.wait_for_mounts(&mut |_| {}).map_err(|e| format!("mounts: {e}"))?;
     ch.set_read_timeout(None).map_err(|e| e.to_string())?;
-    Ok((state, ch.into_fd()))
+    Ok((state, mounts, ch.into_fd()))
 }
 
 /// Scan the state directory (blocking; run before the actor system starts).
@@ -57,9 +60,9 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
         out.max_id = out.max_id.max(rec.id);
         let slog_ctx = log.new(slog::o!("sandbox" => rec.id, "profile" => rec.profile.clone()));
         match handshake(&rec) {
-            Ok((state, channel)) => {
-                info!(slog_ctx, "re-adopted sandbox"; "agent_pid" => state.agent_pid, "init_pid" => state.init_pid);
-                out.adopted.push(Adopted { record: state, channel });
+            Ok((state, mounts, channel)) => {
+                info!(slog_ctx, "re-adopted sandbox"; "agent_pid" => state.agent_pid, "init_pid" => state.init_pid, "mounts" => mounts.len());
+                out.adopted.push(Adopted { record: state, mounts, channel });
             }
             Err(e) if cleanup::pid_alive(rec.agent_pid) => {
                 warn!(slog_ctx, "agent is alive but cannot be re-adopted; leaving it"; "error" => e);

@@ -85,7 +85,7 @@ fn adopt_one(reg: &mut Registry, addr: Addr<Registry>, a: crate::adopt::Adopted,
         agent_pid: rec.agent_pid,
         state: SandboxState::Running,
         started_at: rec.started_at,
-        mounts: Vec::new(),
+        mounts: a.mounts,
         agent: Some(agent),
     });
 }

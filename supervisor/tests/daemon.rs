@@ -265,8 +265,8 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
     assert_eq!(c.request(&ClientRequest::Ping).unwrap(), DaemonReply::Pong);
 }
 
-/// A stand-in agent on a rendezvous socket: answers Hello and State like `oz-agent serve` does
-/// after a daemon restart, then stays until told to go.
+/// A stand-in agent on a rendezvous socket: answers Hello, State and Mounts like `oz-agent
+/// serve` does after a daemon restart, then stays until told to go.
 /// `agent_pid` is what the record claims; the listener runs in this process.
 fn fake_rendezvous(state_dir: &Path, id: u64, agent_pid: u32) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
     use nix::sys::socket::{accept, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
@@ -293,6 +293,7 @@ fn fake_rendezvous(state_dir: &Path, id: u64, agent_pid: u32) -> (std::thread::J
         let ch = DaemonChannel::new(conn);
         ch.accept_hello(Some(id), agent_pid).unwrap();
         ch.send(&AgentToDaemon::State(rec), &[]).unwrap();
+        ch.send(&AgentToDaemon::Mounts { paths: vec!["/home/someone/doc.pdf".into()] }, &[]).unwrap();
         let _ = rx.recv();
     });
     (t, tx)
@@ -329,6 +330,7 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
         DaemonReply::Sandboxes(list) => {
             assert_eq!(list.len(), 1, "{list:?}");
             assert_eq!((list[0].id, list[0].uid, list[0].profile.as_str()), (900_000_007, 1000, "sleeper"));
+            assert_eq!(list[0].mounts, vec![std::path::PathBuf::from("/home/someone/doc.pdf")], "the agent's mounts");
         }
         other => panic!("{other:?}"),
     }

@@ -10,6 +10,7 @@ use crate::state::AgentRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -124,6 +125,14 @@ impl AgentChannel {
         match self.next_reply(on_event)?.0 {
             AgentToDaemon::State(rec) => Ok(rec),
             other => Err(unexpected("State", &other)),
+        }
+    }
+
+    /// Wait for the `Mounts` an agent sends after `State` on a rendezvous connection.
+    pub fn wait_for_mounts(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<Vec<PathBuf>> {
+        match self.next_reply(on_event)?.0 {
+            AgentToDaemon::Mounts { paths } => Ok(paths),
+            other => Err(unexpected("Mounts", &other)),
         }
     }
 }

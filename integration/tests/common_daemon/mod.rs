@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod inject;
 pub mod procs;
 pub mod run;
 

@@ -3,8 +3,12 @@
 //! Host side (the agent, in the host mount namespace): check the request, open the path with
 //! [`oz_sandbox::rootfs::open_user_path`] (beneath the user's home, as the user, no symlink out), and
 //! turn the opened file into a detached mount (`open_tree(OPEN_TREE_CLONE)`). The fd goes to the
-//! init, which sets nosuid/nodev/read-only on it and `move_mount`s it to the same path inside
-//! (`init::requests::mount`). The agent records what it mounted in a [`MountTable`].
+//! init, which sets nosuid/nodev and read-only or noexec on it, creates missing placeholders
+//! with the user's credentials and `move_mount`s it to the same path inside, remembering the
+//! mount's id (`init::requests::mount`); `Umount` walks the path without following symlinks and
+//! detaches only that mount. One mount per path: the agent records what it mounted in a
+//! [`MountTable`] and refuses a second mount of a recorded path; it reports the table to a
+//! daemon that re-adopts it.
 
 use oz_sandbox::rootfs::RootfsError;
 use oz_sandbox::user::UserInfo;
@@ -25,6 +29,8 @@ pub enum MountError {
     Open { path: PathBuf, source: RootfsError },
     #[error("{path}: not mounted")]
     NotMounted { path: PathBuf },
+    #[error("{path}: already mounted (unmount it first)")]
+    AlreadyMounted { path: PathBuf },
 }
 
 impl MountError {
@@ -42,6 +48,9 @@ impl MountError {
                 oz_wire::AgentError::PathRefused { path: path.clone(), detail: source.to_string() }
             }
             MountError::NotMounted { path } => oz_wire::AgentError::Umount { path: path.clone(), errno: libc::EINVAL },
+            MountError::AlreadyMounted { path } => {
+                oz_wire::AgentError::PathRefused { path: path.clone(), detail: "already mounted (unmount it first)".into() }
+            }
         }
     }
 }

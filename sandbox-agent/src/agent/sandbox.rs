@@ -148,15 +148,17 @@ impl Sandbox {
         Sandbox::launch_with_files(spec, stdio, &[])
     }
 
-    /// As `launch`, with argument files (absolute host paths, only when the profile has
-    /// `allow_files`) bound into the sandbox at the same place.
+    /// As `launch`, with argument files (candidate absolute host paths, only when the profile
+    /// has `allow_files`; those the user can read, see [`crate::agent::argfiles::accessible`]) bound
+    /// into the sandbox at the same place.
     pub fn launch_with_files(spec: &LaunchSpec, stdio: Vec<OwnedFd>, files: &[PathBuf]) -> Result<Sandbox, SandboxError> {
         if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
             return Err(SandboxError::Threaded(n));
         }
         let program = ProgramSpec::resolve(spec)?;
-        let files = if spec.profile.allow_files { files } else { &[] };
-        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, files)?;
+        // Only files the user can reach, decided with the user's credentials.
+        let files = if spec.profile.allow_files { crate::agent::argfiles::accessible(&program.user, files) } else { Vec::new() };
+        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
         let mut warnings = rootfs.warnings.clone();
         let landlock = spec.profile.landlock.enabled.then(|| {
             let extra = writable_targets(&rootfs);

@@ -21,6 +21,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Everything the init needs, prepared by the agent before the clone (the init inherits it).
@@ -176,8 +177,8 @@ struct Init {
     sigfd: SignalFd,
     /// Processes we started, by pid, with their role.
     tracked: HashMap<i32, ProcessRole>,
-    /// What each `Mount` created, by target, for its `Umount` to remove.
-    placeholders: HashMap<std::path::PathBuf, requests::Created>,
+    /// What each `Mount` attached, by target, for its `Umount` to check and remove.
+    injected: HashMap<PathBuf, requests::Injected>,
     template: ExecPlan,
     shell_path: CString,
     profile: String,
@@ -193,7 +194,7 @@ impl Init {
             sock,
             sigfd,
             tracked: HashMap::new(),
-            placeholders: HashMap::new(),
+            injected: HashMap::new(),
             template: plan.program.clone(),
             shell_path: plan.shell_path.clone(),
             profile: plan.profile.clone(),
@@ -304,22 +305,8 @@ impl Init {
                 }
                 Err(error) => InitToAgent::Failed { error },
             },
-            AgentToInit::Mount { target, read_only } => match requests::mount(fds, &target, read_only) {
-                Ok(created) => {
-                    self.placeholders.entry(target.clone()).or_default().extend(created);
-                    InitToAgent::Mounted { target }
-                }
-                Err(error) => InitToAgent::Failed { error },
-            },
-            AgentToInit::Umount { target } => match requests::umount(&target) {
-                Ok(()) => {
-                    if let Some(created) = self.placeholders.remove(&target) {
-                        requests::remove_created(&created);
-                    }
-                    InitToAgent::Unmounted { target }
-                }
-                Err(error) => InitToAgent::Failed { error },
-            },
+            AgentToInit::Mount { target, read_only } => self.mount(fds, target, read_only),
+            AgentToInit::Umount { target } => self.umount(target),
             AgentToInit::Signal { signal } => {
                 // SAFETY: kill(2) with pid -1 from PID 1 of our namespace.
                 unsafe { libc::kill(-1, signal) };
@@ -331,6 +318,38 @@ impl Init {
             }
         };
         self.send(&reply, &[]);
+    }
+
+    /// One mount per target: a second `Mount` of a mounted path is refused.
+    fn mount(&mut self, fds: Vec<OwnedFd>, target: PathBuf, read_only: bool) -> InitToAgent {
+        if self.injected.contains_key(&target) {
+            let detail = Some("already mounted (unmount it first)".to_string());
+            let error = InitError { step: Step::Mount, object: Some(target.display().to_string()), errno: libc::EBUSY, detail };
+            return InitToAgent::Failed { error };
+        }
+        match requests::mount(fds, &target, read_only, &self.template.creds) {
+            Ok(injected) => {
+                self.injected.insert(target.clone(), injected);
+                InitToAgent::Mounted { target }
+            }
+            Err(error) => InitToAgent::Failed { error },
+        }
+    }
+
+    fn umount(&mut self, target: PathBuf) -> InitToAgent {
+        let Some(injected) = self.injected.get(&target) else {
+            let error = InitError { step: Step::Umount, object: Some(target.display().to_string()), errno: libc::EINVAL, detail: Some("not mounted".into()) };
+            return InitToAgent::Failed { error };
+        };
+        match requests::umount(&target, injected) {
+            Ok(()) => {
+                if let Some(injected) = self.injected.remove(&target) {
+                    requests::remove_created(&injected.created, &self.template.creds);
+                }
+                InitToAgent::Unmounted { target }
+            }
+            Err(error) => InitToAgent::Failed { error },
+        }
     }
 
     fn run_program(&mut self, argv: Vec<String>, env: Vec<String>, cwd: Option<std::path::PathBuf>, fds: Vec<OwnedFd>) -> InitToAgent {

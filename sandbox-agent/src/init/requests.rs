@@ -1,11 +1,12 @@
 //! The init's work for the agent's requests: relaunch and shell plans, pty pairs, mounts.
 
-use oz_sandbox::exec::{cstring, cstrings, ExecPlan};
+use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan};
 use crate::common::proto::{InitError, ShellRequest, Step};
-use oz_sandbox::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY};
+use oz_sandbox::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+use oz_sandbox::rootfs::AsUser;
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -117,14 +118,30 @@ fn open_root() -> Result<OwnedFd, Errno> {
 /// the matching `Umount`.
 pub type Created = Vec<(PathBuf, bool)>;
 
+/// What one `Mount` put into the sandbox: the id of the attached mount (checked before it is
+/// unmounted) and the placeholders created for it.
+#[derive(Debug)]
+pub struct Injected {
+    pub mnt_id: u64,
+    pub created: Created,
+}
+
+/// This thread's filesystem credentials become the sandbox user's for the scope: the mount
+/// targets lie in trees the user can write (their home, folders bound from the host), so what
+/// is created there belongs to the user and no symlink the user plants lends root's rights.
+fn as_user(creds: &Credentials) -> Result<AsUser, Errno> {
+    AsUser::enter_ids(creds.uid, creds.gid, &creds.groups)
+}
+
 /// Create the placeholder for a mount at `target` (directories as needed, then an empty
-/// directory or file), never following a symlink. Returns the parent dir fd, the last name, and
-/// what was created.
-fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString, Created), Errno> {
+/// directory or file), never following a symlink, with the user's credentials. Returns the
+/// parent dir fd, the last name, and what was created.
+fn placeholder(target: &Path, is_dir: bool, creds: &Credentials) -> Result<(OwnedFd, CString, Created), Errno> {
     let (names, last) = split_target(target)?;
     let mut dir = open_root()?;
     let mut created = Created::new();
     let mut path = PathBuf::from("/");
+    let _user = as_user(creds)?;
     for name in &names {
         path.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
         // SAFETY: mkdirat relative to a descriptor we own.
@@ -152,9 +169,10 @@ fn placeholder(target: &Path, is_dir: bool) -> Result<(OwnedFd, CString, Created
     Ok((dir, last, created))
 }
 
-/// Remove what a `Mount` created (deepest first), never following a symlink; best effort (a
-/// directory the user filled stays).
-pub fn remove_created(created: &Created) {
+/// Remove what a `Mount` created (deepest first), never following a symlink, with the user's
+/// credentials; best effort (a directory the user filled stays).
+pub fn remove_created(created: &Created, creds: &Credentials) {
+    let Ok(_user) = as_user(creds) else { return };
     for (path, is_dir) in created.iter().rev() {
         let Ok((names, last)) = split_target(path) else { continue };
         let dir = names.iter().try_fold(match open_root() { Ok(d) => d, Err(_) => continue }, |d, n| open_dir_nofollow(&d, n));
@@ -166,36 +184,96 @@ pub fn remove_created(created: &Created) {
     }
 }
 
+/// The id of the mount `fd` is on (`statx` `STATX_MNT_ID`).
+fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    // SAFETY: statx is plain data; all-zero is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx of the object `fd` refers to (empty path) into our buffer.
+    let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW, libc::STATX_MNT_ID, &mut stx) };
+    Errno::result(r)?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(stx.stx_mnt_id)
+}
+
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
-/// Attach the detached mount `fds[0]` at `target` (nosuid, nodev, and read-only if asked).
-/// Returns the placeholders it created.
-pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool) -> Result<Created, InitError> {
+/// The attributes of an injected mount: nosuid and nodev always; read-only, or else noexec
+/// like every writable mount of the sandbox.
+pub fn mount_attrs(read_only: bool) -> u64 {
+    ATTR_NOSUID | ATTR_NODEV | if read_only { ATTR_RDONLY } else { ATTR_NOEXEC }
+}
+
+/// Attach the detached mount `fds[0]` at `target` (see [`mount_attrs`]); placeholders are
+/// created with the user's credentials `creds`. Returns the new mount's id and the
+/// placeholders it created.
+pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool, creds: &Credentials) -> Result<Injected, InitError> {
     let object = Some(target.display().to_string());
     let err = |e: Errno| InitError::new(Step::Mount, object.clone(), e as i32);
     let [mnt]: [OwnedFd; 1] = fds.try_into().map_err(|_| err(Errno::EBADF))?;
     let st = nix::sys::stat::fstat(mnt.as_raw_fd()).map_err(err)?;
     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let attrs = ATTR_NOSUID | ATTR_NODEV | if read_only { ATTR_RDONLY } else { 0 };
-    set_attrs(mnt.as_fd(), attrs, true).map_err(|f| err(f.errno))?;
-    let (dir, name, created) = placeholder(target, is_dir).map_err(err)?;
+    set_attrs(mnt.as_fd(), mount_attrs(read_only), true).map_err(|f| err(f.errno))?;
+    let (dir, name, created) = placeholder(target, is_dir, creds).map_err(err)?;
     // SAFETY: move_mount from our detached mount fd to dir/name (the last component is not
     // followed without MOVE_MOUNT_T_SYMLINKS).
     let r = unsafe {
         libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
     if let Err(e) = Errno::result(r) {
-        remove_created(&created);
+        remove_created(&created, creds);
         return Err(err(e));
     }
-    Ok(created)
+    // The fd now refers to the attached mount. Without its id it could never be unmounted
+    // safely: take it down again.
+    match mount_id(mnt.as_fd()) {
+        Ok(mnt_id) => Ok(Injected { mnt_id, created }),
+        Err(e) => {
+            let _ = umount_fd(mnt.as_fd());
+            remove_created(&created, creds);
+            Err(err(e))
+        }
+    }
 }
 
-/// Detach the mount at `target`.
-pub fn umount(target: &Path) -> Result<(), InitError> {
-    let err = |e: Errno| InitError::new(Step::Umount, Some(target.display().to_string()), e as i32);
-    if !target.is_absolute() || target.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(err(Errno::EINVAL));
+/// Detach the mount whose root `fd` refers to (the magic link names exactly that mount).
+fn umount_fd(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    nix::mount::umount2(path.as_str(), nix::mount::MntFlags::MNT_DETACH)
+}
+
+/// Detach the mount `Mount` attached at `target`: the path is walked from `/` without following
+/// any symlink, and the mount found there must be the one recorded in `injected`; anything else
+/// (a component swapped for a symlink, another mount) is refused and nothing is unmounted.
+pub fn umount(target: &Path, injected: &Injected) -> Result<(), InitError> {
+    let err = |e: Errno, detail: Option<&str>| InitError {
+        step: Step::Umount,
+        object: Some(target.display().to_string()),
+        errno: e as i32,
+        detail: detail.map(str::to_string),
+    };
+    let (names, last) = split_target(target).map_err(|e| err(e, None))?;
+    let walk = |e: Errno| err(e, Some("a component is not a directory (symlinks are not followed)"));
+    let dir = names.iter().try_fold(open_root().map_err(walk)?, |d, n| open_dir_nofollow(&d, n)).map_err(walk)?;
+    // SAFETY: openat(2) relative to a descriptor we own; the last component is not followed.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), last.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own.
+    let fd = Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }).map_err(|e| err(e, None))?;
+    let id = mount_id(fd.as_fd()).map_err(|e| err(e, None))?;
+    if id != injected.mnt_id {
+        return Err(err(Errno::EINVAL, Some("not the mount oz mount made there")));
     }
-    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW).map_err(err)
+    umount_fd(fd.as_fd()).map_err(|e| err(e, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_mounts_are_nosuid_nodev_and_noexec_unless_read_only() {
+        assert_eq!(mount_attrs(false), ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC);
+        assert_eq!(mount_attrs(true), ATTR_NOSUID | ATTR_NODEV | ATTR_RDONLY);
+    }
 }

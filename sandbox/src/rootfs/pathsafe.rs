@@ -272,20 +272,25 @@ fn current_groups() -> Result<Vec<libc::gid_t>, Errno> {
 impl AsUser {
     /// Switch fsuid, fsgid and supplementary groups to `user`'s.
     pub fn enter(user: &UserInfo) -> Result<AsUser, Errno> {
-        let saved_groups = current_groups()?;
         let groups: Vec<libc::gid_t> = user.memberships.iter().map(|(_, g)| *g).collect();
-        raw_setgroups(&groups)?;
+        AsUser::enter_ids(user.uid, user.gid, &groups)
+    }
+
+    /// Switch fsuid, fsgid and supplementary groups to these ids.
+    pub fn enter_ids(uid: u32, gid: u32, groups: &[libc::gid_t]) -> Result<AsUser, Errno> {
+        let saved_groups = current_groups()?;
+        raw_setgroups(groups)?;
         // SAFETY: setfsgid/setfsuid only change this thread's filesystem ids; they return the
         // previous value, and the new one is checked by calling them again with -1.
         let (saved_fsgid, saved_fsuid) = unsafe {
-            let g = libc::setfsgid(user.gid) as u32;
-            let u = libc::setfsuid(user.uid) as u32;
+            let g = libc::setfsgid(gid) as u32;
+            let u = libc::setfsuid(uid) as u32;
             (g, u)
         };
         let guard = AsUser { saved_fsuid, saved_fsgid, saved_groups };
         // SAFETY: as above; -1 queries without changing.
         let (now_u, now_g) = unsafe { (libc::setfsuid(u32::MAX) as u32, libc::setfsgid(u32::MAX) as u32) };
-        if now_u != user.uid || now_g != user.gid {
+        if now_u != uid || now_g != gid {
             return Err(Errno::EPERM);
         }
         Ok(guard)

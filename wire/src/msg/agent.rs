@@ -64,6 +64,10 @@ pub enum AgentToDaemon {
     ShellOpened { pid: u32 },
     /// The shell opened with this pid ended (event; follows its `ShellOpened`).
     ShellExited { pid: u32, status: ExitStatus },
+    /// What the agent injected into its sandbox (`Mount` requests and argument files of later
+    /// launches): on a rendezvous connection it follows `State` at once, so a restarted daemon
+    /// lists the sandbox as the agent knows it.
+    Mounts { paths: Vec<PathBuf> },
 }
 
 impl DaemonToAgent {
@@ -102,6 +106,7 @@ impl AgentToDaemon {
             AgentToDaemon::Pong => "Pong",
             AgentToDaemon::ShellOpened { .. } => "ShellOpened",
             AgentToDaemon::ShellExited { .. } => "ShellExited",
+            AgentToDaemon::Mounts { .. } => "Mounts",
         }
     }
 }

@@ -217,6 +217,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_pong", AgentToDaemon::Pong),
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
         ("a2d_shell_exited", AgentToDaemon::ShellExited { pid: 4270, status: ExitStatus::Code(7) }),
+        ("a2d_mounts", AgentToDaemon::Mounts { paths: vec!["/home/alice/doc.pdf".into(), "/home/alice/music".into()] }),
     ];
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));

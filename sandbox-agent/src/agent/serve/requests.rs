@@ -251,9 +251,14 @@ impl Runtime {
             return self.answer(AgentToDaemon::Mounted { paths: vec![] });
         }
         // Open everything on the host side first: one refused path refuses the whole request.
-        let mut trees = Vec::with_capacity(paths.len());
+        // One mount per path: a path mounted (or being mounted) already is refused.
+        let mut trees: Vec<(PathBuf, OwnedFd)> = Vec::with_capacity(paths.len());
         for p in &paths {
             match mountinject::prepare(&self.user, p) {
+                Ok((target, _)) if self.mounted_or_due(&target) || trees.iter().any(|(t, _)| *t == target) => {
+                    let e = mountinject::MountError::AlreadyMounted { path: target };
+                    return self.answer(AgentToDaemon::Error(e.to_agent_error()));
+                }
                 Ok(t) => trees.push(t),
                 Err(e) => return self.answer(AgentToDaemon::Error(e.to_agent_error())),
             }
@@ -274,14 +279,21 @@ impl Runtime {
         }
     }
 
+    /// Whether `target` is mounted by this agent or a mount of it is on its way.
+    fn mounted_or_due(&self, target: &std::path::Path) -> bool {
+        self.mounts.contains(target) || self.pending.iter().any(|p| matches!(p, Pending::MountPart { path, .. } if path == target))
+    }
+
     /// A second launch into this sandbox: its argument files are mounted in (as `oz mount`
-    /// would, beneath the owner's home) before the program starts. The init handles requests in
+    /// would, beneath the owner's home, read-write and noexec) before the program starts. Which
+    /// arguments are files is decided with the user's credentials. The init handles requests in
     /// order, so they are in place when it runs; failures are logged, not answered.
     fn mount_arg_files(&mut self, spec: &oz_wire::LaunchSpec) {
-        let mut trees = Vec::new();
-        for file in crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref()) {
+        let mut trees: Vec<(PathBuf, OwnedFd)> = Vec::new();
+        let candidates = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+        for file in crate::agent::argfiles::accessible(&self.user, &candidates) {
             match mountinject::prepare(&self.user, &file) {
-                Ok((target, _)) if self.mounts.contains(&target) => {}
+                Ok((target, _)) if self.mounted_or_due(&target) || trees.iter().any(|(t, _)| *t == target) => {}
                 Ok(tree) => trees.push(tree),
                 Err(e) => self.warn(format!("argument file {}: {}", file.display(), e.to_agent_error())),
             }

@@ -504,6 +504,7 @@ impl Runtime {
                 Action::SendState => {
                     let rec = self.record.clone();
                     self.send_daemon(AgentToDaemon::State(rec), &[]);
+                    self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
                     for msg in std::mem::take(&mut self.backlog) {
                         self.send_daemon(msg, &[]);
                     }
