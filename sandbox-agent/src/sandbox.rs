@@ -118,6 +118,14 @@ fn writable_targets(plan: &RootfsPlan) -> Vec<PathBuf> {
     plan.binds.iter().filter(|b| !b.read_only && !b.allow_suid).map(|b| b.target.clone()).collect()
 }
 
+/// What the init's `Ready` brought: the program's pid (None with noexec), the build's warnings
+/// and the program's pty master (StdioMode::Pty).
+struct Readied {
+    pid: Option<i32>,
+    warnings: Vec<String>,
+    pty: Option<OwnedFd>,
+}
+
 /// A running sandbox.
 pub struct Sandbox {
     id: u64,
@@ -256,10 +264,10 @@ impl Sandbox {
         };
         seccomp?;
         moved?;
-        let (program, build_warnings, pty) = sandbox.wait_ready()?;
-        sandbox.pty = pty;
-        warnings.extend(build_warnings);
-        sandbox.program = program;
+        let ready = sandbox.wait_ready()?;
+        sandbox.pty = ready.pty;
+        warnings.extend(ready.warnings);
+        sandbox.program = ready.pid;
         sandbox.warnings = warnings;
         Ok(sandbox)
     }
@@ -290,12 +298,11 @@ impl Sandbox {
         }
     }
 
-    /// Wait for `Ready` (or the failure that replaces it): the program's pid, the build's
-    /// warnings and the program's pty master (StdioMode::Pty).
-    fn wait_ready(&mut self) -> Result<(Option<i32>, Vec<String>, Option<OwnedFd>), SandboxError> {
+    /// Wait for `Ready` (or the failure that replaces it).
+    fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
         match proto::recv::<InitToAgent>(self.channel.as_fd()) {
-            Ok((InitToAgent::Ready { pid, warnings }, fds)) => Ok((pid, warnings, fds.into_iter().next())),
+            Ok((InitToAgent::Ready { pid, warnings }, fds)) => Ok(Readied { pid, warnings, pty: fds.into_iter().next() }),
             Ok((InitToAgent::ProgramFailed { error }, _)) => {
                 self.reap();
                 Err(SandboxError::Init { id, error })

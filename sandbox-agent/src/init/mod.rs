@@ -310,8 +310,8 @@ impl Init {
 
     fn handle(&mut self, req: AgentToInit, fds: Vec<OwnedFd>) {
         let reply = match req {
-            AgentToInit::RunProgram { argv, env, cwd, pty: Some((cols, rows)) } => {
-                match self.run_program_pty(argv, env, cwd, cols, rows) {
+            AgentToInit::RunProgram { argv, env, cwd, pty: Some(size) } => {
+                match self.run_program_pty(argv, env, cwd, size) {
                     Ok((pid, master)) => {
                         self.send(&InitToAgent::Launched { pid }, &[master.as_raw_fd()]);
                         return;
@@ -379,7 +379,13 @@ impl Init {
     }
 
     /// A relaunch on a new pty; returns the program's pid and the pty master.
-    fn run_program_pty(&mut self, argv: Vec<String>, env: Vec<String>, cwd: Option<std::path::PathBuf>, cols: u16, rows: u16) -> Result<(i32, OwnedFd), InitError> {
+    fn run_program_pty(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: Option<std::path::PathBuf>,
+        (cols, rows): (u16, u16),
+    ) -> Result<(i32, OwnedFd), InitError> {
         let plan = requests::relaunch_plan(&self.template, &argv, &env, cwd.as_deref())?;
         let (master, slave) = requests::open_pty(plan.creds.uid, cols, rows)?;
         let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?.as_raw();

@@ -146,7 +146,8 @@ impl Runtime {
         let program_pid = rt.started.program_pid;
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
-        rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &fds);
+        let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
+        rt.send_daemon(ready, &fds);
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }

@@ -158,8 +158,8 @@ fn pty_master(stdio: StdioMode, fds: Vec<OwnedFd>) -> Result<Option<OwnedFd>, Da
     match stdio {
         StdioMode::Pty { .. } => {
             let n = fds.len();
-            let master = <[OwnedFd; 1]>::try_from(fds).map_err(|_| internal(format!("agent sent {n} fds with Ready, expected the pty master")))?;
-            let [master] = master;
+            let [master] = <[OwnedFd; 1]>::try_from(fds)
+                .map_err(|_| internal(format!("agent sent {n} fds with Ready, expected the pty master")))?;
             Ok(Some(master))
         }
         StdioMode::Log | StdioMode::Attached => Ok(None),
@@ -200,5 +200,28 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
             agent.do_send(ForceKill);
             Err(format!("agent {} (pid {}): {e}", agent_path.display(), spawned.pid))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn a_pty_launch_takes_exactly_one_fd_from_ready() {
+        let pty = StdioMode::Pty { cols: 80, rows: 24 };
+        assert!(pty_master(pty, vec![fd()]).unwrap().is_some());
+        assert!(pty_master(pty, vec![]).is_err());
+        assert!(pty_master(pty, vec![fd(), fd()]).is_err());
+    }
+
+    #[test]
+    fn other_launches_pass_no_fd_to_the_client() {
+        assert!(pty_master(StdioMode::Log, vec![]).unwrap().is_none());
+        assert!(pty_master(StdioMode::Attached, vec![]).unwrap().is_none());
     }
 }
