@@ -5,6 +5,7 @@
 //! - [`users`]: the unprivileged test users;
 //! - [`workspace`]: per-test oz.conf, profiles and state directories;
 //! - [`run`]: running children with a timeout, a pty, a leaked fd;
+//! - [`pty`]: driving a child interactively on a pty (input, resizes);
 //! - [`mod@env`]: [`env::TestEnv`], one per test, with the leftover guard;
 //! - [`leftovers`]: what a sandbox may not leave behind;
 //! - [`serial`]: one sandbox-building test at a time on the host;
@@ -28,6 +29,7 @@ pub mod control;
 pub mod env;
 pub mod leftovers;
 pub mod probes;
+pub mod pty;
 pub mod run;
 pub mod serial;
 pub mod users;

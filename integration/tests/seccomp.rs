@@ -19,6 +19,10 @@ const EPERM_WITHOUT_FILTER: &[(&str, &str)] = &[
     ("swapoff", "CAP_SYS_ADMIN is checked first"),
     ("swapon", "CAP_SYS_ADMIN is checked first"),
     ("syslog", "kernel.dmesg_restrict=1 is checked first"),
+    ("vhangup", "CAP_SYS_TTY_CONFIG is its only check"),
+    ("reboot", "CAP_SYS_BOOT is checked first"),
+    ("sethostname", "CAP_SYS_ADMIN is checked first"),
+    ("setdomainname", "CAP_SYS_ADMIN is checked first"),
 ];
 
 fn profile_with(env: &TestEnv, name: &str, seccomp: Value) -> std::path::PathBuf {

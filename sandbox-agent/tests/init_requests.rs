@@ -116,6 +116,7 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         argv: vec!["/bin/sh".into(), "-c".into(), script],
         env: vec!["PATH=/usr/bin:/bin".into()],
         cwd: Some("/nonexistent".into()),
+        pty: None,
     };
     sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);
@@ -142,7 +143,7 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     let (mut out, w) = pipe();
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     let script = format!("test -e {} && echo placeholder-stayed; ln -s /usr {}/link && echo linked", target.display(), home.display());
-    let run = AgentToInit::RunProgram { argv: vec!["/bin/sh".into(), "-c".into(), script], env: vec![], cwd: None };
+    let run = AgentToInit::RunProgram { argv: vec!["/bin/sh".into(), "-c".into(), script], env: vec![], cwd: None, pty: None };
     sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);
     match reply(&sb, &mut exits)? {
@@ -167,7 +168,7 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         (InitToAgent::Failed { error }, _) if error.step == Step::Protocol => {}
         other => return Err(format!("garbage: {other:?}")),
     }
-    let bad = AgentToInit::RunProgram { argv: vec!["/nonexistent/prog".into()], env: vec![], cwd: None };
+    let bad = AgentToInit::RunProgram { argv: vec!["/nonexistent/prog".into()], env: vec![], cwd: None, pty: None };
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     let fd = devnull.as_raw_fd();
     sb.send(&bad, &[fd, fd, fd]).map_err(|e| e.to_string())?;

@@ -34,4 +34,7 @@ pub enum StdioMode {
     Log,
     /// Three fds (stdin, stdout, stderr) accompany the launch message (SCM_RIGHTS), in that order.
     Attached,
+    /// A new pty of the sandbox's devpts on all three, the program's controlling terminal; no
+    /// fds accompany the launch, the pty master goes back with `Ready`.
+    Pty { cols: u16, rows: u16 },
 }

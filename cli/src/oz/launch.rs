@@ -45,6 +45,9 @@ pub fn launch(profile: &str, args: Vec<String>, noexec: bool, json: bool) -> Res
 /// interrupt (^C, SIGTERM, SIGHUP) kills the sandbox this run created, so the program does not
 /// outlive `oz run`; the exit status is then still the program's.
 pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
+    if crate::oz::run_pty::wanted() {
+        return crate::oz::run_pty::run(profile, args);
+    }
     let mut conn = Conn::connect()?;
     let req = request(profile_ref(profile), args, false, true);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -73,7 +76,7 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     }
 }
 
-fn interrupt_signals() -> SigSet {
+pub(super) fn interrupt_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
         set.add(s);
@@ -83,7 +86,7 @@ fn interrupt_signals() -> SigSet {
 
 /// On the first interrupt, ask the daemon (on a second connection) to kill sandbox `id`; the
 /// main thread then receives the program's exit as usual.
-fn kill_on_interrupt(signals: SigSet, id: u64) {
+pub(super) fn kill_on_interrupt(signals: SigSet, id: u64) {
     std::thread::spawn(move || {
         let Ok(sig) = signals.wait() else { return };
         let killed = Conn::connect().and_then(|mut c| c.call(&ClientRequest::Kill { target: KillTarget::Id(id) }));
@@ -94,11 +97,11 @@ fn kill_on_interrupt(signals: SigSet, id: u64) {
     });
 }
 
-fn current_dir() -> Option<PathBuf> {
+pub(super) fn current_dir() -> Option<PathBuf> {
     std::env::current_dir().ok()
 }
 
 /// Our environment; the agent keeps only what oz.conf and the profile allow.
-fn caller_env() -> Vec<(String, String)> {
+pub(super) fn caller_env() -> Vec<(String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }

@@ -6,6 +6,7 @@ mod guard;
 mod launch;
 mod listing;
 mod output;
+mod run_pty;
 mod sandbox;
 mod shell_relay;
 mod tty;

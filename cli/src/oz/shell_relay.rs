@@ -1,6 +1,6 @@
-//! `oz shell`'s terminal relay: copies the local terminal (or plain stdin/stdout, for scripts)
-//! to and from the pty master the daemon handed us, forwards window resizes, and restores the
-//! local terminal on every way out.
+//! The terminal relay of `oz shell` and of `oz run` at a terminal: copies the local terminal
+//! (or plain stdin/stdout, for scripts) to and from the pty master the daemon handed us, forwards
+//! window resizes, and restores the local terminal on every way out.
 
 use crate::oz::tty::{self, RawMode};
 use anyhow::{Context, Result};

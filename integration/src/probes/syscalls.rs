@@ -8,6 +8,11 @@ use nix::errno::Errno;
 
 type Call = fn() -> libc::c_long;
 
+// x86_64 numbers of calls the kernel dropped long ago (ENOSYS; libc no longer names them).
+const SYS_CREATE_MODULE: libc::c_long = 174;
+const SYS_GET_KERNEL_SYMS: libc::c_long = 177;
+const SYS_QUERY_MODULE: libc::c_long = 178;
+
 const BAD: usize = 1; // an unmapped user pointer: EFAULT when the kernel reads it
 
 // SAFETY (every entry below): the arguments are invalid or inert, so the kernel either rejects
@@ -59,11 +64,50 @@ pub const BLACKLIST: &[(&str, Call)] = &[
     ("process_vm_writev", || unsafe { libc::syscall(libc::SYS_process_vm_writev, libc::getpid(), 0usize, 0usize, 0usize, 0usize, 0usize) }),
     ("kcmp", || unsafe { libc::syscall(libc::SYS_kcmp, libc::getpid(), libc::getpid(), 999, 0usize, 0usize) }),
     ("name_to_handle_at", || unsafe { libc::syscall(libc::SYS_name_to_handle_at, libc::AT_FDCWD, BAD, BAD, BAD, 0) }),
+    // Calls Docker's default profile leaves out (or grants only with a capability).
+    ("clock_adjtime", || unsafe { libc::syscall(libc::SYS_clock_adjtime, libc::CLOCK_REALTIME, BAD) }),
+    ("clock_settime", || unsafe { libc::syscall(libc::SYS_clock_settime, libc::CLOCK_REALTIME, BAD) }),
+    ("settimeofday", || unsafe { libc::syscall(libc::SYS_settimeofday, BAD, 0usize) }),
+    // Quota type 0xff is past MAXQUOTAS: EINVAL before anything is looked at.
+    ("quotactl", || unsafe { libc::syscall(libc::SYS_quotactl, 0xffu32, 0usize, 0, 0usize) }),
+    ("quotactl_fd", || unsafe { libc::syscall(libc::SYS_quotactl_fd, -1, 0xffu32, 0, 0usize) }),
+    ("sysfs", || unsafe { libc::syscall(libc::SYS_sysfs, 99, 0usize, 0usize) }),
+    ("ustat", || unsafe { libc::syscall(libc::SYS_ustat, 0xfff_ffffusize, BAD) }),
+    ("vhangup", || unsafe { libc::syscall(libc::SYS_vhangup) }),
+    ("lookup_dcookie", || unsafe { libc::syscall(libc::SYS_lookup_dcookie, 0u64, BAD, 0usize) }),
+    ("nfsservctl", || unsafe { libc::syscall(libc::SYS_nfsservctl, 0, BAD, BAD) }),
+    ("_sysctl", || unsafe { libc::syscall(libc::SYS__sysctl, BAD) }),
+    ("create_module", || unsafe { libc::syscall(SYS_CREATE_MODULE, BAD, 0usize) }),
+    ("get_kernel_syms", || unsafe { libc::syscall(SYS_GET_KERNEL_SYMS, BAD) }),
+    ("query_module", || unsafe { libc::syscall(SYS_QUERY_MODULE, BAD, 0, BAD, 0usize, BAD) }),
+    ("reboot", || unsafe { libc::syscall(libc::SYS_reboot, 0, 0, 0, 0usize) }),
+    // The unprivileged mode (FAN_REPORT_FID) with an impossible access mode: EINVAL.
+    ("fanotify_init", || unsafe { libc::syscall(libc::SYS_fanotify_init, 0x200u32, libc::O_ACCMODE as u32) }),
+    ("pidfd_getfd", || unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0u32) }),
+    ("process_madvise", || unsafe { libc::syscall(libc::SYS_process_madvise, -1, 0usize, 0usize, 0, 0u32) }),
+    ("set_mempolicy_home_node", || unsafe { libc::syscall(libc::SYS_set_mempolicy_home_node, 0usize, 0usize, 0usize, 1usize) }),
+    ("sethostname", || unsafe { libc::syscall(libc::SYS_sethostname, BAD, 1usize) }),
+    ("setdomainname", || unsafe { libc::syscall(libc::SYS_setdomainname, BAD, 1usize) }),
+    ("personality_no_aslr", personality_no_aslr),
     // CLONE_NEWNS together with CLONE_FS is always EINVAL: nothing is created when allowed.
     ("clone_newns", || unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWNS | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize) }),
     ("clone_newuser", || unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize) }),
     ("clone3_newuser", clone3_newuser),
 ];
+
+/// personality(ADDR_NO_RANDOMIZE) (ASLR off for what this process execs next); the persona is
+/// put back when the call was allowed.
+fn personality_no_aslr() -> libc::c_long {
+    // SAFETY: personality only changes this process's execution domain flags.
+    unsafe {
+        let old = libc::syscall(libc::SYS_personality, 0xffff_ffffusize);
+        let r = libc::syscall(libc::SYS_personality, libc::ADDR_NO_RANDOMIZE as usize);
+        if r >= 0 && old >= 0 {
+            libc::syscall(libc::SYS_personality, old as usize);
+        }
+        r
+    }
+}
 
 fn clone3_newuser() -> libc::c_long {
     // struct clone_args: flags first; CLONE_NEWUSER|CLONE_FS is EINVAL, so nothing is created.

@@ -302,12 +302,7 @@ impl Daemon {
     /// rendezvous sockets belongs to the daemon and may stay.
     pub fn state_files(&self) -> Vec<PathBuf> {
         let agents = oz_wire::state::agents_dir(&self.ws.state_dir);
-        self.ws
-            .must_be_empty()
-            .iter()
-            .flat_map(|d| entries(d))
-            .filter(|p| p != &agents)
-            .collect()
+        self.ws.must_be_empty().iter().flat_map(|d| entries(d)).filter(|p| p != &agents).collect()
     }
 
     fn stop_daemon(&mut self) {

@@ -10,7 +10,7 @@ use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
 use crate::common::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
-use crate::init::InitPlan;
+use crate::init::{InitPlan, StartStdio};
 use oz_sandbox::landlock::LandlockPlan;
 use oz_sandbox::namespaces::{self, Forked};
 use oz_sandbox::rootfs::{self, RootfsError, RootfsPlan};
@@ -118,6 +118,14 @@ fn writable_targets(plan: &RootfsPlan) -> Vec<PathBuf> {
     plan.binds.iter().filter(|b| !b.read_only && !b.allow_suid).map(|b| b.target.clone()).collect()
 }
 
+/// What the init's `Ready` brought: the program's pid (None with noexec), the build's warnings
+/// and the program's pty master (StdioMode::Pty).
+struct Readied {
+    pid: Option<i32>,
+    warnings: Vec<String>,
+    pty: Option<OwnedFd>,
+}
+
 /// A running sandbox.
 pub struct Sandbox {
     id: u64,
@@ -126,6 +134,8 @@ pub struct Sandbox {
     channel: OwnedFd,
     cgroup: Option<Cgroup>,
     log: Option<OwnedFd>,
+    /// The master of the program's pty (StdioMode::Pty).
+    pty: Option<OwnedFd>,
     program: Option<i32>,
     user: UserInfo,
     /// The init was reaped.
@@ -197,7 +207,10 @@ impl Sandbox {
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
         keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()));
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
-        keep.extend(plan.stdio.iter().flat_map(stdio_fds));
+        keep.extend(plan.stdio.iter().flat_map(|s| match s {
+            StartStdio::Given(s) => stdio_fds(s),
+            StartStdio::Pty(..) => Vec::new(),
+        }));
         // SAFETY: checked single-threaded above; the child only runs the init and _exits.
         let forked = unsafe { namespaces::clone_fork(namespaces::clone_flags(spec.profile.networking.net_type)) };
         if let Ok(Forked::Child) = forked {
@@ -244,6 +257,7 @@ impl Sandbox {
             channel: agent_end,
             cgroup: Some(cgroup),
             log,
+            pty: None,
             program: None,
             user: program.user,
             ended: false,
@@ -252,19 +266,26 @@ impl Sandbox {
         };
         seccomp?;
         moved?;
-        let (program, build_warnings) = sandbox.wait_ready()?;
-        warnings.extend(build_warnings);
-        sandbox.program = program;
+        let ready = sandbox.wait_ready()?;
+        sandbox.pty = ready.pty;
+        warnings.extend(ready.warnings);
+        sandbox.program = ready.pid;
         sandbox.warnings = warnings;
         Ok(sandbox)
     }
 
-    fn stdio(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<(Option<ProgramStdio>, Option<OwnedFd>), SandboxError> {
+    fn stdio(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<(Option<StartStdio>, Option<OwnedFd>), SandboxError> {
         let n = fds.len();
         match spec.stdio {
             StdioMode::Attached => {
                 let fds: [OwnedFd; 3] = fds.try_into().map_err(|_| SandboxError::Stdio(spec.stdio, 3, n))?;
-                Ok(((!spec.noexec).then_some(ProgramStdio::Fds(fds)), None))
+                Ok(((!spec.noexec).then_some(StartStdio::Given(ProgramStdio::Fds(fds))), None))
+            }
+            StdioMode::Pty { cols, rows } => {
+                if n != 0 {
+                    return Err(SandboxError::Stdio(spec.stdio, 0, n));
+                }
+                Ok(((!spec.noexec).then_some(StartStdio::Pty(cols, rows)), None))
             }
             StdioMode::Log => {
                 if n != 0 {
@@ -274,16 +295,16 @@ impl Sandbox {
                     return Ok((None, None));
                 }
                 let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-                Ok((Some(ProgramStdio::Log(w)), Some(r)))
+                Ok((Some(StartStdio::Given(ProgramStdio::Log(w))), Some(r)))
             }
         }
     }
 
     /// Wait for `Ready` (or the failure that replaces it).
-    fn wait_ready(&mut self) -> Result<(Option<i32>, Vec<String>), SandboxError> {
+    fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
         match proto::recv::<InitToAgent>(self.channel.as_fd()) {
-            Ok((InitToAgent::Ready { pid, warnings }, _)) => Ok((pid, warnings)),
+            Ok((InitToAgent::Ready { pid, warnings }, fds)) => Ok(Readied { pid, warnings, pty: fds.into_iter().next() }),
             Ok((InitToAgent::ProgramFailed { error }, _)) => {
                 self.reap();
                 Err(SandboxError::Init { id, error })
@@ -337,6 +358,11 @@ impl Sandbox {
         self.log.take()
     }
 
+    /// The master of the program's pty (StdioMode::Pty).
+    pub fn take_pty(&mut self) -> Option<OwnedFd> {
+        self.pty.take()
+    }
+
     /// The sandbox's cgroup (count or kill its processes).
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
@@ -354,7 +380,11 @@ impl Sandbox {
     /// A `RunProgram` request for a relaunch with `args` (user args) from `spec`'s profile.
     pub fn relaunch_request(spec: &LaunchSpec) -> Result<AgentToInit, SandboxError> {
         let p = ProgramSpec::resolve(spec)?;
-        Ok(AgentToInit::RunProgram { argv: p.argv, env: p.env.to_strings(), cwd: spec.cwd.clone() })
+        let pty = match spec.stdio {
+            StdioMode::Pty { cols, rows } => Some((cols, rows)),
+            StdioMode::Log | StdioMode::Attached => None,
+        };
+        Ok(AgentToInit::RunProgram { argv: p.argv, env: p.env.to_strings(), cwd: spec.cwd.clone(), pty })
     }
 
     /// Wait for the init to exit (after `Shutdown`, or when it died), then remove the cgroup.

@@ -25,10 +25,12 @@ pub use oz_wire::ExitStatus;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentToInit {
     /// Start another program as the sandbox user (a relaunch). Carries three fds: stdin,
-    /// stdout, stderr. `argv[0]` is the executable path inside the sandbox; `env` is complete
-    /// (the agent computed it); `cwd` falls back to home, then `/`, when not visible.
-    /// Reply: `Launched` once the program was exec'd, else `Failed`.
-    RunProgram { argv: Vec<String>, env: Vec<String>, cwd: Option<PathBuf> },
+    /// stdout, stderr; with `pty` (cols, rows) none: the program gets a new pty of the sandbox's
+    /// devpts as its controlling terminal instead. `argv[0]` is the executable path inside the
+    /// sandbox; `env` is complete (the agent computed it); `cwd` falls back to home, then `/`,
+    /// when not visible. Reply: `Launched` once the program was exec'd (with the pty master fd
+    /// attached when `pty`), else `Failed`.
+    RunProgram { argv: Vec<String>, env: Vec<String>, cwd: Option<PathBuf>, pty: Option<(u16, u16)> },
     /// Open a pty pair inside the sandbox and start `shell -i` on the slave as `uid`/`gid`/
     /// `groups`, with the same capability drop, no_new_privs and seccomp as the program.
     /// Reply: `ShellStarted` with the master fd attached, else `Failed`.
@@ -241,6 +243,7 @@ mod tests {
             argv: vec!["/bin/true".into()],
             env: vec!["PATH=/usr/bin:/bin".into()],
             cwd: Some("/home/u".into()),
+            pty: None,
         };
         let devnull = std::fs::File::open("/dev/null").unwrap();
         let raw = devnull.as_raw_fd();

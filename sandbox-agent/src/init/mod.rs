@@ -53,11 +53,20 @@ pub struct InitPlan {
     /// The launch's program; also the template for relaunches and shells.
     pub program: ExecPlan,
     /// stdio of the launch's program; None = `noexec`.
-    pub stdio: Option<ProgramStdio>,
+    pub stdio: Option<StartStdio>,
     pub shell_path: CString,
     pub profile: String,
     /// Filled by the setup: the root filesystem build's warnings, sent with `Ready`.
     pub warnings: Vec<String>,
+}
+
+/// How the launch's program gets its stdin, stdout and stderr.
+pub enum StartStdio {
+    /// Prepared by the agent (its fds or the log pipe).
+    Given(ProgramStdio),
+    /// A new pty of the sandbox's devpts (cols, rows), opened once the root filesystem is
+    /// built; its master goes to the agent with `Ready`.
+    Pty(u16, u16),
 }
 
 /// The signals the init handles through its signalfd.
@@ -206,15 +215,21 @@ impl Init {
     /// Start the launch's program (unless noexec) and send `Ready`.
     fn start(&mut self, plan: &mut InitPlan) -> Result<(), InitError> {
         let warnings = std::mem::take(&mut plan.warnings);
-        let ready = match plan.stdio.take() {
-            Some(stdio) => {
-                let pid = exec::spawn(&plan.program, stdio)?;
-                self.tracked.insert(pid.as_raw(), ProcessRole::Program);
-                InitToAgent::Ready { pid: Some(pid.as_raw()), warnings }
+        let (stdio, master) = match plan.stdio.take() {
+            Some(StartStdio::Given(stdio)) => (stdio, None),
+            Some(StartStdio::Pty(cols, rows)) => {
+                let (master, slave) = requests::open_pty(plan.program.creds.uid, cols, rows)?;
+                (ProgramStdio::Pty(slave), Some(master))
             }
-            None => InitToAgent::Ready { pid: None, warnings },
+            None => {
+                self.send(&InitToAgent::Ready { pid: None, warnings }, &[]);
+                return Ok(());
+            }
         };
-        self.send(&ready, &[]);
+        let pid = exec::spawn(&plan.program, stdio)?;
+        self.tracked.insert(pid.as_raw(), ProcessRole::Program);
+        let fds: Vec<_> = master.iter().map(|m| m.as_raw_fd()).collect();
+        self.send(&InitToAgent::Ready { pid: Some(pid.as_raw()), warnings }, &fds);
         Ok(())
     }
 
@@ -295,11 +310,19 @@ impl Init {
 
     fn handle(&mut self, req: AgentToInit, fds: Vec<OwnedFd>) {
         let reply = match req {
-            AgentToInit::RunProgram { argv, env, cwd } => self.run_program(argv, env, cwd, fds),
+            AgentToInit::RunProgram { argv, env, cwd, pty: Some(size) } => {
+                match self.run_program_pty(argv, env, cwd, size) {
+                    Ok((pid, master)) => {
+                        self.send(&InitToAgent::Launched { pid }, &[master.as_raw_fd()]);
+                        return;
+                    }
+                    Err(error) => InitToAgent::Failed { error },
+                }
+            }
+            AgentToInit::RunProgram { argv, env, cwd, pty: None } => self.run_program(argv, env, cwd, fds),
             AgentToInit::Shell(req) => match self.shell(&req) {
                 Ok((pid, master)) => {
                     self.tracked.insert(pid, ProcessRole::Shell);
-                    use std::os::fd::AsRawFd;
                     self.send(&InitToAgent::ShellStarted { pid }, &[master.as_raw_fd()]);
                     return;
                 }
@@ -373,8 +396,23 @@ impl Init {
         }
     }
 
+    /// A relaunch on a new pty; returns the program's pid and the pty master.
+    fn run_program_pty(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: Option<std::path::PathBuf>,
+        (cols, rows): (u16, u16),
+    ) -> Result<(i32, OwnedFd), InitError> {
+        let plan = requests::relaunch_plan(&self.template, &argv, &env, cwd.as_deref())?;
+        let (master, slave) = requests::open_pty(plan.creds.uid, cols, rows)?;
+        let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?.as_raw();
+        self.tracked.insert(pid, ProcessRole::Relaunch);
+        Ok((pid, master))
+    }
+
     fn shell(&mut self, req: &proto::ShellRequest) -> Result<(i32, OwnedFd), InitError> {
-        let (master, slave) = requests::open_pty(req)?;
+        let (master, slave) = requests::open_pty(req.uid, req.cols, req.rows)?;
         let plan = requests::shell_plan(&self.template, &self.shell_path, &self.profile, req)?;
         let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?;
         Ok((pid.as_raw(), master))

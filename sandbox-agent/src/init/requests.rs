@@ -51,8 +51,9 @@ pub fn shell_plan(template: &ExecPlan, shell: &CString, profile: &str, req: &She
     Ok(plan)
 }
 
-/// A pty pair from the sandbox's devpts: (master, slave), the slave owned by the shell's user.
-pub fn open_pty(req: &ShellRequest) -> Result<(OwnedFd, OwnedFd), InitError> {
+/// A pty pair from the sandbox's devpts: (master, slave), the slave owned by `uid` (the shell's
+/// or program's user), the window `cols` x `rows`.
+pub fn open_pty(uid: u32, cols: u16, rows: u16) -> Result<(OwnedFd, OwnedFd), InitError> {
     let err = |e: Errno| InitError::new(Step::Pty, Some("/dev/ptmx".into()), e as i32);
     // SAFETY: posix_openpt returns a new descriptor or -1.
     let m = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
@@ -76,9 +77,9 @@ pub fn open_pty(req: &ShellRequest) -> Result<(OwnedFd, OwnedFd), InitError> {
     }
     // SAFETY: a fresh descriptor we own.
     let slave = unsafe { OwnedFd::from_raw_fd(s) };
-    nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(req.uid)), None).map_err(err)?;
+    nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(uid)), None).map_err(err)?;
     nix::sys::stat::fchmod(slave.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o620)).map_err(err)?;
-    let ws = libc::winsize { ws_row: req.rows, ws_col: req.cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads a winsize we own.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map_err(err)?;
     Ok((master, slave))

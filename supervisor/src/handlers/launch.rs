@@ -1,6 +1,7 @@
 //! `Launch`: resolve the profile, reuse the caller's running sandbox of it (RunProgram) or spawn
 //! a new agent, and answer `Launched` only after the agent's `Ready` (the program was exec'd).
-//! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`.
+//! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`; on a
+//! pty the agent's pty master goes to the client with `Launched`, and later `ProgramExited`.
 
 use super::{agent_gone, ask, internal, invalid, unexpected};
 use crate::access;
@@ -16,7 +17,7 @@ use oz_wire::{
     WireError, PROTOCOL_VERSION,
 };
 use slog::{info, warn};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -30,7 +31,7 @@ pub struct LaunchRequest {
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub noexec: bool,
-    pub attach_stdio: bool,
+    pub stdio: StdioMode,
     pub fds: Vec<OwnedFd>,
 }
 
@@ -40,6 +41,8 @@ struct Launched {
     init_pid: u32,
     reused: bool,
     exit: Option<oneshot::Receiver<ExitStatus>>,
+    /// The program's pty master (StdioMode::Pty).
+    pty: Option<OwnedFd>,
 }
 
 pub fn user_name(uid: u32) -> String {
@@ -57,7 +60,10 @@ pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<
     match start(conn, shared, req).await {
         Err(e) => conn.send_error(e).await,
         Ok(l) => {
-            conn.send(&DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused }).await?;
+            let reply = DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused };
+            let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
+            conn.send_with_fds(&reply, &fds).await?;
+            drop(l.pty);
             let Some(exit) = l.exit else { return Ok(()) };
             match exit.await {
                 Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
@@ -70,26 +76,28 @@ pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<
 async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launched, DaemonError> {
     let caller = conn.peer.uid;
     access::check_launch(caller)?;
-    if req.attach_stdio && req.fds.len() != 3 {
+    let attached = req.stdio != StdioMode::Log;
+    if req.stdio == StdioMode::Attached && req.fds.len() != 3 {
         return Err(invalid(format!("attached launch needs 3 file descriptors, got {}", req.fds.len())));
     }
     let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
     let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
-    let (watch_tx, watch_rx) = if req.attach_stdio {
+    let (watch_tx, watch_rx) = if attached {
         let (tx, rx) = oneshot::channel();
         (Some(tx), Some(rx))
     } else {
         (None, None)
     };
-    let stdio = if req.attach_stdio { StdioMode::Attached } else { StdioMode::Log };
+    let stdio = req.stdio;
     match claim {
         Claim::Existing { id, agent, init_pid } => {
             let msg = DaemonToAgent::RunProgram { args: req.args, cwd: req.cwd, caller_env: req.env, stdio };
             match ask(&agent, id, msg, req.fds, watch_tx, READY_TIMEOUT).await? {
-                (AgentToDaemon::Ready { .. }, _) => {
+                (AgentToDaemon::Ready { .. }, fds) => {
+                    let pty = pty_master(stdio, fds)?;
                     shared.registry.do_send(SetState { id, state: SandboxState::Running });
                     info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
-                    Ok(Launched { id, init_pid, reused: true, exit: watch_rx })
+                    Ok(Launched { id, init_pid, reused: true, exit: watch_rx, pty })
                 }
                 (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
                 (other, _) => Err(unexpected(id, "Ready", &other)),
@@ -117,10 +125,11 @@ async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launc
                 stdio,
             };
             match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
-                Ok((AgentToDaemon::Ready { init_pid, .. }, _)) => {
+                Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
                     shared.registry.do_send(SetRunning { id, init_pid });
                     info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
-                    Ok(Launched { id, init_pid, reused: false, exit: watch_rx })
+                    let pty = pty_master(stdio, fds)?;
+                    Ok(Launched { id, init_pid, reused: false, exit: watch_rx, pty })
                 }
                 Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
                     warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
@@ -141,6 +150,19 @@ async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launc
                 }
             }
         }
+    }
+}
+
+/// The pty master that comes with `Ready` for a launch on a pty (exactly one fd), else none.
+fn pty_master(stdio: StdioMode, fds: Vec<OwnedFd>) -> Result<Option<OwnedFd>, DaemonError> {
+    match stdio {
+        StdioMode::Pty { .. } => {
+            let n = fds.len();
+            let [master] = <[OwnedFd; 1]>::try_from(fds)
+                .map_err(|_| internal(format!("agent sent {n} fds with Ready, expected the pty master")))?;
+            Ok(Some(master))
+        }
+        StdioMode::Log | StdioMode::Attached => Ok(None),
     }
 }
 
@@ -178,5 +200,28 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
             agent.do_send(ForceKill);
             Err(format!("agent {} (pid {}): {e}", agent_path.display(), spawned.pid))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn a_pty_launch_takes_exactly_one_fd_from_ready() {
+        let pty = StdioMode::Pty { cols: 80, rows: 24 };
+        assert!(pty_master(pty, vec![fd()]).unwrap().is_some());
+        assert!(pty_master(pty, vec![]).is_err());
+        assert!(pty_master(pty, vec![fd(), fd()]).is_err());
+    }
+
+    #[test]
+    fn other_launches_pass_no_fd_to_the_client() {
+        assert!(pty_master(StdioMode::Log, vec![]).unwrap().is_none());
+        assert!(pty_master(StdioMode::Attached, vec![]).unwrap().is_none());
     }
 }

@@ -14,7 +14,7 @@ use crate::agent::{Answer, Request};
 use crate::conn::Conn;
 use crate::registry::AgentAddr;
 use crate::Shared;
-use oz_wire::{AgentError, ClientRequest, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, WireError};
+use oz_wire::{AgentError, ClientRequest, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, StdioMode, WireError};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -32,7 +32,13 @@ pub async fn dispatch(conn: &Conn, shared: &Shared, req: ClientRequest, fds: Vec
         ClientRequest::ListProfiles => profiles::list_profiles(conn, shared).await,
         ClientRequest::ListSandboxes => list::list_sandboxes(conn, shared).await,
         ClientRequest::Launch { profile, args, cwd, env, noexec, attach_stdio } => {
-            let req = launch::LaunchRequest { profile, args, cwd, env, noexec, attach_stdio, fds };
+            let stdio = if attach_stdio { StdioMode::Attached } else { StdioMode::Log };
+            let req = launch::LaunchRequest { profile, args, cwd, env, noexec, stdio, fds };
+            launch::launch(conn, shared, req).await
+        }
+        ClientRequest::LaunchPty { profile, args, cwd, env, cols, rows } => {
+            let stdio = StdioMode::Pty { cols, rows };
+            let req = launch::LaunchRequest { profile, args, cwd, env, noexec: false, stdio, fds };
             launch::launch(conn, shared, req).await
         }
         ClientRequest::Kill { target } => kill::kill(conn, shared, target).await,

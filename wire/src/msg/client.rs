@@ -51,6 +51,17 @@ pub enum ClientRequest {
     /// Reserved: clients resize a shell with TIOCSWINSZ on the pty master they hold.
     Resize { cols: u16, rows: u16 },
     Ping,
+    /// Launch a program on a new pty inside the sandbox (`oz run` at a terminal), as the
+    /// session leader with the pty as its controlling terminal; answered by `Launched` with the
+    /// pty master fd, later `ProgramExited`.
+    LaunchPty {
+        profile: ProfileRef,
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: Vec<(String, String)>,
+        cols: u16,
+        rows: u16,
+    },
 }
 
 /// One profile in the `Profiles` listing.
@@ -138,6 +149,7 @@ impl ClientRequest {
             ClientRequest::Logs { .. } => "Logs",
             ClientRequest::Resize { .. } => "Resize",
             ClientRequest::Ping => "Ping",
+            ClientRequest::LaunchPty { .. } => "LaunchPty",
         }
     }
 }

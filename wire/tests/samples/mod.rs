@@ -78,6 +78,17 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
         ("client_logs_all", ClientRequest::Logs { sandbox: None, follow: false, count: None }),
         ("client_resize", ClientRequest::Resize { cols: 80, rows: 24 }),
         ("client_ping", ClientRequest::Ping),
+        (
+            "client_launch_pty",
+            ClientRequest::LaunchPty {
+                profile: ProfileRef::Name("shell".into()),
+                args: vec!["-i".into()],
+                cwd: Some("/home/alice".into()),
+                env: vec![("TERM".into(), "xterm".into())],
+                cols: 120,
+                rows: 40,
+            },
+        ),
     ]
 }
 
@@ -186,6 +197,15 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
                 cwd: Some("/home/alice".into()),
                 caller_env: vec![("LANG".into(), "C".into())],
                 stdio: StdioMode::Attached,
+            },
+        ),
+        (
+            "d2a_run_program_pty",
+            DaemonToAgent::RunProgram {
+                args: vec!["-i".into()],
+                cwd: None,
+                caller_env: vec![],
+                stdio: StdioMode::Pty { cols: 120, rows: 40 },
             },
         ),
         ("d2a_shell", DaemonToAgent::Shell { uid: 1000, term: "xterm".into(), cols: 80, rows: 24 }),

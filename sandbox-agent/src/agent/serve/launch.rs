@@ -19,6 +19,8 @@ pub struct Started {
     pub user: UserInfo,
     /// Read end of the program's output (StdioMode::Log).
     pub logs: Vec<LogPipe>,
+    /// The program's pty master (StdioMode::Pty), sent to the daemon with `Ready`.
+    pub pty: Option<OwnedFd>,
     /// Problems of the build that did not stop it (skipped whitelist items, ...).
     pub warnings: Vec<String>,
     /// The init's channel, kept open after the teardown so poll() never sees a closed fd.
@@ -55,6 +57,7 @@ pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError
         program_pid: sandbox.program_pid(),
         user: sandbox.user().clone(),
         warnings: sandbox.warnings().to_vec(),
+        pty: sandbox.take_pty(),
         sandbox: Some(sandbox),
         logs,
         channel,

@@ -171,6 +171,11 @@ impl Runtime {
         };
         let stdio_fds = match stdio {
             StdioMode::Attached if fds.len() == 3 => fds,
+            StdioMode::Pty { .. } if fds.is_empty() => fds,
+            StdioMode::Pty { .. } => {
+                let detail = format!("pty stdio takes no fds, got {}", fds.len());
+                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
+            }
             StdioMode::Attached => {
                 let detail = format!("attached stdio needs 3 fds, got {}", fds.len());
                 return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
@@ -358,8 +363,9 @@ impl Runtime {
             (Pending::RunProgram { answer }, InitToAgent::Launched { pid }) => {
                 self.feed(Event::ProgramStarted { pid });
                 if answer {
+                    // A pty master comes with a relaunch on a pty.
                     let init_pid = self.init_pid() as u32;
-                    self.complete(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, Vec::new());
+                    self.complete(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, fds);
                 }
             }
             (Pending::Shell { answer }, InitToAgent::ShellStarted { pid }) => {

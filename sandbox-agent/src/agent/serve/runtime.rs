@@ -160,7 +160,10 @@ impl Runtime {
             }
         }
         let program_pid = rt.started.program_pid;
-        rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &[]);
+        let pty = rt.started.pty.take();
+        let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
+        let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
+        rt.send_daemon(ready, &fds);
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
