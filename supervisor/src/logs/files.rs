@@ -184,7 +184,7 @@ fn rotate(path: &Path, keep: u32) {
     let _ = std::fs::rename(path, numbered(path, 1));
 }
 
-/// Delete sandbox log files (and their rotated copies) not modified for `days` days, except
+/// Delete sandbox and agent log files (and rotated copies) not modified for `days` days, except
 /// the ones in `open`. Returns how many were deleted.
 pub fn sweep(dir: &Path, days: u32, open: &[PathBuf]) -> usize {
     if days == 0 {
@@ -196,7 +196,7 @@ pub fn sweep(dir: &Path, days: u32, open: &[PathBuf]) -> usize {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if !name.starts_with("sandbox-") || !name.contains(".log") {
+        if !(name.starts_with("sandbox-") || name.starts_with("agent-")) || !name.contains(".log") {
             continue;
         }
         let path = e.path();
@@ -272,14 +272,14 @@ mod tests {
     fn sweep_deletes_old_sandbox_files_only() {
         let dir = tempfile::tempdir().unwrap();
         let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
-        for n in ["sandbox-1-a-1.log", "sandbox-1-a-1.log.1", "sandbox-2-b-1.log", "oz-daemon.log", "sandbox-3-c-1.log"] {
+        for n in ["sandbox-1-a-1.log", "sandbox-1-a-1.log.1", "agent-1-1.log", "sandbox-2-b-1.log", "oz-daemon.log", "sandbox-3-c-1.log"] {
             let f = File::create(dir.path().join(n)).unwrap();
             if n != "sandbox-3-c-1.log" {
                 f.set_modified(old).unwrap();
             }
         }
         let open = [dir.path().join("sandbox-2-b-1.log")];
-        assert_eq!(sweep(dir.path(), 2, &open), 2);
+        assert_eq!(sweep(dir.path(), 2, &open), 3);
         let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, ["oz-daemon.log", "sandbox-2-b-1.log", "sandbox-3-c-1.log"]);

@@ -253,7 +253,8 @@ impl LogHub {
     /// Files in use now (kept by the retention sweep).
     fn open_files(&self) -> Vec<PathBuf> {
         let inner = self.lock();
-        inner.sandboxes.values().filter(|s| !s.ended).filter_map(|s| s.file.as_ref().map(|f| f.path().to_path_buf())).collect()
+        let live = inner.sandboxes.values().filter(|s| !s.ended);
+        live.flat_map(|s| s.file.as_ref().map(|f| f.path().to_path_buf()).into_iter().chain(s.agent_stderr.clone())).collect()
     }
 
     /// Delete sandbox files older than `log_retention_days` now and every hour, on a thread of
