@@ -2,13 +2,14 @@
 //! ring and followers; agent records (program output) go only to the sandbox's own file, the
 //! ring and followers, where just the owner and root read them.
 //!
-//! Memory is bounded whatever clients do. The ring holds at most [`RING_CAPACITY`] records
-//! and [`RING_BYTES`] (messages are cut at [`MAX_MESSAGE`]); at most [`MAX_FOLLOWERS`] live
-//! readers each queue at most [`follow::QUEUE_BYTES`]; a `Logs` request copies at most
-//! [`PAGE_BYTES`] of the ring at a time, and the listener admits at most
-//! [`crate::listener::MAX_CONNECTIONS`] connections. With the frame each connection encodes
-//! (< 2 * MAX_MESSAGE) that is 4 MiB + 128 * 256 KiB + 512 * (32 KiB + 16 KiB) = 60 MiB
-//! for logs at most, so the daemon stays far below 128 MB.
+//! Memory is bounded whatever clients do. The ring keeps per owner at most [`RING_CAPACITY`]
+//! records and [`LANE_BYTES`], and in all at most [`RING_BYTES`] (messages are cut at
+//! [`MAX_MESSAGE`]); at most [`MAX_FOLLOWERS`] live readers each queue at most
+//! [`follow::QUEUE_BYTES`]; a `Logs` request copies at most [`PAGE_BYTES`] of the ring at a
+//! time, and the listener admits at most [`crate::listener::MAX_CONNECTIONS`] connections.
+//! With the frame each connection encodes (< 2 * MAX_MESSAGE) that is
+//! 8 MiB + 128 * 256 KiB + 512 * (32 KiB + 16 KiB) = 64 MiB for logs at most, so the daemon
+//! stays well below 128 MB.
 
 mod files;
 mod follow;
@@ -21,17 +22,20 @@ use crate::access;
 use files::LogFile;
 use oz_wire::text::escape_controls;
 use oz_wire::{LogLevel, LogRecord};
-use ring::Ring;
+use ring::{Cap, Ring};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-/// Records kept for `oz logs`, all owners together.
+/// Records kept for `oz logs` per owner (a user, or the daemon's own events).
 pub const RING_CAPACITY: usize = 1000;
-/// Bytes kept for `oz logs`, all owners together.
-pub const RING_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes kept per owner.
+pub const LANE_BYTES: usize = 1024 * 1024;
+/// Records and bytes kept for all owners together.
+pub const RING_TOTAL: usize = 8 * RING_CAPACITY;
+pub const RING_BYTES: usize = 8 * 1024 * 1024;
 /// Longest message kept; longer ones are cut.
 pub const MAX_MESSAGE: usize = 8 * 1024;
 /// Live readers (`oz logs -f`) at once, and per user (root is only held to the total).
@@ -102,13 +106,14 @@ pub struct Cursor {
 impl LogHub {
     /// A hub writing files under `log_dir` (already checked by [`secure_dir`]; None = no files).
     pub fn new(log_dir: Option<&Path>, policy: Policy) -> Arc<LogHub> {
-        LogHub::with_ring(log_dir, policy, RING_CAPACITY, RING_BYTES)
+        let lane = Cap { records: RING_CAPACITY, bytes: LANE_BYTES };
+        LogHub::with_ring(log_dir, policy, lane, Cap { records: RING_TOTAL, bytes: RING_BYTES })
     }
 
-    pub fn with_ring(log_dir: Option<&Path>, policy: Policy, records: usize, bytes: usize) -> Arc<LogHub> {
+    fn with_ring(log_dir: Option<&Path>, policy: Policy, lane: Cap, total: Cap) -> Arc<LogHub> {
         Arc::new(LogHub {
             inner: Mutex::new(Inner {
-                ring: Ring::new(records, bytes),
+                ring: Ring::new(lane, total),
                 followers: Vec::new(),
                 log_dir: log_dir.map(Path::to_path_buf),
                 policy,
@@ -390,7 +395,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_last_records_and_filters_by_owner() {
-        let hub = LogHub::with_ring(None, NO_FILES, 3, RING_BYTES);
+        let hub = LogHub::with_ring(None, NO_FILES, Cap { records: 3, bytes: LANE_BYTES }, Cap { records: 3, bytes: RING_BYTES });
         hub.register_sandbox(1, 1000, "a");
         hub.register_sandbox(2, 1001, "b");
         for m in ["d0", "x", "y", "z"] {

@@ -1,7 +1,8 @@
 //! The records kept for `oz logs`: one lane per owner (a user, or the daemon for its own
-//! events) under one global cap on records and bytes. When the cap is reached the oldest
-//! record of the largest lane goes, so one user's flood only ever evicts that user's records
-//! while another user holds no more than it does.
+//! events). A lane holds at most its quota of records and bytes, so one user's flood only
+//! ever evicts that user's own records. Over all lanes a global cap holds; should that be
+//! reached (many owners at their quota), the oldest record of the largest lane goes, so an
+//! owner always keeps at least an equal share.
 
 use super::LogFilter;
 use oz_wire::LogRecord;
@@ -31,11 +32,29 @@ pub struct Ring {
     bytes: usize,
     max_len: usize,
     max_bytes: usize,
+    lane_len: usize,
+    lane_bytes: usize,
+}
+
+/// Records and bytes, for one lane or all.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub records: usize,
+    pub bytes: usize,
 }
 
 impl Ring {
-    pub fn new(max_len: usize, max_bytes: usize) -> Ring {
-        Ring { lanes: HashMap::new(), next_seq: 1, len: 0, bytes: 0, max_len: max_len.max(1), max_bytes }
+    pub fn new(lane: Cap, total: Cap) -> Ring {
+        Ring {
+            lanes: HashMap::new(),
+            next_seq: 1,
+            len: 0,
+            bytes: 0,
+            max_len: total.records.max(1),
+            max_bytes: total.bytes,
+            lane_len: lane.records.max(1),
+            lane_bytes: lane.bytes,
+        }
     }
 
     /// The sequence number the next record will get.
@@ -45,6 +64,12 @@ impl Ring {
 
     pub fn push(&mut self, owner: Option<u32>, rec: LogRecord) {
         let c = cost(&rec);
+        while let Some(lane) = self.lanes.get(&owner) {
+            if lane.entries.len() < self.lane_len && lane.bytes + c <= self.lane_bytes {
+                break;
+            }
+            self.evict_from(owner);
+        }
         while self.len > 0 && (self.len >= self.max_len || self.bytes + c > self.max_bytes) {
             self.evict(self.len >= self.max_len);
         }
@@ -67,7 +92,12 @@ impl Ring {
         else {
             return;
         };
-        let lane = self.lanes.get_mut(&key).expect("key was just found");
+        self.evict_from(key);
+    }
+
+    /// Drop the oldest record of `key`'s lane (and the lane once empty).
+    fn evict_from(&mut self, key: Option<u32>) {
+        let Some(lane) = self.lanes.get_mut(&key) else { return };
         if let Some(e) = lane.entries.pop_front() {
             let c = cost(&e.rec);
             lane.bytes -= c;
@@ -133,9 +163,27 @@ mod tests {
         r.page(&f, 0, u64::MAX, usize::MAX).into_iter().map(|(_, r)| r.message).collect()
     }
 
+    fn cap(records: usize, bytes: usize) -> Cap {
+        Cap { records, bytes }
+    }
+
     #[test]
-    fn a_flood_evicts_only_the_flooder() {
-        let mut r = Ring::new(10, usize::MAX);
+    fn a_flood_stays_within_its_quota() {
+        let mut r = Ring::new(cap(5, usize::MAX), cap(100, usize::MAX));
+        for i in 0..5 {
+            r.push(Some(1000), rec(Some(1), &format!("a{i}")));
+        }
+        for i in 0..100 {
+            r.push(Some(1001), rec(Some(2), &format!("b{i}")));
+        }
+        assert_eq!(messages(&r, 1000), (0..5).map(|i| format!("a{i}")).collect::<Vec<_>>());
+        assert_eq!(messages(&r, 1001), (95..100).map(|i| format!("b{i}")).collect::<Vec<_>>());
+        assert_eq!(r.totals().0, 10);
+    }
+
+    #[test]
+    fn at_the_global_cap_the_largest_lane_gives_way() {
+        let mut r = Ring::new(cap(1000, usize::MAX), cap(10, usize::MAX));
         for i in 0..3 {
             r.push(Some(1000), rec(Some(1), &format!("a{i}")));
         }
@@ -150,7 +198,7 @@ mod tests {
     #[test]
     fn byte_cap_holds_and_evicts_the_largest_lane() {
         let big = "x".repeat(1000);
-        let mut r = Ring::new(1000, 10 * cost(&rec(Some(1), &big)));
+        let mut r = Ring::new(cap(1000, usize::MAX), cap(1000, 10 * cost(&rec(Some(1), &big))));
         r.push(Some(1000), rec(Some(1), "small"));
         for _ in 0..50 {
             r.push(Some(1001), rec(Some(2), &big));
@@ -161,7 +209,7 @@ mod tests {
 
     #[test]
     fn last_count_and_pages() {
-        let mut r = Ring::new(100, usize::MAX);
+        let mut r = Ring::new(cap(100, usize::MAX), cap(100, usize::MAX));
         for i in 0..10 {
             r.push(None, rec(None, &format!("d{i}")));
         }
