@@ -18,7 +18,10 @@ for b in oz oz-setup oz-daemon oz-agent; do
   mv -f "/usr/local/bin/$b.new" "/usr/local/bin/$b"
 done
 
-install -d -m 0755 -o root -g root /etc/oz /var/lib/oz /var/lib/oz/cells.d /var/log/oz
+install -d -m 0755 -o root -g root /etc/oz /var/lib/oz /var/lib/oz/cells.d
+# Logs hold program output: root's alone (the daemon checks and repairs this at start-up).
+install -d -m 0700 -o root -g root /var/log/oz
+chmod 0700 /var/log/oz
 [ -e /etc/oz/oz.conf ] || printf '{\n  "prefix_path": "/usr/local"\n}\n' >/etc/oz/oz.conf
 chown root:root /etc/oz/oz.conf && chmod 0644 /etc/oz/oz.conf
 cat >/var/lib/oz/cells.d/demo.json <<'EOF'
@@ -45,6 +48,7 @@ if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 fi
 install -d -m 0755 /run/oz
+(umask 077; touch /var/log/oz/oz-daemon.stderr; chmod 0600 /var/log/oz/oz-daemon.stderr)
 setsid oz-daemon </dev/null >>/var/log/oz/oz-daemon.stderr 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 100); do [ -S /run/oz/control.sock ] && oz profiles >/dev/null 2>&1 && break; sleep 0.1; done

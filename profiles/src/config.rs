@@ -55,6 +55,12 @@ pub struct Config {
     /// How many sandboxes one user may have at once (0 = no limit): every sandbox is a root
     /// agent, so a local user must not be able to start them without bound.
     pub max_sandboxes_per_user: u32,
+    /// A log file is rotated once it reaches this size (bytes; 0 = never rotated).
+    pub log_max_bytes: u64,
+    /// Rotated files kept per log (`<name>.1` .. `<name>.<log_keep>`); older ones are deleted.
+    pub log_keep: u32,
+    /// Sandbox log files untouched for this many days are deleted (0 = kept forever).
+    pub log_retention_days: u32,
 }
 
 /// The original's DefaultEtcIncludes (config.go), with its deliberately disabled
@@ -139,6 +145,9 @@ impl Default for Config {
             log_dir: "/var/log/oz".into(),
             stop_sandboxes_on_exit: false,
             max_sandboxes_per_user: 32,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 3,
+            log_retention_days: 14,
         }
     }
 }

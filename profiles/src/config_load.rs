@@ -137,6 +137,12 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "max_sandboxes_per_user",
         "how many sandboxes one user may run at once (0 = no limit)",
     ),
+    ("log_max_bytes", "rotate a log file at this size in bytes (0 = never)"),
+    ("log_keep", "rotated files kept per log file"),
+    (
+        "log_retention_days",
+        "delete sandbox log files untouched for this many days (0 = never)",
+    ),
 ];
 
 /// Which file to read: `explicit`, else `env` (the value of `$OZ_CONFIG`), else the default.
@@ -277,6 +283,13 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         max_sandboxes_per_user: d
             .uint(f, "max_sandboxes_per_user", u32::MAX as u64)
             .map_or(def.max_sandboxes_per_user, |v| v as u32),
+        log_max_bytes: d.uint(f, "log_max_bytes", u64::MAX).unwrap_or(def.log_max_bytes),
+        log_keep: d
+            .uint(f, "log_keep", 1000)
+            .map_or(def.log_keep, |v| v as u32),
+        log_retention_days: d
+            .uint(f, "log_retention_days", 100_000)
+            .map_or(def.log_retention_days, |v| v as u32),
     }
 }
 
@@ -376,6 +389,9 @@ impl Config {
             "log_dir" => p(&self.log_dir),
             "stop_sandboxes_on_exit" => self.stop_sandboxes_on_exit.to_string(),
             "max_sandboxes_per_user" => self.max_sandboxes_per_user.to_string(),
+            "log_max_bytes" => self.log_max_bytes.to_string(),
+            "log_keep" => self.log_keep.to_string(),
+            "log_retention_days" => self.log_retention_days.to_string(),
             _ => String::new(),
         }
     }

@@ -5,7 +5,7 @@
 //! agent.
 
 use crate::cleanup;
-use crate::logs::{self, LogHub};
+use crate::logs::LogHub;
 use crate::registry::{Registry, Remove, SetState};
 pub use crate::agentio::{AgentIo, Answer};
 use crate::agentio::{Outbox, QueueError};
@@ -52,8 +52,6 @@ pub struct Agent {
     registry: Addr<Registry>,
     hub: Arc<LogHub>,
     log: Logger,
-    /// For the agent's own records (program output included): sandbox and profile only.
-    out_log: Logger,
     state_dir: PathBuf,
     exit_tx: watch::Sender<bool>,
 }
@@ -95,8 +93,7 @@ impl Agent {
     }
 
     fn new(p: AgentParams, exit_tx: watch::Sender<bool>) -> Agent {
-        let out_log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone()));
-        let log = out_log.new(o!("agent_pid" => p.agent_pid));
+        let log = p.log.new(o!("sandbox" => p.id, "profile" => p.profile.clone(), "agent_pid" => p.agent_pid));
         Agent {
             id: p.id,
             profile: p.profile,
@@ -114,7 +111,6 @@ impl Agent {
             registry: p.registry,
             hub: p.hub,
             log,
-            out_log,
             state_dir: p.state_dir,
             exit_tx,
         }
@@ -170,9 +166,8 @@ impl Agent {
 
     fn event(&mut self, msg: AgentToDaemon) {
         match msg {
-            AgentToDaemon::Log(rec) => {
-                logs::log_at(&self.out_log, rec.level, &rec.message);
-            }
+            // Program output: the owner's file and `oz logs`, never the daemon's stderr.
+            AgentToDaemon::Log(rec) => self.hub.push_output(self.id, rec),
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);
                 if self.main_pid == Some(pid) && !self.shutting_down {

@@ -93,8 +93,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(sock) = std::env::var_os(oz_wire::client::SOCKET_ENV).filter(|s| !s.is_empty()) {
         config.socket_path = sock.into();
     }
-    let hub = logs::LogHub::new(Some(&config.log_dir), logs::RING_CAPACITY);
+    let repaired = logs::secure_dir(&config.log_dir)?;
+    let hub = logs::LogHub::new(Some(&config.log_dir), logs::Policy::from_config(&config));
     let (log, _guard) = build_logger(args.log_json, args.log_level, hub.clone());
+    for note in &repaired {
+        slog::warn!(log, "log_dir repaired: {}", note);
+    }
+    hub.start_sweeper(log.clone());
     for w in &loaded.warnings {
         slog::warn!(log, "config warning: {}", w);
     }

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod msg;
 pub mod spec;
 pub mod state;
+pub mod text;
 
 pub use error::WireError;
 pub use msg::*;

@@ -1,5 +1,6 @@
 //! Rendering for people (aligned tables, UTC times) and for scripts (JSON).
 
+use oz_wire::text::escape_controls;
 use oz_wire::{LogRecord, ProfileSummary, SandboxInfo};
 use serde_json::{json, Value};
 
@@ -55,13 +56,15 @@ pub fn log_json(r: &LogRecord) -> Value {
     })
 }
 
+/// One record as a line of text: control characters in program output are escaped, so no
+/// program can drive the reader's terminal or forge a line (`--json` keeps the exact text).
 pub fn log_line(r: &LogRecord) -> String {
     let origin = match (r.sandbox, &r.profile) {
-        (Some(id), Some(p)) => format!("[{id}:{p}] "),
+        (Some(id), Some(p)) => format!("[{id}:{}] ", escape_controls(p)),
         (Some(id), None) => format!("[{id}] "),
         _ => String::new(),
     };
-    format!("{} {:<8} {origin}{}", utc_time(r.ts, true), r.level.as_str(), r.message)
+    format!("{} {:<8} {origin}{}", utc_time(r.ts, true), r.level.as_str(), escape_controls(&r.message))
 }
 
 /// Columns padded to their widest cell, two spaces apart, last column unpadded.
@@ -155,5 +158,8 @@ mod tests {
         let r = LogRecord { ts: 1000, level: LogLevel::Info, sandbox: Some(3), profile: Some("x".into()), message: "hi".into() };
         assert_eq!(log_line(&r), "1970-01-01 00:00:01.000 info     [3:x] hi");
         assert_eq!(log_json(&r)["sandbox"], 3);
+        let r = LogRecord { message: "\x1b]0;pwned\x07\rok\tx".into(), ..r };
+        assert_eq!(log_line(&r), "1970-01-01 00:00:01.000 info     [3:x] \\e]0;pwned\\x07\\rok\tx");
+        assert_eq!(log_json(&r)["message"], "\x1b]0;pwned\x07\rok\tx");
     }
 }

@@ -169,7 +169,7 @@ fn pty_master(stdio: StdioMode, fds: Vec<OwnedFd>) -> Result<Option<OwnedFd>, Da
 /// Spawn an agent for sandbox `id`, start its actor and exchange `Hello`.
 async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config, uid: u32) -> Result<AgentAddr, String> {
     let agent_path = config.agent_path();
-    let output = crate::logs::open_append(&config.log_dir.join(format!("agent-{id}.log")));
+    let output = shared.hub.agent_stderr(id);
     let spawned = spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
     let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
     shared.hub.register_sandbox(id, uid, &profile.name);

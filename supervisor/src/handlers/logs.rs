@@ -1,5 +1,7 @@
 //! `Logs`: buffered records the caller may read, then `LogEnd`; with `follow`, live records
-//! until the client goes away (no `LogEnd`).
+//! until the client goes away (no `LogEnd`). The buffered records are copied out a page at a
+//! time; a live reader that falls behind gets a "skipped N records" marker (its queue is
+//! bounded), and one that stops reading is dropped when a send times out.
 
 use crate::access;
 use crate::conn::Conn;
@@ -18,22 +20,34 @@ pub async fn logs(conn: &Conn, shared: &Shared, sandbox: Option<u64>, follow: bo
     }
     let filter = LogFilter { caller, sandbox };
     if !follow {
-        for rec in shared.hub.recent(filter, count) {
-            conn.send(&DaemonReply::LogLine(rec)).await?;
-        }
+        let mut cursor = shared.hub.cursor(filter, count);
+        send_pages(conn, shared, &mut cursor).await?;
         return conn.send(&DaemonReply::LogEnd).await;
     }
-    let (backlog, mut rx) = shared.hub.subscribe(filter, count);
-    for rec in backlog {
-        conn.send(&DaemonReply::LogLine(rec)).await?;
-    }
+    let (mut cursor, follower) = match shared.hub.follow(filter, count) {
+        Ok(f) => f,
+        Err(e) => {
+            let detail = e.to_string();
+            return conn.send_error(DaemonError::PermissionDenied { action: "follow logs".into(), detail }).await;
+        }
+    };
+    send_pages(conn, shared, &mut cursor).await?;
     loop {
         tokio::select! {
-            rec = rx.recv() => match rec {
-                Some(rec) => conn.send(&DaemonReply::LogLine(rec)).await?,
-                None => return Ok(()),
-            },
+            rec = follower.next() => conn.send(&DaemonReply::LogLine(rec)).await?,
             _ = conn.closed() => return Err(WireError::Closed),
+        }
+    }
+}
+
+async fn send_pages(conn: &Conn, shared: &Shared, cursor: &mut crate::logs::Cursor) -> Result<(), WireError> {
+    loop {
+        let page = shared.hub.page(cursor);
+        if page.is_empty() {
+            return Ok(());
+        }
+        for rec in page {
+            conn.send(&DaemonReply::LogLine(rec)).await?;
         }
     }
 }
