@@ -3,7 +3,7 @@
 
 mod common_daemon;
 
-use common_daemon::{bin, bin_dir, profile, run, user_a, Daemon};
+use common_daemon::{bin, bin_dir, profile, run, user_a, user_b, Daemon};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -60,6 +60,42 @@ fn refuses_to_run_inside_a_sandbox() {
     assert!(out.stdout.contains("ozt-rc=1"), "oz inside the sandbox must fail: {out:?}");
     assert!(out.stderr.starts_with("oz: refusing"), "clear message: {:?}", out.stderr);
     assert!(out.stderr.contains("sandbox"), "clear message: {:?}", out.stderr);
+    d.finish();
+}
+
+/// Removes a file this test created, also when an assertion fails.
+struct RemoveOnDrop(Vec<&'static str>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[test]
+fn a_host_user_cannot_make_oz_refuse_to_run() {
+    let d = Daemon::start(&[profile("ozt-sh", "/bin/sh", json!({}))]);
+    let (a, b) = (user_a(), user_b());
+    // The places a marker could be looked for: user-creatable ones must not count, the real
+    // one must not be creatable by a user.
+    let mut created = RemoveOnDrop(Vec::new());
+    for p in ["/tmp/oz-sandbox", "/var/tmp/oz-sandbox", "/dev/shm/oz-sandbox"] {
+        if !Path::new(p).exists() && a.sh(&format!("touch {p}")).is_ok() {
+            created.0.push(p);
+        }
+    }
+    assert!(created.0.contains(&"/tmp/oz-sandbox"), "the test user could not create /tmp/oz-sandbox");
+    for p in ["/run/oz-sandbox", "/run/oz-sandbox.d/x", "/oz-sandbox"] {
+        assert!(a.sh(&format!("touch {p}")).is_err(), "a host user created {p}");
+    }
+    for who in [&a, &b] {
+        let out = d.oz(who, &["list"]);
+        out.assert_ok(&format!("oz list as {} with /tmp/oz-sandbox present", who.name), &d);
+    }
+    d.oz_root(&["list"], b"").assert_ok("oz list as root with /tmp/oz-sandbox present", &d);
+    drop(created);
     d.finish();
 }
 
