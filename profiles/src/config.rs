@@ -55,6 +55,9 @@ pub struct Config {
     /// How many sandboxes one user may have at once (0 = no limit): every sandbox is a root
     /// agent, so a local user must not be able to start them without bound.
     pub max_sandboxes_per_user: u32,
+    /// How long a detached launch watches its program before answering (milliseconds, 0 = not
+    /// at all): a program that ends unsuccessfully in that time is reported as a failed launch.
+    pub launch_check_ms: u32,
 }
 
 /// The original's DefaultEtcIncludes (config.go), with its deliberately disabled
@@ -139,6 +142,7 @@ impl Default for Config {
             log_dir: "/var/log/oz".into(),
             stop_sandboxes_on_exit: false,
             max_sandboxes_per_user: 32,
+            launch_check_ms: 300,
         }
     }
 }

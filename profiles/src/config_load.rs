@@ -137,6 +137,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "max_sandboxes_per_user",
         "how many sandboxes one user may run at once (0 = no limit)",
     ),
+    (
+        "launch_check_ms",
+        "how long `oz launch` watches the program for an immediate failure (0 = not at all)",
+    ),
 ];
 
 /// Which file to read: `explicit`, else `env` (the value of `$OZ_CONFIG`), else the default.
@@ -277,6 +281,9 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         max_sandboxes_per_user: d
             .uint(f, "max_sandboxes_per_user", u32::MAX as u64)
             .map_or(def.max_sandboxes_per_user, |v| v as u32),
+        launch_check_ms: d
+            .uint(f, "launch_check_ms", 60_000)
+            .map_or(def.launch_check_ms, |v| v as u32),
     }
 }
 
@@ -376,6 +383,7 @@ impl Config {
             "log_dir" => p(&self.log_dir),
             "stop_sandboxes_on_exit" => self.stop_sandboxes_on_exit.to_string(),
             "max_sandboxes_per_user" => self.max_sandboxes_per_user.to_string(),
+            "launch_check_ms" => self.launch_check_ms.to_string(),
             _ => String::new(),
         }
     }

@@ -204,6 +204,7 @@ impl Agent {
         match msg {
             AgentToDaemon::Log(rec) => {
                 logs::log_at(&self.out_log, rec.level, &rec.message);
+                self.hub.tails.push(self.id, &rec.message);
             }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);

@@ -52,6 +52,8 @@ struct Inner {
 /// Shared by the slog drain (any thread) and the daemon's tasks.
 pub struct LogHub {
     inner: Mutex<Inner>,
+    /// The last lines each sandbox's agent sent.
+    pub tails: crate::tails::Tails,
 }
 
 /// Log files hold program output: readable by root only (users read theirs through `Logs`).
@@ -75,6 +77,7 @@ impl LogHub {
                 owners: HashMap::new(),
                 sandbox_files: HashMap::new(),
             }),
+            tails: Default::default(),
         })
     }
 
@@ -101,6 +104,7 @@ impl LogHub {
 
     /// Close a finished sandbox's log file (its records stay readable).
     pub fn sandbox_ended(&self, id: u64) {
+        self.tails.ended(id);
         self.lock().sandbox_files.remove(&id);
     }
 

@@ -14,6 +14,7 @@ mod profiles;
 mod registry;
 mod spawn;
 mod table;
+mod tails;
 
 pub use daemon::{load_profiles, Shared};
 

@@ -2,7 +2,7 @@
 //! a new agent, and answer `Launched` only after the agent's `Ready` (the program was exec'd).
 //! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`.
 
-use super::{agent_gone, ask, internal, invalid, unexpected};
+use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
@@ -34,11 +34,14 @@ pub struct LaunchRequest {
     pub fds: Vec<OwnedFd>,
 }
 
-/// What a successful launch tells the client, and the program to wait for when attached.
+/// What a successful launch tells the client, and the program to wait for (attached: until it
+/// exits; detached: for oz.conf `launch_check_ms`).
 struct Launched {
     id: u64,
     init_pid: u32,
     reused: bool,
+    profile: String,
+    check_ms: u32,
     exit: Option<oneshot::Receiver<ExitStatus>>,
 }
 
@@ -54,92 +57,154 @@ fn now_secs() -> u64 {
 }
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
-    match start(conn, shared, req).await {
-        Err(e) => conn.send_error(e).await,
-        Ok(l) => {
-            conn.send(&DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused }).await?;
-            let Some(exit) = l.exit else { return Ok(()) };
-            match exit.await {
-                Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
-                Err(_) => conn.send_error(agent_gone(l.id)).await,
+    let attached = req.attach_stdio;
+    let mut l = match start(conn, shared, req).await {
+        Err(e) => return conn.send_error(e).await,
+        Ok(l) => l,
+    };
+    if !attached {
+        if let Some(exit) = l.exit.take() {
+            if let Some(e) = launch_check::exited_at_once(shared, l.id, &l.profile, exit, l.check_ms).await {
+                info!(conn.log, "program failed at once"; "sandbox" => l.id, "profile" => &l.profile, "error" => %e);
+                return conn.send_error(e).await;
             }
         }
     }
+    conn.send(&DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused }).await?;
+    let Some(exit) = l.exit else { return Ok(()) };
+    match exit.await {
+        Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
+        Err(_) => conn.send_error(agent_gone(l.id)).await,
+    }
 }
 
-async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launched, DaemonError> {
+/// Claim a sandbox and start the program in it. A claimed existing sandbox that turns out to be
+/// ending (its program exited and it shuts down) is waited for, then the claim is made again.
+async fn start(conn: &Conn, shared: &Shared, mut req: LaunchRequest) -> Result<Launched, DaemonError> {
     let caller = conn.peer.uid;
     access::check_launch(caller)?;
     if req.attach_stdio && req.fds.len() != 3 {
         return Err(invalid(format!("attached launch needs 3 file descriptors, got {}", req.fds.len())));
     }
-    let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
-    let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
-    let (watch_tx, watch_rx) = if req.attach_stdio {
-        let (tx, rx) = oneshot::channel();
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
-    };
-    let stdio = if req.attach_stdio { StdioMode::Attached } else { StdioMode::Log };
-    match claim {
-        Claim::Existing { id, agent, init_pid } => {
-            let msg = DaemonToAgent::RunProgram { args: req.args, cwd: req.cwd, caller_env: req.env, stdio };
-            match ask(&agent, id, msg, req.fds, watch_tx, READY_TIMEOUT).await? {
-                (AgentToDaemon::Ready { .. }, _) => {
-                    shared.registry.do_send(SetState { id, state: SandboxState::Running });
-                    info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
-                    Ok(Launched { id, init_pid, reused: true, exit: watch_rx })
+    let mut attempt = 1;
+    loop {
+        let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
+        let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
+        match claim {
+            Claim::Existing { id, agent, init_pid } => {
+                let last = attempt == launch_check::ENDING_ATTEMPTS;
+                let fds = if last { std::mem::take(&mut req.fds) } else { launch_check::dup_fds(&req.fds)? };
+                match run_in_existing(conn, shared, &req, fds, (&profile, &config), (id, &agent, init_pid)).await {
+                    Err(e) if !last && launch_check::met_ending(&e, &agent).await => {
+                        info!(conn.log, "sandbox is ending; waiting to launch anew"; "sandbox" => id, "error" => %e);
+                        launch_check::wait_ended(shared, id, &agent).await;
+                        attempt += 1;
+                    }
+                    other => return other,
                 }
-                (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
-                (other, _) => Err(unexpected(id, "Ready", &other)),
             }
+            Claim::New { id } => return start_new(shared, req, (profile, config), id, caller).await,
         }
-        Claim::New { id } => {
-            let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
-            let agent = match new_agent(shared, id, &profile, &config, caller).await {
-                Ok(a) => a,
-                Err(detail) => {
-                    shared.registry.do_send(Remove { id });
-                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
-                    return Err(fail(detail));
-                }
-            };
-            let spec = LaunchSpec {
-                sandbox_id: id,
-                profile: profile.clone(),
-                config,
-                uid: caller,
-                caller_env: req.env,
-                args: req.args,
-                cwd: req.cwd,
-                noexec: req.noexec,
-                stdio,
-            };
-            match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
-                Ok((AgentToDaemon::Ready { init_pid, .. }, _)) => {
-                    shared.registry.do_send(SetRunning { id, init_pid });
-                    info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
-                    Ok(Launched { id, init_pid, reused: false, exit: watch_rx })
-                }
-                Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
-                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
-                    let _ = agent.try_send(crate::agent::Request {
-                        msg: DaemonToAgent::Shutdown { reason: "launch failed".into() },
-                        fds: Vec::new(),
-                        watch: None,
-                    });
-                    Err(DaemonError::Agent { id, error })
-                }
-                Ok((other, _)) => {
-                    agent.do_send(ForceKill);
-                    Err(unexpected(id, "Ready", &other))
-                }
-                Err(e) => {
-                    agent.do_send(ForceKill);
-                    Err(e)
-                }
-            }
+    }
+}
+
+/// The program watch of a launch: None for noexec (nothing runs).
+fn exit_watch(noexec: bool) -> (Option<oneshot::Sender<ExitStatus>>, Option<oneshot::Receiver<ExitStatus>>) {
+    if noexec {
+        return (None, None);
+    }
+    let (tx, rx) = oneshot::channel();
+    (Some(tx), Some(rx))
+}
+
+fn stdio_mode(req: &LaunchRequest) -> StdioMode {
+    if req.attach_stdio {
+        StdioMode::Attached
+    } else {
+        StdioMode::Log
+    }
+}
+
+/// Run the program in the caller's running sandbox of the profile (RunProgram).
+async fn run_in_existing(
+    conn: &Conn,
+    shared: &Shared,
+    req: &LaunchRequest,
+    fds: Vec<OwnedFd>,
+    (profile, config): (&Profile, &Config),
+    (id, agent, init_pid): (u64, &AgentAddr, u32),
+) -> Result<Launched, DaemonError> {
+    let (watch_tx, watch_rx) = exit_watch(false);
+    let msg = DaemonToAgent::RunProgram {
+        args: req.args.clone(),
+        cwd: req.cwd.clone(),
+        caller_env: req.env.clone(),
+        stdio: stdio_mode(req),
+    };
+    match ask(agent, id, msg, fds, watch_tx, READY_TIMEOUT).await? {
+        (AgentToDaemon::Ready { .. }, _) => {
+            shared.registry.do_send(SetState { id, state: SandboxState::Running });
+            info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
+            let (profile, check_ms) = (profile.name.clone(), config.launch_check_ms);
+            Ok(Launched { id, init_pid, reused: true, profile, check_ms, exit: watch_rx })
+        }
+        (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
+        (other, _) => Err(unexpected(id, "Ready", &other)),
+    }
+}
+
+/// Build a new sandbox `id` for the launch and start its program.
+async fn start_new(
+    shared: &Shared,
+    req: LaunchRequest,
+    (profile, config): (Profile, Config),
+    id: u64,
+    caller: u32,
+) -> Result<Launched, DaemonError> {
+    let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
+    let agent = match new_agent(shared, id, &profile, &config, caller).await {
+        Ok(a) => a,
+        Err(detail) => {
+            shared.registry.do_send(Remove { id });
+            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
+            return Err(fail(detail));
+        }
+    };
+    let (watch_tx, watch_rx) = exit_watch(req.noexec);
+    let (check_ms, stdio) = (config.launch_check_ms, stdio_mode(&req));
+    let spec = LaunchSpec {
+        sandbox_id: id,
+        profile: profile.clone(),
+        config,
+        uid: caller,
+        caller_env: req.env,
+        args: req.args,
+        cwd: req.cwd,
+        noexec: req.noexec,
+        stdio,
+    };
+    match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
+        Ok((AgentToDaemon::Ready { init_pid, .. }, _)) => {
+            shared.registry.do_send(SetRunning { id, init_pid });
+            info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
+            Ok(Launched { id, init_pid, reused: false, profile: profile.name, check_ms, exit: watch_rx })
+        }
+        Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
+            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
+            let _ = agent.try_send(crate::agent::Request {
+                msg: DaemonToAgent::Shutdown { reason: "launch failed".into() },
+                fds: Vec::new(),
+                watch: None,
+            });
+            Err(DaemonError::Agent { id, error })
+        }
+        Ok((other, _)) => {
+            agent.do_send(ForceKill);
+            Err(unexpected(id, "Ready", &other))
+        }
+        Err(e) => {
+            agent.do_send(ForceKill);
+            Err(e)
         }
     }
 }

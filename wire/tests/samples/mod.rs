@@ -93,6 +93,12 @@ pub fn daemon_errors() -> Vec<DaemonError> {
         DaemonError::NotRunning { id: 7 },
         DaemonError::Internal { detail: "registry gone".into() },
         DaemonError::TooManySandboxes { uid: 1000, limit: 32 },
+        DaemonError::ProgramFailed {
+            id: 7,
+            profile: "evince".into(),
+            status: ExitStatus::Code(1),
+            output: vec!["cannot open display".into()],
+        },
     ]
 }
 
@@ -163,6 +169,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         "reply_error_not_running",
         "reply_error_internal",
         "reply_error_too_many_sandboxes",
+        "reply_error_program_failed",
     ];
     for (name, e) in names.into_iter().zip(daemon_errors()) {
         v.push((name, DaemonReply::Error(e)));
