@@ -131,3 +131,34 @@ fn listings_have_json_output() {
     }
     d.finish();
 }
+
+#[test]
+fn usage_errors_name_what_is_missing() {
+    for (args, missing) in [(vec!["launch"], "<PROFILE>"), (vec!["mount", "1"], "<PATHS>"), (vec!["umount", "1"], "<PATH>")] {
+        let out = oz_no_daemon(&args);
+        out.assert_failed(&format!("oz {}", args.join(" ")));
+        assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+        assert!(out.stderr.contains("not provided") && out.stderr.contains(missing), "names {missing}: {:?}", out.stderr);
+        assert!(out.stderr.contains(&format!("usage: oz {}", args[0])), "{:?}", out.stderr);
+    }
+}
+
+#[test]
+fn profiles_mark_programs_that_are_not_installed() {
+    let d = Daemon::start(&[
+        profile("ozt-sh", "/bin/sh", json!({})),
+        profile("ozt-missing", "/usr/bin/ozt-not-installed", json!({})),
+    ]);
+    let a = user_a();
+    let out = d.oz(&a, &["profiles"]);
+    out.assert_ok("oz profiles", &d);
+    let line = |name: &str| out.stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {}", out.stdout));
+    assert!(line("ozt-missing").ends_with("/usr/bin/ozt-not-installed (not installed)"), "{}", out.stdout);
+    assert!(!line("ozt-sh").contains("not installed"), "{}", out.stdout);
+    let out = d.oz(&a, &["profiles", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("profiles json");
+    let installed: Vec<(String, serde_json::Value)> =
+        v.as_array().unwrap().iter().map(|p| (p["name"].as_str().unwrap().to_string(), p["installed"].clone())).collect();
+    assert!(installed.contains(&("ozt-missing".into(), json!(false))) && installed.contains(&("ozt-sh".into(), json!(true))), "{v}");
+    d.finish();
+}
