@@ -228,3 +228,23 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+#[test]
+fn profile_check_prints_warnings_beside_errors_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("mixed.json");
+    std::fs::write(
+        &bad,
+        "{\"path\": \"/usr/bin/x\",\n \"ozt_first_unknown\": 1,\n \"networking\": {\"type\": \"wifi\"},\n \"ozt_last_unknown\": 2}",
+    )
+    .unwrap();
+    let out = oz_setup(&["profile".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].starts_with("warning: ") && lines[0].contains(":2:") && lines[0].contains("ozt_first_unknown"), "{stderr}");
+    assert!(lines[1].starts_with("error: ") && lines[1].contains(":3:") && lines[1].contains("wifi"), "{stderr}");
+    assert!(lines[2].starts_with("warning: ") && lines[2].contains(":4:") && lines[2].contains("ozt_last_unknown"), "{stderr}");
+    assert!(!text(&out.stdout).contains(": ok"), "{}", text(&out.stdout));
+}

@@ -3,7 +3,7 @@
 
 mod common_daemon;
 
-use common_daemon::{bin, bin_dir, profile, run, user_a, Daemon};
+use common_daemon::{bin, bin_dir, profile, run, user_a, user_b, Daemon};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -63,6 +63,42 @@ fn refuses_to_run_inside_a_sandbox() {
     d.finish();
 }
 
+/// Removes a file this test created, also when an assertion fails.
+struct RemoveOnDrop(Vec<&'static str>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[test]
+fn a_host_user_cannot_make_oz_refuse_to_run() {
+    let d = Daemon::start(&[profile("ozt-sh", "/bin/sh", json!({}))]);
+    let (a, b) = (user_a(), user_b());
+    // The places a marker could be looked for: user-creatable ones must not count, the real
+    // one must not be creatable by a user.
+    let mut created = RemoveOnDrop(Vec::new());
+    for p in ["/tmp/oz-sandbox", "/var/tmp/oz-sandbox", "/dev/shm/oz-sandbox"] {
+        if !Path::new(p).exists() && a.sh(&format!("touch {p}")).is_ok() {
+            created.0.push(p);
+        }
+    }
+    assert!(created.0.contains(&"/tmp/oz-sandbox"), "the test user could not create /tmp/oz-sandbox");
+    for p in ["/run/oz-sandbox", "/run/oz-sandbox.d/x", "/oz-sandbox"] {
+        assert!(a.sh(&format!("touch {p}")).is_err(), "a host user created {p}");
+    }
+    for who in [&a, &b] {
+        let out = d.oz(who, &["list"]);
+        out.assert_ok(&format!("oz list as {} with /tmp/oz-sandbox present", who.name), &d);
+    }
+    d.oz_root(&["list"], b"").assert_ok("oz list as root with /tmp/oz-sandbox present", &d);
+    drop(created);
+    d.finish();
+}
+
 #[test]
 fn listings_have_json_output() {
     let d = Daemon::start(&[profile("ozt-sh", "/bin/sh", json!({"multi": true}))]);
@@ -93,5 +129,36 @@ fn listings_have_json_output() {
         }
         assert_eq!(rec["sandbox"], id);
     }
+    d.finish();
+}
+
+#[test]
+fn usage_errors_name_what_is_missing() {
+    for (args, missing) in [(vec!["launch"], "<PROFILE>"), (vec!["mount", "1"], "<PATHS>"), (vec!["umount", "1"], "<PATH>")] {
+        let out = oz_no_daemon(&args);
+        out.assert_failed(&format!("oz {}", args.join(" ")));
+        assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+        assert!(out.stderr.contains("not provided") && out.stderr.contains(missing), "names {missing}: {:?}", out.stderr);
+        assert!(out.stderr.contains(&format!("usage: oz {}", args[0])), "{:?}", out.stderr);
+    }
+}
+
+#[test]
+fn profiles_mark_programs_that_are_not_installed() {
+    let d = Daemon::start(&[
+        profile("ozt-sh", "/bin/sh", json!({})),
+        profile("ozt-missing", "/usr/bin/ozt-not-installed", json!({})),
+    ]);
+    let a = user_a();
+    let out = d.oz(&a, &["profiles"]);
+    out.assert_ok("oz profiles", &d);
+    let line = |name: &str| out.stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {}", out.stdout));
+    assert!(line("ozt-missing").ends_with("/usr/bin/ozt-not-installed (not installed)"), "{}", out.stdout);
+    assert!(!line("ozt-sh").contains("not installed"), "{}", out.stdout);
+    let out = d.oz(&a, &["profiles", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("profiles json");
+    let installed: Vec<(String, serde_json::Value)> =
+        v.as_array().unwrap().iter().map(|p| (p["name"].as_str().unwrap().to_string(), p["installed"].clone())).collect();
+    assert!(installed.contains(&("ozt-missing".into(), json!(false))) && installed.contains(&("ozt-sh".into(), json!(true))), "{v}");
     d.finish();
 }

@@ -61,6 +61,9 @@ pub struct Config {
     pub log_keep: u32,
     /// Sandbox log files untouched for this many days are deleted (0 = kept forever).
     pub log_retention_days: u32,
+    /// How long a detached launch watches its program before answering (milliseconds, 0 = not
+    /// at all): a program that ends unsuccessfully in that time is reported as a failed launch.
+    pub launch_check_ms: u32,
 }
 
 /// The original's DefaultEtcIncludes (config.go), with its deliberately disabled
@@ -148,6 +151,7 @@ impl Default for Config {
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 3,
             log_retention_days: 14,
+            launch_check_ms: 300,
         }
     }
 }

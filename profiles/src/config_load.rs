@@ -143,6 +143,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "log_retention_days",
         "delete sandbox log files untouched for this many days (0 = never)",
     ),
+    (
+        "launch_check_ms",
+        "how long `oz launch` watches the program for an immediate failure (0 = not at all)",
+    ),
 ];
 
 /// Which file to read: `explicit`, else `env` (the value of `$OZ_CONFIG`), else the default.
@@ -290,6 +294,9 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         log_retention_days: d
             .uint(f, "log_retention_days", 100_000)
             .map_or(def.log_retention_days, |v| v as u32),
+        launch_check_ms: d
+            .uint(f, "launch_check_ms", 60_000)
+            .map_or(def.launch_check_ms, |v| v as u32),
     }
 }
 
@@ -392,6 +399,7 @@ impl Config {
             "log_max_bytes" => self.log_max_bytes.to_string(),
             "log_keep" => self.log_keep.to_string(),
             "log_retention_days" => self.log_retention_days.to_string(),
+            "launch_check_ms" => self.launch_check_ms.to_string(),
             _ => String::new(),
         }
     }

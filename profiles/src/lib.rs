@@ -6,6 +6,7 @@ pub mod expand;
 pub mod json;
 pub mod load;
 pub mod profile;
+pub mod program;
 pub mod seccomp;
 pub mod validate;
 

@@ -171,13 +171,48 @@ pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>, ProfileError> {
 /// Parse, decode and validate a profile. `origin` names the file in diagnostics and becomes
 /// `profile_path`.
 pub fn parse_profile(bytes: &[u8], origin: &Path) -> Result<Loaded<Profile>, ProfileError> {
-    let (root, mut warnings) = parse_tree(bytes, origin).map_err(ProfileError::Invalid)?;
+    let c = diagnose(bytes, origin);
+    match c.profile {
+        Some(value) if c.errors.is_empty() => Ok(Loaded { value, warnings: c.warnings }),
+        _ => Err(ProfileError::Invalid(c.errors)),
+    }
+}
+
+/// Everything a profile file's check finds: the profile when it has no error, and every error
+/// and warning (warnings are kept also when the file has errors).
+#[derive(Debug)]
+pub struct ProfileCheck {
+    pub profile: Option<Profile>,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl ProfileCheck {
+    /// Errors and warnings in file order (line, column); `true` marks an error.
+    pub fn in_file_order(&self) -> Vec<(bool, &Diagnostic)> {
+        let mut all: Vec<(bool, &Diagnostic)> =
+            self.errors.iter().map(|d| (true, d)).chain(self.warnings.iter().map(|d| (false, d))).collect();
+        all.sort_by_key(|(_, d)| (d.line, d.col));
+        all
+    }
+}
+
+/// Read one profile file and report all it finds (unreadable or oversized files are errors).
+pub fn check_profile(path: &Path) -> Result<ProfileCheck, ProfileError> {
+    Ok(diagnose(&read_capped(path)?, path))
+}
+
+fn diagnose(bytes: &[u8], origin: &Path) -> ProfileCheck {
+    let (root, mut warnings) = match parse_tree(bytes, origin) {
+        Ok(t) => t,
+        Err(errors) => return ProfileCheck { profile: None, errors, warnings: Vec::new() },
+    };
     let mut d = Decoder::new(origin);
     let profile = schema::decode_profile(&mut d, &root);
     let mut errors = d.errors;
     warnings.append(&mut d.warnings);
     let Some(mut profile) = profile.filter(|_| errors.is_empty()) else {
-        return Err(ProfileError::Invalid(errors));
+        return ProfileCheck { profile: None, errors, warnings };
     };
     for issue in validate(&profile) {
         let key_path = decode::json_key_path(&d.index_map, &issue.key_path);
@@ -194,14 +229,9 @@ pub fn parse_profile(bytes: &[u8], origin: &Path) -> Result<Loaded<Profile>, Pro
             Severity::Warning => warnings.push(diag),
         }
     }
-    if !errors.is_empty() {
-        return Err(ProfileError::Invalid(errors));
-    }
     profile.profile_path = Some(origin.to_path_buf());
-    Ok(Loaded {
-        value: profile,
-        warnings,
-    })
+    let profile = errors.is_empty().then_some(profile);
+    ProfileCheck { profile, errors, warnings }
 }
 
 /// The position of a key path, or of its closest recorded ancestor (1:1 if none).

@@ -166,8 +166,12 @@ impl Agent {
 
     fn event(&mut self, msg: AgentToDaemon) {
         match msg {
-            // Program output: the owner's file and `oz logs`, never the daemon's stderr.
-            AgentToDaemon::Log(rec) => self.hub.push_output(self.id, rec),
+            // Program output: the owner's file and `oz logs`, never the daemon's stderr; its last
+            // lines are kept for a launch that fails at once.
+            AgentToDaemon::Log(rec) => {
+                self.hub.tails.push(self.id, &rec.message);
+                self.hub.push_output(self.id, rec);
+            }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);
                 if self.main_pid == Some(pid) && !self.shutting_down {

@@ -15,6 +15,7 @@ mod profiles;
 mod registry;
 mod spawn;
 mod table;
+mod tails;
 
 pub use daemon::{load_profiles, Shared};
 

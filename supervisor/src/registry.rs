@@ -47,7 +47,8 @@ impl Handler<ListProfiles> for Registry {
     }
 }
 
-/// Resolve the profile of a launch and claim a sandbox for it atomically.
+/// Resolve the profile of a launch, check its program is installed, and claim a sandbox for it
+/// atomically.
 #[derive(Message)]
 #[rtype(result = "Result<(Profile, Config, Claim<AgentAddr>), DaemonError>")]
 pub struct ClaimLaunch {
@@ -61,6 +62,7 @@ impl Handler<ClaimLaunch> for Registry {
     type Result = Result<(Profile, Config, Claim<AgentAddr>), DaemonError>;
     fn handle(&mut self, m: ClaimLaunch, _: &mut Context<Self>) -> Self::Result {
         let profile = profiles::resolve(&self.profiles, &m.profile)?.clone();
+        crate::handlers::program_installed(&profile, &self.config)?;
         let claim = self.table.claim(&profile, m.uid, &m.user, m.now, self.config.max_sandboxes_per_user)?;
         Ok((profile, self.config.clone(), claim))
     }

@@ -178,6 +178,19 @@ fn error_messages_are_lowercase_and_name_the_object() {
     }
     assert_eq!(
         AgentError::Mount { path: "/home/u/x".into(), errno: 2 }.to_string(),
-        "mount /home/u/x: errno 2"
+        "mount /home/u/x: ENOENT: No such file or directory"
     );
+}
+
+#[test]
+fn os_errors_are_shown_with_their_text() {
+    for e in samples::agent_errors().into_iter().chain(samples::daemon_errors().into_iter().filter_map(|e| match e {
+        DaemonError::Agent { error, .. } => Some(error),
+        _ => None,
+    })) {
+        let s = e.to_string();
+        assert!(!s.contains("errno"), "{s}");
+    }
+    assert_eq!(AgentError::Exec { path: "/usr/bin/x".into(), errno: 13 }.to_string(), "exec /usr/bin/x: EACCES: Permission denied");
+    assert_eq!(AgentError::Pty { errno: 100_000 }.to_string(), "pty: unknown error 100000");
 }

@@ -6,7 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use oz_profiles::config_load::{load_config, LoadedConfig};
-use oz_profiles::load::{load_profile, load_profile_dir, Diagnostic};
+use oz_profiles::load::{check_profile, load_profile_dir, Diagnostic};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -148,13 +148,24 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
     Ok(set.failed.is_empty())
 }
 
+/// Every error and warning of each file, in file order; `FILE: ok` for a file without errors.
 fn profile_check(files: &[PathBuf]) -> io::Result<bool> {
     let mut all_ok = true;
     for file in files {
-        match load_profile(file) {
-            Ok(loaded) => {
-                print_warnings(&loaded.warnings)?;
-                out!("{}: ok", file.display());
+        match check_profile(file) {
+            Ok(checked) => {
+                for (is_error, d) in checked.in_file_order() {
+                    if is_error {
+                        err!("error: {d}");
+                    } else {
+                        err!("warning: {d}");
+                    }
+                }
+                if checked.errors.is_empty() {
+                    out!("{}: ok", file.display());
+                } else {
+                    all_ok = false;
+                }
             }
             Err(e) => {
                 all_ok = false;

@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// List the profiles the daemon knows (index, name, program)
     Profiles {
-        /// Print a JSON array of {index, name, path}
+        /// Print a JSON array of {index, name, path, installed}
         #[arg(long)]
         json: bool,
     },

@@ -1,11 +1,17 @@
 //! Refuse to run inside a sandbox: the daemon socket is not there, and a sandboxed program must
 //! not be able to ask for more sandboxes (the original's `checkRecursingSandbox`).
+//!
+//! Both signs rest on things no host user can make: the marker lives in `/run` (root 0755 on the
+//! host, a root-owned tmpfs in the sandbox) and must be a root-owned regular file, and pid 1's
+//! name is set by the kernel's pid 1 only. A world-writable place such as `/tmp` is never
+//! consulted, so a user cannot lock everyone out of `oz` by creating a file there.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// Written by the agent in every sandbox as a root-owned read-only file.
-pub const SANDBOX_MARKER: &str = "/tmp/oz-sandbox";
+/// Written by the sandbox build in every sandbox as a root-owned read-only file.
+pub const SANDBOX_MARKER: &str = "/run/oz-sandbox";
 
 /// Why we believe we are inside a sandbox, or None on the host.
 pub fn inside_sandbox() -> Option<String> {
@@ -13,8 +19,10 @@ pub fn inside_sandbox() -> Option<String> {
 }
 
 fn inside_sandbox_at(marker: &Path, init_comm: &Path) -> Option<String> {
-    if fs::symlink_metadata(marker).is_ok() {
-        return Some(format!("{} exists", marker.display()));
+    if let Ok(m) = fs::symlink_metadata(marker) {
+        if m.is_file() && m.uid() == 0 {
+            return Some(format!("{} exists", marker.display()));
+        }
     }
     let comm = fs::read_to_string(init_comm).unwrap_or_default();
     if comm.starts_with("oz-init") {
@@ -27,15 +35,34 @@ fn inside_sandbox_at(marker: &Path, init_comm: &Path) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn running_as_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
     #[test]
-    fn marker_file_means_inside() {
+    fn root_owned_marker_file_means_inside() {
         let tmp = tempfile::tempdir().unwrap();
         let marker = tmp.path().join("oz-sandbox");
         let comm = tmp.path().join("comm");
         fs::write(&comm, "init\n").unwrap();
         assert_eq!(inside_sandbox_at(&marker, &comm), None);
         fs::write(&marker, "").unwrap();
-        assert!(inside_sandbox_at(&marker, &comm).unwrap().contains("oz-sandbox exists"));
+        let inside = inside_sandbox_at(&marker, &comm);
+        // Only a root-owned marker counts: a user's file of that name proves nothing.
+        assert_eq!(inside.is_some(), running_as_root(), "{inside:?}");
+    }
+
+    #[test]
+    fn marker_that_is_a_directory_or_symlink_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let comm = tmp.path().join("comm");
+        fs::write(&comm, "init\n").unwrap();
+        let dir = tmp.path().join("dir");
+        fs::create_dir(&dir).unwrap();
+        assert_eq!(inside_sandbox_at(&dir, &comm), None);
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        assert_eq!(inside_sandbox_at(&link, &comm), None);
     }
 
     #[test]
@@ -51,5 +78,11 @@ mod tests {
     fn unreadable_comm_is_host() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(inside_sandbox_at(&tmp.path().join("a"), &tmp.path().join("b")), None);
+    }
+
+    #[test]
+    fn marker_is_outside_world_writable_places() {
+        assert!(!SANDBOX_MARKER.starts_with("/tmp/") && !SANDBOX_MARKER.starts_with("/var/tmp/"));
+        assert!(!SANDBOX_MARKER.starts_with("/dev/shm/"));
     }
 }

@@ -5,7 +5,7 @@ use crate::oz::args::profile_ref;
 use crate::oz::conn::{unexpected, Conn};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{SigSet, Signal};
-use oz_wire::{ClientRequest, DaemonReply, KillTarget, ProfileRef};
+use oz_wire::{ClientRequest, DaemonError, DaemonReply, KillTarget, ProfileRef};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -31,8 +31,11 @@ pub fn launch_detached(conn: &mut Conn, req: &ClientRequest) -> Result<Launched>
 
 pub fn launch(profile: &str, args: Vec<String>, noexec: bool, json: bool) -> Result<u8> {
     let mut conn = Conn::connect()?;
-    let l = launch_detached(&mut conn, &request(profile_ref(profile), args, noexec, false))
-        .with_context(|| format!("launch {profile}"))?;
+    let l = match launch_detached(&mut conn, &request(profile_ref(profile), args, noexec, false)) {
+        Ok(l) => l,
+        Err(e) if names_the_profile(&e) => return Err(e),
+        Err(e) => return Err(e.context(format!("launch {profile}"))),
+    };
     if json {
         println!("{}", serde_json::json!({"id": l.id, "init_pid": l.init_pid, "reused_existing": l.reused_existing}));
     } else {
@@ -74,6 +77,11 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
             other => bail!("run {profile}: expected ProgramExited, received {}", other.kind()),
         }
     }
+}
+
+/// Daemon errors that already say which launch of which profile failed.
+fn names_the_profile(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<DaemonError>(), Some(DaemonError::LaunchFailed { .. }))
 }
 
 pub(super) fn interrupt_signals() -> SigSet {

@@ -12,10 +12,11 @@ pub fn profiles(json: bool) -> Result<u8> {
         DaemonReply::Profiles(p) => p,
         other => return Err(unexpected("Profiles", &other)),
     };
+    let installed = |path: &str| output::program_installed(path, &output::is_executable);
     if json {
-        print_json(&output::profiles_json(&profiles))?;
+        print_json(&output::profiles_json(&profiles, &installed))?;
     } else {
-        print(&output::profiles_table(&profiles))?;
+        print(&output::profiles_table(&profiles, &installed))?;
     }
     Ok(0)
 }

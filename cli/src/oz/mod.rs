@@ -60,9 +60,58 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
     }
 }
 
-/// clap's multi-line usage error as one line (`oz: invalid value 'x' for '<TARGET>': ...`).
+/// clap's multi-line usage error as one line that keeps every part of it: what is wrong, the
+/// arguments concerned, tips and the usage (`oz: the following required arguments were not
+/// provided: <PROFILE>; usage: oz launch ...`).
 fn usage_error(e: &clap::Error) -> anyhow::Error {
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid command line");
-    anyhow::anyhow!("{} (see oz --help)", first.trim_start_matches("error: "))
+    anyhow::anyhow!("{}", one_line_usage(&e.render().to_string()))
+}
+
+fn one_line_usage(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")) {
+        let line = line.trim_start_matches("error: ");
+        if out.is_empty() {
+            out.push_str(line);
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            out.push_str(&format!("; usage: {usage}"));
+        } else if out.ends_with(':') {
+            out.push_str(&format!(" {line}"));
+        } else {
+            out.push_str(&format!(", {line}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("invalid command line");
+    }
+    out.push_str(" (see oz --help)");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn usage_of(argv: &[&str]) -> String {
+        one_line_usage(&Cli::try_parse_from(argv).unwrap_err().render().to_string())
+    }
+
+    #[test]
+    fn missing_arguments_are_named() {
+        let s = usage_of(&["oz", "launch"]);
+        assert!(s.starts_with("the following required arguments were not provided: <PROFILE>"), "{s}");
+        assert!(s.contains("usage: oz launch"), "{s}");
+        assert!(!s.contains('\n'), "{s}");
+        let s = usage_of(&["oz", "mount", "1"]);
+        assert!(s.contains("<PATHS>..."), "{s}");
+    }
+
+    #[test]
+    fn invalid_values_keep_their_reason() {
+        let s = usage_of(&["oz", "kill", "x"]);
+        assert!(s.contains("expected a sandbox id or `all`"), "{s}");
+        let s = usage_of(&["oz", "frobnicate"]);
+        assert!(s.contains("unrecognized subcommand 'frobnicate'"), "{s}");
+    }
 }

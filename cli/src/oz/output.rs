@@ -4,14 +4,43 @@ use oz_wire::text::escape_controls;
 use oz_wire::{LogRecord, ProfileSummary, SandboxInfo};
 use serde_json::{json, Value};
 
-pub fn profiles_json(profiles: &[ProfileSummary]) -> Value {
-    Value::Array(profiles.iter().map(|p| json!({"index": p.index, "name": p.name, "path": p.path})).collect())
+/// Whether a profile's program is installed: None when its path depends on the user
+/// (`${HOME}/...`), which only the sandbox resolves.
+pub type Installed<'a> = &'a dyn Fn(&str) -> Option<bool>;
+
+pub fn profiles_json(profiles: &[ProfileSummary], installed: Installed<'_>) -> Value {
+    let one = |p: &ProfileSummary| json!({"index": p.index, "name": p.name, "path": p.path, "installed": installed(&p.path)});
+    Value::Array(profiles.iter().map(one).collect())
 }
 
-pub fn profiles_table(profiles: &[ProfileSummary]) -> String {
-    let rows: Vec<Vec<String>> =
-        profiles.iter().map(|p| vec![p.index.to_string(), p.name.clone(), p.path.clone()]).collect();
+pub fn profiles_table(profiles: &[ProfileSummary], installed: Installed<'_>) -> String {
+    let path = |p: &ProfileSummary| match installed(&p.path) {
+        Some(false) => format!("{} (not installed)", p.path),
+        _ => p.path.clone(),
+    };
+    let rows: Vec<Vec<String>> = profiles.iter().map(|p| vec![p.index.to_string(), p.name.clone(), path(p)]).collect();
     table(&["INDEX", "NAME", "PATH"], &rows)
+}
+
+/// The directories a sandbox searches for a `${PATH}/name` program.
+const SANDBOX_PATH: &[&str] = &["/usr/bin", "/bin"];
+
+/// Whether the program at a profile path is installed (an executable regular file), judged
+/// with `executable`; None when the path depends on the user.
+pub fn program_installed(path: &str, executable: &dyn Fn(&std::path::Path) -> bool) -> Option<bool> {
+    if let Some(name) = path.strip_prefix("${PATH}/") {
+        return Some(SANDBOX_PATH.iter().any(|d| executable(&std::path::Path::new(d).join(name))));
+    }
+    if path.contains("${") {
+        return None;
+    }
+    Some(executable(std::path::Path::new(path)))
+}
+
+/// An executable regular file (following symlinks, as exec does).
+pub fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 pub fn sandbox_json(s: &SandboxInfo) -> Value {
@@ -122,6 +151,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use oz_wire::{LogLevel, SandboxState};
+
+    #[test]
+    fn profiles_mark_programs_that_are_not_installed() {
+        let exe = |p: &std::path::Path| p == std::path::Path::new("/usr/bin/evince") || p == std::path::Path::new("/bin/vlc");
+        assert_eq!(program_installed("/usr/bin/evince", &exe), Some(true));
+        assert_eq!(program_installed("/usr/bin/gimp", &exe), Some(false));
+        assert_eq!(program_installed("${PATH}/vlc", &exe), Some(true));
+        assert_eq!(program_installed("${PATH}/mpv", &exe), Some(false));
+        assert_eq!(program_installed("${HOME}/bin/x", &exe), None);
+        let ps: Vec<ProfileSummary> = ["/usr/bin/evince", "/usr/bin/gimp", "${HOME}/x"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ProfileSummary { index: i as u32 + 1, name: format!("p{i}"), path: p.to_string() })
+            .collect();
+        let installed = |p: &str| program_installed(p, &exe);
+        let t = profiles_table(&ps, &installed);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(!lines[1].contains("not installed") && lines[2].ends_with("/usr/bin/gimp (not installed)"), "{t}");
+        assert!(!lines[3].contains("not installed"), "{t}");
+        let j = profiles_json(&ps, &installed);
+        assert_eq!((j[0]["installed"].clone(), j[1]["installed"].clone(), j[2]["installed"].clone()), (json!(true), json!(false), Value::Null));
+        assert!(is_executable(std::path::Path::new("/bin/sh")) && !is_executable(std::path::Path::new("/usr/bin")));
+    }
 
     #[test]
     fn utc_times() {

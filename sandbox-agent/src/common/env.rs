@@ -1,14 +1,13 @@
 //! What the program is given: its environment, its argv, its executable (with oz-setup's
 //! divert mapping). Pure functions of the launch spec, the config and the resolved user.
 
-use oz_profiles::expand::{expand_vars, ExpandContext, XdgDirs};
+use oz_profiles::expand::{ExpandContext, XdgDirs};
 use oz_profiles::profile::EnvVar;
-use oz_profiles::{Config, Profile};
+use oz_profiles::Profile;
 use oz_sandbox::user::UserInfo;
 use std::path::{Path, PathBuf};
 
-/// The search path inside a sandbox (also used to resolve `${PATH}/` in program paths).
-pub const SANDBOX_PATH: &str = "/usr/bin:/bin";
+pub use oz_profiles::program::{diverted_path, program_path, ProgramError, SANDBOX_PATH};
 
 /// An ordered environment where a later assignment replaces an earlier one in place.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,77 +71,6 @@ pub fn program_env(config_vars: &[String], profile_env: &[EnvVar], caller: &[(St
     env
 }
 
-/// Where oz-setup moved a diverted executable (oz-inventory §1.8): append `.<suffix>` when a
-/// suffix is set, then move to `<dir>-oz/` when `divert_path`; with neither, the suffix is
-/// `unsafe`.
-pub fn diverted_path(path: &Path, divert_suffix: &str, divert_path: bool) -> PathBuf {
-    let suffix = if divert_suffix.is_empty() && !divert_path { "unsafe" } else { divert_suffix };
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    if !suffix.is_empty() {
-        name.push(".");
-        name.push(suffix);
-    }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if divert_path {
-        let mut d = dir.as_os_str().to_os_string();
-        d.push("-oz");
-        PathBuf::from(d).join(name)
-    } else {
-        dir.join(name)
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ProgramError {
-    #[error("profile {profile}: program path {path}: must be absolute")]
-    NotAbsolute { profile: String, path: String },
-    #[error("profile {profile}: program {name}: not found in {SANDBOX_PATH}")]
-    NotInPath { profile: String, name: String },
-    #[error("profile {profile}: program path: {reason}")]
-    Expand { profile: String, reason: String },
-    #[error("profile {profile}: program {path} leads back to the oz wrapper {wrapper} and no diverted binary exists at {diverted}")]
-    Recursion { profile: String, path: PathBuf, wrapper: PathBuf, diverted: PathBuf },
-}
-
-/// The executable to run for `profile.path`: `${PATH}/name` resolved in the sandbox's PATH, other
-/// variables expanded with `vars`, then the diverted binary when oz-setup diverted it. `exists`
-/// is the file test (the host's view of /usr equals the sandbox's).
-pub fn program_path(
-    profile: &Profile,
-    config: &Config,
-    vars: &ExpandContext,
-    exists: &dyn Fn(&Path) -> bool,
-) -> Result<PathBuf, ProgramError> {
-    let expanded;
-    let raw = if profile.path.contains("${") && !profile.path.starts_with("${PATH}/") {
-        expanded = expand_vars(&profile.path, vars)
-            .map_err(|e| ProgramError::Expand { profile: profile.name.clone(), reason: e.to_string() })?;
-        expanded.as_str()
-    } else {
-        profile.path.as_str()
-    };
-    let path = if let Some(name) = raw.strip_prefix("${PATH}/") {
-        SANDBOX_PATH
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| exists(p) || exists(&diverted_path(p, &config.divert_suffix, config.divert_path)))
-            .ok_or_else(|| ProgramError::NotInPath { profile: profile.name.clone(), name: name.to_string() })?
-    } else if raw.starts_with('/') {
-        PathBuf::from(raw)
-    } else {
-        return Err(ProgramError::NotAbsolute { profile: profile.name.clone(), path: raw.to_string() });
-    };
-    let diverted = diverted_path(&path, &config.divert_suffix, config.divert_path);
-    if exists(&diverted) {
-        return Ok(diverted);
-    }
-    let wrapper = config.prefix_path.join("bin/oz");
-    if std::fs::canonicalize(&path).map(|p| p == wrapper).unwrap_or(false) {
-        return Err(ProgramError::Recursion { profile: profile.name.clone(), path, wrapper, diverted });
-    }
-    Ok(path)
-}
-
 /// The variables a program path may use, for `user` in sandbox `name` (XDG dirs at their
 /// defaults: the user's own user-dirs.dirs is not read as root).
 pub fn expand_context(user: &UserInfo, name: &str) -> ExpandContext {
@@ -171,6 +99,7 @@ pub fn program_argv(exe: &Path, profile: &Profile, user_args: &[String]) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oz_profiles::Config;
 
     fn user() -> UserInfo {
         UserInfo {

@@ -181,8 +181,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Step 5: private /tmp (1777, sticky so /tmp/oz-sandbox stays) and /run with the user's
-    /// runtime directory.
+    /// Step 5: private /tmp (1777, sticky) and /run (root 0755, so /run/oz-sandbox stays) with
+    /// the user's runtime directory.
     fn mount_tmp_and_run(&mut self) -> Result<(), RootfsError> {
         let w = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
         self.mount_tmpfs(Path::new("/tmp"), &[FsOption::Str("mode", "1777")], w)?;
@@ -233,9 +233,10 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Step 12: `/tmp/oz-sandbox` (the profile name, root 0444) lets `oz` refuse to run inside.
+    /// Step 12: `/run/oz-sandbox` (the profile name, root 0444) lets `oz` refuse to run inside.
+    /// It lives in the root-owned /run, a place no host user can create it in either.
     fn write_sandbox_marker(&mut self) -> Result<(), RootfsError> {
-        self.write_file(Path::new("/tmp/oz-sandbox"), format!("{}\n", self.plan.name).as_bytes(), 0o444)
+        self.write_file(Path::new("/run/oz-sandbox"), format!("{}\n", self.plan.name).as_bytes(), 0o444)
     }
 
     /// Step 13: pivot_root into the new root, detach the old one (and the staging tmpfs).

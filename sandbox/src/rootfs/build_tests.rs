@@ -166,8 +166,8 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         let tmp = std::fs::metadata("/tmp").map_err(|e| e.to_string())?;
         check(tmp.permissions().mode() & 0o7777 == 0o1777, "/tmp mode")?;
         check(flags("/tmp")?.contains(FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID | FsFlags::ST_NODEV), "/tmp flags")?;
-        let marker = std::fs::metadata("/tmp/oz-sandbox").map_err(|e| e.to_string())?;
-        check(read("/tmp/oz-sandbox") == "bt\n" && marker.uid() == 0 && marker.mode() & 0o777 == 0o444, "marker")?;
+        let marker = std::fs::metadata("/run/oz-sandbox").map_err(|e| e.to_string())?;
+        check(read("/run/oz-sandbox") == "bt\n" && marker.uid() == 0 && marker.mode() & 0o777 == 0o444, "marker")?;
         let run = std::fs::metadata(format!("/run/user/{FAKE_UID}")).map_err(|e| e.to_string())?;
         check(run.uid() == FAKE_UID && run.mode() & 0o777 == 0o700, "/run/user/<uid>")?;
         check(std::fs::read_link("/var/tmp").ok() == Some("/tmp".into()), "/var/tmp link")?;

@@ -51,7 +51,7 @@
 //!   user tree. `nodefaults` drops the default blacklist (the system binds are not optional).
 //! - Generated: `/etc/{hostname,hosts,machine-id (random),fstab}`, `/etc/mtab -> /proc/self/mounts`,
 //!   the host's resolv.conf bound read-only for bridge and host networking only, and
-//!   `/tmp/oz-sandbox` (profile name, root 0444; /tmp is sticky, so the sandbox cannot remove it).
+//!   `/run/oz-sandbox` (profile name, root 0444; /run is root 0755, so the sandbox cannot remove it).
 
 pub mod bind;
 mod blacklist;

@@ -15,7 +15,7 @@ pub const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64", "/
 /// Everything `build` needs; built by [`plan`].
 #[derive(Debug, Clone)]
 pub struct RootfsPlan {
-    /// Profile name: hostname and `/tmp/oz-sandbox` content.
+    /// Profile name: hostname and `/run/oz-sandbox` content.
     pub name: String,
     pub user: UserInfo,
     /// Where the staging tmpfs is mounted (in the sandbox's mount namespace only).

@@ -3,7 +3,7 @@
 //! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`; on a
 //! pty the agent's pty master goes to the client with `Launched`, and later `ProgramExited`.
 
-use super::{agent_gone, ask, internal, invalid, unexpected};
+use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
@@ -35,11 +35,14 @@ pub struct LaunchRequest {
     pub fds: Vec<OwnedFd>,
 }
 
-/// What a successful launch tells the client, and the program to wait for when attached.
+/// What a successful launch tells the client, and the program to wait for (attached: until it
+/// exits; detached: for oz.conf `launch_check_ms`).
 struct Launched {
     id: u64,
     init_pid: u32,
     reused: bool,
+    profile: String,
+    check_ms: u32,
     exit: Option<oneshot::Receiver<ExitStatus>>,
     /// The program's pty master (StdioMode::Pty).
     pty: Option<OwnedFd>,
@@ -57,98 +60,155 @@ fn now_secs() -> u64 {
 }
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
-    match start(conn, shared, req).await {
-        Err(e) => conn.send_error(e).await,
-        Ok(l) => {
-            let reply = DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused };
-            let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
-            conn.send_with_fds(&reply, &fds).await?;
-            drop(l.pty);
-            let Some(exit) = l.exit else { return Ok(()) };
-            match exit.await {
-                Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
-                Err(_) => conn.send_error(agent_gone(l.id)).await,
+    let attached = req.stdio != StdioMode::Log;
+    let mut l = match start(conn, shared, req).await {
+        Err(e) => return conn.send_error(e).await,
+        Ok(l) => l,
+    };
+    if !attached {
+        if let Some(exit) = l.exit.take() {
+            if let Some(e) = launch_check::exited_at_once(shared, l.id, &l.profile, exit, l.check_ms).await {
+                info!(conn.log, "program failed at once"; "sandbox" => l.id, "profile" => &l.profile, "error" => %e);
+                return conn.send_error(e).await;
             }
+        }
+    }
+    let reply = DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused };
+    let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
+    conn.send_with_fds(&reply, &fds).await?;
+    drop(l.pty);
+    let Some(exit) = l.exit else { return Ok(()) };
+    match exit.await {
+        Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
+        Err(_) => conn.send_error(agent_gone(l.id)).await,
+    }
+}
+
+/// Claim a sandbox and start the program in it. A claimed existing sandbox that turns out to be
+/// ending (its program exited and it shuts down) is waited for, then the claim is made again.
+async fn start(conn: &Conn, shared: &Shared, mut req: LaunchRequest) -> Result<Launched, DaemonError> {
+    let caller = conn.peer.uid;
+    access::check_launch(caller)?;
+    if req.stdio == StdioMode::Attached && req.fds.len() != 3 {
+        return Err(invalid(format!("attached launch needs 3 file descriptors, got {}", req.fds.len())));
+    }
+    let mut attempt = 1;
+    loop {
+        let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
+        let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
+        match claim {
+            Claim::Existing { id, agent, init_pid } => {
+                let last = attempt == launch_check::ENDING_ATTEMPTS;
+                let fds = if last { std::mem::take(&mut req.fds) } else { launch_check::dup_fds(&req.fds)? };
+                match run_in_existing(conn, shared, &req, fds, (&profile, &config), (id, &agent, init_pid)).await {
+                    Err(e) if !last && launch_check::met_ending(&e, &agent).await => {
+                        info!(conn.log, "sandbox is ending; waiting to launch anew"; "sandbox" => id, "error" => %e);
+                        launch_check::wait_ended(shared, id, &agent).await;
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+            Claim::New { id } => return start_new(shared, req, (profile, config), id, caller).await,
         }
     }
 }
 
-async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launched, DaemonError> {
-    let caller = conn.peer.uid;
-    access::check_launch(caller)?;
-    let attached = req.stdio != StdioMode::Log;
-    if req.stdio == StdioMode::Attached && req.fds.len() != 3 {
-        return Err(invalid(format!("attached launch needs 3 file descriptors, got {}", req.fds.len())));
+/// The program watch of a launch: None for noexec (nothing runs).
+fn exit_watch(noexec: bool) -> (Option<oneshot::Sender<ExitStatus>>, Option<oneshot::Receiver<ExitStatus>>) {
+    if noexec {
+        return (None, None);
     }
-    let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
-    let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
-    let (watch_tx, watch_rx) = if attached {
-        let (tx, rx) = oneshot::channel();
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
+    let (tx, rx) = oneshot::channel();
+    (Some(tx), Some(rx))
+}
+
+fn stdio_mode(req: &LaunchRequest) -> StdioMode {
+    req.stdio
+}
+
+/// Run the program in the caller's running sandbox of the profile (RunProgram).
+async fn run_in_existing(
+    conn: &Conn,
+    shared: &Shared,
+    req: &LaunchRequest,
+    fds: Vec<OwnedFd>,
+    (profile, config): (&Profile, &Config),
+    (id, agent, init_pid): (u64, &AgentAddr, u32),
+) -> Result<Launched, DaemonError> {
+    let (watch_tx, watch_rx) = exit_watch(false);
+    let msg = DaemonToAgent::RunProgram {
+        args: req.args.clone(),
+        cwd: req.cwd.clone(),
+        caller_env: req.env.clone(),
+        stdio: stdio_mode(req),
     };
-    let stdio = req.stdio;
-    match claim {
-        Claim::Existing { id, agent, init_pid } => {
-            let msg = DaemonToAgent::RunProgram { args: req.args, cwd: req.cwd, caller_env: req.env, stdio };
-            match ask(&agent, id, msg, req.fds, watch_tx, READY_TIMEOUT).await? {
-                (AgentToDaemon::Ready { .. }, fds) => {
-                    let pty = pty_master(stdio, fds)?;
-                    shared.registry.do_send(SetState { id, state: SandboxState::Running });
-                    info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
-                    Ok(Launched { id, init_pid, reused: true, exit: watch_rx, pty })
-                }
-                (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
-                (other, _) => Err(unexpected(id, "Ready", &other)),
-            }
+    match ask(agent, id, msg, fds, watch_tx, READY_TIMEOUT).await? {
+        (AgentToDaemon::Ready { .. }, fds) => {
+            let pty = pty_master(req.stdio, fds)?;
+            shared.registry.do_send(SetState { id, state: SandboxState::Running });
+            info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
+            let (profile, check_ms) = (profile.name.clone(), config.launch_check_ms);
+            Ok(Launched { id, init_pid, reused: true, profile, check_ms, exit: watch_rx, pty })
         }
-        Claim::New { id } => {
-            let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
-            let agent = match new_agent(shared, id, &profile, &config, caller).await {
-                Ok(a) => a,
-                Err(detail) => {
-                    shared.registry.do_send(Remove { id });
-                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
-                    return Err(fail(detail));
-                }
-            };
-            let spec = LaunchSpec {
-                sandbox_id: id,
-                profile: profile.clone(),
-                config,
-                uid: caller,
-                caller_env: req.env,
-                args: req.args,
-                cwd: req.cwd,
-                noexec: req.noexec,
-                stdio,
-            };
-            match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
-                Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
-                    shared.registry.do_send(SetRunning { id, init_pid });
-                    info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
-                    let pty = pty_master(stdio, fds)?;
-                    Ok(Launched { id, init_pid, reused: false, exit: watch_rx, pty })
-                }
-                Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
-                    warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
-                    let _ = agent.try_send(crate::agent::Request {
-                        msg: DaemonToAgent::Shutdown { reason: "launch failed".into() },
-                        fds: Vec::new(),
-                        watch: None,
-                    });
-                    Err(DaemonError::Agent { id, error })
-                }
-                Ok((other, _)) => {
-                    agent.do_send(ForceKill);
-                    Err(unexpected(id, "Ready", &other))
-                }
-                Err(e) => {
-                    agent.do_send(ForceKill);
-                    Err(e)
-                }
-            }
+        (AgentToDaemon::Error(error) | AgentToDaemon::LaunchFailed(error), _) => Err(DaemonError::Agent { id, error }),
+        (other, _) => Err(unexpected(id, "Ready", &other)),
+    }
+}
+
+/// Build a new sandbox `id` for the launch and start its program.
+async fn start_new(
+    shared: &Shared,
+    req: LaunchRequest,
+    (profile, config): (Profile, Config),
+    id: u64,
+    caller: u32,
+) -> Result<Launched, DaemonError> {
+    let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
+    let agent = match new_agent(shared, id, &profile, &config, caller).await {
+        Ok(a) => a,
+        Err(detail) => {
+            shared.registry.do_send(Remove { id });
+            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
+            return Err(fail(detail));
+        }
+    };
+    let (watch_tx, watch_rx) = exit_watch(req.noexec);
+    let (check_ms, stdio) = (config.launch_check_ms, stdio_mode(&req));
+    let spec = LaunchSpec {
+        sandbox_id: id,
+        profile: profile.clone(),
+        config,
+        uid: caller,
+        caller_env: req.env,
+        args: req.args,
+        cwd: req.cwd,
+        noexec: req.noexec,
+        stdio,
+    };
+    match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
+        Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
+            let pty = pty_master(stdio, fds)?;
+            shared.registry.do_send(SetRunning { id, init_pid });
+            info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
+            Ok(Launched { id, init_pid, reused: false, profile: profile.name, check_ms, exit: watch_rx, pty })
+        }
+        Ok((AgentToDaemon::LaunchFailed(error) | AgentToDaemon::Error(error), _)) => {
+            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %error);
+            let _ = agent.try_send(crate::agent::Request {
+                msg: DaemonToAgent::Shutdown { reason: "launch failed".into() },
+                fds: Vec::new(),
+                watch: None,
+            });
+            Err(DaemonError::Agent { id, error })
+        }
+        Ok((other, _)) => {
+            agent.do_send(ForceKill);
+            Err(unexpected(id, "Ready", &other))
+        }
+        Err(e) => {
+            agent.do_send(ForceKill);
+            Err(e)
         }
     }
 }

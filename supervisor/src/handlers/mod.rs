@@ -2,6 +2,7 @@
 
 mod kill;
 mod launch;
+mod launch_check;
 mod list;
 mod logs;
 mod mount;
@@ -9,6 +10,7 @@ mod profiles;
 mod shell;
 
 pub use kill::kill_all_for_shutdown;
+pub use launch_check::program_installed;
 
 use crate::agent::{Answer, Request};
 use crate::conn::Conn;

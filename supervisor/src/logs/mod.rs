@@ -85,6 +85,8 @@ struct Inner {
 /// Shared by the slog drain (any thread) and the daemon's tasks.
 pub struct LogHub {
     inner: Mutex<Inner>,
+    /// The last lines each sandbox's agent sent.
+    pub tails: crate::tails::Tails,
 }
 
 /// Why a live reader was refused.
@@ -121,6 +123,7 @@ impl LogHub {
                 daemon_file: log_dir.map(LogFile::daemon),
                 sandboxes: BTreeMap::new(),
             }),
+            tails: Default::default(),
         })
     }
 
@@ -160,6 +163,7 @@ impl LogHub {
 
     /// Close a finished sandbox's log file (its records stay readable).
     pub fn sandbox_ended(&self, id: u64) {
+        self.tails.ended(id);
         let mut inner = self.lock();
         if let Some(s) = inner.sandboxes.get_mut(&id) {
             s.file = None;

@@ -108,13 +108,13 @@ impl fmt::Display for SandboxState {
 /// An agent's failure, with the object and errno it concerns. Crosses agent -> daemon -> client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AgentError {
-    #[error("mount {path}: errno {errno}")]
+    #[error("mount {}: {}", path.display(), errno_text(*errno))]
     Mount { path: PathBuf, errno: i32 },
-    #[error("umount {path}: errno {errno}")]
+    #[error("umount {}: {}", path.display(), errno_text(*errno))]
     Umount { path: PathBuf, errno: i32 },
-    #[error("exec {path}: errno {errno}")]
+    #[error("exec {}: {}", path.display(), errno_text(*errno))]
     Exec { path: PathBuf, errno: i32 },
-    #[error("namespace setup: errno {errno}")]
+    #[error("namespace setup: {}", errno_text(*errno))]
     Namespace { errno: i32 },
     #[error("seccomp: {detail}")]
     Seccomp { detail: String },
@@ -122,7 +122,7 @@ pub enum AgentError {
     Profile { detail: String },
     #[error("user {uid}: {detail}")]
     User { uid: u32, detail: String },
-    #[error("pty: errno {errno}")]
+    #[error("pty: {}", errno_text(*errno))]
     Pty { errno: i32 },
     #[error("{path}: not allowed: {detail}")]
     PathRefused { path: PathBuf, detail: String },
@@ -132,6 +132,14 @@ pub enum AgentError {
     Unsupported { detail: String },
     #[error("{detail}")]
     Other { detail: String },
+}
+
+/// An errno as people read it: `ENOENT: No such file or directory` (the number for an unknown one).
+pub fn errno_text(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => format!("unknown error {errno}"),
+        e => e.to_string(),
+    }
 }
 
 /// Why the daemon refused or failed a client request.
@@ -161,4 +169,15 @@ pub enum DaemonError {
     AgentBusy { id: u64 },
     #[error("sandbox {id}: {request} request is {len} bytes; the limit for one agent message is {max}")]
     RequestTooLarge { id: u64, request: String, len: u64, max: u64 },
+    /// The program ended unsuccessfully within oz.conf `launch_check_ms` of its start; `output`
+    /// holds the sandbox's last log lines (the program's output among them).
+    #[error("profile {profile}: the program ended at once ({status}) in sandbox {id}{}", output_tail(output))]
+    ProgramFailed { id: u64, profile: String, status: ExitStatus, output: Vec<String> },
+}
+
+fn output_tail(output: &[String]) -> String {
+    if output.is_empty() {
+        return "; it printed nothing".to_string();
+    }
+    format!("; last output: {}", output.join(" | "))
 }

@@ -6,7 +6,7 @@ pub mod common;
 
 pub use agent::{AgentToDaemon, DaemonToAgent};
 pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
-pub use common::{AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
+pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

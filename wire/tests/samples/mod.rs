@@ -106,6 +106,12 @@ pub fn daemon_errors() -> Vec<DaemonError> {
         DaemonError::TooManySandboxes { uid: 1000, limit: 32 },
         DaemonError::AgentBusy { id: 7 },
         DaemonError::RequestTooLarge { id: 7, request: "mount".into(), len: 812345, max: 163840 },
+        DaemonError::ProgramFailed {
+            id: 7,
+            profile: "evince".into(),
+            status: ExitStatus::Code(1),
+            output: vec!["cannot open display".into()],
+        },
     ]
 }
 
@@ -178,6 +184,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         "reply_error_too_many_sandboxes",
         "reply_error_agent_busy",
         "reply_error_request_too_large",
+        "reply_error_program_failed",
     ];
     for (name, e) in names.into_iter().zip(daemon_errors()) {
         v.push((name, DaemonReply::Error(e)));
