@@ -85,8 +85,9 @@ fn assert_noexec(d: &Daemon, id: u64, dir: &str, mount_point: &str) {
 fn writable_injected_mounts_and_later_argument_files_are_noexec() {
     let a = user_a();
     let tree = UserTree::new(&a, &unique("nx"), &["w/f", "r/f", "arg.txt"]);
-    let d = Daemon::start(&[sleeper(json!({"allow_files": true}))]);
-    let id = d.launch(&a, "ozt-mnt", &["600"]);
+    // `tail -f FILE` keeps running whatever file it is given, so both launches stay up.
+    let d = Daemon::start(&[profile("ozt-mnt", "/usr/bin/tail", json!({"allow_files": true}))]);
+    let id = d.launch(&a, "ozt-mnt", &["-f", "/dev/null"]);
     let sid = id.to_string();
     let (w, r) = (tree.str("w"), tree.str("r"));
     d.oz(&a, &["mount", &sid, &w]).assert_ok("oz mount", &d);
@@ -100,7 +101,7 @@ fn writable_injected_mounts_and_later_argument_files_are_noexec() {
 
     // A second launch into the running sandbox binds its argument file in (read-write).
     let arg = tree.str("arg.txt");
-    assert_eq!(d.launch(&a, "ozt-mnt", &[&arg]), id, "the second launch joins the sandbox");
+    assert_eq!(d.launch(&a, "ozt-mnt", &["-f", &arg]), id, "the second launch joins the sandbox");
     assert!(wait_until(Duration::from_secs(5), || mounts_at(&d, &a, id, &arg).len() == 1), "argument file not mounted");
     let lines = mounts_at(&d, &a, id, &arg);
     for want in ["rw", "nosuid", "nodev", "noexec"] {
