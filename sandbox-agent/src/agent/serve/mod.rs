@@ -15,10 +15,10 @@
 //! `ProcessExited` / `ShellOpened` / `ShellExited` are pids inside the sandbox's PID namespace
 //! (what the init sees).
 
-mod launch;
+pub(crate) mod launch;
 pub mod logpipe;
 mod requests;
-mod runtime;
+pub(crate) mod runtime;
 
 use oz_wire::channel::DaemonChannel;
 use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, WireError};
