@@ -64,6 +64,33 @@ pub enum AgentToDaemon {
     ShellOpened { pid: u32 },
     /// The shell opened with this pid ended (event; follows its `ShellOpened`).
     ShellExited { pid: u32, status: ExitStatus },
+    /// The helper processes the agent supervises for the sandbox (X server, forwarders), with
+    /// each `Health` heartbeat when there are any (event).
+    Children { children: Vec<ChildHealth> },
+}
+
+/// One supervised helper process, as the heartbeat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildHealth {
+    pub name: String,
+    pub state: ChildState,
+    /// Host pid while it runs.
+    pub pid: Option<u32>,
+    /// Restarts since the helper was added.
+    pub restarts: u32,
+}
+
+/// Where a supervised helper is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildState {
+    Starting,
+    Running,
+    /// Exited; restarts after a backoff delay.
+    Backoff,
+    /// Exited too often within the restart window: not restarted any more.
+    GivenUp,
+    /// Stopped with the sandbox.
+    Stopped,
 }
 
 impl DaemonToAgent {
@@ -102,6 +129,7 @@ impl AgentToDaemon {
             AgentToDaemon::Pong => "Pong",
             AgentToDaemon::ShellOpened { .. } => "ShellOpened",
             AgentToDaemon::ShellExited { .. } => "ShellExited",
+            AgentToDaemon::Children { .. } => "Children",
         }
     }
 }

@@ -114,6 +114,19 @@ fn termination_signals(mode: Mode) -> Result<SignalFd, oz_wire::AgentError> {
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| fail("signalfd", e))
 }
 
+/// A helper slot as the heartbeat reports it.
+fn child_health(c: &tree::Child) -> oz_wire::ChildHealth {
+    use oz_wire::ChildState as W;
+    let (state, pid) = match c.state {
+        tree::ChildState::Starting => (W::Starting, None),
+        tree::ChildState::Running { pid } => (W::Running, Some(pid as u32)),
+        tree::ChildState::Backoff { .. } => (W::Backoff, None),
+        tree::ChildState::GivenUp => (W::GivenUp, None),
+        tree::ChildState::Stopped => (W::Stopped, None),
+    };
+    oz_wire::ChildHealth { name: c.name.clone(), state, pid, restarts: c.restarts }
+}
+
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
     pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
@@ -362,6 +375,10 @@ impl Runtime {
             AgentToDaemon::Health { rss_bytes: u.rss_bytes, pids: u.pids, cpu_usec: u.cpu_usec, uptime_ms },
             &[],
         );
+        if !self.tree.children.is_empty() {
+            let children = self.tree.children.iter().map(child_health).collect();
+            self.send_daemon(AgentToDaemon::Children { children }, &[]);
+        }
     }
 
     pub(super) fn drain_logs(&mut self) {
