@@ -12,6 +12,7 @@ use crate::agent::sandbox::{Sandbox, SandboxError};
 use crate::agent::serve::launch::Started;
 use crate::agent::serve::runtime::Runtime;
 use crate::agent::supervise::tree::RestartPolicy;
+use nix::sys::signal::{SigSet, Signal};
 use oz_profiles::{Config, Profile};
 use oz_wire::{LaunchSpec, StdioMode};
 use std::os::fd::OwnedFd;
@@ -132,6 +133,13 @@ fn own_stdio() -> Result<Vec<OwnedFd>, StandaloneError> {
 /// Run the sandbox; returns the program's exit status as a shell reports it.
 pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     let spec = spec(args)?;
+    // The loop reads these from a signalfd; blocked from now on, one that comes while the
+    // sandbox is built waits for the loop instead of killing the agent.
+    let mut early = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        early.add(sig);
+    }
+    early.thread_block().map_err(|errno| StandaloneError::Sys { op: "sigprocmask", errno })?;
     crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
