@@ -203,6 +203,11 @@ impl Agent {
             AgentToDaemon::Health { rss_bytes, pids, cpu_usec, uptime_ms } => {
                 debug!(self.log, "health"; "rss_bytes" => rss_bytes, "pids" => pids, "cpu_usec" => cpu_usec, "uptime_ms" => uptime_ms);
             }
+            AgentToDaemon::Children { children } => {
+                for c in children {
+                    debug!(self.log, "helper"; "name" => c.name, "state" => ?c.state, "pid" => c.pid, "restarts" => c.restarts);
+                }
+            }
             AgentToDaemon::ShuttingDown { reason } => {
                 info!(self.log, "sandbox shutting down"; "reason" => reason);
                 self.shutting_down = true;

@@ -79,12 +79,13 @@ pub struct AgentHello {
 }
 
 impl AgentChannel {
-    /// Receive, handing `Log`/`Health` events to `on_event`, until another message arrives.
+    /// Receive, handing `Log`/`Health`/`Children` events to `on_event`, until another message
+    /// arrives.
     fn next_reply(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<(AgentToDaemon, Vec<OwnedFd>)> {
         loop {
             let (msg, fds) = self.recv()?;
             match msg {
-                AgentToDaemon::Log(_) | AgentToDaemon::Health { .. } => on_event(msg),
+                AgentToDaemon::Log(_) | AgentToDaemon::Health { .. } | AgentToDaemon::Children { .. } => on_event(msg),
                 other => return Ok((other, fds)),
             }
         }

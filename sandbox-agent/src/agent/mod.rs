@@ -1,8 +1,10 @@
 //! Code that runs in the agent: one privileged process per sandbox, outside it. It builds the
 //! sandbox ([`sandbox`]), serves the daemon ([`serve`]) or runs standalone ([`standalone`]), and
-//! supervises the program ([`supervise`], a pure state machine).
+//! supervises the program and its helper processes ([`supervise`], a pure supervision tree;
+//! [`children`] starts and reaps the helpers).
 
 pub mod argfiles;
+pub mod children;
 pub mod health;
 pub mod mountinject;
 pub mod rendezvous;

@@ -9,7 +9,7 @@
 use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
-use crate::common::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
+use crate::common::proto::{self, AgentToInit, ChannelError, InitError, InitToAgent};
 use crate::init::{InitPlan, StartStdio};
 use oz_sandbox::landlock::LandlockPlan;
 use oz_sandbox::namespaces::{self, Forked};
@@ -448,26 +448,6 @@ impl Sandbox {
                 Err(e) => return format!("waitpid: {e}"),
             }
         }
-    }
-
-    /// Run until the program exits, forwarding nothing: shut down, wait for the init, clean
-    /// up, and return the program's status. (`standalone` uses its own loop with signals.)
-    pub fn wait_program(self) -> Result<ExitStatus, SandboxError> {
-        let mut status = None;
-        loop {
-            match self.recv() {
-                Ok((InitToAgent::Exited { role: proto::ProcessRole::Program, status: s, .. }, _)) => {
-                    status = Some(s);
-                    self.send(&AgentToInit::Shutdown { grace_ms: 2000 }, &[])?;
-                }
-                Ok(_) => {}
-                Err(SandboxError::Channel { error: ChannelError::Closed, .. }) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        let id = self.id;
-        let init = self.finish()?;
-        status.ok_or(SandboxError::InitDied { id, status: init })
     }
 }
 

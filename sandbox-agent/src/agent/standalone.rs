@@ -1,21 +1,25 @@
 //! `oz-agent standalone`: build one sandbox from a config and a profile, run the program with
 //! the agent's own stdin/stdout/stderr, and exit with its status. Integration tests and the
 //! benchmark use it as root, without a daemon.
+//!
+//! The sandbox is supervised by the same event loop as under the daemon
+//! ([`crate::agent::serve::runtime`], without a daemon channel): the profile's `watchdog` and
+//! `auto_shutdown` decide when it ends, SIGINT/SIGTERM/SIGHUP reach the sandbox's processes
+//! while the program runs and end the sandbox once it has exited, and records go to stderr.
 
-use crate::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole};
+use crate::agent::children::{self, ChildSpec};
 use crate::agent::sandbox::{Sandbox, SandboxError};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use crate::agent::serve::launch::Started;
+use crate::agent::serve::runtime::Runtime;
+use crate::agent::supervise::tree::RestartPolicy;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use oz_profiles::{Config, Profile};
 use oz_wire::{LaunchSpec, StdioMode};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Exit status when the sandbox could not be built (like `env`, `nice`: 125).
 pub const SETUP_FAILURE: i32 = 125;
-/// How long the sandbox's processes get between SIGTERM and SIGKILL at the end.
-const GRACE_MS: u32 = 2000;
 
 #[derive(Debug, clap::Args)]
 pub struct StandaloneArgs {
@@ -37,6 +41,11 @@ pub struct StandaloneArgs {
     /// Sandbox id (default: the agent's pid).
     #[arg(long)]
     pub id: Option<u64>,
+    /// Supervise `sh -c CMD` as a helper process of the sandbox: run on the host with the
+    /// agent's own credentials, restarted with backoff (3 restarts a minute, then given up).
+    /// For tests of the supervision tree; the daemon never passes it.
+    #[arg(long = "supervise-helper", value_name = "CMD")]
+    pub helpers: Vec<String>,
     /// Arguments for the program.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -56,6 +65,10 @@ pub enum StandaloneError {
     Sandbox(#[from] SandboxError),
     #[error("{op}: {errno}")]
     Sys { op: &'static str, errno: nix::errno::Errno },
+    #[error("{0}")]
+    Launch(oz_wire::AgentError),
+    #[error(transparent)]
+    Runtime(#[from] crate::agent::serve::ServeError),
 }
 
 /// A profile with every key at its default, for tests.
@@ -120,54 +133,27 @@ fn own_stdio() -> Result<Vec<OwnedFd>, StandaloneError> {
 /// Run the sandbox; returns the program's exit status as a shell reports it.
 pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     let spec = spec(args)?;
-    let mut forwarded = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        forwarded.add(s);
+    // The loop reads these from a signalfd; blocked from now on, one that comes while the
+    // sandbox is built waits for the loop instead of killing the agent.
+    let mut early = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        early.add(sig);
     }
-    forwarded.thread_block().map_err(|errno| StandaloneError::Sys { op: "sigprocmask", errno })?;
-    let sigfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|errno| StandaloneError::Sys { op: "signalfd", errno })?;
+    early.thread_block().map_err(|errno| StandaloneError::Sys { op: "sigprocmask", errno })?;
     crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
-    let status = supervise(&sandbox, &sigfd)?;
     let id = sandbox.id();
-    let init = sandbox.finish()?;
-    match status {
+    let started = Started::new(sandbox).map_err(StandaloneError::Launch)?;
+    let mut runtime = Runtime::standalone(spec, started)?;
+    for cmd in &args.helpers {
+        let mut sh = std::process::Command::new("/bin/sh");
+        sh.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
+        runtime.add_child(ChildSpec { name: cmd.clone(), restart: RestartPolicy::HELPER, spawn: children::command(sh) });
+    }
+    runtime.run();
+    match runtime.program_status() {
         Some(s) => Ok(s.shell_code()),
-        None => Err(SandboxError::InitDied { id, status: init }.into()),
+        None => Err(SandboxError::InitDied { id, status: runtime.init_status().unwrap_or_default().to_string() }.into()),
     }
 }
-
-/// Until the init is gone: forward signals to it, and shut the sandbox down when the program
-/// exits. Returns the program's status.
-fn supervise(sandbox: &Sandbox, sigfd: &SignalFd) -> Result<Option<ExitStatus>, SandboxError> {
-    let mut status = None;
-    loop {
-        let mut fds = [PollFd::new(sandbox.channel(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(errno) => return Err(SandboxError::Sys { op: "poll", errno }),
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                // The init forwards it to every process of the sandbox.
-                let _ = nix::sys::signal::kill(sandbox.init_pid(), Signal::try_from(info.ssi_signo as i32).ok());
-            }
-        }
-        let message_waiting = fds[0].revents().is_some_and(|r| !r.is_empty());
-        if !message_waiting {
-            continue;
-        }
-        match sandbox.recv() {
-            Ok((InitToAgent::Exited { role: ProcessRole::Program, status: s, .. }, _)) => {
-                status = Some(s);
-                sandbox.send(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[])?;
-            }
-            Ok(_) => {}
-            Err(SandboxError::Channel { error: crate::common::proto::ChannelError::Closed, .. }) => return Ok(status),
-            Err(e) => return Err(e),
-        }
-    }
-}
-

@@ -68,6 +68,33 @@ pub enum AgentToDaemon {
     /// launches): on a rendezvous connection it follows `State` at once, so a restarted daemon
     /// lists the sandbox as the agent knows it.
     Mounts { paths: Vec<PathBuf> },
+    /// The helper processes the agent supervises for the sandbox (X server, forwarders), with
+    /// each `Health` heartbeat when there are any (event).
+    Children { children: Vec<ChildHealth> },
+}
+
+/// One supervised helper process, as the heartbeat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildHealth {
+    pub name: String,
+    pub state: ChildState,
+    /// Host pid while it runs.
+    pub pid: Option<u32>,
+    /// Restarts since the helper was added.
+    pub restarts: u32,
+}
+
+/// Where a supervised helper is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildState {
+    Starting,
+    Running,
+    /// Exited; restarts after a backoff delay.
+    Backoff,
+    /// Exited too often within the restart window: not restarted any more.
+    GivenUp,
+    /// Stopped with the sandbox.
+    Stopped,
 }
 
 impl DaemonToAgent {
@@ -107,6 +134,7 @@ impl AgentToDaemon {
             AgentToDaemon::ShellOpened { .. } => "ShellOpened",
             AgentToDaemon::ShellExited { .. } => "ShellExited",
             AgentToDaemon::Mounts { .. } => "Mounts",
+            AgentToDaemon::Children { .. } => "Children",
         }
     }
 }

@@ -4,7 +4,7 @@ pub mod agent;
 pub mod client;
 pub mod common;
 
-pub use agent::{AgentToDaemon, DaemonToAgent};
+pub use agent::{AgentToDaemon, ChildHealth, ChildState, DaemonToAgent};
 pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 

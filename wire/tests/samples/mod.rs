@@ -245,6 +245,15 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
         ("a2d_shell_exited", AgentToDaemon::ShellExited { pid: 4270, status: ExitStatus::Code(7) }),
         ("a2d_mounts", AgentToDaemon::Mounts { paths: vec!["/home/alice/doc.pdf".into(), "/home/alice/music".into()] }),
+        (
+            "a2d_children",
+            AgentToDaemon::Children {
+                children: vec![
+                    ChildHealth { name: "xpra-server".into(), state: ChildState::Running, pid: Some(4300), restarts: 1 },
+                    ChildHealth { name: "forward tcp:8080".into(), state: ChildState::GivenUp, pid: None, restarts: 3 },
+                ],
+            },
+        ),
     ];
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));

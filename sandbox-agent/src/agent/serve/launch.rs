@@ -25,6 +25,8 @@ pub struct Started {
     pub warnings: Vec<String>,
     /// The init's channel, kept open after the teardown so poll() never sees a closed fd.
     channel: OwnedFd,
+    /// How the init ended (after the teardown).
+    init_status: Option<String>,
 }
 
 impl Started {
@@ -36,32 +38,43 @@ impl Started {
     /// sandbox is left after this.
     pub fn teardown(&mut self) -> Result<(), String> {
         match self.sandbox.take() {
-            Some(sb) => sb.finish().map(drop).map_err(|e| e.to_string()),
+            Some(sb) => sb.finish().map(|status| self.init_status = Some(status)).map_err(|e| e.to_string()),
             None => Ok(()),
         }
+    }
+
+    /// How the init ended, once torn down.
+    pub fn init_status(&self) -> Option<&str> {
+        self.init_status.as_deref()
+    }
+
+    /// Take over a launched sandbox.
+    pub fn new(mut sandbox: Sandbox) -> Result<Started, AgentError> {
+        let other = |detail: String| AgentError::Other { detail };
+        let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
+        let mut logs = Vec::new();
+        if let Some(fd) = sandbox.take_log() {
+            logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+        }
+        Ok(Started {
+            init_pid: sandbox.init_pid().as_raw(),
+            program_pid: sandbox.program_pid(),
+            user: sandbox.user().clone(),
+            warnings: sandbox.warnings().to_vec(),
+            pty: sandbox.take_pty(),
+            sandbox: Some(sandbox),
+            logs,
+            channel,
+            init_status: None,
+        })
     }
 }
 
 /// Launch the sandbox of `spec` with the daemon's stdio fds (3 when attached, none for log).
 pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
-    let mut sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
-    let other = |detail: String| AgentError::Other { detail };
-    let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
-    let mut logs = Vec::new();
-    if let Some(fd) = sandbox.take_log() {
-        logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
-    }
-    Ok(Started {
-        init_pid: sandbox.init_pid().as_raw(),
-        program_pid: sandbox.program_pid(),
-        user: sandbox.user().clone(),
-        warnings: sandbox.warnings().to_vec(),
-        pty: sandbox.take_pty(),
-        sandbox: Some(sandbox),
-        logs,
-        channel,
-    })
+    let sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
+    Started::new(sandbox)
 }
 
 /// The wire form of an init failure; `path` names the object of a mount/umount request.

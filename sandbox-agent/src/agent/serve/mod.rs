@@ -15,12 +15,12 @@
 //! `ProcessExited` / `ShellOpened` / `ShellExited` are pids inside the sandbox's PID namespace
 //! (what the init sees).
 
-mod launch;
+pub(crate) mod launch;
 mod loglimit;
 pub mod logpipe;
 mod outbox;
 mod requests;
-mod runtime;
+pub(crate) mod runtime;
 
 use oz_wire::channel::DaemonChannel;
 use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, WireError};

@@ -1,8 +1,16 @@
 //! The agent's event loop: one thread, one poll() over the init channel, the daemon channel,
-//! the rendezvous listener, a signalfd and the program's output pipes, plus two timers (the
-//! supervision tick and the health heartbeat). The daemon channel is non-blocking: every pending
-//! daemon message is read each round, and what the agent sends waits in a bounded [`Outbox`]
-//! until the socket takes it. Log records pass a rate limit ([`LogLimiter`]).
+//! the rendezvous listener, a signalfd and the program's output pipes, plus timers (the
+//! supervision tick, helper restarts and the health heartbeat).
+//!
+//! The same loop runs `oz-agent serve` (with a daemon channel and a rendezvous socket) and
+//! `oz-agent standalone` ([`Mode::Standalone`]: no daemon; termination signals are forwarded to
+//! the sandbox while a program runs; records go to stderr). Every supervision decision is made
+//! by the pure tree ([`crate::agent::supervise::tree`]); this loop only performs its actions.
+//! Helper processes are added with [`Runtime::add_child`] ([`crate::agent::children`]).
+//!
+//! The daemon channel is non-blocking: every pending daemon message is read each round, and
+//! what the agent sends waits in a bounded [`Outbox`] until the socket takes it. Log records
+//! pass a rate limit ([`LogLimiter`]).
 
 use super::launch::Started;
 use super::loglimit::LogLimiter;
@@ -14,7 +22,10 @@ use crate::agent::health;
 use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
 use crate::agent::mountinject::MountTable;
 use crate::agent::rendezvous::{Accepted, Rendezvous};
+use crate::agent::children::{ChildSpec, Children};
+use crate::agent::supervise::tree::{self, Tree};
 use crate::agent::supervise::{self, Action, Event, Policy, ShutdownReason};
+use crate::common::proto::{ExitStatus, ProcessRole};
 use oz_sandbox::user::UserInfo;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -45,7 +56,18 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the last messages to the daemon may take to leave when the agent exits.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
+/// Who drives the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `oz-agent serve`: a daemon (now or after a reconnect); SIGTERM/SIGINT shut down.
+    Serve,
+    /// `oz-agent standalone`: no daemon; SIGINT/SIGTERM/SIGHUP go to the sandbox's processes
+    /// while a program runs and shut the sandbox down once none does.
+    Standalone,
+}
+
 pub struct Runtime {
+    mode: Mode,
     pub(super) spec: LaunchSpec,
     pub(super) user: UserInfo,
     pub(super) started: Started,
@@ -55,8 +77,12 @@ pub struct Runtime {
     limiter: LogLimiter,
     rendezvous: Option<Rendezvous>,
     record: AgentRecord,
-    state: supervise::State,
-    policy: Policy,
+    tree: Tree,
+    children: Children,
+    /// When helper restarts are due (each feeds `tree::Event::Tick`).
+    respawn_at: Vec<Instant>,
+    /// How the launch's program ended.
+    program_status: Option<ExitStatus>,
     pub(super) pending: VecDeque<Pending>,
     /// Answers owed to the attached daemon, in request order.
     pub(super) answers: VecDeque<Slot>,
@@ -84,19 +110,46 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// SIGTERM and SIGINT to the agent shut the sandbox down: read them from a signalfd.
-fn termination_signals() -> Result<SignalFd, oz_wire::AgentError> {
+/// SIGTERM and SIGINT (and SIGHUP standalone) to the agent, and SIGCHLD of its helpers: read
+/// them from a signalfd.
+fn termination_signals(mode: Mode) -> Result<SignalFd, oz_wire::AgentError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGCHLD);
+    if mode == Mode::Standalone {
+        mask.add(Signal::SIGHUP);
+    }
     let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Other { detail: format!("{what}: {e}") };
     mask.thread_block().map_err(|e| fail("block SIGTERM/SIGINT", e))?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| fail("signalfd", e))
 }
 
+/// A helper slot as the heartbeat reports it.
+fn child_health(c: &tree::Child) -> oz_wire::ChildHealth {
+    use oz_wire::ChildState as W;
+    let (state, pid) = match c.state {
+        tree::ChildState::Starting => (W::Starting, None),
+        tree::ChildState::Running { pid } => (W::Running, Some(pid as u32)),
+        tree::ChildState::Backoff { .. } => (W::Backoff, None),
+        tree::ChildState::GivenUp => (W::GivenUp, None),
+        tree::ChildState::Stopped => (W::Stopped, None),
+    };
+    oz_wire::ChildHealth { name: c.name.clone(), state, pid, restarts: c.restarts }
+}
+
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
     pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
+        Runtime::build(Mode::Serve, spec, started, Some(daemon))
+    }
+
+    /// The loop for `oz-agent standalone`: no daemon, no rendezvous socket.
+    pub fn standalone(spec: LaunchSpec, started: Started) -> Result<Runtime, ServeError> {
+        Runtime::build(Mode::Standalone, spec, started, None)
+    }
+
+    fn build(mode: Mode, spec: LaunchSpec, started: Started, daemon: Option<DaemonChannel>) -> Result<Runtime, ServeError> {
         let record = AgentRecord {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
@@ -107,32 +160,39 @@ impl Runtime {
             started_at: now_secs(),
             socket: wstate::socket_path(&spec.config.state_dir, spec.sandbox_id),
         };
-        let signals = match termination_signals() {
+        let signals = match termination_signals(mode) {
             Ok(fd) => fd,
             Err(e) => {
-                let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                if let Some(d) = &daemon {
+                    let _ = d.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                }
                 return Err(ServeError::Launch(e));
             }
         };
-        if let Err(e) = outbox::set_nonblocking(daemon.as_fd()) {
-            let e = oz_wire::AgentError::Other { detail: format!("daemon channel O_NONBLOCK: {e}") };
-            let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
-            return Err(ServeError::Launch(e));
+        if let Some(d) = &daemon {
+            if let Err(e) = outbox::set_nonblocking(d.as_fd()) {
+                let e = oz_wire::AgentError::Other { detail: format!("daemon channel O_NONBLOCK: {e}") };
+                let _ = d.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                return Err(ServeError::Launch(e));
+            }
         }
         let policy = Policy::from_profile(&spec.profile);
         let user = started.user.clone();
         let now = Instant::now();
         let mut rt = Runtime {
+            mode,
             spec,
             user,
             started,
-            daemon: Some(daemon),
+            daemon,
             outbox: Outbox::default(),
             limiter: LogLimiter::new(now),
             rendezvous: None,
             record,
-            state: supervise::State::new(),
-            policy,
+            tree: Tree::new(policy),
+            children: Children::default(),
+            respawn_at: Vec::new(),
+            program_status: None,
             pending: VecDeque::new(),
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
@@ -149,15 +209,9 @@ impl Runtime {
             shutdown_reason: None,
         };
         rt.logs = std::mem::take(&mut rt.started.logs);
-        match Rendezvous::create(&rt.spec.config.state_dir, &rt.record) {
-            Ok(rv) => rt.rendezvous = Some(rv),
-            Err(e) => {
-                // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
-                // Dropping the runtime kills the init and removes the cgroup.
-                let error = oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") };
-                rt.send_daemon(AgentToDaemon::LaunchFailed(error), &[]);
-                return Err(e.into());
-            }
+        match rt.mode {
+            Mode::Serve => rt.rendezvous()?,
+            Mode::Standalone => rt.tree.sandbox.daemon_attached = false,
         }
         let program_pid = rt.started.program_pid;
         let pty = rt.started.pty.take();
@@ -173,8 +227,40 @@ impl Runtime {
         Ok(rt)
     }
 
+    fn rendezvous(&mut self) -> Result<(), ServeError> {
+        let rt = self;
+        match Rendezvous::create(&rt.spec.config.state_dir, &rt.record) {
+            Ok(rv) => rt.rendezvous = Some(rv),
+            Err(e) => {
+                // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
+                // Dropping the runtime kills the init and removes the cgroup.
+                let error = oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") };
+                rt.send_daemon(AgentToDaemon::LaunchFailed(error), &[]);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Supervise a helper process (started at once, restarted as its policy says).
+    pub fn add_child(&mut self, spec: ChildSpec) {
+        self.children.push(spec.spawn);
+        self.feed(tree::Event::Add { name: spec.name, restart: spec.restart });
+    }
+
+    /// How the launch's program ended (None while it runs, with noexec, or when the init died
+    /// first).
+    pub fn program_status(&self) -> Option<ExitStatus> {
+        self.program_status
+    }
+
+    /// How the init ended (once the loop has returned).
+    pub fn init_status(&self) -> Option<&str> {
+        self.started.init_status()
+    }
+
     pub(super) fn is_stopping(&self) -> bool {
-        self.state.is_stopping()
+        self.tree.is_stopping()
     }
 
     pub(super) fn init_pid(&self) -> i32 {
@@ -187,7 +273,7 @@ impl Runtime {
 
     /// Serve until the sandbox has ended; returns the exit code.
     pub fn run(&mut self) -> i32 {
-        while self.state.phase != supervise::Phase::Ended {
+        while self.tree.sandbox.phase != supervise::Phase::Ended {
             self.poll_once();
             self.timers();
             self.check_init();
@@ -250,8 +336,8 @@ impl Runtime {
     fn poll_timeout(&self) -> PollTimeout {
         let now = Instant::now();
         let mut next = self.next_tick.min(self.next_health);
-        if let Some(k) = self.kill_at {
-            next = next.min(k);
+        for at in self.kill_at.iter().chain(&self.respawn_at) {
+            next = next.min(*at);
         }
         if !self.init_channel_open && !self.init_reaped {
             next = next.min(now + Duration::from_millis(20));
@@ -266,6 +352,10 @@ impl Runtime {
             self.next_tick = now + TICK;
             self.feed(Event::Tick);
             self.dropped_notice(now);
+        }
+        if self.respawn_at.iter().any(|at| now >= *at) {
+            self.respawn_at.retain(|at| now < *at);
+            self.feed(tree::Event::Tick);
         }
         if now >= self.next_health {
             self.next_health = now + HEALTH;
@@ -314,6 +404,10 @@ impl Runtime {
             AgentToDaemon::Health { rss_bytes: u.rss_bytes, pids: u.pids, cpu_usec: u.cpu_usec, uptime_ms },
             &[],
         );
+        if !self.tree.children.is_empty() {
+            let children = self.tree.children.iter().map(child_health).collect();
+            self.send_daemon(AgentToDaemon::Children { children }, &[]);
+        }
     }
 
     pub(super) fn drain_logs(&mut self) {
@@ -343,6 +437,9 @@ impl Runtime {
 
     /// A log record for the daemon, if the rate limit admits it (else it is counted as dropped).
     pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        if self.mode == Mode::Standalone {
+            return eprintln!("oz-agent[{}]: {message}", self.spec.sandbox_id);
+        }
         let now = Instant::now();
         if !self.limiter.admit(now, message.len()) {
             return;
@@ -440,7 +537,12 @@ impl Runtime {
 
     fn on_init_readable(&mut self) {
         match iproto::recv::<InitToAgent>(self.init_fd()) {
-            Ok((msg, fds)) => self.on_init_message(msg, fds),
+            Ok((msg, fds)) => {
+                if let InitToAgent::Exited { role: ProcessRole::Program, status, .. } = &msg {
+                    self.program_status = Some(*status);
+                }
+                self.on_init_message(msg, fds)
+            }
             Err(iproto::ChannelError::Closed) | Err(iproto::ChannelError::Sys { .. }) => {
                 self.init_channel_open = false;
             }
@@ -450,8 +552,25 @@ impl Runtime {
 
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
-            let name = Signal::try_from(info.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("signal");
-            self.feed(Event::ShutdownRequested { reason: format!("agent received {name}") });
+            let signal = Signal::try_from(info.ssi_signo as i32).ok();
+            match signal {
+                Some(Signal::SIGCHLD) => self.reap_children(),
+                // The init forwards it to every process of the sandbox.
+                Some(sig) if self.mode == Mode::Standalone && !self.tree.sandbox.programs.is_empty() => {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(self.init_pid()), sig);
+                }
+                _ => {
+                    let name = signal.map(|s| s.as_str()).unwrap_or("signal");
+                    self.feed(Event::ShutdownRequested { reason: format!("agent received {name}") });
+                }
+            }
+        }
+    }
+
+    /// Feed the exits of helper processes (SIGCHLD also comes for the init: `check_init`).
+    fn reap_children(&mut self) {
+        for (slot, status) in self.children.reap() {
+            self.feed(tree::Event::ChildExited { slot, status });
         }
     }
 
@@ -488,29 +607,49 @@ impl Runtime {
         self.feed(Event::DaemonAttached);
     }
 
-    /// Feed an event to the supervisor and perform what it decides (the scan feeds back).
-    pub(super) fn feed(&mut self, event: Event) {
-        let mut queue = VecDeque::from([event]);
+    /// Feed an event to the supervision tree and perform what it decides, in order (scans and
+    /// spawns feed their results back).
+    pub(super) fn feed(&mut self, event: impl Into<tree::Event>) {
+        let mut queue = VecDeque::from([event.into()]);
         while let Some(ev) = queue.pop_front() {
-            let (state, action) = supervise::next(&self.state, &self.policy, &ev);
-            self.state = state;
-            match action {
-                Action::KeepRunning | Action::Finish => {}
-                Action::ScanWatchdogs => {
-                    let procs: Vec<_> =
-                        health::sandbox_processes(self.init_pid()).into_iter().filter(|p| p.pid != self.init_pid()).collect();
-                    queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) });
-                }
-                Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,
-                Action::Shutdown(reason) => self.begin_shutdown(reason),
-                Action::AwaitDaemon => self.forget_daemon(),
-                Action::SendState => {
-                    let rec = self.record.clone();
-                    self.send_daemon(AgentToDaemon::State(rec), &[]);
-                    self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
-                    for msg in std::mem::take(&mut self.backlog) {
-                        self.send_daemon(msg, &[]);
-                    }
+            let (next, actions) = tree::next(&self.tree, &ev, self.born.elapsed());
+            self.tree = next;
+            for action in actions {
+                self.perform(action, &mut queue);
+            }
+        }
+    }
+
+    fn perform(&mut self, action: tree::Action, queue: &mut VecDeque<tree::Event>) {
+        let action = match action {
+            tree::Action::Sandbox(a) => a,
+            tree::Action::Spawn { slot } => {
+                queue.push_back(match self.children.spawn(slot) {
+                    Ok(pid) => tree::Event::Started { slot, pid },
+                    Err(error) => tree::Event::SpawnFailed { slot, error },
+                });
+                return;
+            }
+            tree::Action::SpawnAfter { delay, .. } => return self.respawn_at.push(Instant::now() + delay),
+            tree::Action::Stop { slot, pid } => return self.children.stop(slot, pid),
+            tree::Action::Report(r) => return self.log(LogLevel::Warning, r.to_string()),
+        };
+        match action {
+            Action::KeepRunning | Action::Finish => {}
+            Action::ScanWatchdogs => {
+                let procs: Vec<_> =
+                    health::sandbox_processes(self.init_pid()).into_iter().filter(|p| p.pid != self.init_pid()).collect();
+                queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) }.into());
+            }
+            Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,
+            Action::Shutdown(reason) => self.begin_shutdown(reason),
+            Action::AwaitDaemon => self.forget_daemon(),
+            Action::SendState => {
+                let rec = self.record.clone();
+                self.send_daemon(AgentToDaemon::State(rec), &[]);
+                self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
+                for msg in std::mem::take(&mut self.backlog) {
+                    self.send_daemon(msg, &[]);
                 }
             }
         }
@@ -537,6 +676,7 @@ impl Runtime {
     /// The init is gone: release everything, then tell the daemon and exit.
     fn finish(&mut self) -> i32 {
         self.drain_logs();
+        self.children.kill_all();
         let reason = self.shutdown_reason.clone().unwrap_or(ShutdownReason::InitExited);
         if let Err(e) = self.started.teardown() {
             self.warn(format!("teardown: {e}"));

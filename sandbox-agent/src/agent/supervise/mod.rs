@@ -16,6 +16,12 @@
 //! - when nothing keeps it alive, `auto_shutdown: yes` shuts it down and `auto_shutdown: no`
 //!   keeps it until it is killed;
 //! - a shutdown request always shuts down; losing the daemon never does.
+//!
+//! This machine is one branch of the sandbox's supervision tree ([`tree`]): the tree adds the
+//! init at the root and the agent's helper processes (restarted with backoff and a budget), and
+//! is what the event loop feeds.
+
+pub mod tree;
 
 use std::collections::BTreeSet;
 
@@ -77,6 +83,8 @@ pub enum ShutdownReason {
     Requested(String),
     /// The init died on its own.
     InitExited,
+    /// A helper the sandbox cannot live without exhausted its restart budget.
+    HelperGaveUp(String),
 }
 
 impl std::fmt::Display for ShutdownReason {
@@ -86,6 +94,7 @@ impl std::fmt::Display for ShutdownReason {
             ShutdownReason::WatchdogsGone => write!(f, "watchdog processes exited"),
             ShutdownReason::Requested(why) => write!(f, "requested: {why}"),
             ShutdownReason::InitExited => write!(f, "sandbox init exited"),
+            ShutdownReason::HelperGaveUp(name) => write!(f, "helper {name} gave up"),
         }
     }
 }
