@@ -23,6 +23,8 @@ pub struct Started {
     pub warnings: Vec<String>,
     /// The init's channel, kept open after the teardown so poll() never sees a closed fd.
     channel: OwnedFd,
+    /// The host side of the sandbox's X display (`xserver.enabled`).
+    pub x11: Option<crate::agent::x11::Session>,
 }
 
 impl Started {
@@ -33,20 +35,37 @@ impl Started {
     /// Wait for the init (already exited or killed), remove the cgroup: nothing of the
     /// sandbox is left after this.
     pub fn teardown(&mut self) -> Result<(), String> {
-        match self.sandbox.take() {
+        let done = match self.sandbox.take() {
             Some(sb) => sb.finish().map(drop).map_err(|e| e.to_string()),
             None => Ok(()),
+        };
+        if let Some(mut x11) = self.x11.take() {
+            x11.stop();
         }
+        done
     }
 }
 
 /// Launch the sandbox of `spec` with the daemon's stdio fds (3 when attached, none for log).
-pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
+/// With `xserver.enabled` the display is started first and `spec` gains what the sandbox needs
+/// of it (binds, `DISPLAY`).
+pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
+    let other = |detail: String| AgentError::Other { detail };
+    let mut logs = Vec::new();
+    let x11 = match spec.profile.xserver.enabled {
+        true => {
+            let user = UserInfo::resolve(spec.uid).map_err(|e| AgentError::User { uid: spec.uid, detail: e.to_string() })?;
+            let started = crate::agent::x11::Session::start(spec, &user).map_err(|e| e.to_wire())?;
+            if let Some(fd) = started.output {
+                logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+            }
+            Some(started.session)
+        }
+        false => None,
+    };
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let mut sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
-    let other = |detail: String| AgentError::Other { detail };
     let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
-    let mut logs = Vec::new();
     if let Some(fd) = sandbox.take_log() {
         logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
     }
@@ -58,6 +77,7 @@ pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError
         sandbox: Some(sandbox),
         logs,
         channel,
+        x11,
     })
 }
 

@@ -145,6 +145,10 @@ impl Runtime {
         }
         let program_pid = rt.started.program_pid;
         rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &[]);
+        if let Some(x) = &rt.started.x11 {
+            let line = format!("xserver: {:?} display :{} ready", x.backend(), x.display);
+            rt.log(LogLevel::Info, line);
+        }
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
@@ -240,6 +244,7 @@ impl Runtime {
         let now = Instant::now();
         if now >= self.next_tick {
             self.next_tick = now + TICK;
+            self.check_x11();
             self.feed(Event::Tick);
         }
         if now >= self.next_health {
@@ -249,6 +254,14 @@ impl Runtime {
         if self.kill_at.is_some_and(|k| now >= k) && !self.init_reaped {
             let _ = nix::sys::signal::kill(Pid::from_raw(self.init_pid()), Signal::SIGKILL);
             self.kill_at = None;
+        }
+    }
+
+    /// Log what happened to the X display's host-side helpers (restarts included).
+    fn check_x11(&mut self) {
+        let Some(x11) = self.started.x11.as_mut() else { return };
+        for line in x11.check() {
+            self.log(LogLevel::Warning, line);
         }
     }
 
