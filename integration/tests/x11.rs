@@ -1,0 +1,106 @@
+//! A sandbox's own X display (`xserver`), end to end: a private Xvfb stands in for the user's
+//! desktop, the real daemon launches X profiles for the test user with `DISPLAY` set, and the
+//! tests look at what a person would see (windows, screenshots) and at what the sandbox can
+//! reach.
+
+mod common_daemon;
+mod common_x11;
+
+use common_daemon::{profile, user_a, wait_until, Daemon};
+use common_x11::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn xclock_profile(name: &str, backend: &str, net: &str) -> serde_json::Value {
+    profile(
+        name,
+        "/usr/bin/xclock",
+        json!({"xserver": {"enabled": true, "backend": backend}, "networking": {"type": net}}),
+    )
+}
+
+#[test]
+fn xephyr_shows_the_window_and_kill_ends_the_x_stack() {
+    let x = Xvfb::start();
+    let d = Daemon::start(&[xclock_profile("ozt-xclock", "xephyr", "empty")]);
+    let a = user_a();
+    let (id, took) = launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
+    let agent = d.sandbox(id).unwrap().agent_pid as i32;
+    let xephyr = children_named(agent, "Xephyr");
+    assert_eq!(xephyr.len(), 1, "one Xephyr, a child of the agent: {xephyr:?}");
+    let auth = cmdline_arg(xephyr[0], "-auth").expect("Xephyr has a cookie file");
+    let nested = format!(":{}", sandbox_display(&d, &a, id));
+    let mapped = wait_window(&nested, Some(auth.as_ref()), "xclock", Duration::from_secs(15));
+    assert!(mapped.is_some(), "no xclock window on the nested display {nested}:\n{}", window_tree(&nested, Some(auth.as_ref())));
+    eprintln!("x11 xephyr: oz launch returned after {took:?}, window mapped {:?} later", mapped.unwrap());
+    // Xephyr's window on the user's display, with the clock painted in it.
+    assert!(window_tree(&x.display(), None).contains("[oz] ozt-xclock"), "Xephyr window titled by the profile");
+    std::thread::sleep(Duration::from_millis(500));
+    let (png, colours) = screenshot(&x.display(), "xephyr-xclock");
+    assert!(colours > 2, "{} looks blank ({colours} colours)", png.display());
+    // Without the cookie the nested display refuses clients.
+    assert!(!window_tree(&nested, None).contains("xclock"), "the nested display must refuse clients without the cookie");
+
+    let out = d.oz(&a, &["kill", &id.to_string()]);
+    out.assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || alive(&xephyr).is_empty()), "Xephyr outlived oz kill");
+    assert!(user_procs_named(a.uid, "Xephyr").is_empty(), "no Xephyr of the user left");
+    let dir = std::path::Path::new(&auth).parent().unwrap().to_path_buf();
+    assert!(!dir.exists(), "per-sandbox directory {} left behind", dir.display());
+    d.finish();
+}
+
+#[test]
+fn an_x_profile_without_a_display_fails_clearly() {
+    require_tools();
+    let d = Daemon::start(&[xclock_profile("ozt-xclock", "xephyr", "empty")]);
+    let a = user_a();
+    let out = d.oz(&a, &["launch", "ozt-xclock"]);
+    out.assert_failed("oz launch of an X profile without DISPLAY");
+    assert!(out.stderr.contains("DISPLAY"), "names the missing DISPLAY: {:?}", out.stderr);
+    assert!(d.sandboxes().is_empty(), "no sandbox was started");
+    d.finish();
+}
+
+/// Inside an X sandbox: the host's X server is out of reach by its socket path and by its
+/// abstract name, with an empty network namespace and with the host's; the sandbox's own
+/// display is reachable by its path.
+#[test]
+fn the_host_display_is_out_of_reach() {
+    let x = Xvfb::start();
+    let py = |name: &str, net: &str| {
+        profile(name, "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": "xephyr"}, "networking": {"type": net}}))
+    };
+    let d = Daemon::start(&[py("ozt-x-empty", "empty"), py("ozt-x-host", "host")]);
+    let a = user_a();
+    let script = format!(
+        r#"
+import os, socket
+def t(addr):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(addr)
+        return "CONNECTED"
+    except OSError as e:
+        return "refused errno %d" % e.errno
+own = os.environ["DISPLAY"].lstrip(":")
+print("host-path", t("/tmp/.X11-unix/X{n}"))
+print("host-abstract", t("\0/tmp/.X11-unix/X{n}"))
+print("own-path", t("/tmp/.X11-unix/X" + own))
+print("xauthority", os.environ.get("XAUTHORITY"))
+"#,
+        n = x.n
+    );
+    for prof in ["ozt-x-empty", "ozt-x-host"] {
+        let out = oz_display(&d, &a, &x.display(), &["run", prof, "--", "-c", &script]);
+        out.assert_ok(&format!("oz run {prof}"), &d);
+        for probe in ["host-path", "host-abstract"] {
+            let line = out.stdout.lines().find(|l| l.starts_with(probe)).unwrap_or_else(|| panic!("{prof}: no {probe} line: {out:?}"));
+            assert!(line.contains("refused"), "{prof}: {line}");
+        }
+        assert!(out.stdout.contains("own-path CONNECTED"), "{prof}: its own display must work: {}", out.stdout);
+        assert!(out.stdout.contains("xauthority /run/oz-x11/Xauthority"), "{prof}: {}", out.stdout);
+    }
+    d.finish();
+}
