@@ -59,7 +59,8 @@ fn an_x_profile_without_a_display_fails_clearly() {
     let out = d.oz(&a, &["launch", "ozt-xclock"]);
     out.assert_failed("oz launch of an X profile without DISPLAY");
     assert!(out.stderr.contains("DISPLAY"), "names the missing DISPLAY: {:?}", out.stderr);
-    assert!(d.sandboxes().is_empty(), "no sandbox was started");
+    assert!(wait_until(Duration::from_secs(5), || d.sandboxes().is_empty()), "no sandbox is left");
+    assert!(user_procs_named(a.uid, "Xephyr").is_empty(), "no Xephyr was started");
     d.finish();
 }
 

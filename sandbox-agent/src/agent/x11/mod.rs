@@ -124,7 +124,7 @@ impl Session {
             output: write,
             etc_prefix: &spec.config.etc_prefix,
         };
-        let (child, n) = xephyr::start(&params)?;
+        let (child, n) = xephyr::start(&params, spec.sandbox_id)?;
         session.server = Some(child);
         session.display = n;
         session.expose(spec, Some(xephyr::socket_path(n)));

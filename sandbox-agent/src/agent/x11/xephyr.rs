@@ -37,12 +37,37 @@ pub fn socket_path(n: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/.X11-unix/X{n}"))
 }
 
+/// The display numbers tried for sandbox `id`: a different one per sandbox (a display number
+/// freed by an ending Xephyr is not reused at once: an X server removes its lock before its
+/// socket), then the next ones.
+fn candidates(id: u64) -> impl Iterator<Item = u32> {
+    let first = 100 + (id % 800) as u32;
+    (0..TRIES).map(move |i| 100 + (first - 100 + i * 7) % 800)
+}
+
+/// How many display numbers are tried.
+const TRIES: u32 = 4;
+
 /// Start Xephyr and wait until it accepts clients; returns it and its display number.
-pub fn start(p: &Params<'_>) -> Result<(Child, u32), X11Error> {
+pub fn start(p: &Params<'_>, id: u64) -> Result<(Child, u32), X11Error> {
+    let mut last = None;
+    for n in candidates(id) {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists() || socket_path(n).exists() {
+            continue;
+        }
+        match start_on(p, n) {
+            Ok(started) => return Ok(started),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(X11Error::Start { program: "Xephyr", detail: "no free display number".into() }))
+}
+
+fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
     let exe = hostproc::find_program("Xephyr").ok_or(X11Error::Missing { program: "Xephyr", package: "xserver-xephyr" })?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| X11Error::Sys { op: "pipe", errno: e })?;
     let args = [
-        "-displayfd", "3", "-nolisten", "tcp", "-nolisten", "local", "-auth",
+        &format!(":{n}"), "-displayfd", "3", "-nolisten", "tcp", "-nolisten", "local", "-auth",
         &p.auth_file.to_string_lossy(), "-screen", SCREEN, "-resizeable", "-title", &format!("[oz] {}", p.profile),
     ]
     .iter()
@@ -56,7 +81,11 @@ pub fn start(p: &Params<'_>) -> Result<(Child, u32), X11Error> {
         fd3: Some(ready_w),
     };
     let mut child = hostproc::spawn(p.user, cmd, hostproc::default_filter(p.etc_prefix)).map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?;
-    match read_display(ready_r.as_fd()) {
+    let ready = read_display(ready_r.as_fd()).and_then(|got| match got == n {
+        true => Ok(n),
+        false => Err(format!("reported display :{got}, asked for :{n}")),
+    });
+    match ready {
         Ok(n) => match check_socket(p.user, n) {
             Ok(()) => Ok((child, n)),
             Err(e) => {
@@ -109,4 +138,16 @@ fn check_socket(user: &UserInfo, n: u32) -> Result<(), X11Error> {
         return Err(X11Error::Start { program: "Xephyr", detail: format!("{}: not a socket of {}", path.display(), user.name) });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn display_candidates_differ_per_sandbox_and_stay_in_range() {
+        let a: Vec<u32> = super::candidates(1).collect();
+        let b: Vec<u32> = super::candidates(2).collect();
+        assert_eq!(a.len(), super::TRIES as usize);
+        assert_ne!(a[0], b[0]);
+        assert!(super::candidates(799).chain(super::candidates(u64::MAX)).all(|n| (100..900).contains(&n)));
+    }
 }
