@@ -105,3 +105,41 @@ print("xauthority", os.environ.get("XAUTHORITY"))
     }
     d.finish();
 }
+
+#[test]
+fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
+    let x = Xvfb::start();
+    let d = Daemon::start(&[xclock_profile("ozt-xclock", "xpra", "empty")]);
+    let a = user_a();
+    let (id, took) = launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
+    let s = d.sandbox(id).expect("listed");
+    let agent = s.agent_pid as i32;
+    let clients = children_named(agent, "xpra");
+    assert_eq!(clients.len(), 1, "one xpra client, a child of the agent: {clients:?}");
+    let servers = common_daemon::procs::pidns_members_named(s.init_pid as i32, "xpra");
+    assert_eq!(servers.len(), 1, "one xpra server in the sandbox: {servers:?}");
+    // `oz launch` returned once the client was attached: the window follows within 15 s.
+    let mapped = wait_window(&x.display(), None, "xclock", Duration::from_secs(15));
+    assert!(mapped.is_some(), "no xclock window on {}:\n{}", x.display(), window_tree(&x.display(), None));
+    eprintln!("x11 xpra: oz launch returned after {took:?}, window mapped {:?} later", mapped.unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (png, colours) = screenshot(&x.display(), "xpra-xclock");
+    assert!(colours > 2, "{} looks blank ({colours} colours)", png.display());
+
+    // A crashed client is restarted and the window comes back.
+    common_daemon::procs::kill(clients[0], libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(5), || !window_tree(&x.display(), None).contains("xclock")), "the window goes with the client");
+    assert!(
+        wait_until(Duration::from_secs(15), || !children_named(agent, "xpra").is_empty() && window_tree(&x.display(), None).contains("xclock")),
+        "the client was not restarted, or the window did not come back:\n{}",
+        d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout
+    );
+    let clients2 = children_named(agent, "xpra");
+
+    let out = d.oz(&a, &["kill", &id.to_string()]);
+    out.assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || alive(&clients2).is_empty()), "the xpra client outlived oz kill");
+    assert!(user_procs_named(a.uid, "xpra").is_empty() && user_procs_named(a.uid, "Xvfb").is_empty(), "no xpra or Xvfb of the user left");
+    d.finish();
+}

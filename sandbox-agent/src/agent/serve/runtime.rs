@@ -145,6 +145,9 @@ impl Runtime {
         }
         let program_pid = rt.started.program_pid;
         rt.send_daemon(AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) }, &[]);
+        for line in std::mem::take(&mut rt.started.x11_output) {
+            rt.log(LogLevel::Info, line);
+        }
         if let Some(x) = &rt.started.x11 {
             let line = format!("xserver: {:?} display :{} ready", x.backend(), x.display);
             rt.log(LogLevel::Info, line);
@@ -259,6 +262,9 @@ impl Runtime {
 
     /// Log what happened to the X display's host-side helpers (restarts included).
     fn check_x11(&mut self) {
+        if self.is_stopping() {
+            return;
+        }
         let Some(x11) = self.started.x11.as_mut() else { return };
         for line in x11.check() {
             self.log(LogLevel::Warning, line);
