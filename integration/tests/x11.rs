@@ -70,10 +70,15 @@ fn an_x_profile_without_a_display_fails_clearly() {
 #[test]
 fn the_host_display_is_out_of_reach() {
     let x = Xvfb::start();
-    let py = |name: &str, net: &str| {
-        profile(name, "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": "xephyr"}, "networking": {"type": net}}))
+    let py = |name: &str, backend: &str, net: &str| {
+        profile(name, "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": backend}, "networking": {"type": net}}))
     };
-    let d = Daemon::start(&[py("ozt-x-empty", "empty"), py("ozt-x-host", "host")]);
+    let d = Daemon::start(&[
+        py("ozt-x-empty", "xephyr", "empty"),
+        py("ozt-x-host", "xephyr", "host"),
+        py("ozt-xpra-empty", "xpra", "empty"),
+        py("ozt-xpra-host", "xpra", "host"),
+    ]);
     let a = user_a();
     let script = format!(
         r#"
@@ -93,7 +98,7 @@ print("xauthority", os.environ.get("XAUTHORITY"))
 "#,
         n = x.n
     );
-    for prof in ["ozt-x-empty", "ozt-x-host"] {
+    for prof in ["ozt-x-empty", "ozt-x-host", "ozt-xpra-empty", "ozt-xpra-host"] {
         let out = oz_display(&d, &a, &x.display(), &["run", prof, "--", "-c", &script]);
         out.assert_ok(&format!("oz run {prof}"), &d);
         for probe in ["host-path", "host-abstract"] {
