@@ -95,6 +95,7 @@ print("host-path", t("/tmp/.X11-unix/X{n}"))
 print("host-abstract", t("\0/tmp/.X11-unix/X{n}"))
 print("own-path", t("/tmp/.X11-unix/X" + own))
 print("xauthority", os.environ.get("XAUTHORITY"))
+print("own-abstract", "@/tmp/.X11-unix/X" + own in [l.split()[-1] for l in open("/proc/net/unix")])
 "#,
         n = x.n
     );
@@ -106,6 +107,7 @@ print("xauthority", os.environ.get("XAUTHORITY"))
             assert!(line.contains("refused"), "{prof}: {line}");
         }
         assert!(out.stdout.contains("own-path CONNECTED"), "{prof}: its own display must work: {}", out.stdout);
+        assert!(out.stdout.contains("own-abstract False"), "{prof}: its own display has no abstract socket: {}", out.stdout);
         assert!(out.stdout.contains("xauthority /run/oz-x11/Xauthority"), "{prof}: {}", out.stdout);
     }
     d.finish();
@@ -146,5 +148,36 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
     d.wait_gone(id, Duration::from_secs(10)).unwrap();
     assert!(wait_until(Duration::from_secs(5), || alive(&clients2).is_empty()), "the xpra client outlived oz kill");
     assert!(user_procs_named(a.uid, "xpra").is_empty() && user_procs_named(a.uid, "Xvfb").is_empty(), "no xpra or Xvfb of the user left");
+    d.finish();
+}
+
+/// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
+/// files taken from the corpus itself.
+fn corpus_profile(name: &str) -> serde_json::Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/oz-profiles").canonicalize().expect("corpus dir");
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
+    let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
+    serde_json::from_str(&text).expect("corpus profile json")
+}
+
+/// The corpus's eog (default backend: xpra, its own seccomp whitelist) shows its window, given a
+/// file argument.
+#[test]
+fn corpus_eog_shows_its_window() {
+    let x = Xvfb::start();
+    let d = Daemon::start(&[corpus_profile("eog")]);
+    let a = user_a();
+    a.sh("rm -f ~/ozt-x11.png; convert -size 320x240 gradient:red-blue ~/ozt-x11.png").expect("make a png");
+    let path = a.home.join("ozt-x11.png");
+    let (id, took) = launch_x(&d, &a, &x.display(), "eog", &[path.to_str().unwrap()]);
+    let mapped = wait_window(&x.display(), None, "[oz] ", Duration::from_secs(15));
+    assert!(mapped.is_some(), "eog: no window:\n{}", window_tree(&x.display(), None));
+    eprintln!("x11 eog: oz launch {took:?}, window {:?} later", mapped.unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (png, colours) = screenshot(&x.display(), "xpra-eog");
+    assert!(colours > 2, "{} looks blank", png.display());
+    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    let _ = std::fs::remove_file(path);
     d.finish();
 }
