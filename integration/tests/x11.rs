@@ -41,6 +41,8 @@ fn xephyr_shows_the_window_and_kill_ends_the_x_stack() {
     // Without the cookie the nested display refuses clients.
     assert!(!window_tree(&nested, None).contains("xclock"), "the nested display must refuse clients without the cookie");
 
+    d.oz(&a, &["relaunchxpra", &id.to_string()]).assert_failed("oz relaunchxpra of a xephyr sandbox");
+
     let out = d.oz(&a, &["kill", &id.to_string()]);
     out.assert_ok("oz kill", &d);
     d.wait_gone(id, Duration::from_secs(10)).unwrap();
@@ -140,6 +142,18 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
         wait_until(Duration::from_secs(15), || !children_named(agent, "xpra").is_empty() && window_tree(&x.display(), None).contains("xclock")),
         "the client was not restarted, or the window did not come back:\n{}",
         d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout
+    );
+    // `oz relaunchxpra` replaces the client; the window comes back again.
+    let before = children_named(agent, "xpra");
+    let out = oz_display(&d, &a, &x.display(), &["relaunchxpra", &id.to_string()]);
+    out.assert_ok("oz relaunchxpra", &d);
+    assert_eq!(out.stdout.trim(), id.to_string());
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let now = children_named(agent, "xpra");
+            now.len() == 1 && !before.contains(&now[0]) && window_tree(&x.display(), None).contains("xclock")
+        }),
+        "oz relaunchxpra did not replace the client"
     );
     let clients2 = children_named(agent, "xpra");
 

@@ -33,6 +33,8 @@ pub enum DaemonToAgent {
     /// Tear the sandbox down; the agent answers `ShuttingDown` and exits when done.
     Shutdown { reason: String },
     Ping,
+    /// Restart the sandbox's host-side Xpra client. Answered by `XpraRelaunched` or `Error`.
+    RelaunchXpra,
 }
 
 /// A message from an agent to the daemon.
@@ -64,6 +66,8 @@ pub enum AgentToDaemon {
     ShellOpened { pid: u32 },
     /// The shell opened with this pid ended (event; follows its `ShellOpened`).
     ShellExited { pid: u32, status: ExitStatus },
+    /// Answer to `RelaunchXpra`: a new client was started.
+    XpraRelaunched,
 }
 
 impl DaemonToAgent {
@@ -78,6 +82,7 @@ impl DaemonToAgent {
             DaemonToAgent::Umount { .. } => "Umount",
             DaemonToAgent::Shutdown { .. } => "Shutdown",
             DaemonToAgent::Ping => "Ping",
+            DaemonToAgent::RelaunchXpra => "RelaunchXpra",
         }
     }
 }
@@ -102,6 +107,7 @@ impl AgentToDaemon {
             AgentToDaemon::Pong => "Pong",
             AgentToDaemon::ShellOpened { .. } => "ShellOpened",
             AgentToDaemon::ShellExited { .. } => "ShellExited",
+            AgentToDaemon::XpraRelaunched => "XpraRelaunched",
         }
     }
 }

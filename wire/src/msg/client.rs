@@ -51,6 +51,9 @@ pub enum ClientRequest {
     /// Reserved: clients resize a shell with TIOCSWINSZ on the pty master they hold.
     Resize { cols: u16, rows: u16 },
     Ping,
+    /// Restart the host-side Xpra client of a sandbox (or of all the caller's), e.g. after the
+    /// user's display came back.
+    RelaunchXpra { target: KillTarget },
 }
 
 /// One profile in the `Profiles` listing.
@@ -98,6 +101,8 @@ pub enum DaemonReply {
     Ok,
     /// After `ShellStarted`: the shell ended. Daemons that cannot tell never send it.
     ShellExited { status: ExitStatus },
+    /// Answer to `RelaunchXpra`: the sandboxes whose Xpra client was restarted.
+    XpraRelaunched { ids: Vec<u64> },
 }
 
 impl DaemonReply {
@@ -119,6 +124,7 @@ impl DaemonReply {
             DaemonReply::Error(_) => "Error",
             DaemonReply::Ok => "Ok",
             DaemonReply::ShellExited { .. } => "ShellExited",
+            DaemonReply::XpraRelaunched { .. } => "XpraRelaunched",
         }
     }
 }
@@ -138,6 +144,7 @@ impl ClientRequest {
             ClientRequest::Logs { .. } => "Logs",
             ClientRequest::Resize { .. } => "Resize",
             ClientRequest::Ping => "Ping",
+            ClientRequest::RelaunchXpra { .. } => "RelaunchXpra",
         }
     }
 }

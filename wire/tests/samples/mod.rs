@@ -78,6 +78,7 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
         ("client_logs_all", ClientRequest::Logs { sandbox: None, follow: false, count: None }),
         ("client_resize", ClientRequest::Resize { cols: 80, rows: 24 }),
         ("client_ping", ClientRequest::Ping),
+        ("client_relaunch_xpra", ClientRequest::RelaunchXpra { target: KillTarget::Id(7) }),
     ]
 }
 
@@ -151,6 +152,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         ("reply_ok", DaemonReply::Ok),
         ("reply_shell_exited_code", DaemonReply::ShellExited { status: ExitStatus::Code(7) }),
         ("reply_shell_exited_signal", DaemonReply::ShellExited { status: ExitStatus::Signal(9) }),
+        ("reply_xpra_relaunched", DaemonReply::XpraRelaunched { ids: vec![7] }),
     ];
     let names = [
         "reply_error_no_such_profile",
@@ -189,6 +191,7 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
         ("d2a_umount", DaemonToAgent::Umount { uid: 1000, path: "/home/alice/a.txt".into() }),
         ("d2a_shutdown", DaemonToAgent::Shutdown { reason: "killed by uid 1000".into() }),
         ("d2a_ping", DaemonToAgent::Ping),
+        ("d2a_relaunch_xpra", DaemonToAgent::RelaunchXpra),
     ]
 }
 
@@ -213,6 +216,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_pong", AgentToDaemon::Pong),
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
         ("a2d_shell_exited", AgentToDaemon::ShellExited { pid: 4270, status: ExitStatus::Code(7) }),
+        ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
     ];
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));
