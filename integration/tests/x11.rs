@@ -195,3 +195,49 @@ fn corpus_eog_shows_its_window() {
     let _ = std::fs::remove_file(path);
     d.finish();
 }
+
+/// The FNV-1a colour oz gives a profile's window border (as `xpra::border_colour`).
+fn border_rgb(profile: &str) -> (u8, u8, u8) {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in profile.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    ((h >> 16) as u8, (h >> 8) as u8, h as u8)
+}
+
+/// `border: true` draws the profile's colour around its windows (Xpra blends it, so the pixels
+/// are that colour darkened): the screenshot has it.
+#[test]
+fn xpra_border_colour_is_visible() {
+    let x = Xvfb::start();
+    let p = profile(
+        "ozt-xclock",
+        "/usr/bin/xclock",
+        json!({"xserver": {"enabled": true, "border": true}, "networking": {"type": "empty"}}),
+    );
+    let d = Daemon::start(&[p]);
+    let a = user_a();
+    let (id, _) = launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
+    assert!(wait_window(&x.display(), None, "xclock", Duration::from_secs(15)).is_some(), "no window");
+    let (r, g, b) = border_rgb("ozt-xclock");
+    let count = |png: &std::path::Path| -> u64 {
+        let script = format!(
+            "from PIL import Image\nim = Image.open('{}').convert('RGB')\nc = ({r}, {g}, {b})\nd = max(range(3), key=lambda i: c[i])\n\
+             def tinted(px):\n    k = px[d] / c[d]\n    return 0.2 < k <= 1.05 and all(abs(px[i] - k * c[i]) <= 4 for i in range(3))\n\
+             print(sum(1 for px in im.getdata() if max(px) - min(px) > 10 and tinted(px)))",
+            png.display()
+        );
+        let out = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().expect("python3");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    };
+    let mut seen = 0;
+    let found = wait_until(Duration::from_secs(10), || {
+        let (png, _) = screenshot(&x.display(), "xpra-border");
+        seen = count(&png);
+        seen > 100
+    });
+    assert!(found, "border colour #{r:02x}{g:02x}{b:02x} on {seen} pixels of the screenshot");
+    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    d.finish();
+}
