@@ -241,3 +241,24 @@ fn xpra_border_colour_is_visible() {
     d.wait_gone(id, Duration::from_secs(10)).unwrap();
     d.finish();
 }
+
+/// A restarted daemon re-adopts an X sandbox with its host-side helper, and `oz kill` then
+/// ends all of it.
+#[test]
+fn a_restarted_daemon_readopts_the_x_stack() {
+    let x = Xvfb::start();
+    let mut d = Daemon::start(&[xclock_profile("ozt-xclock", "xephyr", "empty")]);
+    let a = user_a();
+    let (id, _) = launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
+    let agent = d.sandbox(id).unwrap().agent_pid as i32;
+    let xephyr = children_named(agent, "Xephyr");
+    assert_eq!(xephyr.len(), 1);
+    d.kill9();
+    d.spawn();
+    assert!(wait_until(Duration::from_secs(10), || d.sandbox(id).is_some()), "sandbox {id} not re-adopted");
+    assert_eq!(alive(&xephyr), xephyr, "Xephyr survives the daemon restart");
+    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || alive(&xephyr).is_empty()), "Xephyr outlived oz kill");
+    d.finish();
+}
