@@ -52,6 +52,22 @@ fn profile_check_on_the_corpus_prints_22_ok_lines() {
 }
 
 #[test]
+fn profile_check_warns_about_a_path_to_the_host_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaky = dir.path().join("leaky.json");
+    std::fs::write(
+        &leaky,
+        "{\"path\": \"/usr/bin/x\", \"whitelist\": [{\"path\": \"/tmp/.X11-unix\"}],\n \"environment\": [{\"name\": \"DISPLAY\"}]}",
+    )
+    .unwrap();
+    let out = oz_setup(&["profile".as_ref(), "check".as_ref(), leaky.as_os_str()]);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    let warned: Vec<&str> = all.lines().filter(|l| l.contains("warning") && l.contains("host's")).collect();
+    assert_eq!(warned.len(), 2, "{all}");
+    assert!(warned[0].contains("whitelist[0].path") && warned[1].contains("environment[0]"), "{all}");
+}
+
+#[test]
 fn profile_check_on_a_broken_file_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");

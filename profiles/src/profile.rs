@@ -95,6 +95,20 @@ pub struct XServer {
     pub border: bool,
     /// Applied to the host-side xpra client only.
     pub env: Vec<EnvVar>,
+    /// Beyond the original: which X server the program draws on.
+    pub backend: XBackend,
+}
+
+/// `xserver.backend`: how a sandbox gets its own X display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XBackend {
+    /// An Xpra server (with its own Xvfb) in the sandbox, an Xpra client on the user's display.
+    #[default]
+    Xpra,
+    /// Xephyr on the host as the user, a nested window on the user's display; only its socket
+    /// is bound into the sandbox.
+    Xephyr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -65,6 +65,7 @@ pub fn validate(p: &Profile) -> Vec<Issue> {
     check_seccomp(p, &mut out);
     check_environment(p, &mut out);
     check_misc(p, &mut out);
+    check_host_display(p, &mut out);
     out.0
 }
 
@@ -300,6 +301,24 @@ fn check_environment(p: &Profile, out: &mut Issues) {
     }
 }
 
+/// Ways a profile still leads to the host's display: its X sockets or an Xauthority whitelisted,
+/// or the caller's DISPLAY/XAUTHORITY passed to a program without its own X server.
+fn check_host_display(p: &Profile, out: &mut Issues) {
+    for (i, w) in p.whitelist.iter().enumerate() {
+        if w.path.contains("X11-unix") || w.path.contains("Xauthority") {
+            out.warn(format!("whitelist[{i}].path"), format!("{} gives the sandbox the host's X display (use xserver.enabled)", w.path));
+        }
+    }
+    if p.xserver.enabled {
+        return;
+    }
+    for (i, e) in p.environment.iter().enumerate() {
+        if e.value.is_none() && (e.name == "DISPLAY" || e.name == "XAUTHORITY") {
+            out.warn(format!("environment[{i}]"), format!("passes the host's {} to the program (use xserver.enabled)", e.name));
+        }
+    }
+}
+
 fn check_misc(p: &Profile, out: &mut Issues) {
     if !p.xserver.enabled && p.xserver.audio_mode != AudioMode::None {
         out.warn("xserver.audio_mode", "audio needs xserver.enabled");
@@ -377,6 +396,18 @@ mod tests {
             dport: None,
             destination: None,
         }
+    }
+
+    #[test]
+    fn paths_to_the_host_display_are_warned_about() {
+        let mut p = base();
+        p.whitelist.push(WhitelistItem { path: "/tmp/.X11-unix".into(), ..Default::default() });
+        p.whitelist.push(WhitelistItem { path: "${HOME}/.Xauthority".into(), ..Default::default() });
+        p.environment.push(EnvVar { name: "DISPLAY".into(), value: None });
+        let warned: Vec<String> = validate(&p).into_iter().filter(|i| i.severity == Severity::Warning).map(|i| i.key_path).collect();
+        assert_eq!(warned, ["whitelist[0].path", "whitelist[1].path", "environment[0]"]);
+        p.xserver.enabled = true;
+        assert_eq!(validate(&p).len(), 2, "oz sets DISPLAY itself for an X profile");
     }
 
     #[test]

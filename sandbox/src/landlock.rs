@@ -29,9 +29,15 @@ const FILE_RIGHTS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV
 const CREATE_RULESET_VERSION: u32 = 1 << 0;
 const RULE_PATH_BENEATH: libc::c_int = 1;
 
+/// ABI 6 scopes: no connecting to abstract unix sockets, and no signals, outside the domain.
+const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+const SCOPE_SIGNAL: u64 = 1 << 1;
+
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
 }
 
 #[repr(C, packed)]
@@ -53,6 +59,11 @@ pub struct LandlockPlan {
     pub devices: Vec<CString>,
     /// Fail when the kernel cannot enforce (else best effort).
     pub required: bool,
+    /// Confine the filesystem (false: scopes only, no filesystem rule is handled).
+    pub fs: bool,
+    /// Scope abstract unix sockets and signals to the sandbox (ABI >= 6; best effort): the host's
+    /// abstract X11 and D-Bus sockets stay out of reach even with host networking.
+    pub scope_ipc: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,7 +86,14 @@ impl LandlockPlan {
             writable: writable.iter().filter_map(|p| c(p)).collect(),
             devices: vec![CString::new("/dev").unwrap(), CString::new("/proc").unwrap()],
             required,
+            fs: true,
+            scope_ipc: false,
         }
+    }
+
+    /// No filesystem rules, only the IPC scopes (for a profile without `landlock.enabled`).
+    pub fn scope_only() -> LandlockPlan {
+        LandlockPlan { read_exec: vec![], writable: vec![], devices: vec![], required: false, fs: false, scope_ipc: true }
     }
 }
 
@@ -136,8 +154,12 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<bool, LandlockError> {
         Err(errno) if plan.required => return Err(LandlockError::Unsupported(errno)),
         Err(_) => return Ok(false),
     };
-    let handled = handled(abi);
-    let attr = RulesetAttr { handled_access_fs: handled };
+    let handled = if plan.fs { handled(abi) } else { 0 };
+    let scoped = if plan.scope_ipc && abi >= 6 { SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL } else { 0 };
+    if handled == 0 && scoped == 0 {
+        return Ok(false);
+    }
+    let attr = RulesetAttr { handled_access_fs: handled, handled_access_net: 0, scoped };
     // SAFETY: creates a ruleset from a valid attr of the given size.
     let raw = unsafe {
         libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32)
@@ -197,6 +219,8 @@ mod tests {
             writable: vec![c(&allowed)],
             devices: vec![c(&devices)],
             required: true,
+            fs: true,
+            scope_ipc: false,
         };
         // SAFETY: the test child only makes syscalls and exits with _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {

@@ -126,7 +126,8 @@ impl Agent {
             | AgentToDaemon::Mounted { .. }
             | AgentToDaemon::Unmounted
             | AgentToDaemon::Error(_)
-            | AgentToDaemon::Pong => true,
+            | AgentToDaemon::Pong
+            | AgentToDaemon::XpraRelaunched => true,
             AgentToDaemon::ShuttingDown { .. } => self.pending.front().is_some_and(|p| p.expect == "Shutdown"),
             _ => false,
         }

@@ -63,6 +63,12 @@ pub enum Command {
         #[arg(value_parser = parse_kill_target)]
         target: KillTarget,
     },
+    /// Restart the Xpra client of a sandbox (its window on your display), or of all yours
+    Relaunchxpra {
+        /// Sandbox id, or `all`
+        #[arg(value_parser = parse_kill_target)]
+        target: KillTarget,
+    },
     /// Open an interactive shell inside a sandbox, as you
     Shell {
         /// Sandbox id

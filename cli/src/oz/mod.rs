@@ -53,6 +53,7 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
         Command::Run { profile, args } => launch::run(&profile, args),
         Command::List { json } => listing::list(json),
         Command::Kill { target } => sandbox::kill(target),
+        Command::Relaunchxpra { target } => sandbox::relaunch_xpra(target),
         Command::Shell { id } => sandbox::shell(id),
         Command::Logs { follow, sandbox, count, json } => listing::logs(follow, sandbox, count, json),
         Command::Mount { id, readonly, paths } => sandbox::mount(id, readonly, paths),

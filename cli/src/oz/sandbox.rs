@@ -21,6 +21,24 @@ pub fn kill(target: KillTarget) -> Result<u8> {
     }
 }
 
+pub fn relaunch_xpra(target: KillTarget) -> Result<u8> {
+    let mut conn = Conn::connect()?;
+    let what = match target {
+        KillTarget::Id(id) => format!("relaunch xpra of sandbox {id}"),
+        KillTarget::All => "relaunch xpra of all".to_string(),
+    };
+    match conn.call(&ClientRequest::RelaunchXpra { target }).context(what.clone())? {
+        DaemonReply::XpraRelaunched { ids } if ids.is_empty() => Err(anyhow!("{what}: no sandbox with an xpra client")),
+        DaemonReply::XpraRelaunched { ids } => {
+            for id in ids {
+                println!("{id}");
+            }
+            Ok(0)
+        }
+        other => Err(unexpected("XpraRelaunched", &other)),
+    }
+}
+
 /// Default size for a pty when our stdin is not a terminal.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
 

@@ -54,6 +54,7 @@ const XSERVER: &[&str] = &[
     "pulseaudio",
     "border",
     "env",
+    "backend",
 ];
 const XSERVER_HINTS: &[(&str, &str)] = &[
     ("notifications", "xserver.enable_notifications"),
@@ -113,6 +114,7 @@ pub(crate) const AUDIO_MODES: &[(&str, AudioMode)] = &[
     ("full", AudioMode::Full),
     ("pulseaudio", AudioMode::Pulseaudio),
 ];
+pub(crate) const X_BACKENDS: &[(&str, XBackend)] = &[("xpra", XBackend::Xpra), ("xephyr", XBackend::Xephyr)];
 pub(crate) const NET_TYPES: &[(&str, NetType)] = &[
     ("none", NetType::None),
     ("empty", NetType::Empty),
@@ -303,6 +305,7 @@ fn xserver(d: &mut Decoder, g: &Fields) -> XServer {
         pulseaudio: d.bool(g, "pulseaudio").unwrap_or(false),
         border: d.bool(g, "border").unwrap_or(false),
         env: env_list(d, g, "env"),
+        backend: d.choice(g, "backend", X_BACKENDS).unwrap_or_default(),
     }
 }
 

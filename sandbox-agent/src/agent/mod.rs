@@ -13,3 +13,4 @@ pub mod seccomp;
 pub mod serve;
 pub mod standalone;
 pub mod supervise;
+pub mod x11;

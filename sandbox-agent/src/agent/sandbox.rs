@@ -170,10 +170,17 @@ impl Sandbox {
         let files = if spec.profile.allow_files { crate::agent::argfiles::accessible(&program.user, files) } else { Vec::new() };
         let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
         let mut warnings = rootfs.warnings.clone();
-        let landlock = spec.profile.landlock.enabled.then(|| {
-            let extra = writable_targets(&rootfs);
-            LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required)
-        });
+        // An X program, or one on the host's network, is scoped away from the host's abstract
+        // sockets (X11, D-Bus) and from signalling outside the sandbox.
+        let scope_ipc = spec.profile.xserver.enabled || spec.profile.networking.net_type == oz_profiles::profile::NetType::Host;
+        let landlock = match spec.profile.landlock.enabled {
+            true => {
+                let extra = writable_targets(&rootfs);
+                let plan = LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required);
+                Some(LandlockPlan { scope_ipc, ..plan })
+            }
+            false => scope_ipc.then(LandlockPlan::scope_only),
+        };
         // The seccomp filter is compiled after the clone and sent to the init (seccomp_pipe).
         let exec_plan = program.exec_plan(landlock, None)?;
         let (stdio, log) = Sandbox::stdio(spec, stdio)?;

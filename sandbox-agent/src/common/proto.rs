@@ -46,6 +46,11 @@ pub enum AgentToInit {
     /// SIGTERM everything, wait up to `grace_ms`, SIGKILL what is left, report the exits and
     /// exit. Reply: `ShuttingDown` immediately; the channel closes when the init is gone.
     Shutdown { grace_ms: u32 },
+    /// Start a helper of the sandbox (its X server) as the sandbox user, confined as the program
+    /// (credentials, capabilities, Landlock) but with `seccomp` (a compiled filter,
+    /// `CompiledFilter::to_bytes`) instead of the program's. Carries three fds: stdin, stdout,
+    /// stderr. Tracked as `ProcessRole::Other`. Reply: `Launched`, else `Failed`.
+    StartHelper { argv: Vec<String>, env: Vec<String>, seccomp: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

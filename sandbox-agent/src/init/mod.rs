@@ -335,6 +335,7 @@ impl Init {
                 unsafe { libc::kill(-1, signal) };
                 return;
             }
+            AgentToInit::StartHelper { argv, env, seccomp } => self.start_helper(argv, env, seccomp, fds),
             AgentToInit::Shutdown { grace_ms } => {
                 self.start_shutdown(Duration::from_millis(grace_ms.into()));
                 InitToAgent::ShuttingDown
@@ -409,6 +410,33 @@ impl Init {
         let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?.as_raw();
         self.tracked.insert(pid, ProcessRole::Relaunch);
         Ok((pid, master))
+    }
+
+    fn start_helper(&mut self, argv: Vec<String>, env: Vec<String>, seccomp: Vec<u8>, fds: Vec<OwnedFd>) -> InitToAgent {
+        let mut plan = match requests::relaunch_plan(&self.template, &argv, &env, None) {
+            Ok(p) => p,
+            Err(error) => return InitToAgent::Failed { error },
+        };
+        match oz_sandbox::seccomp::from_bytes(&seccomp) {
+            Ok(f) => plan.seccomp = Some(f),
+            Err(detail) => {
+                return InitToAgent::Failed { error: InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) } }
+            }
+        }
+        let stdio = match <[OwnedFd; 3]>::try_from(fds) {
+            Ok(f) => ProgramStdio::Fds(f),
+            Err(v) => {
+                let error = InitError { step: Step::Stdio, object: None, errno: libc::EINVAL, detail: Some(format!("expected 3 fds, got {}", v.len())) };
+                return InitToAgent::Failed { error };
+            }
+        };
+        match exec::spawn(&plan, stdio) {
+            Ok(pid) => {
+                self.tracked.insert(pid.as_raw(), ProcessRole::Other);
+                InitToAgent::Launched { pid: pid.as_raw() }
+            }
+            Err(error) => InitToAgent::Failed { error },
+        }
     }
 
     fn shell(&mut self, req: &proto::ShellRequest) -> Result<(i32, OwnedFd), InitError> {

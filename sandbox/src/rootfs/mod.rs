@@ -61,6 +61,7 @@ mod etc;
 mod pathsafe;
 mod plan;
 mod proc;
+mod userdir;
 mod vars;
 mod whitelist;
 
@@ -73,6 +74,7 @@ pub use bind::MountFailure;
 pub use blacklist::{receive as receive_blacklist, send as send_blacklist};
 pub use build::{build, build_with, BuildReport, Deferred};
 pub use pathsafe::{AsUser, PathError};
+pub use userdir::PrivateDir;
 pub use plan::{plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry, SystemKind};
 
 use crate::user::UserInfo;

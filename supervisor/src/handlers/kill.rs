@@ -40,6 +40,24 @@ pub async fn kill(conn: &Conn, shared: &Shared, target: KillTarget) -> Result<()
     reply(conn, r.await).await
 }
 
+/// `RelaunchXpra`: restart the Xpra client of each target (the caller's own, as for `Kill`);
+/// answers with the ids where a client was restarted.
+pub async fn relaunch_xpra(conn: &Conn, shared: &Shared, target: KillTarget) -> Result<(), WireError> {
+    let caller = conn.peer.uid;
+    let r = async {
+        let targets = shared.registry.send(KillTargets { target, caller }).await.map_err(internal)??;
+        let asks = targets.into_iter().filter_map(|(id, agent)| agent.map(|a| (id, a))).map(|(id, a)| async move {
+            let answer = ask(&a, id, DaemonToAgent::RelaunchXpra, Vec::new(), None, SHUTDOWN_GRACE).await;
+            answer.ok().filter(|(msg, _)| matches!(msg, oz_wire::AgentToDaemon::XpraRelaunched)).map(|_| id)
+        });
+        let mut ids: Vec<u64> = futures::future::join_all(asks).await.into_iter().flatten().collect();
+        ids.sort_unstable();
+        slog::info!(conn.log, "xpra clients relaunched"; "ids" => ?ids);
+        Ok(DaemonReply::XpraRelaunched { ids })
+    };
+    reply(conn, r.await).await
+}
+
 /// oz.conf stop_sandboxes_on_exit: stop every sandbox before the daemon exits.
 pub async fn kill_all_for_shutdown(shared: &Shared) {
     let Ok(all) = shared.registry.send(AllAgents).await else { return };

@@ -44,6 +44,7 @@ pub async fn dispatch(conn: &Conn, shared: &Shared, req: ClientRequest, fds: Vec
             launch::launch(conn, shared, req).await
         }
         ClientRequest::Kill { target } => kill::kill(conn, shared, target).await,
+        ClientRequest::RelaunchXpra { target } => kill::relaunch_xpra(conn, shared, target).await,
         ClientRequest::Shell { id, term, cols, rows } => shell::shell(conn, shared, id, term, cols, rows).await,
         ClientRequest::Mount { id, paths, read_only } => mount::mount(conn, shared, id, paths, read_only).await,
         ClientRequest::Umount { id, path } => mount::umount(conn, shared, id, path).await,

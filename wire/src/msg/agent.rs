@@ -33,6 +33,8 @@ pub enum DaemonToAgent {
     /// Tear the sandbox down; the agent answers `ShuttingDown` and exits when done.
     Shutdown { reason: String },
     Ping,
+    /// Restart the sandbox's host-side Xpra client. Answered by `XpraRelaunched` or `Error`.
+    RelaunchXpra,
 }
 
 /// A message from an agent to the daemon.
@@ -71,6 +73,8 @@ pub enum AgentToDaemon {
     /// The helper processes the agent supervises for the sandbox (X server, forwarders), with
     /// each `Health` heartbeat when there are any (event).
     Children { children: Vec<ChildHealth> },
+    /// Answer to `RelaunchXpra`: a new client was started.
+    XpraRelaunched,
 }
 
 /// One supervised helper process, as the heartbeat reports it.
@@ -109,6 +113,7 @@ impl DaemonToAgent {
             DaemonToAgent::Umount { .. } => "Umount",
             DaemonToAgent::Shutdown { .. } => "Shutdown",
             DaemonToAgent::Ping => "Ping",
+            DaemonToAgent::RelaunchXpra => "RelaunchXpra",
         }
     }
 }
@@ -135,6 +140,7 @@ impl AgentToDaemon {
             AgentToDaemon::ShellExited { .. } => "ShellExited",
             AgentToDaemon::Mounts { .. } => "Mounts",
             AgentToDaemon::Children { .. } => "Children",
+            AgentToDaemon::XpraRelaunched => "XpraRelaunched",
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum ClientRequest {
         cols: u16,
         rows: u16,
     },
+    /// Restart the host-side Xpra client of a sandbox (or of all the caller's), e.g. after the
+    /// user's display came back.
+    RelaunchXpra { target: KillTarget },
 }
 
 /// One profile in the `Profiles` listing.
@@ -109,6 +112,8 @@ pub enum DaemonReply {
     Ok,
     /// After `ShellStarted`: the shell ended. Daemons that cannot tell never send it.
     ShellExited { status: ExitStatus },
+    /// Answer to `RelaunchXpra`: the sandboxes whose Xpra client was restarted.
+    XpraRelaunched { ids: Vec<u64> },
 }
 
 impl DaemonReply {
@@ -130,6 +135,7 @@ impl DaemonReply {
             DaemonReply::Error(_) => "Error",
             DaemonReply::Ok => "Ok",
             DaemonReply::ShellExited { .. } => "ShellExited",
+            DaemonReply::XpraRelaunched { .. } => "XpraRelaunched",
         }
     }
 }
@@ -150,6 +156,7 @@ impl ClientRequest {
             ClientRequest::Resize { .. } => "Resize",
             ClientRequest::Ping => "Ping",
             ClientRequest::LaunchPty { .. } => "LaunchPty",
+            ClientRequest::RelaunchXpra { .. } => "RelaunchXpra",
         }
     }
 }

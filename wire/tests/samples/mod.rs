@@ -89,6 +89,7 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
                 rows: 40,
             },
         ),
+        ("client_relaunch_xpra", ClientRequest::RelaunchXpra { target: KillTarget::Id(7) }),
     ]
 }
 
@@ -170,6 +171,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         ("reply_ok", DaemonReply::Ok),
         ("reply_shell_exited_code", DaemonReply::ShellExited { status: ExitStatus::Code(7) }),
         ("reply_shell_exited_signal", DaemonReply::ShellExited { status: ExitStatus::Signal(9) }),
+        ("reply_xpra_relaunched", DaemonReply::XpraRelaunched { ids: vec![7] }),
     ];
     let names = [
         "reply_error_no_such_profile",
@@ -220,6 +222,7 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
         ("d2a_umount", DaemonToAgent::Umount { uid: 1000, path: "/home/alice/a.txt".into() }),
         ("d2a_shutdown", DaemonToAgent::Shutdown { reason: "killed by uid 1000".into() }),
         ("d2a_ping", DaemonToAgent::Ping),
+        ("d2a_relaunch_xpra", DaemonToAgent::RelaunchXpra),
     ]
 }
 
@@ -254,6 +257,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
                 ],
             },
         ),
+        ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
     ];
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));

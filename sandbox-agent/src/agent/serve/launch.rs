@@ -27,6 +27,10 @@ pub struct Started {
     channel: OwnedFd,
     /// How the init ended (after the teardown).
     init_status: Option<String>,
+    /// The host side of the sandbox's X display (`xserver.enabled`).
+    pub x11: Option<crate::agent::x11::Session>,
+    /// What the X helpers printed while starting (for the log, with oz.conf `log_xpra`).
+    pub x11_output: Vec<String>,
 }
 
 impl Started {
@@ -37,10 +41,14 @@ impl Started {
     /// Wait for the init (already exited or killed), remove the cgroup: nothing of the
     /// sandbox is left after this.
     pub fn teardown(&mut self) -> Result<(), String> {
-        match self.sandbox.take() {
+        let done = match self.sandbox.take() {
             Some(sb) => sb.finish().map(|status| self.init_status = Some(status)).map_err(|e| e.to_string()),
             None => Ok(()),
+        };
+        if let Some(mut x11) = self.x11.take() {
+            x11.stop();
         }
+        done
     }
 
     /// How the init ended, once torn down.
@@ -66,15 +74,86 @@ impl Started {
             logs,
             channel,
             init_status: None,
+            x11: None,
+            x11_output: Vec::new(),
         })
     }
 }
 
 /// Launch the sandbox of `spec` with the daemon's stdio fds (3 when attached, none for log).
-pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
+/// With `xserver.enabled` the display is prepared first and `spec` gains what the sandbox needs
+/// of it (binds, `DISPLAY`); an in-sandbox X server (Xpra) starts once the sandbox is built,
+/// and the program only after the server is ready and the client attached.
+pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
+    let other = |detail: String| AgentError::Other { detail };
+    let mut logs = Vec::new();
+    let mut x11 = match spec.profile.xserver.enabled {
+        true => {
+            let user = UserInfo::resolve(spec.uid).map_err(|e| AgentError::User { uid: spec.uid, detail: e.to_string() })?;
+            Some(crate::agent::x11::Session::start(spec, &user).map_err(|e| e.to_wire())?)
+        }
+        false => None,
+    };
+    let deferred = x11.as_ref().is_some_and(|x| x.needs_sandbox_server());
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
-    let sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
-    Started::new(sandbox)
+    let (sandbox, program_fds) = match deferred {
+        true => {
+            let mut built = spec.clone();
+            built.noexec = true;
+            let copies = fds.iter().map(|f| f.try_clone()).collect::<Result<Vec<_>, _>>().map_err(|e| other(format!("dup stdio: {e}")))?;
+            (Sandbox::launch_with_files(&built, copies, &files).map_err(|e| e.to_wire())?, fds)
+        }
+        false => (Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?, Vec::new()),
+    };
+    let mut program_pid = sandbox.program_pid();
+    let mut x11_output = Vec::new();
+    if let Some(x) = x11.as_mut() {
+        if deferred {
+            x.start_in_sandbox(&sandbox).map_err(|e| e.to_wire())?;
+            if !spec.noexec {
+                program_pid = Some(run_program(&sandbox, spec, program_fds, &mut logs)?);
+            }
+        }
+        let (fd, early) = x.take_output();
+        if let Some(fd) = fd {
+            logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+        }
+        x11_output = early;
+    }
+    let mut started = Started::new(sandbox)?;
+    started.program_pid = program_pid;
+    logs.append(&mut started.logs);
+    started.logs = logs;
+    started.x11 = x11;
+    started.x11_output = x11_output;
+    Ok(started)
+}
+
+/// Start the program of `spec` in the built sandbox (after its X server): the daemon's fds when
+/// attached, else a new log pipe. Returns its pid once it was exec'd.
+fn run_program(sandbox: &Sandbox, spec: &LaunchSpec, fds: Vec<OwnedFd>, logs: &mut Vec<LogPipe>) -> Result<i32, AgentError> {
+    let other = |detail: String| AgentError::Other { detail };
+    let request = Sandbox::relaunch_request(spec).map_err(|e| e.to_wire())?;
+    let stdio = match spec.stdio {
+        oz_wire::StdioMode::Attached => fds,
+        oz_wire::StdioMode::Pty { .. } => {
+            return Err(other("a program on a terminal pty is not available with the xpra backend; use `oz launch`".into()));
+        }
+        oz_wire::StdioMode::Log => {
+            let null = std::fs::File::open("/dev/null").map_err(|e| other(format!("/dev/null: {e}")))?;
+            let (read, write) = super::logpipe::pipe().map_err(|e| other(format!("pipe: {e}")))?;
+            let write2 = write.try_clone().map_err(|e| other(format!("dup: {e}")))?;
+            logs.push(read);
+            vec![null.into(), write, write2]
+        }
+    };
+    let raw: Vec<_> = stdio.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    sandbox.send(&request, &raw).map_err(|e| e.to_wire())?;
+    match sandbox.recv().map_err(|e| e.to_wire())? {
+        (iproto::InitToAgent::Launched { pid }, _) => Ok(pid),
+        (iproto::InitToAgent::Failed { error }, _) => Err(agent_error(&error, None)),
+        (msg, _) => Err(other(format!("init answered {msg:?} to the program's start"))),
+    }
 }
 
 /// The wire form of an init failure; `path` names the object of a mount/umount request.

@@ -65,7 +65,7 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
         return Err(e.into());
     }
     let (msg, fds) = daemon.recv()?;
-    let spec = match msg {
+    let mut spec = match msg {
         DaemonToAgent::Launch(spec) => spec,
         // A daemon may ping or stop an agent before it launched anything.
         DaemonToAgent::Shutdown { reason } => {
@@ -76,7 +76,7 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     };
     daemon.set_read_timeout(None)?;
     crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
-    let started = match launch::start(&spec, fds) {
+    let started = match launch::start(&mut spec, fds) {
         Ok(s) => s,
         Err(e) => {
             let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);

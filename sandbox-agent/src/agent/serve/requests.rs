@@ -9,7 +9,7 @@ use super::runtime::Runtime;
 use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::agent::mountinject;
 use crate::agent::supervise::Event;
-use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode, WireError};
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, LogLevel, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -137,6 +137,20 @@ impl Runtime {
             DaemonToAgent::Umount { uid, path } => self.umount(uid, path),
             DaemonToAgent::Hello { .. } => self.answer(refuse("hello already exchanged".into())),
             DaemonToAgent::Launch(_) => self.answer(refuse("this agent already runs a sandbox".into())),
+            DaemonToAgent::RelaunchXpra => self.relaunch_xpra(),
+        }
+    }
+
+    fn relaunch_xpra(&mut self) {
+        if self.stopping() {
+            return;
+        }
+        match self.started.x11.as_mut().and_then(|x| x.relaunch_client()) {
+            Some(line) => {
+                self.log(LogLevel::Info, line);
+                self.answer(AgentToDaemon::XpraRelaunched);
+            }
+            None => self.answer(AgentToDaemon::Error(AgentError::Unsupported { detail: "this sandbox has no xpra client".into() })),
         }
     }
 

@@ -218,6 +218,13 @@ impl Runtime {
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
         let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
         rt.send_daemon(ready, &fds);
+        for line in std::mem::take(&mut rt.started.x11_output) {
+            rt.log(LogLevel::Info, line);
+        }
+        if let Some(x) = &rt.started.x11 {
+            let line = format!("xserver: {:?} display :{} ready", x.backend(), x.display);
+            rt.log(LogLevel::Info, line);
+        }
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
@@ -350,6 +357,7 @@ impl Runtime {
         let now = Instant::now();
         if now >= self.next_tick {
             self.next_tick = now + TICK;
+            self.check_x11();
             self.feed(Event::Tick);
             self.dropped_notice(now);
         }
@@ -364,6 +372,17 @@ impl Runtime {
         if self.kill_at.is_some_and(|k| now >= k) && !self.init_reaped {
             let _ = nix::sys::signal::kill(Pid::from_raw(self.init_pid()), Signal::SIGKILL);
             self.kill_at = None;
+        }
+    }
+
+    /// Log what happened to the X display's host-side helpers (restarts included).
+    fn check_x11(&mut self) {
+        if self.is_stopping() {
+            return;
+        }
+        let Some(x11) = self.started.x11.as_mut() else { return };
+        for line in x11.check() {
+            self.log(LogLevel::Warning, line);
         }
     }
 

@@ -1,0 +1,173 @@
+//! X11 test helpers: a private Xvfb standing in for the user's desktop (on a display number the
+//! test picks, `-ac` on that private server only), launching X profiles with `DISPLAY` set,
+//! finding a sandbox's X helpers, looking for windows and taking screenshots.
+
+#![allow(dead_code)]
+
+use crate::common_daemon::{procs, run, wait_until, Daemon, TestUser};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The tools these tests drive; each missing one is named in the failure.
+pub fn require_tools() {
+    let missing: Vec<&str> = ["Xvfb", "Xephyr", "xclock", "xwininfo", "import", "identify"]
+        .into_iter()
+        .filter(|t| !["/usr/bin", "/bin"].iter().any(|d| Path::new(d).join(t).exists()))
+        .collect();
+    assert!(missing.is_empty(), "x11 tests cannot run: missing {missing:?} (scripts/deps.sh installs them)");
+}
+
+/// A private Xvfb on `:n`.
+pub struct Xvfb {
+    pub n: u32,
+    child: Child,
+}
+
+impl Xvfb {
+    /// Start Xvfb on the first free display from 150 and wait for its socket.
+    pub fn start() -> Xvfb {
+        require_tools();
+        let n = (150..250)
+            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .expect("a free display number");
+        let child = Command::new("Xvfb")
+            .args([&format!(":{n}"), "-ac", "-nolisten", "tcp", "-screen", "0", "1280x1024x24"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn Xvfb");
+        let x = Xvfb { n, child };
+        assert!(wait_until(Duration::from_secs(10), || Path::new(&x.socket()).exists()), "Xvfb :{n} did not start");
+        x
+    }
+
+    pub fn display(&self) -> String {
+        format!(":{}", self.n)
+    }
+
+    pub fn socket(&self) -> String {
+        format!("/tmp/.X11-unix/X{}", self.n)
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `oz ARGS` as `user` with `DISPLAY` (the X launch path), 30 s limit.
+pub fn oz_display(d: &Daemon, user: &TestUser, display: &str, args: &[&str]) -> run::Out {
+    let mut cmd = run::command(&crate::common_daemon::bin("oz"), &d.socket, user);
+    cmd.env("DISPLAY", display).args(args);
+    run::output(cmd, None, Duration::from_secs(30), &format!("oz {} (DISPLAY={display})", args.join(" ")))
+}
+
+/// `oz launch PROFILE -- ARGS` with DISPLAY; the sandbox id and how long the launch took.
+pub fn launch_x(d: &Daemon, user: &TestUser, display: &str, profile: &str, args: &[&str]) -> (u64, Duration) {
+    let mut argv = vec!["launch", profile, "--"];
+    argv.extend_from_slice(args);
+    let t = Instant::now();
+    let out = oz_display(d, user, display, &argv);
+    let took = t.elapsed();
+    out.assert_ok(&format!("oz launch {profile}"), d);
+    let id: u64 = out.stdout.trim().parse().unwrap_or_else(|_| panic!("oz launch printed {:?}", out.stdout));
+    let s = d.sandbox(id).expect("launched sandbox listed");
+    assert_eq!(s.uid, user.uid);
+    (id, took)
+}
+
+/// The sandbox's display number, from its log line `xserver: ... display :N ready`.
+pub fn sandbox_display(d: &Daemon, user: &TestUser, id: u64) -> u32 {
+    let mut n = None;
+    let found = wait_until(Duration::from_secs(5), || {
+        let out = d.oz(user, &["logs", "--sandbox", &id.to_string()]);
+        n = out.stdout.lines().find_map(|l| {
+            let rest = &l[l.find("xserver: ")?..];
+            let after = &rest[rest.find("display :")? + "display :".len()..];
+            after.split_whitespace().next()?.parse().ok()
+        });
+        n.is_some()
+    });
+    assert!(found, "no xserver line in the log of sandbox {id}:\n{}", d.oz(user, &["logs", "--sandbox", &id.to_string()]).stdout);
+    n.unwrap()
+}
+
+/// Host processes that are children of `parent` and have this comm.
+pub fn children_named(parent: i32, comm: &str) -> Vec<i32> {
+    all_pids().into_iter().filter(|p| ppid(*p) == Some(parent) && procs::comm(*p) == comm).collect()
+}
+
+/// Every process named `comm` owned by `uid`.
+pub fn user_procs_named(uid: u32, comm: &str) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|p| procs::comm(*p) == comm)
+        .filter(|p| fs::metadata(format!("/proc/{p}")).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false))
+        .collect()
+}
+
+fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc").map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
+}
+
+pub fn ppid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The argument after `flag` in a process's command line.
+pub fn cmdline_arg(pid: i32, flag: &str) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+}
+
+/// `xwininfo -root -tree` of `display` (as root, with `xauthority` if given).
+pub fn window_tree(display: &str, xauthority: Option<&Path>) -> String {
+    let mut cmd = Command::new("xwininfo");
+    cmd.args(["-root", "-tree"]).env_clear().env("DISPLAY", display).env("PATH", "/usr/bin:/bin");
+    if let Some(a) = xauthority {
+        cmd.env("XAUTHORITY", a);
+    }
+    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// Wait up to `limit` for a window whose name contains `name`.
+pub fn wait_window(display: &str, xauthority: Option<&Path>, name: &str, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    wait_until(limit, || window_tree(display, xauthority).contains(name)).then(|| t.elapsed())
+}
+
+/// Where screenshots go: `target/x11-artifacts/`.
+pub fn artifact_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("x11-artifacts");
+    fs::create_dir_all(&dir).expect("create artifact dir");
+    dir
+}
+
+/// Screenshot of `display` to `target/x11-artifacts/NAME.png`; returns its path and how many
+/// distinct colours it has (1 = blank).
+pub fn screenshot(display: &str, name: &str) -> (PathBuf, u64) {
+    let path = artifact_dir().join(format!("{name}.png"));
+    let st = Command::new("import")
+        .args(["-window", "root", path.to_str().unwrap()])
+        .env_clear()
+        .env("DISPLAY", display)
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .expect("run import");
+    assert!(st.success(), "import -window root on {display} failed");
+    let out = Command::new("identify").args(["-format", "%k", path.to_str().unwrap()]).output().expect("identify");
+    let colours = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    (path, colours)
+}
+
+/// Processes still alive among `pids`.
+pub fn alive(pids: &[i32]) -> Vec<i32> {
+    pids.iter().copied().filter(|p| procs::Proc::get(*p).is_some_and(|p| p.alive())).collect()
+}

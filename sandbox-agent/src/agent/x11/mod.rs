@@ -1,0 +1,364 @@
+//! A sandbox's own X display (`xserver.enabled`). The agent prepares it before the sandbox is
+//! cloned and owns every host-side process of it:
+//!
+//! 1. The caller must have a `DISPLAY` (else the launch fails: a program that cannot draw is
+//!    not started).
+//! 2. A per-sandbox directory, 0700, created by the user's credentials below `/run/user/<uid>`
+//!    (or `~/.cache/oz` without one), holds a fresh cookie (`Xauthority`) and is bound into the
+//!    sandbox at [`SANDBOX_DIR`].
+//! 3. The backend starts: `xephyr` ([`xephyr`]) runs Xephyr on the host as the user and binds
+//!    only its socket into the sandbox; `xpra` ([`xpra`]) has the init start an Xpra server in
+//!    the sandbox once it is built ([`Session::start_in_sandbox`]), then attaches an Xpra client
+//!    on the host, and only then is the program started.
+//! 4. The program gets `DISPLAY` of that server and `XAUTHORITY` of the cookie; the host's X
+//!    socket, Xauthority and abstract sockets are never part of the sandbox.
+//!
+//! Host-side helpers are the agent's children ([`hostproc`]): checked on every supervision
+//! tick, restarted within a budget ([`restart`]) when restarting helps, stopped with the
+//! sandbox.
+
+pub mod hostproc;
+pub mod restart;
+pub mod xauth;
+pub mod xephyr;
+pub mod xpra;
+
+use nix::errno::Errno;
+use oz_profiles::profile::{EnvVar, WhitelistItem, XBackend};
+use oz_sandbox::rootfs::{PrivateDir, RootfsError};
+use oz_sandbox::user::UserInfo;
+use oz_wire::LaunchSpec;
+use crate::agent::sandbox::Sandbox;
+use crate::agent::serve::logpipe::LogPipe;
+use crate::common::proto::{AgentToInit, InitToAgent};
+use oz_profiles::profile::XServer;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long the Xpra server may take to accept clients, and the client to attach.
+const XPRA_READY: Duration = Duration::from_secs(30);
+
+/// Where the per-sandbox directory appears inside the sandbox.
+pub const SANDBOX_DIR: &str = "/run/oz-x11";
+/// The cookie file's name in the per-sandbox directory.
+const COOKIE: &str = "Xauthority";
+
+#[derive(Debug, thiserror::Error)]
+pub enum X11Error {
+    #[error("xserver: the caller has no DISPLAY; profile {profile} needs the user's X display")]
+    NoDisplay { profile: String },
+    #[error("xserver: {program} not found in {} (install {package})", hostproc::HOST_PATH)]
+    Missing { program: &'static str, package: &'static str },
+    #[error("xserver: directory: {0}")]
+    Dir(#[from] RootfsError),
+    #[error("xserver: {op}: {errno}")]
+    Sys { op: &'static str, errno: Errno },
+    #[error("xserver: start {program}: {source}")]
+    Spawn { program: &'static str, source: std::io::Error },
+    #[error("xserver: {program}: {detail}")]
+    Start { program: &'static str, detail: String },
+    #[error("xserver: sandbox {id}: {detail}")]
+    Init { id: u64, detail: String },
+}
+
+impl X11Error {
+    pub fn to_wire(&self) -> oz_wire::AgentError {
+        oz_wire::AgentError::Other { detail: self.to_string() }
+    }
+}
+
+fn caller_value<'a>(spec: &'a LaunchSpec, name: &str) -> Option<&'a str> {
+    spec.caller_env.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// The base directory and the relative path of the per-sandbox directory of sandbox `id`.
+fn dir_location(user: &UserInfo, id: u64) -> (PathBuf, PathBuf) {
+    let run = PathBuf::from(format!("/run/user/{}", user.uid));
+    let owned = std::fs::symlink_metadata(&run).map(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == user.uid).unwrap_or(false);
+    match owned {
+        true => (run, PathBuf::from(format!("oz/x11-{id}"))),
+        false => (user.home.clone(), PathBuf::from(format!(".cache/oz/x11-{id}"))),
+    }
+}
+
+/// A running host side of a sandbox's display.
+pub struct Session {
+    backend: XBackend,
+    user: UserInfo,
+    profile: String,
+    xserver: XServer,
+    dir: PrivateDir,
+    /// The host-side Xpra client's own configuration directory (not visible in the sandbox).
+    client_conf: Option<PrivateDir>,
+    /// The caller's DISPLAY and XAUTHORITY (for the host-side helpers).
+    caller_display: String,
+    caller_xauthority: Option<String>,
+    caller_bus: Option<String>,
+    etc_prefix: PathBuf,
+    /// Xephyr (the `xephyr` backend).
+    server: Option<Child>,
+    /// The Xpra client (the `xpra` backend).
+    client: Option<Child>,
+    restarts: Vec<Instant>,
+    /// The helpers' output: write end (given to each helper) and read end.
+    out_w: OwnedFd,
+    out_r: Option<OwnedFd>,
+    /// Output read while waiting for readiness, for the log.
+    early: Vec<String>,
+    /// Without `log_xpra`: the output, drained and dropped.
+    discard: Option<LogPipe>,
+    log_output: bool,
+    /// The display number inside the sandbox.
+    pub display: u32,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), X11Error> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| X11Error::Sys { op: "pipe", errno })
+}
+
+impl Session {
+    /// Prepare the display of `spec` (whose `xserver.enabled` is set) for `user`, and add what
+    /// the sandbox needs to `spec` (the binds and the program's `DISPLAY`/`XAUTHORITY`). With
+    /// the `xpra` backend the server starts later, in the built sandbox
+    /// ([`Session::start_in_sandbox`]).
+    pub fn start(spec: &mut LaunchSpec, user: &UserInfo) -> Result<Session, X11Error> {
+        let profile = spec.profile.name.clone();
+        let display = caller_value(spec, "DISPLAY").ok_or(X11Error::NoDisplay { profile: profile.clone() })?.to_string();
+        let xauthority = caller_value(spec, "XAUTHORITY").map(str::to_string);
+        let backend = spec.profile.xserver.backend;
+        if backend == XBackend::Xpra && hostproc::find_program("xpra").is_none() {
+            return Err(X11Error::Missing { program: "xpra", package: "xpra" });
+        }
+        let (root, rel) = dir_location(user, spec.sandbox_id);
+        let dir = PrivateDir::create(user, &root, &rel)?;
+        let (out_r, out_w) = pipe()?;
+        let mut session = Session {
+            backend,
+            user: user.clone(),
+            profile: profile.clone(),
+            xserver: spec.profile.xserver.clone(),
+            dir,
+            client_conf: None,
+            caller_display: display,
+            caller_xauthority: xauthority,
+            caller_bus: caller_value(spec, "DBUS_SESSION_BUS_ADDRESS").map(str::to_string),
+            etc_prefix: spec.config.etc_prefix.clone(),
+            server: None,
+            client: None,
+            restarts: Vec::new(),
+            out_w,
+            out_r: Some(out_r),
+            early: Vec::new(),
+            discard: None,
+            log_output: spec.config.log_xpra,
+            display: 0,
+        };
+        let cookie = xauth::new_cookie().map_err(|e| X11Error::Sys { op: "getrandom", errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)) })?;
+        session.dir.write_file(user, COOKIE, &xauth::file_bytes(&cookie), 0o600)?;
+        match backend {
+            XBackend::Xephyr => {
+                let auth_file = session.dir.path().join(COOKIE);
+                let params = xephyr::Params {
+                    user,
+                    profile: &profile,
+                    display: &session.caller_display,
+                    xauthority: session.caller_xauthority.as_deref(),
+                    auth_file: &auth_file,
+                    output: Some(session.out_w.try_clone().map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?),
+                    etc_prefix: &spec.config.etc_prefix,
+                };
+                let (child, n) = xephyr::start(&params, spec.sandbox_id)?;
+                session.server = Some(child);
+                session.display = n;
+                session.expose(spec, Some(xephyr::socket_path(n)));
+            }
+            XBackend::Xpra => {
+                let conf = xpra::conf_text(&spec.profile.xserver);
+                session.dir.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                let client_conf = PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
+                client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                session.client_conf = Some(client_conf);
+                session.display = xpra::DISPLAY;
+                session.expose(spec, None);
+            }
+        }
+        Ok(session)
+    }
+
+    /// Whether the server starts inside the sandbox (the program must wait for it).
+    pub fn needs_sandbox_server(&self) -> bool {
+        self.backend == XBackend::Xpra
+    }
+
+    /// `xpra`: have the init start the server, wait until it accepts clients, attach the
+    /// client on the host and wait until it is attached.
+    pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
+        let id = sandbox.id();
+        let init_err = |detail: String| X11Error::Init { id, detail };
+        let filter = hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
+        let home = self.user.home.clone();
+        let req = AgentToInit::StartHelper {
+            argv: xpra::server_argv(&self.xserver, SANDBOX_DIR),
+            env: xpra::server_env(&home, &self.user.name, SANDBOX_DIR),
+            seccomp: filter.to_bytes(),
+        };
+        let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "xpra", source: e })?;
+        let out = self.out_w.as_raw_fd();
+        sandbox.send(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))?;
+        match sandbox.recv().map_err(|e| init_err(e.to_string()))? {
+            (InitToAgent::Launched { .. }, _) => {}
+            (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the xpra server: {error}"))),
+            (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
+        }
+        let r = self.out_r.as_ref().expect("output pipe").as_fd();
+        xpra::wait_for_line(r, xpra::SERVER_READY, XPRA_READY, &mut self.early)
+            .map_err(|detail| X11Error::Start { program: "xpra server", detail: self.with_output(detail) })?;
+        self.client = Some(self.spawn_client()?);
+        let r = self.out_r.as_ref().expect("output pipe").as_fd();
+        xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early)
+            .map_err(|detail| X11Error::Start { program: "xpra client", detail: self.with_output(detail) })
+    }
+
+    fn with_output(&self, detail: String) -> String {
+        let tail: Vec<&str> = self.early.iter().rev().take(5).map(String::as_str).collect();
+        match tail.is_empty() {
+            true => detail,
+            false => format!("{detail}; last output: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+        }
+    }
+
+    fn spawn_client(&self) -> Result<Child, X11Error> {
+        let program = "xpra client";
+        let conf = self.client_conf.as_ref().map(|d| d.path()).unwrap_or_default();
+        let mut env = hostproc::base_env(&self.user, &self.caller_display, self.caller_xauthority.as_deref());
+        for (k, v) in [("XPRA_SYSTEM_CONF_DIRS", &conf), ("XPRA_USER_CONF_DIRS", &conf)] {
+            env.push((k.to_string(), v.to_string_lossy().into_owned()));
+        }
+        env.push(("XPRA_CLIPBOARDS".into(), "CLIPBOARD".into()));
+        // The user's session bus (notifications are shown there); without one, a bus address
+        // that cannot connect, so that nothing autolaunches a bus outliving the sandbox.
+        let bus = self.caller_bus.clone().unwrap_or_else(|| "unix:path=/nonexistent/oz-no-session-bus".into());
+        env.push(("DBUS_SESSION_BUS_ADDRESS".into(), bus));
+        for e in &self.xserver.env {
+            if let Some(v) = &e.value {
+                env.push((e.name.clone(), v.clone()));
+            }
+        }
+        let exe = hostproc::find_program("xpra").ok_or(X11Error::Missing { program: "xpra", package: "xpra" })?;
+        let socket = self.dir.path().join("xpra.sock");
+        let cmd = hostproc::HostCommand {
+            exe,
+            args: xpra::client_args(&self.xserver, &socket, &self.profile),
+            env,
+            output: Some(self.out_w.try_clone().map_err(|e| X11Error::Spawn { program, source: e })?),
+            fd3: None,
+        };
+        hostproc::spawn(&self.user, cmd, hostproc::default_filter(&self.etc_prefix)).map_err(|e| X11Error::Spawn { program, source: e })
+    }
+
+    /// The helpers' output for the sandbox log (with `log_xpra`), and what was read of it
+    /// during start-up; without `log_xpra` it is drained and dropped here.
+    pub fn take_output(&mut self) -> (Option<OwnedFd>, Vec<String>) {
+        let early = std::mem::take(&mut self.early);
+        let fd = self.out_r.take();
+        match self.log_output {
+            true => (fd, early),
+            false => {
+                self.discard = fd.and_then(|fd| LogPipe::new(fd).ok());
+                (None, Vec::new())
+            }
+        }
+    }
+
+    /// Bind the per-sandbox directory (and `socket`, at the same path) into the sandbox and
+    /// point the program at the display.
+    fn expose(&self, spec: &mut LaunchSpec, socket: Option<PathBuf>) {
+        let item = |path: &Path, target: &str, read_only: bool| WhitelistItem {
+            path: path.to_string_lossy().into_owned(),
+            target: Some(target.to_string()),
+            read_only,
+            ..WhitelistItem::default()
+        };
+        spec.profile.whitelist.push(item(&self.dir.path(), SANDBOX_DIR, false));
+        if let Some(s) = socket {
+            let target = s.to_string_lossy().into_owned();
+            spec.profile.whitelist.push(item(&s, &target, true));
+        }
+        let env = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value) };
+        spec.profile.environment.push(env("DISPLAY", format!(":{}", self.display)));
+        spec.profile.environment.push(env("XAUTHORITY", format!("{SANDBOX_DIR}/{COOKIE}")));
+    }
+
+    /// Notice helpers that ended and restart the Xpra client within its budget; returns what
+    /// to log.
+    pub fn check(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(d) = &mut self.discard {
+            let _ = d.drain();
+        }
+        if let Some(child) = &mut self.server {
+            if let Some(status) = hostproc::try_reap(child) {
+                // The program loses its display with the server: nothing to restart onto.
+                out.push(format!("xserver: Xephyr :{} ended ({status})", self.display));
+                self.server = None;
+            }
+        }
+        let ended = self.client.as_mut().and_then(hostproc::try_reap);
+        if let Some(status) = ended {
+            self.client = None;
+            out.push(self.restart_client(&format!("xpra client ended ({status})")));
+        }
+        out
+    }
+
+    fn restart_client(&mut self, why: &str) -> String {
+        let now = Instant::now();
+        if restart::next(restart::BUDGET, &self.restarts, now) == restart::Decision::GiveUp {
+            return format!("xserver: {why}; restart budget spent, not restarted");
+        }
+        self.restarts.push(now);
+        self.restarts.retain(|t| now.saturating_duration_since(*t) < restart::BUDGET.window);
+        match self.spawn_client() {
+            Ok(c) => {
+                self.client = Some(c);
+                format!("xserver: {why}; restarted")
+            }
+            Err(e) => format!("xserver: {why}; restart failed: {e}"),
+        }
+    }
+
+    /// `oz relaunchxpra`: stop the Xpra client and start a new one.
+    pub fn relaunch_client(&mut self) -> Option<String> {
+        if self.backend != XBackend::Xpra {
+            return None;
+        }
+        if let Some(mut c) = self.client.take() {
+            hostproc::stop(&mut c, Duration::from_secs(2));
+        }
+        self.restarts.clear();
+        Some(self.restart_client("xpra client relaunched"))
+    }
+
+    pub fn backend(&self) -> XBackend {
+        self.backend
+    }
+
+    /// Stop every helper and remove the per-sandbox directories; idempotent.
+    pub fn stop(&mut self) {
+        for mut child in [self.client.take(), self.server.take()].into_iter().flatten() {
+            hostproc::stop(&mut child, Duration::from_secs(2));
+        }
+        self.dir.remove(&self.user);
+        if let Some(c) = &self.client_conf {
+            c.remove(&self.user);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,153 @@
+//! The `xephyr` backend: Xephyr runs on the host as the user, a nested window on the user's
+//! display. It listens only on its path socket (`-nolisten tcp -nolisten local`: no TCP, no
+//! abstract socket any network namespace could reach), accepts only holders of the sandbox's
+//! cookie (`-auth`), and reports its display number on `-displayfd` once it accepts clients.
+//! The sandbox gets that one socket bound in, nothing else of the host's X.
+
+use super::hostproc::{self, HostCommand};
+use super::X11Error;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use oz_sandbox::user::UserInfo;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long Xephyr may take to accept clients.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The nested screen.
+const SCREEN: &str = "1024x768";
+
+/// What the host side needs to start Xephyr.
+pub struct Params<'a> {
+    pub user: &'a UserInfo,
+    pub profile: &'a str,
+    /// The caller's DISPLAY and XAUTHORITY.
+    pub display: &'a str,
+    pub xauthority: Option<&'a str>,
+    /// The cookie file Xephyr checks clients against.
+    pub auth_file: &'a Path,
+    pub output: Option<OwnedFd>,
+    pub etc_prefix: &'a Path,
+}
+
+/// The socket of display `n` on the host.
+pub fn socket_path(n: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/.X11-unix/X{n}"))
+}
+
+/// The display numbers tried for sandbox `id`: a different one per sandbox (a display number
+/// freed by an ending Xephyr is not reused at once: an X server removes its lock before its
+/// socket), then the next ones.
+fn candidates(id: u64) -> impl Iterator<Item = u32> {
+    let first = 100 + (id % 800) as u32;
+    (0..TRIES).map(move |i| 100 + (first - 100 + i * 7) % 800)
+}
+
+/// How many display numbers are tried.
+const TRIES: u32 = 4;
+
+/// Start Xephyr and wait until it accepts clients; returns it and its display number.
+pub fn start(p: &Params<'_>, id: u64) -> Result<(Child, u32), X11Error> {
+    let mut last = None;
+    for n in candidates(id) {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists() || socket_path(n).exists() {
+            continue;
+        }
+        match start_on(p, n) {
+            Ok(started) => return Ok(started),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(X11Error::Start { program: "Xephyr", detail: "no free display number".into() }))
+}
+
+fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
+    let exe = hostproc::find_program("Xephyr").ok_or(X11Error::Missing { program: "Xephyr", package: "xserver-xephyr" })?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| X11Error::Sys { op: "pipe", errno: e })?;
+    let args = [
+        &format!(":{n}"), "-displayfd", "3", "-nolisten", "tcp", "-nolisten", "local", "-auth",
+        &p.auth_file.to_string_lossy(), "-screen", SCREEN, "-resizeable", "-title", &format!("[oz] {}", p.profile),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cmd = HostCommand {
+        exe,
+        args,
+        env: hostproc::base_env(p.user, p.display, p.xauthority),
+        output: p.output.as_ref().map(|f| f.try_clone()).transpose().map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?,
+        fd3: Some(ready_w),
+    };
+    let mut child = hostproc::spawn(p.user, cmd, hostproc::default_filter(p.etc_prefix)).map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?;
+    let ready = read_display(ready_r.as_fd()).and_then(|got| match got == n {
+        true => Ok(n),
+        false => Err(format!("reported display :{got}, asked for :{n}")),
+    });
+    match ready {
+        Ok(n) => match check_socket(p.user, n) {
+            Ok(()) => Ok((child, n)),
+            Err(e) => {
+                hostproc::stop(&mut child, Duration::from_secs(1));
+                Err(e)
+            }
+        },
+        Err(detail) => {
+            hostproc::stop(&mut child, Duration::from_millis(200));
+            let status = hostproc::try_reap(&mut child).unwrap_or_default();
+            Err(X11Error::Start { program: "Xephyr", detail: format!("{detail}{}", if status.is_empty() { String::new() } else { format!(" ({status})") }) })
+        }
+    }
+}
+
+/// The display number Xephyr writes on `-displayfd` (its write end closed in the agent).
+fn read_display(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
+    let until = Instant::now() + READY_TIMEOUT;
+    let mut buf = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("not ready after {} s", READY_TIMEOUT.as_secs()));
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(left.as_millis().min(60_000) as u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let mut chunk = [0u8; 32];
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut chunk) {
+            Ok(0) => return Err("exited before accepting clients".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("read display number: {e}")),
+        }
+        if buf.contains(&b'\n') || buf.len() > 16 {
+            let text = String::from_utf8_lossy(&buf);
+            return text.trim().parse().map_err(|_| format!("bad display number {text:?}"));
+        }
+    }
+}
+
+/// The socket of display `n` must be a socket owned by the user (Xephyr's, not a squatter's).
+fn check_socket(user: &UserInfo, n: u32) -> Result<(), X11Error> {
+    let path = socket_path(n);
+    let m = std::fs::symlink_metadata(&path).map_err(|e| X11Error::Start { program: "Xephyr", detail: format!("{}: {e}", path.display()) })?;
+    if !m.file_type().is_socket() || m.uid() != user.uid {
+        return Err(X11Error::Start { program: "Xephyr", detail: format!("{}: not a socket of {}", path.display(), user.name) });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn display_candidates_differ_per_sandbox_and_stay_in_range() {
+        let a: Vec<u32> = super::candidates(1).collect();
+        let b: Vec<u32> = super::candidates(2).collect();
+        assert_eq!(a.len(), super::TRIES as usize);
+        assert_ne!(a[0], b[0]);
+        assert!(super::candidates(799).chain(super::candidates(u64::MAX)).all(|n| (100..900).contains(&n)));
+    }
+}

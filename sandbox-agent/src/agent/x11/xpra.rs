@@ -1,0 +1,205 @@
+//! The `xpra` backend: an Xpra server (with its own Xvfb) inside the sandbox, started by the
+//! init as the user ([`crate::common::proto::AgentToInit::StartHelper`], default seccomp
+//! blacklist), and an Xpra client on the host as the user, attached to the user's display. They
+//! talk over `xpra.sock` (0600) in the per-sandbox directory; the Xvfb listens on its path
+//! socket only. Both sides read a configuration oz owns (`XPRA_SYSTEM_CONF_DIRS` and
+//! `XPRA_USER_CONF_DIRS`, never /etc/xpra) and are given every channel-closing flag on the
+//! command line as well: no file transfer, printing, webcam, mdns, html, open-url, D-Bus
+//! proxying, remote logging or mmap; audio only through `audio_mode: pulseaudio` (the program's
+//! own socket, not Xpra's); the clipboard shares CLIPBOARD only (never PRIMARY).
+
+use oz_profiles::profile::XServer;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The display inside every Xpra sandbox: its /tmp, and (without host networking) its network
+/// namespace, are its own, and the Xvfb has no abstract socket.
+pub const DISPLAY: u32 = 10;
+/// The server's line once it accepts clients.
+pub const SERVER_READY: &str = "xpra is ready.";
+/// The client's line once attached.
+pub const CLIENT_ATTACHED: &str = "Attached to";
+/// The in-sandbox executable.
+pub const XPRA: &str = "/usr/bin/xpra";
+
+/// The configuration file both sides read instead of /etc/xpra.
+pub fn conf_text(x: &XServer) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "# written by oz: the whole configuration of this sandbox's xpra\n\
+         clipboard = {}\nclipboard-direction = both\nnotifications = {}\ntray = {}\nsystem-tray = {}\n\
+         file-transfer = no\nopen-files = no\nopen-url = no\nprinting = no\nwebcam = no\nmdns = no\n\
+         pulseaudio = no\nspeaker = off\nmicrophone = off\nmmap = no\nsharing = no\nremote-logging = no\n\
+         dbus-proxy = no\nsocket-permissions = 600\nxsettings = no\nopengl = no\n",
+        yes(!x.disable_clipboard),
+        yes(x.enable_notifications),
+        yes(x.enable_tray),
+        yes(x.enable_tray),
+    )
+}
+
+/// Channel flags common to both sides.
+fn closed_flags(x: &XServer) -> Vec<String> {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    [
+        format!("--clipboard={}", yes(!x.disable_clipboard)),
+        format!("--notifications={}", yes(x.enable_notifications)),
+        "--speaker=off".into(),
+        "--microphone=off".into(),
+        "--webcam=no".into(),
+        "--printing=no".into(),
+        "--file-transfer=no".into(),
+        "--open-url=no".into(),
+        "--mmap=no".into(),
+        "--remote-logging=no".into(),
+    ]
+    .to_vec()
+}
+
+/// The server's argv inside the sandbox (`dir` is the per-sandbox directory there).
+pub fn server_argv(x: &XServer, dir: &str) -> Vec<String> {
+    let mut argv = vec![
+        XPRA.to_string(),
+        "start".into(),
+        format!(":{DISPLAY}"),
+        "--daemon=no".into(),
+        format!("--bind={dir}/xpra.sock"),
+        format!("--socket-dirs={dir}"),
+        "--socket-permissions=600".into(),
+        format!("--xvfb=Xvfb -nolisten tcp -nolisten local -noreset -auth {dir}/Xauthority -screen 0 1920x1080x24"),
+        "--pulseaudio=no".into(),
+        "--mdns=no".into(),
+        "--html=off".into(),
+        "--systemd-run=no".into(),
+        "--xsettings=no".into(),
+        "--start-new-commands=no".into(),
+        "--dbus-launch=".into(),
+        "--dbus-proxy=no".into(),
+        format!("--system-tray={}", if x.enable_tray { "yes" } else { "no" }),
+    ];
+    argv.extend(closed_flags(x));
+    argv
+}
+
+/// The server's environment inside the sandbox.
+pub fn server_env(home: &Path, user: &str, dir: &str) -> Vec<String> {
+    vec![
+        "PATH=/usr/bin:/bin".into(),
+        format!("HOME={}", home.display()),
+        format!("USER={user}"),
+        format!("LOGNAME={user}"),
+        "TMPDIR=/tmp".into(),
+        format!("XAUTHORITY={dir}/Xauthority"),
+        format!("XPRA_SYSTEM_CONF_DIRS={dir}"),
+        format!("XPRA_USER_CONF_DIRS={dir}"),
+        "XPRA_CLIPBOARDS=CLIPBOARD".into(),
+    ]
+}
+
+/// A stable colour for a profile's window border (`#rrggbb`, from an FNV-1a hash of its name).
+pub fn border_colour(profile: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in profile.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    format!("#{:06x}", h & 0x00ff_ffff)
+}
+
+/// The client's arguments on the host.
+pub fn client_args(x: &XServer, socket: &Path, profile: &str) -> Vec<String> {
+    let mut args = vec![
+        "attach".to_string(),
+        format!("socket://{}", socket.display()),
+        "--opengl=no".into(),
+        format!("--tray={}", if x.enable_tray { "yes" } else { "no" }),
+        "--title=[oz] @title@".into(),
+        "--keyboard-sync=no".into(),
+    ];
+    args.extend(closed_flags(x));
+    if x.enable_tray {
+        if let Some(icon) = &x.tray_icon {
+            args.push(format!("--tray-icon={icon}"));
+        }
+    }
+    if let Some(icon) = &x.window_icon {
+        args.push(format!("--window-icon={icon}"));
+    }
+    if x.border {
+        args.push(format!("--border={},3", border_colour(profile)));
+    }
+    args
+}
+
+/// Read `fd` (non-blocking reads after poll) until a line contains `needle`; every line read
+/// is returned, for the log. Err with the lines read when the writer closes or time runs out.
+pub fn wait_for_line(fd: BorrowedFd<'_>, needle: &str, timeout: Duration, lines: &mut Vec<String>) -> Result<(), String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let until = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no \"{needle}\" after {} s", timeout.as_secs()));
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(left.as_millis().min(60_000) as u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let mut chunk = [0u8; 4096];
+        let n = match nix::unistd::read(fd.as_raw_fd(), &mut chunk) {
+            Ok(0) => return Err("output closed before it was ready".into()),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            let found = line.contains(needle);
+            if lines.len() < 200 {
+                lines.push(line);
+            }
+            if found {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_closes_every_channel() {
+        let x = XServer { disable_clipboard: true, ..XServer::default() };
+        let conf = conf_text(&x);
+        for line in ["clipboard = no", "file-transfer = no", "open-url = no", "printing = no", "webcam = no", "mdns = no", "dbus-proxy = no", "socket-permissions = 600", "pulseaudio = no"] {
+            assert!(conf.contains(line), "{line} missing from\n{conf}");
+        }
+        let server = server_argv(&x, "/run/oz-x11");
+        assert!(server.contains(&"--file-transfer=no".to_string()) && server.contains(&"--clipboard=no".to_string()));
+        assert!(server.iter().any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local")), "no abstract socket for the Xvfb");
+        let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
+        assert!(env.contains(&"XPRA_CLIPBOARDS=CLIPBOARD".to_string()), "CLIPBOARD only, never PRIMARY");
+        assert!(env.iter().all(|e| !e.contains("/etc/xpra")));
+    }
+
+    #[test]
+    fn client_options_follow_the_profile() {
+        let x = XServer { enable_tray: true, tray_icon: Some("/t.png".into()), window_icon: Some("/w.png".into()), border: true, ..XServer::default() };
+        let args = client_args(&x, Path::new("/run/user/1/oz/x11-3/xpra.sock"), "evince");
+        for a in ["--tray=yes", "--tray-icon=/t.png", "--window-icon=/w.png", "--clipboard=yes", "--file-transfer=no"] {
+            assert!(args.contains(&a.to_string()), "{a} missing: {args:?}");
+        }
+        assert!(args.contains(&format!("--border={},3", border_colour("evince"))));
+        assert_eq!(border_colour("evince"), border_colour("evince"));
+        assert_ne!(border_colour("evince"), border_colour("eog"));
+        let plain = client_args(&XServer::default(), Path::new("/s"), "p");
+        assert!(plain.contains(&"--tray=no".to_string()) && !plain.iter().any(|a| a.starts_with("--border")));
+    }
+}
