@@ -3,8 +3,10 @@
 //! `config show` prints every oz.conf key with its value and a description; `config check` loads
 //! the config and every profile in `profile_dir`; `profile check FILE...` checks profile files.
 //! Each error is one line naming file:line:col and key; the exit status is 1 if anything failed.
+//! `install`, `remove` and `status` wrap programs with dpkg-divert (see `oz_cli::setup`).
 
 use clap::{Parser, Subcommand};
+use oz_cli::setup;
 use oz_profiles::config_load::{load_config, LoadedConfig};
 use oz_profiles::load::{load_profile, load_profile_dir, Diagnostic};
 use std::io::{self, Write};
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 #[command(
     name = "oz-setup",
     version,
-    about = "check and show the oz configuration and profiles"
+    about = "check and show the oz configuration and profiles, wrap programs"
 )]
 struct Cli {
     /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
@@ -33,6 +35,12 @@ enum Command {
     /// Profile commands
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Wrap a profile's programs: divert each with dpkg-divert, a symlink to oz in its place
+    Install(setup::ChangeArgs),
+    /// Unwrap a profile's programs: remove the symlinks and diversions install made
+    Remove(setup::ChangeArgs),
+    /// Show, per program path, its diversion, real binary and symlink
+    Status(setup::StatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +94,23 @@ fn run(cli: &Cli) -> io::Result<bool> {
         Command::Config(ConfigCommand::Show) => config_show(cli.config.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref()),
         Command::Profile(ProfileCommand::Check { files }) => profile_check(files),
+        Command::Install(args) => with_config(cli, |c| setup::install(c, args)),
+        Command::Remove(args) => with_config(cli, |c| setup::remove(c, args)),
+        Command::Status(args) => with_config(cli, |c| setup::status(c, args)),
+    }
+}
+
+/// Run a desktop-integration command with the loaded config; its errors become one line.
+fn with_config(cli: &Cli, f: impl FnOnce(&oz_profiles::Config) -> anyhow::Result<bool>) -> io::Result<bool> {
+    let Some(loaded) = config(cli.config.as_deref())? else {
+        return Ok(false);
+    };
+    match f(&loaded.config) {
+        Ok(ok) => Ok(ok),
+        Err(e) => {
+            err!("error: {e:#}");
+            Ok(false)
+        }
     }
 }
 

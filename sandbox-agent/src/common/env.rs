@@ -72,25 +72,7 @@ pub fn program_env(config_vars: &[String], profile_env: &[EnvVar], caller: &[(St
     env
 }
 
-/// Where oz-setup moved a diverted executable (oz-inventory §1.8): append `.<suffix>` when a
-/// suffix is set, then move to `<dir>-oz/` when `divert_path`; with neither, the suffix is
-/// `unsafe`.
-pub fn diverted_path(path: &Path, divert_suffix: &str, divert_path: bool) -> PathBuf {
-    let suffix = if divert_suffix.is_empty() && !divert_path { "unsafe" } else { divert_suffix };
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    if !suffix.is_empty() {
-        name.push(".");
-        name.push(suffix);
-    }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if divert_path {
-        let mut d = dir.as_os_str().to_os_string();
-        d.push("-oz");
-        PathBuf::from(d).join(name)
-    } else {
-        dir.join(name)
-    }
-}
+pub use oz_profiles::divert::diverted_path;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProgramError {
@@ -238,8 +220,8 @@ mod tests {
         let only = |set: &'static [&'static str]| move |p: &Path| set.iter().any(|s| Path::new(s) == p);
         let e = only(&["/bin/evince"]);
         assert_eq!(program_path(&profile("${PATH}/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/bin/evince"));
-        let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince"]);
-        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince"));
+        let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince.unsafe"]);
+        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince.unsafe"));
         assert_eq!(program_path(&profile("/usr/bin/x"), &cfg, &ctx, &only(&[])).unwrap(), Path::new("/usr/bin/x"));
         assert!(matches!(program_path(&profile("evince"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotAbsolute { .. })));
         assert!(matches!(program_path(&profile("${PATH}/nope"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotInPath { .. })));
