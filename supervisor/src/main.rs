@@ -101,6 +101,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     info!(log, "starting"; "version" => env!("CARGO_PKG_VERSION"), "config" => %loaded.path.display(),
         "from_file" => loaded.from_file);
     prepare_dirs(&config)?;
+    // An admin may edit the generic blacklist: a broken one stops the start, naming file and line.
+    oz_profiles::seccomp::generic::generic_blacklist(&config.etc_prefix)
+        .map_err(|e| anyhow::anyhow!("generic seccomp blacklist: {e}"))?;
     let profiles = load_profiles(&config, &log);
     info!(log, "profiles loaded"; "count" => profiles.len(), "dir" => %config.profile_dir.display());
     let scan = adopt::scan(&config.state_dir, &log);

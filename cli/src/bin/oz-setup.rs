@@ -156,6 +156,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
         "missing, using defaults"
     };
     out!("{}: {source}", loaded.path.display());
+    let generic_ok = setup::check_generic_blacklist(&loaded.config)?;
     let set = load_profile_dir(&loaded.config.profile_dir);
     print_warnings(&set.warnings)?;
     for p in &set.profiles {
@@ -170,7 +171,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
         set.profiles.len(),
         set.failed.len()
     );
-    Ok(set.failed.is_empty())
+    Ok(set.failed.is_empty() && generic_ok)
 }
 
 fn profile_check(files: &[PathBuf]) -> io::Result<bool> {

@@ -145,3 +145,19 @@ pub fn status(config: &Config, args: &StatusArgs) -> Result<bool> {
     }
     Ok(ok)
 }
+
+/// `config check`: the generic seccomp blacklist (`<etc_prefix>/blacklist-generic.seccomp`)
+/// loads, or is absent (the built-in default applies).
+pub fn check_generic_blacklist(config: &Config) -> std::io::Result<bool> {
+    use oz_profiles::seccomp::generic::{generic_blacklist, generic_blacklist_path};
+    let path = generic_blacklist_path(&config.etc_prefix);
+    match generic_blacklist(&config.etc_prefix) {
+        Ok(_) if path.exists() => writeln!(std::io::stdout(), "{}: ok", path.display())?,
+        Ok(_) => writeln!(std::io::stdout(), "{}: missing, using the built-in default", path.display())?,
+        Err(e) => {
+            writeln!(std::io::stderr(), "error: {e}")?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
