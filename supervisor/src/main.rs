@@ -4,6 +4,7 @@
 mod access;
 mod adopt;
 mod agent;
+mod args;
 mod agentio;
 mod cleanup;
 mod conn;
@@ -19,31 +20,12 @@ mod table;
 pub use daemon::{load_profiles, Shared};
 
 use anyhow::Context as _;
+use args::Args;
 use clap::Parser;
 use slog::{info, o, Drain, Logger};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// The oz sandbox daemon (runs in the foreground, as root).
-#[derive(Parser, Debug)]
-#[command(name = "oz-daemon", version)]
-struct Args {
-    /// oz.conf to use (default: $OZ_CONFIG, else /etc/oz/oz.conf).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Log to stderr as JSON lines instead of terminal text.
-    #[arg(long)]
-    log_json: bool,
-    /// Lowest level logged (stderr, files, `oz logs`): critical, error, warning, info, debug, trace.
-    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
-    log_level: slog::Level,
-}
-
-fn parse_level(s: &str) -> Result<slog::Level, String> {
-    s.parse().map_err(|_| format!("unknown log level {s:?}"))
-}
 
 /// Make sure fds 0-2 are open so that no socket lands there (it would be clobbered by the
 /// stdio set-up of spawned agents).

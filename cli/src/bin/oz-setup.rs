@@ -5,60 +5,14 @@
 //! Each error is one line naming file:line:col and key; the exit status is 1 if anything failed.
 //! `install`, `remove` and `status` wrap programs with dpkg-divert (see `oz_cli::setup`).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use oz_cli::setup;
+use oz_cli::setup::cli::{Cli, Command, ConfigCommand, ProfileCommand};
 use oz_profiles::config_load::{load_config, LoadedConfig};
 use oz_profiles::load::{load_profile, load_profile_dir, Diagnostic};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-#[derive(Parser)]
-#[command(
-    name = "oz-setup",
-    version,
-    about = "check and show the oz configuration and profiles, wrap programs"
-)]
-struct Cli {
-    /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// oz.conf commands
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Profile commands
-    #[command(subcommand)]
-    Profile(ProfileCommand),
-    /// Wrap a profile's programs: divert each with dpkg-divert, a symlink to oz in its place
-    Install(setup::ChangeArgs),
-    /// Unwrap a profile's programs: remove the symlinks and diversions install made
-    Remove(setup::ChangeArgs),
-    /// Show, per program path, its diversion, real binary and symlink
-    Status(setup::StatusArgs),
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Print every key, its value and a one-line description
-    Show,
-    /// Load the config and every profile in profile_dir
-    Check,
-}
-
-#[derive(Subcommand)]
-enum ProfileCommand {
-    /// Check profile files: prints `FILE: ok` or the errors; exit 1 on any error
-    Check {
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-}
 
 /// `println!` that returns an error (a closed pipe) instead of panicking.
 macro_rules! out {

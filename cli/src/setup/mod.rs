@@ -5,6 +5,7 @@
 //! to `/usr/bin-oz/evince.unsafe` and `/usr/bin/evince` becomes a symlink to
 //! `<prefix_path>/bin/oz`. Running the diverted path still runs the program unsandboxed.
 
+pub mod cli;
 pub mod dpkg;
 pub mod install;
 pub mod rootdir;
