@@ -2,6 +2,7 @@
 //! sandbox, supervises them and survives its own restarts (agents are re-adopted).
 
 mod access;
+mod activation;
 mod adopt;
 mod agent;
 mod args;
@@ -69,7 +70,7 @@ fn prepare_dirs(config: &oz_profiles::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, activated: Option<std::os::fd::OwnedFd>) -> anyhow::Result<()> {
     let loaded = oz_profiles::config_load::load_config(args.config.as_deref())?;
     let mut config = loaded.config;
     if let Some(sock) = std::env::var_os(oz_wire::client::SOCKET_ENV).filter(|s| !s.is_empty()) {
@@ -89,13 +90,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     let profiles = load_profiles(&config, &log);
     info!(log, "profiles loaded"; "count" => profiles.len(), "dir" => %config.profile_dir.display());
     let scan = adopt::scan(&config.state_dir, &log);
-    let listener = listener::bind(&config.socket_path)
-        .with_context(|| format!("bind {}", config.socket_path.display()))?;
+    let from_systemd = activated.is_some();
+    let listener = match activated {
+        Some(fd) => activation::listener(fd, &config.socket_path)?,
+        None => listener::bind(&config.socket_path).with_context(|| format!("bind {}", config.socket_path.display()))?,
+    };
     let socket_path = config.socket_path.clone();
     let system = actix::System::new();
     system.block_on(async { daemon::start(config, profiles, scan, listener, hub, log.clone()) });
     let result = system.run();
-    let _ = std::fs::remove_file(&socket_path);
+    if !from_systemd {
+        // A socket systemd made stays: it activates the next daemon.
+        let _ = std::fs::remove_file(&socket_path);
+    }
     info!(log, "stopped");
     result.context("actix system")
 }
@@ -111,10 +118,18 @@ fn raise_fd_limit() {
 }
 
 fn main() -> ExitCode {
+    // Before anything that could take fd 3 or start a thread.
+    let activated = match activation::take_from_env() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("oz-daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     ensure_std_fds();
     raise_fd_limit();
     let args = Args::parse();
-    match run(args) {
+    match run(args, activated) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oz-daemon: {e:#}");
