@@ -7,6 +7,7 @@ PKGS=(
   passwd util-linux procps       # tests: useradd, runuser, ps
   iproute2 nftables              # networking
   bubblewrap firejail hyperfine  # benchmarks, side by side
+  x11-apps systemd               # tests: xclock to wrap, systemd-analyze, systemd-socket-activate
 
 )
 missing=()
