@@ -40,7 +40,7 @@ fn wait_for(path: &Path) {
     }
 }
 
-fn stop(mut child: Child) -> String {
+fn stop(child: Child) -> String {
     // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

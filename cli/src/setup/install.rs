@@ -49,6 +49,25 @@ fn divert_dir(to: &Path) -> Result<(RootDir, Option<PathBuf>)> {
     Ok((dir, created.then(|| to.parent().unwrap().to_path_buf())))
 }
 
+/// A program that is a relative symlink (`/usr/bin/gimp -> gimp-2.10`) must still lead to the
+/// same file from its diverted place, or the sandbox would find no program to run.
+fn check_link_survives_move(path: &Path, target: &Path, to: &Path) -> Result<()> {
+    if target.is_absolute() {
+        return Ok(());
+    }
+    let now = std::fs::canonicalize(path).ok();
+    let moved = to.parent().map(|d| d.join(target)).and_then(|p| std::fs::canonicalize(p).ok());
+    if now.is_none() || now != moved {
+        bail!(
+            "{}: a relative symlink to {} that would not lead to the same file from {}; wrap the file it points to, or set divert_path false",
+            path.display(),
+            target.display(),
+            to.display()
+        );
+    }
+    Ok(())
+}
+
 /// Wrap `path`: check it (and everything above it) is root's, divert it, place the symlink.
 pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
     let (dir_path, name) = split(path)?;
@@ -80,14 +99,18 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
         }
         None => {}
     }
-    match dir.entry(name)? {
+    let entry = dir.entry(name)?;
+    match &entry {
         Entry::Missing => bail!("{}: not installed", path.display()),
         Entry::Symlink { target, .. } if is_wrapper_link(&target, &wrapper) => {
             bail!("{}: already a symlink to {} but not diverted; remove it by hand", path.display(), target.display())
         }
-        Entry::File { uid, .. } | Entry::Symlink { uid, .. } if uid != 0 => bail!("{}: owned by uid {uid}, not root", path.display()),
+        Entry::File { uid, .. } | Entry::Symlink { uid, .. } if *uid != 0 => bail!("{}: owned by uid {uid}, not root", path.display()),
         Entry::Other { .. } => bail!("{}: not a file or symlink", path.display()),
         _ => {}
+    }
+    if let Entry::Symlink { target, .. } = &entry {
+        check_link_survives_move(path, target, &to)?;
     }
     if !force && std::fs::metadata(&wrapper).is_err() {
         bail!("{}: the wrapper {} does not exist (prefix_path in oz.conf); --force wraps anyway", path.display(), wrapper.display());
@@ -145,4 +168,26 @@ pub fn remove(config: &Config, path: &Path, force: bool) -> Result<Removed> {
         }
     }
     Ok(Removed::Restored { from: d.to, removed_dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_symlinks_must_survive_the_move() {
+        let t = tempfile::tempdir().unwrap();
+        let (bin, binoz, lib) = (t.path().join("bin"), t.path().join("bin-oz"), t.path().join("lib"));
+        for d in [&bin, &binoz, &lib] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(bin.join("gimp-2.10"), "").unwrap();
+        std::fs::write(lib.join("soffice"), "").unwrap();
+        std::os::unix::fs::symlink("gimp-2.10", bin.join("gimp")).unwrap();
+        std::os::unix::fs::symlink("../lib/soffice", bin.join("lo")).unwrap();
+        let e = check_link_survives_move(&bin.join("gimp"), Path::new("gimp-2.10"), &binoz.join("gimp.unsafe")).unwrap_err();
+        assert!(e.to_string().contains("would not lead to the same file"), "{e}");
+        check_link_survives_move(&bin.join("lo"), Path::new("../lib/soffice"), &binoz.join("lo.unsafe")).unwrap();
+        check_link_survives_move(&bin.join("gimp"), Path::new("gimp-2.10"), &bin.join("gimp.unsafe")).unwrap();
+    }
 }

@@ -109,6 +109,9 @@ pub fn remove(config: &Config, args: &ChangeArgs) -> Result<bool> {
         Some(t) => targets::resolve(t, config, &targets::profiles(config), is_oz_diversion)?,
         None => oz_diversions()?,
     };
+    if list.is_empty() {
+        say("no program is wrapped by oz".into());
+    }
     let mut ok = true;
     for t in list {
         let p = t.path.display();
