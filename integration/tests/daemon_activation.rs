@@ -47,6 +47,20 @@ fn stop(child: Child) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Wait up to 10 s for the daemon to exit by itself; a daemon still running then is killed and
+/// fails the test (it went on without the socket it was handed).
+fn exited(mut child: Child) -> std::process::Output {
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= end {
+            let log = stop(child);
+            panic!("the daemon kept running with a socket it should refuse:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn serves_on_the_socket_systemd_passes() {
     let ws = Workspace::new(json!({"agent_path": bin("oz-agent")})).unwrap();
@@ -70,7 +84,7 @@ fn refuses_a_datagram_socket_and_a_socket_at_another_path() {
     wait_for(&socket);
     let poke = std::os::unix::net::UnixDatagram::unbound().unwrap();
     poke.send_to(b"x", &socket).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = exited(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("not a stream socket"), "{err}");
@@ -79,7 +93,7 @@ fn refuses_a_datagram_socket_and_a_socket_at_another_path() {
     let child = activate(&ws, &other, &[]);
     wait_for(&other);
     let _ = std::os::unix::net::UnixStream::connect(&other);
-    let out = child.wait_with_output().unwrap();
+    let out = exited(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(&format!("bound to {}, but socket_path in oz.conf is {}", other.display(), socket.display())), "{err}");
