@@ -102,7 +102,7 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
     let entry = dir.entry(name)?;
     match &entry {
         Entry::Missing => bail!("{}: not installed", path.display()),
-        Entry::Symlink { target, .. } if is_wrapper_link(&target, &wrapper) => {
+        Entry::Symlink { target, .. } if is_wrapper_link(target, &wrapper) => {
             bail!("{}: already a symlink to {} but not diverted; remove it by hand", path.display(), target.display())
         }
         Entry::File { uid, .. } | Entry::Symlink { uid, .. } if *uid != 0 => bail!("{}: owned by uid {uid}, not root", path.display()),
