@@ -2,3 +2,4 @@
 //! commands, and wrapper mode), as a library so its modules are built and tested once.
 
 pub mod oz;
+pub mod setup;

@@ -115,7 +115,7 @@ impl Default for Config {
             openvpn_conf_dir: "/var/lib/oz/openvpn".into(),
             openvpn_group: "oz-openvpn".into(),
             route_table_base: 8000,
-            divert_suffix: String::new(),
+            divert_suffix: "unsafe".into(),
             divert_path: true,
             nm_ignore_file: "/etc/NetworkManager/conf.d/oz.conf".into(),
             use_full_dev: false,

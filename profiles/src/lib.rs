@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod config_load;
+pub mod divert;
 pub mod expand;
 pub mod json;
 pub mod load;

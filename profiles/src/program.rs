@@ -9,25 +9,7 @@ use std::path::{Path, PathBuf};
 /// The search path inside a sandbox (also used to resolve `${PATH}/` in program paths).
 pub const SANDBOX_PATH: &str = "/usr/bin:/bin";
 
-/// Where oz-setup moved a diverted executable (oz-inventory §1.8): append `.<suffix>` when a
-/// suffix is set, then move to `<dir>-oz/` when `divert_path`; with neither, the suffix is
-/// `unsafe`.
-pub fn diverted_path(path: &Path, divert_suffix: &str, divert_path: bool) -> PathBuf {
-    let suffix = if divert_suffix.is_empty() && !divert_path { "unsafe" } else { divert_suffix };
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    if !suffix.is_empty() {
-        name.push(".");
-        name.push(suffix);
-    }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if divert_path {
-        let mut d = dir.as_os_str().to_os_string();
-        d.push("-oz");
-        PathBuf::from(d).join(name)
-    } else {
-        dir.join(name)
-    }
-}
+pub use crate::divert::diverted_path;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProgramError {

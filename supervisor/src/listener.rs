@@ -59,7 +59,7 @@ impl Drop for Slot {
 /// The socket's directory must be root's alone: in a directory others can write to, the socket
 /// could be swapped for a symlink between `bind` and the chmod below (which follows it) or
 /// replaced by an impostor's.
-fn check_socket_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn check_socket_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(dir)?;
     if m.uid() != 0 || m.mode() & 0o022 != 0 {

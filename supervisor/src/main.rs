@@ -2,8 +2,10 @@
 //! sandbox, supervises them and survives its own restarts (agents are re-adopted).
 
 mod access;
+mod activation;
 mod adopt;
 mod agent;
+mod args;
 mod agentio;
 mod cleanup;
 mod conn;
@@ -20,31 +22,12 @@ mod tails;
 pub use daemon::{load_profiles, Shared};
 
 use anyhow::Context as _;
+use args::Args;
 use clap::Parser;
 use slog::{info, o, Drain, Logger};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// The oz sandbox daemon (runs in the foreground, as root).
-#[derive(Parser, Debug)]
-#[command(name = "oz-daemon", version)]
-struct Args {
-    /// oz.conf to use (default: $OZ_CONFIG, else /etc/oz/oz.conf).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Log to stderr as JSON lines instead of terminal text.
-    #[arg(long)]
-    log_json: bool,
-    /// Lowest level logged (stderr, files, `oz logs`): critical, error, warning, info, debug, trace.
-    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
-    log_level: slog::Level,
-}
-
-fn parse_level(s: &str) -> Result<slog::Level, String> {
-    s.parse().map_err(|_| format!("unknown log level {s:?}"))
-}
 
 /// Make sure fds 0-2 are open so that no socket lands there (it would be clobbered by the
 /// stdio set-up of spawned agents).
@@ -88,7 +71,7 @@ fn prepare_dirs(config: &oz_profiles::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, activated: Option<std::os::fd::OwnedFd>) -> anyhow::Result<()> {
     let loaded = oz_profiles::config_load::load_config(args.config.as_deref())?;
     let mut config = loaded.config;
     if let Some(sock) = std::env::var_os(oz_wire::client::SOCKET_ENV).filter(|s| !s.is_empty()) {
@@ -107,16 +90,25 @@ fn run(args: Args) -> anyhow::Result<()> {
     info!(log, "starting"; "version" => env!("CARGO_PKG_VERSION"), "config" => %loaded.path.display(),
         "from_file" => loaded.from_file);
     prepare_dirs(&config)?;
+    // An admin may edit the generic blacklist: a broken one stops the start, naming file and line.
+    oz_profiles::seccomp::generic::generic_blacklist(&config.etc_prefix)
+        .map_err(|e| anyhow::anyhow!("generic seccomp blacklist: {e}"))?;
     let profiles = load_profiles(&config, &log);
     info!(log, "profiles loaded"; "count" => profiles.len(), "dir" => %config.profile_dir.display());
     let scan = adopt::scan(&config.state_dir, &log);
-    let listener = listener::bind(&config.socket_path)
-        .with_context(|| format!("bind {}", config.socket_path.display()))?;
+    let from_systemd = activated.is_some();
+    let listener = match activated {
+        Some(fd) => activation::listener(fd, &config.socket_path)?,
+        None => listener::bind(&config.socket_path).with_context(|| format!("bind {}", config.socket_path.display()))?,
+    };
     let socket_path = config.socket_path.clone();
     let system = actix::System::new();
     system.block_on(async { daemon::start(config, profiles, scan, listener, hub, log.clone()) });
     let result = system.run();
-    let _ = std::fs::remove_file(&socket_path);
+    if !from_systemd {
+        // A socket systemd made stays: it activates the next daemon.
+        let _ = std::fs::remove_file(&socket_path);
+    }
     info!(log, "stopped");
     result.context("actix system")
 }
@@ -132,10 +124,18 @@ fn raise_fd_limit() {
 }
 
 fn main() -> ExitCode {
+    // Before anything that could take fd 3 or start a thread.
+    let activated = match activation::take_from_env() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("oz-daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     ensure_std_fds();
     raise_fd_limit();
     let args = Args::parse();
-    match run(args) {
+    match run(args, activated) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oz-daemon: {e:#}");

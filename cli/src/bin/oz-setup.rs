@@ -3,54 +3,16 @@
 //! `config show` prints every oz.conf key with its value and a description; `config check` loads
 //! the config and every profile in `profile_dir`; `profile check FILE...` checks profile files.
 //! Each error is one line naming file:line:col and key; the exit status is 1 if anything failed.
+//! `install`, `remove` and `status` wrap programs with dpkg-divert (see `oz_cli::setup`).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use oz_cli::setup;
+use oz_cli::setup::cli::{Cli, Command, ConfigCommand, ProfileCommand};
 use oz_profiles::config_load::{load_config, LoadedConfig};
 use oz_profiles::load::{check_profile, load_profile_dir, Diagnostic};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-#[derive(Parser)]
-#[command(
-    name = "oz-setup",
-    version,
-    about = "check and show the oz configuration and profiles"
-)]
-struct Cli {
-    /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// oz.conf commands
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Profile commands
-    #[command(subcommand)]
-    Profile(ProfileCommand),
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Print every key, its value and a one-line description
-    Show,
-    /// Load the config and every profile in profile_dir
-    Check,
-}
-
-#[derive(Subcommand)]
-enum ProfileCommand {
-    /// Check profile files: prints `FILE: ok` or the errors; exit 1 on any error
-    Check {
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-}
 
 /// `println!` that returns an error (a closed pipe) instead of panicking.
 macro_rules! out {
@@ -86,6 +48,23 @@ fn run(cli: &Cli) -> io::Result<bool> {
         Command::Config(ConfigCommand::Show) => config_show(cli.config.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref()),
         Command::Profile(ProfileCommand::Check { files }) => profile_check(files),
+        Command::Install(args) => with_config(cli, |c| setup::install(c, args)),
+        Command::Remove(args) => with_config(cli, |c| setup::remove(c, args)),
+        Command::Status(args) => with_config(cli, |c| setup::status(c, args)),
+    }
+}
+
+/// Run a desktop-integration command with the loaded config; its errors become one line.
+fn with_config(cli: &Cli, f: impl FnOnce(&oz_profiles::Config) -> anyhow::Result<bool>) -> io::Result<bool> {
+    let Some(loaded) = config(cli.config.as_deref())? else {
+        return Ok(false);
+    };
+    match f(&loaded.config) {
+        Ok(ok) => Ok(ok),
+        Err(e) => {
+            err!("error: {e:#}");
+            Ok(false)
+        }
     }
 }
 
@@ -131,6 +110,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
         "missing, using defaults"
     };
     out!("{}: {source}", loaded.path.display());
+    let generic_ok = setup::check_generic_blacklist(&loaded.config)?;
     let set = load_profile_dir(&loaded.config.profile_dir);
     print_warnings(&set.warnings)?;
     for p in &set.profiles {
@@ -145,7 +125,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
         set.profiles.len(),
         set.failed.len()
     );
-    Ok(set.failed.is_empty())
+    Ok(set.failed.is_empty() && generic_ok)
 }
 
 /// Every error and warning of each file, in file order; `FILE: ok` for a file without errors.

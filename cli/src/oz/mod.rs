@@ -19,6 +19,11 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+/// The clap definition of `oz`, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 pub fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     match dispatch(argv) {

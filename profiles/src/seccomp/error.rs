@@ -95,6 +95,8 @@ pub enum ErrorKind {
     TooDeep(usize),
     #[error("expression too large after expanding definitions (limit {0} nodes)")]
     ExprTooLarge(usize),
+    #[error("must be owned by root and not writable by group or others (owner uid {uid}, mode {mode:o})")]
+    Permissions { uid: u32, mode: u32 },
 }
 
 impl PolicyError {

@@ -4,7 +4,8 @@
 //! - [`parse_policy`] / [`load_policy_file`]: text to the typed IR ([`Policy`]); errors carry
 //!   file, line and column.
 //! - [`dnf::lower`]: a condition lowered to the rules a filter can express.
-//! - [`default_blacklist`]: oz's built-in blacklist.
+//! - [`default_blacklist`]: oz's built-in blacklist; [`generic::generic_blacklist`]: the
+//!   admin's `/etc/oz/blacklist-generic.seccomp` in its place when present.
 //!
 //! # Language (see [`parser`] for the line forms, [`expr_parser`] for precedence)
 //! - One line each: `# comment`, `NAME = expr`, `name(p, q) = expr`, `DEFAULT_POSITIVE |
@@ -36,6 +37,7 @@ pub mod default_policy;
 pub mod dnf;
 pub mod error;
 pub mod expr_parser;
+pub mod generic;
 pub mod ir;
 pub mod lexer;
 pub mod names;

@@ -167,8 +167,8 @@ mod tests {
         let only = |set: &'static [&'static str]| move |p: &Path| set.iter().any(|s| Path::new(s) == p);
         let e = only(&["/bin/evince"]);
         assert_eq!(program_path(&profile("${PATH}/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/bin/evince"));
-        let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince"]);
-        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince"));
+        let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince.unsafe"]);
+        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince.unsafe"));
         assert_eq!(program_path(&profile("/usr/bin/x"), &cfg, &ctx, &only(&[])).unwrap(), Path::new("/usr/bin/x"));
         assert!(matches!(program_path(&profile("evince"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotAbsolute { .. })));
         assert!(matches!(program_path(&profile("${PATH}/nope"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotInPath { .. })));

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::compile::{compile, CompileError, CompiledFilter};
 use oz_profiles::profile::{Seccomp, SeccompMode};
-use oz_profiles::seccomp::default_policy::{default_blacklist, training_whitelist};
+use oz_profiles::seccomp::default_policy::training_whitelist;
+use oz_profiles::seccomp::generic::generic_blacklist;
 use oz_profiles::seccomp::error::PolicyError;
 use oz_profiles::seccomp::ir::Policy;
 use oz_profiles::seccomp::parser::{load_policy_file, INLINE_PREFIX};
@@ -21,7 +22,8 @@ pub enum ProfileSeccompError {
 
 /// The filter for a profile's seccomp settings, or `None` when seccomp is disabled.
 ///
-/// - `blacklist`: the profile's `blacklist` file, else [`default_blacklist`].
+/// - `blacklist`: the profile's `blacklist` file, else `<etc_prefix>/blacklist-generic.seccomp`
+///   when present, else oz's built-in default blacklist.
 /// - `whitelist`: the profile's `whitelist` file (required).
 /// - `train`: the profile's `whitelist` file if any, else the training whitelist (`execve: 1`),
 ///   compiled with enforce off: every other call is logged, nothing is denied.
@@ -36,7 +38,7 @@ pub fn compile_profile(
         SeccompMode::Disabled => return Ok(None),
         SeccompMode::Blacklist => match &seccomp.blacklist {
             Some(file) => load(seccomp, file, etc_prefix)?,
-            None => default_blacklist(),
+            None => generic_blacklist(etc_prefix)?,
         },
         SeccompMode::Whitelist => match &seccomp.whitelist {
             Some(file) => load(seccomp, file, etc_prefix)?,
