@@ -5,7 +5,7 @@
 
 use crate::error::{Result, WireError};
 use crate::fdpass::{self, Limits, SocketKind};
-use crate::msg::{AgentError, AgentToDaemon, DaemonToAgent, PROTOCOL_VERSION};
+use crate::msg::{check_version, AgentError, AgentToDaemon, DaemonToAgent, PROTOCOL_VERSION};
 use crate::state::AgentRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -99,9 +99,7 @@ impl AgentChannel {
     pub fn wait_for_hello(&self) -> Result<AgentHello> {
         match self.next_reply(&mut |_| {})?.0 {
             AgentToDaemon::Hello { protocol_version, sandbox_id, agent_pid } => {
-                if protocol_version != PROTOCOL_VERSION {
-                    return Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version });
-                }
+                check_version(protocol_version)?;
                 Ok(AgentHello { sandbox_id, agent_pid })
             }
             other => Err(unexpected("Hello", &other)),
@@ -141,12 +139,10 @@ impl DaemonChannel {
     /// Agent side of the hello: wait for the daemon's `Hello`, check its version, answer.
     pub fn accept_hello(&self, sandbox_id: Option<u64>, agent_pid: u32) -> Result<()> {
         match self.recv()?.0 {
-            DaemonToAgent::Hello { protocol_version } if protocol_version == PROTOCOL_VERSION => {
+            DaemonToAgent::Hello { protocol_version } => {
+                check_version(protocol_version)?;
                 let reply = AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id, agent_pid };
                 self.send(&reply, &[])
-            }
-            DaemonToAgent::Hello { protocol_version } => {
-                Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version })
             }
             other => Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().to_string() }),
         }

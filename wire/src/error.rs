@@ -37,6 +37,14 @@ impl WireError {
         WireError::Io { op, source }
     }
 
+    /// The errno of a failed system call, if that is what the error is.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            WireError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// True when the peer went away (clean close or mid-frame EOF, reset, broken pipe).
     pub fn is_disconnect(&self) -> bool {
         match self {

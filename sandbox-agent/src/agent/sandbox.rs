@@ -9,7 +9,7 @@
 use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
-use crate::common::proto::{self, AgentToInit, ChannelError, ExitStatus, InitError, InitToAgent};
+use crate::common::proto::{self, AgentToInit, ExitStatus, InitError, InitToAgent, WireError};
 use crate::init::{InitPlan, StartStdio};
 use oz_sandbox::landlock::LandlockPlan;
 use oz_sandbox::namespaces::{self, Forked};
@@ -49,7 +49,7 @@ pub enum SandboxError {
     #[error("sandbox {id}: {error}")]
     Init { id: u64, error: InitError },
     #[error("sandbox {id}: {error}")]
-    Channel { id: u64, error: ChannelError },
+    Channel { id: u64, error: WireError },
     #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
 }
@@ -311,9 +311,9 @@ impl Sandbox {
             }
             Ok((other, _)) => Err(SandboxError::Channel {
                 id,
-                error: ChannelError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
+                error: WireError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
             }),
-            Err(ChannelError::Closed) => {
+            Err(WireError::Closed) => {
                 let status = self.reap();
                 Err(SandboxError::InitDied { id, status })
             }
@@ -461,7 +461,7 @@ impl Sandbox {
                     self.send(&AgentToInit::Shutdown { grace_ms: 2000 }, &[])?;
                 }
                 Ok(_) => {}
-                Err(SandboxError::Channel { error: ChannelError::Closed, .. }) => break,
+                Err(SandboxError::Channel { error: WireError::Closed, .. }) => break,
                 Err(e) => return Err(e),
             }
         }

@@ -165,7 +165,7 @@ fn supervise(sandbox: &Sandbox, sigfd: &SignalFd) -> Result<Option<ExitStatus>, 
                 sandbox.send(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[])?;
             }
             Ok(_) => {}
-            Err(SandboxError::Channel { error: crate::common::proto::ChannelError::Closed, .. }) => return Ok(status),
+            Err(SandboxError::Channel { error: crate::common::proto::WireError::Closed, .. }) => return Ok(status),
             Err(e) => return Err(e),
         }
     }

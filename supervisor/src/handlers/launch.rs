@@ -187,11 +187,13 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
     shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
     let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
     match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
-        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) if protocol_version == PROTOCOL_VERSION => Ok(agent),
-        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => {
-            agent.do_send(ForceKill);
-            Err(format!("agent speaks protocol {protocol_version}, daemon {PROTOCOL_VERSION}"))
-        }
+        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => match oz_wire::check_version(protocol_version) {
+            Ok(()) => Ok(agent),
+            Err(e) => {
+                agent.do_send(ForceKill);
+                Err(format!("agent hello: {e}"))
+            }
+        },
         Ok((other, _)) => {
             agent.do_send(ForceKill);
             Err(format!("agent answered hello with {}", other.kind()))

@@ -10,3 +10,12 @@ pub use common::{AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, Sandb
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The one version check of every channel's hello (control socket, agent channel): the peer's
+/// `protocol_version` must be ours.
+pub fn check_version(theirs: u32) -> Result<(), crate::WireError> {
+    if theirs != PROTOCOL_VERSION {
+        return Err(crate::WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs });
+    }
+    Ok(())
+}

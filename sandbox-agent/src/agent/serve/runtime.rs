@@ -441,7 +441,7 @@ impl Runtime {
     fn on_init_readable(&mut self) {
         match iproto::recv::<InitToAgent>(self.init_fd()) {
             Ok((msg, fds)) => self.on_init_message(msg, fds),
-            Err(iproto::ChannelError::Closed) | Err(iproto::ChannelError::Sys { .. }) => {
+            Err(iproto::WireError::Closed) | Err(iproto::WireError::Io { .. }) => {
                 self.init_channel_open = false;
             }
             Err(e) => self.warn(format!("init channel: {e}")),
