@@ -30,6 +30,10 @@ pub enum WireError {
     UnexpectedMessage { expected: &'static str, received: String },
     #[error("protocol version mismatch: ours {ours}, theirs {theirs}")]
     VersionMismatch { ours: u32, theirs: u32 },
+    #[error("{received} answers request {id}, which is not outstanding")]
+    UnknownRequest { id: u64, received: String },
+    #[error("{outstanding} requests outstanding: no more until some are answered")]
+    TooManyRequests { outstanding: usize },
 }
 
 impl WireError {

@@ -4,12 +4,15 @@ pub mod agent;
 pub mod client;
 pub mod common;
 
-pub use agent::{AgentToDaemon, DaemonToAgent};
+pub use agent::{AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, RequestKind};
 pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
 pub use common::{AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: every agent-channel frame after the hello is an envelope carrying a request id
+/// ([`AgentRequest`], [`AgentMessage`]); replies are matched to requests by id.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The one version check of every channel's hello (control socket, agent channel): the peer's
 /// `protocol_version` must be ours.

@@ -46,11 +46,11 @@ impl Started {
 pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
     let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
     let mut sandbox = Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?;
-    let other = |detail: String| AgentError::Other { detail };
-    let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
+    let sys = |op: &str, errno: Option<i32>| AgentError::Sys { op: op.into(), errno: errno.unwrap_or(0) };
+    let channel = sandbox.channel().try_clone_to_owned().map_err(|e| sys("dup init channel", e.raw_os_error()))?;
     let mut logs = Vec::new();
     if let Some(fd) = sandbox.take_log() {
-        logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+        logs.push(LogPipe::new(fd).map_err(|e| sys("log pipe", Some(e as i32)))?);
     }
     Ok(Started {
         init_pid: sandbox.init_pid().as_raw(),
@@ -65,7 +65,7 @@ pub fn start(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError
 }
 
 /// The wire form of an init failure; `path` names the object of a mount/umount request.
-pub(super) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBuf>) -> AgentError {
+pub(crate) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBuf>) -> AgentError {
     use iproto::Step;
     let object = || path.cloned().unwrap_or_else(|| e.object.clone().unwrap_or_default().into());
     match e.step {
@@ -74,6 +74,6 @@ pub(super) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBu
         Step::Umount if e.errno != 0 => AgentError::Umount { path: object(), errno: e.errno },
         Step::Pty => AgentError::Pty { errno: e.errno },
         Step::Seccomp => AgentError::Seccomp { detail: e.to_string() },
-        _ => AgentError::Other { detail: e.to_string() },
+        _ => AgentError::Setup { step: e.step.as_str().into(), detail: e.to_string() },
     }
 }

@@ -9,7 +9,7 @@ use super::runtime::Runtime;
 use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::agent::mountinject;
 use crate::agent::supervise::Event;
-use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, StdioMode, WireError};
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, RequestId, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -36,16 +36,20 @@ impl Pending {
     }
 }
 
-/// One answer owed to the daemon. Answers go out in the order of the requests (the daemon
-/// matches them first-in first-out), so an immediate answer waits behind one still due from
-/// the init.
+/// One answer owed to the daemon, with the id of the request it answers. Answers go out in the
+/// order of the requests, so an immediate answer waits behind one still due from the init.
 #[derive(Debug)]
 pub enum Slot {
     /// Due from the init.
-    Due,
+    Due(RequestId),
     /// A `Shutdown` request: answered by `ShuttingDown` once the sandbox is gone.
-    DueShutdown,
-    Ready(AgentToDaemon, Vec<OwnedFd>),
+    DueShutdown(RequestId),
+    Ready(RequestId, AgentToDaemon, Vec<OwnedFd>),
+}
+
+/// The init answered a request with a message it does not accept.
+fn unexpected_init_reply(expected: &str, received: &InitToAgent) -> AgentError {
+    AgentError::UnexpectedReply { expected: format!("{expected} from the init"), received: format!("{received:?}") }
 }
 
 /// The results so far of the `Mount` batch being answered.
@@ -59,28 +63,29 @@ pub struct MountBatch {
 impl Runtime {
     /// Answer the current request now (after any answer still due).
     pub(super) fn answer(&mut self, msg: AgentToDaemon) {
-        self.answers.push_back(Slot::Ready(msg, Vec::new()));
+        self.answers.push_back(Slot::Ready(self.current, msg, Vec::new()));
         self.flush_answers();
     }
 
     /// The current request is answered by the init's reply: keep its place.
     fn answer_later(&mut self) {
-        self.answers.push_back(Slot::Due);
+        self.answers.push_back(Slot::Due(self.current));
     }
 
     /// The init replied: fill the oldest due answer and send what is in order.
     fn complete(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
-        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due)) {
-            *slot = Slot::Ready(msg, fds);
+        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due(_))) {
+            let Slot::Due(re) = *slot else { unreachable!() };
+            *slot = Slot::Ready(re, msg, fds);
         }
         self.flush_answers();
     }
 
     fn flush_answers(&mut self) {
         while matches!(self.answers.front(), Some(Slot::Ready(..))) {
-            let Some(Slot::Ready(msg, fds)) = self.answers.pop_front() else { unreachable!() };
+            let Some(Slot::Ready(re, msg, fds)) = self.answers.pop_front() else { unreachable!() };
             let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-            self.send_daemon(msg, &borrowed);
+            self.reply_daemon(re, msg, &borrowed);
         }
     }
 
@@ -90,9 +95,9 @@ impl Runtime {
         let mut answered = false;
         for slot in self.answers.iter_mut() {
             match slot {
-                Slot::Due => *slot = Slot::Ready(AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
-                Slot::DueShutdown => {
-                    *slot = Slot::Ready(shutting_down.clone(), Vec::new());
+                Slot::Due(re) => *slot = Slot::Ready(*re, AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
+                Slot::DueShutdown(re) => {
+                    *slot = Slot::Ready(*re, shutting_down.clone(), Vec::new());
                     answered = true;
                 }
                 Slot::Ready(..) => {}
@@ -106,8 +111,17 @@ impl Runtime {
     /// `Timeout`), so that its side never waits for us.
     pub(super) fn on_daemon_readable(&mut self) {
         while let Some(d) = &self.daemon {
-            match d.recv() {
-                Ok((msg, fds)) => self.on_daemon_message(msg, fds),
+            match d.recv_request() {
+                Ok((id, msg, fds)) => {
+                    self.current = id;
+                    match msg {
+                        Ok(msg) => self.on_daemon_message(msg, fds),
+                        Err(e) => {
+                            self.warn(format!("daemon request {id}: {e}"));
+                            self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail: e.to_string() }));
+                        }
+                    }
+                }
                 Err(WireError::Timeout) => return,
                 Err(e) if e.is_disconnect() => return self.feed(Event::DaemonLost),
                 // A broken socket (not just a bad message) is as good as gone.
@@ -115,9 +129,10 @@ impl Runtime {
                     self.warn(format!("daemon channel: {e}"));
                     return self.feed(Event::DaemonLost);
                 }
+                // Too short to carry a request id: refused with an `Error` event.
                 Err(e) => {
                     self.warn(format!("daemon message: {e}"));
-                    self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
+                    self.send_daemon(AgentToDaemon::Error(AgentError::BadRequest { detail: e.to_string() }), &[]);
                 }
             }
         }
@@ -128,7 +143,7 @@ impl Runtime {
         match msg {
             DaemonToAgent::Ping => self.answer(AgentToDaemon::Pong),
             DaemonToAgent::Shutdown { reason } => {
-                self.answers.push_back(Slot::DueShutdown);
+                self.answers.push_back(Slot::DueShutdown(self.current));
                 self.feed(Event::ShutdownRequested { reason });
             }
             DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => self.run_program(args, cwd, caller_env, stdio, fds),
@@ -174,15 +189,15 @@ impl Runtime {
             StdioMode::Pty { .. } if fds.is_empty() => fds,
             StdioMode::Pty { .. } => {
                 let detail = format!("pty stdio takes no fds, got {}", fds.len());
-                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
+                return self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail }));
             }
             StdioMode::Attached => {
                 let detail = format!("attached stdio needs 3 fds, got {}", fds.len());
-                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
+                return self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail }));
             }
             StdioMode::Log => match self.log_stdio() {
                 Ok(fds) => fds,
-                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") })),
+                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Sys { op: "pipe".into(), errno: e.raw_os_error().unwrap_or(0) })),
             },
         };
         if spec.profile.allow_files {
@@ -385,7 +400,7 @@ impl Runtime {
                         AgentToDaemon::Unmounted
                     }
                     InitToAgent::Failed { error } => AgentToDaemon::Error(agent_error(&error, Some(&path))),
-                    other => AgentToDaemon::Error(AgentError::Other { detail: format!("init answered {other:?}") }),
+                    other => AgentToDaemon::Error(unexpected_init_reply("Unmounted", &other)),
                 };
                 if answer {
                     self.complete(msg, Vec::new());
@@ -414,7 +429,7 @@ impl Runtime {
                 self.mount_batch.error.get_or_insert(e);
             }
             other => {
-                let e = AgentError::Other { detail: format!("init answered {other:?} to a mount") };
+                let e = unexpected_init_reply("Mounted", &other);
                 self.mount_batch.error.get_or_insert(e);
             }
         }

@@ -23,7 +23,7 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oz_wire::channel::DaemonChannel;
 use oz_wire::state::{self as wstate, AgentRecord};
-use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord};
+use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,6 +60,8 @@ pub struct Runtime {
     pub(super) pending: VecDeque<Pending>,
     /// Answers owed to the attached daemon, in request order.
     pub(super) answers: VecDeque<Slot>,
+    /// The id of the daemon request being handled.
+    pub(super) current: RequestId,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -89,14 +91,15 @@ fn termination_signals() -> Result<SignalFd, oz_wire::AgentError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
-    let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Other { detail: format!("{what}: {e}") };
+    let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Sys { op: what.into(), errno: e as i32 };
     mask.thread_block().map_err(|e| fail("block SIGTERM/SIGINT", e))?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| fail("signalfd", e))
 }
 
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
-    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
+    /// Serve the sandbox `started` for `spec`, answering the daemon's `Launch` request `launch`.
+    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel, launch: RequestId) -> Result<Runtime, ServeError> {
         let record = AgentRecord {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
@@ -110,13 +113,13 @@ impl Runtime {
         let signals = match termination_signals() {
             Ok(fd) => fd,
             Err(e) => {
-                let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                let _ = daemon.reply(launch, AgentToDaemon::LaunchFailed(e.clone()), &[]);
                 return Err(ServeError::Launch(e));
             }
         };
         if let Err(e) = outbox::set_nonblocking(daemon.as_fd()) {
-            let e = oz_wire::AgentError::Other { detail: format!("daemon channel O_NONBLOCK: {e}") };
-            let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+            let e = oz_wire::AgentError::Sys { op: "daemon channel O_NONBLOCK".into(), errno: e as i32 };
+            let _ = daemon.reply(launch, AgentToDaemon::LaunchFailed(e.clone()), &[]);
             return Err(ServeError::Launch(e));
         }
         let policy = Policy::from_profile(&spec.profile);
@@ -136,6 +139,7 @@ impl Runtime {
             pending: VecDeque::new(),
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
+            current: launch,
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -154,8 +158,8 @@ impl Runtime {
             Err(e) => {
                 // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
                 // Dropping the runtime kills the init and removes the cgroup.
-                let error = oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") };
-                rt.send_daemon(AgentToDaemon::LaunchFailed(error), &[]);
+                let error = oz_wire::AgentError::Setup { step: "rendezvous".into(), detail: e.to_string() };
+                rt.reply_daemon(launch, AgentToDaemon::LaunchFailed(error), &[]);
                 return Err(e.into());
             }
         }
@@ -163,7 +167,7 @@ impl Runtime {
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
         let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
-        rt.send_daemon(ready, &fds);
+        rt.reply_daemon(launch, ready, &fds);
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
@@ -366,9 +370,18 @@ impl Runtime {
         self.log(LogLevel::Warning, message);
     }
 
-    /// Send to the daemon if one is attached; losing it is an event, never an error. Exit
-    /// events that happen while no daemon is attached are kept for the next one.
+    /// Send an event to the daemon if one is attached; losing it is an event, never an error.
+    /// Exit events that happen while no daemon is attached are kept for the next one.
     pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
+        self.post_daemon(None, msg, fds)
+    }
+
+    /// Answer the daemon's request `re` (dropped with the daemon that asked, if it is gone).
+    pub(super) fn reply_daemon(&mut self, re: RequestId, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
+        self.post_daemon(Some(re), msg, fds)
+    }
+
+    fn post_daemon(&mut self, re: Option<RequestId>, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
         if self.daemon.is_none() {
             if matches!(
                 msg,
@@ -380,7 +393,7 @@ impl Runtime {
             }
             return;
         }
-        match self.outbox.push(&msg, fds) {
+        match self.outbox.push(re, &msg, fds) {
             Ok(Push::Queued) => self.flush_daemon(),
             Ok(Push::Dropped) => {
                 if let AgentToDaemon::Log(_) = msg {
