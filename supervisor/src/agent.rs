@@ -47,8 +47,6 @@ pub struct Agent {
     /// A wait for the socket to become writable is armed.
     flushing: bool,
     pending: HashMap<RequestId, Pending>,
-    /// The program started by `Launch` (its exit without a shutdown means the sandbox lingers).
-    main_pid: Option<u32>,
     exits: VecDeque<(u32, ExitStatus)>,
     watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
     /// Shells opened for a client that waits for their exit (`ShellExited` always follows the
@@ -112,7 +110,6 @@ impl Agent {
             outbox: Outbox::default(),
             flushing: false,
             pending: HashMap::new(),
-            main_pid: None,
             exits: VecDeque::new(),
             watchers: HashMap::new(),
             shell_watchers: HashMap::new(),
@@ -144,9 +141,6 @@ impl Agent {
         }
         if let AgentToDaemon::Ready { init_pid, program_pid } = &msg {
             self.init_pid = *init_pid;
-            if p.kind == RequestKind::Launch {
-                self.main_pid = *program_pid;
-            }
             if let (Some(pid), Some(w)) = (program_pid, p.watch.take()) {
                 self.watch_program(*pid, w);
             }
@@ -176,11 +170,6 @@ impl Agent {
             }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);
-                if self.main_pid == Some(pid) && !self.shutting_down {
-                    // Watchdog processes or auto_shutdown no keep the sandbox; if the agent
-                    // shuts it down instead, ShuttingDown follows and overrides this.
-                    self.registry.do_send(SetState { id: self.id, state: SandboxState::Lingering });
-                }
                 match self.watchers.remove(&pid) {
                     Some(w) => {
                         let _ = w.send(status);
@@ -213,6 +202,11 @@ impl Agent {
             AgentToDaemon::State(rec) => {
                 self.init_pid = rec.init_pid;
             }
+            // The agent's supervision decides the phase; the daemon lists it as reported.
+            AgentToDaemon::Phase(state) if !self.shutting_down || state == SandboxState::ShuttingDown => {
+                self.registry.do_send(SetState { id: self.id, state });
+            }
+            AgentToDaemon::Phase(_) => {}
             AgentToDaemon::Error(e) => warn!(self.log, "agent refused a message"; "error" => %e),
             other => warn!(self.log, "unexpected message from agent"; "message" => other.kind()),
         }

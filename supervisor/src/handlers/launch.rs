@@ -7,13 +7,13 @@ use super::{agent_gone, ask, internal, invalid, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
-use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning, SetState};
+use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
 use crate::spawn;
 use crate::table::Claim;
 use crate::Shared;
 use oz_profiles::{Config, Profile};
 use oz_wire::{
-    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, SandboxState, StdioMode,
+    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode,
     WireError, PROTOCOL_VERSION,
 };
 use slog::{info, warn};
@@ -95,7 +95,6 @@ async fn start(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<Launc
             match ask(&agent, id, msg, req.fds, watch_tx, READY_TIMEOUT).await? {
                 (AgentToDaemon::Ready { .. }, fds) => {
                     let pty = pty_master(stdio, fds)?;
-                    shared.registry.do_send(SetState { id, state: SandboxState::Running });
                     info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
                     Ok(Launched { id, init_pid, reused: true, exit: watch_rx, pty })
                 }

@@ -1,6 +1,6 @@
 //! The agent channel: daemon -> agent and agent -> daemon messages (SOCK_SEQPACKET).
 
-use super::common::{AgentError, ExitStatus, LogRecord};
+use super::common::{AgentError, ExitStatus, LogRecord, SandboxState};
 use crate::spec::{LaunchSpec, StdioMode};
 use crate::state::AgentRecord;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,9 @@ pub enum AgentToDaemon {
     /// launches): on a rendezvous connection it follows `State` at once, so a restarted daemon
     /// lists the sandbox as the agent knows it.
     Mounts { paths: Vec<PathBuf> },
+    /// Where the sandbox is in its life, as the agent's supervision sees it (event): sent when
+    /// it changes, and after `Mounts` on a rendezvous connection.
+    Phase(SandboxState),
 }
 
 impl DaemonToAgent {
@@ -107,6 +110,7 @@ impl AgentToDaemon {
             AgentToDaemon::ShellOpened { .. } => "ShellOpened",
             AgentToDaemon::ShellExited { .. } => "ShellExited",
             AgentToDaemon::Mounts { .. } => "Mounts",
+            AgentToDaemon::Phase(_) => "Phase",
         }
     }
 }

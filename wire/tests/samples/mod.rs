@@ -250,6 +250,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
         ("a2d_shell_exited", AgentToDaemon::ShellExited { pid: 4270, status: ExitStatus::Code(7) }),
         ("a2d_mounts", AgentToDaemon::Mounts { paths: vec!["/home/alice/doc.pdf".into(), "/home/alice/music".into()] }),
+        ("a2d_phase", AgentToDaemon::Phase(SandboxState::Lingering)),
     ];
     let named = ["channel", "no_answer", "agent_exited", "sys", "setup", "bad_request", "unexpected_reply"];
     for (name, e) in named.iter().zip(agent_errors().into_iter().skip(12)) {
@@ -287,6 +288,7 @@ pub fn agent_messages() -> Vec<(&'static str, AgentMessage)> {
                     | AgentToDaemon::ShellExited { .. }
                     | AgentToDaemon::State(_)
                     | AgentToDaemon::Mounts { .. }
+                    | AgentToDaemon::Phase(_)
             );
             (env_name(name), AgentMessage { re: (!event).then_some(RequestId(5)), msg })
         })

@@ -8,8 +8,8 @@ use super::logpipe;
 use super::runtime::Runtime;
 use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::agent::mountinject;
-use crate::agent::supervise::Event;
-use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, RequestId, StdioMode, WireError};
+use crate::agent::supervise::{Event, Phase};
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, RequestId, SandboxState, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -45,6 +45,15 @@ pub enum Slot {
     /// A `Shutdown` request: answered by `ShuttingDown` once the sandbox is gone.
     DueShutdown(RequestId),
     Ready(RequestId, AgentToDaemon, Vec<OwnedFd>),
+}
+
+/// The phase the daemon lists for a supervision phase.
+pub(super) fn reported_phase(phase: &Phase) -> SandboxState {
+    match phase {
+        Phase::Running => SandboxState::Running,
+        Phase::Watchdog | Phase::Confirming { .. } | Phase::Lingering => SandboxState::Lingering,
+        Phase::ShuttingDown(_) | Phase::Ended => SandboxState::ShuttingDown,
+    }
 }
 
 /// The init answered a request with a message it does not accept.
@@ -448,5 +457,21 @@ impl Runtime {
             None => AgentToDaemon::Mounted { paths: batch.done },
         };
         self.complete(msg, Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::supervise::ShutdownReason;
+
+    #[test]
+    fn the_daemon_lists_the_phase_supervision_decided() {
+        assert_eq!(reported_phase(&Phase::Running), SandboxState::Running);
+        for kept in [Phase::Watchdog, Phase::Confirming { after_watchdog: false }, Phase::Lingering] {
+            assert_eq!(reported_phase(&kept), SandboxState::Lingering, "{kept:?}");
+        }
+        assert_eq!(reported_phase(&Phase::ShuttingDown(ShutdownReason::ProgramExited)), SandboxState::ShuttingDown);
+        assert_eq!(reported_phase(&Phase::Ended), SandboxState::ShuttingDown);
     }
 }

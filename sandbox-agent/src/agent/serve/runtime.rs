@@ -8,7 +8,7 @@ use super::launch::Started;
 use super::loglimit::LogLimiter;
 use super::logpipe::LogPipe;
 use super::outbox::{self, Outbox, Push};
-use super::requests::{MountBatch, Pending, Slot};
+use super::requests::{reported_phase, MountBatch, Pending, Slot};
 use super::ServeError;
 use crate::agent::health;
 use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
@@ -23,7 +23,7 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oz_wire::channel::DaemonChannel;
 use oz_wire::state::{self as wstate, AgentRecord};
-use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId};
+use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId, SandboxState};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,6 +62,8 @@ pub struct Runtime {
     pub(super) answers: VecDeque<Slot>,
     /// The id of the daemon request being handled.
     pub(super) current: RequestId,
+    /// The phase last reported to the daemon.
+    reported: SandboxState,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -140,6 +142,7 @@ impl Runtime {
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
             current: launch,
+            reported: SandboxState::Running,
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -521,11 +524,17 @@ impl Runtime {
                     let rec = self.record.clone();
                     self.send_daemon(AgentToDaemon::State(rec), &[]);
                     self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
+                    self.send_daemon(AgentToDaemon::Phase(self.reported), &[]);
                     for msg in std::mem::take(&mut self.backlog) {
                         self.send_daemon(msg, &[]);
                     }
                 }
             }
+        }
+        let phase = reported_phase(&self.state.phase);
+        if phase != self.reported {
+            self.reported = phase;
+            self.send_daemon(AgentToDaemon::Phase(phase), &[]);
         }
     }
 
