@@ -142,7 +142,10 @@ fn hello_deb(dir: &Path, version: &str) -> PathBuf {
 fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     let (_p, wrapper) = prefix();
     let xclock = profile("xclock", XCLOCK, json!({}));
-    let d = Daemon::start_with(&[xclock], json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
+    // Without a display xclock exits at once: launch_check_ms 0 lets the launch succeed so the
+    // test can see where it ran.
+    let conf = json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap(), "launch_check_ms": 0});
+    let d = Daemon::start_with(&[xclock], conf);
     let _restore = Restore;
     let before = HostState::take();
     before.check_clean();
@@ -231,9 +234,10 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     let after = HostState::take();
     assert_eq!(after.diversions, installed.diversions);
     assert!(!std::fs::symlink_metadata(HELLO).unwrap().file_type().is_symlink(), "the package's file is back");
-    d.finish();
     sh(Command::new("dpkg").args(["--purge", HELLO_PKG]));
     assert_eq!(HostState::take(), before, "the host is as before");
+    // Last: finishing the daemon releases the host lock, and the next test expects a clean host.
+    d.finish();
 }
 
 #[test]

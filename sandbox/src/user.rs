@@ -22,8 +22,25 @@ pub enum UserError {
     NoSuchUser(u32),
     #[error("uid {uid}: looking up user: {source}")]
     Lookup { uid: u32, source: nix::Error },
-    #[error("user {0}: looking up groups: {1}")]
-    Groups(String, nix::Error),
+    #[error("user {user}: looking up groups: {source}")]
+    Groups { uid: u32, user: String, source: nix::Error },
+}
+
+impl UserError {
+    /// The uid the error is about.
+    pub fn uid(&self) -> u32 {
+        match self {
+            UserError::NoSuchUser(uid) | UserError::Lookup { uid, .. } | UserError::Groups { uid, .. } => *uid,
+        }
+    }
+
+    /// The errno of the failed lookup, if one failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            UserError::NoSuchUser(_) => None,
+            UserError::Lookup { source, .. } | UserError::Groups { source, .. } => Some(*source as i32),
+        }
+    }
 }
 
 impl UserInfo {
@@ -35,7 +52,7 @@ impl UserInfo {
             .ok_or(UserError::NoSuchUser(uid))?;
         let cname = std::ffi::CString::new(user.name.clone())
             .map_err(|_| UserError::NoSuchUser(uid))?;
-        let gids = getgrouplist(&cname, user.gid).map_err(|e| UserError::Groups(user.name.clone(), e))?;
+        let gids = getgrouplist(&cname, user.gid).map_err(|source| UserError::Groups { uid, user: user.name.clone(), source })?;
         let mut memberships = Vec::new();
         for gid in gids {
             let name = Group::from_gid(gid)

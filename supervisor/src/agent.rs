@@ -1,5 +1,6 @@
 //! One actor per agent: owns the SOCK_SEQPACKET channel, matches answers to the requests the
-//! daemon sent (one FIFO, the agent answers in order), routes events (logs, exits, health) and
+//! daemon sent by request id (a reply of a kind its request does not accept fails that request
+//! with `UnexpectedMessage`), routes events (logs, exits, health) and
 //! tears the sandbox down in the daemon when the channel ends. Requests go through a bounded
 //! queue flushed when the socket is writable ([`crate::agentio`]): the actor never waits for an
 //! agent.
@@ -7,13 +8,14 @@
 use crate::cleanup;
 use crate::logs::LogHub;
 use crate::registry::{Registry, Remove, SetState};
-pub use crate::agentio::{AgentIo, Answer};
+pub use crate::agentio::{AgentIo, Answer, Incoming};
 use crate::agentio::{Outbox, QueueError};
 use actix::fut::wrap_future;
 use actix::prelude::*;
-use oz_wire::{AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, SandboxState, WireError};
+use oz_wire::{AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, RequestId, RequestKind, SandboxState, WireError};
 use slog::{debug, info, o, warn, Logger};
 use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::Entry;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -22,12 +24,16 @@ use tokio::sync::{oneshot, watch};
 
 /// Program exits remembered for watchers that register late.
 const EXITS_KEPT: usize = 64;
+/// Most requests sent to one agent and not yet answered.
+pub const MAX_PENDING: usize = 64;
 
+/// What the waiter of a request gets: the answer, or why there is none.
+pub type Reply = Result<Answer, WireError>;
+
+/// A request sent (or queued), waiting for the reply with its id.
 struct Pending {
-    /// The sequence number of the queued request (see [`Outbox::push`]).
-    seq: u64,
-    expect: &'static str,
-    tx: oneshot::Sender<Answer>,
+    kind: RequestKind,
+    tx: oneshot::Sender<Reply>,
     watch: Option<oneshot::Sender<ExitStatus>>,
 }
 
@@ -40,9 +46,7 @@ pub struct Agent {
     outbox: Outbox,
     /// A wait for the socket to become writable is armed.
     flushing: bool,
-    pending: VecDeque<Pending>,
-    /// The program started by `Launch` (its exit without a shutdown means the sandbox lingers).
-    main_pid: Option<u32>,
+    pending: HashMap<RequestId, Pending>,
     exits: VecDeque<(u32, ExitStatus)>,
     watchers: HashMap<u32, oneshot::Sender<ExitStatus>>,
     /// Shells opened for a client that waits for their exit (`ShellExited` always follows the
@@ -102,8 +106,7 @@ impl Agent {
             io: Rc::new(p.io),
             outbox: Outbox::default(),
             flushing: false,
-            pending: VecDeque::new(),
-            main_pid: None,
+            pending: HashMap::new(),
             exits: VecDeque::new(),
             watchers: HashMap::new(),
             shell_watchers: HashMap::new(),
@@ -116,33 +119,24 @@ impl Agent {
         }
     }
 
-    fn is_answer(&self, msg: &AgentToDaemon) -> bool {
-        match msg {
-            AgentToDaemon::Hello { .. }
-            | AgentToDaemon::Ready { .. }
-            | AgentToDaemon::LaunchFailed(_)
-            | AgentToDaemon::ShellStarted
-            | AgentToDaemon::ShellOpened { .. }
-            | AgentToDaemon::Mounted { .. }
-            | AgentToDaemon::Unmounted
-            | AgentToDaemon::Error(_)
-            | AgentToDaemon::Pong
-            | AgentToDaemon::XpraRelaunched => true,
-            AgentToDaemon::ShuttingDown { .. } => self.pending.front().is_some_and(|p| p.expect == "Shutdown"),
-            _ => false,
-        }
+    /// The bare `Hello` that opens the channel answers the pending `Hello` request.
+    fn hello_request(&self) -> Option<RequestId> {
+        self.pending.iter().find(|(_, p)| p.kind == RequestKind::Hello).map(|(id, _)| *id)
     }
 
-    fn answer(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
-        let Some(mut p) = self.pending.pop_front() else {
-            warn!(self.log, "unsolicited answer from agent"; "message" => msg.kind());
+    /// A reply to request `id`: refused unless that request is pending and accepts its kind.
+    fn answer(&mut self, id: RequestId, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
+        let Some(mut p) = self.pending.remove(&id) else {
+            warn!(self.log, "reply to an unknown request refused"; "request" => %id, "message" => msg.kind());
             return;
         };
+        if !p.kind.accepts(&msg) {
+            warn!(self.log, "agent answered with the wrong message"; "request" => %id, "expected" => p.kind.expected(), "message" => msg.kind());
+            let _ = p.tx.send(Err(WireError::UnexpectedMessage { expected: p.kind.expected(), received: msg.kind().to_string() }));
+            return;
+        }
         if let AgentToDaemon::Ready { init_pid, program_pid } = &msg {
             self.init_pid = *init_pid;
-            if p.expect == "Launch" {
-                self.main_pid = *program_pid;
-            }
             if let (Some(pid), Some(w)) = (program_pid, p.watch.take()) {
                 self.watch_program(*pid, w);
             }
@@ -153,7 +147,7 @@ impl Agent {
         if let (AgentToDaemon::ShellOpened { pid }, Some(w)) = (&msg, p.watch) {
             self.shell_watchers.insert(*pid, w);
         }
-        let _ = p.tx.send((msg, fds));
+        let _ = p.tx.send(Ok((msg, fds)));
     }
 
     fn watch_program(&mut self, pid: u32, w: oneshot::Sender<ExitStatus>) {
@@ -175,11 +169,6 @@ impl Agent {
             }
             AgentToDaemon::ProgramExited { pid, status } => {
                 info!(self.log, "program exited"; "pid" => pid, "status" => %status);
-                if self.main_pid == Some(pid) && !self.shutting_down {
-                    // Watchdog processes or auto_shutdown no keep the sandbox; if the agent
-                    // shuts it down instead, ShuttingDown follows and overrides this.
-                    self.registry.do_send(SetState { id: self.id, state: SandboxState::Lingering });
-                }
                 match self.watchers.remove(&pid) {
                     Some(w) => {
                         let _ = w.send(status);
@@ -217,6 +206,12 @@ impl Agent {
             AgentToDaemon::State(rec) => {
                 self.init_pid = rec.init_pid;
             }
+            // The agent's supervision decides the phase; the daemon lists it as reported.
+            AgentToDaemon::Phase(state) if !self.shutting_down || state == SandboxState::ShuttingDown => {
+                self.registry.do_send(SetState { id: self.id, state });
+            }
+            AgentToDaemon::Phase(_) => {}
+            AgentToDaemon::Error(e) => warn!(self.log, "agent refused a message"; "error" => %e),
             other => warn!(self.log, "unexpected message from agent"; "message" => other.kind()),
         }
     }
@@ -261,11 +256,17 @@ impl Actor for Agent {
     }
 }
 
-impl StreamHandler<Result<Answer, WireError>> for Agent {
-    fn handle(&mut self, item: Result<Answer, WireError>, _: &mut Context<Self>) {
+impl StreamHandler<Result<Incoming, WireError>> for Agent {
+    fn handle(&mut self, item: Result<Incoming, WireError>, _: &mut Context<Self>) {
         match item {
-            Ok((msg, fds)) if self.is_answer(&msg) => self.answer(msg, fds),
-            Ok((msg, _fds)) => self.event(msg),
+            Ok((env, fds)) => match (env.re, env.msg) {
+                (Some(id), msg) => self.answer(id, msg, fds),
+                (None, msg @ AgentToDaemon::Hello { .. }) => match self.hello_request() {
+                    Some(id) => self.answer(id, msg, fds),
+                    None => warn!(self.log, "unsolicited hello from agent"),
+                },
+                (None, msg) => self.event(msg),
+            },
             Err(WireError::Closed) => debug!(self.log, "agent channel closed"),
             Err(e) => warn!(self.log, "agent channel failed"; "error" => %e),
         }
@@ -280,7 +281,7 @@ impl StreamHandler<Result<Answer, WireError>> for Agent {
 /// With `watch`, the program started by an answering `Ready`, or the shell of an answering
 /// `ShellOpened`, is watched for its exit.
 #[derive(Message)]
-#[rtype(result = "Result<oneshot::Receiver<Answer>, DaemonError>")]
+#[rtype(result = "Result<oneshot::Receiver<Reply>, DaemonError>")]
 pub struct Request {
     pub msg: DaemonToAgent,
     pub fds: Vec<OwnedFd>,
@@ -288,9 +289,13 @@ pub struct Request {
 }
 
 impl Handler<Request> for Agent {
-    type Result = Result<oneshot::Receiver<Answer>, DaemonError>;
+    type Result = Result<oneshot::Receiver<Reply>, DaemonError>;
     fn handle(&mut self, r: Request, ctx: &mut Context<Self>) -> Self::Result {
         let kind = r.msg.kind();
+        if self.pending.len() >= MAX_PENDING {
+            warn!(self.log, "agent leaves too many requests unanswered; request refused"; "message" => kind);
+            return Err(DaemonError::AgentBusy { id: self.id });
+        }
         let seq = match self.outbox.push(&r.msg, r.fds, self.io.max_message()) {
             Ok(seq) => seq,
             Err(QueueError::TooLarge { len, max }) => {
@@ -306,11 +311,14 @@ impl Handler<Request> for Agent {
                 return Err(DaemonError::AgentBusy { id: self.id });
             }
             Err(QueueError::Encode(detail)) => {
-                return Err(DaemonError::Agent { id: self.id, error: AgentError::Other { detail: format!("encode {kind}: {detail}") } })
+                return Err(DaemonError::Agent { id: self.id, error: AgentError::Channel { detail: format!("encode {kind}: {detail}") } })
             }
         };
         let (tx, rx) = oneshot::channel();
-        self.pending.push_back(Pending { seq, expect: kind, tx, watch: r.watch });
+        match self.pending.entry(RequestId(seq)) {
+            Entry::Vacant(v) => v.insert(Pending { kind: RequestKind::of(&r.msg), tx, watch: r.watch }),
+            Entry::Occupied(_) => unreachable!("request ids are never reused on a channel"),
+        };
         self.flush(ctx);
         Ok(rx)
     }
@@ -340,10 +348,8 @@ impl Agent {
                 Err(e) => {
                     let out = self.outbox.pop().expect("front exists");
                     warn!(self.log, "send to agent failed"; "message" => out.kind, "error" => %e);
-                    if let Some(pos) = self.pending.iter().position(|p| p.seq == out.seq) {
-                        let p = self.pending.remove(pos).expect("position is valid");
-                        let error = AgentError::Other { detail: format!("send {}: {e}", out.kind) };
-                        let _ = p.tx.send((AgentToDaemon::Error(error), Vec::new()));
+                    if let Some(p) = self.pending.remove(&RequestId(out.seq)) {
+                        let _ = p.tx.send(Err(WireError::Io { op: "send to agent", source: e }));
                     }
                 }
             }

@@ -1,11 +1,14 @@
 //! The daemon's end of an agent channel: a non-blocking SOCK_SEQPACKET socket under the tokio
 //! reactor, and a bounded queue of frames waiting for it to become writable. No agent can make
 //! the daemon wait: a receive or send that would block returns at once, and a request that does
-//! not fit the queue is refused.
+//! not fit the queue is refused. The first frame each way is a bare `Hello`; every later frame is
+//! an envelope with a request id (`oz_wire::AgentRequest`, `oz_wire::AgentMessage`).
 
 use oz_wire::channel::AGENT_MAX_MESSAGE;
 use oz_wire::fdpass::{self, Limits};
-use oz_wire::{frame, AgentToDaemon, DaemonToAgent, WireError};
+use oz_wire::channel::decode_message;
+use oz_wire::{frame, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, WireError};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -14,6 +17,8 @@ use tokio::io::Interest;
 
 /// An answer from the agent and the fds that came with it.
 pub type Answer = (AgentToDaemon, Vec<OwnedFd>);
+/// A message from the agent (in its envelope) and the fds that came with it.
+pub type Incoming = (AgentMessage, Vec<OwnedFd>);
 
 /// Most messages queued for one agent.
 pub const MAX_QUEUED: usize = 32;
@@ -28,6 +33,8 @@ pub struct AgentIo {
     limits: Limits,
     /// The largest frame (header included) one packet can carry on this socket.
     max_packet: usize,
+    /// The agent's bare `Hello` has been received: envelopes follow.
+    greeted: Cell<bool>,
 }
 
 impl AgentIo {
@@ -38,7 +45,13 @@ impl AgentIo {
         // SAFETY: OwnedFd's as_raw_fd always returns the same open fd for as long as the
         // AsyncFd owns it.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }?;
-        Ok(AgentIo { fd, limits: Limits::default(), max_packet })
+        Ok(AgentIo { fd, limits: Limits::default(), max_packet, greeted: Cell::new(false) })
+    }
+
+    /// A channel whose hello was exchanged already (a re-adopted agent).
+    pub fn greeted(self) -> AgentIo {
+        self.greeted.set(true);
+        self
     }
 
     /// The largest message payload one packet can carry (the frame header excluded).
@@ -47,7 +60,7 @@ impl AgentIo {
     }
 
     /// Receive one message (waits for readiness; the socket never blocks).
-    pub async fn recv(&self) -> Result<Answer, WireError> {
+    pub async fn recv(&self) -> Result<Incoming, WireError> {
         loop {
             let mut guard = self.fd.readable().await.map_err(|e| WireError::Io { op: "poll agent channel", source: e })?;
             let res = guard.try_io(|fd| match fdpass::try_recv_packet(fd.get_ref().as_fd(), self.limits) {
@@ -58,7 +71,12 @@ impl AgentIo {
             // closure maps every other outcome to Ok.
             if let Ok(Ok(r)) = res {
                 let (payload, fds) = r?;
-                return Ok((frame::decode(&payload)?, fds));
+                if self.greeted.get() {
+                    return Ok((decode_message(&payload)?, fds));
+                }
+                let msg: AgentToDaemon = frame::decode(&payload)?;
+                self.greeted.set(matches!(msg, AgentToDaemon::Hello { .. }));
+                return Ok((AgentMessage { re: None, msg }, fds));
             }
         }
     }
@@ -89,8 +107,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// A frame waiting for the socket, with the fds it carries and the request sequence number it
-/// answers to.
+/// A frame waiting for the socket, with the fds it carries and the id of its request.
 pub struct Outgoing {
     pub seq: u64,
     pub kind: &'static str,
@@ -118,9 +135,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Frame `msg` and queue it; returns its sequence number.
+    /// Frame `msg` and queue it; returns its sequence number, the request id it carries (the
+    /// `Hello` that opens the channel goes bare).
     pub fn push(&mut self, msg: &DaemonToAgent, fds: Vec<OwnedFd>, max_message: usize) -> Result<u64, QueueError> {
-        let payload = frame::encode(msg).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let payload = match msg {
+            DaemonToAgent::Hello { .. } => frame::encode(msg),
+            _ => frame::encode(&AgentRequest { id: RequestId(self.next_seq), msg: msg.clone() }),
+        }
+        .map_err(|e| QueueError::Encode(e.to_string()))?;
         if payload.len() > max_message {
             return Err(QueueError::TooLarge { len: payload.len(), max: max_message });
         }

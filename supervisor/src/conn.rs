@@ -193,15 +193,18 @@ async fn hello(conn: &Conn) -> Result<bool, WireError> {
         return Ok(false);
     }
     match req {
-        ClientRequest::Hello { protocol_version } if protocol_version == PROTOCOL_VERSION => {
-            let daemon_version = env!("CARGO_PKG_VERSION").to_string();
-            conn.send(&DaemonReply::Hello { protocol_version, daemon_version }).await?;
-            Ok(true)
-        }
-        ClientRequest::Hello { protocol_version } => {
-            conn.send_error(DaemonError::VersionMismatch { daemon: PROTOCOL_VERSION, client: protocol_version }).await?;
-            Ok(false)
-        }
+        ClientRequest::Hello { protocol_version } => match oz_wire::check_version(protocol_version) {
+            Ok(()) => {
+                let daemon_version = env!("CARGO_PKG_VERSION").to_string();
+                conn.send(&DaemonReply::Hello { protocol_version, daemon_version }).await?;
+                Ok(true)
+            }
+            Err(_) => {
+                conn.send_error(DaemonError::VersionMismatch { daemon: PROTOCOL_VERSION, client: protocol_version })
+                    .await?;
+                Ok(false)
+            }
+        },
         other => {
             conn.send_error(invalid(format!("first request must be Hello, got {}", other.kind()))).await?;
             Ok(false)

@@ -57,7 +57,7 @@ pub fn start(config: Config, profiles: Vec<Profile>, scan: Scan, listener: UnixL
 fn adopt_one(reg: &mut Registry, addr: Addr<Registry>, a: crate::adopt::Adopted, config: &Config, hub: &Arc<LogHub>, log: &Logger) {
     let rec = a.record;
     let io = match AgentIo::new(a.channel) {
-        Ok(io) => io,
+        Ok(io) => io.greeted(),
         Err(e) => {
             warn!(log, "cannot watch re-adopted agent"; "sandbox" => rec.id, "error" => %e);
             return;

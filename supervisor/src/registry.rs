@@ -87,7 +87,8 @@ impl Handler<AttachAgent> for Registry {
     }
 }
 
-/// The agent reported `Ready`.
+/// The agent reported `Ready`: a starting sandbox runs. Later phases are the agent's to report
+/// (`AgentToDaemon::Phase`), which may arrive before this.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetRunning {
@@ -100,7 +101,9 @@ impl Handler<SetRunning> for Registry {
     fn handle(&mut self, m: SetRunning, _: &mut Context<Self>) {
         if let Some(e) = self.table.get_mut(m.id) {
             e.init_pid = m.init_pid;
-            e.state = SandboxState::Running;
+            if e.state == SandboxState::Starting {
+                e.state = SandboxState::Running;
+            }
         }
     }
 }

@@ -162,7 +162,13 @@ fn wrong_first_frame_and_version_are_refused() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     frame::write_frame(&mut s, &ClientRequest::Hello { protocol_version: 99 }, 1 << 20).unwrap();
     let r: DaemonReply = frame::read_frame(&mut s, 1 << 20).unwrap();
-    assert_eq!(r, DaemonReply::Error(DaemonError::VersionMismatch { daemon: 1, client: 99 }));
+    assert_eq!(r, DaemonReply::Error(DaemonError::VersionMismatch { daemon: PROTOCOL_VERSION, client: 99 }));
+    // A protocol 1 client (before request ids on the agent channel) is told so.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    frame::write_frame(&mut s, &ClientRequest::Hello { protocol_version: 1 }, 1 << 20).unwrap();
+    let r: DaemonReply = frame::read_frame(&mut s, 1 << 20).unwrap();
+    assert_eq!(r, DaemonReply::Error(DaemonError::VersionMismatch { daemon: PROTOCOL_VERSION, client: 1 }));
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     frame::write_frame(&mut s, &ClientRequest::ListSandboxes, 1 << 20).unwrap();
@@ -292,8 +298,8 @@ fn fake_rendezvous(state_dir: &Path, id: u64, agent_pid: u32) -> (std::thread::J
         let conn = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(accept(lfd.as_raw_fd()).unwrap()) };
         let ch = DaemonChannel::new(conn);
         ch.accept_hello(Some(id), agent_pid).unwrap();
-        ch.send(&AgentToDaemon::State(rec), &[]).unwrap();
-        ch.send(&AgentToDaemon::Mounts { paths: vec!["/home/someone/doc.pdf".into()] }, &[]).unwrap();
+        ch.event(AgentToDaemon::State(rec), &[]).unwrap();
+        ch.event(AgentToDaemon::Mounts { paths: vec!["/home/someone/doc.pdf".into()] }, &[]).unwrap();
         let _ = rx.recv();
     });
     (t, tx)

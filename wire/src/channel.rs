@@ -1,17 +1,26 @@
 //! Role-typed channels over a SOCK_SEQPACKET socket: `AgentChannel` is the daemon's end (sends
-//! `DaemonToAgent`, receives `AgentToDaemon`), `DaemonChannel` the agent's end. The `wait_for_*`
-//! methods accept only the expected reply and return `UnexpectedMessage` otherwise; `Log` and
-//! `Health` events that arrive meanwhile are handed to the caller's `on_event`.
+//! `DaemonToAgent`, receives `AgentToDaemon`), `DaemonChannel` the agent's end.
+//!
+//! The first frame each way is a bare `Hello` (its encoding never changes, so peers of any
+//! version can name a version mismatch); every later frame is an envelope with a request id
+//! ([`AgentRequest`], [`AgentMessage`]). The daemon's end numbers its requests and accepts a
+//! reply only for an outstanding request id and only of a kind that request accepts
+//! (`UnknownRequest`, `UnexpectedMessage { expected, received }` otherwise). The `wait_for_*`
+//! methods accept only the expected reply; `Log` and `Health` events that arrive meanwhile are
+//! handed to the caller's `on_event`.
 
 use crate::error::{Result, WireError};
 use crate::fdpass::{self, Limits, SocketKind};
-use crate::msg::{AgentError, AgentToDaemon, DaemonToAgent, PROTOCOL_VERSION};
+use crate::frame;
+use crate::msg::{
+    check_version, AgentError, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, RequestKind,
+    PROTOCOL_VERSION,
+};
 use crate::state::AgentRecord;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::marker::PhantomData;
-use std::path::PathBuf;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The largest frame one agent-channel packet may carry. A unix SOCK_SEQPACKET send fails with
@@ -19,51 +28,107 @@ use std::time::Duration;
 /// default); this cap stays well below that, and senders check it before sending.
 pub const AGENT_MAX_MESSAGE: u32 = 160 * 1024;
 
-/// One end of a typed blocking channel: sends `Tx`, receives `Rx`.
+/// Most requests the blocking daemon end keeps outstanding.
+pub const MAX_OUTSTANDING: usize = 64;
+
+/// A connected SOCK_SEQPACKET socket with its receive limits.
 #[derive(Debug)]
-pub struct Channel<Tx, Rx> {
+struct Socket {
     fd: OwnedFd,
     limits: Limits,
-    _dir: PhantomData<fn(Tx) -> Rx>,
 }
 
-/// The daemon's end of an agent channel.
-pub type AgentChannel = Channel<DaemonToAgent, AgentToDaemon>;
-/// The agent's end of its channel to the daemon.
-pub type DaemonChannel = Channel<AgentToDaemon, DaemonToAgent>;
-
-impl<Tx: Serialize, Rx: DeserializeOwned> Channel<Tx, Rx> {
-    /// Wrap a connected SOCK_SEQPACKET socket.
-    pub fn new(fd: OwnedFd) -> Self {
-        Channel { fd, limits: Limits::default(), _dir: PhantomData }
-    }
-
-    pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    pub fn send(&self, msg: &Tx, fds: &[BorrowedFd<'_>]) -> Result<()> {
+impl Socket {
+    fn send<T: serde::Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<()> {
         fdpass::send_msg(self.fd.as_fd(), SocketKind::SeqPacket, msg, fds, self.limits.max_frame)
     }
 
-    /// Receive one message and its fds; a read timeout is `Timeout`, EOF is `Closed`.
-    pub fn recv(&self) -> Result<(Rx, Vec<OwnedFd>)> {
-        fdpass::recv_msg(self.fd.as_fd(), SocketKind::SeqPacket, self.limits).map_err(WireError::blocking)
+    /// One frame's payload; a read timeout is `Timeout`, EOF is `Closed`.
+    fn recv_payload(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        fdpass::recv_frame(self.fd.as_fd(), SocketKind::SeqPacket, self.limits).map_err(WireError::blocking)
     }
 
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         fdpass::set_read_timeout(self.fd.as_fd(), timeout)
-    }
-
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
     }
 }
 
-impl<Tx, Rx> AsFd for Channel<Tx, Rx> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+/// Decode an envelope; a bare `Hello` where an envelope belongs (a peer of protocol 1, which
+/// had no envelopes) is a version mismatch, not garbage.
+fn decode_envelope<T: serde::de::DeserializeOwned, H: serde::de::DeserializeOwned>(
+    payload: &[u8],
+    hello_version: impl Fn(H) -> Option<u32>,
+) -> Result<T> {
+    frame::decode::<T>(payload).map_err(|e| match frame::decode::<H>(payload).ok().and_then(hello_version) {
+        Some(theirs) => WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs },
+        None => e,
+    })
+}
+
+/// Decode a frame from the daemon (after the hello).
+pub fn decode_request(payload: &[u8]) -> Result<AgentRequest> {
+    decode_envelope(payload, |h: DaemonToAgent| match h {
+        DaemonToAgent::Hello { protocol_version } => Some(protocol_version),
+        _ => None,
+    })
+}
+
+/// Decode a frame from an agent (after the hello).
+pub fn decode_message(payload: &[u8]) -> Result<AgentMessage> {
+    decode_envelope(payload, |h: AgentToDaemon| match h {
+        AgentToDaemon::Hello { protocol_version, .. } => Some(protocol_version),
+        _ => None,
+    })
+}
+
+/// The id a request frame starts with, even when the rest does not decode.
+pub fn request_id_prefix(payload: &[u8]) -> Option<RequestId> {
+    let bytes: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    Some(RequestId(u64::from_le_bytes(bytes)))
+}
+
+/// The requests a daemon end has sent and not yet seen answered, by id.
+#[derive(Debug, Default)]
+pub struct Outstanding {
+    next: u64,
+    waiting: HashMap<RequestId, RequestKind>,
+}
+
+impl Outstanding {
+    /// Number a new request of `kind`; refused past `max` outstanding.
+    pub fn begin(&mut self, kind: RequestKind, max: usize) -> Result<RequestId> {
+        if self.waiting.len() >= max {
+            return Err(WireError::TooManyRequests { outstanding: self.waiting.len() });
+        }
+        self.next += 1;
+        let id = RequestId(self.next);
+        self.waiting.insert(id, kind);
+        Ok(id)
+    }
+
+    /// Match a reply to its request: the id must be outstanding and the reply of a kind that
+    /// request accepts. Either way the request is no longer outstanding.
+    pub fn complete(&mut self, id: RequestId, reply: &AgentToDaemon) -> Result<RequestKind> {
+        let Some(kind) = self.waiting.remove(&id) else {
+            return Err(WireError::UnknownRequest { id: id.0, received: reply.kind().to_string() });
+        };
+        if !kind.accepts(reply) {
+            return Err(WireError::UnexpectedMessage { expected: kind.expected(), received: reply.kind().to_string() });
+        }
+        Ok(kind)
+    }
+
+    /// Forget a request (its send failed, or its waiter gave up).
+    pub fn cancel(&mut self, id: RequestId) -> Option<RequestKind> {
+        self.waiting.remove(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
     }
 }
 
@@ -78,14 +143,78 @@ pub struct AgentHello {
     pub agent_pid: u32,
 }
 
+/// The daemon's end of an agent channel (blocking).
+#[derive(Debug)]
+pub struct AgentChannel {
+    sock: Socket,
+    outstanding: RefCell<Outstanding>,
+    /// The bare hello has been received; envelopes follow.
+    greeted: Cell<bool>,
+}
+
 impl AgentChannel {
-    /// Receive, handing `Log`/`Health`/`Children` events to `on_event`, until another message
-    /// arrives.
+    /// Wrap a connected SOCK_SEQPACKET socket.
+    pub fn new(fd: OwnedFd) -> Self {
+        AgentChannel { sock: Socket { fd, limits: Limits::default() }, outstanding: RefCell::default(), greeted: Cell::new(false) }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.sock.limits = limits;
+        self
+    }
+
+    /// Send a request with `fds`; returns its id. `Hello` goes bare (it opens the channel).
+    pub fn send(&self, msg: &DaemonToAgent, fds: &[BorrowedFd<'_>]) -> Result<RequestId> {
+        if let DaemonToAgent::Hello { .. } = msg {
+            self.sock.send(msg, fds)?;
+            return Ok(RequestId(0));
+        }
+        let id = self.outstanding.borrow_mut().begin(RequestKind::of(msg), MAX_OUTSTANDING)?;
+        let env = AgentRequest { id, msg: msg.clone() };
+        self.sock.send(&env, fds).inspect_err(|_| {
+            self.outstanding.borrow_mut().cancel(id);
+        })?;
+        Ok(id)
+    }
+
+    /// Receive one message and its fds, a reply checked against its request (see
+    /// [`Outstanding::complete`]); a read timeout is `Timeout`, EOF is `Closed`.
+    pub fn recv_message(&self) -> Result<(AgentMessage, Vec<OwnedFd>)> {
+        let (payload, fds) = self.sock.recv_payload()?;
+        if !self.greeted.get() {
+            let msg: AgentToDaemon = frame::decode(&payload)?;
+            return Ok((AgentMessage { re: None, msg }, fds));
+        }
+        let env = decode_message(&payload)?;
+        if let Some(id) = env.re {
+            self.outstanding.borrow_mut().complete(id, &env.msg)?;
+        }
+        Ok((env, fds))
+    }
+
+    /// Receive one message and its fds (see [`AgentChannel::recv_message`]).
+    pub fn recv(&self) -> Result<(AgentToDaemon, Vec<OwnedFd>)> {
+        self.recv_message().map(|(env, fds)| (env.msg, fds))
+    }
+
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.sock.fd
+    }
+
+    /// Receive, handing `Log`/`Health`/`Children`/`Phase` events to `on_event`, until another
+    /// message arrives.
     fn next_reply(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<(AgentToDaemon, Vec<OwnedFd>)> {
         loop {
             let (msg, fds) = self.recv()?;
             match msg {
-                AgentToDaemon::Log(_) | AgentToDaemon::Health { .. } | AgentToDaemon::Children { .. } => on_event(msg),
+                AgentToDaemon::Log(_)
+                | AgentToDaemon::Health { .. }
+                | AgentToDaemon::Children { .. }
+                | AgentToDaemon::Phase(_) => on_event(msg),
                 other => return Ok((other, fds)),
             }
         }
@@ -100,9 +229,8 @@ impl AgentChannel {
     pub fn wait_for_hello(&self) -> Result<AgentHello> {
         match self.next_reply(&mut |_| {})?.0 {
             AgentToDaemon::Hello { protocol_version, sandbox_id, agent_pid } => {
-                if protocol_version != PROTOCOL_VERSION {
-                    return Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version });
-                }
+                check_version(protocol_version)?;
+                self.greeted.set(true);
                 Ok(AgentHello { sandbox_id, agent_pid })
             }
             other => Err(unexpected("Hello", &other)),
@@ -138,81 +266,86 @@ impl AgentChannel {
     }
 }
 
+impl AsFd for AgentChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd.as_fd()
+    }
+}
+
+/// One request as the agent's end receives it: the id to answer, and the request or why its body
+/// did not decode.
+pub type Incoming = (RequestId, Result<DaemonToAgent>, Vec<OwnedFd>);
+
+/// The agent's end of its channel to the daemon (blocking).
+#[derive(Debug)]
+pub struct DaemonChannel {
+    sock: Socket,
+}
+
 impl DaemonChannel {
-    /// Agent side of the hello: wait for the daemon's `Hello`, check its version, answer.
+    /// Wrap a connected SOCK_SEQPACKET socket.
+    pub fn new(fd: OwnedFd) -> Self {
+        DaemonChannel { sock: Socket { fd, limits: Limits::default() } }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.sock.limits = limits;
+        self
+    }
+
+    /// Wait for the daemon's bare `Hello`, check its version, answer with ours. On a version
+    /// mismatch our hello still goes out, so that the daemon can name the mismatch too.
     pub fn accept_hello(&self, sandbox_id: Option<u64>, agent_pid: u32) -> Result<()> {
-        match self.recv()?.0 {
-            DaemonToAgent::Hello { protocol_version } if protocol_version == PROTOCOL_VERSION => {
-                let reply = AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id, agent_pid };
-                self.send(&reply, &[])
-            }
+        let (payload, _fds) = self.sock.recv_payload()?;
+        let reply = AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id, agent_pid };
+        match frame::decode::<DaemonToAgent>(&payload)? {
             DaemonToAgent::Hello { protocol_version } => {
-                Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version })
+                let checked = check_version(protocol_version);
+                self.sock.send(&reply, &[])?;
+                checked
             }
             other => Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().to_string() }),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::msg::{LogLevel, LogRecord};
-
-    fn channels() -> (AgentChannel, DaemonChannel) {
-        let (a, b) = fdpass::seqpacket_pair().unwrap();
-        (AgentChannel::new(a), DaemonChannel::new(b))
-    }
-
-    #[test]
-    fn hello_then_ready_with_logs_in_between() {
-        let (daemon, agent) = channels();
-        let t = std::thread::spawn(move || {
-            agent.accept_hello(None, 77).unwrap();
-            let log = LogRecord { ts: 1, level: LogLevel::Info, sandbox: Some(1), profile: None, message: "m".into() };
-            agent.send(&AgentToDaemon::Log(log), &[]).unwrap();
-            agent.send(&AgentToDaemon::Ready { init_pid: 10, program_pid: Some(11) }, &[]).unwrap();
-        });
-        assert_eq!(daemon.hello().unwrap(), AgentHello { sandbox_id: None, agent_pid: 77 });
-        let mut logs = 0;
-        let ready = daemon.wait_for_ready(&mut |m| logs += matches!(m, AgentToDaemon::Log(_)) as i32).unwrap();
-        assert_eq!(ready, Ok((10, Some(11))));
-        assert_eq!(logs, 1);
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn wrong_reply_is_unexpected_message() {
-        let (daemon, agent) = channels();
-        agent.send(&AgentToDaemon::Pong, &[]).unwrap();
-        let err = daemon.wait_for_ready(&mut |_| {}).unwrap_err();
-        match err {
-            WireError::UnexpectedMessage { expected, received } => assert_eq!((expected, received.as_str()), ("Ready", "Pong")),
-            other => panic!("{other}"),
+    /// Receive one request. The outer error is the channel's (closed, timeout, too large); a
+    /// request whose body does not decode still gives its id, to answer it with an error.
+    pub fn recv_request(&self) -> Result<Incoming> {
+        let (payload, fds) = self.sock.recv_payload()?;
+        match decode_request(&payload) {
+            Ok(env) => Ok((env.id, Ok(env.msg), fds)),
+            Err(e @ WireError::VersionMismatch { .. }) => Err(e),
+            Err(e) => match request_id_prefix(&payload) {
+                Some(id) => Ok((id, Err(e), fds)),
+                None => Err(e),
+            },
         }
     }
 
-    #[test]
-    fn version_mismatch_is_detected_on_both_sides() {
-        let (daemon, agent) = channels();
-        daemon.send(&DaemonToAgent::Hello { protocol_version: 99 }, &[]).unwrap();
-        assert!(matches!(agent.accept_hello(None, 1), Err(WireError::VersionMismatch { theirs: 99, .. })));
-        agent.send(&AgentToDaemon::Hello { protocol_version: 98, sandbox_id: None, agent_pid: 1 }, &[]).unwrap();
-        assert!(matches!(daemon.wait_for_hello(), Err(WireError::VersionMismatch { theirs: 98, .. })));
+    /// Answer request `re`.
+    pub fn reply(&self, re: RequestId, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.sock.send(&AgentMessage { re: Some(re), msg }, fds)
     }
 
-    #[test]
-    fn launch_failed_is_the_agents_error() {
-        let (daemon, agent) = channels();
-        let e = AgentError::Exec { path: "/usr/bin/x".into(), errno: 2 };
-        agent.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]).unwrap();
-        assert_eq!(daemon.wait_for_ready(&mut |_| {}).unwrap(), Err(e));
+    /// Send an event (a message that answers no request).
+    pub fn event(&self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        self.sock.send(&AgentMessage { re: None, msg }, fds)
     }
 
-    #[test]
-    fn recv_timeout() {
-        let (daemon, _agent) = channels();
-        daemon.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
-        assert!(matches!(daemon.recv(), Err(WireError::Timeout)));
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.sock.fd
     }
 }
+
+impl AsFd for DaemonChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@
 
 use crate::error::WireError;
 use crate::fdpass::{self, Limits, SocketKind};
-use crate::msg::{ClientRequest, DaemonError, DaemonReply, LogRecord, PROTOCOL_VERSION};
+use crate::msg::{check_version, ClientRequest, DaemonError, DaemonReply, LogRecord, PROTOCOL_VERSION};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -70,13 +70,11 @@ impl Client {
         // A daemon that accepts but never answers must not hang the caller.
         client.set_read_timeout(Some(HELLO_TIMEOUT))?;
         match client.request(&ClientRequest::Hello { protocol_version: PROTOCOL_VERSION })? {
-            DaemonReply::Hello { protocol_version, daemon_version } if protocol_version == PROTOCOL_VERSION => {
+            DaemonReply::Hello { protocol_version, daemon_version } => {
+                check_version(protocol_version)?;
                 client.daemon_version = daemon_version;
                 client.set_read_timeout(None)?;
                 Ok(client)
-            }
-            DaemonReply::Hello { protocol_version, .. } => {
-                Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version }.into())
             }
             DaemonReply::Error(e) => Err(e.into()),
             other => Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().into() }.into()),

@@ -30,11 +30,23 @@ pub enum WireError {
     UnexpectedMessage { expected: &'static str, received: String },
     #[error("protocol version mismatch: ours {ours}, theirs {theirs}")]
     VersionMismatch { ours: u32, theirs: u32 },
+    #[error("{received} answers request {id}, which is not outstanding")]
+    UnknownRequest { id: u64, received: String },
+    #[error("{outstanding} requests outstanding: no more until some are answered")]
+    TooManyRequests { outstanding: usize },
 }
 
 impl WireError {
     pub(crate) fn io(op: &'static str, source: io::Error) -> WireError {
         WireError::Io { op, source }
+    }
+
+    /// The errno of a failed system call, if that is what the error is.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            WireError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
     }
 
     /// True when the peer went away (clean close or mid-frame EOF, reset, broken pipe).

@@ -124,6 +124,13 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T, max: u32) -> Resu
     w.flush().map_err(|e| WireError::io("flush frame", e))
 }
 
+/// Write one already encoded payload as a frame to a byte stream (a pipe).
+pub fn write_payload<W: Write>(w: &mut W, payload: &[u8], max: u32) -> Result<()> {
+    let bytes = frame(payload, max)?;
+    w.write_all(&bytes).map_err(|e| WireError::io("write frame", e))?;
+    w.flush().map_err(|e| WireError::io("flush frame", e))
+}
+
 /// Read one frame's payload from a byte stream. EOF before the first byte is `Closed`; EOF inside
 /// a frame is `UnexpectedEof`; a read timeout (EAGAIN) is `Timeout`.
 pub fn read_payload<R: Read>(r: &mut R, max: u32) -> Result<Vec<u8>> {

@@ -26,6 +26,8 @@ fn every_variant_round_trips() {
     round_trip(&samples::daemon_replies());
     round_trip(&samples::daemon_to_agent());
     round_trip(&samples::agent_to_daemon());
+    round_trip(&samples::agent_requests());
+    round_trip(&samples::agent_messages());
 }
 
 #[test]
@@ -82,6 +84,26 @@ fn encodings_match_checked_in_fixtures() {
     check_fixtures(&samples::daemon_replies());
     check_fixtures(&samples::daemon_to_agent());
     check_fixtures(&samples::agent_to_daemon());
+    check_fixtures(&samples::agent_requests());
+    check_fixtures(&samples::agent_messages());
+}
+
+#[test]
+fn protocol_1_hellos_still_decode_and_get_a_version_mismatch() {
+    let payload = |name: &str| {
+        let stored = std::fs::read(fixtures_dir().join(format!("{name}.bin"))).unwrap();
+        frame::unframe(&stored, DEFAULT_MAX_FRAME).unwrap().to_vec()
+    };
+    let mismatch = |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 }));
+    let ClientRequest::Hello { protocol_version } = frame::decode(&payload("client_hello")).unwrap() else { panic!() };
+    assert!(mismatch(check_version(protocol_version)));
+    let DaemonToAgent::Hello { protocol_version } = frame::decode(&payload("d2a_hello")).unwrap() else { panic!() };
+    assert!(mismatch(check_version(protocol_version)));
+    // Where protocol 2 expects an envelope, a protocol 1 hello is named as such.
+    let err = oz_wire::channel::decode_request(&payload("d2a_hello")).unwrap_err();
+    assert!(mismatch(Err(err)));
+    let err = oz_wire::channel::decode_message(&payload("a2d_hello_rendezvous")).unwrap_err();
+    assert!(mismatch(Err(err)));
 }
 
 #[test]

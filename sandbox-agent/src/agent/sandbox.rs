@@ -9,7 +9,7 @@
 use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
-use crate::common::proto::{self, AgentToInit, ChannelError, InitError, InitToAgent};
+use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, WireError};
 use crate::init::{InitPlan, StartStdio};
 use oz_sandbox::landlock::LandlockPlan;
 use oz_sandbox::namespaces::{self, Forked};
@@ -49,22 +49,30 @@ pub enum SandboxError {
     #[error("sandbox {id}: {error}")]
     Init { id: u64, error: InitError },
     #[error("sandbox {id}: {error}")]
-    Channel { id: u64, error: ChannelError },
+    Channel { id: u64, error: WireError },
     #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
 }
 
 impl SandboxError {
-    /// The wire form, for the daemon and the client.
+    /// The wire form, for the daemon and the client: the one mapping of agent errors, with the
+    /// user's uid, the object and the errno where the error has them.
     pub fn to_wire(&self) -> oz_wire::AgentError {
+        use oz_wire::AgentError as W;
+        let setup = |step: &str| W::Setup { step: step.into(), detail: self.to_string() };
         match self {
-            SandboxError::RootUser => oz_wire::AgentError::User { uid: 0, detail: self.to_string() },
-            SandboxError::User(e) => oz_wire::AgentError::User { uid: 0, detail: e.to_string() },
-            SandboxError::Init { error, .. } if error.step == proto::Step::Exec => {
-                oz_wire::AgentError::Exec { path: error.object.clone().unwrap_or_default().into(), errno: error.errno }
-            }
-            SandboxError::Seccomp(d) => oz_wire::AgentError::Seccomp { detail: d.clone() },
-            other => oz_wire::AgentError::Other { detail: other.to_string() },
+            SandboxError::RootUser => W::User { uid: 0, detail: self.to_string() },
+            SandboxError::User(e) => W::User { uid: e.uid(), detail: e.to_string() },
+            SandboxError::Init { error, .. } => crate::agent::serve::agent_error(error, None),
+            SandboxError::Seccomp(d) => W::Seccomp { detail: d.clone() },
+            SandboxError::Sys { op, errno } => W::Sys { op: (*op).into(), errno: *errno as i32 },
+            SandboxError::Threaded(_) => setup("clone"),
+            SandboxError::Program(_) | SandboxError::Nul(_) => W::Profile { detail: self.to_string() },
+            SandboxError::Rootfs(_) => setup("root filesystem"),
+            SandboxError::Cgroup(_) => setup("cgroup"),
+            SandboxError::Stdio(..) => W::BadRequest { detail: self.to_string() },
+            SandboxError::Channel { error, .. } => W::Channel { detail: error.to_string() },
+            SandboxError::InitDied { .. } => setup("init"),
         }
     }
 }
@@ -318,9 +326,9 @@ impl Sandbox {
             }
             Ok((other, _)) => Err(SandboxError::Channel {
                 id,
-                error: ChannelError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
+                error: WireError::UnexpectedMessage { expected: "Ready", received: format!("{other:?}") },
             }),
-            Err(ChannelError::Closed) => {
+            Err(WireError::Closed) => {
                 let status = self.reap();
                 Err(SandboxError::InitDied { id, status })
             }
@@ -510,3 +518,36 @@ fn close_fds_except(keep: &[RawFd]) {
     unsafe { libc::close_range(from, libc::c_uint::MAX, 0) };
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oz_wire::AgentError as W;
+
+    #[test]
+    fn a_user_error_carries_the_users_uid_and_the_errno_text() {
+        let e = SandboxError::User(UserError::Lookup { uid: 1234, source: Errno::EACCES });
+        match e.to_wire() {
+            W::User { uid, detail } => {
+                assert_eq!(uid, 1234);
+                assert!(detail.contains("Permission denied"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(SandboxError::User(UserError::NoSuchUser(4321)).to_wire(), W::User { uid: 4321, .. }));
+    }
+
+    #[test]
+    fn known_errors_map_to_their_own_variants() {
+        let sys = SandboxError::Sys { op: "clone", errno: Errno::EPERM }.to_wire();
+        assert_eq!(sys, W::Sys { op: "clone".into(), errno: libc::EPERM });
+        assert_eq!(sys.to_string(), "clone: operation not permitted");
+        let init = InitError::new(proto::Step::Exec, Some("/usr/bin/nope".into()), libc::ENOENT);
+        let exec = SandboxError::Init { id: 1, error: init }.to_wire();
+        assert_eq!(exec, W::Exec { path: "/usr/bin/nope".into(), errno: libc::ENOENT });
+        let closed = SandboxError::Channel { id: 1, error: WireError::Closed }.to_wire();
+        assert!(matches!(closed, W::Channel { .. }));
+        let died = SandboxError::InitDied { id: 1, status: "killed by signal 9".into() }.to_wire();
+        assert!(matches!(died, W::Setup { ref step, .. } if step == "init"), "{died:?}");
+    }
+}

@@ -1,5 +1,6 @@
-//! The agent <-> init channel: one typed enum per direction, bincode 1.3 in one SOCK_SEQPACKET
-//! packet per message, file descriptors alongside with SCM_RIGHTS.
+//! The agent <-> init channel: one typed enum per direction, framed and sent with the wire's
+//! framing and fd passing (`oz_wire::frame`, `oz_wire::fdpass`): one SOCK_SEQPACKET packet per
+//! message, file descriptors alongside with SCM_RIGHTS.
 //!
 //! The init is a forked child of the agent (PID 1 of the sandbox's PID namespace). It starts the
 //! launch's program by itself (from the plan it inherited at fork), then serves these requests.
@@ -7,13 +8,13 @@
 //! `Unmounted`, `ShuttingDown` or `Failed`), in request order; `Ready`, `ProgramFailed` and
 //! `Exited` are unsolicited events and may come between a request and its reply.
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use oz_wire::fdpass::{self, Limits, SocketKind};
+use oz_wire::frame;
 use serde::{Deserialize, Serialize};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-/// Largest message accepted on the channel (checked by the packet buffer size).
+/// Largest message accepted on the channel (checked before anything is allocated).
 pub const MAX_PACKET: usize = 256 * 1024;
 /// Most descriptors one message carries (RunProgram: stdin, stdout, stderr).
 pub const MAX_FDS: usize = 3;
@@ -108,134 +109,53 @@ pub enum InitToAgent {
 /// The setup step that failed and the error the init reports (shared with `oz_sandbox::exec`).
 pub use oz_sandbox::step::{InitError, Step};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ChannelError {
-    #[error("{op} on the init channel: {errno}")]
-    Sys { op: &'static str, errno: nix::errno::Errno },
-    #[error("init channel closed by peer")]
-    Closed,
-    #[error("init channel packet truncated (over {MAX_PACKET} bytes or {MAX_FDS} fds)")]
-    Truncated,
-    #[error("decode {what} ({len} bytes): {detail}")]
-    Decode { what: &'static str, len: usize, detail: String },
-    #[error("encode {what}: {detail}")]
-    Encode { what: &'static str, detail: String },
-    #[error("expected {expected} fds with {message}, got {got}")]
-    FdCount { message: &'static str, expected: usize, got: usize },
-    #[error("expected {expected}, received {received}")]
-    UnexpectedMessage { expected: &'static str, received: String },
-}
+/// Errors of the channel: the wire's errors (one framing, one fd-passing implementation).
+pub use oz_wire::WireError;
 
-/// The length of the next packet on the SOCK_SEQPACKET `sock`, without receiving it (blocks like
-/// a receive; 0 at end of file).
-fn next_packet_len(sock: BorrowedFd<'_>) -> Result<usize, ChannelError> {
-    loop {
-        // SAFETY: a zero-length receive into no buffer; MSG_PEEK leaves the packet (and any fds
-        // attached to it) queued, MSG_TRUNC makes the kernel return its real length.
-        let r = unsafe { libc::recv(sock.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
-        match nix::errno::Errno::result(r) {
-            Ok(n) => return Ok(n as usize),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
-            Err(errno) => return Err(ChannelError::Sys { op: "recv", errno }),
-        }
+/// The limits every receive on the channel applies.
+const LIMITS: Limits = Limits { max_frame: MAX_PACKET as u32, max_fds: MAX_FDS };
+
+/// Largest message written to a setup pipe (the compiled seccomp filter).
+pub const MAX_PIPE_MESSAGE: u32 = 16 << 20;
+
+/// A lost peer (EOF, reset, broken pipe) is `Closed`, whichever call noticed it.
+fn closed_if_gone(e: WireError) -> WireError {
+    if e.is_disconnect() {
+        WireError::Closed
+    } else {
+        e
     }
 }
 
-/// Write one length-prefixed message (8 bytes little-endian, then `payload`) to a pipe the init
-/// reads during its setup, and close it.
-pub fn write_pipe_message(pipe: OwnedFd, payload: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::from(pipe);
-    f.write_all(&(payload.len() as u64).to_le_bytes())?;
-    f.write_all(payload)
+/// Write one framed message (the wire framing) to a pipe the init reads during its setup, and
+/// close it.
+pub fn write_pipe_message(pipe: OwnedFd, payload: &[u8]) -> Result<(), WireError> {
+    frame::write_payload(&mut std::fs::File::from(pipe), payload, MAX_PIPE_MESSAGE)
 }
 
 /// Read what [`write_pipe_message`] wrote; a cut message (the agent failed or died) is an error.
-pub fn read_pipe_message(pipe: OwnedFd) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut f = std::fs::File::from(pipe);
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)?;
-    let len = u64::from_le_bytes(len);
-    let mut payload = Vec::new();
-    (&mut f).take(len).read_to_end(&mut payload)?;
-    if payload.len() as u64 != len {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-    }
-    Ok(payload)
+pub fn read_pipe_message(pipe: OwnedFd) -> Result<Vec<u8>, WireError> {
+    frame::read_payload(&mut std::fs::File::from(pipe), MAX_PIPE_MESSAGE)
 }
 
-/// Send one message with `fds` attached.
-pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), ChannelError> {
-    let what = std::any::type_name::<T>();
-    let buf = bincode::serialize(msg).map_err(|e| ChannelError::Encode { what, detail: e.to_string() })?;
-    if buf.len() > MAX_PACKET {
-        return Err(ChannelError::Encode { what, detail: format!("{} bytes exceed {MAX_PACKET}", buf.len()) });
-    }
-    let iov = [IoSlice::new(&buf)];
-    let cmsg = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-    loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
-            Err(errno) => return Err(ChannelError::Sys { op: "sendmsg", errno }),
-        }
-    }
+/// Send one message with `fds` attached (each open for the duration of the call).
+pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), WireError> {
+    // SAFETY: the caller passes descriptors it keeps open across this call; the borrows do not
+    // outlive it.
+    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|fd| unsafe { BorrowedFd::borrow_raw(*fd) }).collect();
+    fdpass::send_msg(sock, SocketKind::SeqPacket, msg, &fds, LIMITS.max_frame).map_err(closed_if_gone)
 }
 
 /// Receive one message and the fds that came with it (owned, close-on-exec).
-pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), ChannelError> {
-    let what = std::any::type_name::<T>();
-    // Sized to the next packet (a zeroed MAX_PACKET buffer per message costs more than the
-    // peek); a packet larger than MAX_PACKET is still reported as truncated below.
-    let mut buf = vec![0u8; next_packet_len(sock)?.clamp(1, MAX_PACKET)];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let (len, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let r = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC);
-        match r {
-            Ok(msg) => {
-                let mut fds = Vec::new();
-                for c in msg.cmsgs().map_err(|errno| ChannelError::Sys { op: "recvmsg", errno })? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        // SAFETY: the kernel just installed these descriptors for us; nobody
-                        // else owns them.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
-                }
-                if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
-                    return Err(ChannelError::Truncated);
-                }
-                break (msg.bytes, fds);
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
-            Err(errno) => return Err(ChannelError::Sys { op: "recvmsg", errno }),
-        }
-    };
-    if len == 0 {
-        return Err(ChannelError::Closed);
-    }
-    let msg = bincode::deserialize(&buf[..len]).map_err(|e| ChannelError::Decode { what, len, detail: e.to_string() })?;
-    Ok((msg, fds))
-}
-
-/// Check that a message came with exactly `expected` fds.
-pub fn expect_fds(message: &'static str, fds: Vec<OwnedFd>, expected: usize) -> Result<Vec<OwnedFd>, ChannelError> {
-    if fds.len() != expected {
-        return Err(ChannelError::FdCount { message, expected, got: fds.len() });
-    }
-    Ok(fds)
+pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), WireError> {
+    fdpass::recv_msg(sock, SocketKind::SeqPacket, LIMITS).map_err(closed_if_gone)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
 
     fn pair() -> (OwnedFd, OwnedFd) {
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap()
@@ -255,17 +175,34 @@ mod tests {
         send(a.as_fd(), &msg, &[raw, raw, raw]).unwrap();
         let (got, fds): (AgentToInit, _) = recv(b.as_fd()).unwrap();
         assert_eq!(got, msg);
-        assert_eq!(expect_fds("RunProgram", fds, 3).unwrap().len(), 3);
+        assert_eq!(fds.len(), 3);
     }
 
     #[test]
     fn closed_peer_and_garbage() {
         let (a, b) = pair();
+        nix::unistd::write(a.as_fd(), &[0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        let err = recv::<InitToAgent>(b.as_fd()).unwrap_err();
+        assert!(matches!(err, WireError::Decode { len: 5, .. }), "{err}");
         nix::unistd::write(a.as_fd(), &[0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
         let err = recv::<InitToAgent>(b.as_fd()).unwrap_err();
-        assert!(matches!(err, ChannelError::Decode { len: 5, .. }), "{err}");
+        assert!(matches!(err, WireError::TooLarge { .. }), "{err}");
         drop(a);
-        assert!(matches!(recv::<InitToAgent>(b.as_fd()).unwrap_err(), ChannelError::Closed));
+        assert!(matches!(recv::<InitToAgent>(b.as_fd()).unwrap_err(), WireError::Closed));
+    }
+
+    #[test]
+    fn pipe_messages_use_the_wire_framing() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        write_pipe_message(w, b"filter").unwrap();
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        let mut whole = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut whole).unwrap();
+        assert_eq!(whole, frame::frame(b"filter", MAX_PIPE_MESSAGE).unwrap());
+        // A message cut short (the writer died) is an error, not a short payload.
+        nix::unistd::write(&w2, &whole[..whole.len() - 1]).unwrap();
+        drop(w2);
+        assert!(matches!(read_pipe_message(r2), Err(WireError::UnexpectedEof { .. })));
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     join_cgroup(std::mem::take(&mut plan.cgroup_tasks), plan.cgroup_gate.take())?;
     if let Some(pipe) = plan.seccomp_pipe.take() {
         // Without it nothing is ever spawned: the setup fails.
-        let bytes = proto::read_pipe_message(pipe).map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.raw_os_error().unwrap_or(libc::EPIPE)))?;
+        let bytes = proto::read_pipe_message(pipe).map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.errno().unwrap_or(libc::EPIPE)))?;
         let filter = oz_sandbox::seccomp::from_bytes(&bytes).map_err(|detail| InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) })?;
         plan.program.seccomp = Some(filter);
     }
@@ -300,7 +300,7 @@ impl Init {
     fn request(&mut self) {
         match proto::recv::<AgentToInit>(self.sock.as_fd()) {
             Ok((req, fds)) => self.handle(req, fds),
-            Err(proto::ChannelError::Closed) => self.lost_agent(),
+            Err(proto::WireError::Closed) => self.lost_agent(),
             Err(e) => {
                 let error = InitError { step: Step::Protocol, object: None, errno: 0, detail: Some(e.to_string()) };
                 self.send(&InitToAgent::Failed { error }, &[]);

@@ -7,13 +7,13 @@ use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
-use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning, SetState};
+use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
 use crate::spawn;
 use crate::table::Claim;
 use crate::Shared;
 use oz_profiles::{Config, Profile};
 use oz_wire::{
-    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, SandboxState, StdioMode,
+    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode,
     WireError, PROTOCOL_VERSION,
 };
 use slog::{info, warn};
@@ -100,7 +100,7 @@ async fn start(conn: &Conn, shared: &Shared, mut req: LaunchRequest) -> Result<L
             Claim::Existing { id, agent, init_pid } => {
                 let last = attempt == launch_check::ENDING_ATTEMPTS;
                 let fds = if last { std::mem::take(&mut req.fds) } else { launch_check::dup_fds(&req.fds)? };
-                match run_in_existing(conn, shared, &req, fds, (&profile, &config), (id, &agent, init_pid)).await {
+                match run_in_existing(conn, &req, fds, (&profile, &config), (id, &agent, init_pid)).await {
                     Err(e) if !last && launch_check::met_ending(&e, &agent).await => {
                         info!(conn.log, "sandbox is ending; waiting to launch anew"; "sandbox" => id, "error" => %e);
                         launch_check::wait_ended(shared, id, &agent).await;
@@ -130,7 +130,6 @@ fn stdio_mode(req: &LaunchRequest) -> StdioMode {
 /// Run the program in the caller's running sandbox of the profile (RunProgram).
 async fn run_in_existing(
     conn: &Conn,
-    shared: &Shared,
     req: &LaunchRequest,
     fds: Vec<OwnedFd>,
     (profile, config): (&Profile, &Config),
@@ -146,7 +145,6 @@ async fn run_in_existing(
     match ask(agent, id, msg, fds, watch_tx, READY_TIMEOUT).await? {
         (AgentToDaemon::Ready { .. }, fds) => {
             let pty = pty_master(req.stdio, fds)?;
-            shared.registry.do_send(SetState { id, state: SandboxState::Running });
             info!(conn.log, "program started in existing sandbox"; "sandbox" => id, "profile" => &profile.name);
             let (profile, check_ms) = (profile.name.clone(), config.launch_check_ms);
             Ok(Launched { id, init_pid, reused: true, profile, check_ms, exit: watch_rx, pty })
@@ -247,11 +245,13 @@ async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config,
     shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
     let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
     match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
-        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) if protocol_version == PROTOCOL_VERSION => Ok(agent),
-        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => {
-            agent.do_send(ForceKill);
-            Err(format!("agent speaks protocol {protocol_version}, daemon {PROTOCOL_VERSION}"))
-        }
+        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => match oz_wire::check_version(protocol_version) {
+            Ok(()) => Ok(agent),
+            Err(e) => {
+                agent.do_send(ForceKill);
+                Err(format!("agent hello: {e}"))
+            }
+        },
         Ok((other, _)) => {
             agent.do_send(ForceKill);
             Err(format!("agent answered hello with {}", other.kind()))

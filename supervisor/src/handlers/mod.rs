@@ -64,7 +64,7 @@ pub fn internal(detail: impl std::fmt::Display) -> DaemonError {
 }
 
 pub fn agent_gone(id: u64) -> DaemonError {
-    DaemonError::Agent { id, error: AgentError::Other { detail: "agent exited".into() } }
+    DaemonError::Agent { id, error: AgentError::AgentExited }
 }
 
 /// Send a request to an agent and wait up to `timeout` for its answer.
@@ -81,10 +81,14 @@ pub async fn ask(
     match tokio::time::timeout(timeout, rx).await {
         Err(_) => Err(DaemonError::Agent {
             id,
-            error: AgentError::Other { detail: format!("no answer to {kind} within {} s", timeout.as_secs()) },
+            error: AgentError::NoAnswer { request: kind.to_string(), secs: timeout.as_secs() },
         }),
         Ok(Err(_)) => Err(agent_gone(id)),
-        Ok(Ok(a)) => Ok(a),
+        Ok(Ok(Ok(a))) => Ok(a),
+        Ok(Ok(Err(WireError::UnexpectedMessage { expected, received }))) => {
+            Err(DaemonError::Agent { id, error: AgentError::UnexpectedReply { expected: expected.into(), received } })
+        }
+        Ok(Ok(Err(e))) => Err(DaemonError::Agent { id, error: AgentError::Channel { detail: e.to_string() } }),
     }
 }
 
@@ -92,7 +96,7 @@ pub async fn ask(
 pub fn unexpected(id: u64, expected: &str, got: &oz_wire::AgentToDaemon) -> DaemonError {
     DaemonError::Agent {
         id,
-        error: AgentError::Other { detail: format!("expected {expected} from agent, got {}", got.kind()) },
+        error: AgentError::UnexpectedReply { expected: expected.to_string(), received: got.kind().to_string() },
     }
 }
 

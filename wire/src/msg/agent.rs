@@ -1,6 +1,6 @@
 //! The agent channel: daemon -> agent and agent -> daemon messages (SOCK_SEQPACKET).
 
-use super::common::{AgentError, ExitStatus, LogRecord};
+use super::common::{AgentError, ExitStatus, LogRecord, SandboxState};
 use crate::spec::{LaunchSpec, StdioMode};
 use crate::state::AgentRecord;
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,9 @@ pub enum AgentToDaemon {
     Children { children: Vec<ChildHealth> },
     /// Answer to `RelaunchXpra`: a new client was started.
     XpraRelaunched,
+    /// Where the sandbox is in its life, as the agent's supervision sees it (event): sent when
+    /// it changes, and after `Mounts` on a rendezvous connection.
+    Phase(SandboxState),
 }
 
 /// One supervised helper process, as the heartbeat reports it.
@@ -141,6 +144,97 @@ impl AgentToDaemon {
             AgentToDaemon::Mounts { .. } => "Mounts",
             AgentToDaemon::Children { .. } => "Children",
             AgentToDaemon::XpraRelaunched => "XpraRelaunched",
+            AgentToDaemon::Phase(_) => "Phase",
         }
+    }
+}
+
+/// Identifies one request on an agent channel; the reply to it carries the same id. The daemon
+/// numbers its requests from 1 on each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Every frame from the daemon to an agent after the hello: a request and its id. The id comes
+/// first, so a request whose body does not decode can still be refused by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRequest {
+    pub id: RequestId,
+    pub msg: DaemonToAgent,
+}
+
+/// Every frame from an agent to the daemon after the hello: `re` is the id of the request this
+/// message answers, None for an event (logs, exits, health, the rendezvous `State`/`Mounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMessage {
+    pub re: Option<RequestId>,
+    pub msg: AgentToDaemon,
+}
+
+/// What a request is, and so which replies it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Hello,
+    Launch,
+    RunProgram,
+    Shell,
+    Mount,
+    Umount,
+    Shutdown,
+    Ping,
+    RelaunchXpra,
+}
+
+impl RequestKind {
+    pub fn of(msg: &DaemonToAgent) -> RequestKind {
+        match msg {
+            DaemonToAgent::Hello { .. } => RequestKind::Hello,
+            DaemonToAgent::Launch(_) => RequestKind::Launch,
+            DaemonToAgent::RunProgram { .. } => RequestKind::RunProgram,
+            DaemonToAgent::Shell { .. } => RequestKind::Shell,
+            DaemonToAgent::Mount { .. } => RequestKind::Mount,
+            DaemonToAgent::Umount { .. } => RequestKind::Umount,
+            DaemonToAgent::Shutdown { .. } => RequestKind::Shutdown,
+            DaemonToAgent::Ping => RequestKind::Ping,
+            DaemonToAgent::RelaunchXpra => RequestKind::RelaunchXpra,
+        }
+    }
+
+    /// The replies this request accepts, named for errors. Any request may also fail with `Error`.
+    pub fn expected(self) -> &'static str {
+        match self {
+            RequestKind::Hello => "Hello",
+            RequestKind::Launch => "Ready or LaunchFailed",
+            RequestKind::RunProgram => "Ready",
+            RequestKind::Shell => "ShellOpened or ShellStarted",
+            RequestKind::Mount => "Mounted",
+            RequestKind::Umount => "Unmounted",
+            RequestKind::Shutdown => "ShuttingDown",
+            RequestKind::Ping => "Pong",
+            RequestKind::RelaunchXpra => "XpraRelaunched",
+        }
+    }
+
+    /// Whether `reply` is an answer to a request of this kind.
+    pub fn accepts(self, reply: &AgentToDaemon) -> bool {
+        use AgentToDaemon as A;
+        matches!(
+            (self, reply),
+            (_, A::Error(_))
+                | (RequestKind::Hello, A::Hello { .. })
+                | (RequestKind::Launch, A::Ready { .. } | A::LaunchFailed(_))
+                | (RequestKind::RunProgram, A::Ready { .. })
+                | (RequestKind::Shell, A::ShellOpened { .. } | A::ShellStarted)
+                | (RequestKind::Mount, A::Mounted { .. })
+                | (RequestKind::Umount, A::Unmounted)
+                | (RequestKind::Shutdown, A::ShuttingDown { .. })
+                | (RequestKind::Ping, A::Pong)
+                | (RequestKind::RelaunchXpra, A::XpraRelaunched)
+        )
     }
 }

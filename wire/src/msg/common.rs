@@ -132,6 +132,25 @@ pub enum AgentError {
     Unsupported { detail: String },
     #[error("{detail}")]
     Other { detail: String },
+    /// The agent channel failed for this request (send, or a reply the request does not accept).
+    #[error("agent channel: {detail}")]
+    Channel { detail: String },
+    #[error("no answer to {request} within {secs} s")]
+    NoAnswer { request: String, secs: u64 },
+    #[error("agent exited")]
+    AgentExited,
+    /// A system call of the agent failed.
+    #[error("{op}: {}", errno_text(*errno))]
+    Sys { op: String, errno: i32 },
+    /// A step of the sandbox setup failed (the init's report: step, object, errno text).
+    #[error("{step}: {detail}")]
+    Setup { step: String, detail: String },
+    /// A request the agent could not decode or whose fds do not fit it.
+    #[error("bad request: {detail}")]
+    BadRequest { detail: String },
+    /// A peer answered with a message its request does not accept.
+    #[error("expected {expected}, received {received}")]
+    UnexpectedReply { expected: String, received: String },
 }
 
 /// An errno as people read it: `ENOENT: No such file or directory` (the number for an unknown one).

@@ -4,9 +4,21 @@ pub mod agent;
 pub mod client;
 pub mod common;
 
-pub use agent::{AgentToDaemon, ChildHealth, ChildState, DaemonToAgent};
+pub use agent::{AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind};
 pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: every agent-channel frame after the hello is an envelope carrying a request id
+/// ([`AgentRequest`], [`AgentMessage`]); replies are matched to requests by id.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The one version check of every channel's hello (control socket, agent channel): the peer's
+/// `protocol_version` must be ours.
+pub fn check_version(theirs: u32) -> Result<(), crate::WireError> {
+    if theirs != PROTOCOL_VERSION {
+        return Err(crate::WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs });
+    }
+    Ok(())
+}

@@ -30,7 +30,9 @@ pub fn agent_record() -> AgentRecord {
 
 pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
     vec![
-        ("client_hello", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
+        // Protocol 1 hellos keep decoding, so that an old peer gets a version-mismatch error.
+        ("client_hello", ClientRequest::Hello { protocol_version: 1 }),
+        ("client_hello_v2", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
         ("client_list_profiles", ClientRequest::ListProfiles),
         (
             "client_launch_name",
@@ -131,12 +133,20 @@ pub fn agent_errors() -> Vec<AgentError> {
         AgentError::NotRunning,
         AgentError::Unsupported { detail: "resize".into() },
         AgentError::Other { detail: "something".into() },
+        AgentError::Channel { detail: "send to agent: broken pipe".into() },
+        AgentError::NoAnswer { request: "Mount".into(), secs: 30 },
+        AgentError::AgentExited,
+        AgentError::Sys { op: "signalfd".into(), errno: 24 },
+        AgentError::Setup { step: "rendezvous".into(), detail: "bind /run/oz/agents/7.sock: address in use".into() },
+        AgentError::BadRequest { detail: "attached stdio needs 3 fds, got 1".into() },
+        AgentError::UnexpectedReply { expected: "Mounted".into(), received: "Pong".into() },
     ]
 }
 
 pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
     let mut v = vec![
-        ("reply_hello", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
+        ("reply_hello", DaemonReply::Hello { protocol_version: 1, daemon_version: "0.1.0".into() }),
+        ("reply_hello_v2", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
         (
             "reply_profiles",
             DaemonReply::Profiles(vec![
@@ -198,7 +208,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
 /// models, which change with them; daemon and agent ship together).
 pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
     vec![
-        ("d2a_hello", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("d2a_hello", DaemonToAgent::Hello { protocol_version: 1 }),
+        ("d2a_hello_v2", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
         (
             "d2a_run_program",
             DaemonToAgent::RunProgram {
@@ -228,8 +239,9 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
 
 pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
     let mut v = vec![
-        ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: None, agent_pid: 4240 }),
-        ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 }),
+        ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: None, agent_pid: 4240 }),
+        ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 4240 }),
+        ("a2d_hello_v2", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 }),
         ("a2d_ready", AgentToDaemon::Ready { init_pid: 4242, program_pid: Some(4250) }),
         ("a2d_ready_noexec", AgentToDaemon::Ready { init_pid: 4242, program_pid: None }),
         ("a2d_program_exited", AgentToDaemon::ProgramExited { pid: 4250, status: ExitStatus::Signal(9) }),
@@ -258,10 +270,53 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
             },
         ),
         ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
+        ("a2d_phase", AgentToDaemon::Phase(SandboxState::Lingering)),
     ];
+    let named = ["channel", "no_answer", "agent_exited", "sys", "setup", "bad_request", "unexpected_reply"];
+    for (name, e) in named.iter().zip(agent_errors().into_iter().skip(12)) {
+        let name: &'static str = Box::leak(format!("a2d_error_{name}").into_boxed_str());
+        v.push((name, AgentToDaemon::Error(e)));
+    }
     for e in agent_errors() {
         v.push(("a2d_launch_failed", AgentToDaemon::LaunchFailed(e.clone())));
         v.push(("a2d_error", AgentToDaemon::Error(e)));
     }
     v
+}
+
+/// Agent-channel frames after the hello: requests with their ids.
+pub fn agent_requests() -> Vec<(&'static str, AgentRequest)> {
+    daemon_to_agent()
+        .into_iter()
+        .filter(|(_, m)| !matches!(m, DaemonToAgent::Hello { .. }))
+        .map(|(name, msg)| (env_name(name), AgentRequest { id: RequestId(5), msg }))
+        .collect()
+}
+
+/// Agent-channel frames after the hello: replies (to request 5) and events.
+pub fn agent_messages() -> Vec<(&'static str, AgentMessage)> {
+    agent_to_daemon()
+        .into_iter()
+        .filter(|(_, m)| !matches!(m, AgentToDaemon::Hello { .. }))
+        .map(|(name, msg)| {
+            let event = matches!(
+                msg,
+                AgentToDaemon::Log(_)
+                    | AgentToDaemon::Health { .. }
+                    | AgentToDaemon::ProgramExited { .. }
+                    | AgentToDaemon::ProcessExited { .. }
+                    | AgentToDaemon::ShellExited { .. }
+                    | AgentToDaemon::State(_)
+                    | AgentToDaemon::Mounts { .. }
+                    | AgentToDaemon::Phase(_)
+            );
+            (env_name(name), AgentMessage { re: (!event).then_some(RequestId(5)), msg })
+        })
+        .collect()
+}
+
+/// `d2a_mount` -> `d2a_env_mount`.
+fn env_name(name: &'static str) -> &'static str {
+    let (dir, rest) = name.split_once('_').expect("direction prefix");
+    Box::leak(format!("{dir}_env_{rest}").into_boxed_str())
 }

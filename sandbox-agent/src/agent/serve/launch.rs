@@ -157,7 +157,7 @@ fn run_program(sandbox: &Sandbox, spec: &LaunchSpec, fds: Vec<OwnedFd>, logs: &m
 }
 
 /// The wire form of an init failure; `path` names the object of a mount/umount request.
-pub(super) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBuf>) -> AgentError {
+pub(crate) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBuf>) -> AgentError {
     use iproto::Step;
     let object = || path.cloned().unwrap_or_else(|| e.object.clone().unwrap_or_default().into());
     match e.step {
@@ -166,6 +166,6 @@ pub(super) fn agent_error(e: &iproto::InitError, path: Option<&std::path::PathBu
         Step::Umount if e.errno != 0 => AgentError::Umount { path: object(), errno: e.errno },
         Step::Pty => AgentError::Pty { errno: e.errno },
         Step::Seccomp => AgentError::Seccomp { detail: e.to_string() },
-        _ => AgentError::Other { detail: e.to_string() },
+        _ => AgentError::Setup { step: e.step.as_str().into(), detail: e.to_string() },
     }
 }

@@ -16,6 +16,7 @@
 //! (what the init sees).
 
 pub(crate) mod launch;
+pub(crate) use launch::agent_error;
 mod loglimit;
 pub mod logpipe;
 mod outbox;
@@ -57,19 +58,14 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     let daemon = DaemonChannel::new(daemon_fd);
     // A daemon that spawned us says hello and sends the launch at once.
     daemon.set_read_timeout(Some(START_TIMEOUT))?;
-    if let Err(e) = daemon.accept_hello(None, std::process::id()) {
-        if let WireError::VersionMismatch { .. } = e {
-            // Answer with our version so the daemon can name the mismatch.
-            let _ = daemon.send(&hello_reply(None), &[]);
-        }
-        return Err(e.into());
-    }
-    let (msg, fds) = daemon.recv()?;
-    let mut spec = match msg {
+    // On a version mismatch our hello goes out all the same, so the daemon can name it.
+    daemon.accept_hello(None, std::process::id())?;
+    let (launch, msg, fds) = daemon.recv_request()?;
+    let mut spec = match msg? {
         DaemonToAgent::Launch(spec) => spec,
         // A daemon may ping or stop an agent before it launched anything.
         DaemonToAgent::Shutdown { reason } => {
-            let _ = daemon.send(&AgentToDaemon::ShuttingDown { reason }, &[]);
+            let _ = daemon.reply(launch, AgentToDaemon::ShuttingDown { reason }, &[]);
             return Ok(0);
         }
         other => return Err(ServeError::Unexpected { expected: "Launch", received: other.kind() }),
@@ -79,19 +75,14 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     let started = match launch::start(&mut spec, fds) {
         Ok(s) => s,
         Err(e) => {
-            let _ = daemon.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+            let _ = daemon.reply(launch, AgentToDaemon::LaunchFailed(e.clone()), &[]);
             return Err(ServeError::Launch(e));
         }
     };
     // From here on the daemon may vanish at any time: never die of it.
     ignore_hangup_signals();
-    let mut rt = runtime::Runtime::new(spec, started, daemon)?;
+    let mut rt = runtime::Runtime::new(spec, started, daemon, launch)?;
     Ok(rt.run())
-}
-
-/// Our side of the hello.
-pub(crate) fn hello_reply(sandbox_id: Option<u64>) -> AgentToDaemon {
-    AgentToDaemon::Hello { protocol_version: oz_wire::PROTOCOL_VERSION, sandbox_id, agent_pid: std::process::id() }
 }
 
 /// SIGPIPE and SIGHUP must not kill the agent when the daemon dies. Done after the init was

@@ -4,7 +4,7 @@
 //! once [`LOG_ROOM`] bytes are waiting; past [`MAX_BYTES`] the daemon is not reading at all.
 
 use oz_wire::channel::AGENT_MAX_MESSAGE;
-use oz_wire::{frame, AgentToDaemon, WireError};
+use oz_wire::{frame, AgentToDaemon, RequestId, WireError};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -24,6 +24,13 @@ pub enum Push {
     Overflow,
 }
 
+/// `oz_wire::AgentMessage` by reference (the same encoding, no copy of the message).
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    re: Option<RequestId>,
+    msg: &'a AgentToDaemon,
+}
+
 struct Packet {
     frame: Vec<u8>,
     fds: Vec<OwnedFd>,
@@ -36,9 +43,9 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Frame `msg` (fds duplicated) and queue it.
-    pub fn push(&mut self, msg: &AgentToDaemon, fds: &[BorrowedFd<'_>]) -> Result<Push, WireError> {
-        let frame = frame::encode_frame(msg, AGENT_MAX_MESSAGE)?;
+    /// Frame `msg` in its envelope (`re`: the request it answers; fds duplicated) and queue it.
+    pub fn push(&mut self, re: Option<RequestId>, msg: &AgentToDaemon, fds: &[BorrowedFd<'_>]) -> Result<Push, WireError> {
+        let frame = frame::encode_frame(&Envelope { re, msg }, AGENT_MAX_MESSAGE)?;
         let droppable = matches!(msg, AgentToDaemon::Log(_) | AgentToDaemon::Health { .. });
         if droppable && self.bytes > LOG_ROOM {
             return Ok(Push::Dropped);
@@ -121,7 +128,7 @@ mod tests {
         // Nobody reads: the socket fills, then the queue, then logs are dropped.
         let mut pushed = 0;
         loop {
-            match o.push(&log(4000), &[]).unwrap() {
+            match o.push(None, &log(4000), &[]).unwrap() {
                 Push::Queued => pushed += 1,
                 Push::Dropped => break,
                 Push::Overflow => panic!("logs are dropped before the queue overflows"),
@@ -131,13 +138,14 @@ mod tests {
         assert!(!o.is_empty());
         assert!(pushed > LOG_ROOM / 4000, "{pushed}");
         // Answers still queue, up to the hard cap.
-        assert_eq!(o.push(&AgentToDaemon::Pong, &[]).unwrap(), Push::Queued);
+        assert_eq!(o.push(Some(RequestId(1)), &AgentToDaemon::Pong, &[]).unwrap(), Push::Queued);
         // The reader catches up: everything arrives in order, the answer last.
         let ch = AgentChannel::new(theirs);
         let mut got = 0;
         loop {
             o.flush(ours.as_fd()).unwrap();
-            match ch.recv().unwrap().0 {
+            let (payload, _) = fdpass::recv_frame(ch.as_fd(), fdpass::SocketKind::SeqPacket, Default::default()).unwrap();
+            match oz_wire::channel::decode_message(&payload).unwrap().msg {
                 AgentToDaemon::Log(_) => got += 1,
                 AgentToDaemon::Pong => break,
                 other => panic!("{other:?}"),
@@ -154,7 +162,7 @@ mod tests {
         let mut o = Outbox::default();
         let big = AgentToDaemon::Mounted { paths: (0..500).map(|i| format!("/home/u/{i:0>200}").into()).collect() };
         let mut n = 0;
-        while o.push(&big, &[]).unwrap() == Push::Queued {
+        while o.push(None, &big, &[]).unwrap() == Push::Queued {
             o.flush(ours.as_fd()).unwrap();
             n += 1;
             assert!(n < 100, "the queue is bounded");

@@ -8,8 +8,8 @@ use super::logpipe;
 use super::runtime::Runtime;
 use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::agent::mountinject;
-use crate::agent::supervise::Event;
-use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, LogLevel, StdioMode, WireError};
+use crate::agent::supervise::{Event, Phase};
+use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, LogLevel, RequestId, SandboxState, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -36,16 +36,29 @@ impl Pending {
     }
 }
 
-/// One answer owed to the daemon. Answers go out in the order of the requests (the daemon
-/// matches them first-in first-out), so an immediate answer waits behind one still due from
-/// the init.
+/// One answer owed to the daemon, with the id of the request it answers. Answers go out in the
+/// order of the requests, so an immediate answer waits behind one still due from the init.
 #[derive(Debug)]
 pub enum Slot {
     /// Due from the init.
-    Due,
+    Due(RequestId),
     /// A `Shutdown` request: answered by `ShuttingDown` once the sandbox is gone.
-    DueShutdown,
-    Ready(AgentToDaemon, Vec<OwnedFd>),
+    DueShutdown(RequestId),
+    Ready(RequestId, AgentToDaemon, Vec<OwnedFd>),
+}
+
+/// The phase the daemon lists for a supervision phase.
+pub(super) fn reported_phase(phase: &Phase) -> SandboxState {
+    match phase {
+        Phase::Running => SandboxState::Running,
+        Phase::Watchdog | Phase::Confirming { .. } | Phase::Lingering => SandboxState::Lingering,
+        Phase::ShuttingDown(_) | Phase::Ended => SandboxState::ShuttingDown,
+    }
+}
+
+/// The init answered a request with a message it does not accept.
+fn unexpected_init_reply(expected: &str, received: &InitToAgent) -> AgentError {
+    AgentError::UnexpectedReply { expected: format!("{expected} from the init"), received: format!("{received:?}") }
 }
 
 /// The results so far of the `Mount` batch being answered.
@@ -59,28 +72,29 @@ pub struct MountBatch {
 impl Runtime {
     /// Answer the current request now (after any answer still due).
     pub(super) fn answer(&mut self, msg: AgentToDaemon) {
-        self.answers.push_back(Slot::Ready(msg, Vec::new()));
+        self.answers.push_back(Slot::Ready(self.current, msg, Vec::new()));
         self.flush_answers();
     }
 
     /// The current request is answered by the init's reply: keep its place.
     fn answer_later(&mut self) {
-        self.answers.push_back(Slot::Due);
+        self.answers.push_back(Slot::Due(self.current));
     }
 
     /// The init replied: fill the oldest due answer and send what is in order.
     fn complete(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
-        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due)) {
-            *slot = Slot::Ready(msg, fds);
+        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due(_))) {
+            let Slot::Due(re) = *slot else { unreachable!() };
+            *slot = Slot::Ready(re, msg, fds);
         }
         self.flush_answers();
     }
 
     fn flush_answers(&mut self) {
         while matches!(self.answers.front(), Some(Slot::Ready(..))) {
-            let Some(Slot::Ready(msg, fds)) = self.answers.pop_front() else { unreachable!() };
+            let Some(Slot::Ready(re, msg, fds)) = self.answers.pop_front() else { unreachable!() };
             let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-            self.send_daemon(msg, &borrowed);
+            self.reply_daemon(re, msg, &borrowed);
         }
     }
 
@@ -90,9 +104,9 @@ impl Runtime {
         let mut answered = false;
         for slot in self.answers.iter_mut() {
             match slot {
-                Slot::Due => *slot = Slot::Ready(AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
-                Slot::DueShutdown => {
-                    *slot = Slot::Ready(shutting_down.clone(), Vec::new());
+                Slot::Due(re) => *slot = Slot::Ready(*re, AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
+                Slot::DueShutdown(re) => {
+                    *slot = Slot::Ready(*re, shutting_down.clone(), Vec::new());
                     answered = true;
                 }
                 Slot::Ready(..) => {}
@@ -106,8 +120,17 @@ impl Runtime {
     /// `Timeout`), so that its side never waits for us.
     pub(super) fn on_daemon_readable(&mut self) {
         while let Some(d) = &self.daemon {
-            match d.recv() {
-                Ok((msg, fds)) => self.on_daemon_message(msg, fds),
+            match d.recv_request() {
+                Ok((id, msg, fds)) => {
+                    self.current = id;
+                    match msg {
+                        Ok(msg) => self.on_daemon_message(msg, fds),
+                        Err(e) => {
+                            self.warn(format!("daemon request {id}: {e}"));
+                            self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail: e.to_string() }));
+                        }
+                    }
+                }
                 Err(WireError::Timeout) => return,
                 Err(e) if e.is_disconnect() => return self.feed(Event::DaemonLost),
                 // A broken socket (not just a bad message) is as good as gone.
@@ -115,9 +138,10 @@ impl Runtime {
                     self.warn(format!("daemon channel: {e}"));
                     return self.feed(Event::DaemonLost);
                 }
+                // Too short to carry a request id: refused with an `Error` event.
                 Err(e) => {
                     self.warn(format!("daemon message: {e}"));
-                    self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("bad message: {e}") }));
+                    self.send_daemon(AgentToDaemon::Error(AgentError::BadRequest { detail: e.to_string() }), &[]);
                 }
             }
         }
@@ -128,7 +152,7 @@ impl Runtime {
         match msg {
             DaemonToAgent::Ping => self.answer(AgentToDaemon::Pong),
             DaemonToAgent::Shutdown { reason } => {
-                self.answers.push_back(Slot::DueShutdown);
+                self.answers.push_back(Slot::DueShutdown(self.current));
                 self.feed(Event::ShutdownRequested { reason });
             }
             DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => self.run_program(args, cwd, caller_env, stdio, fds),
@@ -188,15 +212,15 @@ impl Runtime {
             StdioMode::Pty { .. } if fds.is_empty() => fds,
             StdioMode::Pty { .. } => {
                 let detail = format!("pty stdio takes no fds, got {}", fds.len());
-                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
+                return self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail }));
             }
             StdioMode::Attached => {
                 let detail = format!("attached stdio needs 3 fds, got {}", fds.len());
-                return self.answer(AgentToDaemon::Error(AgentError::Other { detail }));
+                return self.answer(AgentToDaemon::Error(AgentError::BadRequest { detail }));
             }
             StdioMode::Log => match self.log_stdio() {
                 Ok(fds) => fds,
-                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Other { detail: format!("pipe: {e}") })),
+                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Sys { op: "pipe".into(), errno: e.raw_os_error().unwrap_or(0) })),
             },
         };
         if spec.profile.allow_files {
@@ -399,7 +423,7 @@ impl Runtime {
                         AgentToDaemon::Unmounted
                     }
                     InitToAgent::Failed { error } => AgentToDaemon::Error(agent_error(&error, Some(&path))),
-                    other => AgentToDaemon::Error(AgentError::Other { detail: format!("init answered {other:?}") }),
+                    other => AgentToDaemon::Error(unexpected_init_reply("Unmounted", &other)),
                 };
                 if answer {
                     self.complete(msg, Vec::new());
@@ -428,7 +452,7 @@ impl Runtime {
                 self.mount_batch.error.get_or_insert(e);
             }
             other => {
-                let e = AgentError::Other { detail: format!("init answered {other:?} to a mount") };
+                let e = unexpected_init_reply("Mounted", &other);
                 self.mount_batch.error.get_or_insert(e);
             }
         }
@@ -447,5 +471,21 @@ impl Runtime {
             None => AgentToDaemon::Mounted { paths: batch.done },
         };
         self.complete(msg, Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::supervise::ShutdownReason;
+
+    #[test]
+    fn the_daemon_lists_the_phase_supervision_decided() {
+        assert_eq!(reported_phase(&Phase::Running), SandboxState::Running);
+        for kept in [Phase::Watchdog, Phase::Confirming { after_watchdog: false }, Phase::Lingering] {
+            assert_eq!(reported_phase(&kept), SandboxState::Lingering, "{kept:?}");
+        }
+        assert_eq!(reported_phase(&Phase::ShuttingDown(ShutdownReason::ProgramExited)), SandboxState::ShuttingDown);
+        assert_eq!(reported_phase(&Phase::Ended), SandboxState::ShuttingDown);
     }
 }

@@ -16,7 +16,7 @@ use super::launch::Started;
 use super::loglimit::LogLimiter;
 use super::logpipe::LogPipe;
 use super::outbox::{self, Outbox, Push};
-use super::requests::{MountBatch, Pending, Slot};
+use super::requests::{reported_phase, MountBatch, Pending, Slot};
 use super::ServeError;
 use crate::agent::health;
 use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
@@ -34,7 +34,7 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oz_wire::channel::DaemonChannel;
 use oz_wire::state::{self as wstate, AgentRecord};
-use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord};
+use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId, SandboxState};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -86,6 +86,10 @@ pub struct Runtime {
     pub(super) pending: VecDeque<Pending>,
     /// Answers owed to the attached daemon, in request order.
     pub(super) answers: VecDeque<Slot>,
+    /// The id of the daemon request being handled.
+    pub(super) current: RequestId,
+    /// The phase last reported to the daemon.
+    reported: SandboxState,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -120,7 +124,7 @@ fn termination_signals(mode: Mode) -> Result<SignalFd, oz_wire::AgentError> {
     if mode == Mode::Standalone {
         mask.add(Signal::SIGHUP);
     }
-    let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Other { detail: format!("{what}: {e}") };
+    let fail = |what: &str, e: nix::errno::Errno| oz_wire::AgentError::Sys { op: what.into(), errno: e as i32 };
     mask.thread_block().map_err(|e| fail("block SIGTERM/SIGINT", e))?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| fail("signalfd", e))
 }
@@ -140,16 +144,23 @@ fn child_health(c: &tree::Child) -> oz_wire::ChildHealth {
 
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
-    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel) -> Result<Runtime, ServeError> {
-        Runtime::build(Mode::Serve, spec, started, Some(daemon))
+    /// Serve the sandbox `started` for `spec`, answering the daemon's `Launch` request `launch`.
+    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel, launch: RequestId) -> Result<Runtime, ServeError> {
+        Runtime::build(Mode::Serve, spec, started, Some(daemon), launch)
     }
 
     /// The loop for `oz-agent standalone`: no daemon, no rendezvous socket.
     pub fn standalone(spec: LaunchSpec, started: Started) -> Result<Runtime, ServeError> {
-        Runtime::build(Mode::Standalone, spec, started, None)
+        Runtime::build(Mode::Standalone, spec, started, None, RequestId(0))
     }
 
-    fn build(mode: Mode, spec: LaunchSpec, started: Started, daemon: Option<DaemonChannel>) -> Result<Runtime, ServeError> {
+    fn build(
+        mode: Mode,
+        spec: LaunchSpec,
+        started: Started,
+        daemon: Option<DaemonChannel>,
+        launch: RequestId,
+    ) -> Result<Runtime, ServeError> {
         let record = AgentRecord {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
@@ -164,15 +175,15 @@ impl Runtime {
             Ok(fd) => fd,
             Err(e) => {
                 if let Some(d) = &daemon {
-                    let _ = d.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                    let _ = d.reply(launch, AgentToDaemon::LaunchFailed(e.clone()), &[]);
                 }
                 return Err(ServeError::Launch(e));
             }
         };
         if let Some(d) = &daemon {
             if let Err(e) = outbox::set_nonblocking(d.as_fd()) {
-                let e = oz_wire::AgentError::Other { detail: format!("daemon channel O_NONBLOCK: {e}") };
-                let _ = d.send(&AgentToDaemon::LaunchFailed(e.clone()), &[]);
+                let e = oz_wire::AgentError::Sys { op: "daemon channel O_NONBLOCK".into(), errno: e as i32 };
+                let _ = d.reply(launch, AgentToDaemon::LaunchFailed(e.clone()), &[]);
                 return Err(ServeError::Launch(e));
             }
         }
@@ -196,6 +207,8 @@ impl Runtime {
             pending: VecDeque::new(),
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
+            current: launch,
+            reported: SandboxState::Running,
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -217,7 +230,7 @@ impl Runtime {
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
         let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
-        rt.send_daemon(ready, &fds);
+        rt.reply_daemon(launch, ready, &fds);
         for line in std::mem::take(&mut rt.started.x11_output) {
             rt.log(LogLevel::Info, line);
         }
@@ -241,8 +254,9 @@ impl Runtime {
             Err(e) => {
                 // Without a rendezvous the sandbox cannot survive a daemon restart: refuse it.
                 // Dropping the runtime kills the init and removes the cgroup.
-                let error = oz_wire::AgentError::Other { detail: format!("rendezvous: {e}") };
-                rt.send_daemon(AgentToDaemon::LaunchFailed(error), &[]);
+                let error = oz_wire::AgentError::Setup { step: "rendezvous".into(), detail: e.to_string() };
+                let launch = rt.current;
+                rt.reply_daemon(launch, AgentToDaemon::LaunchFailed(error), &[]);
                 return Err(e.into());
             }
         }
@@ -482,9 +496,18 @@ impl Runtime {
         self.log(LogLevel::Warning, message);
     }
 
-    /// Send to the daemon if one is attached; losing it is an event, never an error. Exit
-    /// events that happen while no daemon is attached are kept for the next one.
+    /// Send an event to the daemon if one is attached; losing it is an event, never an error.
+    /// Exit events that happen while no daemon is attached are kept for the next one.
     pub(super) fn send_daemon(&mut self, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
+        self.post_daemon(None, msg, fds)
+    }
+
+    /// Answer the daemon's request `re` (dropped with the daemon that asked, if it is gone).
+    pub(super) fn reply_daemon(&mut self, re: RequestId, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
+        self.post_daemon(Some(re), msg, fds)
+    }
+
+    fn post_daemon(&mut self, re: Option<RequestId>, msg: AgentToDaemon, fds: &[BorrowedFd<'_>]) {
         if self.daemon.is_none() {
             if matches!(
                 msg,
@@ -496,7 +519,7 @@ impl Runtime {
             }
             return;
         }
-        match self.outbox.push(&msg, fds) {
+        match self.outbox.push(re, &msg, fds) {
             Ok(Push::Queued) => self.flush_daemon(),
             Ok(Push::Dropped) => {
                 if let AgentToDaemon::Log(_) = msg {
@@ -562,7 +585,7 @@ impl Runtime {
                 }
                 self.on_init_message(msg, fds)
             }
-            Err(iproto::ChannelError::Closed) | Err(iproto::ChannelError::Sys { .. }) => {
+            Err(iproto::WireError::Closed) | Err(iproto::WireError::Io { .. }) => {
                 self.init_channel_open = false;
             }
             Err(e) => self.warn(format!("init channel: {e}")),
@@ -637,6 +660,11 @@ impl Runtime {
                 self.perform(action, &mut queue);
             }
         }
+        let phase = reported_phase(&self.tree.sandbox.phase);
+        if phase != self.reported {
+            self.reported = phase;
+            self.send_daemon(AgentToDaemon::Phase(phase), &[]);
+        }
     }
 
     fn perform(&mut self, action: tree::Action, queue: &mut VecDeque<tree::Event>) {
@@ -667,6 +695,7 @@ impl Runtime {
                 let rec = self.record.clone();
                 self.send_daemon(AgentToDaemon::State(rec), &[]);
                 self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
+                self.send_daemon(AgentToDaemon::Phase(self.reported), &[]);
                 for msg in std::mem::take(&mut self.backlog) {
                     self.send_daemon(msg, &[]);
                 }
