@@ -541,7 +541,7 @@ mod tests {
     fn known_errors_map_to_their_own_variants() {
         let sys = SandboxError::Sys { op: "clone", errno: Errno::EPERM }.to_wire();
         assert_eq!(sys, W::Sys { op: "clone".into(), errno: libc::EPERM });
-        assert_eq!(sys.to_string(), "clone: operation not permitted");
+        assert_eq!(sys.to_string(), "clone: EPERM: Operation not permitted");
         let init = InitError::new(proto::Step::Exec, Some("/usr/bin/nope".into()), libc::ENOENT);
         let exec = SandboxError::Init { id: 1, error: init }.to_wire();
         assert_eq!(exec, W::Exec { path: "/usr/bin/nope".into(), errno: libc::ENOENT });
