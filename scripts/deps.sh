@@ -19,7 +19,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # With recommends: Xpra relies on several of them (as installed where the X tests were checked).
+  apt-get install -y -qq "${missing[@]}"
 fi
 # cargo-machete: scripts/test.sh fails on a declared but unused dependency.
 export PATH="$HOME/.cargo/bin:$PATH"

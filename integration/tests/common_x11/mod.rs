@@ -54,9 +54,17 @@ impl Xvfb {
 }
 
 impl Drop for Xvfb {
+    /// SIGTERM lets Xvfb remove its socket and lock file; whatever a server that did not get
+    /// to it left behind is removed here, so no display number stays taken.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SAFETY: kill(2) on the pid of a child this struct owns and has not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if !wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(self.socket());
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.n));
     }
 }
 
