@@ -66,8 +66,6 @@ mod vars;
 mod whitelist;
 
 #[cfg(test)]
-mod build_tests;
-#[cfg(test)]
 mod tests;
 
 pub use bind::MountFailure;
