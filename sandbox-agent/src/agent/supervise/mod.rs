@@ -5,7 +5,7 @@
 //! [`Action`] (scan `/proc`, shut the sandbox down, wait for a daemon, ...) and feeds the result
 //! of that effect back as another event.
 //!
-//! Rules (oz-inventory.md §7.1, minus the original's bugs):
+//! Rules (the original Oz's auto-shutdown, minus its bugs):
 //! - while any tracked program (the launch's program, or one started by `RunProgram`) runs,
 //!   the sandbox stays up; shells are not tracked;
 //! - when the last tracked program has exited and the profile names watchdogs, the sandbox stays
