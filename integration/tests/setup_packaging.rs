@@ -143,7 +143,7 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     let (_p, wrapper) = prefix();
     let xclock = profile("xclock", XCLOCK, json!({}));
     let d = Daemon::start_with(&[xclock], json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
-    let _restore = Restore;
+    let restore = Restore;
     let before = HostState::take();
     before.check_clean();
 
@@ -187,6 +187,8 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     assert!(out.status.success(), "remove: {}", text(&out));
     assert!(text(&out).contains("removed empty /usr/bin-oz"), "{}", text(&out));
     assert_eq!(HostState::take(), before, "remove restores the file and the diversion database exactly");
+    // Restored while the daemon still holds the host lock.
+    drop(restore);
     d.finish();
 }
 
@@ -196,7 +198,7 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     let debs = tempfile::tempdir().unwrap();
     let hello = profile("ozt-hello", HELLO, json!({}));
     let d = Daemon::start_with(&[hello], json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
-    let _restore = Restore;
+    let restore = Restore;
     let before = HostState::take();
     before.check_clean();
     sh(Command::new("dpkg").arg("-i").arg(hello_deb(debs.path(), "1.0")));
@@ -234,9 +236,10 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     let after = HostState::take();
     assert_eq!(after.diversions, installed.diversions);
     assert!(!std::fs::symlink_metadata(HELLO).unwrap().file_type().is_symlink(), "the package's file is back");
-    // Purged while the daemon (and with it the host lock) is still held, so the next test
-    // starts from a clean host.
+    // Purged and restored while the daemon (and with it the host lock) is still held, so the
+    // next test, here or in another checkout, starts from a clean host.
     sh(Command::new("dpkg").args(["--purge", HELLO_PKG]));
+    drop(restore);
     d.finish();
     assert_eq!(HostState::take(), before, "the host is as before");
 }
