@@ -142,11 +142,8 @@ fn hello_deb(dir: &Path, version: &str) -> PathBuf {
 fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     let (_p, wrapper) = prefix();
     let xclock = profile("xclock", XCLOCK, json!({}));
-    // Without a display xclock exits at once: launch_check_ms 0 lets the launch succeed so the
-    // test can see where it ran.
-    let conf = json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap(), "launch_check_ms": 0});
-    let d = Daemon::start_with(&[xclock], conf);
-    let _restore = Restore;
+    let d = Daemon::start_with(&[xclock], json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
+    let restore = Restore;
     let before = HostState::take();
     before.check_clean();
 
@@ -165,12 +162,15 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     assert!(st.status.success(), "{}", text(&st));
     assert!(text(&st).contains("wrapped: diverted by oz, real binary at /usr/bin-oz/xclock.unsafe (present), symlink to"), "{}", text(&st));
 
-    // Launched by its usual path, without a display: xclock runs in a sandbox (its complaint
-    // reaches the sandbox log); the diverted path still runs it directly.
+    // Launched by its usual path, without a display: xclock runs in a sandbox and ends at once,
+    // which oz reports with the program's last output (its complaint also reaches the sandbox
+    // log); the diverted path still runs it directly.
     let a = user_a();
     let mut cmd = run::command(Path::new(XCLOCK), &d.socket, &a);
     cmd.env_remove("DISPLAY");
-    run::output(cmd, None, Duration::from_secs(10), "xclock through the wrapper").assert_ok("xclock wrapper launch", &d);
+    let wrapped = run::output(cmd, None, Duration::from_secs(10), "xclock through the wrapper");
+    wrapped.assert_failed("xclock through the wrapper without a display");
+    assert!(wrapped.stderr.contains("in sandbox") && wrapped.stderr.contains("Can't open display"), "{wrapped:?}");
     let sandboxed = common_daemon::wait_until(Duration::from_secs(10), || d.oz(&a, &["logs"]).stdout.contains("Can't open display"));
     assert!(sandboxed, "xclock did not run in a sandbox; oz logs:\n{}", d.oz(&a, &["logs"]).stdout);
     let direct = run::output(run::command(Path::new("/usr/bin-oz/xclock.unsafe"), &d.socket, &a), None, Duration::from_secs(10), "xclock.unsafe");
@@ -187,6 +187,8 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     assert!(out.status.success(), "remove: {}", text(&out));
     assert!(text(&out).contains("removed empty /usr/bin-oz"), "{}", text(&out));
     assert_eq!(HostState::take(), before, "remove restores the file and the diversion database exactly");
+    // Restored while the daemon still holds the host lock.
+    drop(restore);
     d.finish();
 }
 
@@ -196,7 +198,7 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     let debs = tempfile::tempdir().unwrap();
     let hello = profile("ozt-hello", HELLO, json!({}));
     let d = Daemon::start_with(&[hello], json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
-    let _restore = Restore;
+    let restore = Restore;
     let before = HostState::take();
     before.check_clean();
     sh(Command::new("dpkg").arg("-i").arg(hello_deb(debs.path(), "1.0")));
@@ -234,10 +236,12 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     let after = HostState::take();
     assert_eq!(after.diversions, installed.diversions);
     assert!(!std::fs::symlink_metadata(HELLO).unwrap().file_type().is_symlink(), "the package's file is back");
+    // Purged and restored while the daemon (and with it the host lock) is still held, so the
+    // next test, here or in another checkout, starts from a clean host.
     sh(Command::new("dpkg").args(["--purge", HELLO_PKG]));
-    assert_eq!(HostState::take(), before, "the host is as before");
-    // Last: finishing the daemon releases the host lock, and the next test expects a clean host.
+    drop(restore);
     d.finish();
+    assert_eq!(HostState::take(), before, "the host is as before");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The oz.conf model: every key and default of the original (oz-inventory.md §8) plus oz's own.
+//! The oz.conf model: every key and default of the original Oz's oz.conf plus oz's own.
 //!
 //! Loading (file selection, permission check, diagnostics) lives in `config_load.rs`.
 

@@ -4,9 +4,9 @@
 use crate::Config;
 use std::path::{Path, PathBuf};
 
-/// The diverted name of `path` (oz-inventory §1.8): append `.<suffix>` when a suffix is set,
-/// then move to `<dir>-oz/` when `divert_path`; with neither, the suffix is `unsafe`.
-/// With the defaults `/usr/bin/evince` becomes `/usr/bin-oz/evince.unsafe`.
+/// The diverted name of `path`, as the original Oz's oz-setup named it: append `.<suffix>` when
+/// a suffix is set, then move to `<dir>-oz/` when `divert_path`; with neither, the suffix is
+/// `unsafe`. With the defaults `/usr/bin/evince` becomes `/usr/bin-oz/evince.unsafe`.
 pub fn diverted_path(path: &Path, divert_suffix: &str, divert_path: bool) -> PathBuf {
     let suffix = if divert_suffix.is_empty() && !divert_path { "unsafe" } else { divert_suffix };
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();

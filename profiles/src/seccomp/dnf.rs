@@ -391,5 +391,4 @@ fn aligned_blocks(mut lo: u64, hi: u64) -> impl Iterator<Item = Test> {
 }
 
 #[cfg(test)]
-#[path = "dnf_tests.rs"]
 mod tests;

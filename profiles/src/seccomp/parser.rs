@@ -457,5 +457,4 @@ fn action_value(
 }
 
 #[cfg(test)]
-#[path = "parser_tests.rs"]
 mod tests;

@@ -38,7 +38,7 @@ fn caller_value<'a>(caller: &'a [(String, String)], name: &str) -> Option<&'a st
     caller.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-/// The program's environment (oz-inventory §7.7, without the original's OZ_* leak): oz.conf
+/// The program's environment (the original Oz's, without its leak of OZ_* variables): oz.conf
 /// `environment_vars` (a bare name copies the caller's value, `NAME=value` sets it), then the
 /// profile's `environment` (fixed value, or the caller's), then PATH, HOME, USER, LOGNAME.
 /// Nothing else from the caller.

@@ -1,7 +1,8 @@
-//! Hiding paths behind empty read-only placeholders (oz-inventory.md §3.3, fixed): the profile
-//! blacklist plus, unless `nodefaults`, the default one. `${PATH}/name` means every match in
-//! every search directory (globs included); paths are resolved inside the new root, so a symlink
-//! leads to the real object and hides it under every name.
+//! Hiding paths behind empty read-only placeholders: the profile blacklist plus, unless
+//! `nodefaults`, the default one. `${PATH}/name` means every match in every search directory
+//! (globs included), not only the first as in the original Oz; paths are resolved inside the new
+//! root, not in the host's view, so a symlink leads to the real object and hides it under every
+//! name.
 
 use super::build::Builder;
 use super::pathsafe;

@@ -433,3 +433,6 @@ fn split(path: &Path) -> Result<(&Path, &Path), RootfsError> {
 pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,5 @@
-//! Generated `/etc` files: hostname, hosts, machine-id, fstab (oz-inventory.md §1.5 step 9).
+//! Generated `/etc` files: hostname, hosts, machine-id, fstab (the files the original Oz wrote
+//! into every sandbox).
 
 use super::plan::EtcFiles;
 use super::RootfsError;

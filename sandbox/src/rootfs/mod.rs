@@ -10,7 +10,7 @@
 //!   source the same safe way (fds do not cross mount namespaces) and mounting by fd.
 //! - [`open_user_path`] opens a user path for `oz mount` later.
 //!
-//! Decisions (the original's semantics in oz-inventory.md §3, with its bugs fixed):
+//! Decisions (the original Oz's semantics, with its bugs fixed):
 //! - The new root is a tmpfs mounted at `<sandbox_path>/root` under a 0700 staging tmpfs that is
 //!   mounted over `config.sandbox_path` in the sandbox's own mount namespace only (the host path
 //!   is created 0755 if missing; nothing else is written on the host). The staging tmpfs also holds
@@ -65,8 +65,6 @@ mod userdir;
 mod vars;
 mod whitelist;
 
-#[cfg(test)]
-mod build_tests;
 #[cfg(test)]
 mod tests;
 

@@ -198,7 +198,8 @@ impl BlacklistPlanner {
     }
 }
 
-/// The original's extra whitelist for `audio_mode: pulseaudio` (oz-inventory.md §1.5 step 5).
+/// The extra whitelist for `audio_mode: pulseaudio`: the PulseAudio socket, cookie and shared
+/// memory segments, the same items the original Oz added.
 fn pulseaudio_items() -> Vec<oz_profiles::profile::WhitelistItem> {
     use oz_profiles::profile::WhitelistItem;
     vec![

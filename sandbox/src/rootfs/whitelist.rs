@@ -1,5 +1,5 @@
 //! Whitelist planning: expansion, globs, classification of sources, probing them safely, shared
-//! folders and argument files (oz-inventory.md §3.2, §3.5, §3.6), and the safe source opening
+//! folders and argument files (with the original Oz's semantics), and the safe source opening
 //! shared with `build` and `open_user_path`.
 
 use super::build::host_open;
@@ -180,7 +180,7 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    /// `shared_folders` (§3.6): `${HOME}/<rel>` becomes the host folder
+    /// `shared_folders`, laid out as the original Oz did: `${HOME}/<rel>` becomes the host folder
     /// `${HOME}/OZ/<Title-cased profile>/<rel with / as ->`, created by the user, bound at
     /// `${HOME}/.shared/<dname>`, with a symlink at `${HOME}/<rel>`.
     pub fn add_shared_folders(&mut self, profile: &str, folders: &[String]) -> Result<(), RootfsError> {

@@ -433,5 +433,4 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileErro
 }
 
 #[cfg(test)]
-#[path = "compile_tests.rs"]
 mod tests;

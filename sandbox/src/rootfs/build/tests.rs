@@ -3,8 +3,8 @@
 //! result from inside; failures come back over a pipe. Nothing is mounted in the test's own
 //! namespace, so nothing outlives the child.
 
-use super::tests::{Fixture, FAKE_UID};
-use super::{build, plan, BuildReport, RootfsPlan};
+use crate::rootfs::tests::{Fixture, FAKE_UID};
+use crate::rootfs::{build, plan, BuildReport, RootfsPlan};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oz_profiles::Config;
 use oz_wire::spec::{LaunchSpec, StdioMode};
