@@ -328,9 +328,11 @@ def section_load(b):
                         note="%.2f x bwrap (%.1f ms)" % (res["run"][0] / res["bwrap"][0], res["bwrap"][0])))
         rows.append(Row(f"oz list, {n} sandboxes running", *res["list"]))
         b.memory[n] = rss_pss_kb(b.daemon.pid)
+        with open(f"/proc/{b.daemon.pid}/maps") as f:
+            b.memory[("maps", n)] = (kb_field(f"/proc/{b.daemon.pid}/status", "Threads"), len(f.readlines()))
         if n == max(LOADS):
             b.memory["sandboxes"] = [(rss_pss_kb(s["agent_pid"]), rss_pss_kb(s["init_pid"])) for s in b.sandboxes()
-                                      if s.get("agent_pid") and s.get("init_pid")]
+                                      if s["profile"] == SLEEPER["name"] and s.get("agent_pid") and s.get("init_pid")]
     if launch_times:
         rows.append(Row(f"oz launch sleeper (detached, launch_check_ms 0), {len(launch_times)} launches",
                         *stats_ms(launch_times)))
@@ -357,6 +359,10 @@ def section_memory(b):
     for n in LOADS:
         rss, pss = b.memory[n]
         rows.append(Row(f"daemon RSS / PSS, {n} sandboxes", value="%.1f / %.1f" % (rss / 1024, pss / 1024), unit="MB"))
+    for n in LOADS:
+        threads, maps = b.memory[("maps", n)]
+        rows.append(Row(f"daemon threads / memory mappings, {n} sandboxes", value=f"{threads} / {maps}", unit="",
+                        note="a fork of the daemon copies every mapping"))
     notes = [f"From /proc/PID/smaps_rollup of the {len(sbs)} sleeper sandboxes' agent and init (the payload "
              "excluded); median and p95 over the sandboxes."]
     return Section("Memory", rows, notes=notes)

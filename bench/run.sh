@@ -24,4 +24,4 @@ done
 if [ -z "${OZ_BENCH_NO_BUILD:-}" ]; then
   cargo build --release --locked -p oz-agent -p oz-supervisor -p oz-cli --bins
 fi
-exec flock /tmp/oz-integration.lock python3 bench/bench.py target/release
+PYTHONDONTWRITEBYTECODE=1 exec flock /tmp/oz-integration.lock python3 bench/bench.py target/release
