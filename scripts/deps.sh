@@ -27,3 +27,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo-machete >/dev/null 2>&1; then
   cargo install cargo-machete --locked --version 0.9.2
 fi
+# cargo-fuzz: scripts/test.sh runs every fuzz target for a bounded time after the tests.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi

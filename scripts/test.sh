@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole oz test suite as root: unused dependencies (cargo machete), unit tests, the
-# profile corpus, the escape suite and the daemon end-to-end tests. Idempotent. Prints one
-# summary line at the end and fails on any failed or ignored test (a skipped test counts as a
-# failure) or on an unused dependency.
+# profile corpus, the escape suite and the daemon end-to-end tests, then every fuzz target for
+# $OZ_FUZZ_SECS seconds each (default 45; each target counts as one test, 0 skips them and so
+# fails). Idempotent. Prints one summary line at the end and fails on any failed or ignored test
+# (a skipped test counts as a failure), any fuzz crash, or an unused dependency.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (the suite builds real sandboxes)" >&2; exit 1; }
@@ -19,6 +20,26 @@ read -r passed failed ignored < <(awk '/^test result:/ {
   }
 } END { print p+0, f+0, g+0 }' "$log")
 rm -f "$log"
+fuzz_secs=${OZ_FUZZ_SECS:-45}
+fuzz_targets=$(grep -c '^\[\[bin\]\]' fuzz/Cargo.toml)
+if [ "$fuzz_secs" -gt 0 ]; then
+  flog=$(mktemp /tmp/oz-fuzz.XXXXXX.log)
+  bash fuzz/run.sh "$fuzz_secs" > "$flog" 2>&1
+  fuzz_status=$?
+  fuzz_ok=$(grep -c '^fuzz: .* ok$' "$flog")
+  fuzz_failed=$(grep -c '^fuzz: .* FAILED' "$flog")
+  [ "$fuzz_status" -eq 0 ] || [ "$fuzz_failed" -gt 0 ] || fuzz_failed=1
+  if [ "$fuzz_status" -ne 0 ]; then
+    tail -n 60 "$flog"
+    echo "test.sh: fuzzing failed (crashing inputs in fuzz/artifacts/)" >&2
+  fi
+  grep -E '^(fuzz: |stat::number_of_executed_units)' "$flog"
+  rm -f "$flog"
+  passed=$((passed + fuzz_ok)); failed=$((failed + fuzz_failed))
+else
+  echo "test.sh: fuzzing skipped (OZ_FUZZ_SECS=0)" >&2
+  ignored=$((ignored + fuzz_targets))
+fi
 echo "oz: ${passed} passed, ${failed} failed, ${ignored} skipped"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$ignored" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1

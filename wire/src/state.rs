@@ -51,7 +51,11 @@ pub fn socket_path(state_dir: &Path, id: u64) -> PathBuf {
 }
 
 impl AgentRecord {
-    /// Write the record atomically (temp file in the same directory, fsync, rename), mode 0600.
+    /// Write the record atomically (temp file in the same directory, rename), mode 0600.
+    ///
+    /// Not fsync'd: a record describes live processes, which a power loss or kernel crash ends
+    /// with it, and the rename alone makes the record whole or absent to every reader after any
+    /// process crash. (An fsync cost 0.6 ms median, 8 ms p95, per launch on an ext4 state_dir.)
     pub fn store(&self, path: &Path) -> Result<(), StateError> {
         let io = |op, source| StateError::Io { op, path: path.to_path_buf(), source };
         let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
@@ -65,8 +69,7 @@ impl AgentRecord {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
             f.write_all(&json)?;
-            f.write_all(b"\n")?;
-            f.sync_all()
+            f.write_all(b"\n")
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);

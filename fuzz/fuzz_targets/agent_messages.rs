@@ -1,0 +1,30 @@
+#![no_main]
+//! The agent's message decoders never panic, whatever one packet holds: the daemon <-> agent
+//! channel (both ends, through the real SOCK_SEQPACKET receive path) and the agent <-> init
+//! channel (both directions), and the compiled seccomp filter the init reads from the agent.
+
+use libfuzzer_sys::fuzz_target;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oz_agent::common::proto::{self, AgentToInit, InitToAgent};
+use oz_wire::channel::{AgentChannel, DaemonChannel};
+use std::os::fd::{AsFd, OwnedFd};
+
+fn pair() -> (OwnedFd, OwnedFd) {
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair")
+}
+
+/// `data` as one packet on a fresh socket pair; the receiving end.
+fn packet(data: &[u8]) -> OwnedFd {
+    let (tx, rx) = pair();
+    nix::unistd::write(tx.as_fd(), data).expect("write packet");
+    drop(tx);
+    rx
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = DaemonChannel::new(packet(data)).recv();
+    let _ = AgentChannel::new(packet(data)).recv();
+    let _ = proto::recv::<AgentToInit>(packet(data).as_fd());
+    let _ = proto::recv::<InitToAgent>(packet(data).as_fd());
+    let _ = oz_sandbox::seccomp::from_bytes(data);
+});
