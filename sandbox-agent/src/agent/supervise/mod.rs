@@ -85,6 +85,8 @@ pub enum ShutdownReason {
     InitExited,
     /// A helper the sandbox cannot live without exhausted its restart budget.
     HelperGaveUp(String),
+    /// The X server the program draws on ended (a host-side Xephyr).
+    DisplayLost(String),
 }
 
 impl std::fmt::Display for ShutdownReason {
@@ -95,6 +97,7 @@ impl std::fmt::Display for ShutdownReason {
             ShutdownReason::Requested(why) => write!(f, "requested: {why}"),
             ShutdownReason::InitExited => write!(f, "sandbox init exited"),
             ShutdownReason::HelperGaveUp(name) => write!(f, "helper {name} gave up"),
+            ShutdownReason::DisplayLost(what) => write!(f, "X display lost: {what}"),
         }
     }
 }
@@ -148,6 +151,8 @@ pub enum Event {
     DaemonAttached,
     /// The init process exited.
     InitExited,
+    /// The X server the program was connected to ended: its programs cannot draw any more.
+    DisplayLost { detail: String },
 }
 
 /// What the event loop must do next.
@@ -189,6 +194,7 @@ pub fn next(state: &State, policy: &Policy, event: &Event) -> (State, Action) {
         }
         _ if s.is_stopping() => Action::KeepRunning,
         Event::ShutdownRequested { reason } => shutdown(&mut s, ShutdownReason::Requested(reason.clone())),
+        Event::DisplayLost { detail } => shutdown(&mut s, ShutdownReason::DisplayLost(detail.clone())),
         Event::ProgramStarted { pid } => {
             s.programs.insert(*pid);
             s.phase = Phase::Running;
@@ -504,6 +510,17 @@ mod tests {
             assert_eq!(a[1], Action::Finish);
             assert_eq!(s.phase, Phase::Ended);
             assert!(s.programs.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_lost_display_shuts_down_whatever_the_policy() {
+        for p in [policy(true, &[]), policy(false, &["dog"])] {
+            let (s, a) = run(&p, &[started(10), Event::DisplayLost { detail: "Xephyr :101 ended".into() }]);
+            let reason = ShutdownReason::DisplayLost("Xephyr :101 ended".into());
+            assert_eq!(a[1], Action::Shutdown(reason.clone()), "{p:?}");
+            assert_eq!(reason.to_string(), "X display lost: Xephyr :101 ended");
+            assert!(s.is_stopping());
         }
     }
 

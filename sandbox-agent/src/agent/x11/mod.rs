@@ -102,6 +102,8 @@ pub struct Session {
     /// The Xpra client (the `xpra` backend).
     client: Option<Child>,
     restarts: Vec<Instant>,
+    /// Set when the X server the program draws on (Xephyr) ended: what happened.
+    lost: Option<String>,
     /// The helpers' output: write end (given to each helper) and read end.
     out_w: OwnedFd,
     out_r: Option<OwnedFd>,
@@ -148,6 +150,7 @@ impl Session {
             server: None,
             client: None,
             restarts: Vec::new(),
+            lost: None,
             out_w,
             out_r: Some(out_r),
             early: Vec::new(),
@@ -300,8 +303,12 @@ impl Session {
         }
         if let Some(child) = &mut self.server {
             if let Some(status) = hostproc::try_reap(child) {
-                // The program loses its display with the server: nothing to restart onto.
-                out.push(format!("xserver: Xephyr :{} ended ({status})", self.display));
+                // Not restarted: the program's connection died with the server, and the socket
+                // bound into the sandbox is the dead server's (a new Xephyr would listen on a
+                // new socket file the sandbox's mount namespace does not see).
+                let what = format!("Xephyr :{} ended ({status})", self.display);
+                out.push(format!("xserver: {what}; the program's display is gone, shutting the sandbox down"));
+                self.lost = Some(what);
                 self.server = None;
             }
         }
@@ -327,6 +334,11 @@ impl Session {
             }
             Err(e) => format!("xserver: {why}; restart failed: {e}"),
         }
+    }
+
+    /// Once: what ended the display the program draws on (the sandbox must end with it).
+    pub fn take_lost(&mut self) -> Option<String> {
+        self.lost.take()
     }
 
     /// `oz relaunchxpra`: stop the Xpra client and start a new one.
