@@ -180,8 +180,10 @@ impl Session {
             XBackend::Xpra => {
                 let conf = xpra::conf_text(&spec.profile.xserver);
                 session.dir.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                session.dir.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 let client_conf = PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
                 session.display = xpra::DISPLAY;
                 session.expose(spec, None);
@@ -239,7 +241,7 @@ impl Session {
         for (k, v) in [("XPRA_SYSTEM_CONF_DIRS", &conf), ("XPRA_USER_CONF_DIRS", &conf)] {
             env.push((k.to_string(), v.to_string_lossy().into_owned()));
         }
-        env.push(("XPRA_CLIPBOARDS".into(), "CLIPBOARD".into()));
+        env.push(("PYTHONPATH".into(), conf.to_string_lossy().into_owned()));
         // The user's session bus (notifications are shown there); without one, a bus address
         // that cannot connect, so that nothing autolaunches a bus outliving the sandbox.
         let bus = self.caller_bus.clone().unwrap_or_else(|| "unix:path=/nonexistent/oz-no-session-bus".into());
