@@ -286,5 +286,8 @@ fn a_crashed_xephyr_ends_the_sandbox() {
     assert!(user_procs_named(a.uid, "Xephyr").is_empty(), "no Xephyr of the user left");
     let dir = std::path::Path::new(&auth).parent().unwrap().to_path_buf();
     assert!(!dir.exists(), "per-sandbox directory {} left behind", dir.display());
+    for f in [format!("/tmp/.X11-unix/X{n}"), format!("/tmp/.X{n}-lock")] {
+        assert!(!std::path::Path::new(&f).exists(), "the killed Xephyr's {f} left behind");
+    }
     d.finish();
 }

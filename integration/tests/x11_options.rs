@@ -53,6 +53,35 @@ fn xserver_env_reaches_the_xpra_client() {
     d.finish();
 }
 
+/// `/run/user/UID` of a test user for one test (0700, the user's), removed with what the test
+/// put there when the test made it, even when the test fails.
+struct RunDir {
+    path: std::path::PathBuf,
+    made: Vec<std::path::PathBuf>,
+}
+
+impl RunDir {
+    fn ensure(a: &TestUser) -> RunDir {
+        let path = std::path::PathBuf::from(format!("/run/user/{}", a.uid));
+        let made: Vec<_> = [path.parent().unwrap().to_path_buf(), path.clone()].into_iter().filter(|p| !p.exists()).collect();
+        if made.contains(&path) {
+            std::fs::create_dir_all(&path).unwrap();
+            std::os::unix::fs::chown(&path, Some(a.uid), Some(a.gid)).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        }
+        RunDir { path, made }
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.path.join("pulse"));
+        for p in self.made.iter().rev() {
+            let _ = if *p == self.path { std::fs::remove_dir_all(p) } else { std::fs::remove_dir(p) };
+        }
+    }
+}
+
 /// `audio_mode: pulseaudio` binds the user's PulseAudio socket (`/run/user/UID/pulse/native`)
 /// and cookie into the sandbox; without it neither is there.
 #[test]
@@ -61,13 +90,8 @@ fn pulseaudio_socket_only_with_audio_mode_pulseaudio() {
     let py = |name: &str, extra: serde_json::Value| x_profile(name, "/usr/bin/python3", "xephyr", extra);
     let d = Daemon::start_with(&[py("ozt-pulse", json!({"audio_mode": "pulseaudio"})), py("ozt-nopulse", json!({}))], json!({"log_xpra": true}));
     let a = user_a();
-    let run_dir = std::path::PathBuf::from(format!("/run/user/{}", a.uid));
-    let made_run_dir = !run_dir.exists();
-    if made_run_dir {
-        std::fs::create_dir_all(&run_dir).unwrap();
-        std::os::unix::fs::chown(&run_dir, Some(a.uid), Some(a.gid)).unwrap();
-        std::fs::set_permissions(&run_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    }
+    let run = RunDir::ensure(&a);
+    let run_dir = run.path.clone();
     let socket = run_dir.join("pulse/native");
     a.sh(&format!(
         "mkdir -p {dir}/pulse ~/.config/pulse && rm -f {s} && printf cookie > ~/.config/pulse/cookie && \
@@ -88,10 +112,8 @@ fn pulseaudio_socket_only_with_audio_mode_pulseaudio() {
         assert!(out.stdout.contains(&format!("socket {want}")), "{prof}: PulseAudio socket present should be {want}: {}", out.stdout);
         assert!(out.stdout.contains(&format!("cookie {want}")), "{prof}: PulseAudio cookie present should be {want}: {}", out.stdout);
     }
-    let _ = a.sh(&format!("rm -rf {}/pulse ~/.config/pulse", run_dir.display()));
-    if made_run_dir {
-        let _ = std::fs::remove_dir_all(&run_dir);
-    }
+    let _ = a.sh("rm -rf ~/.config/pulse");
+    drop(run);
     d.finish();
 }
 

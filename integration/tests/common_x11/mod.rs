@@ -29,9 +29,7 @@ impl Xvfb {
     /// Start Xvfb on the first free display from 150 and wait for its socket.
     pub fn start() -> Xvfb {
         require_tools();
-        let n = (150..250)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free display number");
+        let n = (150..250).find(|n| display_free(*n)).expect("a free display number");
         let child = Command::new("Xvfb")
             .args([&format!(":{n}"), "-ac", "-nolisten", "tcp", "-screen", "0", "1280x1024x24"])
             .stdin(Stdio::null())
@@ -53,9 +51,23 @@ impl Xvfb {
     }
 }
 
+/// Display `n` is free when no live X server holds its lock (an X server started on it
+/// replaces a dead one's lock and socket).
+fn display_free(n: u32) -> bool {
+    let lock = format!("/tmp/.X{n}-lock");
+    match fs::read_to_string(&lock) {
+        Ok(text) => text.trim().parse::<i32>().is_ok_and(|pid| pid > 0 && !Path::new(&format!("/proc/{pid}")).exists()),
+        Err(_) => !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists(),
+    }
+}
+
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: Xvfb removes its lock and socket (SIGKILL would leave both behind).
+        procs::kill(self.child.id() as i32, libc::SIGTERM);
+        if !wait_until(Duration::from_secs(5), || self.child.try_wait().ok().flatten().is_some()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

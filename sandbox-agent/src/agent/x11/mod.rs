@@ -242,6 +242,7 @@ impl Session {
             env.push((k.to_string(), v.to_string_lossy().into_owned()));
         }
         env.push(("PYTHONPATH".into(), conf.to_string_lossy().into_owned()));
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         // The user's session bus (notifications are shown there); without one, a bus address
         // that cannot connect, so that nothing autolaunches a bus outliving the sandbox.
         let bus = self.caller_bus.clone().unwrap_or_else(|| "unix:path=/nonexistent/oz-no-session-bus".into());
@@ -312,6 +313,7 @@ impl Session {
                 out.push(format!("xserver: {what}; the program's display is gone, shutting the sandbox down"));
                 self.lost = Some(what);
                 self.server = None;
+                xephyr::remove_leftovers(&self.user, self.display);
             }
         }
         let ended = self.client.as_mut().and_then(hostproc::try_reap);
@@ -363,6 +365,9 @@ impl Session {
     pub fn stop(&mut self) {
         for mut child in [self.client.take(), self.server.take()].into_iter().flatten() {
             hostproc::stop(&mut child, Duration::from_secs(2));
+        }
+        if self.backend == XBackend::Xephyr {
+            xephyr::remove_leftovers(&self.user, self.display);
         }
         self.dir.remove(&self.user);
         if let Some(c) = &self.client_conf {

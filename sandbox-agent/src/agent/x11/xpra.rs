@@ -94,6 +94,7 @@ pub fn server_env(home: &Path, user: &str, dir: &str) -> Vec<String> {
         format!("XPRA_SYSTEM_CONF_DIRS={dir}"),
         format!("XPRA_USER_CONF_DIRS={dir}"),
         format!("PYTHONPATH={dir}"),
+        "PYTHONDONTWRITEBYTECODE=1".into(),
     ]
 }
 
