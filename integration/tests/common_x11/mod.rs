@@ -30,6 +30,9 @@ impl Xvfb {
     pub fn start() -> Xvfb {
         require_tools();
         let n = (150..250).find(|n| display_free(*n)).expect("a free display number");
+        // A dead server's lock and socket go first: waiting for the socket must see the new one.
+        let _ = fs::remove_file(format!("/tmp/.X{n}-lock"));
+        let _ = fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
         let child = Command::new("Xvfb")
             .args([&format!(":{n}"), "-ac", "-nolisten", "tcp", "-screen", "0", "1280x1024x24"])
             .stdin(Stdio::null())
