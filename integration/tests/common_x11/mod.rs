@@ -29,6 +29,10 @@ impl Xvfb {
     /// Start Xvfb on the first free display from 150 and wait for its socket.
     pub fn start() -> Xvfb {
         require_tools();
+        // One pick at a time in this process: tests run in parallel threads, and two that chose
+        // the same number would share (and one would end) the other's server.
+        static PICK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _pick = PICK.lock().unwrap_or_else(|e| e.into_inner());
         let n = (150..250).find(|n| display_free(*n)).expect("a free display number");
         // A dead server's lock and socket go first: waiting for the socket must see the new one.
         let _ = fs::remove_file(format!("/tmp/.X{n}-lock"));
