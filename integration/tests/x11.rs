@@ -262,3 +262,32 @@ fn a_restarted_daemon_readopts_the_x_stack() {
     assert!(wait_until(Duration::from_secs(5), || alive(&xephyr).is_empty()), "Xephyr outlived oz kill");
     d.finish();
 }
+
+/// A crashed Xephyr is not restarted (the program's connection and the socket bound into the
+/// sandbox die with it): the sandbox log says so and the sandbox ends, even while its program
+/// (here one that never touches the display) still runs; nothing is left behind.
+#[test]
+fn a_crashed_xephyr_ends_the_sandbox() {
+    let x = Xvfb::start();
+    let p = profile("ozt-x-py", "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": "xephyr"}, "networking": {"type": "empty"}}));
+    let d = Daemon::start(&[p]);
+    let a = user_a();
+    let (id, _) = launch_x(&d, &a, &x.display(), "ozt-x-py", &["-c", "import time; time.sleep(600)"]);
+    let agent = d.sandbox(id).unwrap().agent_pid as i32;
+    let xephyr = children_named(agent, "Xephyr");
+    assert_eq!(xephyr.len(), 1, "one Xephyr: {xephyr:?}");
+    let auth = cmdline_arg(xephyr[0], "-auth").expect("Xephyr has a cookie file");
+    let n = sandbox_display(&d, &a, id);
+    common_daemon::procs::kill(xephyr[0], libc::SIGKILL);
+    let gone = d.wait_gone(id, Duration::from_secs(10));
+    let log = d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout;
+    assert!(gone.is_ok(), "the sandbox outlived its Xephyr: {gone:?}\n{log}");
+    assert!(log.contains(&format!("xserver: Xephyr :{n} ended (killed by SIGKILL)")), "the log says why:\n{log}");
+    assert!(user_procs_named(a.uid, "Xephyr").is_empty(), "no Xephyr of the user left");
+    let dir = std::path::Path::new(&auth).parent().unwrap().to_path_buf();
+    assert!(!dir.exists(), "per-sandbox directory {} left behind", dir.display());
+    for f in [format!("/tmp/.X11-unix/X{n}"), format!("/tmp/.X{n}-lock")] {
+        assert!(!std::path::Path::new(&f).exists(), "the killed Xephyr's {f} left behind");
+    }
+    d.finish();
+}

@@ -29,9 +29,14 @@ impl Xvfb {
     /// Start Xvfb on the first free display from 150 and wait for its socket.
     pub fn start() -> Xvfb {
         require_tools();
-        let n = (150..250)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free display number");
+        // One pick at a time in this process: tests run in parallel threads, and two that chose
+        // the same number would share (and one would end) the other's server.
+        static PICK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _pick = PICK.lock().unwrap_or_else(|e| e.into_inner());
+        let n = (150..250).find(|n| display_free(*n)).expect("a free display number");
+        // A dead server's lock and socket go first: waiting for the socket must see the new one.
+        let _ = fs::remove_file(format!("/tmp/.X{n}-lock"));
+        let _ = fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
         let child = Command::new("Xvfb")
             .args([&format!(":{n}"), "-ac", "-nolisten", "tcp", "-screen", "0", "1280x1024x24"])
             .stdin(Stdio::null())
@@ -53,16 +58,26 @@ impl Xvfb {
     }
 }
 
+/// Display `n` is free when no live X server holds its lock (an X server started on it
+/// replaces a dead one's lock and socket).
+fn display_free(n: u32) -> bool {
+    let lock = format!("/tmp/.X{n}-lock");
+    match fs::read_to_string(&lock) {
+        Ok(text) => text.trim().parse::<i32>().is_ok_and(|pid| pid > 0 && !Path::new(&format!("/proc/{pid}")).exists()),
+        Err(_) => !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists(),
+    }
+}
+
 impl Drop for Xvfb {
     /// SIGTERM lets Xvfb remove its socket and lock file; whatever a server that did not get
     /// to it left behind is removed here, so no display number stays taken.
     fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of a child this struct owns and has not reaped yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        if !wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_)))) {
+        // SIGTERM: Xvfb removes its lock and socket (SIGKILL would leave both behind).
+        procs::kill(self.child.id() as i32, libc::SIGTERM);
+        if !wait_until(Duration::from_secs(5), || self.child.try_wait().ok().flatten().is_some()) {
             let _ = self.child.kill();
-            let _ = self.child.wait();
         }
+        let _ = self.child.wait();
         let _ = std::fs::remove_file(self.socket());
         let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.n));
     }

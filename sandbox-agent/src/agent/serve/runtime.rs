@@ -395,8 +395,13 @@ impl Runtime {
             return;
         }
         let Some(x11) = self.started.x11.as_mut() else { return };
-        for line in x11.check() {
+        let lines = x11.check();
+        let lost = x11.take_lost();
+        for line in lines {
             self.log(LogLevel::Warning, line);
+        }
+        if let Some(detail) = lost {
+            self.feed(Event::DisplayLost { detail });
         }
     }
 

@@ -85,6 +85,8 @@ pub enum ShutdownReason {
     InitExited,
     /// A helper the sandbox cannot live without exhausted its restart budget.
     HelperGaveUp(String),
+    /// The X server the program draws on ended (a host-side Xephyr).
+    DisplayLost(String),
 }
 
 impl std::fmt::Display for ShutdownReason {
@@ -95,6 +97,7 @@ impl std::fmt::Display for ShutdownReason {
             ShutdownReason::Requested(why) => write!(f, "requested: {why}"),
             ShutdownReason::InitExited => write!(f, "sandbox init exited"),
             ShutdownReason::HelperGaveUp(name) => write!(f, "helper {name} gave up"),
+            ShutdownReason::DisplayLost(what) => write!(f, "X display lost: {what}"),
         }
     }
 }
@@ -148,6 +151,8 @@ pub enum Event {
     DaemonAttached,
     /// The init process exited.
     InitExited,
+    /// The X server the program was connected to ended: its programs cannot draw any more.
+    DisplayLost { detail: String },
 }
 
 /// What the event loop must do next.
@@ -189,6 +194,7 @@ pub fn next(state: &State, policy: &Policy, event: &Event) -> (State, Action) {
         }
         _ if s.is_stopping() => Action::KeepRunning,
         Event::ShutdownRequested { reason } => shutdown(&mut s, ShutdownReason::Requested(reason.clone())),
+        Event::DisplayLost { detail } => shutdown(&mut s, ShutdownReason::DisplayLost(detail.clone())),
         Event::ProgramStarted { pid } => {
             s.programs.insert(*pid);
             s.phase = Phase::Running;

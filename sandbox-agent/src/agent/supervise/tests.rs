@@ -254,3 +254,14 @@ fn stray_program_exit_for_unknown_pid_is_harmless() {
     assert_eq!(a[1], Action::KeepRunning);
     assert_eq!(s.phase, Phase::Running);
 }
+
+#[test]
+fn a_lost_display_shuts_down_whatever_the_policy() {
+    for p in [policy(true, &[]), policy(false, &["dog"])] {
+        let (s, a) = run(&p, &[started(10), Event::DisplayLost { detail: "Xephyr :101 ended".into() }]);
+        let reason = ShutdownReason::DisplayLost("Xephyr :101 ended".into());
+        assert_eq!(a[1], Action::Shutdown(reason.clone()), "{p:?}");
+        assert_eq!(reason.to_string(), "X display lost: Xephyr :101 ended");
+        assert!(s.is_stopping());
+    }
+}

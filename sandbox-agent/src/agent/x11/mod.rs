@@ -102,6 +102,8 @@ pub struct Session {
     /// The Xpra client (the `xpra` backend).
     client: Option<Child>,
     restarts: Vec<Instant>,
+    /// Set when the X server the program draws on (Xephyr) ended: what happened.
+    lost: Option<String>,
     /// The helpers' output: write end (given to each helper) and read end.
     out_w: OwnedFd,
     out_r: Option<OwnedFd>,
@@ -148,6 +150,7 @@ impl Session {
             server: None,
             client: None,
             restarts: Vec::new(),
+            lost: None,
             out_w,
             out_r: Some(out_r),
             early: Vec::new(),
@@ -177,8 +180,10 @@ impl Session {
             XBackend::Xpra => {
                 let conf = xpra::conf_text(&spec.profile.xserver);
                 session.dir.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                session.dir.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 let client_conf = PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
+                client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
                 session.display = xpra::DISPLAY;
                 session.expose(spec, None);
@@ -236,7 +241,8 @@ impl Session {
         for (k, v) in [("XPRA_SYSTEM_CONF_DIRS", &conf), ("XPRA_USER_CONF_DIRS", &conf)] {
             env.push((k.to_string(), v.to_string_lossy().into_owned()));
         }
-        env.push(("XPRA_CLIPBOARDS".into(), "CLIPBOARD".into()));
+        env.push(("PYTHONPATH".into(), conf.to_string_lossy().into_owned()));
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         // The user's session bus (notifications are shown there); without one, a bus address
         // that cannot connect, so that nothing autolaunches a bus outliving the sandbox.
         let bus = self.caller_bus.clone().unwrap_or_else(|| "unix:path=/nonexistent/oz-no-session-bus".into());
@@ -300,9 +306,14 @@ impl Session {
         }
         if let Some(child) = &mut self.server {
             if let Some(status) = hostproc::try_reap(child) {
-                // The program loses its display with the server: nothing to restart onto.
-                out.push(format!("xserver: Xephyr :{} ended ({status})", self.display));
+                // Not restarted: the program's connection died with the server, and the socket
+                // bound into the sandbox is the dead server's (a new Xephyr would listen on a
+                // new socket file the sandbox's mount namespace does not see).
+                let what = format!("Xephyr :{} ended ({status})", self.display);
+                out.push(format!("xserver: {what}; the program's display is gone, shutting the sandbox down"));
+                self.lost = Some(what);
                 self.server = None;
+                xephyr::remove_leftovers(&self.user, self.display);
             }
         }
         let ended = self.client.as_mut().and_then(hostproc::try_reap);
@@ -329,6 +340,11 @@ impl Session {
         }
     }
 
+    /// Once: what ended the display the program draws on (the sandbox must end with it).
+    pub fn take_lost(&mut self) -> Option<String> {
+        self.lost.take()
+    }
+
     /// `oz relaunchxpra`: stop the Xpra client and start a new one.
     pub fn relaunch_client(&mut self) -> Option<String> {
         if self.backend != XBackend::Xpra {
@@ -349,6 +365,9 @@ impl Session {
     pub fn stop(&mut self) {
         for mut child in [self.client.take(), self.server.take()].into_iter().flatten() {
             hostproc::stop(&mut child, Duration::from_secs(2));
+        }
+        if self.backend == XBackend::Xephyr {
+            xephyr::remove_leftovers(&self.user, self.display);
         }
         self.dir.remove(&self.user);
         if let Some(c) = &self.client_conf {

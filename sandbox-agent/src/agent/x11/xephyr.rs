@@ -130,6 +130,47 @@ fn read_display(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
     }
 }
 
+/// Remove what a killed Xephyr of `user` on display `n` left: its socket in /tmp/.X11-unix and
+/// its lock file in /tmp, each only when it is the user's (a socket, a regular file). Both
+/// directories must be root's and sticky, so no other user can have put anything in their place.
+pub fn remove_leftovers(user: &UserInfo, n: u32) {
+    remove_owned("/tmp/.X11-unix", &format!("X{n}"), user.uid, libc::S_IFSOCK);
+    remove_owned("/tmp", &format!(".X{n}-lock"), user.uid, libc::S_IFREG);
+}
+
+fn remove_owned(dir: &str, name: &str, uid: u32, kind: libc::mode_t) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (Ok(d), Ok(n)) = (std::ffi::CString::new(dir), std::ffi::CString::new(name)) else { return };
+    // SAFETY: open of a NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::open(d.as_ptr(), libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_RDONLY) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: a fresh descriptor from the kernel.
+    let dirfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat of a valid descriptor into room for one stat.
+    if unsafe { libc::fstat(dirfd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: fstat succeeded and filled it.
+    let st = unsafe { st.assume_init() };
+    if st.st_uid != 0 || st.st_mode & libc::S_ISVTX == 0 {
+        return;
+    }
+    let mut est = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstatat of a plain name below a valid dirfd, not following a symlink.
+    if unsafe { libc::fstatat(dirfd.as_raw_fd(), n.as_ptr(), est.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return;
+    }
+    // SAFETY: fstatat succeeded and filled it.
+    let est = unsafe { est.assume_init() };
+    if est.st_uid == uid && est.st_mode & libc::S_IFMT == kind {
+        // SAFETY: unlinkat of a plain name below a valid dirfd.
+        unsafe { libc::unlinkat(dirfd.as_raw_fd(), n.as_ptr(), 0) };
+    }
+}
+
 /// The socket of display `n` must be a socket owned by the user (Xephyr's, not a squatter's).
 fn check_socket(user: &UserInfo, n: u32) -> Result<(), X11Error> {
     let path = socket_path(n);

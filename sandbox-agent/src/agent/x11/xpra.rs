@@ -6,7 +6,7 @@
 //! `XPRA_USER_CONF_DIRS`, never /etc/xpra) and are given every channel-closing flag on the
 //! command line as well: no file transfer, printing, webcam, mdns, html, open-url, D-Bus
 //! proxying, remote logging or mmap; audio only through `audio_mode: pulseaudio` (the program's
-//! own socket, not Xpra's); the clipboard shares CLIPBOARD only (never PRIMARY).
+//! own socket, not Xpra's); the clipboard shares CLIPBOARD only, never PRIMARY ([`SITECUSTOMIZE`]).
 
 use oz_profiles::profile::XServer;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -93,9 +93,19 @@ pub fn server_env(home: &Path, user: &str, dir: &str) -> Vec<String> {
         format!("XAUTHORITY={dir}/Xauthority"),
         format!("XPRA_SYSTEM_CONF_DIRS={dir}"),
         format!("XPRA_USER_CONF_DIRS={dir}"),
-        "XPRA_CLIPBOARDS=CLIPBOARD".into(),
+        format!("PYTHONPATH={dir}"),
+        "PYTHONDONTWRITEBYTECODE=1".into(),
     ]
 }
+
+/// `sitecustomize.py` for both sides (on `PYTHONPATH`): the selections Xpra shares are
+/// CLIPBOARD only, never PRIMARY (what the user last highlighted) or SECONDARY. Xpra 3.1.3's
+/// own switch, `XPRA_CLIPBOARDS`, turns the names into bytes that no clipboard packet matches,
+/// which silently stops CLIPBOARD too; the platform's list is one list object every module
+/// imported, so it is narrowed in place before Xpra reads it.
+pub const SITECUSTOMIZE: &str = "# written by oz: share the CLIPBOARD selection only\n\
+try:\n    import xpra.platform.features as _features\n    _features.CLIPBOARDS[:] = [\"CLIPBOARD\"]\n\
+except Exception:\n    pass\n";
 
 /// A stable colour for a profile's window border (`#rrggbb`, from an FNV-1a hash of its name).
 pub fn border_colour(profile: &str) -> String {
@@ -185,7 +195,8 @@ mod tests {
         assert!(server.contains(&"--file-transfer=no".to_string()) && server.contains(&"--clipboard=no".to_string()));
         assert!(server.iter().any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local")), "no abstract socket for the Xvfb");
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
-        assert!(env.contains(&"XPRA_CLIPBOARDS=CLIPBOARD".to_string()), "CLIPBOARD only, never PRIMARY");
+        assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
+        assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
         assert!(env.iter().all(|e| !e.contains("/etc/xpra")));
     }
 
