@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole oz test suite as root: unused dependencies (cargo machete), unit tests, the
-# profile corpus, the escape suite and the daemon end-to-end tests, then every fuzz target for
+# Run the whole oz test suite as root: unused dependencies (cargo machete), formatting (cargo
+# fmt), clippy with -D warnings, unit tests, the profile corpus, the escape suite and the daemon
+# end-to-end tests, then every fuzz target for
 # $OZ_FUZZ_SECS seconds each (default 45; each target counts as one test, 0 skips them and so
 # fails). Idempotent. Prints one summary line at the end and fails on any failed or ignored test
 # (a skipped test counts as a failure), any fuzz crash, or an unused dependency.
@@ -11,6 +12,8 @@ bash scripts/deps.sh || exit 1
 export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 cargo build --workspace --all-targets --locked || exit 1
 cargo machete || { echo "test.sh: unused dependencies (see above)" >&2; exit 1; }
+cargo fmt --all --check >/dev/null || { cargo fmt --all --check | head -40; echo "test.sh: code not formatted (cargo fmt --all)" >&2; exit 1; }
+cargo clippy --workspace --all-targets --locked -- -D warnings || { echo "test.sh: clippy warnings (see above)" >&2; exit 1; }
 log=$(mktemp /tmp/oz-test.XXXXXX.log)
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${OZ_TEST_THREADS:-2}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -84,7 +84,8 @@ pub fn settings(layout: &Layout, limits: &Limits) -> Vec<Setting> {
         out.push(Setting { controller: "pids", file: "pids.max", value: pids.to_string() });
     }
     if let Some(w) = limits.cpu_weight {
-        let (file, value) = if v2 { ("cpu.weight", w.clamp(1, 10000).to_string()) } else { ("cpu.shares", v1_shares(w).to_string()) };
+        let (file, value) =
+            if v2 { ("cpu.weight", w.clamp(1, 10000).to_string()) } else { ("cpu.shares", v1_shares(w).to_string()) };
         out.push(Setting { controller: "cpu", file, value });
     }
     out
@@ -118,7 +119,11 @@ impl std::fmt::Display for CgroupName {
 pub fn state_dir_tag(state_dir: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let canonical = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    let hash = canonical.as_os_str().as_bytes().iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+    let hash = canonical
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
     format!("{hash:08x}")
 }
 
@@ -209,22 +214,19 @@ impl Cgroup {
             Layout::V2 { .. } => &["unified"],
             Layout::V1 => &["pids", "memory", "cpu"],
         };
-        let dirs = names
-            .iter()
-            .map(|c| (*c, dir_for(root, &layout, c, name)))
-            .filter(|(_, d)| d.exists())
-            .collect();
+        let dirs = names.iter().map(|c| (*c, dir_for(root, &layout, c, name))).filter(|(_, d)| d.exists()).collect();
         let mut cg = Cgroup { dirs };
         cg.remove_dirs()
     }
 
     fn make_dir(&mut self, controller: &'static str, dir: PathBuf) -> Result<(), CgroupError> {
         // A directory left by a crashed agent with the same id is reused only when empty.
-        std::fs::create_dir(&dir).or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => std::fs::remove_dir(&dir).and_then(|_| std::fs::create_dir(&dir)),
-            _ => Err(e),
-        })
-        .map_err(io_err("mkdir", &dir))?;
+        std::fs::create_dir(&dir)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => std::fs::remove_dir(&dir).and_then(|_| std::fs::create_dir(&dir)),
+                _ => Err(e),
+            })
+            .map_err(io_err("mkdir", &dir))?;
         self.dirs.push((controller, dir));
         Ok(())
     }
@@ -377,7 +379,12 @@ mod tests {
         let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
         cg.add(child.id() as i32).unwrap();
         assert_eq!(cg.procs().unwrap(), vec![child.id() as i32]);
-        let pids_dir = dirs.iter().find(|d| d.to_string_lossy().contains("pids") || matches!(detect(Path::new(CGROUP_ROOT)), Layout::V2 { .. })).unwrap();
+        let pids_dir = dirs
+            .iter()
+            .find(|d| {
+                d.to_string_lossy().contains("pids") || matches!(detect(Path::new(CGROUP_ROOT)), Layout::V2 { .. })
+            })
+            .unwrap();
         assert_eq!(std::fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "32");
         std::mem::forget(cg); // as if the agent died
         Cgroup::remove_stale(&name).unwrap();

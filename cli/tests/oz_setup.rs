@@ -19,11 +19,7 @@ fn corpus_files() -> Vec<PathBuf> {
 }
 
 fn oz_setup(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oz-setup"))
-        .args(args)
-        .env_remove("OZ_CONFIG")
-        .output()
-        .expect("run oz-setup")
+    Command::new(env!("CARGO_BIN_EXE_oz-setup")).args(args).env_remove("OZ_CONFIG").output().expect("run oz-setup")
 }
 
 fn text(b: &[u8]) -> String {
@@ -37,18 +33,10 @@ fn profile_check_on_the_corpus_prints_22_ok_lines() {
     args.extend(files.iter().map(|f| f.as_os_str()));
     let out = oz_setup(&args);
     let stdout = text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
     let ok: Vec<&str> = stdout.lines().filter(|l| l.ends_with(": ok")).collect();
     assert_eq!(ok.len(), 22, "{stdout}");
-    assert!(
-        !text(&out.stderr).contains("error"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(!text(&out.stderr).contains("error"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -71,18 +59,9 @@ fn profile_check_warns_about_a_path_to_the_host_display() {
 fn profile_check_on_a_broken_file_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(
-        &bad,
-        "{\"path\": \"/usr/bin/x\",\n \"networking\": {\"type\": \"wifi\"}}",
-    )
-    .unwrap();
+    std::fs::write(&bad, "{\"path\": \"/usr/bin/x\",\n \"networking\": {\"type\": \"wifi\"}}").unwrap();
     let good = corpus_dir().join("evince.json");
-    let out = oz_setup(&[
-        "profile".as_ref(),
-        "check".as_ref(),
-        good.as_os_str(),
-        bad.as_os_str(),
-    ]);
+    let out = oz_setup(&["profile".as_ref(), "check".as_ref(), good.as_os_str(), bad.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     let expected = format!(
@@ -109,10 +88,7 @@ fn profile_check_survives_garbage() {
         assert_eq!(out.status.code(), Some(1), "{name}");
         let stderr = text(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
-        assert!(
-            stderr.contains(&f.display().to_string()),
-            "{name}: {stderr}"
-        );
+        assert!(stderr.contains(&f.display().to_string()), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
 }
@@ -121,10 +97,7 @@ fn profile_check_survives_garbage() {
 fn config_in(dir: &Path, profiles: &Path) -> PathBuf {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = dir.join("oz.conf");
-    let body = format!(
-        "# test config\n{{\"profile_dir\": \"{}\", \"log_xpra\": false}}\n",
-        profiles.display()
-    );
+    let body = format!("# test config\n{{\"profile_dir\": \"{}\", \"log_xpra\": false}}\n", profiles.display());
     std::fs::write(&conf, body).unwrap();
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
     conf
@@ -134,19 +107,10 @@ fn config_in(dir: &Path, profiles: &Path) -> PathBuf {
 fn config_check_loads_every_profile() {
     let dir = tempfile::tempdir().unwrap();
     let conf = config_in(dir.path(), &corpus_dir());
-    let out = oz_setup(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "config".as_ref(),
-        "check".as_ref(),
-    ]);
+    let out = oz_setup(&["--config".as_ref(), conf.as_os_str(), "config".as_ref(), "check".as_ref()]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert_eq!(
-        stdout.lines().filter(|l| l.ends_with(": ok")).count(),
-        23,
-        "{stdout}"
-    );
+    assert_eq!(stdout.lines().filter(|l| l.ends_with(": ok")).count(), 23, "{stdout}");
     assert!(stdout.contains("22 profiles ok, 0 failed"));
 }
 
@@ -158,12 +122,7 @@ fn config_check_fails_on_a_bad_profile() {
     std::fs::copy(corpus_dir().join("vlc.json"), profiles.join("vlc.json")).unwrap();
     std::fs::write(profiles.join("broken.json"), "{\"path\": 3}").unwrap();
     let conf = config_in(dir.path(), &profiles);
-    let out = oz_setup(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "config".as_ref(),
-        "check".as_ref(),
-    ]);
+    let out = oz_setup(&["--config".as_ref(), conf.as_os_str(), "config".as_ref(), "check".as_ref()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("1 profiles ok, 1 failed"));
     assert!(text(&out.stderr).contains("broken.json:1:10: path: expected a string, found a number"));
@@ -173,36 +132,14 @@ fn config_check_fails_on_a_bad_profile() {
 fn config_show_lists_every_key() {
     let dir = tempfile::tempdir().unwrap();
     let conf = config_in(dir.path(), Path::new("/srv/profiles"));
-    let out = oz_setup(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "config".as_ref(),
-        "show".as_ref(),
-    ]);
+    let out = oz_setup(&["--config".as_ref(), conf.as_os_str(), "config".as_ref(), "show".as_ref()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for key in [
-        "profile_dir",
-        "socket_path",
-        "state_dir",
-        "agent_path",
-        "etc_includes",
-        "log_xpra",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(key)),
-            "{key} missing:\n{stdout}"
-        );
+    for key in ["profile_dir", "socket_path", "state_dir", "agent_path", "etc_includes", "log_xpra"] {
+        assert!(stdout.lines().any(|l| l.starts_with(key)), "{key} missing:\n{stdout}");
     }
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("profile_dir")
-                && l.contains(" /srv/profiles  # directory holding"))
-    );
-    assert!(stdout
-        .lines()
-        .any(|l| l.starts_with("log_xpra") && l.contains(" false  # ")));
+    assert!(stdout.lines().any(|l| l.starts_with("profile_dir") && l.contains(" /srv/profiles  # directory holding")));
+    assert!(stdout.lines().any(|l| l.starts_with("log_xpra") && l.contains(" false  # ")));
 }
 
 #[test]
@@ -210,18 +147,10 @@ fn config_with_unsafe_permissions_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let conf = config_in(dir.path(), Path::new("/srv/profiles"));
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = oz_setup(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "config".as_ref(),
-        "show".as_ref(),
-    ]);
+    let out = oz_setup(&["--config".as_ref(), conf.as_os_str(), "config".as_ref(), "show".as_ref()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("unsafe permissions: file is writable by everyone"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("unsafe permissions: file is writable by everyone"), "{stderr}");
 }
 
 #[test]
@@ -233,11 +162,7 @@ fn closed_stdout_is_not_a_panic() {
     for _ in 0..100 {
         cmd.args(&files);
     }
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
@@ -259,8 +184,14 @@ fn profile_check_prints_warnings_beside_errors_in_file_order() {
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(lines[0].starts_with("warning: ") && lines[0].contains(":2:") && lines[0].contains("ozt_first_unknown"), "{stderr}");
+    assert!(
+        lines[0].starts_with("warning: ") && lines[0].contains(":2:") && lines[0].contains("ozt_first_unknown"),
+        "{stderr}"
+    );
     assert!(lines[1].starts_with("error: ") && lines[1].contains(":3:") && lines[1].contains("wifi"), "{stderr}");
-    assert!(lines[2].starts_with("warning: ") && lines[2].contains(":4:") && lines[2].contains("ozt_last_unknown"), "{stderr}");
+    assert!(
+        lines[2].starts_with("warning: ") && lines[2].contains(":4:") && lines[2].contains("ozt_last_unknown"),
+        "{stderr}"
+    );
     assert!(!text(&out.stdout).contains(": ok"), "{}", text(&out.stdout));
 }

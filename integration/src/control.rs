@@ -48,7 +48,13 @@ pub fn as_user(user: &TestUser, program: &Path, args: &[String], env: &[(&str, &
 
 /// Runs `program args` as root in the scratch root described above; `scratch` is an empty
 /// directory to mount it on.
-pub fn as_root_scratch(scratch: &Path, program: &Path, args: &[String], env: &[(&str, &str)], opts: Opts) -> Result<Output> {
+pub fn as_root_scratch(
+    scratch: &Path,
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    opts: Opts,
+) -> Result<Output> {
     let mut c = Command::new("unshare");
     c.args(["--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", SCRATCH_ROOT, "sh"]);
     c.arg(scratch).arg(program).args(args);

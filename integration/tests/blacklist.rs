@@ -25,10 +25,15 @@ fn blacklisted_files_are_hidden_also_through_symlinks() {
             json!([{"path": format!("{d}/alias")}, {"path": format!("{d}/sub")}]),
         ),
     );
-    let out = env.sh(&p, &format!("cat {d}/ok.txt; cat {d}/secret.txt {d}/another {d}/sub/inner.txt; ls {d}/sub; echo END"));
+    let out =
+        env.sh(&p, &format!("cat {d}/ok.txt; cat {d}/secret.txt {d}/another {d}/sub/inner.txt; ls {d}/sub; echo END"));
     assert!(out.stdout.contains("okcontent") && out.stdout.contains("END"), "{}", out.all());
     assert!(!out.stdout.contains("topsecret"), "a file blacklisted through a symlink is readable:\n{}", out.all());
-    assert!(!out.stdout.contains("subsecret") && !out.stdout.contains("inner.txt"), "a blacklisted directory is visible:\n{}", out.all());
+    assert!(
+        !out.stdout.contains("subsecret") && !out.stdout.contains("inner.txt"),
+        "a blacklisted directory is visible:\n{}",
+        out.all()
+    );
     env.check_leftovers();
 }
 
@@ -40,16 +45,25 @@ fn blacklisting_a_path_directly_hides_it() {
     let d = dir.display();
     let p = env.profile(
         "ozbld",
-        strict_profile("/bin/sh", json!([{"path": dir}]), json!([{"path": format!("${{HOME}}/{}/secret.txt", dir.file_name().unwrap().to_string_lossy())}])),
+        strict_profile(
+            "/bin/sh",
+            json!([{"path": dir}]),
+            json!([{"path": format!("${{HOME}}/{}/secret.txt", dir.file_name().unwrap().to_string_lossy())}]),
+        ),
     );
     let out = env.sh(&p, &format!("cat {d}/secret.txt; echo x > {d}/secret.txt; echo END"));
     assert!(out.stdout.contains("END"), "{}", out.all());
     assert!(!out.stdout.contains("topsecret"), "a blacklisted file is readable:\n{}", out.all());
-    assert_eq!(std::fs::read_to_string(dir.join("secret.txt")).unwrap(), "topsecret\n", "a blacklisted file was written");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.txt")).unwrap(),
+        "topsecret\n",
+        "a blacklisted file was written"
+    );
     env.check_leftovers();
 }
 
-const DEFAULTS_SCRIPT: &str = "echo SBIN=$(ls -A /usr/sbin | wc -l); head -c 4 /usr/bin/su | od -An -c | tr -d ' '; echo; \
+const DEFAULTS_SCRIPT: &str =
+    "echo SBIN=$(ls -A /usr/sbin | wc -l); head -c 4 /usr/bin/su | od -An -c | tr -d ' '; echo; \
      head -c 4 /usr/bin/mount | od -An -c | tr -d ' '; echo END";
 
 #[test]
@@ -85,7 +99,8 @@ fn shared_folders_map_to_a_per_profile_host_folder() {
     assert_eq!(out.status, 0, "{}", out.all());
     assert!(out.stdout.contains("WROTE"), "{}", out.all());
     let f = host_dir.join("Downloads").join(format!("{marker}.txt"));
-    let content = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{} on the host: {e}\n{}", f.display(), out.all()));
+    let content =
+        std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{} on the host: {e}\n{}", f.display(), out.all()));
     assert_eq!(content, "shared-data\n");
     let m = std::fs::metadata(&f).unwrap();
     assert_eq!(m.uid(), env.user.uid, "the shared file is not the user's");

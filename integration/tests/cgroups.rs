@@ -116,7 +116,8 @@ fn running_cpu_setting(env: &TestEnv, weight: Option<u32>) -> Option<String> {
     let p = env.profile(&name, json!({"path": "/bin/sh", "limits": limits}));
     let id = 3_000_000 + u64::from(std::process::id());
     let mut cmd = env.agent(&p, &["-c", "sleep 2"]).id(id).command();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn oz-agent");
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn oz-agent");
     // The pids cgroup always exists; once it does, the cpu one (if any) was made before it.
     let seen = wait_for(Duration::from_secs(10), || (!sandbox_cgroups("pids", id).is_empty()).then_some(()));
     let v2 = oz_parent("cpu") == Path::new("/sys/fs/cgroup/oz");

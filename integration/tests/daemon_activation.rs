@@ -96,5 +96,8 @@ fn refuses_a_datagram_socket_and_a_socket_at_another_path() {
     let out = exited(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains(&format!("bound to {}, but socket_path in oz.conf is {}", other.display(), socket.display())), "{err}");
+    assert!(
+        err.contains(&format!("bound to {}, but socket_path in oz.conf is {}", other.display(), socket.display())),
+        "{err}"
+    );
 }

@@ -102,7 +102,8 @@ fn a_request_too_large_for_one_agent_packet_is_refused_with_the_limit() {
     out.assert_failed("oversized oz mount");
     let limit = oz_wire::channel::AGENT_MAX_MESSAGE.to_string();
     assert!(
-        out.stderr.contains("mount request is ") && out.stderr.contains(&format!("the limit for one agent message is {limit}")),
+        out.stderr.contains("mount request is ")
+            && out.stderr.contains(&format!("the limit for one agent message is {limit}")),
         "error names the size and the limit: {:?}",
         out.stderr
     );

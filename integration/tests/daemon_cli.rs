@@ -48,11 +48,7 @@ fn errors_are_one_line_with_a_nonzero_status() {
 #[test]
 fn refuses_to_run_inside_a_sandbox() {
     let dir = bin_dir();
-    let p = profile(
-        "ozt-sh",
-        "/bin/sh",
-        json!({"whitelist": [{"path": dir.to_str().unwrap(), "read_only": true}]}),
-    );
+    let p = profile("ozt-sh", "/bin/sh", json!({"whitelist": [{"path": dir.to_str().unwrap(), "read_only": true}]}));
     let d = Daemon::start(&[p]);
     let script = format!("{} list; echo ozt-rc=$?", bin("oz").display());
     let out = d.oz(&user_a(), &["run", "ozt-sh", "--", "-c", &script]);
@@ -134,11 +130,17 @@ fn listings_have_json_output() {
 
 #[test]
 fn usage_errors_name_what_is_missing() {
-    for (args, missing) in [(vec!["launch"], "<PROFILE>"), (vec!["mount", "1"], "<PATHS>"), (vec!["umount", "1"], "<PATH>")] {
+    for (args, missing) in
+        [(vec!["launch"], "<PROFILE>"), (vec!["mount", "1"], "<PATHS>"), (vec!["umount", "1"], "<PATH>")]
+    {
         let out = oz_no_daemon(&args);
         out.assert_failed(&format!("oz {}", args.join(" ")));
         assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
-        assert!(out.stderr.contains("not provided") && out.stderr.contains(missing), "names {missing}: {:?}", out.stderr);
+        assert!(
+            out.stderr.contains("not provided") && out.stderr.contains(missing),
+            "names {missing}: {:?}",
+            out.stderr
+        );
         assert!(out.stderr.contains(&format!("usage: oz {}", args[0])), "{:?}", out.stderr);
     }
 }
@@ -152,13 +154,22 @@ fn profiles_mark_programs_that_are_not_installed() {
     let a = user_a();
     let out = d.oz(&a, &["profiles"]);
     out.assert_ok("oz profiles", &d);
-    let line = |name: &str| out.stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {}", out.stdout));
+    let line =
+        |name: &str| out.stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {}", out.stdout));
     assert!(line("ozt-missing").ends_with("/usr/bin/ozt-not-installed (not installed)"), "{}", out.stdout);
     assert!(!line("ozt-sh").contains("not installed"), "{}", out.stdout);
     let out = d.oz(&a, &["profiles", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("profiles json");
-    let installed: Vec<(String, serde_json::Value)> =
-        v.as_array().unwrap().iter().map(|p| (p["name"].as_str().unwrap().to_string(), p["installed"].clone())).collect();
-    assert!(installed.contains(&("ozt-missing".into(), json!(false))) && installed.contains(&("ozt-sh".into(), json!(true))), "{v}");
+    let installed: Vec<(String, serde_json::Value)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["installed"].clone()))
+        .collect();
+    assert!(
+        installed.contains(&("ozt-missing".into(), json!(false)))
+            && installed.contains(&("ozt-sh".into(), json!(true))),
+        "{v}"
+    );
     d.finish();
 }

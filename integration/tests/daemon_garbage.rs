@@ -108,7 +108,8 @@ fn garbage_frames_close_only_their_connection() {
         );
     }
     stop.store(true, Ordering::Relaxed);
-    let served = good.join().unwrap().unwrap_or_else(|e| panic!("well-behaved client saw an error: {e}\n{}", d.log_text()));
+    let served =
+        good.join().unwrap().unwrap_or_else(|e| panic!("well-behaved client saw an error: {e}\n{}", d.log_text()));
     assert!(served > 0, "the well-behaved client was never served");
     // The slow frames are cut off by the daemon's frame timeout (seconds, not forever).
     for (i, mut s) in slow.into_iter().enumerate() {

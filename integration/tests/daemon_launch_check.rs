@@ -71,7 +71,9 @@ fn a_program_that_is_not_installed_fails_before_a_sandbox_is_built() {
         profile("ozt-missing-in-path", "${PATH}/ozt-not-installed", json!({})),
     ]);
     let a = user_a();
-    for (name, what) in [("ozt-missing", missing), ("ozt-noexec", plain.as_str()), ("ozt-missing-in-path", "ozt-not-installed")] {
+    for (name, what) in
+        [("ozt-missing", missing), ("ozt-noexec", plain.as_str()), ("ozt-missing-in-path", "ozt-not-installed")]
+    {
         for cmd in ["launch", "run"] {
             let out = d.oz(&a, &[cmd, name]);
             out.assert_failed(&format!("oz {cmd} {name}"));

@@ -52,7 +52,8 @@ fn run_returns_output_and_exit_status() {
     let out = d.oz(&a, &["run", "ozt-sh", "--", "-c", "kill -9 $$"]);
     assert_eq!(out.code(), 137, "128 + SIGKILL: {out:?}");
 
-    let out = d.oz_input(&a, &["run", "ozt-sh", "--", "-c", "read line; echo got:$line"], b"abc\n", Duration::from_secs(10));
+    let out =
+        d.oz_input(&a, &["run", "ozt-sh", "--", "-c", "read line; echo got:$line"], b"abc\n", Duration::from_secs(10));
     out.assert_ok("oz run with stdin", &d);
     assert_eq!(out.stdout, "got:abc\n");
     // Attached runs end their sandboxes (auto_shutdown): nothing must stay.
@@ -85,7 +86,9 @@ fn logs_follow_shows_a_program_line_within_one_second() {
     let mut live = None;
     while Instant::now() < deadline && live.is_none() {
         let Ok((got_ms, line)) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
-        if let Some(printed) = line.split("ozt-tick ").nth(1).and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok()) {
+        if let Some(printed) =
+            line.split("ozt-tick ").nth(1).and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        {
             if printed >= connected_ms {
                 live = Some(got_ms.saturating_sub(printed));
             }
@@ -206,7 +209,12 @@ fn auto_shutdown_no_keeps_the_sandbox_until_killed() {
     let mut d = d;
     d.kill9();
     d.spawn();
-    assert!(wait_until(Duration::from_secs(5), || lingering(&d)), "after a restart: {:?}\n{}", d.sandbox(id), d.log_text());
+    assert!(
+        wait_until(Duration::from_secs(5), || lingering(&d)),
+        "after a restart: {:?}\n{}",
+        d.sandbox(id),
+        d.log_text()
+    );
     d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
     d.wait_gone(id, Duration::from_secs(5)).unwrap();
     d.finish();

@@ -35,7 +35,9 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 }
 
 fn logs_contain(d: &Daemon, id: u64, what: &str) -> bool {
-    wait_until(Duration::from_secs(10), || d.oz(&user_a(), &["logs", "--sandbox", &id.to_string()]).stdout.contains(what))
+    wait_until(Duration::from_secs(10), || {
+        d.oz(&user_a(), &["logs", "--sandbox", &id.to_string()]).stdout.contains(what)
+    })
 }
 
 #[test]
@@ -114,12 +116,20 @@ fn log_files_are_private_and_program_output_stays_off_stderr() {
     assert!(!d.log_text().contains("ozt-secret"), "program output on the daemon's stderr:\n{}", d.log_text());
 
     let json = d.oz(&a, &["logs", "--json", "--sandbox", &id.to_string()]);
-    let exact = json.stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["message"] == "ozt-secret \x1b[31mred\x1b[0m");
+    let exact = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|v| v["message"] == "ozt-secret \x1b[31mred\x1b[0m");
     assert!(exact, "--json lost the exact bytes: {}", json.stdout);
     let mut cmd = a.command(common_daemon::bin("oz"));
     cmd.args(["logs", "--sandbox", &id.to_string()]).env("OZ_SOCKET", &d.socket);
     let tty = oz_integration::run::run(cmd, oz_integration::run::Opts { pty: true, ..Default::default() }).unwrap();
-    assert!(tty.stdout.contains(r"ozt-secret \e[31mred\e[0m") && !tty.stdout.contains('\x1b'), "terminal got: {:?}", tty.stdout);
+    assert!(
+        tty.stdout.contains(r"ozt-secret \e[31mred\e[0m") && !tty.stdout.contains('\x1b'),
+        "terminal got: {:?}",
+        tty.stdout
+    );
     d.finish();
 }
 
@@ -147,7 +157,11 @@ fn log_files_rotate_and_a_restarted_daemon_starts_new_ones() {
     assert_eq!(again, id, "ids restart with the daemon");
     assert!(logs_contain(&d, again, "ozt-second-life"));
     for f in &first {
-        assert!(!std::fs::read_to_string(f).unwrap().contains("ozt-second-life"), "{} reused by a later sandbox {id}", f.display());
+        assert!(
+            !std::fs::read_to_string(f).unwrap().contains("ozt-second-life"),
+            "{} reused by a later sandbox {id}",
+            f.display()
+        );
     }
     let now = files(&dir, &format!("sandbox-{id}-"));
     assert!(now.iter().any(|f| std::fs::read_to_string(f).unwrap().contains("ozt-second-life")), "{now:?}");

@@ -53,7 +53,8 @@ fn sighup_reloads_profiles_and_keeps_them_when_broken() {
         let out = d.oz(&a, &["profiles", "--json"]);
         out.assert_ok("oz profiles --json", d);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let mut n: Vec<String> = v.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+        let mut n: Vec<String> =
+            v.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
         n.sort();
         n
     };

@@ -88,7 +88,12 @@ fn argument_files_the_user_cannot_reach_look_absent() {
     for dir in [&in_b_home, &in_a_home] {
         let present = launch_outcome(&d, &dir.join("f"));
         let absent = launch_outcome(&d, &dir.join("absent"));
-        assert_eq!(present, absent, "{}: an existing file of another user is told apart from an absent one", dir.display());
+        assert_eq!(
+            present,
+            absent,
+            "{}: an existing file of another user is told apart from an absent one",
+            dir.display()
+        );
         assert!(present.2, "the launch failed: {present:?}");
     }
     std::thread::sleep(Duration::from_millis(300));

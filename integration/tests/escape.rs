@@ -234,7 +234,10 @@ impl Targets {
             {"path": self.ro_file, "read_only": true},
             {"path": self.dir, "read_only": true},
         ]);
-        env.profile("ozescape", strict_profile(PROBE_TARGET, whitelist, json!([{"path": self.dir.join("blocked.txt")}])))
+        env.profile(
+            "ozescape",
+            strict_profile(PROBE_TARGET, whitelist, json!([{"path": self.dir.join("blocked.txt")}])),
+        )
     }
 
     /// Each symlink attack gets a sandbox of its own: refusing to launch is a valid defence,
@@ -248,7 +251,8 @@ impl Targets {
         let mut results = Results::new();
         let mut outputs = String::new();
         for (i, (name, item)) in attacks.into_iter().enumerate() {
-            let p = env.profile(&format!("ozattack{i}"), strict_profile(PROBE_TARGET, json!([probe_item(), item]), json!([])));
+            let p = env
+                .profile(&format!("ozattack{i}"), strict_profile(PROBE_TARGET, json!([probe_item(), item]), json!([])));
             let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
             argv[0] = name;
             let out = env.agent(&p, &argv).opts(opts()).run();
@@ -318,8 +322,14 @@ fn judge(inside: &Results, user: &Results, root: &Results) -> Vec<String> {
     for p in probes::all() {
         let name = p.name;
         let tag = |r: &Results| r.get(name).map(|(t, d)| (t.clone(), d.clone()));
-        let (Some((t_in, d_in)), Some((t_user, _)), Some((t_root, d_root))) = (tag(inside), tag(user), tag(root)) else {
-            failures.push(format!("{name}: missing from a run (inside {:?}, user {:?}, root {:?})", tag(inside), tag(user), tag(root)));
+        let (Some((t_in, d_in)), Some((t_user, _)), Some((t_root, d_root))) = (tag(inside), tag(user), tag(root))
+        else {
+            failures.push(format!(
+                "{name}: missing from a run (inside {:?}, user {:?}, root {:?})",
+                tag(inside),
+                tag(user),
+                tag(root)
+            ));
             continue;
         };
         // Inside: BLOCKED, or N/A only where the attack is impossible on this host altogether.
@@ -348,9 +358,19 @@ fn judge(inside: &Results, user: &Results, root: &Results) -> Vec<String> {
 
 /// Probes stopped by the seccomp filter alone (the other layers let them through).
 const SECCOMP_ONLY: &[&str] = &[
-    "ptrace-child", "process-vm-readv", "unshare-userns", "clone-newuser", "setns",
-    "keyctl-add-key", "io-uring-setup", "perf-event-open", "userfaultfd", "name-to-handle-at",
-    "kcmp", "modify-ldt", "vmsplice",
+    "ptrace-child",
+    "process-vm-readv",
+    "unshare-userns",
+    "clone-newuser",
+    "setns",
+    "keyctl-add-key",
+    "io-uring-setup",
+    "perf-event-open",
+    "userfaultfd",
+    "name-to-handle-at",
+    "kcmp",
+    "modify-ldt",
+    "vmsplice",
 ];
 
 /// Probes the filter stops in every mode, `disabled` included (foreign ABIs).

@@ -32,11 +32,7 @@ fn profile_with(env: &TestEnv, name: &str, seccomp: Value) -> std::path::PathBuf
 }
 
 fn results(out: &Output) -> BTreeMap<String, String> {
-    out.stdout
-        .lines()
-        .filter_map(syscalls::parse_line)
-        .map(|(n, r)| (n.to_string(), r.to_string()))
-        .collect()
+    out.stdout.lines().filter_map(syscalls::parse_line).map(|(n, r)| (n.to_string(), r.to_string())).collect()
 }
 
 fn run_syscalls(env: &TestEnv, profile: &std::path::Path) -> BTreeMap<String, String> {
@@ -98,13 +94,58 @@ fn x32_syscalls_are_killed_in_blacklist_and_whitelist_modes() {
 
 /// What a Rust program needs to start, print and exit, plus getppid (but not sysinfo or uname).
 const POLICY_SYSCALLS: &[&str] = &[
-    "execve", "exit", "exit_group", "brk", "mmap", "munmap", "mprotect", "mremap", "arch_prctl",
-    "set_tid_address", "set_robust_list", "rseq", "prlimit64", "read", "write", "writev",
-    "openat", "open", "close", "fstat", "newfstatat", "statx", "stat", "lstat", "pread64",
-    "access", "readlink", "getrandom", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
-    "sigaltstack", "sched_getaffinity", "sched_yield", "poll", "ppoll", "futex", "gettid",
-    "getpid", "getuid", "geteuid", "getgid", "getegid", "ioctl", "fcntl", "lseek", "madvise",
-    "clock_gettime", "close_range", "dup2", "dup3", "getppid",
+    "execve",
+    "exit",
+    "exit_group",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "mremap",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "read",
+    "write",
+    "writev",
+    "openat",
+    "open",
+    "close",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "stat",
+    "lstat",
+    "pread64",
+    "access",
+    "readlink",
+    "getrandom",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sigaltstack",
+    "sched_getaffinity",
+    "sched_yield",
+    "poll",
+    "ppoll",
+    "futex",
+    "gettid",
+    "getpid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "ioctl",
+    "fcntl",
+    "lseek",
+    "madvise",
+    "clock_gettime",
+    "close_range",
+    "dup2",
+    "dup3",
+    "getppid",
 ];
 
 fn write_policy(env: &TestEnv) -> String {
@@ -132,8 +173,8 @@ struct Kmsg(std::fs::File);
 
 impl Kmsg {
     fn open() -> Kmsg {
-        use std::os::unix::fs::OpenOptionsExt;
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -172,7 +213,9 @@ fn enforce_false_logs_but_denies_nothing() {
     let logged: Vec<String> = kmsg
         .read_new()
         .into_iter()
-        .filter(|l| l.contains("type=1326") && l.contains("code=0x7ffc0000") && l.contains(&uid) && l.contains(PROBE_TARGET))
+        .filter(|l| {
+            l.contains("type=1326") && l.contains("code=0x7ffc0000") && l.contains(&uid) && l.contains(PROBE_TARGET)
+        })
         .collect();
     assert!(!logged.is_empty(), "enforce: false allowed the calls but logged none of them");
 }

@@ -61,7 +61,17 @@ struct HostState {
     paths: Vec<(&'static str, bool)>,
 }
 
-const MUST_NOT_EXIST: &[&str] = &["/usr/bin-oz", HELLO, "/usr/bin/oz", "/usr/sbin/oz-setup", "/usr/sbin/oz-daemon", "/etc/oz", "/var/lib/oz", "/var/log/oz", "/lib/systemd/system/oz-daemon.service"];
+const MUST_NOT_EXIST: &[&str] = &[
+    "/usr/bin-oz",
+    HELLO,
+    "/usr/bin/oz",
+    "/usr/sbin/oz-setup",
+    "/usr/sbin/oz-daemon",
+    "/etc/oz",
+    "/var/lib/oz",
+    "/var/log/oz",
+    "/lib/systemd/system/oz-daemon.service",
+];
 
 impl HostState {
     fn take() -> HostState {
@@ -78,7 +88,10 @@ impl HostState {
         assert!(!self.diversions.contains(" by oz"), "oz diversions exist before the test:\n{}", self.diversions);
         let present: Vec<_> = self.paths.iter().filter(|(_, e)| *e).collect();
         assert!(present.is_empty(), "present before the test (is oz installed on this host?): {present:?}");
-        assert!(!package_installed("oz"), "the oz package is installed on this host; this test installs and removes it");
+        assert!(
+            !package_installed("oz"),
+            "the oz package is installed on this host; this test installs and removes it"
+        );
     }
 }
 
@@ -130,7 +143,8 @@ fn hello_deb(dir: &Path, version: &str) -> PathBuf {
         "Package: {HELLO_PKG}\nVersion: {version}\nArchitecture: all\nMaintainer: oz tests <oz@localhost>\nDescription: oz test program\n"
     );
     std::fs::write(root.join("DEBIAN/control"), control).unwrap();
-    let script = format!("#!/bin/sh\necho \"oz-test-hello {version} $*\"\n[ -n \"$1\" ] && exec sleep \"$1\"\nexit 0\n");
+    let script =
+        format!("#!/bin/sh\necho \"oz-test-hello {version} $*\"\n[ -n \"$1\" ] && exec sleep \"$1\"\nexit 0\n");
     std::fs::write(root.join("usr/bin/oz-test-hello"), script).unwrap();
     std::fs::set_permissions(root.join("usr/bin/oz-test-hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let deb = dir.join(format!("{HELLO_PKG}_{version}_all.deb"));
@@ -151,8 +165,15 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     assert!(out.status.success(), "install: {}", text(&out));
     let report = text(&out);
     assert!(report.contains("created /usr/bin-oz"), "{report}");
-    assert!(report.contains(&format!("{XCLOCK}: diverted to /usr/bin-oz/xclock.unsafe; {XCLOCK} -> {}", wrapper.display())), "{report}");
-    assert!(diversions().contains("diversion of /usr/bin/xclock to /usr/bin-oz/xclock.unsafe by oz"), "{}", diversions());
+    assert!(
+        report.contains(&format!("{XCLOCK}: diverted to /usr/bin-oz/xclock.unsafe; {XCLOCK} -> {}", wrapper.display())),
+        "{report}"
+    );
+    assert!(
+        diversions().contains("diversion of /usr/bin/xclock to /usr/bin-oz/xclock.unsafe by oz"),
+        "{}",
+        diversions()
+    );
     assert_eq!(std::fs::read_link(XCLOCK).unwrap(), wrapper);
     let real = stat("/usr/bin-oz/xclock.unsafe").expect("the real binary was moved aside");
     assert_eq!(real.1, before.xclock.unwrap().1, "moved (renamed), not copied");
@@ -160,7 +181,11 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     assert!(again.status.success() && text(&again).contains("already wrapped"), "{}", text(&again));
     let st = oz_setup(&d, &["status", XCLOCK]);
     assert!(st.status.success(), "{}", text(&st));
-    assert!(text(&st).contains("wrapped: diverted by oz, real binary at /usr/bin-oz/xclock.unsafe (present), symlink to"), "{}", text(&st));
+    assert!(
+        text(&st).contains("wrapped: diverted by oz, real binary at /usr/bin-oz/xclock.unsafe (present), symlink to"),
+        "{}",
+        text(&st)
+    );
 
     // Launched by its usual path, without a display: xclock runs in a sandbox and ends at once,
     // which oz reports with the program's last output (its complaint also reaches the sandbox
@@ -171,9 +196,16 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     let wrapped = run::output(cmd, None, Duration::from_secs(10), "xclock through the wrapper");
     wrapped.assert_failed("xclock through the wrapper without a display");
     assert!(wrapped.stderr.contains("in sandbox") && wrapped.stderr.contains("Can't open display"), "{wrapped:?}");
-    let sandboxed = common_daemon::wait_until(Duration::from_secs(10), || d.oz(&a, &["logs"]).stdout.contains("Can't open display"));
+    let sandboxed = common_daemon::wait_until(Duration::from_secs(10), || {
+        d.oz(&a, &["logs"]).stdout.contains("Can't open display")
+    });
     assert!(sandboxed, "xclock did not run in a sandbox; oz logs:\n{}", d.oz(&a, &["logs"]).stdout);
-    let direct = run::output(run::command(Path::new("/usr/bin-oz/xclock.unsafe"), &d.socket, &a), None, Duration::from_secs(10), "xclock.unsafe");
+    let direct = run::output(
+        run::command(Path::new("/usr/bin-oz/xclock.unsafe"), &d.socket, &a),
+        None,
+        Duration::from_secs(10),
+        "xclock.unsafe",
+    );
     assert!(direct.stderr.contains("Can't open display"), "the diverted binary runs unsandboxed: {direct:?}");
 
     // A missing symlink is reported (exit 1) and install puts it back.
@@ -215,7 +247,12 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     assert_eq!(listed[0]["profile"], "ozt-hello");
     let init = d.sandbox(listed[0]["id"].as_u64().unwrap()).unwrap().init_pid as i32;
     assert_eq!(common_daemon::procs::pidns_members_named(init, "sleep").len(), 1, "the program runs in the sandbox");
-    let direct = run::output(run::command(Path::new("/usr/bin-oz/oz-test-hello.unsafe"), &d.socket, &a), None, Duration::from_secs(10), "direct");
+    let direct = run::output(
+        run::command(Path::new("/usr/bin-oz/oz-test-hello.unsafe"), &d.socket, &a),
+        None,
+        Duration::from_secs(10),
+        "direct",
+    );
     assert_eq!(direct.stdout, "oz-test-hello 1.0 \n", "{direct:?}");
     assert_eq!(d.list_json(&a).len(), 1, "the diverted path runs without a sandbox");
 
@@ -225,7 +262,12 @@ fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped
     for round in ["upgrade", "reinstall"] {
         sh(Command::new("dpkg").arg("-i").arg(&v2));
         assert_eq!(std::fs::read_link(HELLO).ok(), Some(wrapper.clone()), "{round}: still a symlink to oz");
-        let direct = run::output(run::command(Path::new("/usr/bin-oz/oz-test-hello.unsafe"), &d.socket, &a), None, Duration::from_secs(10), "direct");
+        let direct = run::output(
+            run::command(Path::new("/usr/bin-oz/oz-test-hello.unsafe"), &d.socket, &a),
+            None,
+            Duration::from_secs(10),
+            "direct",
+        );
         assert_eq!(direct.stdout, "oz-test-hello 2.0 \n", "{round}: the new binary is at the diverted name");
         let st = oz_setup(&d, &["status", "ozt-hello"]);
         assert!(st.status.success() && text(&st).contains("intact"), "{round}: {}", text(&st));
@@ -252,24 +294,42 @@ fn the_deb_installs_wraps_and_is_removed_without_a_trace() {
     before.check_clean();
     let out_dir = tempfile::tempdir().unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = sh(Command::new("bash").arg(repo.join("packaging/build-deb.sh")).arg(out_dir.path()).env("OZ_BIN_DIR", bin_dir()));
+    let built = sh(Command::new("bash")
+        .arg(repo.join("packaging/build-deb.sh"))
+        .arg(out_dir.path())
+        .env("OZ_BIN_DIR", bin_dir()));
     let deb = PathBuf::from(String::from_utf8_lossy(&built.stdout).trim());
     assert_eq!(deb.file_name().unwrap().to_string_lossy(), format!("oz_{}_amd64.deb", env!("CARGO_PKG_VERSION")));
 
-    let listing = String::from_utf8_lossy(&sh(Command::new("dpkg-deb").arg("--contents").arg(&deb)).stdout).into_owned();
+    let listing =
+        String::from_utf8_lossy(&sh(Command::new("dpkg-deb").arg("--contents").arg(&deb)).stdout).into_owned();
     for want in [
-        "./usr/bin/oz", "./usr/sbin/oz-setup", "./usr/sbin/oz-daemon", "./usr/sbin/oz-agent", "./etc/oz/oz.conf",
-        "./etc/oz/blacklist-generic.seccomp", "./var/lib/oz/cells.d/firefox-esr.json", "./var/lib/oz/cells.d/xclock.json",
-        "./lib/systemd/system/oz-daemon.service", "./lib/systemd/system/oz-daemon.socket", "./usr/share/man/man1/oz.1.gz",
-        "./usr/share/man/man8/oz-setup.8.gz", "./usr/share/man/man8/oz-daemon.8.gz",
-        "./usr/share/bash-completion/completions/oz", "./usr/share/zsh/vendor-completions/_oz-setup",
+        "./usr/bin/oz",
+        "./usr/sbin/oz-setup",
+        "./usr/sbin/oz-daemon",
+        "./usr/sbin/oz-agent",
+        "./etc/oz/oz.conf",
+        "./etc/oz/blacklist-generic.seccomp",
+        "./var/lib/oz/cells.d/firefox-esr.json",
+        "./var/lib/oz/cells.d/xclock.json",
+        "./lib/systemd/system/oz-daemon.service",
+        "./lib/systemd/system/oz-daemon.socket",
+        "./usr/share/man/man1/oz.1.gz",
+        "./usr/share/man/man8/oz-setup.8.gz",
+        "./usr/share/man/man8/oz-daemon.8.gz",
+        "./usr/share/bash-completion/completions/oz",
+        "./usr/share/zsh/vendor-completions/_oz-setup",
         "./usr/share/fish/vendor_completions.d/oz.fish",
     ] {
         assert!(listing.lines().any(|l| l.ends_with(&format!(" {want}"))), "{want} not in the package:\n{listing}");
     }
 
     sh(Command::new("dpkg").arg("-i").arg(&deb));
-    sh(Command::new("systemd-analyze").args(["verify", "/lib/systemd/system/oz-daemon.service", "/lib/systemd/system/oz-daemon.socket"]));
+    sh(Command::new("systemd-analyze").args([
+        "verify",
+        "/lib/systemd/system/oz-daemon.service",
+        "/lib/systemd/system/oz-daemon.socket",
+    ]));
     let check = sh(Command::new("/usr/sbin/oz-setup").args(["config", "check"]));
     assert!(text(&check).contains("/etc/oz/blacklist-generic.seccomp: ok"), "{}", text(&check));
     let wrapped = sh(Command::new("/usr/sbin/oz-setup").args(["install", "xclock"]));
@@ -281,7 +341,10 @@ fn the_deb_installs_wraps_and_is_removed_without_a_trace() {
     assert!(!diversions().contains(" by oz"), "{}\n{}", diversions(), text(&removed));
     assert_eq!(stat(XCLOCK), before.xclock, "xclock is back, the same file");
     let direct = Command::new(XCLOCK).env_remove("DISPLAY").output().unwrap();
-    assert!(String::from_utf8_lossy(&direct.stderr).contains("Can't open display"), "xclock runs unsandboxed: {direct:?}");
+    assert!(
+        String::from_utf8_lossy(&direct.stderr).contains("Can't open display"),
+        "xclock runs unsandboxed: {direct:?}"
+    );
     sh(Command::new("dpkg").args(["--purge", "oz"]));
     assert_eq!(HostState::take(), before, "the host is as before");
 }

@@ -118,7 +118,10 @@ fn target_binds_the_source_at_another_path_only() {
     let src = env.home_path(&format!("{}.txt", unique("target")));
     env.as_user(&format!("echo at-target > {}", src.display()));
     let p = profile(&env, "oztarget", json!([{"path": src, "target": "/opt/oz-it/moved.txt"}]));
-    let out = env.sh(&p, &format!("cat /opt/oz-it/moved.txt; test -e {} && echo SOURCE-VISIBLE || echo SOURCE-ABSENT", src.display()));
+    let out = env.sh(
+        &p,
+        &format!("cat /opt/oz-it/moved.txt; test -e {} && echo SOURCE-VISIBLE || echo SOURCE-ABSENT", src.display()),
+    );
     assert_eq!(out.status, 0, "{}", out.all());
     assert!(out.stdout.contains("at-target") && out.stdout.contains("SOURCE-ABSENT"), "{}", out.all());
     env.check_leftovers();
@@ -131,7 +134,8 @@ fn symlinked_items_are_resolved_unless_no_follow() {
     let real = env.home_path(&format!("{t}-real.txt"));
     let link = env.home_path(&format!("{t}-link.txt"));
     env.as_user(&format!("echo real-content > {}; ln -s {t}-real.txt {}", real.display(), link.display()));
-    let script = format!("if [ -L {l} ]; then echo IS-LINK; fi; echo CONTENT:$(cat {l} 2>/dev/null)", l = link.display());
+    let script =
+        format!("if [ -L {l} ]; then echo IS-LINK; fi; echo CONTENT:$(cat {l} 2>/dev/null)", l = link.display());
 
     // Default: the symlink is resolved on the host, the content appears at the link's path.
     let follow = profile(&env, "ozfollow", json!([{"path": link}]));
@@ -166,8 +170,16 @@ fn allow_suid_keeps_setuid_bits_and_other_items_are_nosuid() {
     let out = env.sh(&p, &format!("{}; echo ---; {}", mount_opts_script(&with), mount_opts_script(&without)));
     assert_eq!(out.status, 0, "{}", out.all());
     let (a, b) = out.stdout.split_once("---").expect("separator");
-    let opts_with = a.lines().rev().find_map(|l| l.strip_prefix("OPTS ")).unwrap_or_else(|| panic!("no mount at {}:\n{}", with.display(), out.all()));
-    let opts_without = b.lines().rev().find_map(|l| l.strip_prefix("OPTS ")).unwrap_or_else(|| panic!("no mount at {}:\n{}", without.display(), out.all()));
+    let opts_with = a
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("OPTS "))
+        .unwrap_or_else(|| panic!("no mount at {}:\n{}", with.display(), out.all()));
+    let opts_without = b
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("OPTS "))
+        .unwrap_or_else(|| panic!("no mount at {}:\n{}", without.display(), out.all()));
     let has = |opts: &str, o: &str| opts.split(',').any(|x| x == o);
     assert!(!has(opts_with, "nosuid"), "allow_suid item mounted nosuid: {opts_with}");
     assert!(has(opts_with, "ro"), "allow_suid implies read-only: {opts_with}");
@@ -179,10 +191,17 @@ fn allow_suid_keeps_setuid_bits_and_other_items_are_nosuid() {
 fn writable_items_are_noexec() {
     let mut env = TestEnv::new(json!({}));
     let dir = env.home_path(&unique("noexec"));
-    env.as_user(&format!("mkdir {d}; printf '#!/bin/sh\\necho EXECUTED\\n' > {d}/run; chmod 755 {d}/run", d = dir.display()));
+    env.as_user(&format!(
+        "mkdir {d}; printf '#!/bin/sh\\necho EXECUTED\\n' > {d}/run; chmod 755 {d}/run",
+        d = dir.display()
+    ));
     let p = profile(&env, "oznoexec", json!([{"path": dir}]));
     let out = env.sh(&p, &format!("{}/run; echo DONE", dir.display()));
-    assert!(out.stdout.contains("DONE") && !out.stdout.contains("EXECUTED"), "a writable item is executable:\n{}", out.all());
+    assert!(
+        out.stdout.contains("DONE") && !out.stdout.contains("EXECUTED"),
+        "a writable item is executable:\n{}",
+        out.all()
+    );
     env.check_leftovers();
 }
 

@@ -31,7 +31,11 @@ fn xephyr_shows_the_window_and_kill_ends_the_x_stack() {
     let auth = cmdline_arg(xephyr[0], "-auth").expect("Xephyr has a cookie file");
     let nested = format!(":{}", sandbox_display(&d, &a, id));
     let mapped = wait_window(&nested, Some(auth.as_ref()), "xclock", Duration::from_secs(15));
-    assert!(mapped.is_some(), "no xclock window on the nested display {nested}:\n{}", window_tree(&nested, Some(auth.as_ref())));
+    assert!(
+        mapped.is_some(),
+        "no xclock window on the nested display {nested}:\n{}",
+        window_tree(&nested, Some(auth.as_ref()))
+    );
     eprintln!("x11 xephyr: oz launch returned after {took:?}, window mapped {:?} later", mapped.unwrap());
     // Xephyr's window on the user's display, with the clock painted in it.
     assert!(window_tree(&x.display(), None).contains("[oz] ozt-xclock"), "Xephyr window titled by the profile");
@@ -39,7 +43,10 @@ fn xephyr_shows_the_window_and_kill_ends_the_x_stack() {
     let (png, colours) = screenshot(&x.display(), "xephyr-xclock");
     assert!(colours > 2, "{} looks blank ({colours} colours)", png.display());
     // Without the cookie the nested display refuses clients.
-    assert!(!window_tree(&nested, None).contains("xclock"), "the nested display must refuse clients without the cookie");
+    assert!(
+        !window_tree(&nested, None).contains("xclock"),
+        "the nested display must refuse clients without the cookie"
+    );
 
     d.oz(&a, &["relaunchxpra", &id.to_string()]).assert_failed("oz relaunchxpra of a xephyr sandbox");
 
@@ -73,7 +80,11 @@ fn an_x_profile_without_a_display_fails_clearly() {
 fn the_host_display_is_out_of_reach() {
     let x = Xvfb::start();
     let py = |name: &str, backend: &str, net: &str| {
-        profile(name, "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": backend}, "networking": {"type": net}}))
+        profile(
+            name,
+            "/usr/bin/python3",
+            json!({"xserver": {"enabled": true, "backend": backend}, "networking": {"type": net}}),
+        )
     };
     let d = Daemon::start(&[
         py("ozt-x-empty", "xephyr", "empty"),
@@ -105,11 +116,19 @@ print("own-abstract", "@/tmp/.X11-unix/X" + own in [l.split()[-1] for l in open(
         let out = oz_display(&d, &a, &x.display(), &["run", prof, "--", "-c", &script]);
         out.assert_ok(&format!("oz run {prof}"), &d);
         for probe in ["host-path", "host-abstract"] {
-            let line = out.stdout.lines().find(|l| l.starts_with(probe)).unwrap_or_else(|| panic!("{prof}: no {probe} line: {out:?}"));
+            let line = out
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(probe))
+                .unwrap_or_else(|| panic!("{prof}: no {probe} line: {out:?}"));
             assert!(line.contains("refused"), "{prof}: {line}");
         }
         assert!(out.stdout.contains("own-path CONNECTED"), "{prof}: its own display must work: {}", out.stdout);
-        assert!(out.stdout.contains("own-abstract False"), "{prof}: its own display has no abstract socket: {}", out.stdout);
+        assert!(
+            out.stdout.contains("own-abstract False"),
+            "{prof}: its own display has no abstract socket: {}",
+            out.stdout
+        );
         assert!(out.stdout.contains("xauthority /run/oz-x11/Xauthority"), "{prof}: {}", out.stdout);
     }
     d.finish();
@@ -137,9 +156,13 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
 
     // A crashed client is restarted and the window comes back.
     common_daemon::procs::kill(clients[0], libc::SIGKILL);
-    assert!(wait_until(Duration::from_secs(5), || !window_tree(&x.display(), None).contains("xclock")), "the window goes with the client");
     assert!(
-        wait_until(Duration::from_secs(15), || !children_named(agent, "xpra").is_empty() && window_tree(&x.display(), None).contains("xclock")),
+        wait_until(Duration::from_secs(5), || !window_tree(&x.display(), None).contains("xclock")),
+        "the window goes with the client"
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || !children_named(agent, "xpra").is_empty()
+            && window_tree(&x.display(), None).contains("xclock")),
         "the client was not restarted, or the window did not come back:\n{}",
         d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout
     );
@@ -161,14 +184,20 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
     out.assert_ok("oz kill", &d);
     d.wait_gone(id, Duration::from_secs(10)).unwrap();
     assert!(wait_until(Duration::from_secs(5), || alive(&clients2).is_empty()), "the xpra client outlived oz kill");
-    assert!(user_procs_named(a.uid, "xpra").is_empty() && user_procs_named(a.uid, "Xvfb").is_empty(), "no xpra or Xvfb of the user left");
+    assert!(
+        user_procs_named(a.uid, "xpra").is_empty() && user_procs_named(a.uid, "Xvfb").is_empty(),
+        "no xpra or Xvfb of the user left"
+    );
     d.finish();
 }
 
 /// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
 /// files taken from the corpus itself.
 fn corpus_profile(name: &str) -> serde_json::Value {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/oz-profiles").canonicalize().expect("corpus dir");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/oz-profiles")
+        .canonicalize()
+        .expect("corpus dir");
     let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
     let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
     serde_json::from_str(&text).expect("corpus profile json")
@@ -269,7 +298,11 @@ fn a_restarted_daemon_readopts_the_x_stack() {
 #[test]
 fn a_crashed_xephyr_ends_the_sandbox() {
     let x = Xvfb::start();
-    let p = profile("ozt-x-py", "/usr/bin/python3", json!({"xserver": {"enabled": true, "backend": "xephyr"}, "networking": {"type": "empty"}}));
+    let p = profile(
+        "ozt-x-py",
+        "/usr/bin/python3",
+        json!({"xserver": {"enabled": true, "backend": "xephyr"}, "networking": {"type": "empty"}}),
+    );
     let d = Daemon::start(&[p]);
     let a = user_a();
     let (id, _) = launch_x(&d, &a, &x.display(), "ozt-x-py", &["-c", "import time; time.sleep(600)"]);

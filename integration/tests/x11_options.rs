@@ -63,7 +63,8 @@ struct RunDir {
 impl RunDir {
     fn ensure(a: &TestUser) -> RunDir {
         let path = std::path::PathBuf::from(format!("/run/user/{}", a.uid));
-        let made: Vec<_> = [path.parent().unwrap().to_path_buf(), path.clone()].into_iter().filter(|p| !p.exists()).collect();
+        let made: Vec<_> =
+            [path.parent().unwrap().to_path_buf(), path.clone()].into_iter().filter(|p| !p.exists()).collect();
         if made.contains(&path) {
             std::fs::create_dir_all(&path).unwrap();
             std::os::unix::fs::chown(&path, Some(a.uid), Some(a.gid)).unwrap();
@@ -88,7 +89,10 @@ impl Drop for RunDir {
 fn pulseaudio_socket_only_with_audio_mode_pulseaudio() {
     let x = Xvfb::start();
     let py = |name: &str, extra: serde_json::Value| x_profile(name, "/usr/bin/python3", "xephyr", extra);
-    let d = Daemon::start_with(&[py("ozt-pulse", json!({"audio_mode": "pulseaudio"})), py("ozt-nopulse", json!({}))], json!({"log_xpra": true}));
+    let d = Daemon::start_with(
+        &[py("ozt-pulse", json!({"audio_mode": "pulseaudio"})), py("ozt-nopulse", json!({}))],
+        json!({"log_xpra": true}),
+    );
     let a = user_a();
     let run = RunDir::ensure(&a);
     let run_dir = run.path.clone();
@@ -109,8 +113,16 @@ fn pulseaudio_socket_only_with_audio_mode_pulseaudio() {
     for (prof, want) in [("ozt-pulse", "True"), ("ozt-nopulse", "False")] {
         let out = oz_display(&d, &a, &x.display(), &["run", prof, "--", "-c", &script]);
         out.assert_ok(&format!("oz run {prof}"), &d);
-        assert!(out.stdout.contains(&format!("socket {want}")), "{prof}: PulseAudio socket present should be {want}: {}", out.stdout);
-        assert!(out.stdout.contains(&format!("cookie {want}")), "{prof}: PulseAudio cookie present should be {want}: {}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("socket {want}")),
+            "{prof}: PulseAudio socket present should be {want}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains(&format!("cookie {want}")),
+            "{prof}: PulseAudio cookie present should be {want}: {}",
+            out.stdout
+        );
     }
     let _ = a.sh("rm -rf ~/.config/pulse");
     drop(run);
@@ -134,7 +146,10 @@ fn host_selection(display: &str, sel: &str) -> String {
 fn clipboard_crosses_only_as_the_profile_says() {
     let x = Xvfb::start();
     let d = Daemon::start_with(
-        &[x_profile("ozt-xclip", "/bin/sh", "xpra", json!({})), x_profile("ozt-xnoclip", "/bin/sh", "xpra", json!({"disable_clipboard": true}))],
+        &[
+            x_profile("ozt-xclip", "/bin/sh", "xpra", json!({})),
+            x_profile("ozt-xnoclip", "/bin/sh", "xpra", json!({"disable_clipboard": true})),
+        ],
         json!({"log_xpra": true}),
     );
     let a = user_a();
@@ -146,7 +161,13 @@ fn clipboard_crosses_only_as_the_profile_says() {
             host_selection(&x.display(), "clipboard") == "ozt-clipboard-text"
         });
         let log = || d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout;
-        assert_eq!(arrived, crosses, "{prof}: CLIPBOARD on the host: {:?}\n{}", host_selection(&x.display(), "clipboard"), log());
+        assert_eq!(
+            arrived,
+            crosses,
+            "{prof}: CLIPBOARD on the host: {:?}\n{}",
+            host_selection(&x.display(), "clipboard"),
+            log()
+        );
         let primary = host_selection(&x.display(), "primary");
         assert_ne!(primary, "ozt-primary-text", "{prof}: PRIMARY must never reach the host");
         kill(&d, &a, id);

@@ -20,10 +20,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("config {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {}: file larger than {} bytes", path.display(), crate::load::MAX_FILE_SIZE)]
     TooLarge { path: PathBuf },
     #[error("config {}: unsafe permissions: {reason} (make it owned by root and writable only by root)", path.display())]
@@ -64,89 +61,35 @@ pub struct ConfigEntry {
 
 /// Every key with its one-line description, in `config show` order.
 pub const CONFIG_KEYS: &[(&str, &str)] = &[
-    (
-        "profile_dir",
-        "directory holding the sandbox profiles (*.json)",
-    ),
+    ("profile_dir", "directory holding the sandbox profiles (*.json)"),
     ("shell_path", "shell started by `oz shell`"),
-    (
-        "prefix_path",
-        "prefix holding the oz executables (<prefix>/bin/oz)",
-    ),
-    (
-        "etc_prefix",
-        "directory of oz configuration files such as seccomp policies",
-    ),
+    ("prefix_path", "prefix holding the oz executables (<prefix>/bin/oz)"),
+    ("etc_prefix", "directory of oz configuration files such as seccomp policies"),
     ("sandbox_path", "base directory for sandbox working state"),
-    (
-        "openvpn_run_path",
-        "directory for openvpn pid files and extracted keys",
-    ),
-    (
-        "openvpn_conf_dir",
-        "directory that vpn configpath and authfile are relative to",
-    ),
+    ("openvpn_run_path", "directory for openvpn pid files and extracted keys"),
+    ("openvpn_conf_dir", "directory that vpn configpath and authfile are relative to"),
     ("openvpn_group", "group openvpn runs as"),
-    (
-        "route_table_base",
-        "first routing table number for per-sandbox vpn routes",
-    ),
-    (
-        "divert_suffix",
-        "suffix appended to diverted application executables",
-    ),
+    ("route_table_base", "first routing table number for per-sandbox vpn routes"),
+    ("divert_suffix", "suffix appended to diverted application executables"),
     ("divert_path", "move diverted executables to <dir>-oz/"),
-    (
-        "nm_ignore_file",
-        "NetworkManager file listing interfaces it must ignore",
-    ),
-    (
-        "use_full_dev",
-        "give sandboxes the host's full /dev (not recommended)",
-    ),
+    ("nm_ignore_file", "NetworkManager file listing interfaces it must ignore"),
+    ("use_full_dev", "give sandboxes the host's full /dev (not recommended)"),
     ("allow_root_shell", "allow `oz shell` as root"),
     ("log_xpra", "log xpra output"),
     ("enable_ephemerals", "allow ephemeral sandboxes (-e)"),
-    (
-        "environment_vars",
-        "variables passed to sandboxes: NAME copies the caller's, NAME=value sets it",
-    ),
-    (
-        "default_groups",
-        "supplementary groups a sandbox may keep when the user is a member",
-    ),
-    (
-        "etc_includes",
-        "/etc entries bound read-only into every sandbox (file entries come first)",
-    ),
+    ("environment_vars", "variables passed to sandboxes: NAME copies the caller's, NAME=value sets it"),
+    ("default_groups", "supplementary groups a sandbox may keep when the user is a member"),
+    ("etc_includes", "/etc entries bound read-only into every sandbox (file entries come first)"),
     ("socket_path", "the daemon's control socket"),
-    (
-        "state_dir",
-        "runtime state: agent sockets and sandbox records",
-    ),
-    (
-        "agent_path",
-        "the oz-agent executable (default: beside the running executable)",
-    ),
+    ("state_dir", "runtime state: agent sockets and sandbox records"),
+    ("agent_path", "the oz-agent executable (default: beside the running executable)"),
     ("log_dir", "directory for daemon and per-sandbox logs"),
-    (
-        "stop_sandboxes_on_exit",
-        "stop every sandbox when the daemon stops",
-    ),
-    (
-        "max_sandboxes_per_user",
-        "how many sandboxes one user may run at once (0 = no limit)",
-    ),
+    ("stop_sandboxes_on_exit", "stop every sandbox when the daemon stops"),
+    ("max_sandboxes_per_user", "how many sandboxes one user may run at once (0 = no limit)"),
     ("log_max_bytes", "rotate a log file at this size in bytes (0 = never)"),
     ("log_keep", "rotated files kept per log file"),
-    (
-        "log_retention_days",
-        "delete sandbox log files untouched for this many days (0 = never)",
-    ),
-    (
-        "launch_check_ms",
-        "how long `oz launch` watches the program for an immediate failure (0 = not at all)",
-    ),
+    ("log_retention_days", "delete sandbox log files untouched for this many days (0 = never)"),
+    ("launch_check_ms", "how long `oz launch` watches the program for an immediate failure (0 = not at all)"),
 ];
 
 /// Which file to read: `explicit`, else `env` (the value of `$OZ_CONFIG`), else the default.
@@ -164,12 +107,7 @@ pub fn load_config(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError>
     let env = std::env::var_os(CONFIG_ENV);
     let (path, was_explicit) = config_path(explicit, env.as_deref());
     if !was_explicit && !path.exists() {
-        return Ok(LoadedConfig {
-            config: Config::default(),
-            path,
-            from_file: false,
-            warnings: Vec::new(),
-        });
+        return Ok(LoadedConfig { config: Config::default(), path, from_file: false, warnings: Vec::new() });
     }
     check_permissions(&path)?;
     let bytes = read_capped(&path).map_err(|e| match e {
@@ -177,26 +115,15 @@ pub fn load_config(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError>
         _ => ConfigError::TooLarge { path: path.clone() },
     })?;
     let loaded = parse_config(&bytes, &path)?;
-    Ok(LoadedConfig {
-        config: loaded.value,
-        path,
-        from_file: true,
-        warnings: loaded.warnings,
-    })
+    Ok(LoadedConfig { config: loaded.value, path, from_file: true, warnings: loaded.warnings })
 }
 
 /// The file and its directory must be owned by root and writable by nobody else (the original
 /// ignored ownership).
 pub fn check_permissions(path: &Path) -> Result<(), ConfigError> {
-    let read_err = |p: &Path, source| ConfigError::Read {
-        path: p.to_path_buf(),
-        source,
-    };
+    let read_err = |p: &Path, source| ConfigError::Read { path: p.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(|e| read_err(path, e))?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dir_meta = std::fs::metadata(dir).map_err(|e| read_err(dir, e))?;
     for (what, m) in [("file", &meta), ("directory", &dir_meta)] {
         let mode = m.mode() & 0o7777;
@@ -209,19 +136,13 @@ pub fn check_permissions(path: &Path) -> Result<(), ConfigError> {
         } else {
             continue;
         };
-        return Err(ConfigError::Permissions {
-            path: path.to_path_buf(),
-            reason,
-        });
+        return Err(ConfigError::Permissions { path: path.to_path_buf(), reason });
     }
     Ok(())
 }
 
 /// Decode oz.conf text (no permission check). Unknown keys are warnings.
-pub fn parse_config(
-    bytes: &[u8],
-    origin: &Path,
-) -> Result<crate::load::Loaded<Config>, ConfigError> {
+pub fn parse_config(bytes: &[u8], origin: &Path) -> Result<crate::load::Loaded<Config>, ConfigError> {
     let (root, mut warnings) = parse_tree(bytes, origin).map_err(ConfigError::Invalid)?;
     let mut d = Decoder::new(origin);
     let keys: Vec<&'static str> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
@@ -233,10 +154,7 @@ pub fn parse_config(
     if !d.errors.is_empty() {
         return Err(ConfigError::Invalid(d.errors));
     }
-    Ok(crate::load::Loaded {
-        value: config,
-        warnings,
-    })
+    Ok(crate::load::Loaded { value: config, warnings })
 }
 
 /// An absolute path value (no variables in oz.conf).
@@ -244,11 +162,7 @@ fn path(d: &mut Decoder, f: &Fields, key: &str) -> Option<PathBuf> {
     let node = f.get(key)?;
     let s = d.string_node(node, &f.key_path(key))?;
     if !s.starts_with('/') {
-        d.error(
-            node.pos,
-            &f.key_path(key),
-            format!("path \"{s}\" must be absolute"),
-        );
+        d.error(node.pos, &f.key_path(key), format!("path \"{s}\" must be absolute"));
         return None;
     }
     Some(PathBuf::from(s))
@@ -266,9 +180,7 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         openvpn_run_path: path(d, f, "openvpn_run_path").unwrap_or(def.openvpn_run_path),
         openvpn_conf_dir: path(d, f, "openvpn_conf_dir").unwrap_or(def.openvpn_conf_dir),
         openvpn_group: d.string(f, "openvpn_group").unwrap_or(def.openvpn_group),
-        route_table_base: d
-            .uint(f, "route_table_base", u32::MAX as u64)
-            .map_or(def.route_table_base, |v| v as u32),
+        route_table_base: d.uint(f, "route_table_base", u32::MAX as u64).map_or(def.route_table_base, |v| v as u32),
         divert_suffix: d.string(f, "divert_suffix").unwrap_or(def.divert_suffix),
         divert_path: flag(d, "divert_path", def.divert_path),
         nm_ignore_file: path(d, f, "nm_ignore_file").unwrap_or(def.nm_ignore_file),
@@ -288,15 +200,9 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
             .uint(f, "max_sandboxes_per_user", u32::MAX as u64)
             .map_or(def.max_sandboxes_per_user, |v| v as u32),
         log_max_bytes: d.uint(f, "log_max_bytes", u64::MAX).unwrap_or(def.log_max_bytes),
-        log_keep: d
-            .uint(f, "log_keep", 1000)
-            .map_or(def.log_keep, |v| v as u32),
-        log_retention_days: d
-            .uint(f, "log_retention_days", 100_000)
-            .map_or(def.log_retention_days, |v| v as u32),
-        launch_check_ms: d
-            .uint(f, "launch_check_ms", 60_000)
-            .map_or(def.launch_check_ms, |v| v as u32),
+        log_keep: d.uint(f, "log_keep", 1000).map_or(def.log_keep, |v| v as u32),
+        log_retention_days: d.uint(f, "log_retention_days", 100_000).map_or(def.log_retention_days, |v| v as u32),
+        launch_check_ms: d.uint(f, "launch_check_ms", 60_000).map_or(def.launch_check_ms, |v| v as u32),
     }
 }
 
@@ -310,11 +216,7 @@ fn environment_vars(d: &mut Decoder, f: &Fields) -> Option<Vec<String>> {
         };
         let name = s.split('=').next().unwrap_or_default();
         if name.is_empty() || s.contains('\0') {
-            d.error(
-                node.pos,
-                &key,
-                format!("invalid entry \"{s}\", expected NAME or NAME=value"),
-            );
+            d.error(node.pos, &key, format!("invalid entry \"{s}\", expected NAME or NAME=value"));
             continue;
         }
         out.push(s);
@@ -330,11 +232,7 @@ fn etc_includes(d: &mut Decoder, f: &Fields, defaults: Vec<PathBuf>) -> Vec<Path
             continue;
         };
         if !s.starts_with("/etc/") || s.split('/').any(|c| c == "..") {
-            d.error(
-                node.pos,
-                &key,
-                format!("etc include \"{s}\" must be a path under /etc/"),
-            );
+            d.error(node.pos, &key, format!("etc include \"{s}\" must be a path under /etc/"));
             continue;
         }
         out.push(PathBuf::from(s));
@@ -348,10 +246,7 @@ fn etc_includes(d: &mut Decoder, f: &Fields, defaults: Vec<PathBuf>) -> Vec<Path
 }
 
 fn list(items: &[impl AsRef<std::ffi::OsStr>]) -> String {
-    let parts: Vec<String> = items
-        .iter()
-        .map(|s| s.as_ref().to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<String> = items.iter().map(|s| s.as_ref().to_string_lossy().into_owned()).collect();
     parts.join(" ")
 }
 
@@ -360,11 +255,7 @@ impl Config {
     pub fn describe(&self) -> Vec<ConfigEntry> {
         CONFIG_KEYS
             .iter()
-            .map(|(key, description)| ConfigEntry {
-                key,
-                value: self.value_of(key),
-                description,
-            })
+            .map(|(key, description)| ConfigEntry { key, value: self.value_of(key), description })
             .collect()
     }
 

@@ -27,11 +27,7 @@ pub enum ExpandError {
     #[error("{input}: ${{DISPLAY}} used but the sandbox has no display")]
     NoDisplay { input: String },
     #[error("glob {pattern}: read {}: {reason}", dir.display())]
-    ReadDir {
-        pattern: String,
-        dir: PathBuf,
-        reason: String,
-    },
+    ReadDir { pattern: String, dir: PathBuf, reason: String },
 }
 
 /// The XDG user directories (`DESKTOP`, `DOWNLOAD`, ...), absolute.
@@ -55,10 +51,7 @@ const XDG_DEFAULTS: &[(&str, &str)] = &[
 impl XdgDirs {
     /// The defaults only (`~/Desktop`, `~/Downloads`, ...).
     pub fn defaults(home: &Path) -> Self {
-        let dirs = XDG_DEFAULTS
-            .iter()
-            .map(|(k, v)| (k.to_string(), home.join(v)))
-            .collect();
+        let dirs = XDG_DEFAULTS.iter().map(|(k, v)| (k.to_string(), home.join(v))).collect();
         XdgDirs { dirs }
     }
 
@@ -71,18 +64,12 @@ impl XdgDirs {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
             };
-            let Some(name) = key
-                .trim()
-                .strip_prefix("XDG_")
-                .and_then(|k| k.strip_suffix("_DIR"))
-            else {
+            let Some(name) = key.trim().strip_prefix("XDG_").and_then(|k| k.strip_suffix("_DIR")) else {
                 continue;
             };
             let value = value.trim().trim_matches('"');
             let path = match value.strip_prefix("$HOME") {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                    home.join(rest.trim_start_matches('/'))
-                }
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => home.join(rest.trim_start_matches('/')),
                 Some(_) => continue,
                 None => PathBuf::from(value),
             };
@@ -116,11 +103,7 @@ fn read_small_file(path: &Path) -> Option<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     const MAX: u64 = 64 * 1024;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX {
         return None;
@@ -145,14 +128,7 @@ pub struct ExpandContext {
 }
 
 /// The search path used when none is configured (the original's fallback).
-pub const DEFAULT_PATH_DIRS: &[&str] = &[
-    "/usr/local/bin",
-    "/usr/bin",
-    "/bin",
-    "/usr/local/sbin",
-    "/usr/sbin",
-    "/sbin",
-];
+pub const DEFAULT_PATH_DIRS: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 const PATH_PREFIX: &str = "${PATH}/";
 
@@ -166,10 +142,7 @@ pub fn expand_vars(s: &str, ctx: &ExpandContext) -> Result<String, ExpandError> 
             .into_iter()
             .next()
             .map(|p| p.to_string_lossy().into_owned())
-            .ok_or(ExpandError::NotInPath {
-                input: s.to_string(),
-                name,
-            });
+            .ok_or(ExpandError::NotInPath { input: s.to_string(), name });
     }
     expand_simple(s, s, ctx)
 }
@@ -181,9 +154,7 @@ fn expand_simple(s: &str, input: &str, ctx: &ExpandContext) -> Result<String, Ex
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| ExpandError::Unterminated {
-            input: input.to_string(),
-        })?;
+        let end = after.find('}').ok_or_else(|| ExpandError::Unterminated { input: input.to_string() })?;
         out.push_str(&variable(&after[..end], input, ctx)?);
         rest = &after[end + 1..];
     }
@@ -199,30 +170,14 @@ fn variable(name: &str, input: &str, ctx: &ExpandContext) -> Result<String, Expa
         "SANDBOXNAME" => ctx.sandbox_name.clone(),
         "DISPLAY" => match ctx.display {
             Some(d) => d.to_string(),
-            None => {
-                return Err(ExpandError::NoDisplay {
-                    input: input.to_string(),
-                })
-            }
+            None => return Err(ExpandError::NoDisplay { input: input.to_string() }),
         },
-        "PATH" => {
-            return Err(ExpandError::PathNotPrefix {
-                input: input.to_string(),
-            })
-        }
+        "PATH" => return Err(ExpandError::PathNotPrefix { input: input.to_string() }),
         _ => {
-            let xdg = name
-                .strip_prefix("XDG_")
-                .and_then(|n| n.strip_suffix("_DIR"))
-                .and_then(|n| ctx.xdg.get(n));
+            let xdg = name.strip_prefix("XDG_").and_then(|n| n.strip_suffix("_DIR")).and_then(|n| ctx.xdg.get(n));
             match xdg {
                 Some(p) => p.to_string_lossy().into_owned(),
-                None => {
-                    return Err(ExpandError::UnknownVariable {
-                        input: input.to_string(),
-                        name: name.to_string(),
-                    })
-                }
+                None => return Err(ExpandError::UnknownVariable { input: input.to_string(), name: name.to_string() }),
             }
         }
     };
@@ -243,10 +198,7 @@ fn path_lookup(input: &str, name: &str, ctx: &ExpandContext) -> Result<Vec<PathB
         }
     }
     if found.is_empty() {
-        return Err(ExpandError::NotInPath {
-            input: input.to_string(),
-            name: name.to_string(),
-        });
+        return Err(ExpandError::NotInPath { input: input.to_string(), name: name.to_string() });
     }
     Ok(found)
 }
@@ -290,10 +242,7 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
         current = next;
     }
     if !absolute {
-        current = current
-            .into_iter()
-            .map(|p| p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p))
-            .collect();
+        current = current.into_iter().map(|p| p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p)).collect();
     }
     current.sort();
     Ok(current)
@@ -304,9 +253,7 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
 fn match_dir(pattern: &str, dir: &Path, component: &str) -> Result<Vec<PathBuf>, ExpandError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-            return Ok(Vec::new())
-        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(Vec::new()),
         Err(e) => {
             return Err(ExpandError::ReadDir {
                 pattern: pattern.to_string(),

@@ -91,13 +91,8 @@ pub fn strip_comments(input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
     let mut start = 0;
     while start < out.len() {
-        let end = out[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(out.len(), |i| start + i);
-        let first = out[start..end]
-            .iter()
-            .position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
+        let end = out[start..].iter().position(|&b| b == b'\n').map_or(out.len(), |i| start + i);
+        let first = out[start..end].iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
         if let Some(i) = first {
             if out[start + i] == b'#' {
                 out[start..end].iter_mut().for_each(|b| *b = b' ');
@@ -116,49 +111,27 @@ pub fn parse(input: &[u8]) -> Result<Document, JsonError> {
         Err(e) => {
             let at = e.valid_up_to();
             let pos = position_of(&stripped[..at], at);
-            return Err(JsonError {
-                pos,
-                message: format!("invalid utf-8 at byte offset {at}"),
-            });
+            return Err(JsonError { pos, message: format!("invalid utf-8 at byte offset {at}") });
         }
     };
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-        line: 1,
-        line_start: 0,
-        warnings: Vec::new(),
-    };
+    let mut p = Parser { s: text.as_bytes(), i: 0, line: 1, line_start: 0, warnings: Vec::new() };
     p.skip_ws();
     if p.i == p.s.len() {
-        return Err(JsonError {
-            pos: p.pos(),
-            message: "empty file".into(),
-        });
+        return Err(JsonError { pos: p.pos(), message: "empty file".into() });
     }
     let root = p.value(0)?;
     p.skip_ws();
     if p.i != p.s.len() {
         return Err(p.err("unexpected data after the end of the document"));
     }
-    Ok(Document {
-        root,
-        warnings: p.warnings,
-    })
+    Ok(Document { root, warnings: p.warnings })
 }
 
 /// Line and column of `offset`, given the bytes before it.
 fn position_of(before: &[u8], offset: usize) -> Pos {
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    Pos {
-        offset,
-        line: line as u32,
-        col: (offset - line_start + 1) as u32,
-    }
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Pos { offset, line: line as u32, col: (offset - line_start + 1) as u32 }
 }
 
 struct Parser<'a> {
@@ -171,18 +144,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn pos(&self) -> Pos {
-        Pos {
-            offset: self.i,
-            line: self.line,
-            col: (self.i - self.line_start + 1) as u32,
-        }
+        Pos { offset: self.i, line: self.line, col: (self.i - self.line_start + 1) as u32 }
     }
 
     fn err(&self, message: impl Into<String>) -> JsonError {
-        JsonError {
-            pos: self.pos(),
-            message: message.into(),
-        }
+        JsonError { pos: self.pos(), message: message.into() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -191,10 +157,7 @@ impl Parser<'_> {
 
     /// Describe the character at the cursor for an error message.
     fn found(&self) -> String {
-        match std::str::from_utf8(&self.s[self.i..])
-            .ok()
-            .and_then(|t| t.chars().next())
-        {
+        match std::str::from_utf8(&self.s[self.i..]).ok().and_then(|t| t.chars().next()) {
             None if self.i >= self.s.len() => "end of file".into(),
             Some(c) => format!("{c:?}"),
             None => "invalid character".into(),
@@ -302,11 +265,7 @@ impl Parser<'_> {
                     ),
                 });
             }
-            members.push(Member {
-                key,
-                key_pos,
-                value,
-            });
+            members.push(Member { key, key_pos, value });
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -363,15 +322,8 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
-        let digits = self
-            .s
-            .get(self.i..self.i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok());
-        match digits.and_then(|d| {
-            u32::from_str_radix(d, 16)
-                .ok()
-                .filter(|_| !d.starts_with('+'))
-        }) {
+        let digits = self.s.get(self.i..self.i + 4).and_then(|d| std::str::from_utf8(d).ok());
+        match digits.and_then(|d| u32::from_str_radix(d, 16).ok().filter(|_| !d.starts_with('+'))) {
             Some(v) => {
                 self.i += 4;
                 Ok(v)
@@ -446,17 +398,12 @@ mod tests {
 
     #[test]
     fn parses_values_with_positions() {
-        let doc =
-            parse(b"{\n  \"a\": [1, -2.5e3, true, null],\n  \"b\": \"x\\u00e9\\n\"\n}").unwrap();
-        let Value::Object(m) = &doc.root.value else {
-            panic!("not an object")
-        };
+        let doc = parse(b"{\n  \"a\": [1, -2.5e3, true, null],\n  \"b\": \"x\\u00e9\\n\"\n}").unwrap();
+        let Value::Object(m) = &doc.root.value else { panic!("not an object") };
         assert_eq!(m[0].key, "a");
         assert_eq!((m[0].key_pos.line, m[0].key_pos.col), (2, 3));
         assert_eq!((m[0].value.pos.line, m[0].value.pos.col), (2, 8));
-        let Value::Array(items) = &m[0].value.value else {
-            panic!("not an array")
-        };
+        let Value::Array(items) = &m[0].value.value else { panic!("not an array") };
         assert_eq!(items[1].value, Value::Number("-2.5e3".into()));
         assert_eq!(items[2].value, Value::Bool(true));
         assert_eq!(items[3].value, Value::Null);
@@ -468,9 +415,7 @@ mod tests {
     fn comment_lines_and_comma_first_style() {
         let input = b"{\n  # a comment \"with quotes\n\"a\": 1\n\t# another\n, \"b\": 2\n}\n";
         let doc = parse(input).unwrap();
-        let Value::Object(m) = &doc.root.value else {
-            panic!("not an object")
-        };
+        let Value::Object(m) = &doc.root.value else { panic!("not an object") };
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].key_pos.line, 5);
     }
@@ -479,9 +424,7 @@ mod tests {
     fn hash_inside_a_line_is_not_a_comment() {
         assert!(parse(b"{\"a\": 1 # no\n}").is_err());
         let doc = parse(b"{\"a\": \"#x\"}").unwrap();
-        let Value::Object(m) = &doc.root.value else {
-            panic!("not an object")
-        };
+        let Value::Object(m) = &doc.root.value else { panic!("not an object") };
         assert_eq!(m[0].value.value, Value::String("#x".into()));
     }
 

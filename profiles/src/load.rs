@@ -58,29 +58,18 @@ pub struct Loaded<T> {
 #[derive(Debug, Error)]
 pub enum ProfileError {
     #[error("read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}: file larger than {MAX_FILE_SIZE} bytes", path.display())]
     TooLarge { path: PathBuf },
     /// Syntax, type, value or validation errors; each is one full diagnostic line.
     #[error("{}", lines(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("{}: duplicate profile name \"{name}\" (already loaded from {})", path.display(), first.display())]
-    DuplicateName {
-        name: String,
-        path: PathBuf,
-        first: PathBuf,
-    },
+    DuplicateName { name: String, path: PathBuf, first: PathBuf },
 }
 
 fn lines(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 impl ProfileError {
@@ -113,10 +102,7 @@ pub(crate) fn syntax_diag(file: &Path, e: json::JsonError) -> Diagnostic {
 }
 
 /// Parse the file into a tree, converting the parser's warnings.
-pub(crate) fn parse_tree(
-    bytes: &[u8],
-    origin: &Path,
-) -> Result<(json::Node, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub(crate) fn parse_tree(bytes: &[u8], origin: &Path) -> Result<(json::Node, Vec<Diagnostic>), Vec<Diagnostic>> {
     let doc = json::parse(bytes).map_err(|e| vec![syntax_diag(origin, e)])?;
     let warnings = doc
         .warnings
@@ -134,36 +120,18 @@ pub(crate) fn parse_tree(
 
 /// Read a whole file, refusing oversized ones before allocating for them.
 pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>, ProfileError> {
-    let read_err = |source| ProfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
+    let read_err = |source| ProfileError::Read { path: path.to_path_buf(), source };
     // O_NONBLOCK: opening a FIFO must not hang; only regular files are read.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(read_err)?;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            kind,
-        )));
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(read_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, kind)));
     }
     let mut buf = Vec::new();
-    file.take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)
-        .map_err(read_err)?;
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut buf).map_err(read_err)?;
     if buf.len() as u64 > MAX_FILE_SIZE {
-        return Err(ProfileError::TooLarge {
-            path: path.to_path_buf(),
-        });
+        return Err(ProfileError::TooLarge { path: path.to_path_buf() });
     }
     Ok(buf)
 }
@@ -217,13 +185,8 @@ fn diagnose(bytes: &[u8], origin: &Path) -> ProfileCheck {
     for issue in validate(&profile) {
         let key_path = decode::json_key_path(&d.index_map, &issue.key_path);
         let pos = position(&d.positions, &key_path);
-        let diag = Diagnostic {
-            file: origin.to_path_buf(),
-            line: pos.line,
-            col: pos.col,
-            key_path,
-            message: issue.message,
-        };
+        let diag =
+            Diagnostic { file: origin.to_path_buf(), line: pos.line, col: pos.col, key_path, message: issue.message };
         match issue.severity {
             Severity::Error => errors.push(diag),
             Severity::Warning => warnings.push(diag),
@@ -243,13 +206,7 @@ fn position(positions: &std::collections::HashMap<String, Pos>, key_path: &str) 
         }
         match k.rfind(['.', '[']) {
             Some(i) => k = &k[..i],
-            None => {
-                return Pos {
-                    offset: 0,
-                    line: 1,
-                    col: 1,
-                }
-            }
+            None => return Pos { offset: 0, line: 1, col: 1 },
         }
     }
 }
@@ -267,13 +224,7 @@ pub fn load_profile_dir(dir: &Path) -> ProfileSet {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            set.failed.push((
-                dir.to_path_buf(),
-                ProfileError::Read {
-                    path: dir.to_path_buf(),
-                    source,
-                },
-            ));
+            set.failed.push((dir.to_path_buf(), ProfileError::Read { path: dir.to_path_buf(), source }));
             return set;
         }
     };
@@ -289,11 +240,7 @@ pub fn load_profile_dir(dir: &Path) -> ProfileSet {
                 let p = loaded.value;
                 if let Some(first) = set.profiles.iter().find(|q| q.name == p.name) {
                     let first = first.profile_path.clone().unwrap_or_default();
-                    let err = ProfileError::DuplicateName {
-                        name: p.name.clone(),
-                        path: file.clone(),
-                        first,
-                    };
+                    let err = ProfileError::DuplicateName { name: p.name.clone(), path: file.clone(), first };
                     set.failed.push((file, err));
                 } else {
                     set.profiles.push(p);

@@ -31,27 +31,17 @@ impl fmt::Display for Issue {
 }
 
 /// Whitelisting one of these whole would hand the host's view to the sandbox.
-const FORBIDDEN_WHITELIST: &[&str] = &[
-    "/", "/proc", "/sys", "/dev", "/run", "/etc", "/home", "/root",
-];
+const FORBIDDEN_WHITELIST: &[&str] = &["/", "/proc", "/sys", "/dev", "/run", "/etc", "/home", "/root"];
 
 #[derive(Default)]
 struct Issues(Vec<Issue>);
 
 impl Issues {
     fn error(&mut self, key_path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Issue {
-            severity: Severity::Error,
-            key_path: key_path.into(),
-            message: message.into(),
-        });
+        self.0.push(Issue { severity: Severity::Error, key_path: key_path.into(), message: message.into() });
     }
     fn warn(&mut self, key_path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Issue {
-            severity: Severity::Warning,
-            key_path: key_path.into(),
-            message: message.into(),
-        });
+        self.0.push(Issue { severity: Severity::Warning, key_path: key_path.into(), message: message.into() });
     }
 }
 
@@ -89,14 +79,9 @@ fn normalise(s: &str) -> &str {
 
 fn check_name(p: &Profile, out: &mut Issues) {
     let n = &p.name;
-    let ok_chars = n
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    let ok_chars = n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
     if n.is_empty() || n == "." || n == ".." || !ok_chars {
-        out.error(
-            "name",
-            format!("invalid profile name \"{n}\" (use letters, digits, '-', '_', '.', '+')"),
-        );
+        out.error("name", format!("invalid profile name \"{n}\" (use letters, digits, '-', '_', '.', '+')"));
     }
 }
 
@@ -113,26 +98,10 @@ fn check_paths(p: &Profile, out: &mut Issues) {
             out.warn(format!("paths[{i}]"), format!("{extra} is listed twice"));
         }
     }
-    let dotdot = p
-        .paths
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("paths[{i}]"), s));
-    let shared = p
-        .shared_folders
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("shared_folders[{i}]"), s));
-    let black = p
-        .blacklist
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (format!("blacklist[{i}].path"), &b.path));
-    for (key, s) in std::iter::once(("path".to_string(), &p.path))
-        .chain(dotdot)
-        .chain(shared)
-        .chain(black)
-    {
+    let dotdot = p.paths.iter().enumerate().map(|(i, s)| (format!("paths[{i}]"), s));
+    let shared = p.shared_folders.iter().enumerate().map(|(i, s)| (format!("shared_folders[{i}]"), s));
+    let black = p.blacklist.iter().enumerate().map(|(i, b)| (format!("blacklist[{i}].path"), &b.path));
+    for (key, s) in std::iter::once(("path".to_string(), &p.path)).chain(dotdot).chain(shared).chain(black) {
         if has_dotdot(s) {
             out.error(key, format!("path {s} must not contain '..'"));
         }
@@ -143,32 +112,20 @@ fn check_whitelist(p: &Profile, out: &mut Issues) {
     for (i, w) in p.whitelist.iter().enumerate() {
         let key = format!("whitelist[{i}]");
         if FORBIDDEN_WHITELIST.contains(&normalise(&w.path)) {
-            out.error(
-                format!("{key}.path"),
-                format!("whitelisting {} whole is not allowed", w.path),
-            );
+            out.error(format!("{key}.path"), format!("whitelisting {} whole is not allowed", w.path));
         }
         if has_dotdot(&w.path) {
-            out.error(
-                format!("{key}.path"),
-                format!("path {} must not contain '..'", w.path),
-            );
+            out.error(format!("{key}.path"), format!("path {} must not contain '..'", w.path));
         }
         if let Some(t) = &w.target {
             if has_glob(t) {
-                out.error(
-                    format!("{key}.target"),
-                    format!("target {t} must not contain a glob"),
-                );
+                out.error(format!("{key}.target"), format!("target {t} must not contain a glob"));
             }
             if has_glob(&w.path) {
                 out.error(format!("{key}.path"), "a globbed path cannot have a target");
             }
             if has_dotdot(t) {
-                out.error(
-                    format!("{key}.target"),
-                    format!("target {t} must not contain '..'"),
-                );
+                out.error(format!("{key}.target"), format!("target {t} must not contain '..'"));
             }
             if normalise(t) == "/" {
                 out.error(format!("{key}.target"), "target must not be /");
@@ -183,33 +140,15 @@ fn check_whitelist(p: &Profile, out: &mut Issues) {
 fn check_networking(p: &Profile, out: &mut Issues) {
     let n = &p.networking;
     if !n.sockets.is_empty() && matches!(n.net_type, NetType::Host | NetType::None) {
-        let t = if n.net_type == NetType::Host {
-            "host"
-        } else {
-            "none"
-        };
-        out.error(
-            "networking.sockets",
-            format!("socket forwarding needs networking type empty or bridge, not {t}"),
-        );
+        let t = if n.net_type == NetType::Host { "host" } else { "none" };
+        out.error("networking.sockets", format!("socket forwarding needs networking type empty or bridge, not {t}"));
     }
     if n.bridge.is_some() && n.net_type != NetType::Bridge {
-        out.error(
-            "networking.bridge",
-            "bridge is set but networking type is not bridge",
-        );
+        out.error("networking.bridge", "bridge is set but networking type is not bridge");
     }
     if let Some(b) = &n.bridge {
-        if b.is_empty()
-            || b.len() > 10
-            || !b
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            out.error(
-                "networking.bridge",
-                format!("invalid bridge name \"{b}\" (1-10 letters, digits, '-', '_')"),
-            );
+        if b.is_empty() || b.len() > 10 || !b.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            out.error("networking.bridge", format!("invalid bridge name \"{b}\" (1-10 letters, digits, '-', '_')"));
         }
     }
     if n.vpn.is_some() && n.net_type != NetType::Bridge {
@@ -222,20 +161,15 @@ fn check_networking(p: &Profile, out: &mut Issues) {
         }
         let unixy = matches!(
             s.proto,
-            SocketProto::Unix
-                | SocketProto::Tcp2unix
-                | SocketProto::Unixgram
-                | SocketProto::Unixpacket
+            SocketProto::Unix | SocketProto::Tcp2unix | SocketProto::Unixgram | SocketProto::Unixpacket
         );
         match (&s.destination, s.proto) {
-            (None, SocketProto::Tcp2unix) => out.error(
-                format!("{key}.destination"),
-                "tcp2unix needs a destination socket path",
-            ),
-            (Some(d), _) if unixy && !d.starts_with('/') => out.error(
-                format!("{key}.destination"),
-                format!("unix socket destination {d} must be an absolute path"),
-            ),
+            (None, SocketProto::Tcp2unix) => {
+                out.error(format!("{key}.destination"), "tcp2unix needs a destination socket path")
+            }
+            (Some(d), _) if unixy && !d.starts_with('/') => {
+                out.error(format!("{key}.destination"), format!("unix socket destination {d} must be an absolute path"))
+            }
             _ => {}
         }
     }
@@ -248,52 +182,28 @@ fn check_seccomp(p: &Profile, out: &mut Issues) {
     let s = &p.seccomp;
     match s.mode {
         SeccompMode::Whitelist if s.whitelist.is_none() => {
-            out.error(
-                "seccomp.whitelist",
-                "seccomp mode whitelist needs a whitelist policy file",
-            );
+            out.error("seccomp.whitelist", "seccomp mode whitelist needs a whitelist policy file");
         }
         SeccompMode::Whitelist if s.blacklist.is_some() => {
-            out.warn(
-                "seccomp.blacklist",
-                "blacklist policy is ignored in whitelist mode",
-            );
+            out.warn("seccomp.blacklist", "blacklist policy is ignored in whitelist mode");
         }
         SeccompMode::Blacklist if s.whitelist.is_some() => {
-            out.warn(
-                "seccomp.whitelist",
-                "whitelist policy is ignored in blacklist mode",
-            );
+            out.warn("seccomp.whitelist", "whitelist policy is ignored in blacklist mode");
         }
         SeccompMode::Disabled => out.warn("seccomp.mode", "seccomp is disabled for this sandbox"),
         _ => {}
     }
     if !matches!(s.mode, SeccompMode::Disabled | SeccompMode::Train) && !s.enforce {
-        out.warn(
-            "seccomp.enforce",
-            "seccomp is not enforced: violations are only logged",
-        );
+        out.warn("seccomp.enforce", "seccomp is not enforced: violations are only logged");
     }
 }
 
 fn check_environment(p: &Profile, out: &mut Issues) {
-    let all = p
-        .environment
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (format!("environment[{i}]"), e));
-    let xenv = p
-        .xserver
-        .env
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (format!("xserver.env[{i}]"), e));
+    let all = p.environment.iter().enumerate().map(|(i, e)| (format!("environment[{i}]"), e));
+    let xenv = p.xserver.env.iter().enumerate().map(|(i, e)| (format!("xserver.env[{i}]"), e));
     for (key, e) in all.chain(xenv) {
         if e.name.contains('=') || e.name.contains('\0') {
-            out.error(
-                format!("{key}.name"),
-                format!("invalid variable name \"{}\"", e.name),
-            );
+            out.error(format!("{key}.name"), format!("invalid variable name \"{}\"", e.name));
         }
         if e.value.as_deref().is_some_and(|v| v.contains('\0')) {
             out.error(format!("{key}.value"), "value contains a NUL byte");
@@ -306,7 +216,10 @@ fn check_environment(p: &Profile, out: &mut Issues) {
 fn check_host_display(p: &Profile, out: &mut Issues) {
     for (i, w) in p.whitelist.iter().enumerate() {
         if w.path.contains("X11-unix") || w.path.contains("Xauthority") {
-            out.warn(format!("whitelist[{i}].path"), format!("{} gives the sandbox the host's X display (use xserver.enabled)", w.path));
+            out.warn(
+                format!("whitelist[{i}].path"),
+                format!("{} gives the sandbox the host's X display (use xserver.enabled)", w.path),
+            );
         }
     }
     if p.xserver.enabled {
@@ -314,7 +227,10 @@ fn check_host_display(p: &Profile, out: &mut Issues) {
     }
     for (i, e) in p.environment.iter().enumerate() {
         if e.value.is_none() && (e.name == "DISPLAY" || e.name == "XAUTHORITY") {
-            out.warn(format!("environment[{i}]"), format!("passes the host's {} to the program (use xserver.enabled)", e.name));
+            out.warn(
+                format!("environment[{i}]"),
+                format!("passes the host's {} to the program (use xserver.enabled)", e.name),
+            );
         }
     }
 }
@@ -404,7 +320,8 @@ mod tests {
         p.whitelist.push(WhitelistItem { path: "/tmp/.X11-unix".into(), ..Default::default() });
         p.whitelist.push(WhitelistItem { path: "${HOME}/.Xauthority".into(), ..Default::default() });
         p.environment.push(EnvVar { name: "DISPLAY".into(), value: None });
-        let warned: Vec<String> = validate(&p).into_iter().filter(|i| i.severity == Severity::Warning).map(|i| i.key_path).collect();
+        let warned: Vec<String> =
+            validate(&p).into_iter().filter(|i| i.severity == Severity::Warning).map(|i| i.key_path).collect();
         assert_eq!(warned, ["whitelist[0].path", "whitelist[1].path", "environment[0]"]);
         p.xserver.enabled = true;
         assert_eq!(validate(&p).len(), 2, "oz sets DISPLAY itself for an X profile");
@@ -433,20 +350,10 @@ mod tests {
     fn whitelist_roots_and_glob_targets() {
         let mut p = base();
         for path in ["/", "/proc/", "/sys", "/dev"] {
-            p.whitelist.push(WhitelistItem {
-                path: path.into(),
-                ..Default::default()
-            });
+            p.whitelist.push(WhitelistItem { path: path.into(), ..Default::default() });
         }
-        p.whitelist.push(WhitelistItem {
-            path: "/a".into(),
-            target: Some("/b/*".into()),
-            ..Default::default()
-        });
-        p.whitelist.push(WhitelistItem {
-            path: "/a/../etc/shadow".into(),
-            ..Default::default()
-        });
+        p.whitelist.push(WhitelistItem { path: "/a".into(), target: Some("/b/*".into()), ..Default::default() });
+        p.whitelist.push(WhitelistItem { path: "/a/../etc/shadow".into(), ..Default::default() });
         let e = errors(&p);
         assert_eq!(e.len(), 6, "{e:?}");
         assert!(e[4].starts_with("whitelist[4].target: "));
@@ -469,21 +376,14 @@ mod tests {
         p.seccomp.whitelist = Some("/x.seccomp".into());
         p.seccomp.blacklist = Some("/y.seccomp".into());
         assert!(errors(&p).is_empty());
-        assert!(validate(&p)
-            .iter()
-            .any(|i| i.key_path == "seccomp.blacklist"));
+        assert!(validate(&p).iter().any(|i| i.key_path == "seccomp.blacklist"));
     }
 
     #[test]
     fn socket_details() {
         let mut p = base();
-        p.networking.sockets.push(SocketForward {
-            proto: SocketProto::Tcp2unix,
-            ..sock()
-        });
-        p.networking
-            .sockets
-            .push(SocketForward { port: 0, ..sock() });
+        p.networking.sockets.push(SocketForward { proto: SocketProto::Tcp2unix, ..sock() });
+        p.networking.sockets.push(SocketForward { port: 0, ..sock() });
         p.networking.sockets.push(SocketForward {
             proto: SocketProto::Unix,
             destination: Some("rel".into()),
@@ -500,16 +400,10 @@ mod tests {
     fn names_env_limits_landlock() {
         let mut p = base();
         p.name = "../x".into();
-        p.environment.push(EnvVar {
-            name: "A=B".into(),
-            value: None,
-        });
+        p.environment.push(EnvVar { name: "A=B".into(), value: None });
         p.limits.cpu_weight = Some(0);
         p.limits.pids = Some(0);
-        p.landlock = Landlock {
-            enabled: false,
-            required: true,
-        };
+        p.landlock = Landlock { enabled: false, required: true };
         let e = errors(&p);
         assert_eq!(e.len(), 5, "{e:?}");
     }

@@ -22,11 +22,7 @@ fn expect(name: &str, bytes: &[u8], suffix: &str) {
 
 #[test]
 fn invalid_json() {
-    expect(
-        "syntax.json",
-        b"{\n\"path\": \"/usr/bin/x\"\n\"name\": \"x\"\n}",
-        "3:1: expected ',' or '}', found '\"'",
-    );
+    expect("syntax.json", b"{\n\"path\": \"/usr/bin/x\"\n\"name\": \"x\"\n}", "3:1: expected ',' or '}', found '\"'");
 }
 
 #[test]
@@ -41,11 +37,7 @@ fn wrong_types() {
         b"{\"path\": \"/usr/bin/x\", \"whitelist\": {\"path\": \"/a\"}}",
         "1:37: whitelist: expected an array, found an object",
     );
-    expect(
-        "types3.json",
-        b"{\"path\": [\"/usr/bin/x\"]}",
-        "1:10: path: expected a string, found an array",
-    );
+    expect("types3.json", b"{\"path\": [\"/usr/bin/x\"]}", "1:10: path: expected a string, found an array");
 }
 
 #[test]
@@ -68,11 +60,7 @@ fn relative_path() {
 
 #[test]
 fn missing_path() {
-    expect(
-        "missing.json",
-        b"\n  {\"name\": \"x\"}",
-        "2:3: path: missing required key",
-    );
+    expect("missing.json", b"\n  {\"name\": \"x\"}", "2:3: path: missing required key");
 }
 
 #[test]
@@ -86,37 +74,25 @@ fn ten_megabytes_of_nesting() {
     expect("deep.json", &deep, "1:129: nesting deeper than 128 levels");
     let deep_objects = "{\"a\":".repeat(1 << 20);
     let (_, lines) = load_broken("deep2.json", deep_objects.as_bytes());
-    assert!(
-        lines[0].ends_with("nesting deeper than 128 levels"),
-        "{lines:?}"
-    );
+    assert!(lines[0].ends_with("nesting deeper than 128 levels"), "{lines:?}");
 }
 
 #[test]
 fn invalid_utf8() {
-    expect(
-        "utf8.json",
-        b"{\"path\": \"/usr/bin/\xc3\x28\"}",
-        "1:20: invalid utf-8 at byte offset 19",
-    );
+    expect("utf8.json", b"{\"path\": \"/usr/bin/\xc3\x28\"}", "1:20: invalid utf-8 at byte offset 19");
 }
 
 #[test]
 fn unreadable_file_is_a_read_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = load_profile(&dir.path().join("absent.json")).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with(&format!("read {}/absent.json: ", dir.path().display())),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("read {}/absent.json: ", dir.path().display())), "{err}");
 }
 
 /// Truncations and byte flips of every corpus profile: errors or profiles, never a panic.
 #[test]
 fn mutated_corpus_never_panics() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/oz-profiles");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/oz-profiles");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -142,10 +118,7 @@ fn mutated_corpus_never_panics() {
             }
             if let Err(e) = oz_profiles::load::parse_profile(&m, origin) {
                 assert!(!e.lines().is_empty());
-                assert!(
-                    e.lines().iter().all(|l| l.starts_with("mutant.json:")),
-                    "{e}"
-                );
+                assert!(e.lines().iter().all(|l| l.starts_with("mutant.json:")), "{e}");
             }
         }
     }

@@ -23,10 +23,7 @@ fn corpus_files() -> Vec<PathBuf> {
 fn all_22_profiles_load_without_errors() {
     let files = corpus_files();
     assert_eq!(files.len(), 22, "corpus should hold 22 profiles");
-    let failures: Vec<String> = files
-        .iter()
-        .filter_map(|f| load_profile(f).err().map(|e| e.to_string()))
-        .collect();
+    let failures: Vec<String> = files.iter().filter_map(|f| load_profile(f).err().map(|e| e.to_string())).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -49,15 +46,9 @@ fn corpus_facts_survive_loading() {
     assert_eq!(chrome.name, "google-chrome-stable");
     assert_eq!(chrome.networking.bridge.as_deref(), Some("clear"));
     let chromium = load("chromium.json");
-    assert!(chromium.warnings.iter().any(|w| w
-        .message
-        .contains("did you mean xserver.enable_notifications")));
+    assert!(chromium.warnings.iter().any(|w| w.message.contains("did you mean xserver.enable_notifications")));
     let firefox = load("firefox.json");
-    assert_eq!(
-        firefox.value.whitelist.len(),
-        4,
-        "the _path item is skipped"
-    );
+    assert_eq!(firefox.value.whitelist.len(), 4, "the _path item is skipped");
     let tor = load("torbrowser-launcher.json").value;
     assert_eq!(tor.auto_shutdown, oz_profiles::profile::AutoShutdown::No);
     assert_eq!(tor.watchdog, ["start-tor-browser", "firefox"]);

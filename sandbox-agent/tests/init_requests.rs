@@ -6,8 +6,8 @@
 mod common;
 
 use nix::unistd::{fork, ForkResult};
-use oz_agent::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole, ShellRequest, Step};
 use oz_agent::agent::standalone::bare_profile;
+use oz_agent::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole, ShellRequest, Step};
 use oz_agent::Sandbox;
 use oz_wire::{LaunchSpec, StdioMode};
 use std::io::{Read, Write};
@@ -104,14 +104,18 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     let home = sb.user().home.clone();
     let target = home.join("share");
     let mnt = open_tree_clone(share);
-    sb.send(&AgentToInit::Mount { target: target.clone(), read_only: true }, &[mnt.as_raw_fd()]).map_err(|e| e.to_string())?;
+    sb.send(&AgentToInit::Mount { target: target.clone(), read_only: true }, &[mnt.as_raw_fd()])
+        .map_err(|e| e.to_string())?;
     match reply(&sb, &mut exits)? {
         (InitToAgent::Mounted { target: t }, _) if t == target => {}
         other => return Err(format!("mount: {other:?}")),
     }
     let (mut out, w) = pipe();
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    let script = format!("id -u; cat {0}/f; touch {0}/g 2>/dev/null && echo writable || echo readonly; exit 5", target.display());
+    let script = format!(
+        "id -u; cat {0}/f; touch {0}/g 2>/dev/null && echo writable || echo readonly; exit 5",
+        target.display()
+    );
     let run = AgentToInit::RunProgram {
         argv: vec!["/bin/sh".into(), "-c".into(), script],
         env: vec!["PATH=/usr/bin:/bin".into()],
@@ -142,8 +146,17 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     // redirects a mount
     let (mut out, w) = pipe();
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    let script = format!("test -e {} && echo placeholder-stayed; ln -s /usr {}/link && echo linked", target.display(), home.display());
-    let run = AgentToInit::RunProgram { argv: vec!["/bin/sh".into(), "-c".into(), script], env: vec![], cwd: None, pty: None };
+    let script = format!(
+        "test -e {} && echo placeholder-stayed; ln -s /usr {}/link && echo linked",
+        target.display(),
+        home.display()
+    );
+    let run = AgentToInit::RunProgram {
+        argv: vec!["/bin/sh".into(), "-c".into(), script],
+        env: vec![],
+        cwd: None,
+        pty: None,
+    };
     sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);
     match reply(&sb, &mut exits)? {
@@ -157,9 +170,11 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     }
     let mnt = open_tree_clone(share);
     let via_link = home.join("link").join("share");
-    sb.send(&AgentToInit::Mount { target: via_link, read_only: true }, &[mnt.as_raw_fd()]).map_err(|e| e.to_string())?;
+    sb.send(&AgentToInit::Mount { target: via_link, read_only: true }, &[mnt.as_raw_fd()])
+        .map_err(|e| e.to_string())?;
     match reply(&sb, &mut exits)? {
-        (InitToAgent::Failed { error }, _) if error.step == Step::Mount && [libc::ELOOP, libc::ENOTDIR].contains(&error.errno) => {}
+        (InitToAgent::Failed { error }, _)
+            if error.step == Step::Mount && [libc::ELOOP, libc::ENOTDIR].contains(&error.errno) => {}
         other => return Err(format!("mount through a symlink: {other:?}")),
     }
     // garbage on the channel is answered, not fatal
@@ -199,7 +214,15 @@ fn shell(staging: &Path) -> Result<(), String> {
     let sb = Sandbox::launch(&spec(staging, 710_000 + std::process::id() as u64), vec![]).map_err(|e| e.to_string())?;
     let mut exits = Vec::new();
     let user = sb.user().clone();
-    let req = ShellRequest { uid: user.uid, gid: user.gid, groups: vec![], home: user.home.clone(), term: Some("dumb".into()), cols: 80, rows: 24 };
+    let req = ShellRequest {
+        uid: user.uid,
+        gid: user.gid,
+        groups: vec![],
+        home: user.home.clone(),
+        term: Some("dumb".into()),
+        cols: 80,
+        rows: 24,
+    };
     sb.send(&AgentToInit::Shell(req), &[]).map_err(|e| e.to_string())?;
     let (pid, master) = match reply(&sb, &mut exits)? {
         (InitToAgent::ShellStarted { pid }, mut fds) if fds.len() == 1 => (pid, std::fs::File::from(fds.remove(0))),

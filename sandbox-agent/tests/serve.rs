@@ -39,10 +39,7 @@ fn launch_logs_exit_and_shut_down_without_leftovers() {
         "no build warning in {got:?}"
     );
     let exit = got.iter().position(|m| matches!(m, AgentToDaemon::ProgramExited { .. })).expect("ProgramExited");
-    assert_eq!(
-        got[exit],
-        AgentToDaemon::ProgramExited { pid: program_pid.unwrap(), status: ExitStatus::Code(0) }
-    );
+    assert_eq!(got[exit], AgentToDaemon::ProgramExited { pid: program_pid.unwrap(), status: ExitStatus::Code(0) });
     let hi = got.iter().position(|m| matches!(m, AgentToDaemon::Log(r) if r.message == "hi")).unwrap();
     assert!(hi < exit, "output must precede the exit event: {got:?}");
     let st = wait_exit(&mut child, Duration::from_secs(10));
@@ -77,7 +74,10 @@ fn daemon_loss_keeps_the_sandbox_and_rendezvous_readopts_it() {
     assert_eq!((rec.id, rec.init_pid, rec.profile.as_str()), (id, init_pid, "serve-test"));
     // What happened meanwhile is not lost.
     let got = collect(&chan, |m| matches!(m, AgentToDaemon::ProgramExited { .. }));
-    assert_eq!(got.last().unwrap(), &AgentToDaemon::ProgramExited { pid: program_pid.unwrap(), status: ExitStatus::Code(5) });
+    assert_eq!(
+        got.last().unwrap(),
+        &AgentToDaemon::ProgramExited { pid: program_pid.unwrap(), status: ExitStatus::Code(5) }
+    );
 
     // It is fully served: ping, then shut it down.
     chan.send(&DaemonToAgent::Ping, &[]).unwrap();
@@ -135,8 +135,12 @@ fn sigterm_to_the_agent_shuts_the_sandbox_down_and_garbage_is_survived() {
 
     // A garbage packet is answered with an error; the agent keeps serving.
     let raw = std::os::fd::AsFd::as_fd(&chan);
-    nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&raw), &[0, 0, 0, 3, 0xff, 0xff, 0xff], nix::sys::socket::MsgFlags::empty())
-        .unwrap();
+    nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(&raw),
+        &[0, 0, 0, 3, 0xff, 0xff, 0xff],
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
     assert!(matches!(collect(&chan, |m| matches!(m, AgentToDaemon::Error(_))).last(), Some(AgentToDaemon::Error(_))));
     chan.send(&DaemonToAgent::Ping, &[]).unwrap();
     collect(&chan, |m| matches!(m, AgentToDaemon::Pong));
@@ -169,7 +173,8 @@ fn unusable_state_dir_fails_the_launch_and_kills_the_sandbox() {
     // No process is left in the sandbox's cgroup (the init was born inside it).
     let ours = format!("/oz/{id}\n");
     let init_left = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
-        std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.lines().any(|l| format!("{l}\n").ends_with(&ours)))
+        std::fs::read_to_string(e.path().join("cgroup"))
+            .is_ok_and(|c| c.lines().any(|l| format!("{l}\n").ends_with(&ours)))
     });
     assert!(!init_left, "an init of sandbox {id} survived");
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap() {

@@ -35,7 +35,11 @@ fn watchdog_keeps_the_sandbox_until_it_exits() {
     assert!(matches!(got.last(), Some(AgentToDaemon::ProgramExited { status: ExitStatus::Code(0), .. })));
     let got = collect(&chan, |m| matches!(m, AgentToDaemon::ShuttingDown { .. }));
     let lived = exited_at.elapsed();
-    assert!(lived >= Duration::from_millis(1500), "shut down {lived:?} after the program despite the watchdog: {:?}", kinds(&got));
+    assert!(
+        lived >= Duration::from_millis(1500),
+        "shut down {lived:?} after the program despite the watchdog: {:?}",
+        kinds(&got)
+    );
     let sleep_exit = got.iter().position(|m| matches!(m, AgentToDaemon::ProcessExited { comm, .. } if comm == "sleep"));
     assert!(sleep_exit.is_some(), "no exit of the watchdog in {got:?}");
     match got.last().unwrap() {
@@ -122,7 +126,9 @@ fn shell(chan: &AgentChannel, uid: u32) -> Result<OwnedFd, AgentError> {
     loop {
         let (msg, mut fds) = chan.recv().unwrap();
         match msg {
-            AgentToDaemon::ShellStarted | AgentToDaemon::ShellOpened { .. } => return Ok(fds.pop().expect("pty master fd")),
+            AgentToDaemon::ShellStarted | AgentToDaemon::ShellOpened { .. } => {
+                return Ok(fds.pop().expect("pty master fd"))
+            }
             AgentToDaemon::Error(e) => return Err(e),
             _ => continue,
         }

@@ -20,7 +20,8 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("srv");
         std::fs::create_dir(&staging).unwrap();
-        let config = format!(r#"{{ "sandbox_path": "{}", "profile_dir": "{}" }}"#, staging.display(), dir.path().display());
+        let config =
+            format!(r#"{{ "sandbox_path": "{}", "profile_dir": "{}" }}"#, staging.display(), dir.path().display());
         std::fs::write(dir.path().join("oz.conf"), config).unwrap();
         let profile = format!(r#"{{ "name": "oztest", "path": "/bin/sh" {profile_extra} }}"#);
         std::fs::write(dir.path().join("oztest.json"), profile).unwrap();
@@ -142,7 +143,12 @@ fn host_processes_are_invisible() {
 fn environment_and_fds_are_clean() {
     let fx = Fixture::new(r#", "environment": [ { "name": "KEEP" } ]"#);
     let profile = fx.dir.path().join("oztest.json");
-    let o = run_in(&fx, profile.to_str().unwrap(), &["--env", "KEEP=yes", "--env", "LD_PRELOAD=/x.so"], "env | sort; ls /proc/self/fd");
+    let o = run_in(
+        &fx,
+        profile.to_str().unwrap(),
+        &["--env", "KEEP=yes", "--env", "LD_PRELOAD=/x.so"],
+        "env | sort; ls /proc/self/fd",
+    );
     let out = stdout(&o);
     assert!(out.contains("KEEP=yes\n"), "{out}");
     assert!(out.contains("PATH=/usr/bin:/bin\n"), "{out}");
@@ -175,7 +181,8 @@ fn setup_failures_exit_125_with_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("uid 0"), "{err}");
     let fx = Fixture::new("");
-    std::fs::write(fx.dir.path().join("oztest.json"), r#"{ "name": "oztest", "path": "/usr/bin/does-not-exist" }"#).unwrap();
+    std::fs::write(fx.dir.path().join("oztest.json"), r#"{ "name": "oztest", "path": "/usr/bin/does-not-exist" }"#)
+        .unwrap();
     let profile = fx.dir.path().join("oztest.json");
     let o = run_in(&fx, profile.to_str().unwrap(), &[], "true");
     assert_eq!(o.status.code(), Some(125));
@@ -189,7 +196,8 @@ fn setup_failures_exit_125_with_one_line() {
 fn leftover_processes_are_killed_when_the_program_exits() {
     let start = std::time::Instant::now();
     // a background sleeper, and one that ignores SIGTERM (needs the SIGKILL after the grace)
-    let o = sh("sleep 100 & (trap '' TERM; touch /tmp/armed; sleep 100) & while [ ! -e /tmp/armed ]; do :; done; exit 4");
+    let o =
+        sh("sleep 100 & (trap '' TERM; touch /tmp/armed; sleep 100) & while [ ! -e /tmp/armed ]; do :; done; exit 4");
     assert_eq!(o.status.code(), Some(4), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let took = start.elapsed();
     // SIGTERM first, SIGKILL after the 2 s grace for the one that ignores it

@@ -22,7 +22,8 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("srv");
         std::fs::create_dir(&staging).unwrap();
-        let config = format!(r#"{{ "sandbox_path": "{}", "profile_dir": "{}" }}"#, staging.display(), dir.path().display());
+        let config =
+            format!(r#"{{ "sandbox_path": "{}", "profile_dir": "{}" }}"#, staging.display(), dir.path().display());
         std::fs::write(dir.path().join("oz.conf"), config).unwrap();
         let profile = format!(r#"{{ "name": "oztest", "path": "{path}" {extra} }}"#);
         std::fs::write(dir.path().join("oztest.json"), profile).unwrap();
@@ -127,7 +128,9 @@ fn init_pid(agent: &Child, helpers: &[i32]) -> i32 {
 }
 
 fn cgroups_gone(id: u64) -> bool {
-    ["pids", "memory", "cpu", "unified", ""].iter().all(|c| !Path::new("/sys/fs/cgroup").join(c).join("oz").join(id.to_string()).exists())
+    ["pids", "memory", "cpu", "unified", ""]
+        .iter()
+        .all(|c| !Path::new("/sys/fs/cgroup").join(c).join("oz").join(id.to_string()).exists())
 }
 
 fn alive(pid: i32) -> bool {
@@ -156,7 +159,8 @@ fn a_killed_helper_is_restarted_with_backoff_then_given_up_and_the_init_ends_the
     assert!(!alive(first));
     // Past the budget: given up, reported, never restarted; the sandbox goes on.
     kill(Pid::from_raw(*fx.helper_pids().last().unwrap()), Signal::SIGKILL).unwrap();
-    let reported = wait_for(Duration::from_secs(3), || Some(()).filter(|_| fx.stderr().contains("given up after 3 restarts")));
+    let reported =
+        wait_for(Duration::from_secs(3), || Some(()).filter(|_| fx.stderr().contains("given up after 3 restarts")));
     assert!(reported.is_some(), "stderr: {}", fx.stderr());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(fx.helper_pids().len(), 4, "no restart after giving up");
@@ -178,7 +182,9 @@ fn the_init_dying_stops_the_helpers() {
     let mut agent = fx.agent(id, &["--supervise-helper", &helper], &["-c", "exec sleep 600"]);
     let h = wait_for(Duration::from_secs(10), || fx.helper_pids().first().copied()).expect("helper started");
     // The helper's sh exec'd sleep: same pid.
-    wait_for(Duration::from_secs(5), || std::fs::read_to_string(format!("/proc/{h}/comm")).ok().filter(|c| c.trim() == "sleep"));
+    wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{h}/comm")).ok().filter(|c| c.trim() == "sleep")
+    });
     let init = init_pid(&agent, &[h]);
     kill(Pid::from_raw(init), Signal::SIGKILL).unwrap();
     let status = wait_exit(&mut agent, Duration::from_secs(10)).expect("agent exits when its init dies");

@@ -93,7 +93,14 @@ impl LandlockPlan {
 
     /// No filesystem rules, only the IPC scopes (for a profile without `landlock.enabled`).
     pub fn scope_only() -> LandlockPlan {
-        LandlockPlan { read_exec: vec![], writable: vec![], devices: vec![], required: false, fs: false, scope_ipc: true }
+        LandlockPlan {
+            read_exec: vec![],
+            writable: vec![],
+            devices: vec![],
+            required: false,
+            fs: false,
+            scope_ipc: true,
+        }
     }
 }
 
@@ -101,7 +108,12 @@ impl LandlockPlan {
 pub fn abi_version() -> Result<i64, Errno> {
     // SAFETY: the version query takes a null attr and size 0.
     let r = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<RulesetAttr>(), 0usize, CREATE_RULESET_VERSION)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<RulesetAttr>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
     };
     Errno::result(r)
 }
@@ -133,7 +145,8 @@ fn add_rule(ruleset: &OwnedFd, path: &CString, access: u64, handled: u64) -> Res
     }
     // SAFETY: a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| LandlockError::Sys { op: "fstat rule path", errno })?;
+    let st =
+        nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| LandlockError::Sys { op: "fstat rule path", errno })?;
     let mut allowed = access & handled;
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         allowed &= FILE_RIGHTS;
@@ -141,7 +154,13 @@ fn add_rule(ruleset: &OwnedFd, path: &CString, access: u64, handled: u64) -> Res
     let attr = PathBeneathAttr { allowed_access: allowed, parent_fd: fd.as_raw_fd() };
     // SAFETY: the attr struct is valid for the call; the ruleset fd is ours.
     let r = unsafe {
-        libc::syscall(libc::SYS_landlock_add_rule, ruleset.as_raw_fd(), RULE_PATH_BENEATH, &attr as *const PathBeneathAttr, 0u32)
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
     };
     Errno::result(r).map(drop).map_err(|errno| LandlockError::Sys { op: "add rule", errno })
 }
@@ -162,7 +181,12 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<bool, LandlockError> {
     let attr = RulesetAttr { handled_access_fs: handled, handled_access_net: 0, scoped };
     // SAFETY: creates a ruleset from a valid attr of the given size.
     let raw = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            std::mem::size_of::<RulesetAttr>(),
+            0u32,
+        )
     };
     let raw = Errno::result(raw).map_err(|errno| LandlockError::Sys { op: "create ruleset", errno })?;
     // SAFETY: a fresh descriptor we own.

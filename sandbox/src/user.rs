@@ -50,26 +50,18 @@ impl UserInfo {
         let user = User::from_uid(Uid::from_raw(uid))
             .map_err(|source| UserError::Lookup { uid, source })?
             .ok_or(UserError::NoSuchUser(uid))?;
-        let cname = std::ffi::CString::new(user.name.clone())
-            .map_err(|_| UserError::NoSuchUser(uid))?;
-        let gids = getgrouplist(&cname, user.gid).map_err(|source| UserError::Groups { uid, user: user.name.clone(), source })?;
+        let cname = std::ffi::CString::new(user.name.clone()).map_err(|_| UserError::NoSuchUser(uid))?;
+        let gids = getgrouplist(&cname, user.gid).map_err(|source| UserError::Groups {
+            uid,
+            user: user.name.clone(),
+            source,
+        })?;
         let mut memberships = Vec::new();
         for gid in gids {
-            let name = Group::from_gid(gid)
-                .ok()
-                .flatten()
-                .map(|g| g.name)
-                .unwrap_or_else(|| gid.as_raw().to_string());
+            let name = Group::from_gid(gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| gid.as_raw().to_string());
             memberships.push((name, gid.as_raw()));
         }
-        Ok(UserInfo {
-            uid,
-            gid: user.gid.as_raw(),
-            name: user.name,
-            home: user.dir,
-            shell: user.shell,
-            memberships,
-        })
+        Ok(UserInfo { uid, gid: user.gid.as_raw(), name: user.name, home: user.dir, shell: user.shell, memberships })
     }
 
     /// Supplementary groups for the sandbox: (oz.conf default_groups + profile allowed_groups)

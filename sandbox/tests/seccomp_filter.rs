@@ -87,11 +87,7 @@ fn getppid_works() -> bool {
 fn blacklisted_call_fails_with_eperm_and_others_work() {
     let f = compile(&policy("personality: 1\n"), SeccompMode::Blacklist, true).unwrap();
     let out = in_child(None, || if personality_query() >= 0 { 0 } else { 1 });
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "personality must work without a filter"
-    );
+    assert_eq!(out, Outcome::Exited(0), "personality must work without a filter");
     let out = in_child(Some(&f), || {
         if !getppid_works() {
             return 2;
@@ -103,28 +99,15 @@ fn blacklisted_call_fails_with_eperm_and_others_work() {
 
 #[test]
 fn return_errno_rule_uses_its_errno() {
-    let f = compile(
-        &policy("personality: return EACCES\n"),
-        SeccompMode::Blacklist,
-        true,
-    )
-    .unwrap();
-    let out = in_child(Some(&f), || {
-        expect(personality_query(), -i64::from(libc::EACCES))
-    });
+    let f = compile(&policy("personality: return EACCES\n"), SeccompMode::Blacklist, true).unwrap();
+    let out = in_child(Some(&f), || expect(personality_query(), -i64::from(libc::EACCES)));
     assert_eq!(out, Outcome::Exited(0));
 }
 
 #[test]
 fn enforce_false_only_logs() {
     let f = compile(&policy("personality: 1\n"), SeccompMode::Blacklist, false).unwrap();
-    let out = in_child(Some(&f), || {
-        if personality_query() >= 0 {
-            0
-        } else {
-            100 + errno()
-        }
-    });
+    let out = in_child(Some(&f), || if personality_query() >= 0 { 0 } else { 100 + errno() });
     assert_eq!(out, Outcome::Exited(0));
 }
 
@@ -156,30 +139,16 @@ fn tcgets_works(fd: libc::c_int) -> bool {
     // SAFETY: termios is plain data; the kernel fills it.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: raw ioctl on our own pty with a pointer to a live termios.
-    unsafe {
-        libc::syscall(
-            libc::SYS_ioctl,
-            fd,
-            libc::TCGETS,
-            &mut t as *mut libc::termios,
-        ) == 0
-    }
+    unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TCGETS, &mut t as *mut libc::termios) == 0 }
 }
 
 #[test]
 fn tiocsti_is_denied_even_when_the_whitelist_allows_ioctl() {
     let (master, slave) = open_pty();
     let out = in_child(None, || expect(tiocsti(slave, 0), 0));
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "TIOCSTI must work without a filter (as root)"
-    );
+    assert_eq!(out, Outcome::Exited(0), "TIOCSTI must work without a filter (as root)");
     let whitelist = policy("ioctl: 1\nexit_group: 1\nexit: 1\n");
-    for (p, mode) in [
-        (whitelist, SeccompMode::Whitelist),
-        (policy(""), SeccompMode::Blacklist),
-    ] {
+    for (p, mode) in [(whitelist, SeccompMode::Whitelist), (policy(""), SeccompMode::Blacklist)] {
         let f = compile(&p, mode, true).unwrap();
         let out = in_child(Some(&f), || {
             if !tcgets_works(slave) {
@@ -195,9 +164,7 @@ fn tiocsti_is_denied_even_when_the_whitelist_allows_ioctl() {
     }
     // The hardening is not switched off by enforce=false.
     let f = compile(&policy(""), SeccompMode::Blacklist, false).unwrap();
-    let out = in_child(Some(&f), || {
-        expect(tiocsti(slave, 0), -i64::from(libc::EPERM))
-    });
+    let out = in_child(Some(&f), || expect(tiocsti(slave, 0), -i64::from(libc::EPERM)));
     assert_eq!(out, Outcome::Exited(0));
     // SAFETY: closing descriptors this test opened.
     unsafe {
@@ -222,10 +189,7 @@ fn whitelist_argument_filter() {
         match expect(socket(libc::AF_INET), -i64::from(libc::EPERM)) {
             // An unlisted call is denied too.
             // SAFETY: raw syscall without arguments.
-            0 => expect(
-                unsafe { libc::syscall(libc::SYS_getppid) },
-                -i64::from(libc::EPERM),
-            ),
+            0 => expect(unsafe { libc::syscall(libc::SYS_getppid) }, -i64::from(libc::EPERM)),
             code => code,
         }
     });
@@ -259,10 +223,7 @@ fn whitelist_negative_action_and_unlisted_calls() {
         let rc = unsafe { libc::syscall(libc::SYS_personality, 0u64) };
         match expect(rc, -i64::from(libc::EACCES)) {
             // SAFETY: raw syscall without arguments.
-            0 => expect(
-                unsafe { libc::syscall(libc::SYS_getppid) },
-                -i64::from(libc::EPERM),
-            ),
+            0 => expect(unsafe { libc::syscall(libc::SYS_getppid) }, -i64::from(libc::EPERM)),
             code => code,
         }
     });
@@ -293,29 +254,19 @@ fn default_blacklist_denies_namespaces_bpf_and_friends() {
         let rc = unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) };
         expect(rc, 0)
     });
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "unshare(CLONE_NEWUSER) must work without a filter"
-    );
+    assert_eq!(out, Outcome::Exited(0), "unshare(CLONE_NEWUSER) must work without a filter");
     let f = compile(&default_blacklist(), SeccompMode::Blacklist, true).unwrap();
     let out = in_child(Some(&f), || {
         let eperm = -i64::from(libc::EPERM);
         // SAFETY: raw syscalls with integer or null arguments; all are expected to be denied.
         let checks: [(i64, i64); 6] = unsafe {
             [
-                (
-                    res(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
-                    eperm,
-                ),
+                (res(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)), eperm),
                 (res(libc::syscall(libc::SYS_bpf, 0, 0, 0)), eperm),
                 (res(libc::syscall(libc::SYS_setns, 0, 0)), eperm),
                 (res(libc::syscall(libc::SYS_kcmp, 0, 0, 0, 0, 0)), eperm),
                 (res(libc::syscall(libc::SYS_userfaultfd, 0)), eperm),
-                (
-                    res(libc::syscall(libc::SYS_clone3, 0, 0)),
-                    -i64::from(libc::ENOSYS),
-                ),
+                (res(libc::syscall(libc::SYS_clone3, 0, 0)), -i64::from(libc::ENOSYS)),
             ]
         };
         for (i, (got, want)) in checks.into_iter().enumerate() {
@@ -323,12 +274,7 @@ fn default_blacklist_denies_namespaces_bpf_and_friends() {
                 return 10 + i as i32;
             }
         }
-        for flag in [
-            libc::CLONE_NEWNS,
-            libc::CLONE_NEWUSER,
-            libc::CLONE_NEWNET,
-            0x80,
-        ] {
+        for flag in [libc::CLONE_NEWNS, libc::CLONE_NEWUSER, libc::CLONE_NEWNET, 0x80] {
             let code = raw_clone(flag as u64, eperm);
             if code != 0 {
                 return code;
@@ -344,39 +290,19 @@ fn default_blacklist_denies_namespaces_bpf_and_friends() {
 fn x32_syscall_kills_the_process() {
     let x32_getpid = 0x4000_0000 | libc::SYS_getpid;
     // SAFETY: raw syscall without arguments.
-    let out = in_child(None, || {
-        if unsafe { libc::syscall(x32_getpid) } != 0 {
-            0
-        } else {
-            1
-        }
-    });
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "an x32 syscall must not be fatal without a filter"
-    );
-    for (mode, enforce) in [
-        (SeccompMode::Blacklist, true),
-        (SeccompMode::Blacklist, false),
-        (SeccompMode::Whitelist, true),
-    ] {
-        let p = if mode == SeccompMode::Whitelist {
-            policy("getpid: 1\n")
-        } else {
-            policy("")
-        };
+    let out = in_child(None, || if unsafe { libc::syscall(x32_getpid) } != 0 { 0 } else { 1 });
+    assert_eq!(out, Outcome::Exited(0), "an x32 syscall must not be fatal without a filter");
+    for (mode, enforce) in
+        [(SeccompMode::Blacklist, true), (SeccompMode::Blacklist, false), (SeccompMode::Whitelist, true)]
+    {
+        let p = if mode == SeccompMode::Whitelist { policy("getpid: 1\n") } else { policy("") };
         let f = compile(&p, mode, enforce).unwrap();
         let out = in_child(Some(&f), || {
             // SAFETY: raw syscall without arguments; expected to kill the child.
             unsafe { libc::syscall(x32_getpid) };
             5
         });
-        assert_eq!(
-            out,
-            Outcome::Signaled(libc::SIGSYS),
-            "{mode:?} enforce={enforce}"
-        );
+        assert_eq!(out, Outcome::Signaled(libc::SIGSYS), "{mode:?} enforce={enforce}");
     }
 }
 
@@ -391,11 +317,7 @@ fn foreign_architecture_syscall_kills_the_process() {
         ret as i32
     }
     let out = in_child(None, || if i386_getpid() > 0 { 0 } else { 1 });
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "the i386 entry point must work without a filter"
-    );
+    assert_eq!(out, Outcome::Exited(0), "the i386 entry point must work without a filter");
     let f = compile(&policy(""), SeccompMode::Blacklist, true).unwrap();
     let out = in_child(Some(&f), || {
         i386_getpid();
@@ -410,11 +332,7 @@ fn syscalls_unknown_to_libseccomp_are_filtered_by_number() {
     // SAFETY: mseal of an empty range changes nothing.
     let mseal = || res(unsafe { libc::syscall(SYS_MSEAL, 0, 0, 0) });
     let out = in_child(None, || (mseal() == -i64::from(libc::EPERM)) as i32);
-    assert_eq!(
-        out,
-        Outcome::Exited(0),
-        "mseal must not fail with EPERM without a filter"
-    );
+    assert_eq!(out, Outcome::Exited(0), "mseal must not fail with EPERM without a filter");
     let f = compile(&policy("mseal: 1\n"), SeccompMode::Blacklist, true).unwrap();
     let out = in_child(Some(&f), || check(mseal(), -i64::from(libc::EPERM)));
     assert_eq!(out, Outcome::Exited(0));

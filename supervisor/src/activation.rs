@@ -30,7 +30,11 @@ pub fn take_from_env() -> io::Result<Option<OwnedFd>> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
     match fds.parse::<i32>() {
         Ok(1) => {}
-        Ok(n) => return Err(invalid(format!("socket activation: LISTEN_FDS={n}, expected exactly one (the control socket)"))),
+        Ok(n) => {
+            return Err(invalid(format!(
+                "socket activation: LISTEN_FDS={n}, expected exactly one (the control socket)"
+            )))
+        }
         Err(_) => return Err(invalid(format!("socket activation: LISTEN_FDS={fds:?} is not a number"))),
     }
     let st = fstat(SD_LISTEN_FDS_START).map_err(|e| invalid(format!("socket activation: fd 3: {e}")))?;
@@ -88,7 +92,9 @@ fn socket_domain(fd: i32) -> io::Result<i32> {
     let mut domain: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `domain` and `len` are valid for writes of the sizes given; `fd` is open.
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

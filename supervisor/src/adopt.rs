@@ -3,9 +3,9 @@
 //! leftovers of one that is gone are released.
 
 use crate::cleanup::{self, Leftovers};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use oz_wire::channel::AgentChannel;
 use oz_wire::state::{self, AgentRecord};
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use slog::{info, warn, Logger};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};

@@ -5,17 +5,19 @@
 //! queue flushed when the socket is writable ([`crate::agentio`]): the actor never waits for an
 //! agent.
 
+pub use crate::agentio::{AgentIo, Answer, Incoming};
+use crate::agentio::{Outbox, QueueError};
 use crate::cleanup;
 use crate::logs::LogHub;
 use crate::registry::{Registry, Remove, SetState};
-pub use crate::agentio::{AgentIo, Answer, Incoming};
-use crate::agentio::{Outbox, QueueError};
 use actix::fut::wrap_future;
 use actix::prelude::*;
-use oz_wire::{AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, RequestId, RequestKind, SandboxState, WireError};
+use oz_wire::{
+    AgentError, AgentToDaemon, DaemonError, DaemonToAgent, ExitStatus, RequestId, RequestKind, SandboxState, WireError,
+};
 use slog::{debug, info, o, warn, Logger};
-use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -132,7 +134,10 @@ impl Agent {
         };
         if !p.kind.accepts(&msg) {
             warn!(self.log, "agent answered with the wrong message"; "request" => %id, "expected" => p.kind.expected(), "message" => msg.kind());
-            let _ = p.tx.send(Err(WireError::UnexpectedMessage { expected: p.kind.expected(), received: msg.kind().to_string() }));
+            let _ = p.tx.send(Err(WireError::UnexpectedMessage {
+                expected: p.kind.expected(),
+                received: msg.kind().to_string(),
+            }));
             return;
         }
         if let AgentToDaemon::Ready { init_pid, program_pid } = &msg {
@@ -244,7 +249,8 @@ impl Actor for Agent {
         } else {
             warn!(self.log, "agent channel closed unexpectedly; sandbox removed");
         }
-        let job = cleanup::Leftovers::new(self.id, self.agent_pid, self.init_pid, self.state_dir.clone(), self.log.clone());
+        let job =
+            cleanup::Leftovers::new(self.id, self.agent_pid, self.init_pid, self.state_dir.clone(), self.log.clone());
         let (id, registry, hub) = (self.id, self.registry.clone(), self.hub.clone());
         let exit_tx = std::mem::replace(&mut self.exit_tx, watch::channel(false).0);
         actix::spawn(async move {
@@ -311,7 +317,10 @@ impl Handler<Request> for Agent {
                 return Err(DaemonError::AgentBusy { id: self.id });
             }
             Err(QueueError::Encode(detail)) => {
-                return Err(DaemonError::Agent { id: self.id, error: AgentError::Channel { detail: format!("encode {kind}: {detail}") } })
+                return Err(DaemonError::Agent {
+                    id: self.id,
+                    error: AgentError::Channel { detail: format!("encode {kind}: {detail}") },
+                })
             }
         };
         let (tx, rx) = oneshot::channel();

@@ -4,9 +4,9 @@
 //! not fit the queue is refused. The first frame each way is a bare `Hello`; every later frame is
 //! an envelope with a request id (`oz_wire::AgentRequest`, `oz_wire::AgentMessage`).
 
+use oz_wire::channel::decode_message;
 use oz_wire::channel::AGENT_MAX_MESSAGE;
 use oz_wire::fdpass::{self, Limits};
-use oz_wire::channel::decode_message;
 use oz_wire::{frame, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, WireError};
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -62,7 +62,8 @@ impl AgentIo {
     /// Receive one message (waits for readiness; the socket never blocks).
     pub async fn recv(&self) -> Result<Incoming, WireError> {
         loop {
-            let mut guard = self.fd.readable().await.map_err(|e| WireError::Io { op: "poll agent channel", source: e })?;
+            let mut guard =
+                self.fd.readable().await.map_err(|e| WireError::Io { op: "poll agent channel", source: e })?;
             let res = guard.try_io(|fd| match fdpass::try_recv_packet(fd.get_ref().as_fd(), self.limits) {
                 Err(e) if e.is_would_block() => Err(io::ErrorKind::WouldBlock.into()),
                 other => Ok(other),
@@ -227,7 +228,8 @@ mod tests {
             assert!(io.max_message() <= AGENT_MAX_MESSAGE as usize);
             // A frame of exactly the cap goes through in one packet.
             let payload = vec![0u8; io.max_message()];
-            let out = Outgoing { seq: 0, kind: "test", frame: frame::frame(&payload, u32::MAX).unwrap(), fds: Vec::new() };
+            let out =
+                Outgoing { seq: 0, kind: "test", frame: frame::frame(&payload, u32::MAX).unwrap(), fds: Vec::new() };
             io.writable().await;
             io.try_send(&out).unwrap();
             // Soon the socket is full: a send would block, and returns instead of waiting.

@@ -65,7 +65,13 @@ impl Conn {
         Ok(chunk.len)
     }
 
-    async fn read_exact(&self, buf: &mut [u8], mut got: usize, fds: &mut Vec<OwnedFd>, base: usize) -> Result<(), WireError> {
+    async fn read_exact(
+        &self,
+        buf: &mut [u8],
+        mut got: usize,
+        fds: &mut Vec<OwnedFd>,
+        base: usize,
+    ) -> Result<(), WireError> {
         while got < buf.len() {
             let n = self.read_some(&mut buf[got..], fds).await?;
             if n == 0 {
@@ -81,7 +87,9 @@ impl Conn {
     pub async fn recv(&self, idle: Duration) -> Result<(ClientRequest, Vec<OwnedFd>), WireError> {
         let mut header = [0u8; HEADER_LEN];
         let mut fds = Vec::new();
-        let first = tokio::time::timeout(idle, self.read_some(&mut header, &mut fds)).await.map_err(|_| WireError::Timeout)??;
+        let first = tokio::time::timeout(idle, self.read_some(&mut header, &mut fds))
+            .await
+            .map_err(|_| WireError::Timeout)??;
         if first == 0 {
             return Err(WireError::Closed);
         }

@@ -6,7 +6,7 @@ use crate::agent::{Agent, AgentIo, AgentParams};
 use crate::handlers;
 use crate::listener;
 use crate::logs::LogHub;
-use crate::registry::{ReloadProfiles, Registry};
+use crate::registry::{Registry, ReloadProfiles};
 use crate::table::Entry;
 use actix::prelude::*;
 use oz_profiles::{Config, Profile};
@@ -40,7 +40,14 @@ pub fn load_profiles(config: &Config, log: &Logger) -> Vec<Profile> {
 }
 
 /// Start everything; call inside `System::block_on`.
-pub fn start(config: Config, profiles: Vec<Profile>, scan: Scan, listener: UnixListener, hub: Arc<LogHub>, log: Logger) {
+pub fn start(
+    config: Config,
+    profiles: Vec<Profile>,
+    scan: Scan,
+    listener: UnixListener,
+    hub: Arc<LogHub>,
+    log: Logger,
+) {
     let registry = Registry::create(|ctx| {
         let mut reg = Registry::new(config.clone(), profiles, log.clone());
         reg.bump_next_id(scan.max_id);
@@ -54,7 +61,14 @@ pub fn start(config: Config, profiles: Vec<Profile>, scan: Scan, listener: UnixL
     actix::spawn(signals(shared));
 }
 
-fn adopt_one(reg: &mut Registry, addr: Addr<Registry>, a: crate::adopt::Adopted, config: &Config, hub: &Arc<LogHub>, log: &Logger) {
+fn adopt_one(
+    reg: &mut Registry,
+    addr: Addr<Registry>,
+    a: crate::adopt::Adopted,
+    config: &Config,
+    hub: &Arc<LogHub>,
+    log: &Logger,
+) {
     let rec = a.record;
     let io = match AgentIo::new(a.channel) {
         Ok(io) => io.greeted(),

@@ -4,11 +4,11 @@
 use crate::conn::{self, Conn, Peer};
 use crate::Shared;
 use slog::{info, warn};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 

@@ -5,8 +5,8 @@ mod access;
 mod activation;
 mod adopt;
 mod agent;
-mod args;
 mod agentio;
+mod args;
 mod cleanup;
 mod conn;
 mod daemon;
@@ -62,9 +62,15 @@ fn build_logger(json: bool, level: slog::Level, hub: Arc<logs::LogHub>) -> (Logg
 
 fn prepare_dirs(config: &oz_profiles::Config) -> anyhow::Result<()> {
     let agents = oz_wire::state::agents_dir(&config.state_dir);
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&config.state_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&config.state_dir)
         .with_context(|| format!("create {}", config.state_dir.display()))?;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&agents)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&agents)
         .with_context(|| format!("create {}", agents.display()))?;
     std::fs::set_permissions(&agents, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod {}", agents.display()))?;
@@ -99,7 +105,9 @@ fn run(args: Args, activated: Option<std::os::fd::OwnedFd>) -> anyhow::Result<()
     let from_systemd = activated.is_some();
     let listener = match activated {
         Some(fd) => activation::listener(fd, &config.socket_path)?,
-        None => listener::bind(&config.socket_path).with_context(|| format!("bind {}", config.socket_path.display()))?,
+        None => {
+            listener::bind(&config.socket_path).with_context(|| format!("bind {}", config.socket_path.display()))?
+        }
     };
     let socket_path = config.socket_path.clone();
     let system = actix::System::new();

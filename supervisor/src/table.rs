@@ -70,7 +70,14 @@ impl<A: Clone> Table<A> {
     /// (never another user's); otherwise a new id is reserved.
     /// A new sandbox is refused when `uid` already has `limit` (0 = no limit); a launch into
     /// the user's existing sandbox is always allowed.
-    pub fn claim(&mut self, profile: &Profile, uid: u32, user: &str, now: u64, limit: u32) -> Result<Claim<A>, DaemonError> {
+    pub fn claim(
+        &mut self,
+        profile: &Profile,
+        uid: u32,
+        user: &str,
+        now: u64,
+        limit: u32,
+    ) -> Result<Claim<A>, DaemonError> {
         if !profile.multi {
             let existing = self.entries.values().find(|e| {
                 e.profile == profile.name
@@ -79,7 +86,11 @@ impl<A: Clone> Table<A> {
                     && matches!(e.state, SandboxState::Running | SandboxState::Lingering)
             });
             if let Some(e) = existing {
-                return Ok(Claim::Existing { id: e.id, agent: e.agent.clone().expect("checked"), init_pid: e.init_pid });
+                return Ok(Claim::Existing {
+                    id: e.id,
+                    agent: e.agent.clone().expect("checked"),
+                    init_pid: e.init_pid,
+                });
             }
         }
         if limit > 0 && self.entries.values().filter(|e| e.uid == uid).count() >= limit as usize {
@@ -183,7 +194,10 @@ mod tests {
         let mut t = Table::default();
         let p = profile("fx", false);
         let id = start(&mut t, &p, 1000, "agent1");
-        assert_eq!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 });
+        assert_eq!(
+            t.claim(&p, 1000, "u", 0, 0).unwrap(),
+            Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 }
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ fn serves_requests_with_no_agents() {
         c.request(&ClientRequest::Kill { target: KillTarget::Id(42) }).unwrap(),
         DaemonReply::Error(DaemonError::NoSuchSandbox { id: 42 })
     );
-    assert_eq!(c.request(&ClientRequest::Kill { target: KillTarget::All }).unwrap(), DaemonReply::Killed { ids: vec![] });
+    assert_eq!(
+        c.request(&ClientRequest::Kill { target: KillTarget::All }).unwrap(),
+        DaemonReply::Killed { ids: vec![] }
+    );
     assert!(matches!(
         c.request(&ClientRequest::Shell { id: 1, term: "xterm".into(), cols: 80, rows: 24 }).unwrap(),
         DaemonReply::Error(DaemonError::NoSuchSandbox { id: 1 })
@@ -172,7 +175,10 @@ fn wrong_first_frame_and_version_are_refused() {
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     frame::write_frame(&mut s, &ClientRequest::ListSandboxes, 1 << 20).unwrap();
-    assert!(matches!(frame::read_frame::<_, DaemonReply>(&mut s, 1 << 20).unwrap(), DaemonReply::Error(DaemonError::InvalidRequest { .. })));
+    assert!(matches!(
+        frame::read_frame::<_, DaemonReply>(&mut s, 1 << 20).unwrap(),
+        DaemonReply::Error(DaemonError::InvalidRequest { .. })
+    ));
 }
 
 /// xorshift64*.
@@ -210,7 +216,10 @@ fn abuse(socket: &Path, i: usize, rng: &mut Rng) {
                 .map_err(|e| std::io::Error::other(e.to_string()))
         }
         6 => s.write_all(&hello[..6]),
-        _ => s.write_all(&hello).and_then(|_| s.write_all(&(1u32 << 20).to_be_bytes())).and_then(|_| s.write_all(&[1, 2])),
+        _ => s
+            .write_all(&hello)
+            .and_then(|_| s.write_all(&(1u32 << 20).to_be_bytes()))
+            .and_then(|_| s.write_all(&[1, 2])),
     };
     // For frames the daemon refuses at once, read until it closes the connection; incomplete
     // frames (kinds 0, 3, 6, 7) are closed after the frame timeout, so just hang up on them.
@@ -236,7 +245,10 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
                         return Err(format!("{}: {e}", req.kind()));
                     }
                 }
-                c.logs(None, false, Some(3)).map_err(|e| e.to_string())?.try_for_each(|r| r.map(drop)).map_err(|e| e.to_string())?;
+                c.logs(None, false, Some(3))
+                    .map_err(|e| e.to_string())?
+                    .try_for_each(|r| r.map(drop))
+                    .map_err(|e| e.to_string())?;
                 rounds.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -274,7 +286,11 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
 /// A stand-in agent on a rendezvous socket: answers Hello, State and Mounts like `oz-agent
 /// serve` does after a daemon restart, then stays until told to go.
 /// `agent_pid` is what the record claims; the listener runs in this process.
-fn fake_rendezvous(state_dir: &Path, id: u64, agent_pid: u32) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+fn fake_rendezvous(
+    state_dir: &Path,
+    id: u64,
+    agent_pid: u32,
+) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
     use nix::sys::socket::{accept, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     std::fs::create_dir_all(state::agents_dir(state_dir)).unwrap();
     let sock_path = state::socket_path(state_dir, id);

@@ -155,7 +155,11 @@ pub struct AgentChannel {
 impl AgentChannel {
     /// Wrap a connected SOCK_SEQPACKET socket.
     pub fn new(fd: OwnedFd) -> Self {
-        AgentChannel { sock: Socket { fd, limits: Limits::default() }, outstanding: RefCell::default(), greeted: Cell::new(false) }
+        AgentChannel {
+            sock: Socket { fd, limits: Limits::default() },
+            outstanding: RefCell::default(),
+            greeted: Cell::new(false),
+        }
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {

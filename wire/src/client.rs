@@ -154,7 +154,9 @@ impl Iterator for LogStream<'_> {
             Ok(DaemonReply::LogLine(rec)) => return Some(Ok(rec)),
             Ok(DaemonReply::LogEnd) | Err(ClientError::Wire(WireError::Closed)) => None,
             Ok(DaemonReply::Error(e)) => Some(Err(e.into())),
-            Ok(other) => Some(Err(WireError::UnexpectedMessage { expected: "LogLine", received: other.kind().into() }.into())),
+            Ok(other) => {
+                Some(Err(WireError::UnexpectedMessage { expected: "LogLine", received: other.kind().into() }.into()))
+            }
             Err(e) => Some(Err(e)),
         };
         self.done = true;

@@ -196,10 +196,14 @@ fn recv_packet(fd: BorrowedFd<'_>, limits: Limits, fds: &mut Vec<OwnedFd>, extra
     // fds duplicated by MSG_PEEK went into the temporary vector above and are closed.
     if peek.len == 0 {
         // A zero-length packet is never sent by oz; on SOCK_SEQPACKET 0 also means EOF.
-        let consumed = recv_chunk(fd, &mut header, fds, limits.max_fds, MsgFlags::empty())
-            .map_err(|e| recv_io("recvmsg", e))?;
+        let consumed =
+            recv_chunk(fd, &mut header, fds, limits.max_fds, MsgFlags::empty()).map_err(|e| recv_io("recvmsg", e))?;
         fds.clear();
-        return Err(if consumed.len == 0 { WireError::Closed } else { WireError::UnexpectedEof { got: 0, expected: HEADER_LEN } });
+        return Err(if consumed.len == 0 {
+            WireError::Closed
+        } else {
+            WireError::UnexpectedEof { got: 0, expected: HEADER_LEN }
+        });
     }
     let packet_len = peek.len;
     let max_packet = HEADER_LEN + limits.max_frame as usize;

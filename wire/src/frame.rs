@@ -15,19 +15,14 @@ pub const HEADER_LEN: usize = 4;
 
 /// The bincode 1.3 options every oz channel uses, bounded by `limit` bytes.
 fn options(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .reject_trailing_bytes()
-        .with_limit(limit)
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().reject_trailing_bytes().with_limit(limit)
 }
 
 /// Encode a message to a payload (no length prefix).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
-    options(u64::MAX).serialize(msg).map_err(|e| WireError::Encode {
-        what: std::any::type_name::<T>(),
-        detail: e.to_string(),
-    })
+    options(u64::MAX)
+        .serialize(msg)
+        .map_err(|e| WireError::Encode { what: std::any::type_name::<T>(), detail: e.to_string() })
 }
 
 /// Decode a payload (no length prefix). Trailing bytes are an error; the error names the byte
@@ -35,12 +30,8 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     let mut reader = CountingReader { buf: payload, pos: 0 };
     let res = options(payload.len() as u64).deserialize_from::<_, T>(&mut reader);
-    let decode_err = |offset, detail| WireError::Decode {
-        what: short_type_name::<T>(),
-        offset,
-        len: payload.len(),
-        detail,
-    };
+    let decode_err =
+        |offset, detail| WireError::Decode { what: short_type_name::<T>(), offset, len: payload.len(), detail };
     let msg = res.map_err(|e| decode_err(reader.pos, e.to_string()))?;
     if reader.pos != payload.len() {
         let trailing = payload.len() - reader.pos;

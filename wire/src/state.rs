@@ -83,8 +83,7 @@ impl AgentRecord {
 
     /// Read a record written by `store`.
     pub fn load(path: &Path) -> Result<AgentRecord, StateError> {
-        let bytes = fs::read(path)
-            .map_err(|source| StateError::Io { op: "read", path: path.to_path_buf(), source })?;
+        let bytes = fs::read(path).map_err(|source| StateError::Io { op: "read", path: path.to_path_buf(), source })?;
         serde_json::from_slice(&bytes).map_err(|e| StateError::Parse {
             path: path.to_path_buf(),
             line: e.line(),

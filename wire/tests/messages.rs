@@ -94,7 +94,8 @@ fn protocol_1_hellos_still_decode_and_get_a_version_mismatch() {
         let stored = std::fs::read(fixtures_dir().join(format!("{name}.bin"))).unwrap();
         frame::unframe(&stored, DEFAULT_MAX_FRAME).unwrap().to_vec()
     };
-    let mismatch = |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 }));
+    let mismatch =
+        |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 }));
     let ClientRequest::Hello { protocol_version } = frame::decode(&payload("client_hello")).unwrap() else { panic!() };
     assert!(mismatch(check_version(protocol_version)));
     let DaemonToAgent::Hello { protocol_version } = frame::decode(&payload("d2a_hello")).unwrap() else { panic!() };
@@ -213,6 +214,9 @@ fn os_errors_are_shown_with_their_text() {
         let s = e.to_string();
         assert!(!s.contains("errno"), "{s}");
     }
-    assert_eq!(AgentError::Exec { path: "/usr/bin/x".into(), errno: 13 }.to_string(), "exec /usr/bin/x: EACCES: Permission denied");
+    assert_eq!(
+        AgentError::Exec { path: "/usr/bin/x".into(), errno: 13 }.to_string(),
+        "exec /usr/bin/x: EACCES: Permission denied"
+    );
     assert_eq!(AgentError::Pty { errno: 100_000 }.to_string(), "pty: unknown error 100000");
 }

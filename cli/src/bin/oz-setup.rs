@@ -86,11 +86,7 @@ fn config_show(explicit: Option<&Path>) -> io::Result<bool> {
     let Some(loaded) = config(explicit)? else {
         return Ok(false);
     };
-    let source = if loaded.from_file {
-        ""
-    } else {
-        " (missing: defaults)"
-    };
+    let source = if loaded.from_file { "" } else { " (missing: defaults)" };
     out!("# {}{source}", loaded.path.display());
     let rows = loaded.config.describe();
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
@@ -104,11 +100,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
     let Some(loaded) = config(explicit)? else {
         return Ok(false);
     };
-    let source = if loaded.from_file {
-        "ok"
-    } else {
-        "missing, using defaults"
-    };
+    let source = if loaded.from_file { "ok" } else { "missing, using defaults" };
     out!("{}: {source}", loaded.path.display());
     let generic_ok = setup::check_generic_blacklist(&loaded.config)?;
     let set = load_profile_dir(&loaded.config.profile_dir);
@@ -120,11 +112,7 @@ fn config_check(explicit: Option<&Path>) -> io::Result<bool> {
     for (_, e) in &set.failed {
         print_errors(&e.lines())?;
     }
-    out!(
-        "{} profiles ok, {} failed",
-        set.profiles.len(),
-        set.failed.len()
-    );
+    out!("{} profiles ok, {} failed", set.profiles.len(), set.failed.len());
     Ok(set.failed.is_empty() && generic_ok)
 }
 

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 pub type Installed<'a> = &'a dyn Fn(&str) -> Option<bool>;
 
 pub fn profiles_json(profiles: &[ProfileSummary], installed: Installed<'_>) -> Value {
-    let one = |p: &ProfileSummary| json!({"index": p.index, "name": p.name, "path": p.path, "installed": installed(&p.path)});
+    let one =
+        |p: &ProfileSummary| json!({"index": p.index, "name": p.name, "path": p.path, "installed": installed(&p.path)});
     Value::Array(profiles.iter().map(one).collect())
 }
 
@@ -154,7 +155,8 @@ mod tests {
 
     #[test]
     fn profiles_mark_programs_that_are_not_installed() {
-        let exe = |p: &std::path::Path| p == std::path::Path::new("/usr/bin/evince") || p == std::path::Path::new("/bin/vlc");
+        let exe =
+            |p: &std::path::Path| p == std::path::Path::new("/usr/bin/evince") || p == std::path::Path::new("/bin/vlc");
         assert_eq!(program_installed("/usr/bin/evince", &exe), Some(true));
         assert_eq!(program_installed("/usr/bin/gimp", &exe), Some(false));
         assert_eq!(program_installed("${PATH}/vlc", &exe), Some(true));
@@ -171,7 +173,10 @@ mod tests {
         assert!(!lines[1].contains("not installed") && lines[2].ends_with("/usr/bin/gimp (not installed)"), "{t}");
         assert!(!lines[3].contains("not installed"), "{t}");
         let j = profiles_json(&ps, &installed);
-        assert_eq!((j[0]["installed"].clone(), j[1]["installed"].clone(), j[2]["installed"].clone()), (json!(true), json!(false), Value::Null));
+        assert_eq!(
+            (j[0]["installed"].clone(), j[1]["installed"].clone(), j[2]["installed"].clone()),
+            (json!(true), json!(false), Value::Null)
+        );
         assert!(is_executable(std::path::Path::new("/bin/sh")) && !is_executable(std::path::Path::new("/usr/bin")));
     }
 
@@ -207,7 +212,13 @@ mod tests {
 
     #[test]
     fn log_lines() {
-        let r = LogRecord { ts: 1000, level: LogLevel::Info, sandbox: Some(3), profile: Some("x".into()), message: "hi".into() };
+        let r = LogRecord {
+            ts: 1000,
+            level: LogLevel::Info,
+            sandbox: Some(3),
+            profile: Some("x".into()),
+            message: "hi".into(),
+        };
         assert_eq!(log_line(&r), "1970-01-01 00:00:01.000 info     [3:x] hi");
         assert_eq!(log_json(&r)["sandbox"], 3);
         let r = LogRecord { message: "\x1b]0;pwned\x07\rok\tx".into(), ..r };

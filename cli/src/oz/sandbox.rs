@@ -55,7 +55,10 @@ pub fn shell(id: u64) -> Result<u8> {
     if !matches!(reply, DaemonReply::ShellStarted) {
         return Err(unexpected("ShellStarted", &reply)).with_context(ctx);
     }
-    let master = fds.pop().filter(|_| fds.is_empty()).ok_or_else(|| anyhow!("ShellStarted came without exactly one pty fd"))
+    let master = fds
+        .pop()
+        .filter(|_| fds.is_empty())
+        .ok_or_else(|| anyhow!("ShellStarted came without exactly one pty fd"))
         .with_context(ctx)?;
     match shell_relay::relay(master)? {
         RelayEnd::Signal(code) => Ok(code),

@@ -33,8 +33,7 @@ pub fn relay(master: OwnedFd) -> Result<RelayEnd> {
         signals.add(s);
     }
     signals.thread_block().context("block signals")?;
-    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("signalfd")?;
+    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")?;
     let flags = OFlag::from_bits_truncate(fcntl(master.as_raw_fd(), FcntlArg::F_GETFL).context("F_GETFL pty master")?);
     fcntl(master.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("F_SETFL pty master")?;
 

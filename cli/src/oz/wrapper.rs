@@ -48,7 +48,11 @@ fn by_basename(conn: &mut Conn, argv0: &OsStr) -> Result<Option<PathBuf>> {
         BasenameMatch::None => Ok(None),
         BasenameMatch::One(p) => Ok(Some(PathBuf::from(p))),
         BasenameMatch::Ambiguous(ps) => {
-            bail!("{}: several profiles match by name ({}); invoke it by its full path", argv0.to_string_lossy(), ps.join(", "))
+            bail!(
+                "{}: several profiles match by name ({}); invoke it by its full path",
+                argv0.to_string_lossy(),
+                ps.join(", ")
+            )
         }
     }
 }

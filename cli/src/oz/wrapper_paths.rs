@@ -80,11 +80,7 @@ pub enum BasenameMatch<'a> {
 /// The profile paths (from the `Profiles` listing) whose basename equals argv\[0\]'s.
 pub fn match_basename<'a>(argv0: &OsStr, profile_paths: &[&'a str]) -> BasenameMatch<'a> {
     let name = invoked_basename(argv0);
-    let hits: Vec<&str> = profile_paths
-        .iter()
-        .copied()
-        .filter(|p| Path::new(p).file_name() == Some(name))
-        .collect();
+    let hits: Vec<&str> = profile_paths.iter().copied().filter(|p| Path::new(p).file_name() == Some(name)).collect();
     match hits.len() {
         0 => BasenameMatch::None,
         1 => BasenameMatch::One(hits[0]),
@@ -212,11 +208,10 @@ mod tests {
 
     #[test]
     fn existing_relative_files_become_absolute() {
-        let args: Vec<String> =
-            ["doc.pdf", "missing.pdf", "--page=2", "-", "/abs/x", "file:///t%20t", "../up.txt"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let args: Vec<String> = ["doc.pdf", "missing.pdf", "--page=2", "-", "/abs/x", "file:///t%20t", "../up.txt"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let exists = |p: &Path| p == Path::new("/home/u/doc.pdf") || p == Path::new("/home/up.txt");
         let out = absolutize_file_args(&args, Path::new("/home/u"), exists);
         assert_eq!(out, ["/home/u/doc.pdf", "missing.pdf", "--page=2", "-", "/abs/x", "/t t", "/home/up.txt"]);

@@ -4,11 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "oz-setup",
-    version,
-    about = "check and show the oz configuration and profiles, wrap programs"
-)]
+#[command(name = "oz-setup", version, about = "check and show the oz configuration and profiles, wrap programs")]
 pub struct Cli {
     /// Config file (default: $OZ_CONFIG, else /etc/oz/oz.conf)
     #[arg(long, global = true, value_name = "PATH")]

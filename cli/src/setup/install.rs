@@ -39,7 +39,8 @@ fn split(path: &Path) -> Result<(&Path, &OsStr)> {
 /// A symlink oz-setup made: to the configured wrapper, or to an `oz` in some `bin` directory
 /// (prefix_path may have changed since).
 fn is_wrapper_link(target: &Path, wrapper: &Path) -> bool {
-    target == wrapper || (target.file_name() == Some(OsStr::new("oz")) && target.parent().is_some_and(|d| d.ends_with("bin")))
+    target == wrapper
+        || (target.file_name() == Some(OsStr::new("oz")) && target.parent().is_some_and(|d| d.ends_with("bin")))
 }
 
 /// The directory a diverted file goes to, created 0755 when missing (it is checked like any other).
@@ -77,7 +78,11 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
     match dpkg::of(path)? {
         Some(Diversion { package: Some(p), to: existing, .. }) if p == dpkg::PACKAGE => {
             if existing != to {
-                bail!("{}: diverted by oz to {} (divert_path/divert_suffix changed since?); `oz-setup remove` it first", path.display(), existing.display());
+                bail!(
+                    "{}: diverted by oz to {} (divert_path/divert_suffix changed since?); `oz-setup remove` it first",
+                    path.display(),
+                    existing.display()
+                );
             }
             return match dir.entry(name)? {
                 Entry::Symlink { target, .. } if target == wrapper => Ok(Installed::Already { to }),
@@ -90,7 +95,11 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
                     dir.place_symlink(name, &wrapper)?;
                     Ok(Installed::Repaired { to })
                 }
-                other => bail!("{}: diverted by oz, but holds {other:?} instead of the symlink to {}; --force replaces it", path.display(), wrapper.display()),
+                other => bail!(
+                    "{}: diverted by oz, but holds {other:?} instead of the symlink to {}; --force replaces it",
+                    path.display(),
+                    wrapper.display()
+                ),
             };
         }
         Some(d) => {
@@ -105,7 +114,9 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
         Entry::Symlink { target, .. } if is_wrapper_link(target, &wrapper) => {
             bail!("{}: already a symlink to {} but not diverted; remove it by hand", path.display(), target.display())
         }
-        Entry::File { uid, .. } | Entry::Symlink { uid, .. } if *uid != 0 => bail!("{}: owned by uid {uid}, not root", path.display()),
+        Entry::File { uid, .. } | Entry::Symlink { uid, .. } if *uid != 0 => {
+            bail!("{}: owned by uid {uid}, not root", path.display())
+        }
         Entry::Other { .. } => bail!("{}: not a file or symlink", path.display()),
         _ => {}
     }
@@ -113,7 +124,11 @@ pub fn install(config: &Config, path: &Path, force: bool) -> Result<Installed> {
         check_link_survives_move(path, target, &to)?;
     }
     if !force && std::fs::metadata(&wrapper).is_err() {
-        bail!("{}: the wrapper {} does not exist (prefix_path in oz.conf); --force wraps anyway", path.display(), wrapper.display());
+        bail!(
+            "{}: the wrapper {} does not exist (prefix_path in oz.conf); --force wraps anyway",
+            path.display(),
+            wrapper.display()
+        );
     }
     let (todir, created_dir) = divert_dir(&to)?;
     let to_name = to.file_name().unwrap_or_default();
@@ -185,7 +200,8 @@ mod tests {
         std::fs::write(lib.join("soffice"), "").unwrap();
         std::os::unix::fs::symlink("gimp-2.10", bin.join("gimp")).unwrap();
         std::os::unix::fs::symlink("../lib/soffice", bin.join("lo")).unwrap();
-        let e = check_link_survives_move(&bin.join("gimp"), Path::new("gimp-2.10"), &binoz.join("gimp.unsafe")).unwrap_err();
+        let e = check_link_survives_move(&bin.join("gimp"), Path::new("gimp-2.10"), &binoz.join("gimp.unsafe"))
+            .unwrap_err();
         assert!(e.to_string().contains("would not lead to the same file"), "{e}");
         check_link_survives_move(&bin.join("lo"), Path::new("../lib/soffice"), &binoz.join("lo.unsafe")).unwrap();
         check_link_survives_move(&bin.join("gimp"), Path::new("gimp-2.10"), &bin.join("gimp.unsafe")).unwrap();

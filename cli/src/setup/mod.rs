@@ -86,9 +86,11 @@ pub fn install(config: &Config, args: &ChangeArgs) -> Result<bool> {
                 say(format!("{p}: diverted to {}; {p} -> {}", to.display(), config.oz_wrapper().display()));
             }
             Ok(Installed::Already { to }) => say(format!("{p}: already wrapped (real binary at {})", to.display())),
-            Ok(Installed::Repaired { to }) => {
-                say(format!("{p}: symlink to {} restored (real binary at {})", config.oz_wrapper().display(), to.display()))
-            }
+            Ok(Installed::Repaired { to }) => say(format!(
+                "{p}: symlink to {} restored (real binary at {})",
+                config.oz_wrapper().display(),
+                to.display()
+            )),
             Err(e) => {
                 ok = false;
                 eprintln!("error: {e:#}");

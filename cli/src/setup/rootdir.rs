@@ -171,7 +171,9 @@ impl RootDir {
     pub fn remove_symlink(&self, name: &OsStr, target: &Path) -> Result<()> {
         match self.entry(name)? {
             Entry::Symlink { target: t, .. } if t == target => {}
-            other => bail!("{}: expected a symlink to {}, found {other:?}", self.path.join(name).display(), target.display()),
+            other => {
+                bail!("{}: expected a symlink to {}, found {other:?}", self.path.join(name).display(), target.display())
+            }
         }
         unlinkat(self.raw(), name, UnlinkatFlags::NoRemoveDir)
             .with_context(|| format!("remove symlink {}", self.path.join(name).display()))

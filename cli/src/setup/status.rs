@@ -19,7 +19,13 @@ pub fn describe(config: &Config, path: &Path) -> Result<(String, bool)> {
         let what = match entry {
             Ok(Entry::Missing) => "not installed".to_string(),
             Ok(Entry::Symlink { target, .. }) if target == wrapper => {
-                return Ok((format!("{shown}: not diverted, but a symlink to {} (the program it stood for is gone)", wrapper.display()), false));
+                return Ok((
+                    format!(
+                        "{shown}: not diverted, but a symlink to {} (the program it stood for is gone)",
+                        wrapper.display()
+                    ),
+                    false,
+                ));
             }
             Ok(_) => "installed, runs unsandboxed".to_string(),
             Err(e) => e,
@@ -35,7 +41,9 @@ pub fn describe(config: &Config, path: &Path) -> Result<(String, bool)> {
         Ok(Entry::Symlink { target, .. }) if target == wrapper && wrapper.exists() => {
             (format!("symlink to {} intact", wrapper.display()), true)
         }
-        Ok(Entry::Symlink { target, .. }) if target == wrapper => (format!("symlink to {} whose target is MISSING", wrapper.display()), false),
+        Ok(Entry::Symlink { target, .. }) if target == wrapper => {
+            (format!("symlink to {} whose target is MISSING", wrapper.display()), false)
+        }
         Ok(Entry::Missing) => ("symlink MISSING (`oz-setup install` repairs it)".into(), false),
         Ok(other) => (format!("symlink REPLACED by {other:?}"), false),
         Err(e) => (e, false),

@@ -51,7 +51,12 @@ pub fn program_paths(profile: &Profile, config: &Config) -> Vec<PathBuf> {
 /// The targets NAME (a profile name) or PATH (a program path of a profile) stand for: every
 /// program path of that profile. A PATH no profile has stands for itself when `known_path`
 /// says so (an existing oz diversion whose profile was deleted, for `remove` and `status`).
-pub fn resolve(arg: &str, config: &Config, set: &ProfileSet, known_path: impl Fn(&Path) -> bool) -> Result<Vec<Target>> {
+pub fn resolve(
+    arg: &str,
+    config: &Config,
+    set: &ProfileSet,
+    known_path: impl Fn(&Path) -> bool,
+) -> Result<Vec<Target>> {
     let of = |p: &Profile| -> Vec<Target> {
         program_paths(p, config).into_iter().map(|path| Target { path, profile: Some(p.name.clone()) }).collect()
     };

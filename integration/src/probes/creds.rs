@@ -17,9 +17,7 @@ pub(super) fn probes() -> Vec<Probe> {
 /// The value of a `Key:` line of /proc/self/status.
 pub(super) fn status_field(key: &str) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_string()))
+    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
 fn uid_root(_: &Ctx) -> Outcome {

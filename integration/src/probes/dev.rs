@@ -19,8 +19,8 @@ pub(super) fn probes() -> Vec<Probe> {
 
 /// The minimal /dev a sandbox may have.
 const MINIMAL_DEV: &[&str] = &[
-    "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd", "stdin",
-    "stdout", "stderr", "console", "core", "mqueue",
+    "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd", "stdin", "stdout", "stderr",
+    "console", "core", "mqueue",
 ];
 
 /// Opens each path read-only; ESCAPE on the first success.
@@ -36,10 +36,8 @@ fn open_any(paths: &[&str]) -> Outcome {
 }
 
 fn dev_disk(_: &Ctx) -> Outcome {
-    let mut paths: Vec<String> = ["/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda", "/dev/loop0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut paths: Vec<String> =
+        ["/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda", "/dev/loop0"].iter().map(|s| s.to_string()).collect();
     for entry in std::fs::read_dir("/dev").into_iter().flatten().flatten() {
         let n = entry.file_name().to_string_lossy().into_owned();
         let disk = ["sd", "vd", "hd", "xvd", "nvme", "dm-", "mmcblk", "loop"];

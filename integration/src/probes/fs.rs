@@ -2,8 +2,7 @@
 //! directories, exec from writable mounts, device nodes by mknod.
 
 use super::{
-    child_code, child_verdict, cstr, in_child, io_errno, need, read_some, scratch_name, ChildEnd,
-    Ctx, Outcome, Probe,
+    child_code, child_verdict, cstr, in_child, io_errno, need, read_some, scratch_name, ChildEnd, Ctx, Outcome, Probe,
 };
 use nix::errno::Errno;
 use std::os::unix::fs::OpenOptionsExt;

@@ -132,10 +132,8 @@ fn setns(_: &Ctx) -> Outcome {
     // SAFETY: closing our copy of the read end.
     unsafe { libc::close(pipe[0]) };
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let targets = [
-        (format!("/proc/{helper}/ns/user"), libc::CLONE_NEWUSER),
-        ("/proc/1/ns/mnt".to_string(), libc::CLONE_NEWNS),
-    ];
+    let targets =
+        [(format!("/proc/{helper}/ns/user"), libc::CLONE_NEWUSER), ("/proc/1/ns/mnt".to_string(), libc::CLONE_NEWNS)];
     let mut tried = Vec::new();
     let mut escaped = None;
     for (path, nstype) in &targets {
@@ -376,9 +374,7 @@ fn open_by_handle(_: &Ctx) -> Outcome {
     // SAFETY: plain open of a file on the same filesystem, closed below.
     let mfd = unsafe { libc::open(exe.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: fh is a valid file_handle; the opened fd is closed.
-    let r = sys(unsafe {
-        libc::syscall(libc::SYS_open_by_handle_at, mfd, &mut fh as *mut FileHandle, libc::O_RDONLY)
-    });
+    let r = sys(unsafe { libc::syscall(libc::SYS_open_by_handle_at, mfd, &mut fh as *mut FileHandle, libc::O_RDONLY) });
     // SAFETY: closing fds we own.
     unsafe {
         if let Ok(fd) = r {
@@ -453,7 +449,11 @@ fn x32_syscall(_: &Ctx) -> Outcome {
     let end = in_child(|| {
         // SAFETY: getpid through the x32 syscall bit; harmless if it runs.
         let r = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
-        if r < 0 { 100 } else { 0 }
+        if r < 0 {
+            100
+        } else {
+            0
+        }
     });
     match end {
         ChildEnd::Signaled(libc::SIGSYS) => Outcome::Blocked("x32 getpid killed by SIGSYS".into()),
@@ -467,12 +467,16 @@ fn x32_syscall(_: &Ctx) -> Outcome {
 fn i386_syscall(_: &Ctx) -> Outcome {
     let end = in_child(|| {
         let mut ret: i32 = 20; // __NR_getpid on i386
-        // SAFETY: int 0x80 getpid takes no pointers; clobbers are declared.
+                               // SAFETY: int 0x80 getpid takes no pointers; clobbers are declared.
         unsafe {
             std::arch::asm!("int 0x80", inlateout("eax") ret, out("r8") _, out("r9") _,
                 out("r10") _, out("r11") _)
         };
-        if ret < 0 { 100 } else { 0 }
+        if ret < 0 {
+            100
+        } else {
+            0
+        }
     });
     match end {
         ChildEnd::Signaled(libc::SIGSYS) => Outcome::Blocked("i386 getpid killed by SIGSYS".into()),

@@ -7,8 +7,14 @@ pub(super) fn probes() -> Vec<Probe> {
     vec![
         Probe { name: "loopback-tcp", run: loopback_tcp },
         Probe { name: "abstract-unix", run: abstract_unix },
-        Probe { name: "raw-socket", run: |_| socket_probe("AF_INET SOCK_RAW", libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) },
-        Probe { name: "packet-socket", run: |_| socket_probe("AF_PACKET SOCK_RAW", libc::AF_PACKET, libc::SOCK_RAW, 0) },
+        Probe {
+            name: "raw-socket",
+            run: |_| socket_probe("AF_INET SOCK_RAW", libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        },
+        Probe {
+            name: "packet-socket",
+            run: |_| socket_probe("AF_PACKET SOCK_RAW", libc::AF_PACKET, libc::SOCK_RAW, 0),
+        },
         Probe { name: "net-interfaces", run: net_interfaces },
     ]
 }
@@ -59,13 +65,8 @@ fn net_interfaces(_: &Ctx) -> Outcome {
         Ok(t) => t,
         Err(e) => return Outcome::Blocked(format!("read /proc/net/dev: {}", io_errno(&e))),
     };
-    let names: Vec<&str> = text
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .filter(|n| *n != "lo")
-        .collect();
+    let names: Vec<&str> =
+        text.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).filter(|n| *n != "lo").collect();
     if names.is_empty() {
         Outcome::Blocked("only lo".into())
     } else {

@@ -117,10 +117,7 @@ fn kallsyms(_: &Ctx) -> Outcome {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => return Outcome::Blocked(format!("read /proc/kallsyms: {}", io_errno(&e))),
     };
-    let leaked = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .find(|addr| addr.bytes().any(|b| b != b'0'));
+    let leaked = text.lines().filter_map(|l| l.split_whitespace().next()).find(|addr| addr.bytes().any(|b| b != b'0'));
     match leaked {
         Some(a) => Outcome::Escape(format!("kernel address {a} in /proc/kallsyms")),
         None if text.is_empty() => Outcome::Blocked("/proc/kallsyms is empty".into()),

@@ -23,7 +23,9 @@ pub const BLACKLIST: &[(&str, Call)] = &[
     ("add_key", || unsafe { libc::syscall(libc::SYS_add_key, BAD, BAD, 0usize, 0usize, 0) }),
     ("delete_module", || unsafe { libc::syscall(libc::SYS_delete_module, BAD, 0) }),
     ("finit_module", || unsafe { libc::syscall(libc::SYS_finit_module, -1, BAD, 0) }),
-    ("get_mempolicy", || unsafe { libc::syscall(libc::SYS_get_mempolicy, 0usize, 0usize, 0usize, 0usize, 0xffffusize) }),
+    ("get_mempolicy", || unsafe {
+        libc::syscall(libc::SYS_get_mempolicy, 0usize, 0usize, 0usize, 0usize, 0xffffusize)
+    }),
     ("init_module", || unsafe { libc::syscall(libc::SYS_init_module, BAD, 0usize, BAD) }),
     ("io_cancel", || unsafe { libc::syscall(libc::SYS_io_cancel, 0usize, BAD, BAD) }),
     ("io_destroy", || unsafe { libc::syscall(libc::SYS_io_destroy, 0usize) }),
@@ -41,7 +43,9 @@ pub const BLACKLIST: &[(&str, Call)] = &[
     ("perf_event_open", || unsafe { libc::syscall(libc::SYS_perf_event_open, BAD, 0, -1, -1, 0usize) }),
     ("pivot_root", || unsafe { libc::syscall(libc::SYS_pivot_root, BAD, BAD) }),
     ("ptrace", || unsafe { libc::syscall(libc::SYS_ptrace, 99999, -1, 0usize, 0usize) }),
-    ("remap_file_pages", || unsafe { libc::syscall(libc::SYS_remap_file_pages, 0usize, 0usize, 0usize, 0usize, 0usize) }),
+    ("remap_file_pages", || unsafe {
+        libc::syscall(libc::SYS_remap_file_pages, 0usize, 0usize, 0usize, 0usize, 0usize)
+    }),
     ("request_key", || unsafe { libc::syscall(libc::SYS_request_key, BAD, BAD, 0usize, 0) }),
     ("set_mempolicy", || unsafe { libc::syscall(libc::SYS_set_mempolicy, 999, 0usize, 0usize) }),
     ("get_robust_list", || unsafe { libc::syscall(libc::SYS_get_robust_list, 0, BAD, BAD) }),
@@ -60,8 +64,12 @@ pub const BLACKLIST: &[(&str, Call)] = &[
     ("io_uring_enter", || unsafe { libc::syscall(libc::SYS_io_uring_enter, -1, 0u32, 0u32, 0u32, 0usize, 0usize) }),
     ("io_uring_register", || unsafe { libc::syscall(libc::SYS_io_uring_register, -1, 0u32, 0usize, 0u32) }),
     ("setns", || unsafe { libc::syscall(libc::SYS_setns, -1, 0) }),
-    ("process_vm_readv", || unsafe { libc::syscall(libc::SYS_process_vm_readv, libc::getpid(), 0usize, 0usize, 0usize, 0usize, 0usize) }),
-    ("process_vm_writev", || unsafe { libc::syscall(libc::SYS_process_vm_writev, libc::getpid(), 0usize, 0usize, 0usize, 0usize, 0usize) }),
+    ("process_vm_readv", || unsafe {
+        libc::syscall(libc::SYS_process_vm_readv, libc::getpid(), 0usize, 0usize, 0usize, 0usize, 0usize)
+    }),
+    ("process_vm_writev", || unsafe {
+        libc::syscall(libc::SYS_process_vm_writev, libc::getpid(), 0usize, 0usize, 0usize, 0usize, 0usize)
+    }),
     ("kcmp", || unsafe { libc::syscall(libc::SYS_kcmp, libc::getpid(), libc::getpid(), 999, 0usize, 0usize) }),
     ("name_to_handle_at", || unsafe { libc::syscall(libc::SYS_name_to_handle_at, libc::AT_FDCWD, BAD, BAD, BAD, 0) }),
     // Calls Docker's default profile leaves out (or grants only with a capability).
@@ -85,13 +93,19 @@ pub const BLACKLIST: &[(&str, Call)] = &[
     ("fanotify_init", || unsafe { libc::syscall(libc::SYS_fanotify_init, 0x200u32, libc::O_ACCMODE as u32) }),
     ("pidfd_getfd", || unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0u32) }),
     ("process_madvise", || unsafe { libc::syscall(libc::SYS_process_madvise, -1, 0usize, 0usize, 0, 0u32) }),
-    ("set_mempolicy_home_node", || unsafe { libc::syscall(libc::SYS_set_mempolicy_home_node, 0usize, 0usize, 0usize, 1usize) }),
+    ("set_mempolicy_home_node", || unsafe {
+        libc::syscall(libc::SYS_set_mempolicy_home_node, 0usize, 0usize, 0usize, 1usize)
+    }),
     ("sethostname", || unsafe { libc::syscall(libc::SYS_sethostname, BAD, 1usize) }),
     ("setdomainname", || unsafe { libc::syscall(libc::SYS_setdomainname, BAD, 1usize) }),
     ("personality_no_aslr", personality_no_aslr),
     // CLONE_NEWNS together with CLONE_FS is always EINVAL: nothing is created when allowed.
-    ("clone_newns", || unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWNS | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize) }),
-    ("clone_newuser", || unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize) }),
+    ("clone_newns", || unsafe {
+        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWNS | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize)
+    }),
+    ("clone_newuser", || unsafe {
+        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::CLONE_FS) as usize, 0usize, 0usize, 0usize, 0usize)
+    }),
     ("clone3_newuser", clone3_newuser),
 ];
 

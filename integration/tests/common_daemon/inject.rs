@@ -19,7 +19,11 @@ impl UserTree {
         let mut script = format!("mkdir -p '{}'", path.display());
         for f in files {
             let p = path.join(f);
-            script.push_str(&format!(" && mkdir -p '{}' && echo data > '{}'", p.parent().unwrap().display(), p.display()));
+            script.push_str(&format!(
+                " && mkdir -p '{}' && echo data > '{}'",
+                p.parent().unwrap().display(),
+                p.display()
+            ));
         }
         user.sh(&script).expect("make the user's tree");
         UserTree { path }
@@ -61,7 +65,8 @@ pub fn inside(d: &Daemon, user: &TestUser, id: u64, script: &str) -> String {
 /// The sandbox's mountinfo lines whose mount point is `path`.
 pub fn mounts_at(d: &Daemon, user: &TestUser, id: u64, path: &str) -> Vec<String> {
     // Tagged, as a prompt may precede the first line of output.
-    let out = inside(d, user, id, &format!("awk -v p='{path}' '$5 == p {{ print \"ozt-mi\", $0 }}' /proc/self/mountinfo"));
+    let out =
+        inside(d, user, id, &format!("awk -v p='{path}' '$5 == p {{ print \"ozt-mi\", $0 }}' /proc/self/mountinfo"));
     out.lines()
         .filter_map(|l| l.split_once("ozt-mi ").map(|(_, rest)| rest.trim_end_matches('\r')))
         .filter(|l| l.split(' ').nth(4) == Some(path))
@@ -77,7 +82,10 @@ pub fn options(line: &str) -> Vec<String> {
 /// The mounts `oz list --json` shows for sandbox `id`.
 pub fn listed_mounts(d: &Daemon, user: &TestUser, id: u64) -> Vec<String> {
     let list = d.list_json(user);
-    let s = list.iter().find(|s| s["id"].as_u64() == Some(id)).unwrap_or_else(|| panic!("sandbox {id} not listed: {list:?}"));
+    let s = list
+        .iter()
+        .find(|s| s["id"].as_u64() == Some(id))
+        .unwrap_or_else(|| panic!("sandbox {id} not listed: {list:?}"));
     s["mounts"].as_array().expect("mounts array").iter().map(|m| m.as_str().unwrap_or_default().to_string()).collect()
 }
 

@@ -116,7 +116,11 @@ pub fn sandbox_display(d: &Daemon, user: &TestUser, id: u64) -> u32 {
         });
         n.is_some()
     });
-    assert!(found, "no xserver line in the log of sandbox {id}:\n{}", d.oz(user, &["logs", "--sandbox", &id.to_string()]).stdout);
+    assert!(
+        found,
+        "no xserver line in the log of sandbox {id}:\n{}",
+        d.oz(user, &["logs", "--sandbox", &id.to_string()]).stdout
+    );
     n.unwrap()
 }
 
@@ -130,12 +134,16 @@ pub fn user_procs_named(uid: u32, comm: &str) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|p| procs::comm(*p) == comm)
-        .filter(|p| fs::metadata(format!("/proc/{p}")).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false))
+        .filter(|p| {
+            fs::metadata(format!("/proc/{p}")).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false)
+        })
         .collect()
 }
 
 fn all_pids() -> Vec<i32> {
-    fs::read_dir("/proc").map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
+    fs::read_dir("/proc")
+        .map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 pub fn ppid(pid: i32) -> Option<i32> {

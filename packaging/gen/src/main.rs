@@ -14,11 +14,7 @@ use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
 fn commands() -> Vec<(clap::Command, &'static str)> {
-    vec![
-        (oz_cli::oz::command(), "1"),
-        (oz_cli::setup::cli::command(), "8"),
-        (daemon_args::Args::command(), "8"),
-    ]
+    vec![(oz_cli::oz::command(), "1"), (oz_cli::setup::cli::command(), "8"), (daemon_args::Args::command(), "8")]
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {

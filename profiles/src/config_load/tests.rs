@@ -9,22 +9,10 @@ fn parse(text: &str) -> Result<crate::load::Loaded<Config>, ConfigError> {
 #[test]
 fn file_selection_order() {
     let flag = Path::new("/a/flag.conf");
-    assert_eq!(
-        config_path(Some(flag), Some(OsStr::new("/b/env.conf"))),
-        (flag.to_path_buf(), true)
-    );
-    assert_eq!(
-        config_path(None, Some(OsStr::new("/b/env.conf"))),
-        (PathBuf::from("/b/env.conf"), true)
-    );
-    assert_eq!(
-        config_path(None, Some(OsStr::new(""))),
-        (PathBuf::from(DEFAULT_CONFIG_PATH), false)
-    );
-    assert_eq!(
-        config_path(None, None),
-        (PathBuf::from(DEFAULT_CONFIG_PATH), false)
-    );
+    assert_eq!(config_path(Some(flag), Some(OsStr::new("/b/env.conf"))), (flag.to_path_buf(), true));
+    assert_eq!(config_path(None, Some(OsStr::new("/b/env.conf"))), (PathBuf::from("/b/env.conf"), true));
+    assert_eq!(config_path(None, Some(OsStr::new(""))), (PathBuf::from(DEFAULT_CONFIG_PATH), false));
+    assert_eq!(config_path(None, None), (PathBuf::from(DEFAULT_CONFIG_PATH), false));
 }
 
 #[test]
@@ -37,10 +25,7 @@ fn keys_override_defaults_and_unknown_keys_warn() {
     assert_eq!(c.route_table_base, 9000);
     assert_eq!(c.profile_dir, Config::default().profile_dir);
     assert_eq!(l.warnings.len(), 2);
-    assert_eq!(
-        l.warnings[0].to_string(),
-        "oz.conf:4:2: bogus: unknown key (ignored)"
-    );
+    assert_eq!(l.warnings[0].to_string(), "oz.conf:4:2: bogus: unknown key (ignored)");
     assert!(l.warnings[1].message.contains("did you mean profile_dir"));
 }
 
@@ -60,31 +45,21 @@ fn errors_are_positioned() {
 
 #[test]
 fn etc_includes_are_prepended_and_deduplicated() {
-    let c = parse("{\"etc_includes\": [\"/etc/hosts\", \"/etc/passwd\"]}")
-        .unwrap()
-        .value;
+    let c = parse("{\"etc_includes\": [\"/etc/hosts\", \"/etc/passwd\"]}").unwrap().value;
     assert_eq!(c.etc_includes[0], PathBuf::from("/etc/hosts"));
     assert_eq!(c.etc_includes[1], PathBuf::from("/etc/passwd"));
-    assert_eq!(
-        c.etc_includes.len(),
-        crate::config::DEFAULT_ETC_INCLUDES.len() + 1
-    );
+    assert_eq!(c.etc_includes.len(), crate::config::DEFAULT_ETC_INCLUDES.len() + 1);
     assert!(parse("{\"etc_includes\": [\"/var/x\"]}").is_err());
     assert!(parse("{\"etc_includes\": [\"/etc/../root\"]}").is_err());
 }
 
 #[test]
 fn lists_replace_defaults() {
-    let c = parse("{\"default_groups\": [\"audio\"], \"environment_vars\": []}")
-        .unwrap()
-        .value;
+    let c = parse("{\"default_groups\": [\"audio\"], \"environment_vars\": []}").unwrap().value;
     assert_eq!(c.default_groups, ["audio"]);
     assert!(c.environment_vars.is_empty());
     let e = parse("{\"environment_vars\": [\"A\", \"=x\"]}").unwrap_err();
-    assert_eq!(
-        e.lines(),
-        ["oz.conf:1:28: environment_vars[1]: invalid entry \"=x\", expected NAME or NAME=value"]
-    );
+    assert_eq!(e.lines(), ["oz.conf:1:28: environment_vars[1]: invalid entry \"=x\", expected NAME or NAME=value"]);
 }
 
 #[test]
@@ -110,11 +85,7 @@ fn describe_lists_every_key() {
 #[test]
 fn agent_path_resolution() {
     let mut c = Config::default();
-    let exe_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     assert_eq!(c.agent_path(), exe_dir.join("oz-agent"));
     c.agent_path = Some("/opt/oz/oz-agent".into());
     assert_eq!(c.agent_path(), PathBuf::from("/opt/oz/oz-agent"));
@@ -133,10 +104,7 @@ fn load_reads_file_and_checks_permissions() {
 
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     let e = load_config(Some(&file)).unwrap_err().to_string();
-    assert!(
-        e.contains("file is writable by everyone (mode 0666)"),
-        "{e}"
-    );
+    assert!(e.contains("file is writable by everyone (mode 0666)"), "{e}");
 
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();

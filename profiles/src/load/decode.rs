@@ -32,10 +32,7 @@ pub(crate) struct Fields<'n> {
 impl<'n> Fields<'n> {
     /// The member's value; JSON null counts as absent (Go left the field at its default).
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.map
-            .get(key)
-            .copied()
-            .filter(|n| n.value != Value::Null)
+        self.map.get(key).copied().filter(|n| n.value != Value::Null)
     }
 
     pub fn key_path(&self, key: &str) -> String {
@@ -63,10 +60,7 @@ pub(crate) fn json_key_path(index_map: &HashMap<String, Vec<usize>>, key_path: &
             break;
         };
         let idx = &rest[open + 1..close];
-        let mapped = idx
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| index_map.get(&out).and_then(|m| m.get(i)));
+        let mapped = idx.parse::<usize>().ok().and_then(|i| index_map.get(&out).and_then(|m| m.get(i)));
         match mapped {
             Some(j) => out.push_str(&format!("[{j}]")),
             None => out.push_str(&rest[open..=close]),
@@ -79,21 +73,12 @@ pub(crate) fn json_key_path(index_map: &HashMap<String, Vec<usize>>, key_path: &
 
 /// Paths must be absolute; these variable prefixes expand to absolute paths.
 pub(crate) fn is_absolute_spec(s: &str) -> bool {
-    s.starts_with('/')
-        || s.starts_with("${HOME}")
-        || s.starts_with("${PATH}/")
-        || s.starts_with("${XDG_")
+    s.starts_with('/') || s.starts_with("${HOME}") || s.starts_with("${PATH}/") || s.starts_with("${XDG_")
 }
 
 impl<'f> Decoder<'f> {
     pub fn new(file: &'f Path) -> Self {
-        Decoder {
-            file,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            positions: HashMap::new(),
-            index_map: HashMap::new(),
-        }
+        Decoder { file, errors: Vec::new(), warnings: Vec::new(), positions: HashMap::new(), index_map: HashMap::new() }
     }
 
     fn diag(&self, pos: Pos, key_path: &str, message: String) -> Diagnostic {
@@ -142,9 +127,7 @@ impl<'f> Decoder<'f> {
             if let Some(&canon) = known.iter().find(|k| **k == lower) {
                 if let Some((first, line)) = spelled.get(canon) {
                     if *first != m.key {
-                        let msg = format!(
-                            "duplicate key (also \"{first}\" at line {line}), the last one wins"
-                        );
+                        let msg = format!("duplicate key (also \"{first}\" at line {line}), the last one wins");
                         self.warn(m.key_pos, &key_path, msg);
                     }
                 }
@@ -159,11 +142,7 @@ impl<'f> Decoder<'f> {
                 self.warn(m.key_pos, &key_path, msg);
             }
         }
-        Some(Fields {
-            path: path.to_string(),
-            pos: node.pos,
-            map,
-        })
+        Some(Fields { path: path.to_string(), pos: node.pos, map })
     }
 
     /// An error for a missing required key, at the object's position.
@@ -224,33 +203,19 @@ impl<'f> Decoder<'f> {
             self.type_error(node, &path, "an array");
             return Vec::new();
         };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("{path}[{i}]"), n))
-            .collect()
+        items.iter().enumerate().map(|(i, n)| (format!("{path}[{i}]"), n)).collect()
     }
 
     pub fn strings(&mut self, f: &Fields, key: &str) -> Option<Vec<String>> {
         f.get(key)?;
         let items = self.array(f, key);
-        Some(
-            items
-                .iter()
-                .filter_map(|(p, n)| self.string_node(n, p))
-                .collect(),
-        )
+        Some(items.iter().filter_map(|(p, n)| self.string_node(n, p)).collect())
     }
 
     pub fn abs_paths(&mut self, f: &Fields, key: &str) -> Option<Vec<String>> {
         f.get(key)?;
         let items = self.array(f, key);
-        Some(
-            items
-                .iter()
-                .filter_map(|(p, n)| self.abs_path_node(n, p))
-                .collect(),
-        )
+        Some(items.iter().filter_map(|(p, n)| self.abs_path_node(n, p)).collect())
     }
 
     /// A non-negative integer no larger than `max`.
@@ -280,10 +245,7 @@ impl<'f> Decoder<'f> {
             return Some(*v);
         }
         let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-        let msg = format!(
-            "invalid value \"{s}\", expected one of: {}",
-            names.join(", ")
-        );
+        let msg = format!("invalid value \"{s}\", expected one of: {}", names.join(", "));
         self.error(node.pos, &path, msg);
         None
     }
@@ -347,14 +309,10 @@ mod tests {
         let doc = parse(b"{\"Enforce\": true, \"_path\": 1, \"enfroce\": 2, \"zzz\": 3}").unwrap();
         let file = Path::new("t.json");
         let mut d = Decoder::new(file);
-        let f = d
-            .fields(&doc.root, "seccomp", &["enforce", "mode"], &[])
-            .unwrap();
+        let f = d.fields(&doc.root, "seccomp", &["enforce", "mode"], &[]).unwrap();
         assert_eq!(d.bool(&f, "enforce"), Some(true));
         assert_eq!(d.warnings.len(), 2);
-        assert!(d.warnings[0]
-            .message
-            .contains("did you mean seccomp.enforce"));
+        assert!(d.warnings[0].message.contains("did you mean seccomp.enforce"));
         assert_eq!(d.warnings[0].key_path, "seccomp.enfroce");
         assert_eq!(d.warnings[1].message, "unknown key (ignored)");
         assert!(d.errors.is_empty());

@@ -63,51 +63,21 @@ const XSERVER_HINTS: &[(&str, &str)] = &[
     ("audio", "xserver.audio_mode"),
     ("enable", "xserver.enabled"),
 ];
-const WHITELIST: &[&str] = &[
-    "path",
-    "target",
-    "read_only",
-    "can_create",
-    "ignore",
-    "force",
-    "no_follow",
-    "allow_suid",
-    "symlink",
-];
+const WHITELIST: &[&str] =
+    &["path", "target", "read_only", "can_create", "ignore", "force", "no_follow", "allow_suid", "symlink"];
 const BLACKLIST: &[&str] = &["path", "no_follow"];
 const ENV: &[&str] = &["name", "value"];
-const NETWORKING: &[&str] = &[
-    "type", "bridge", "sockets", "hosts", "ip_byte", "dns_mode", "vpn",
-];
+const NETWORKING: &[&str] = &["type", "bridge", "sockets", "hosts", "ip_byte", "dns_mode", "vpn"];
 const SOCKET: &[&str] = &["type", "proto", "port", "dport", "destination"];
 const VPN: &[&str] = &["type", "configpath", "dns", "authfile"];
 const FIREWALL: &[&str] = &["whitelist", "dst_host", "dst_port"];
-const SECCOMP: &[&str] = &[
-    "mode",
-    "enforce",
-    "debug",
-    "train",
-    "train_output",
-    "whitelist",
-    "blacklist",
-    "extradefs",
-];
-const FORWARDER: &[&str] = &[
-    "name",
-    "dynamic",
-    "multi",
-    "extproto",
-    "proto",
-    "addr",
-    "targethost",
-    "targetport",
-    "socketowner",
-];
+const SECCOMP: &[&str] = &["mode", "enforce", "debug", "train", "train_output", "whitelist", "blacklist", "extradefs"];
+const FORWARDER: &[&str] =
+    &["name", "dynamic", "multi", "extproto", "proto", "addr", "targethost", "targetport", "socketowner"];
 const LANDLOCK: &[&str] = &["enabled", "required"];
 const LIMITS: &[&str] = &["memory", "pids", "cpu_weight"];
 
-pub(crate) const AUTO_SHUTDOWN: &[(&str, AutoShutdown)] =
-    &[("yes", AutoShutdown::Yes), ("no", AutoShutdown::No)];
+pub(crate) const AUTO_SHUTDOWN: &[(&str, AutoShutdown)] = &[("yes", AutoShutdown::Yes), ("no", AutoShutdown::No)];
 pub(crate) const AUDIO_MODES: &[(&str, AudioMode)] = &[
     ("none", AudioMode::None),
     ("speaker", AudioMode::Speaker),
@@ -115,21 +85,11 @@ pub(crate) const AUDIO_MODES: &[(&str, AudioMode)] = &[
     ("pulseaudio", AudioMode::Pulseaudio),
 ];
 pub(crate) const X_BACKENDS: &[(&str, XBackend)] = &[("xpra", XBackend::Xpra), ("xephyr", XBackend::Xephyr)];
-pub(crate) const NET_TYPES: &[(&str, NetType)] = &[
-    ("none", NetType::None),
-    ("empty", NetType::Empty),
-    ("bridge", NetType::Bridge),
-    ("host", NetType::Host),
-];
-const DNS_MODES: &[(&str, DnsMode)] = &[
-    ("none", DnsMode::None),
-    ("pass", DnsMode::Pass),
-    ("dhcp", DnsMode::Dhcp),
-];
-const DIRECTIONS: &[(&str, SocketDirection)] = &[
-    ("client", SocketDirection::Client),
-    ("server", SocketDirection::Server),
-];
+pub(crate) const NET_TYPES: &[(&str, NetType)] =
+    &[("none", NetType::None), ("empty", NetType::Empty), ("bridge", NetType::Bridge), ("host", NetType::Host)];
+const DNS_MODES: &[(&str, DnsMode)] = &[("none", DnsMode::None), ("pass", DnsMode::Pass), ("dhcp", DnsMode::Dhcp)];
+const DIRECTIONS: &[(&str, SocketDirection)] =
+    &[("client", SocketDirection::Client), ("server", SocketDirection::Server)];
 const PROTOS: &[(&str, SocketProto)] = &[
     ("tcp", SocketProto::Tcp),
     ("udp", SocketProto::Udp),
@@ -157,19 +117,14 @@ pub(crate) fn decode_profile(d: &mut Decoder, root: &Node) -> Option<Profile> {
         d.missing(&f, "path");
     }
     let path = path.unwrap_or_default();
-    let name = d
-        .string(&f, "name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| basename(&path));
+    let name = d.string(&f, "name").filter(|n| !n.is_empty()).unwrap_or_else(|| basename(&path));
     Some(Profile {
         name,
         path,
         paths: d.abs_paths(&f, "paths").unwrap_or_default(),
         default_params: d.strings(&f, "default_params").unwrap_or_default(),
         reject_user_args: d.bool(&f, "reject_user_args").unwrap_or(false),
-        auto_shutdown: d
-            .choice(&f, "auto_shutdown", AUTO_SHUTDOWN)
-            .unwrap_or_default(),
+        auto_shutdown: d.choice(&f, "auto_shutdown", AUTO_SHUTDOWN).unwrap_or_default(),
         watchdog: d.strings(&f, "watchdog").unwrap_or_default(),
         wrapper: d.string(&f, "wrapper"),
         multi: d.bool(&f, "multi").unwrap_or(false),
@@ -273,10 +228,7 @@ fn whitelist(d: &mut Decoder, f: &Fields) -> Vec<WhitelistItem> {
 fn blacklist(d: &mut Decoder, f: &Fields) -> Vec<BlacklistItem> {
     objects(d, f, "blacklist", BLACKLIST, |d, g| {
         let path = item_path(d, g)?;
-        Some(BlacklistItem {
-            path,
-            no_follow: d.bool(g, "no_follow").unwrap_or(false),
-        })
+        Some(BlacklistItem { path, no_follow: d.bool(g, "no_follow").unwrap_or(false) })
     })
 }
 
@@ -286,10 +238,7 @@ fn env_list(d: &mut Decoder, f: &Fields, key: &str) -> Vec<EnvVar> {
         if name.is_none() && g.get("name").is_none() {
             d.missing(g, "name");
         }
-        Some(EnvVar {
-            name: name?,
-            value: d.string(g, "value"),
-        })
+        Some(EnvVar { name: name?, value: d.string(g, "value") })
     })
 }
 
@@ -315,11 +264,7 @@ fn networking(d: &mut Decoder, g: &Fields) -> Networking {
         Some(0) | None => 0,
         Some(b) => {
             let pos = g.get("ip_byte").map_or(g.pos, |n| n.pos);
-            d.warn(
-                pos,
-                &g.key_path("ip_byte"),
-                format!("{b} is outside 2..254, using 0 (automatic)"),
-            );
+            d.warn(pos, &g.key_path("ip_byte"), format!("{b} is outside 2..254, using 0 (automatic)"));
             0
         }
     };
@@ -350,13 +295,7 @@ fn socket(d: &mut Decoder, g: &Fields) -> Option<SocketForward> {
     let port = d.uint(g, "port", U16).unwrap_or(0) as u16;
     let dport = d.uint(g, "dport", U16).map(|p| p as u16);
     let destination = d.string(g, "destination");
-    Some(SocketForward {
-        direction: direction?,
-        proto: proto?,
-        port,
-        dport,
-        destination,
-    })
+    Some(SocketForward { direction: direction?, proto: proto?, port, dport, destination })
 }
 
 fn firewall_rule(d: &mut Decoder, g: &Fields) -> Option<FirewallRule> {
@@ -402,16 +341,11 @@ fn landlock(d: &mut Decoder, f: &Fields) -> Landlock {
         return def;
     };
     if let crate::json::Value::Bool(enabled) = node.value {
-        return Landlock {
-            enabled,
-            required: false,
-        };
+        return Landlock { enabled, required: false };
     }
     sub(d, f, "landlock", LANDLOCK, &[], |d, g| Landlock {
         enabled: d.bool(g, "enabled").unwrap_or(Landlock::default().enabled),
-        required: d
-            .bool(g, "required")
-            .unwrap_or(Landlock::default().required),
+        required: d.bool(g, "required").unwrap_or(Landlock::default().required),
     })
     .unwrap_or(def)
 }
@@ -441,10 +375,7 @@ fn memory(d: &mut Decoder, g: &Fields) -> Option<u64> {
 /// `123`, `512K`, `512M`, `2G`, `1T` (binary multiples; a trailing `B`/`iB` is accepted).
 pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let shift = match unit.to_ascii_uppercase().as_str() {

@@ -28,14 +28,9 @@ fn minimal_profile_gets_defaults() {
 
 #[test]
 fn seccomp_mode_without_enforce_is_enforced() {
-    let p = load("{\"path\": \"/x\", \"seccomp\": {\"mode\": \"disabled\"}}")
-        .unwrap()
-        .value;
+    let p = load("{\"path\": \"/x\", \"seccomp\": {\"mode\": \"disabled\"}}").unwrap().value;
     assert_eq!(p.seccomp.mode, SeccompMode::Disabled);
-    let p =
-        load("{\"path\": \"/x\", \"seccomp\": {\"mode\": \"whitelist\", \"whitelist\": \"/w\"}}")
-            .unwrap()
-            .value;
+    let p = load("{\"path\": \"/x\", \"seccomp\": {\"mode\": \"whitelist\", \"whitelist\": \"/w\"}}").unwrap().value;
     assert!(p.seccomp.enforce);
 }
 
@@ -62,33 +57,19 @@ fn errors_name_line_column_and_key_path() {
 
 #[test]
 fn all_errors_are_reported_in_one_run() {
-    let e = errors(
-        "{\"path\": \"/x\", \"multi\": 1, \"auto_shutdown\": \"maybe\", \"paths\": [\"rel\"]}",
-    );
+    let e = errors("{\"path\": \"/x\", \"multi\": 1, \"auto_shutdown\": \"maybe\", \"paths\": [\"rel\"]}");
     assert_eq!(e.len(), 3, "{e:?}");
 }
 
 #[test]
 fn missing_and_relative_path() {
-    assert_eq!(
-        errors("{\"name\": \"x\"}"),
-        vec!["t.json:1:1: path: missing required key"]
-    );
-    assert_eq!(
-        errors("{\"path\": \"\"}"),
-        vec!["t.json:1:1: path: missing required key"]
-    );
+    assert_eq!(errors("{\"name\": \"x\"}"), vec!["t.json:1:1: path: missing required key"]);
+    assert_eq!(errors("{\"path\": \"\"}"), vec!["t.json:1:1: path: missing required key"]);
     let e = errors("{\"path\": \"bin/x\"}");
     assert_eq!(e.len(), 1);
-    assert!(
-        e[0].starts_with("t.json:1:10: path: path \"bin/x\" must be absolute"),
-        "{e:?}"
-    );
+    assert!(e[0].starts_with("t.json:1:10: path: path \"bin/x\" must be absolute"), "{e:?}");
     assert!(load("{\"path\": \"${PATH}/x\"}").is_ok());
-    assert!(load(
-        "{\"path\": \"/x\", \"shared_folders\": [\"${XDG_DOWNLOAD_DIR}\", \"${HOME}/y\"]}"
-    )
-    .is_ok());
+    assert!(load("{\"path\": \"/x\", \"shared_folders\": [\"${XDG_DOWNLOAD_DIR}\", \"${HOME}/y\"]}").is_ok());
 }
 
 #[test]
@@ -99,16 +80,12 @@ fn validation_errors_are_positioned() {
         vec!["t.json:3:12: networking.sockets: socket forwarding needs networking type empty or bridge, not host"]
     );
     let text = "{\"path\": \"/x\", \"whitelist\": [{\"path\": \"/a\"},\n {\"_path\": \"/b\"}, {\"path\": \"/\"}]}";
-    assert_eq!(
-        errors(text),
-        vec!["t.json:2:28: whitelist[2].path: whitelisting / whole is not allowed"]
-    );
+    assert_eq!(errors(text), vec!["t.json:2:28: whitelist[2].path: whitelisting / whole is not allowed"]);
 }
 
 #[test]
 fn empty_whitelist_items_are_skipped_with_a_warning() {
-    let l = load("{\"path\": \"/x\", \"whitelist\": [{\"_path\": \"/a\"}, {\"path\": \"/b\"}]}")
-        .unwrap();
+    let l = load("{\"path\": \"/x\", \"whitelist\": [{\"_path\": \"/a\"}, {\"path\": \"/b\"}]}").unwrap();
     assert_eq!(l.value.whitelist.len(), 1);
     assert_eq!(l.value.whitelist[0].path, "/b");
     assert!(l.warnings[0].message.contains("without path"));
@@ -116,46 +93,17 @@ fn empty_whitelist_items_are_skipped_with_a_warning() {
 
 #[test]
 fn landlock_and_limits() {
-    let p = load("{\"path\": \"/x\", \"landlock\": false}")
-        .unwrap()
-        .value;
-    assert_eq!(
-        p.landlock,
-        Landlock {
-            enabled: false,
-            required: false
-        }
-    );
+    let p = load("{\"path\": \"/x\", \"landlock\": false}").unwrap().value;
+    assert_eq!(p.landlock, Landlock { enabled: false, required: false });
     let p = load("{\"path\": \"/x\", \"landlock\": {\"required\": true}, \"limits\": {\"memory\": \"512M\", \"pids\": 100, \"cpu_weight\": 50}}")
         .unwrap()
         .value;
-    assert_eq!(
-        p.landlock,
-        Landlock {
-            enabled: true,
-            required: true
-        }
-    );
-    assert_eq!(
-        p.limits,
-        Limits {
-            memory_bytes: Some(512 << 20),
-            pids: Some(100),
-            cpu_weight: Some(50)
-        }
-    );
-    let p = load("{\"path\": \"/x\", \"limits\": {\"memory\": 4096}}")
-        .unwrap()
-        .value;
+    assert_eq!(p.landlock, Landlock { enabled: true, required: true });
+    assert_eq!(p.limits, Limits { memory_bytes: Some(512 << 20), pids: Some(100), cpu_weight: Some(50) });
+    let p = load("{\"path\": \"/x\", \"limits\": {\"memory\": 4096}}").unwrap().value;
     assert_eq!(p.limits.memory_bytes, Some(4096));
-    assert_eq!(
-        errors("{\"path\": \"/x\", \"limits\": {\"memory\": \"lots\"}}").len(),
-        1
-    );
-    assert_eq!(
-        errors("{\"path\": \"/x\", \"limits\": {\"cpu_weight\": 20000}}").len(),
-        1
-    );
+    assert_eq!(errors("{\"path\": \"/x\", \"limits\": {\"memory\": \"lots\"}}").len(), 1);
+    assert_eq!(errors("{\"path\": \"/x\", \"limits\": {\"cpu_weight\": 20000}}").len(), 1);
     assert_eq!(errors("{\"path\": \"/x\", \"landlock\": \"yes\"}").len(), 1);
 }
 
@@ -185,11 +133,7 @@ fn round_trip_through_json_and_bincode() {
     let json = to_json(&p);
     let back = load(&json).unwrap();
     assert_eq!(back.value, p);
-    assert!(
-        back.warnings.iter().all(|w| !w.message.contains("unknown")),
-        "{:?}",
-        back.warnings
-    );
+    assert!(back.warnings.iter().all(|w| !w.message.contains("unknown")), "{:?}", back.warnings);
     let bytes = bincode::serialize(&p).unwrap();
     let mut decoded: Profile = bincode::deserialize(&bytes).unwrap();
     decoded.profile_path = p.profile_path.clone(); // not serialized
@@ -209,10 +153,7 @@ fn profile_dir_keeps_good_profiles() {
     assert_eq!(names, ["b", "zz"]);
     assert_eq!(set.failed.len(), 2);
     assert!(set.failed[0].0.ends_with("bad.json"));
-    assert!(matches!(
-        set.failed[1].1,
-        ProfileError::DuplicateName { .. }
-    ));
+    assert!(matches!(set.failed[1].1, ProfileError::DuplicateName { .. }));
     let missing = load_profile_dir(&dir.path().join("nope"));
     assert_eq!(missing.failed.len(), 1);
 }

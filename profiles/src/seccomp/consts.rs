@@ -163,9 +163,7 @@ const ERRNO: &[(&str, u64)] = libc_consts![
 
 /// The value of a built-in constant, e.g. `AF_UNIX` -> 1.
 pub fn constant(name: &str) -> Option<u64> {
-    lookup(EXTRA, name)
-        .or_else(|| lookup(FROM_LIBC, name))
-        .or_else(|| errno(name).map(u64::from))
+    lookup(EXTRA, name).or_else(|| lookup(FROM_LIBC, name)).or_else(|| errno(name).map(u64::from))
 }
 
 /// The number of an errno name, e.g. `EPERM` -> 1.

@@ -146,17 +146,10 @@ mod tests {
     fn default_blacklist_covers_the_generic_list_and_more() {
         let p = default_blacklist();
         let names: Vec<&str> = p.rules.iter().map(|r| r.syscall.as_str()).collect();
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/compat/oz-profiles/generic-blacklist.seccomp"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/compat/oz-profiles/generic-blacklist.seccomp");
         let generic = crate::seccomp::load_policy_file(path, &[]).unwrap();
         for rule in &generic.rules {
-            assert!(
-                names.contains(&rule.syscall.as_str()),
-                "{} missing",
-                rule.syscall
-            );
+            assert!(names.contains(&rule.syscall.as_str()), "{} missing", rule.syscall);
         }
         for extra in [
             "bpf",

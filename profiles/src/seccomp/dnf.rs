@@ -129,28 +129,18 @@ fn to_dnf(e: &Expr, pos: bool) -> Result<Dnf, LowerError> {
             let masked = Expr::Binary(BinOp::And, l.clone(), r.clone());
             compare(CmpOp::Ne, &masked, &Expr::Num(0), pos)
         }
-        Expr::In {
-            negated,
-            value,
-            set,
-        } => {
+        Expr::In { negated, value, set } => {
             // in(v, a, b) == (v == a || v == b); negation flips both.
             let mut acc = truth(*negated == pos);
             for candidate in set {
                 let op = if *negated { CmpOp::Ne } else { CmpOp::Eq };
                 let t = compare(op, value, candidate, pos)?;
-                acc = if *negated == pos {
-                    and(acc, t)?
-                } else {
-                    or(acc, t)?
-                };
+                acc = if *negated == pos { and(acc, t)? } else { or(acc, t)? };
             }
             Ok(acc)
         }
         // A numeric value in boolean position: true when non-zero.
-        Expr::Arg(_) | Expr::Binary(..) | Expr::Unary(UnaryOp::BitNot, _) => {
-            compare(CmpOp::Ne, e, &Expr::Num(0), pos)
-        }
+        Expr::Arg(_) | Expr::Binary(..) | Expr::Unary(UnaryOp::BitNot, _) => compare(CmpOp::Ne, e, &Expr::Num(0), pos),
     }
 }
 
@@ -176,9 +166,7 @@ fn compare(op: CmpOp, l: &Expr, r: &Expr, pos: bool) -> Result<Dnf, LowerError> 
             }
         },
         Expr::Binary(BinOp::And, x, y) => match (&**x, &**y) {
-            (Expr::Arg(a), Expr::Num(m)) | (Expr::Num(m), Expr::Arg(a))
-                if a.part == ArgPart::Full =>
-            {
+            (Expr::Arg(a), Expr::Num(m)) | (Expr::Num(m), Expr::Arg(a)) if a.part == ArgPart::Full => {
                 (a.index, Some(*m))
             }
             _ => return Err(unsupported(l, op, r)),
@@ -186,42 +174,21 @@ fn compare(op: CmpOp, l: &Expr, r: &Expr, pos: bool) -> Result<Dnf, LowerError> 
         _ => return Err(unsupported(l, op, r)),
     };
     match mask {
-        None => Ok(vec![vec![Atom {
-            arg,
-            test: Test::Cmp(op, value),
-        }]]),
+        None => Ok(vec![vec![Atom { arg, test: Test::Cmp(op, value) }]]),
         Some(m) => masked(arg, m, value, op, l, r),
     }
 }
 
 /// `(argN & mask) op value` for `==` and `!=`.
-fn masked(
-    arg: u8,
-    mask: u64,
-    value: u64,
-    op: CmpOp,
-    l: &Expr,
-    r: &Expr,
-) -> Result<Dnf, LowerError> {
+fn masked(arg: u8, mask: u64, value: u64, op: CmpOp, l: &Expr, r: &Expr) -> Result<Dnf, LowerError> {
     match op {
         CmpOp::Eq if value & !mask != 0 => Ok(truth(false)),
-        CmpOp::Eq => Ok(vec![vec![Atom {
-            arg,
-            test: Test::Masked { mask, value },
-        }]]),
+        CmpOp::Eq => Ok(vec![vec![Atom { arg, test: Test::Masked { mask, value } }]]),
         CmpOp::Ne if value & !mask != 0 => Ok(truth(true)),
         CmpOp::Ne => {
             // Some bit of the mask differs from value: one single-bit test per mask bit.
             let bits = (0..64).map(|i| 1u64 << i).filter(|b| mask & b != 0);
-            let terms = bits.map(|b| {
-                vec![Atom {
-                    arg,
-                    test: Test::Masked {
-                        mask: b,
-                        value: (value & b) ^ b,
-                    },
-                }]
-            });
+            let terms = bits.map(|b| vec![Atom { arg, test: Test::Masked { mask: b, value: (value & b) ^ b } }]);
             Ok(terms.collect())
         }
         _ => Err(unsupported(l, op, r)),
@@ -240,16 +207,11 @@ fn simplify_conjunction(mut conj: Vec<Atom>) -> Result<Dnf, LowerError> {
     let mut i = 0;
     while i < conj.len() {
         let arg = conj[i].arg;
-        let end = conj[i..]
-            .iter()
-            .position(|a| a.arg != arg)
-            .map_or(conj.len(), |p| i + p);
+        let end = conj[i..].iter().position(|a| a.arg != arg).map_or(conj.len(), |p| i + p);
         let tests: Vec<Test> = conj[i..end].iter().map(|a| a.test).collect();
         let options = merge_tests(arg, &tests)?;
-        let alternatives: Dnf = options
-            .into_iter()
-            .map(|t| t.map(|test| vec![Atom { arg, test }]).unwrap_or_default())
-            .collect();
+        let alternatives: Dnf =
+            options.into_iter().map(|t| t.map(|test| vec![Atom { arg, test }]).unwrap_or_default()).collect();
         result = and(result, alternatives)?;
         i = end;
     }
@@ -267,11 +229,7 @@ fn merge_tests(arg: u8, tests: &[Test]) -> Result<Vec<Option<Test>>, LowerError>
         _ => None,
     }) {
         let ok = tests.iter().all(|t| t.eval(v));
-        return Ok(if ok {
-            vec![Some(Test::Cmp(CmpOp::Eq, v))]
-        } else {
-            Vec::new()
-        });
+        return Ok(if ok { vec![Some(Test::Cmp(CmpOp::Eq, v))] } else { Vec::new() });
     }
     let masks: Vec<(u64, u64)> = tests
         .iter()
@@ -372,16 +330,11 @@ fn aligned_blocks(mut lo: u64, hi: u64) -> impl Iterator<Item = Test> {
     loop {
         // Largest block starting at lo that is aligned and does not pass hi.
         let mut size_log = lo.trailing_zeros().min(63);
-        while size_log > 0
-            && !matches!(lo.checked_add((1u64 << size_log) - 1), Some(end) if end <= hi)
-        {
+        while size_log > 0 && !matches!(lo.checked_add((1u64 << size_log) - 1), Some(end) if end <= hi) {
             size_log -= 1;
         }
         let span = (1u64 << size_log) - 1;
-        blocks.push(Test::Masked {
-            mask: !span,
-            value: lo,
-        });
+        blocks.push(Test::Masked { mask: !span, value: lo });
         match (lo + span).checked_add(1) {
             Some(next) if next <= hi => lo = next,
             _ => break,

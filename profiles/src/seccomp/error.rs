@@ -20,14 +20,7 @@ impl fmt::Display for PolicyError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.kind)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.kind
-            )
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.kind)
         }
     }
 }
@@ -53,10 +46,7 @@ pub enum ErrorKind {
     #[error("unknown constant {0:?}")]
     UnknownConstant(String),
     #[error("unexpected {found}, expected {expected}")]
-    UnexpectedToken {
-        found: String,
-        expected: &'static str,
-    },
+    UnexpectedToken { found: String, expected: &'static str },
     #[error("unexpected end of line, expected {0}")]
     UnexpectedEnd(&'static str),
     #[error("unbalanced parenthesis: '(' is never closed")]
@@ -65,20 +55,14 @@ pub enum ErrorKind {
     UnopenedParen,
     #[error("line is neither a rule (`name: expr`) nor a definition (`NAME = expr`)")]
     NotARuleOrDefinition,
-    #[error(
-        "unknown action {0:?} (expected allow, kill, trap, trace, log, an errno name or number)"
-    )]
+    #[error("unknown action {0:?} (expected allow, kill, trap, trace, log, an errno name or number)")]
     UnknownAction(String),
     #[error("errno {0} out of range (0..=4095)")]
     ErrnoOutOfRange(u64),
     #[error("{0} action given twice")]
     DuplicateAction(&'static str),
     #[error("macro {name} takes {expected} argument(s), got {found}")]
-    Arity {
-        name: String,
-        expected: usize,
-        found: usize,
-    },
+    Arity { name: String, expected: usize, found: usize },
     #[error("{0} is a macro with parameters and needs arguments: {0}(...)")]
     MacroNeedsArguments(String),
     #[error("{0} is already defined at line {1}; macros cannot be redefined")]
@@ -101,11 +85,6 @@ pub enum ErrorKind {
 
 impl PolicyError {
     pub fn new(file: impl Into<PathBuf>, line: u32, col: u32, kind: ErrorKind) -> Self {
-        PolicyError {
-            file: file.into(),
-            line,
-            col,
-            kind,
-        }
+        PolicyError { file: file.into(), line, col, kind }
     }
 }

@@ -40,25 +40,15 @@ pub struct Node {
 
 impl Node {
     fn leaf(expr: Expr) -> Node {
-        Node {
-            expr,
-            meta: Meta::LEAF,
-        }
+        Node { expr, meta: Meta::LEAF }
     }
 }
 
 /// A `NAME = expr` or `NAME(params) = expr` definition.
 #[derive(Debug, Clone)]
 pub enum Def {
-    Value {
-        node: Node,
-        line: u32,
-    },
-    Macro {
-        params: Vec<String>,
-        body: Vec<Token>,
-        line: u32,
-    },
+    Value { node: Node, line: u32 },
+    Macro { params: Vec<String>, body: Vec<Token>, line: u32 },
 }
 
 pub type Defs = HashMap<String, Def>;
@@ -78,22 +68,8 @@ pub struct ExprParser<'a> {
 }
 
 impl<'a> ExprParser<'a> {
-    pub fn new(
-        toks: &'a [Token],
-        line: u32,
-        end_col: u32,
-        defs: &'a Defs,
-        scope: &'a HashMap<String, Node>,
-    ) -> Self {
-        ExprParser {
-            toks,
-            pos: 0,
-            line,
-            end_col,
-            defs,
-            scope,
-            depth: 0,
-        }
+    pub fn new(toks: &'a [Token], line: u32, end_col: u32, defs: &'a Defs, scope: &'a HashMap<String, Node>) -> Self {
+        ExprParser { toks, pos: 0, line, end_col, defs, scope, depth: 0 }
     }
 
     pub fn position(&self) -> usize {
@@ -119,14 +95,7 @@ impl<'a> ExprParser<'a> {
     }
 
     fn unexpected(&self, t: &Token, expected: &'static str) -> ExprError {
-        (
-            self.line,
-            t.col,
-            ErrorKind::UnexpectedToken {
-                found: t.tok.describe(),
-                expected,
-            },
-        )
+        (self.line, t.col, ErrorKind::UnexpectedToken { found: t.tok.describe(), expected })
     }
 
     fn err_here(&self, expected: &'static str) -> ExprError {
@@ -146,34 +115,23 @@ impl<'a> ExprParser<'a> {
     }
 
     fn col(&self) -> u32 {
-        self.toks
-            .get(self.pos)
-            .map(|t| t.col)
-            .unwrap_or(self.end_col)
+        self.toks.get(self.pos).map(|t| t.col).unwrap_or(self.end_col)
     }
 
     /// Builds a node from its children, enforcing the depth and size limits at column `col`.
     fn node(&self, col: u32, expr: Expr, parts: &[Meta]) -> Result<Node, ExprError> {
         if matches!(expr, Expr::Num(_) | Expr::Bool(_)) {
-            return Ok(Node {
-                expr,
-                meta: Meta::LEAF,
-            });
+            return Ok(Node { expr, meta: Meta::LEAF });
         }
         let depth = 1 + parts.iter().map(|m| m.depth).max().unwrap_or(0);
-        let size = parts
-            .iter()
-            .fold(1usize, |acc, m| acc.saturating_add(m.size));
+        let size = parts.iter().fold(1usize, |acc, m| acc.saturating_add(m.size));
         if depth > MAX_TREE_DEPTH {
             return Err((self.line, col, ErrorKind::TooDeep(MAX_TREE_DEPTH)));
         }
         if size > MAX_NODES {
             return Err((self.line, col, ErrorKind::ExprTooLarge(MAX_NODES)));
         }
-        Ok(Node {
-            expr,
-            meta: Meta { depth, size },
-        })
+        Ok(Node { expr, meta: Meta { depth, size } })
     }
 
     fn or_expr(&mut self) -> Result<Node, ExprError> {
@@ -203,17 +161,10 @@ impl<'a> ExprParser<'a> {
         }
         let (a, b) = {
             let right = operands.split_off(operands.len() / 2);
-            (
-                self.chain(col, operands, is_or)?,
-                self.chain(col, right, is_or)?,
-            )
+            (self.chain(col, operands, is_or)?, self.chain(col, right, is_or)?)
         };
         let metas = [a.meta, b.meta];
-        let e = if is_or {
-            fold_or(a.expr, b.expr)
-        } else {
-            fold_and(a.expr, b.expr)
-        };
+        let e = if is_or { fold_or(a.expr, b.expr) } else { fold_and(a.expr, b.expr) };
         self.node(col, e, &metas)
     }
 
@@ -271,8 +222,7 @@ impl<'a> ExprParser<'a> {
             self.pos += 1;
             let right = self.binary(level + 1)?;
             let metas = [left.meta, right.meta];
-            let e =
-                fold_binary(op, left.expr, right.expr).map_err(|kind| (self.line, col, kind))?;
+            let e = fold_binary(op, left.expr, right.expr).map_err(|kind| (self.line, col, kind))?;
             left = self.node(col, e, &metas)?;
         }
     }
@@ -351,13 +301,7 @@ impl<'a> ExprParser<'a> {
         }
         match self.defs.get(name) {
             Some(Def::Value { node, .. }) => return Ok(node.clone()),
-            Some(Def::Macro { .. }) => {
-                return Err((
-                    self.line,
-                    col,
-                    ErrorKind::MacroNeedsArguments(name.to_string()),
-                ))
-            }
+            Some(Def::Macro { .. }) => return Err((self.line, col, ErrorKind::MacroNeedsArguments(name.to_string()))),
             None => {}
         }
         match lower.as_str() {
@@ -365,9 +309,11 @@ impl<'a> ExprParser<'a> {
             "false" => return Ok(Node::leaf(Expr::Bool(false))),
             _ => {}
         }
-        consts::constant(name)
-            .map(|n| Node::leaf(Expr::Num(n)))
-            .ok_or((self.line, col, ErrorKind::UnknownConstant(name.to_string())))
+        consts::constant(name).map(|n| Node::leaf(Expr::Num(n))).ok_or((
+            self.line,
+            col,
+            ErrorKind::UnknownConstant(name.to_string()),
+        ))
     }
 
     /// `( expr, expr, ... )` after a name.
@@ -400,11 +346,7 @@ impl<'a> ExprParser<'a> {
         let metas: Vec<Meta> = args.iter().map(|n| n.meta).collect();
         let mut exprs = args.into_iter().map(|n| n.expr);
         let value = Box::new(exprs.next().unwrap_or(Expr::Bool(false)));
-        let e = Expr::In {
-            negated,
-            value,
-            set: exprs.collect(),
-        };
+        let e = Expr::In { negated, value, set: exprs.collect() };
         self.node(col, e, &metas)
     }
 
@@ -419,11 +361,7 @@ impl<'a> ExprParser<'a> {
             return Err((self.line, col, kind));
         };
         if params.len() != args.len() {
-            let kind = ErrorKind::Arity {
-                name: name.to_string(),
-                expected: params.len(),
-                found: args.len(),
-            };
+            let kind = ErrorKind::Arity { name: name.to_string(), expected: params.len(), found: args.len() };
             return Err((self.line, col, kind));
         }
         let scope: HashMap<String, Node> = params.iter().cloned().zip(args).collect();
@@ -445,18 +383,11 @@ const ARITH_LEVELS: [&[(Tok, BinOp)]; 6] = [
     &[(Tok::Amp, BinOp::And)],
     &[(Tok::Shl, BinOp::Shl), (Tok::Shr, BinOp::Shr)],
     &[(Tok::Plus, BinOp::Add), (Tok::Minus, BinOp::Sub)],
-    &[
-        (Tok::Star, BinOp::Mul),
-        (Tok::Slash, BinOp::Div),
-        (Tok::Percent, BinOp::Mod),
-    ],
+    &[(Tok::Star, BinOp::Mul), (Tok::Slash, BinOp::Div), (Tok::Percent, BinOp::Mod)],
 ];
 
 fn arith_op(level: usize, tok: &Tok) -> Option<BinOp> {
-    ARITH_LEVELS[level]
-        .iter()
-        .find(|(t, _)| t == tok)
-        .map(|(_, op)| *op)
+    ARITH_LEVELS[level].iter().find(|(t, _)| t == tok).map(|(_, op)| *op)
 }
 
 /// The truth value of a constant expression, if it is one.
@@ -522,12 +453,8 @@ fn fold_binary(op: BinOp, l: Expr, r: Expr) -> Result<Expr, ErrorKind> {
         BinOp::And => a & b,
         BinOp::Or => a | b,
         BinOp::Xor => a ^ b,
-        BinOp::Shl => a
-            .checked_shl(shift(b)?)
-            .ok_or(ErrorKind::ShiftOutOfRange(b))?,
-        BinOp::Shr => a
-            .checked_shr(shift(b)?)
-            .ok_or(ErrorKind::ShiftOutOfRange(b))?,
+        BinOp::Shl => a.checked_shl(shift(b)?).ok_or(ErrorKind::ShiftOutOfRange(b))?,
+        BinOp::Shr => a.checked_shr(shift(b)?).ok_or(ErrorKind::ShiftOutOfRange(b))?,
     };
     Ok(Expr::Num(v))
 }

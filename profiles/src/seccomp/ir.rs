@@ -213,11 +213,7 @@ impl std::fmt::Display for Expr {
             Expr::BitTest(l, r) => write!(f, "({l} &? {r})"),
             Expr::And(l, r) => write!(f, "({l} && {r})"),
             Expr::Or(l, r) => write!(f, "({l} || {r})"),
-            Expr::In {
-                negated,
-                value,
-                set,
-            } => {
+            Expr::In { negated, value, set } => {
                 write!(f, "{}({value}", if *negated { "notIn" } else { "in" })?;
                 for e in set {
                     write!(f, ", {e}")?;

@@ -127,10 +127,7 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, (u32, ErrorKind)> {
 }
 
 fn word(chars: &[char]) -> (Tok, usize) {
-    let len = chars
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
-        .count();
+    let len = chars.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').count();
     let text: String = chars[..len].iter().collect();
     let tok = arg_ref(&text).map(Tok::Arg).unwrap_or(Tok::Ident(text));
     (tok, len)
@@ -146,19 +143,13 @@ fn arg_ref(text: &str) -> Option<ArgRef> {
         _ => return None,
     };
     match digit {
-        b'0'..=b'5' => Some(ArgRef {
-            index: digit - b'0',
-            part,
-        }),
+        b'0'..=b'5' => Some(ArgRef { index: digit - b'0', part }),
         _ => None,
     }
 }
 
 fn number(chars: &[char]) -> Result<(Tok, usize), ErrorKind> {
-    let len = chars
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
-        .count();
+    let len = chars.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').count();
     let text: String = chars[..len].iter().collect();
     let lower = text.to_ascii_lowercase();
     let parsed = if let Some(hex) = lower.strip_prefix("0x") {
@@ -172,9 +163,7 @@ fn number(chars: &[char]) -> Result<(Tok, usize), ErrorKind> {
     };
     match parsed {
         Ok(n) => Ok((Tok::Int(n), len)),
-        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
-            Err(ErrorKind::NumberOverflow(text))
-        }
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(ErrorKind::NumberOverflow(text)),
         Err(_) => Err(ErrorKind::InvalidNumber(text)),
     }
 }
@@ -234,10 +223,7 @@ mod tests {
     fn literals_in_every_base() {
         assert_eq!(
             toks("42 0x2A 0X2a 052 0b101010 0"),
-            vec![Tok::Int(42); 5]
-                .into_iter()
-                .chain([Tok::Int(0)])
-                .collect::<Vec<_>>()
+            vec![Tok::Int(42); 5].into_iter().chain([Tok::Int(0)]).collect::<Vec<_>>()
         );
     }
 
@@ -256,18 +242,9 @@ mod tests {
         assert_eq!(
             toks("arg0 argH5 argL1 arg6 args"),
             vec![
-                Tok::Arg(ArgRef {
-                    index: 0,
-                    part: ArgPart::Full
-                }),
-                Tok::Arg(ArgRef {
-                    index: 5,
-                    part: ArgPart::High
-                }),
-                Tok::Arg(ArgRef {
-                    index: 1,
-                    part: ArgPart::Low
-                }),
+                Tok::Arg(ArgRef { index: 0, part: ArgPart::Full }),
+                Tok::Arg(ArgRef { index: 5, part: ArgPart::High }),
+                Tok::Arg(ArgRef { index: 1, part: ArgPart::Low }),
                 Tok::Ident("arg6".into()),
                 Tok::Ident("args".into()),
             ]
@@ -276,17 +253,11 @@ mod tests {
 
     #[test]
     fn bad_numbers_and_characters() {
-        assert_eq!(
-            tokenize("  089").unwrap_err(),
-            (3, ErrorKind::InvalidNumber("089".into()))
-        );
+        assert_eq!(tokenize("  089").unwrap_err(), (3, ErrorKind::InvalidNumber("089".into())));
         assert_eq!(
             tokenize("0x1ffffffffffffffff").unwrap_err().1,
             ErrorKind::NumberOverflow("0x1ffffffffffffffff".into())
         );
-        assert_eq!(
-            tokenize("a @").unwrap_err(),
-            (3, ErrorKind::InvalidCharacter('@'))
-        );
+        assert_eq!(tokenize("a @").unwrap_err(), (3, ErrorKind::InvalidCharacter('@')));
     }
 }

@@ -521,14 +521,7 @@ mod tests {
 
     #[test]
     fn knows_names_of_either_architecture_and_newer_calls() {
-        for name in [
-            "read",
-            "open",
-            "socketcall",
-            "clone3",
-            "mount_setattr",
-            "mseal",
-        ] {
+        for name in ["read", "open", "socketcall", "clone3", "mount_setattr", "mseal"] {
             assert!(is_known(name), "{name}");
         }
         assert!(!is_known("no_such_call"));

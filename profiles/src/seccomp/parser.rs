@@ -36,10 +36,7 @@ pub fn parse_policy(text: &str, origin: &Path) -> Result<Policy, PolicyError> {
 
 /// Reads and parses a policy file, after the `extradefs`: each either a file path or inline text
 /// prefixed with `{inline}`. Their definitions (and rules, if any) come before the file's.
-pub fn load_policy_file(
-    path: impl AsRef<Path>,
-    extradefs: &[String],
-) -> Result<Policy, PolicyError> {
+pub fn load_policy_file(path: impl AsRef<Path>, extradefs: &[String]) -> Result<Policy, PolicyError> {
     let path = path.as_ref();
     let mut state = ParseState::new(path);
     for extra in extradefs {
@@ -63,14 +60,9 @@ pub fn read_policy(path: &Path) -> Result<String, PolicyError> {
     let file_err = |kind| PolicyError::new(path, 0, 0, kind);
     let file = std::fs::File::open(path).map_err(|e| file_err(ErrorKind::Read(e.to_string())))?;
     let mut bytes = Vec::new();
-    file.take(MAX_POLICY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| file_err(ErrorKind::Read(e.to_string())))?;
+    file.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes).map_err(|e| file_err(ErrorKind::Read(e.to_string())))?;
     if bytes.len() as u64 > MAX_POLICY_BYTES {
-        return Err(file_err(ErrorKind::TooLarge(
-            bytes.len() as u64,
-            MAX_POLICY_BYTES,
-        )));
+        return Err(file_err(ErrorKind::TooLarge(bytes.len() as u64, MAX_POLICY_BYTES)));
     }
     String::from_utf8(bytes).map_err(|_| file_err(ErrorKind::NotUtf8))
 }
@@ -82,21 +74,14 @@ struct ParseState {
 
 impl ParseState {
     fn new(origin: &Path) -> Self {
-        let policy = Policy {
-            origin: origin.to_path_buf(),
-            ..Policy::default()
-        };
-        ParseState {
-            policy,
-            defs: HashMap::new(),
-        }
+        let policy = Policy { origin: origin.to_path_buf(), ..Policy::default() };
+        ParseState { policy, defs: HashMap::new() }
     }
 
     fn parse_text(&mut self, text: &str, origin: &Path) -> Result<(), PolicyError> {
         for (idx, line) in text.lines().enumerate() {
             let lineno = idx as u32 + 1;
-            self.parse_line(line, lineno)
-                .map_err(|(line, col, kind)| PolicyError::new(origin, line, col, kind))?;
+            self.parse_line(line, lineno).map_err(|(line, col, kind)| PolicyError::new(origin, line, col, kind))?;
         }
         Ok(())
     }
@@ -123,13 +108,7 @@ impl ParseState {
         }
     }
 
-    fn definition(
-        &mut self,
-        name: &str,
-        body: &[Token],
-        lineno: u32,
-        end_col: u32,
-    ) -> Result<(), ExprError> {
+    fn definition(&mut self, name: &str, body: &[Token], lineno: u32, end_col: u32) -> Result<(), ExprError> {
         let slot = match name {
             "DEFAULT_POSITIVE" => Some(&mut self.policy.defaults.positive),
             "DEFAULT_NEGATIVE" => Some(&mut self.policy.defaults.negative),
@@ -153,35 +132,20 @@ impl ParseState {
         let mut p = ExprParser::new(body, lineno, end_col, &self.defs, &scope);
         let value = p.expr()?;
         p.expect_end("end of line")?;
-        self.defs.insert(
-            name.to_string(),
-            Def::Value {
-                node: value,
-                line: lineno,
-            },
-        );
+        self.defs.insert(name.to_string(), Def::Value { node: value, line: lineno });
         Ok(())
     }
 
     /// `name(p1, p2) = body`: the body is kept as tokens and parsed at each use.
     /// A macro's name must be new and its body may only use names known now, so macros
     /// cannot recurse.
-    fn macro_definition(
-        &mut self,
-        name: &str,
-        toks: &[Token],
-        lineno: u32,
-    ) -> Result<(), ExprError> {
+    fn macro_definition(&mut self, name: &str, toks: &[Token], lineno: u32) -> Result<(), ExprError> {
         if let Some(previous) = self.defs.get(name) {
             let line = match previous {
                 Def::Macro { line, .. } => *line,
                 Def::Value { line, .. } => *line,
             };
-            return Err((
-                lineno,
-                toks[0].col,
-                ErrorKind::MacroRedefined(name.to_string(), line),
-            ));
+            return Err((lineno, toks[0].col, ErrorKind::MacroRedefined(name.to_string(), line)));
         }
         let mut params = Vec::new();
         let mut i = 2;
@@ -194,10 +158,7 @@ impl ParseState {
                 Some(Tok::RParen) if toks[i - 1].tok != Tok::Comma => break,
                 Some(t) => {
                     let found = t.describe();
-                    let kind = ErrorKind::UnexpectedToken {
-                        found,
-                        expected: "a parameter name",
-                    };
+                    let kind = ErrorKind::UnexpectedToken { found, expected: "a parameter name" };
                     return Err((lineno, toks[i].col, kind));
                 }
                 None => return Err((lineno, toks[1].col, ErrorKind::UnclosedParen)),
@@ -207,10 +168,7 @@ impl ParseState {
         match toks.get(i + 1) {
             Some(t) if t.tok == Tok::Assign => {}
             Some(t) => {
-                let kind = ErrorKind::UnexpectedToken {
-                    found: t.tok.describe(),
-                    expected: "'='",
-                };
+                let kind = ErrorKind::UnexpectedToken { found: t.tok.describe(), expected: "'='" };
                 return Err((lineno, t.col, kind));
             }
             None => return Err((lineno, toks[i].col + 1, ErrorKind::UnexpectedEnd("'='"))),
@@ -218,31 +176,15 @@ impl ParseState {
         let body = toks[i + 2..].to_vec();
         self.check_macro_names(&body, &params, lineno)?;
         if body.is_empty() {
-            return Err((
-                lineno,
-                toks[i + 1].col + 1,
-                ErrorKind::UnexpectedEnd("an expression"),
-            ));
+            return Err((lineno, toks[i + 1].col + 1, ErrorKind::UnexpectedEnd("an expression")));
         }
-        self.defs.insert(
-            name.to_string(),
-            Def::Macro {
-                params,
-                body,
-                line: lineno,
-            },
-        );
+        self.defs.insert(name.to_string(), Def::Macro { params, body, line: lineno });
         Ok(())
     }
 
     /// Every name in a macro body must be a parameter, an earlier definition, a built-in constant
     /// or a keyword.
-    fn check_macro_names(
-        &self,
-        body: &[Token],
-        params: &[String],
-        line: u32,
-    ) -> Result<(), ExprError> {
+    fn check_macro_names(&self, body: &[Token], params: &[String], line: u32) -> Result<(), ExprError> {
         for t in body {
             let Tok::Ident(word) = &t.tok else { continue };
             let lower = word.to_ascii_lowercase();
@@ -258,57 +200,26 @@ impl ParseState {
     }
 
     /// `[actions] : body` after the syscall name.
-    fn rule(
-        &self,
-        name: &str,
-        name_col: u32,
-        toks: &[Token],
-        lineno: u32,
-        end_col: u32,
-    ) -> Result<Rule, ExprError> {
+    fn rule(&self, name: &str, name_col: u32, toks: &[Token], lineno: u32, end_col: u32) -> Result<Rule, ExprError> {
         if !names::is_known(name) {
-            return Err((
-                lineno,
-                name_col,
-                ErrorKind::UnknownSyscall(name.to_string()),
-            ));
+            return Err((lineno, name_col, ErrorKind::UnknownSyscall(name.to_string())));
         }
-        let (mut action, mut i) = if toks[0].tok == Tok::LBrack {
-            rule_actions(toks, lineno, end_col)?
-        } else {
-            (RuleAction::default(), 0)
-        };
+        let (mut action, mut i) =
+            if toks[0].tok == Tok::LBrack { rule_actions(toks, lineno, end_col)? } else { (RuleAction::default(), 0) };
         match toks.get(i) {
             Some(t) if t.tok == Tok::Colon => i += 1,
             Some(t) => {
-                let kind = ErrorKind::UnexpectedToken {
-                    found: t.tok.describe(),
-                    expected: "':'",
-                };
+                let kind = ErrorKind::UnexpectedToken { found: t.tok.describe(), expected: "':'" };
                 return Err((lineno, t.col, kind));
             }
             None => return Err((lineno, end_col, ErrorKind::UnexpectedEnd("':'"))),
         }
         let body = &toks[i..];
         let condition = self.rule_body(body, &mut action, lineno, end_col)?;
-        Ok(Rule {
-            syscall: name.to_string(),
-            action,
-            condition,
-            span: Span {
-                line: lineno,
-                col: name_col,
-            },
-        })
+        Ok(Rule { syscall: name.to_string(), action, condition, span: Span { line: lineno, col: name_col } })
     }
 
-    fn rule_body(
-        &self,
-        body: &[Token],
-        action: &mut RuleAction,
-        lineno: u32,
-        end_col: u32,
-    ) -> Result<Expr, ExprError> {
+    fn rule_body(&self, body: &[Token], action: &mut RuleAction, lineno: u32, end_col: u32) -> Result<Expr, ExprError> {
         if let Some(rest) = strip_return(body) {
             let (errno, used) = action_value(rest, lineno, end_col, false)?;
             expect_consumed(rest, used, lineno)?;
@@ -327,14 +238,7 @@ impl ParseState {
                 return Err(match body.get(used + 1) {
                     Some(t) => {
                         let found = t.tok.describe();
-                        (
-                            lineno,
-                            t.col,
-                            ErrorKind::UnexpectedToken {
-                                found,
-                                expected: "'return'",
-                            },
-                        )
+                        (lineno, t.col, ErrorKind::UnexpectedToken { found, expected: "'return'" })
                     }
                     None => (lineno, semi.col + 1, ErrorKind::UnexpectedEnd("'return'")),
                 });
@@ -376,14 +280,7 @@ fn expect_consumed(toks: &[Token], used: usize, line: u32) -> Result<(), ExprErr
         None => Ok(()),
         Some(t) => {
             let found = t.tok.describe();
-            Err((
-                line,
-                t.col,
-                ErrorKind::UnexpectedToken {
-                    found,
-                    expected: "end of line",
-                },
-            ))
+            Err((line, t.col, ErrorKind::UnexpectedToken { found, expected: "end of line" }))
         }
     }
 }
@@ -406,10 +303,7 @@ fn rule_actions(toks: &[Token], line: u32, end_col: u32) -> Result<(RuleAction, 
             Tok::Minus => (&mut action.negative, "negative"),
             _ => {
                 let found = t.tok.describe();
-                let kind = ErrorKind::UnexpectedToken {
-                    found,
-                    expected: "'+action' or '-action'",
-                };
+                let kind = ErrorKind::UnexpectedToken { found, expected: "'+action' or '-action'" };
                 return Err((line, t.col, kind));
             }
         };
@@ -421,12 +315,7 @@ fn rule_actions(toks: &[Token], line: u32, end_col: u32) -> Result<(RuleAction, 
 
 /// An action: `allow`, `kill`, `trap`, `trace`, `log` (when `named` is allowed), an errno name
 /// or an errno number. Returns it and the number of tokens used.
-fn action_value(
-    toks: &[Token],
-    line: u32,
-    end_col: u32,
-    named: bool,
-) -> Result<(Action, usize), ExprError> {
+fn action_value(toks: &[Token], line: u32, end_col: u32, named: bool) -> Result<(Action, usize), ExprError> {
     let Some(t) = toks.first() else {
         return Err((line, end_col, ErrorKind::UnexpectedEnd("an action")));
     };
@@ -439,17 +328,10 @@ fn action_value(
             (true, "trap") => Action::Trap,
             (true, "trace") => Action::Trace,
             (true, "log") => Action::Log,
-            _ => consts::errno(word).map(Action::Errno).ok_or((
-                line,
-                t.col,
-                ErrorKind::UnknownAction(word.clone()),
-            ))?,
+            _ => consts::errno(word).map(Action::Errno).ok_or((line, t.col, ErrorKind::UnknownAction(word.clone())))?,
         },
         other => {
-            let kind = ErrorKind::UnexpectedToken {
-                found: other.describe(),
-                expected: "an action",
-            };
+            let kind = ErrorKind::UnexpectedToken { found: other.describe(), expected: "an action" };
             return Err((line, t.col, kind));
         }
     };

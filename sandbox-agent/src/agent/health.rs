@@ -100,13 +100,21 @@ fn cpu_from_stat(stat: &str, ticks_per_sec: u64) -> Option<u64> {
 fn page_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 { v as u64 } else { 4096 }
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
 }
 
 fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 { v as u64 } else { 100 }
+    if v > 0 {
+        v as u64
+    } else {
+        100
+    }
 }
 
 /// Sum the usage of a process list.
@@ -191,8 +199,8 @@ mod tests {
         // The forked sleep is the new namespace's init; find it as unshare's child.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let init = loop {
-            let kids = fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
-                .unwrap_or_default();
+            let kids =
+                fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id())).unwrap_or_default();
             if let Some(pid) = kids.split_whitespace().next().and_then(|s| s.parse::<i32>().ok()) {
                 // Wait until it exec'd sleep.
                 if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep") {

@@ -40,7 +40,9 @@ impl MountError {
             MountError::Refused { path, detail } => {
                 oz_wire::AgentError::PathRefused { path: path.clone(), detail: detail.to_string() }
             }
-            MountError::Sys { path, errno, .. } => oz_wire::AgentError::Mount { path: path.clone(), errno: *errno as i32 },
+            MountError::Sys { path, errno, .. } => {
+                oz_wire::AgentError::Mount { path: path.clone(), errno: *errno as i32 }
+            }
             MountError::Open { path, source: RootfsError::Fs { errno, .. } } => {
                 oz_wire::AgentError::Mount { path: path.clone(), errno: *errno as i32 }
             }
@@ -48,9 +50,10 @@ impl MountError {
                 oz_wire::AgentError::PathRefused { path: path.clone(), detail: source.to_string() }
             }
             MountError::NotMounted { path } => oz_wire::AgentError::Umount { path: path.clone(), errno: libc::EINVAL },
-            MountError::AlreadyMounted { path } => {
-                oz_wire::AgentError::PathRefused { path: path.clone(), detail: "already mounted (unmount it first)".into() }
-            }
+            MountError::AlreadyMounted { path } => oz_wire::AgentError::PathRefused {
+                path: path.clone(),
+                detail: "already mounted (unmount it first)".into(),
+            },
         }
     }
 }
@@ -99,7 +102,8 @@ pub fn detach(fd: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, MountError> {
 /// absolute path (also the target inside the sandbox) and the detached tree.
 pub fn prepare(user: &UserInfo, path: &Path) -> Result<(PathBuf, OwnedFd), MountError> {
     let full = resolve_request(&user.home, path)?;
-    let fd = oz_sandbox::rootfs::open_user_path(user, &full).map_err(|source| MountError::Open { path: full.clone(), source })?;
+    let fd = oz_sandbox::rootfs::open_user_path(user, &full)
+        .map_err(|source| MountError::Open { path: full.clone(), source })?;
     let tree = detach(fd.as_fd(), &full)?;
     Ok((full, tree))
 }

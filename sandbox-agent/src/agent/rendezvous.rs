@@ -146,8 +146,11 @@ fn listen(path: &Path) -> Result<OwnedFd, RendezvousError> {
     let sys = |op, errno| RendezvousError::Sys { op, path: path.to_path_buf(), errno };
     match fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-            fs::remove_file(path)
-                .map_err(|source| RendezvousError::Io { op: "remove stale", path: path.to_path_buf(), source })?;
+            fs::remove_file(path).map_err(|source| RendezvousError::Io {
+                op: "remove stale",
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
         Ok(_) => return Err(RendezvousError::NotASocket { path: path.to_path_buf() }),
         Err(_) => {}
@@ -161,8 +164,11 @@ fn listen(path: &Path) -> Result<OwnedFd, RendezvousError> {
     .map_err(|e| sys("socket", e))?;
     let addr = UnixAddr::new(path).map_err(|e| sys("socket address", e))?;
     socket::bind(fd.as_raw_fd(), &addr).map_err(|e| sys("bind", e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-        .map_err(|source| RendezvousError::Io { op: "chmod", path: path.to_path_buf(), source })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| RendezvousError::Io {
+        op: "chmod",
+        path: path.to_path_buf(),
+        source,
+    })?;
     socket::listen(&fd, Backlog::new(8).expect("8 is a valid backlog")).map_err(|e| sys("listen", e))?;
     Ok(fd)
 }

@@ -6,19 +6,19 @@
 //!
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
 
-use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
-use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
 use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, WireError};
 use crate::init::{InitPlan, StartStdio};
-use oz_sandbox::landlock::LandlockPlan;
-use oz_sandbox::namespaces::{self, Forked};
-use oz_sandbox::rootfs::{self, RootfsError, RootfsPlan};
-use oz_sandbox::user::{UserError, UserInfo};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+use oz_sandbox::cgroups::{Cgroup, CgroupError, CgroupName};
+use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan, NulError, ProgramStdio, SeccompFilter};
+use oz_sandbox::landlock::LandlockPlan;
+use oz_sandbox::namespaces::{self, Forked};
+use oz_sandbox::rootfs::{self, RootfsError, RootfsPlan};
+use oz_sandbox::user::{UserError, UserInfo};
 use oz_wire::{LaunchSpec, StdioMode};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -106,7 +106,11 @@ impl ProgramSpec {
         Ok(ProgramSpec { user, creds, exe, argv, env, cwds })
     }
 
-    fn exec_plan(&self, landlock: Option<LandlockPlan>, seccomp: Option<Rc<dyn SeccompFilter>>) -> Result<ExecPlan, SandboxError> {
+    fn exec_plan(
+        &self,
+        landlock: Option<LandlockPlan>,
+        seccomp: Option<Rc<dyn SeccompFilter>>,
+    ) -> Result<ExecPlan, SandboxError> {
         let c = |p: &Path| cstring(&p.to_string_lossy());
         Ok(ExecPlan {
             path: c(&self.exe)?,
@@ -169,22 +173,36 @@ impl Sandbox {
     /// As `launch`, with argument files (candidate absolute host paths, only when the profile
     /// has `allow_files`; those the user can read, see [`crate::agent::argfiles::accessible`]) bound
     /// into the sandbox at the same place.
-    pub fn launch_with_files(spec: &LaunchSpec, stdio: Vec<OwnedFd>, files: &[PathBuf]) -> Result<Sandbox, SandboxError> {
+    pub fn launch_with_files(
+        spec: &LaunchSpec,
+        stdio: Vec<OwnedFd>,
+        files: &[PathBuf],
+    ) -> Result<Sandbox, SandboxError> {
         if let Some(n) = namespaces::thread_count().filter(|n| *n > 1) {
             return Err(SandboxError::Threaded(n));
         }
         let program = ProgramSpec::resolve(spec)?;
         // Only files the user can reach, decided with the user's credentials.
-        let files = if spec.profile.allow_files { crate::agent::argfiles::accessible(&program.user, files) } else { Vec::new() };
+        let files = if spec.profile.allow_files {
+            crate::agent::argfiles::accessible(&program.user, files)
+        } else {
+            Vec::new()
+        };
         let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
         let mut warnings = rootfs.warnings.clone();
         // An X program, or one on the host's network, is scoped away from the host's abstract
         // sockets (X11, D-Bus) and from signalling outside the sandbox.
-        let scope_ipc = spec.profile.xserver.enabled || spec.profile.networking.net_type == oz_profiles::profile::NetType::Host;
+        let scope_ipc =
+            spec.profile.xserver.enabled || spec.profile.networking.net_type == oz_profiles::profile::NetType::Host;
         let landlock = match spec.profile.landlock.enabled {
             true => {
                 let extra = writable_targets(&rootfs);
-                let plan = LandlockPlan::for_user(&program.user.home, program.user.uid, &extra, spec.profile.landlock.required);
+                let plan = LandlockPlan::for_user(
+                    &program.user.home,
+                    program.user.uid,
+                    &extra,
+                    spec.profile.landlock.required,
+                );
                 Some(LandlockPlan { scope_ipc, ..plan })
             }
             false => scope_ipc.then(LandlockPlan::scope_only),
@@ -193,11 +211,13 @@ impl Sandbox {
         let exec_plan = program.exec_plan(landlock, None)?;
         let (stdio, log) = Sandbox::stdio(spec, stdio)?;
         let cgroup = Cgroup::create(&CgroupName::new(&spec.config.state_dir, spec.sandbox_id), &spec.profile.limits)?;
-        let (agent_end, init_end) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(sys("socketpair"))?;
+        let (agent_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(sys("socketpair"))?;
         let cgroup_tasks = v1_tasks_files(&cgroup)?;
         let (gate_r, gate_w) = match cgroup_tasks.is_empty() {
-            true => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map(|(r, w)| (Some(r), Some(w))).map_err(sys("pipe"))?,
+            true => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map(|(r, w)| (Some(r), Some(w)))
+                .map_err(sys("pipe"))?,
             false => (None, None),
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
@@ -220,7 +240,9 @@ impl Sandbox {
             new_net: namespaces::wants_net_namespace(spec.profile.networking.net_type),
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
-        keep.extend(plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()));
+        keep.extend(
+            plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()),
+        );
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep.extend(plan.stdio.iter().flat_map(|s| match s {
             StartStdio::Given(s) => stdio_fds(s),
@@ -319,7 +341,9 @@ impl Sandbox {
     fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
         match proto::recv::<InitToAgent>(self.channel.as_fd()) {
-            Ok((InitToAgent::Ready { pid, warnings }, fds)) => Ok(Readied { pid, warnings, pty: fds.into_iter().next() }),
+            Ok((InitToAgent::Ready { pid, warnings }, fds)) => {
+                Ok(Readied { pid, warnings, pty: fds.into_iter().next() })
+            }
             Ok((InitToAgent::ProgramFailed { error }, _)) => {
                 self.reap();
                 Err(SandboxError::Init { id, error })
@@ -486,7 +510,11 @@ fn v1_tasks_files(cgroup: &Cgroup) -> Result<Vec<(String, OwnedFd)>, SandboxErro
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|source| CgroupError::Io { op: "open", path: path.clone(), source })?;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|source| CgroupError::Io {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
         out.push((path.display().to_string(), OwnedFd::from(file)));
     }
     Ok(out)
@@ -517,7 +545,6 @@ fn close_fds_except(keep: &[RawFd]) {
     // SAFETY: as above.
     unsafe { libc::close_range(from, libc::c_uint::MAX, 0) };
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -104,7 +104,11 @@ pub fn spec(args: &StandaloneArgs) -> Result<LaunchSpec, StandaloneError> {
     let caller_env = args
         .env
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| StandaloneError::Env(kv.clone())))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| StandaloneError::Env(kv.clone()))
+        })
         .collect::<Result<_, _>>()?;
     Ok(LaunchSpec {
         sandbox_id: args.id.unwrap_or(std::process::id() as u64),
@@ -149,11 +153,17 @@ pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     for cmd in &args.helpers {
         let mut sh = std::process::Command::new("/bin/sh");
         sh.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
-        runtime.add_child(ChildSpec { name: cmd.clone(), restart: RestartPolicy::HELPER, spawn: children::command(sh) });
+        runtime.add_child(ChildSpec {
+            name: cmd.clone(),
+            restart: RestartPolicy::HELPER,
+            spawn: children::command(sh),
+        });
     }
     runtime.run();
     match runtime.program_status() {
         Some(s) => Ok(s.shell_code()),
-        None => Err(SandboxError::InitDied { id, status: runtime.init_status().unwrap_or_default().to_string() }.into()),
+        None => {
+            Err(SandboxError::InitDied { id, status: runtime.init_status().unwrap_or_default().to_string() }.into())
+        }
     }
 }

@@ -42,7 +42,12 @@ fn caller_value<'a>(caller: &'a [(String, String)], name: &str) -> Option<&'a st
 /// `environment_vars` (a bare name copies the caller's value, `NAME=value` sets it), then the
 /// profile's `environment` (fixed value, or the caller's), then PATH, HOME, USER, LOGNAME.
 /// Nothing else from the caller.
-pub fn program_env(config_vars: &[String], profile_env: &[EnvVar], caller: &[(String, String)], user: &UserInfo) -> Env {
+pub fn program_env(
+    config_vars: &[String],
+    profile_env: &[EnvVar],
+    caller: &[(String, String)],
+    user: &UserInfo,
+) -> Env {
     let mut env = Env::default();
     for item in config_vars {
         match item.split_once('=') {
@@ -122,17 +127,28 @@ mod tests {
     #[test]
     fn env_keeps_only_what_config_and_profile_allow() {
         let cfg = vec!["LANG".to_string(), "TZ=UTC".to_string(), "XDG_SEAT".to_string()];
-        let prof = vec![EnvVar { name: "FOO".into(), value: None }, EnvVar { name: "MOZ".into(), value: Some("1".into()) }];
+        let prof =
+            vec![EnvVar { name: "FOO".into(), value: None }, EnvVar { name: "MOZ".into(), value: Some("1".into()) }];
         let env = program_env(&cfg, &prof, &caller(), &user()).to_strings();
         assert_eq!(
             env,
-            vec!["LANG=C.UTF-8", "TZ=UTC", "FOO=bar", "MOZ=1", "PATH=/usr/bin:/bin", "HOME=/home/u", "USER=u", "LOGNAME=u"]
+            vec![
+                "LANG=C.UTF-8",
+                "TZ=UTC",
+                "FOO=bar",
+                "MOZ=1",
+                "PATH=/usr/bin:/bin",
+                "HOME=/home/u",
+                "USER=u",
+                "LOGNAME=u"
+            ]
         );
     }
 
     #[test]
     fn env_fixed_values_win_and_bad_names_are_dropped() {
-        let cfg = vec!["HOME".to_string(), "A=1".to_string(), "A=2".to_string(), "=x".to_string(), "B=a\0b".to_string()];
+        let cfg =
+            vec!["HOME".to_string(), "A=1".to_string(), "A=2".to_string(), "=x".to_string(), "B=a\0b".to_string()];
         let env = program_env(&cfg, &[], &caller(), &user());
         assert_eq!(env.get("HOME"), Some("/home/u"));
         assert_eq!(env.get("A"), Some("2"));
@@ -168,10 +184,19 @@ mod tests {
         let e = only(&["/bin/evince"]);
         assert_eq!(program_path(&profile("${PATH}/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/bin/evince"));
         let e = only(&["/usr/bin/evince", "/usr/bin-oz/evince.unsafe"]);
-        assert_eq!(program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(), Path::new("/usr/bin-oz/evince.unsafe"));
+        assert_eq!(
+            program_path(&profile("/usr/bin/evince"), &cfg, &ctx, &e).unwrap(),
+            Path::new("/usr/bin-oz/evince.unsafe")
+        );
         assert_eq!(program_path(&profile("/usr/bin/x"), &cfg, &ctx, &only(&[])).unwrap(), Path::new("/usr/bin/x"));
-        assert!(matches!(program_path(&profile("evince"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotAbsolute { .. })));
-        assert!(matches!(program_path(&profile("${PATH}/nope"), &cfg, &ctx, &only(&[])), Err(ProgramError::NotInPath { .. })));
+        assert!(matches!(
+            program_path(&profile("evince"), &cfg, &ctx, &only(&[])),
+            Err(ProgramError::NotAbsolute { .. })
+        ));
+        assert!(matches!(
+            program_path(&profile("${PATH}/nope"), &cfg, &ctx, &only(&[])),
+            Err(ProgramError::NotInPath { .. })
+        ));
         let e = only(&["/home/u/bin/tool"]);
         assert_eq!(program_path(&profile("${HOME}/bin/tool"), &cfg, &ctx, &e).unwrap(), Path::new("/home/u/bin/tool"));
         assert!(matches!(program_path(&profile("${NOPE}/x"), &cfg, &ctx, &e), Err(ProgramError::Expand { .. })));

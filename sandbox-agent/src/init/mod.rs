@@ -12,12 +12,12 @@
 mod reaper;
 mod requests;
 
-use oz_sandbox::exec::{self, ExecPlan, ProgramStdio};
 use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, ProcessRole, Step};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use oz_sandbox::exec::{self, ExecPlan, ProgramStdio};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -108,25 +108,41 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
     oz_sandbox::namespaces::set_uts_names(&plan.hostname, &plan.domainname)
         .map_err(|e| InitError::new(Step::Hostname, Some(plan.hostname.clone()), e as i32))?;
     if plan.loopback && !plan.new_net {
-        oz_sandbox::namespaces::loopback_up().map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
+        oz_sandbox::namespaces::loopback_up()
+            .map_err(|e| InitError::new(Step::Loopback, Some("lo".into()), e as i32))?;
     }
     let deferred = plan.blacklist_pipe.is_some();
     let mut pipe = plan.blacklist_pipe.take();
-    let mut blacklist = || oz_sandbox::rootfs::receive_blacklist(pipe.take().ok_or(oz_sandbox::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?);
+    let mut blacklist = || {
+        oz_sandbox::rootfs::receive_blacklist(
+            pipe.take()
+                .ok_or(oz_sandbox::rootfs::RootfsError::Sys { what: "receive the blacklist", errno: Errno::EBADF })?,
+        )
+    };
     let (new_net, loopback) = (plan.new_net, plan.loopback);
     let mut join_net = || new_net_namespace(new_net, loopback);
     let later = oz_sandbox::rootfs::Deferred {
         before_sysproc: Some(&mut join_net),
         blacklist: if deferred { Some(&mut blacklist) } else { None },
     };
-    let report = oz_sandbox::rootfs::build_with(&plan.rootfs, later)
-        .map_err(|e| InitError { step: Step::Rootfs, object: None, errno: 0, detail: Some(e.to_string()) })?;
+    let report = oz_sandbox::rootfs::build_with(&plan.rootfs, later).map_err(|e| InitError {
+        step: Step::Rootfs,
+        object: None,
+        errno: 0,
+        detail: Some(e.to_string()),
+    })?;
     plan.warnings = report.warnings;
     join_cgroup(std::mem::take(&mut plan.cgroup_tasks), plan.cgroup_gate.take())?;
     if let Some(pipe) = plan.seccomp_pipe.take() {
         // Without it nothing is ever spawned: the setup fails.
-        let bytes = proto::read_pipe_message(pipe).map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.errno().unwrap_or(libc::EPIPE)))?;
-        let filter = oz_sandbox::seccomp::from_bytes(&bytes).map_err(|detail| InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) })?;
+        let bytes = proto::read_pipe_message(pipe)
+            .map_err(|e| InitError::new(Step::Seccomp, Some("receive".into()), e.errno().unwrap_or(libc::EPIPE)))?;
+        let filter = oz_sandbox::seccomp::from_bytes(&bytes).map_err(|detail| InitError {
+            step: Step::Seccomp,
+            object: None,
+            errno: 0,
+            detail: Some(detail),
+        })?;
         plan.program.seccomp = Some(filter);
     }
     let set = handled_signals();
@@ -162,7 +178,8 @@ fn join_cgroup(tasks: Vec<(String, OwnedFd)>, gate: Option<OwnedFd>) -> Result<(
     if let Some(gate) = gate {
         wait_for_gate(gate)?;
     }
-    oz_sandbox::namespaces::enter_cgroup_namespace().map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
+    oz_sandbox::namespaces::enter_cgroup_namespace()
+        .map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
 }
 
 fn wait_for_gate(gate: OwnedFd) -> Result<(), InitError> {
@@ -175,7 +192,12 @@ fn wait_for_gate(gate: OwnedFd) -> Result<(), InitError> {
     };
     drop(gate);
     if n != 1 {
-        return Err(InitError { step: Step::Cgroup, object: None, errno: 0, detail: Some("the agent could not move the init into the cgroup".into()) });
+        return Err(InitError {
+            step: Step::Cgroup,
+            object: None,
+            errno: 0,
+            detail: Some("the agent could not move the init into the cgroup".into()),
+        });
     }
     Ok(())
 }
@@ -260,8 +282,10 @@ impl Init {
                 }
             }
             let timeout = match self.deadline {
-                Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32 + 1)
-                    .unwrap_or(PollTimeout::MAX),
+                Some(d) => PollTimeout::try_from(
+                    d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32 + 1,
+                )
+                .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
             let (sig_ready, sock_ready) = {
@@ -348,7 +372,8 @@ impl Init {
     fn mount(&mut self, fds: Vec<OwnedFd>, target: PathBuf, read_only: bool) -> InitToAgent {
         if self.injected.contains_key(&target) {
             let detail = Some("already mounted (unmount it first)".to_string());
-            let error = InitError { step: Step::Mount, object: Some(target.display().to_string()), errno: libc::EBUSY, detail };
+            let error =
+                InitError { step: Step::Mount, object: Some(target.display().to_string()), errno: libc::EBUSY, detail };
             return InitToAgent::Failed { error };
         }
         match requests::mount(fds, &target, read_only, &self.template.creds) {
@@ -362,7 +387,12 @@ impl Init {
 
     fn umount(&mut self, target: PathBuf) -> InitToAgent {
         let Some(injected) = self.injected.get(&target) else {
-            let error = InitError { step: Step::Umount, object: Some(target.display().to_string()), errno: libc::EINVAL, detail: Some("not mounted".into()) };
+            let error = InitError {
+                step: Step::Umount,
+                object: Some(target.display().to_string()),
+                errno: libc::EINVAL,
+                detail: Some("not mounted".into()),
+            };
             return InitToAgent::Failed { error };
         };
         match requests::umount(&target, injected) {
@@ -376,7 +406,13 @@ impl Init {
         }
     }
 
-    fn run_program(&mut self, argv: Vec<String>, env: Vec<String>, cwd: Option<std::path::PathBuf>, fds: Vec<OwnedFd>) -> InitToAgent {
+    fn run_program(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: Option<std::path::PathBuf>,
+        fds: Vec<OwnedFd>,
+    ) -> InitToAgent {
         let plan = match requests::relaunch_plan(&self.template, &argv, &env, cwd.as_deref()) {
             Ok(p) => p,
             Err(error) => return InitToAgent::Failed { error },
@@ -384,7 +420,12 @@ impl Init {
         let stdio = match <[OwnedFd; 3]>::try_from(fds) {
             Ok(f) => ProgramStdio::Fds(f),
             Err(v) => {
-                let error = InitError { step: Step::Stdio, object: None, errno: libc::EINVAL, detail: Some(format!("expected 3 fds, got {}", v.len())) };
+                let error = InitError {
+                    step: Step::Stdio,
+                    object: None,
+                    errno: libc::EINVAL,
+                    detail: Some(format!("expected 3 fds, got {}", v.len())),
+                };
                 return InitToAgent::Failed { error };
             }
         };
@@ -412,7 +453,13 @@ impl Init {
         Ok((pid, master))
     }
 
-    fn start_helper(&mut self, argv: Vec<String>, env: Vec<String>, seccomp: Vec<u8>, fds: Vec<OwnedFd>) -> InitToAgent {
+    fn start_helper(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        seccomp: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    ) -> InitToAgent {
         let mut plan = match requests::relaunch_plan(&self.template, &argv, &env, None) {
             Ok(p) => p,
             Err(error) => return InitToAgent::Failed { error },
@@ -420,13 +467,20 @@ impl Init {
         match oz_sandbox::seccomp::from_bytes(&seccomp) {
             Ok(f) => plan.seccomp = Some(f),
             Err(detail) => {
-                return InitToAgent::Failed { error: InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) } }
+                return InitToAgent::Failed {
+                    error: InitError { step: Step::Seccomp, object: None, errno: 0, detail: Some(detail) },
+                }
             }
         }
         let stdio = match <[OwnedFd; 3]>::try_from(fds) {
             Ok(f) => ProgramStdio::Fds(f),
             Err(v) => {
-                let error = InitError { step: Step::Stdio, object: None, errno: libc::EINVAL, detail: Some(format!("expected 3 fds, got {}", v.len())) };
+                let error = InitError {
+                    step: Step::Stdio,
+                    object: None,
+                    errno: libc::EINVAL,
+                    detail: Some(format!("expected 3 fds, got {}", v.len())),
+                };
                 return InitToAgent::Failed { error };
             }
         };

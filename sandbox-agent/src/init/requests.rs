@@ -1,10 +1,10 @@
 //! The init's work for the agent's requests: relaunch and shell plans, pty pairs, mounts.
 
-use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan};
 use crate::common::proto::{InitError, ShellRequest, Step};
+use nix::errno::Errno;
+use oz_sandbox::exec::{cstring, cstrings, Credentials, ExecPlan};
 use oz_sandbox::rootfs::bind::{set_attrs, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 use oz_sandbox::rootfs::AsUser;
-use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -15,14 +15,25 @@ fn nul_error(step: Step, e: oz_sandbox::exec::NulError) -> InitError {
 }
 
 /// A relaunch: the first program's credentials and confinement with a new argv/env/cwd.
-pub fn relaunch_plan(template: &ExecPlan, argv: &[String], env: &[String], cwd: Option<&Path>) -> Result<ExecPlan, InitError> {
-    let first = argv.first().ok_or_else(|| InitError { step: Step::Exec, object: None, errno: libc::EINVAL, detail: Some("empty argv".into()) })?;
+pub fn relaunch_plan(
+    template: &ExecPlan,
+    argv: &[String],
+    env: &[String],
+    cwd: Option<&Path>,
+) -> Result<ExecPlan, InitError> {
+    let first = argv.first().ok_or_else(|| InitError {
+        step: Step::Exec,
+        object: None,
+        errno: libc::EINVAL,
+        detail: Some("empty argv".into()),
+    })?;
     let mut plan = template.clone();
     plan.path = cstring(first).map_err(|e| nul_error(Step::Exec, e))?;
     plan.argv = cstrings(argv).map_err(|e| nul_error(Step::Exec, e))?;
     plan.env = cstrings(env).map_err(|e| nul_error(Step::Exec, e))?;
     if let Some(cwd) = cwd {
-        let c = CString::new(cwd.as_os_str().as_encoded_bytes()).map_err(|_| InitError::new(Step::Chdir, None, libc::EINVAL))?;
+        let c = CString::new(cwd.as_os_str().as_encoded_bytes())
+            .map_err(|_| InitError::new(Step::Chdir, None, libc::EINVAL))?;
         plan.cwds.insert(0, c);
         plan.cwds.dedup();
     }
@@ -30,7 +41,12 @@ pub fn relaunch_plan(template: &ExecPlan, argv: &[String], env: &[String], cwd: 
 }
 
 /// A shell as the requested user, with the same confinement as the program.
-pub fn shell_plan(template: &ExecPlan, shell: &CString, profile: &str, req: &ShellRequest) -> Result<ExecPlan, InitError> {
+pub fn shell_plan(
+    template: &ExecPlan,
+    shell: &CString,
+    profile: &str,
+    req: &ShellRequest,
+) -> Result<ExecPlan, InitError> {
     let mut plan = template.clone();
     plan.creds = oz_sandbox::exec::Credentials { uid: req.uid, gid: req.gid, groups: req.groups.clone() };
     plan.path = shell.clone();
@@ -88,7 +104,13 @@ pub fn open_pty(uid: u32, cols: u16, rows: u16) -> Result<(OwnedFd, OwnedFd), In
 /// Open `dir/name` as an O_PATH directory without following a symlink.
 fn open_dir_nofollow(dir: &OwnedFd, name: &CString) -> Result<OwnedFd, Errno> {
     // SAFETY: openat(2) relative to a descriptor we own.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
     // SAFETY: a fresh descriptor we own.
     Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -176,7 +198,13 @@ pub fn remove_created(created: &Created, creds: &Credentials) {
     let Ok(_user) = as_user(creds) else { return };
     for (path, is_dir) in created.iter().rev() {
         let Ok((names, last)) = split_target(path) else { continue };
-        let dir = names.iter().try_fold(match open_root() { Ok(d) => d, Err(_) => continue }, |d, n| open_dir_nofollow(&d, n));
+        let dir = names.iter().try_fold(
+            match open_root() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+            |d, n| open_dir_nofollow(&d, n),
+        );
         if let Ok(dir) = dir {
             // SAFETY: unlinkat relative to a descriptor we own; the last component is never
             // followed.
@@ -190,7 +218,15 @@ fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
     // SAFETY: statx is plain data; all-zero is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: statx of the object `fd` refers to (empty path) into our buffer.
-    let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW, libc::STATX_MNT_ID, &mut stx) };
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
     Errno::result(r)?;
     if stx.stx_mask & libc::STATX_MNT_ID == 0 {
         return Err(Errno::ENOSYS);
@@ -220,7 +256,14 @@ pub fn mount(fds: Vec<OwnedFd>, target: &Path, read_only: bool, creds: &Credenti
     // SAFETY: move_mount from our detached mount fd to dir/name (the last component is not
     // followed without MOVE_MOUNT_T_SYMLINKS).
     let r = unsafe {
-        libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
     };
     if let Err(e) = Errno::result(r) {
         remove_created(&created, creds);

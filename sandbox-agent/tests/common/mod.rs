@@ -13,7 +13,8 @@ pub fn test_uid() -> u32 {
         let lookup = || Command::new("id").args(["-u", TEST_USER]).output().unwrap();
         let mut out = lookup();
         if !out.status.success() {
-            let add = Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]).status().unwrap();
+            let add =
+                Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]).status().unwrap();
             out = lookup();
             assert!(out.status.success(), "useradd {TEST_USER}: {add}");
         }

@@ -131,4 +131,3 @@ pub fn hello_and_launch(chan: &AgentChannel, spec: &LaunchSpec) -> (u32, Option<
     let ready = chan.wait_for_ready(&mut |m| early.push(m)).unwrap();
     ready.unwrap_or_else(|e| panic!("launch failed: {e}"))
 }
-

@@ -37,10 +37,7 @@ pub const SECUREBITS: libc::c_ulong = SECBIT_NOROOT
 
 /// The highest capability number the kernel knows (read before forking).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63)
 }
 
 fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> Result<(), Errno> {
@@ -91,7 +88,8 @@ pub fn drop_privileges(creds: &Credentials, last_cap: u32) -> Result<(), (Step, 
     Errno::result(unsafe { libc::setresgid(creds.gid, creds.gid, creds.gid) }).map_err(|e| (Step::Gid, e))?;
     // SAFETY: as above.
     Errno::result(unsafe { libc::setresuid(creds.uid, creds.uid, creds.uid) }).map_err(|e| (Step::Uid, e))?;
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0).map_err(|e| (Step::Capabilities, e))?;
+    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0)
+        .map_err(|e| (Step::Capabilities, e))?;
     clear_capsets().map_err(|e| (Step::Capabilities, e))?;
     set_no_new_privs()
 }

@@ -78,7 +78,8 @@ pub enum ProgramStdio {
 /// Fork and exec `plan`. Returns once the program was exec'd (or failed to be).
 pub fn spawn(plan: &ExecPlan, stdio: ProgramStdio) -> Result<Pid, InitError> {
     let object = Some(plan.path.to_string_lossy().into_owned());
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| InitError::new(Step::Fork, None, e as i32))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| InitError::new(Step::Fork, None, e as i32))?;
     // SAFETY: the init is single-threaded, so the child inherits no lock held by another thread.
     match unsafe { nix::unistd::fork() }.map_err(|e| InitError::new(Step::Fork, object.clone(), e as i32))? {
         ForkResult::Child => {
@@ -186,8 +187,10 @@ fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Er
     if let Some(filter) = &plan.seccomp {
         filter.install().map_err(|e| (Step::Seccomp, e))?;
     }
-    let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let argv: Vec<*const libc::c_char> =
+        plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        plan.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // SAFETY: path, argv and envp are NUL-terminated strings in null-terminated arrays that live
     // across the call.
     unsafe { libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
@@ -218,7 +221,11 @@ fn attach_stdio(stdio: &ProgramStdio) -> Result<(), Errno> {
     let fds: [RawFd; 3] = match stdio {
         ProgramStdio::Fds(f) => [f[0].as_raw_fd(), f[1].as_raw_fd(), f[2].as_raw_fd()],
         ProgramStdio::Log(out) => {
-            devnull = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+            devnull = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
             [devnull, out.as_raw_fd(), out.as_raw_fd()]
         }
         ProgramStdio::Pty(slave) => {

@@ -77,7 +77,9 @@ fn fail(op: MountOp) -> MountFailure {
 
 /// A detached copy of the mount tree at `src` (an O_PATH fd is fine), including submounts.
 pub fn clone_tree(src: BorrowedFd<'_>) -> Result<OwnedFd, MountFailure> {
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
         | libc::AT_RECURSIVE as libc::c_uint;
     // SAFETY: open_tree with a valid fd and an empty NUL-terminated path; the returned fd is new
     // and owned by us.
@@ -148,7 +150,8 @@ pub enum FsOption<'a> {
 /// A new, detached instance of filesystem `fstype` (tmpfs, proc, sysfs, devpts) with `options`,
 /// its mount carrying `attrs`.
 pub fn new_fs(fstype: &str, options: &[FsOption<'_>], attrs: u64) -> Result<OwnedFd, MountFailure> {
-    let name = CString::new(fstype).map_err(|_| MountFailure { op: MountOp::FsOpen, errno: nix::errno::Errno::EINVAL })?;
+    let name =
+        CString::new(fstype).map_err(|_| MountFailure { op: MountOp::FsOpen, errno: nix::errno::Errno::EINVAL })?;
     // SAFETY: fsopen with a NUL-terminated name; the fd is new and owned below.
     let fs = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
     if fs < 0 {
@@ -161,7 +164,8 @@ pub fn new_fs(fstype: &str, options: &[FsOption<'_>], attrs: u64) -> Result<Owne
             FsOption::Flag(k) => (FSCONFIG_SET_FLAG, *k, None),
             FsOption::Str(k, v) => (FSCONFIG_SET_STRING, *k, Some(*v)),
         };
-        let key = CString::new(key).map_err(|_| MountFailure { op: MountOp::FsConfig, errno: nix::errno::Errno::EINVAL })?;
+        let key =
+            CString::new(key).map_err(|_| MountFailure { op: MountOp::FsConfig, errno: nix::errno::Errno::EINVAL })?;
         let value = value
             .map(CString::new)
             .transpose()

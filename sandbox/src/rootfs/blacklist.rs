@@ -34,8 +34,20 @@ pub const DEFAULT_PATHS: &[&str] = &[
 
 /// The original's default blacklisted programs, looked up in every search directory.
 pub const DEFAULT_PROGRAMS: &[&str] = &[
-    "sudo", "su", "xinput", "strace", "mount", "umount", "fusermount", "fusermount3", "fuser", "kmod", "mknod", "udevadm",
-    "systemd", "systemd-*",
+    "sudo",
+    "su",
+    "xinput",
+    "strace",
+    "mount",
+    "umount",
+    "fusermount",
+    "fusermount3",
+    "fuser",
+    "kmod",
+    "mknod",
+    "udevadm",
+    "systemd",
+    "systemd-*",
 ];
 
 /// The default blacklist as profile-style strings.
@@ -53,7 +65,8 @@ pub fn plan(vars: &Vars, items: &[BlacklistItem], nodefaults: bool, warnings: &m
     let mut entries: Vec<String> = if nodefaults { Vec::new() } else { defaults() };
     for item in items {
         if item.no_follow {
-            warnings.push(format!("blacklist {}: no_follow is not supported, the symlink's target is hidden", item.path));
+            warnings
+                .push(format!("blacklist {}: no_follow is not supported, the symlink's target is hidden", item.path));
         }
         entries.push(item.path.clone());
     }
@@ -83,8 +96,7 @@ pub fn plan(vars: &Vars, items: &[BlacklistItem], nodefaults: bool, warnings: &m
 /// A path whose hiding hides everything below it: no glob, no `..` (resolved at build time from
 /// the name, not from the object hidden).
 fn is_plain(p: &Path) -> bool {
-    p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && !p.to_string_lossy().contains('*')
+    p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))) && !p.to_string_lossy().contains('*')
 }
 
 /// Write `paths` to `pipe` for [`receive`] (the agent plans the blacklist after the clone, while
@@ -102,17 +114,25 @@ pub fn send(pipe: OwnedFd, paths: &[PathBuf]) -> std::io::Result<()> {
 
 /// Read what [`send`] wrote; a short message (the agent failed or died) is an error.
 pub fn receive(pipe: OwnedFd) -> Result<Vec<PathBuf>, RootfsError> {
-    let err = |e: std::io::Error| RootfsError::Sys { what: "receive the blacklist", errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EPIPE)) };
+    let err = |e: std::io::Error| RootfsError::Sys {
+        what: "receive the blacklist",
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EPIPE)),
+    };
     let mut f = std::fs::File::from(pipe);
     let mut len = [0u8; 8];
     f.read_exact(&mut len).map_err(err)?;
-    let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| RootfsError::Sys { what: "receive the blacklist", errno: Errno::E2BIG })?;
+    let len = usize::try_from(u64::from_le_bytes(len))
+        .map_err(|_| RootfsError::Sys { what: "receive the blacklist", errno: Errno::E2BIG })?;
     let mut payload = Vec::new();
     (&mut f).take(len as u64).read_to_end(&mut payload).map_err(err)?;
     if payload.len() != len || payload.last().is_some_and(|b| *b != 0) {
         return Err(RootfsError::Sys { what: "receive the blacklist", errno: Errno::EPIPE });
     }
-    Ok(payload.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p))).collect())
+    Ok(payload
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect())
 }
 
 /// Step 12 of the build: hide every planned path present in the new root.
@@ -181,8 +201,17 @@ fn alias_listed(aliases: &[(PathBuf, PathBuf)], listed: &HashSet<&Path>, path: &
 mod tests {
     #[test]
     fn an_entry_below_a_system_link_is_its_listed_twin() {
-        let aliases = vec![(PathBuf::from("/bin"), PathBuf::from("/usr/bin")), (PathBuf::from("/sbin"), PathBuf::from("/usr/sbin"))];
-        let list = [PathBuf::from("/usr/bin/su"), PathBuf::from("/bin/su"), PathBuf::from("/bin/mount"), PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
+        let aliases = vec![
+            (PathBuf::from("/bin"), PathBuf::from("/usr/bin")),
+            (PathBuf::from("/sbin"), PathBuf::from("/usr/sbin")),
+        ];
+        let list = [
+            PathBuf::from("/usr/bin/su"),
+            PathBuf::from("/bin/su"),
+            PathBuf::from("/bin/mount"),
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/sbin"),
+        ];
         let listed: HashSet<&Path> = list.iter().map(|p| p.as_path()).collect();
         assert_eq!(alias_listed(&aliases, &listed, Path::new("/bin/su")), Some(PathBuf::from("/usr/bin/su")));
         assert_eq!(alias_listed(&aliases, &listed, Path::new("/sbin")), Some(PathBuf::from("/usr/sbin")));
@@ -274,7 +303,10 @@ mod tests {
         // Skipped directories are not searched; `..` is never reused across names.
         let got = v.expand_all_except("${PATH}/tool-*", &|d| d == real.as_path()).unwrap();
         assert_eq!(got, vec![link.join("tool-a"), link.join("tool-b")]);
-        let items = vec![BlacklistItem { path: real.display().to_string(), no_follow: false }, BlacklistItem { path: "${PATH}/tool-a".into(), no_follow: false }];
+        let items = vec![
+            BlacklistItem { path: real.display().to_string(), no_follow: false },
+            BlacklistItem { path: "${PATH}/tool-a".into(), no_follow: false },
+        ];
         let mut w = Vec::new();
         let planned = plan(&v, &items, true, &mut w);
         assert_eq!(planned, vec![real.clone(), link.join("tool-a"), home.path().join("missing/tool-a")], "{w:?}");

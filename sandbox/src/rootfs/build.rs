@@ -120,18 +120,26 @@ impl<'a> Builder<'a> {
         std::fs::create_dir_all(staging_path).map_err(|e| RootfsError::fs("mkdir", staging_path, io_errno(&e)))?;
         let at = host_open(staging_path, libc::O_PATH | libc::O_DIRECTORY)?;
         let tmpfs = new_tmpfs(&[FsOption::Str("mode", "0700")], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, staging_path)?;
-        bind::attach(tmpfs.as_fd(), at.as_fd()).map_err(|failure| RootfsError::Mount { fstype: "tmpfs", target: staging_path.clone(), failure })?;
+        bind::attach(tmpfs.as_fd(), at.as_fd()).map_err(|failure| RootfsError::Mount {
+            fstype: "tmpfs",
+            target: staging_path.clone(),
+            failure,
+        })?;
         let staging = host_open(staging_path, libc::O_PATH | libc::O_DIRECTORY)?;
         let sfd = staging.as_fd();
         for (name, dir) in [("root", true), ("empty.dir", true), ("empty.file", false)] {
             let mode = if name == "root" { 0o755 } else { 0 };
-            create_at(sfd, Path::new(name), dir, mode).map_err(|e| RootfsError::fs("create", staging_path.join(name), e))?;
+            create_at(sfd, Path::new(name), dir, mode)
+                .map_err(|e| RootfsError::fs("create", staging_path.join(name), e))?;
         }
         let root_path = staging_path.join("root");
         let root_mnt = new_tmpfs(&[FsOption::Str("mode", "0755")], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, &root_path)?;
         let mount_point = reopen(sfd, "root", staging_path)?;
-        bind::attach(root_mnt.as_fd(), mount_point.as_fd())
-            .map_err(|failure| RootfsError::Mount { fstype: "tmpfs", target: root_path.clone(), failure })?;
+        bind::attach(root_mnt.as_fd(), mount_point.as_fd()).map_err(|failure| RootfsError::Mount {
+            fstype: "tmpfs",
+            target: root_path.clone(),
+            failure,
+        })?;
         let root = reopen(sfd, "root", staging_path)?;
         let root_dev = pathsafe::fstat(root.as_fd()).map_err(|e| RootfsError::fs("stat", &root_path, e))?.st_dev;
         Ok(Builder {
@@ -174,7 +182,12 @@ impl<'a> Builder<'a> {
         self.symlink(Path::new("/etc/mtab"), Path::new("/proc/self/mounts"))?;
         if etc.resolv_conf {
             match host_open(Path::new("/etc/resolv.conf"), libc::O_PATH) {
-                Ok(src) => self.bind_new(src.as_fd(), Path::new("/etc/resolv.conf"), Path::new("/etc/resolv.conf"), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?,
+                Ok(src) => self.bind_new(
+                    src.as_fd(),
+                    Path::new("/etc/resolv.conf"),
+                    Path::new("/etc/resolv.conf"),
+                    ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+                )?,
                 Err(e) => self.report.warnings.push(format!("{e}: the sandbox has no resolv.conf")),
             }
         }
@@ -325,15 +338,19 @@ impl<'a> Builder<'a> {
         let fd = pathsafe::openat(dir.as_fd(), name, flags, 0o600).map_err(|e| RootfsError::fs("create", path, e))?;
         let mut f = std::fs::File::from(fd);
         f.write_all(content).map_err(|e| RootfsError::fs("write", path, io_errno(&e)))?;
-        nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode)).map_err(|e| RootfsError::fs("chmod", path, e))
+        nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode))
+            .map_err(|e| RootfsError::fs("chmod", path, e))
     }
 
     /// A root-created directory with exactly `mode` and owner.
     fn make_dir(&mut self, path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), RootfsError> {
         let dir = self.ensure_dir(path)?;
-        let fd = pathsafe::openat(dir.as_fd(), Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| RootfsError::fs("open", path, e))?;
-        nix::unistd::fchown(fd.as_raw_fd(), Some(uid.into()), Some(gid.into())).map_err(|e| RootfsError::fs("chown", path, e))?;
-        nix::sys::stat::fchmod(fd.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode)).map_err(|e| RootfsError::fs("chmod", path, e))
+        let fd = pathsafe::openat(dir.as_fd(), Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(|e| RootfsError::fs("open", path, e))?;
+        nix::unistd::fchown(fd.as_raw_fd(), Some(uid.into()), Some(gid.into()))
+            .map_err(|e| RootfsError::fs("chown", path, e))?;
+        nix::sys::stat::fchmod(fd.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode))
+            .map_err(|e| RootfsError::fs("chmod", path, e))
     }
 
     /// A new tmpfs at `path` (created if needed), recorded as ours.
@@ -348,21 +365,42 @@ impl<'a> Builder<'a> {
     /// Attach the detached mount `mnt` at `path` (a directory, created if needed).
     pub fn attach_new(&mut self, mnt: BorrowedFd<'_>, fstype: &'static str, path: &Path) -> Result<(), RootfsError> {
         let target = self.ensure_dir(path)?;
-        bind::attach(mnt, target.as_fd()).map_err(|failure| RootfsError::Mount { fstype, target: path.to_path_buf(), failure })?;
+        bind::attach(mnt, target.as_fd()).map_err(|failure| RootfsError::Mount {
+            fstype,
+            target: path.to_path_buf(),
+            failure,
+        })?;
         self.created.remove(path);
         Ok(())
     }
 
     /// Bind `src` at the sandbox path `target`, creating a mount point of the source's kind.
-    pub fn bind_new(&mut self, src: BorrowedFd<'_>, src_name: &Path, target: &Path, attrs: u64) -> Result<(), RootfsError> {
+    pub fn bind_new(
+        &mut self,
+        src: BorrowedFd<'_>,
+        src_name: &Path,
+        target: &Path,
+        attrs: u64,
+    ) -> Result<(), RootfsError> {
         let st = pathsafe::fstat(src).map_err(|e| RootfsError::fs("stat", src_name, e))?;
         let at = if pathsafe::is_dir(&st) { self.ensure_dir(target)? } else { self.ensure_file(target)? };
         self.bind_at(src, src_name, at.as_fd(), target, attrs)
     }
 
     /// Bind `src` on the already opened `at`.
-    pub fn bind_at(&mut self, src: BorrowedFd<'_>, src_name: &Path, at: BorrowedFd<'_>, target: &Path, attrs: u64) -> Result<(), RootfsError> {
-        bind::bind(src, at, attrs).map_err(|failure| RootfsError::Bind { src: src_name.to_path_buf(), target: target.to_path_buf(), failure })?;
+    pub fn bind_at(
+        &mut self,
+        src: BorrowedFd<'_>,
+        src_name: &Path,
+        at: BorrowedFd<'_>,
+        target: &Path,
+        attrs: u64,
+    ) -> Result<(), RootfsError> {
+        bind::bind(src, at, attrs).map_err(|failure| RootfsError::Bind {
+            src: src_name.to_path_buf(),
+            target: target.to_path_buf(),
+            failure,
+        })?;
         self.created.remove(target);
         Ok(())
     }
@@ -377,9 +415,11 @@ impl<'a> Builder<'a> {
     /// that already carry PLACEHOLDER_ATTRS, and a clone keeps its source's flags.
     pub fn hide_stat(&mut self, at: BorrowedFd<'_>, st: &libc::stat, name: &Path) -> Result<(), RootfsError> {
         let ph = if pathsafe::is_dir(st) { self.empty_dir.as_fd() } else { self.empty_file.as_fd() };
-        bind::clone_tree(ph)
-            .and_then(|tree| bind::attach(tree.as_fd(), at))
-            .map_err(|failure| RootfsError::Bind { src: "(empty placeholder)".into(), target: name.to_path_buf(), failure })
+        bind::clone_tree(ph).and_then(|tree| bind::attach(tree.as_fd(), at)).map_err(|failure| RootfsError::Bind {
+            src: "(empty placeholder)".into(),
+            target: name.to_path_buf(),
+            failure,
+        })
     }
 
     /// (st_dev, st_ino) of the two placeholders.
@@ -392,7 +432,11 @@ impl<'a> Builder<'a> {
 }
 
 fn new_tmpfs(opts: &[FsOption<'_>], attrs: u64, path: &Path) -> Result<OwnedFd, RootfsError> {
-    bind::new_fs("tmpfs", opts, attrs).map_err(|failure| RootfsError::Mount { fstype: "tmpfs", target: path.to_path_buf(), failure })
+    bind::new_fs("tmpfs", opts, attrs).map_err(|failure| RootfsError::Mount {
+        fstype: "tmpfs",
+        target: path.to_path_buf(),
+        failure,
+    })
 }
 
 /// Mount flags of the empty placeholders that hide paths.
@@ -402,13 +446,17 @@ const PLACEHOLDER_ATTRS: u64 = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOE
 /// once here, the flags come with every clone of it.
 fn placeholder(dir: BorrowedFd<'_>, name: &str, dir_path: &Path) -> Result<OwnedFd, RootfsError> {
     let at = reopen(dir, name, dir_path)?;
-    bind::bind(at.as_fd(), at.as_fd(), PLACEHOLDER_ATTRS)
-        .map_err(|failure| RootfsError::Bind { src: "(empty placeholder)".into(), target: dir_path.join(name), failure })?;
+    bind::bind(at.as_fd(), at.as_fd(), PLACEHOLDER_ATTRS).map_err(|failure| RootfsError::Bind {
+        src: "(empty placeholder)".into(),
+        target: dir_path.join(name),
+        failure,
+    })?;
     reopen(dir, name, dir_path)
 }
 
 fn reopen(dir: BorrowedFd<'_>, name: &str, dir_path: &Path) -> Result<OwnedFd, RootfsError> {
-    pathsafe::openat(dir, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(|e| RootfsError::fs("open", dir_path.join(name), e))
+    pathsafe::openat(dir, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, 0)
+        .map_err(|e| RootfsError::fs("open", dir_path.join(name), e))
 }
 
 /// mkdirat or an exclusive create of an empty file; the mode is applied as given (no umask for

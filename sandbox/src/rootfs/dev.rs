@@ -65,8 +65,11 @@ fn mount_devpts(b: &mut Builder<'_>) -> Result<(), RootfsError> {
         FsOption::Str("mode", "620"),
         FsOption::Str("gid", "5"),
     ];
-    let mnt = bind::new_fs("devpts", &opts, ATTR_NOSUID | ATTR_NOEXEC)
-        .map_err(|failure| RootfsError::Mount { fstype: "devpts", target: "/dev/pts".into(), failure })?;
+    let mnt = bind::new_fs("devpts", &opts, ATTR_NOSUID | ATTR_NOEXEC).map_err(|failure| RootfsError::Mount {
+        fstype: "devpts",
+        target: "/dev/pts".into(),
+        failure,
+    })?;
     if let Ok(existing) = b.open(Path::new("/dev/ptmx"), libc::O_PATH | libc::O_NOFOLLOW) {
         // The full devtmpfs has a real ptmx node; the pts instance's must be used instead.
         let st = pathsafe::fstat(existing.as_fd()).map_err(|e| RootfsError::fs("stat", "/dev/ptmx", e))?;

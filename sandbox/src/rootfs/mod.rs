@@ -72,8 +72,11 @@ pub use bind::MountFailure;
 pub use blacklist::{receive as receive_blacklist, send as send_blacklist};
 pub use build::{build, build_with, BuildReport, Deferred};
 pub use pathsafe::{AsUser, PathError};
+pub use plan::{
+    plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry,
+    SystemKind,
+};
 pub use userdir::PrivateDir;
-pub use plan::{plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry, SystemKind};
 
 use crate::user::UserInfo;
 use nix::errno::Errno;

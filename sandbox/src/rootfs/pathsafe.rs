@@ -25,7 +25,10 @@ use std::path::{Component, Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
     /// A symlink (or `..`) leads out of the root it must stay below.
-    Escape { link: PathBuf, target: PathBuf },
+    Escape {
+        link: PathBuf,
+        target: PathBuf,
+    },
     /// Too many symlinks.
     Loop,
     Io(Errno),
@@ -76,7 +79,13 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: libc::c_int, resolve: u6
     how.resolve = resolve;
     // SAFETY: openat2 with a valid dirfd, NUL-terminated path and correctly sized open_how.
     let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
     };
     if fd < 0 {
         return Err(Errno::last());
@@ -110,10 +119,14 @@ pub fn read_link(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
     Ok(PathBuf::from(OsString::from_vec(buf)))
 }
 
-
 /// Open `rel` (relative) below `root` (whose host path is `root_path`), never leaving it.
 /// `follow_last = false` returns the final symlink itself (O_PATH|O_NOFOLLOW).
-pub fn open_beneath(root: BorrowedFd<'_>, root_path: &Path, rel: &Path, follow_last: bool) -> Result<OwnedFd, PathError> {
+pub fn open_beneath(
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    rel: &Path,
+    follow_last: bool,
+) -> Result<OwnedFd, PathError> {
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     let mut flags = libc::O_PATH;
     if !follow_last {
@@ -128,7 +141,12 @@ pub fn open_beneath(root: BorrowedFd<'_>, root_path: &Path, rel: &Path, follow_l
 
 /// Like [`open_beneath`] but creates every missing directory (mode `mode`) on the way, the last
 /// component included. Call it inside [`AsUser`] so the directories belong to the user.
-pub fn create_dirs_beneath(root: BorrowedFd<'_>, root_path: &Path, rel: &Path, mode: u32) -> Result<OwnedFd, PathError> {
+pub fn create_dirs_beneath(
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    rel: &Path,
+    mode: u32,
+) -> Result<OwnedFd, PathError> {
     walk(root, root_path, rel, true, Some(mode))
 }
 
@@ -144,9 +162,16 @@ fn components(p: &Path) -> VecDeque<OsString> {
 
 /// The component walk: every step is an O_NOFOLLOW openat on the previous directory's fd; `..`
 /// pops our own stack of fds (never the kernel's `..`), symlinks are read and re-walked.
-fn walk(root: BorrowedFd<'_>, root_path: &Path, rel: &Path, follow_last: bool, create: Option<u32>) -> Result<OwnedFd, PathError> {
+fn walk(
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    rel: &Path,
+    follow_last: bool,
+    create: Option<u32>,
+) -> Result<OwnedFd, PathError> {
     let mut pending = components(rel);
-    let mut stack: Vec<OwnedFd> = vec![root.try_clone_to_owned().map_err(|e| PathError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?];
+    let mut stack: Vec<OwnedFd> =
+        vec![root.try_clone_to_owned().map_err(|e| PathError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?];
     let mut walked = root_path.to_path_buf();
     let mut hops = 0;
     while let Some(comp) = pending.pop_front() {

@@ -140,10 +140,17 @@ pub fn plan(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Resu
 
 /// As [`plan`], with the blacklist left empty and returned to be planned later (see
 /// [`super::build_with`]).
-pub fn plan_deferred(spec: &LaunchSpec, user: &UserInfo, extra_files: &[PathBuf]) -> Result<(RootfsPlan, BlacklistPlanner), RootfsError> {
+pub fn plan_deferred(
+    spec: &LaunchSpec,
+    user: &UserInfo,
+    extra_files: &[PathBuf],
+) -> Result<(RootfsPlan, BlacklistPlanner), RootfsError> {
     let profile = &spec.profile;
     let staging = &spec.config.sandbox_path;
-    if !staging.is_absolute() || normalize(staging) == Path::new("/") || staging.components().any(|c| c == std::path::Component::ParentDir) {
+    if !staging.is_absolute()
+        || normalize(staging) == Path::new("/")
+        || staging.components().any(|c| c == std::path::Component::ParentDir)
+    {
         return Err(RootfsError::Invalid {
             item: format!("sandbox_path {}", staging.display()),
             reason: "must be absolute, without '..', and not /".into(),
@@ -204,7 +211,12 @@ fn pulseaudio_items() -> Vec<oz_profiles::profile::WhitelistItem> {
     use oz_profiles::profile::WhitelistItem;
     vec![
         WhitelistItem { path: "/run/user/${UID}/pulse/native".into(), ignore: true, ..Default::default() },
-        WhitelistItem { path: "${HOME}/.config/pulse/cookie".into(), read_only: true, ignore: true, ..Default::default() },
+        WhitelistItem {
+            path: "${HOME}/.config/pulse/cookie".into(),
+            read_only: true,
+            ignore: true,
+            ..Default::default()
+        },
         WhitelistItem { path: "/dev/shm/pulse-shm-*".into(), ignore: true, ..Default::default() },
     ]
 }
@@ -265,8 +277,10 @@ mod tests {
     #[test]
     fn etc_includes_skip_missing_generated_and_outside() {
         let mut w = Vec::new();
-        let inc: Vec<PathBuf> =
-            ["/etc/passwd", "/etc/fonts/", "/etc/does-not-exist", "/etc/hosts", "/var/lib/x"].iter().map(PathBuf::from).collect();
+        let inc: Vec<PathBuf> = ["/etc/passwd", "/etc/fonts/", "/etc/does-not-exist", "/etc/hosts", "/var/lib/x"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
         let s = plan_system(&inc, &mut w);
         assert!(s.iter().any(|e| e.path == Path::new("/etc/passwd") && e.kind == SystemKind::Bind));
         assert!(!s.iter().any(|e| e.path == Path::new("/etc/does-not-exist")));

@@ -43,12 +43,24 @@ pub fn mount_proc(b: &mut Builder<'_>) -> Result<(), RootfsError> {
         if pathsafe::is_dir(&st) {
             b.hide(at.as_fd(), Path::new(path))?;
         } else {
-            b.bind_at(null.as_fd(), Path::new("/dev/null"), at.as_fd(), Path::new(path), ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC)?;
+            b.bind_at(
+                null.as_fd(),
+                Path::new("/dev/null"),
+                at.as_fd(),
+                Path::new(path),
+                ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC,
+            )?;
         }
     }
     for path in READ_ONLY {
         let Some(at) = open_entry(root.as_fd(), path)? else { continue };
-        b.bind_at(at.as_fd(), Path::new(path), at.as_fd(), Path::new(path), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
+        b.bind_at(
+            at.as_fd(),
+            Path::new(path),
+            at.as_fd(),
+            Path::new(path),
+            ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+        )?;
     }
     Ok(())
 }

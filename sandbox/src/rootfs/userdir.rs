@@ -27,7 +27,10 @@ fn as_user(user: &UserInfo) -> Result<AsUser, RootfsError> {
 
 fn cname(name: &str, dir: &Path) -> Result<CString, RootfsError> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(RootfsError::Invalid { item: dir.join(name).display().to_string(), reason: "not a plain file name".into() });
+        return Err(RootfsError::Invalid {
+            item: dir.join(name).display().to_string(),
+            reason: "not a plain file name".into(),
+        });
     }
     CString::new(name).map_err(|_| RootfsError::fs("open", dir.join(name), Errno::EINVAL))
 }
@@ -39,14 +42,19 @@ impl PrivateDir {
         let dir = PrivateDir { root: root.to_path_buf(), rel: rel.to_path_buf() };
         let _as_user = as_user(user)?;
         let root_fd = host_open(root, libc::O_PATH | libc::O_DIRECTORY)?;
-        let fd = pathsafe::create_dirs_beneath(root_fd.as_fd(), root, rel, 0o700).map_err(|e| RootfsError::open(dir.path(), e))?;
+        let fd = pathsafe::create_dirs_beneath(root_fd.as_fd(), root, rel, 0o700)
+            .map_err(|e| RootfsError::open(dir.path(), e))?;
         let st = pathsafe::fstat(fd.as_fd()).map_err(|e| RootfsError::fs("stat", dir.path(), e))?;
         if st.st_uid != user.uid || !pathsafe::is_dir(&st) {
-            return Err(RootfsError::Invalid { item: dir.path().display().to_string(), reason: format!("not a directory owned by {}", user.name) });
+            return Err(RootfsError::Invalid {
+                item: dir.path().display().to_string(),
+                reason: format!("not a directory owned by {}", user.name),
+            });
         }
         let proc_path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
         // SAFETY: chmod of the directory the O_PATH fd refers to, through its proc link.
-        Errno::result(unsafe { libc::chmod(proc_path.as_ptr(), 0o700) }).map_err(|e| RootfsError::fs("chmod", dir.path(), e))?;
+        Errno::result(unsafe { libc::chmod(proc_path.as_ptr(), 0o700) })
+            .map_err(|e| RootfsError::fs("chmod", dir.path(), e))?;
         Ok(dir)
     }
 
@@ -57,7 +65,8 @@ impl PrivateDir {
 
     fn open(&self) -> Result<OwnedFd, RootfsError> {
         let root_fd = host_open(&self.root, libc::O_PATH | libc::O_DIRECTORY)?;
-        pathsafe::open_beneath(root_fd.as_fd(), &self.root, &self.rel, false).map_err(|e| RootfsError::open(self.path(), e))
+        pathsafe::open_beneath(root_fd.as_fd(), &self.root, &self.rel, false)
+            .map_err(|e| RootfsError::open(self.path(), e))
     }
 
     /// Write `name` in the directory as the user (created or truncated, never through a
@@ -74,7 +83,9 @@ impl PrivateDir {
         }
         // SAFETY: fresh descriptor from the kernel.
         let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        std::io::Write::write_all(&mut file, content).map_err(|e| RootfsError::fs("write", self.path().join(name), Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+        std::io::Write::write_all(&mut file, content).map_err(|e| {
+            RootfsError::fs("write", self.path().join(name), Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+        })
     }
 
     /// Whether `name` exists in the directory (looked up as the user, no symlink followed).

@@ -18,7 +18,8 @@ pub struct Vars {
 impl Vars {
     pub fn new(user: &UserInfo, sandbox_name: &str) -> Result<Vars, RootfsError> {
         let xdg = {
-            let _as_user = AsUser::enter(user).map_err(|errno| RootfsError::Sys { what: "switch to user credentials", errno })?;
+            let _as_user =
+                AsUser::enter(user).map_err(|errno| RootfsError::Sys { what: "switch to user credentials", errno })?;
             XdgDirs::load(&user.home)
         };
         let ctx = ExpandContext {
@@ -42,7 +43,8 @@ impl Vars {
 
     /// Expand variables and `*` globs, listing directories as the user.
     pub fn expand_glob(&self, s: &str) -> Result<Vec<PathBuf>, RootfsError> {
-        let _as_user = AsUser::enter(&self.user).map_err(|errno| RootfsError::Sys { what: "switch to user credentials", errno })?;
+        let _as_user = AsUser::enter(&self.user)
+            .map_err(|errno| RootfsError::Sys { what: "switch to user credentials", errno })?;
         expand_glob(s, &self.ctx).map_err(|e| RootfsError::Expand { item: s.to_string(), reason: e.to_string() })
     }
 
@@ -56,7 +58,8 @@ impl Vars {
     /// A directory that is the same as an earlier one (`/bin` -> `usr/bin`) is listed once: its
     /// matches are the earlier one's under its own name.
     pub fn expand_all_except(&self, s: &str, skip: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>, RootfsError> {
-        let err = |e: oz_profiles::expand::ExpandError| RootfsError::Expand { item: s.to_string(), reason: e.to_string() };
+        let err =
+            |e: oz_profiles::expand::ExpandError| RootfsError::Expand { item: s.to_string(), reason: e.to_string() };
         let Some(rest) = s.strip_prefix("${PATH}/") else { return expand_glob(s, &self.ctx).map_err(err) };
         // Globs are matched against the directory's entries: same directory, same matches
         // (`..` aside, which is resolved from the name).

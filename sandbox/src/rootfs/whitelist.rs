@@ -54,7 +54,8 @@ pub fn open_source(user: &UserInfo, source: &Source, no_follow: bool) -> Result<
         Source::Host(p) => {
             let flags = libc::O_PATH | if no_follow { libc::O_NOFOLLOW } else { 0 };
             let slash = host_open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
-            pathsafe::openat2(slash.as_fd(), p, flags, libc::RESOLVE_NO_MAGICLINKS).map_err(|e| RootfsError::fs("open", p, e))?
+            pathsafe::openat2(slash.as_fd(), p, flags, libc::RESOLVE_NO_MAGICLINKS)
+                .map_err(|e| RootfsError::fs("open", p, e))?
         }
     };
     let st = pathsafe::fstat(fd.as_fd()).map_err(|e| RootfsError::fs("stat", &path, e))?;
@@ -120,7 +121,10 @@ impl<'a> Planner<'a> {
         };
         let sources = if item.path.contains('*') {
             if target.is_some() {
-                return Err(RootfsError::Invalid { item: item.path.clone(), reason: "a globbed path cannot have a target".into() });
+                return Err(RootfsError::Invalid {
+                    item: item.path.clone(),
+                    reason: "a globbed path cannot have a target".into(),
+                });
             }
             self.vars.expand_glob(&item.path)?
         } else {
@@ -152,7 +156,10 @@ impl<'a> Planner<'a> {
     fn add_bind(&mut self, name: &str, source: &Path, target: &Path, item: &WhitelistItem) -> Result<(), RootfsError> {
         let invalid = |reason: &str| RootfsError::Invalid { item: name.to_string(), reason: reason.to_string() };
         let src = classify_any(self.user, source).ok_or_else(|| invalid("path must be absolute, without '..'"))?;
-        if !target.is_absolute() || target.components().any(|c| c == Component::ParentDir) || normalize(target) == Path::new("/") {
+        if !target.is_absolute()
+            || target.components().any(|c| c == Component::ParentDir)
+            || normalize(target) == Path::new("/")
+        {
             return Err(invalid("target must be absolute, without '..', and not /"));
         }
         let can_create = item.can_create && matches!(&src, Source::User { root, .. } if *root == self.user.home);
@@ -187,9 +194,12 @@ impl<'a> Planner<'a> {
         let home = self.user.home.clone();
         for f in folders {
             let path = self.vars.expand(f)?;
-            let rel = pathsafe::below(&path, &home)
-                .filter(|r| !r.as_os_str().is_empty())
-                .ok_or_else(|| RootfsError::Invalid { item: f.clone(), reason: format!("shared folder must be below {}", home.display()) })?;
+            let rel = pathsafe::below(&path, &home).filter(|r| !r.as_os_str().is_empty()).ok_or_else(|| {
+                RootfsError::Invalid {
+                    item: f.clone(),
+                    reason: format!("shared folder must be below {}", home.display()),
+                }
+            })?;
             let dname = rel.to_string_lossy().trim_matches('/').replace('/', "-");
             let source = home.join("OZ").join(title_case(profile)).join(&dname);
             let target = home.join(".shared").join(&dname);
@@ -204,9 +214,12 @@ impl<'a> Planner<'a> {
     /// read-write (noexec) at the same place.
     pub fn add_argument_file(&mut self, path: &Path) -> Result<(), RootfsError> {
         let name = path.display().to_string();
-        let source = classify_any(self.user, path)
-            .filter(|s| matches!(s, Source::User { .. }))
-            .ok_or_else(|| RootfsError::Invalid { item: name.clone(), reason: format!("argument file must be below {}", self.user.home.display()) })?;
+        let source = classify_any(self.user, path).filter(|s| matches!(s, Source::User { .. })).ok_or_else(|| {
+            RootfsError::Invalid {
+                item: name.clone(),
+                reason: format!("argument file must be below {}", self.user.home.display()),
+            }
+        })?;
         let item = WhitelistItem { path: name.clone(), ..Default::default() };
         self.add_bind(&name, &source.path(), path, &item)
     }

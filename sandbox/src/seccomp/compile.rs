@@ -31,30 +31,13 @@ pub enum CompileError {
     #[error("seccomp mode disabled has no filter to compile")]
     Disabled,
     #[error("{}:{}:{}: {syscall}: {source}", origin.display(), span.line, span.col)]
-    Condition {
-        origin: PathBuf,
-        span: Span,
-        syscall: String,
-        source: LowerError,
-    },
+    Condition { origin: PathBuf, span: Span, syscall: String, source: LowerError },
     #[error("{}:{}:{}: unknown syscall {syscall:?} on this architecture", origin.display(), span.line, span.col)]
-    UnknownSyscall {
-        origin: PathBuf,
-        span: Span,
-        syscall: String,
-    },
+    UnknownSyscall { origin: PathBuf, span: Span, syscall: String },
     #[error("{}:{}: rules for {syscall} at lines {first} and {second} have different actions", origin.display(), second)]
-    ConflictingRules {
-        origin: PathBuf,
-        syscall: String,
-        first: u32,
-        second: u32,
-    },
+    ConflictingRules { origin: PathBuf, syscall: String, first: u32, second: u32 },
     #[error("libseccomp: {what}: {source}")]
-    Seccomp {
-        what: String,
-        source: libseccomp::error::SeccompError,
-    },
+    Seccomp { what: String, source: libseccomp::error::SeccompError },
     #[error("export seccomp bpf: {0}")]
     Export(std::io::Error),
     #[error("filter has {0} instructions, more than the kernel's {1}")]
@@ -73,9 +56,7 @@ pub struct CompiledFilter {
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lens: Vec<usize> = self.programs.iter().map(Vec::len).collect();
-        f.debug_struct("CompiledFilter")
-            .field("program_lengths", &lens)
-            .finish()
+        f.debug_struct("CompiledFilter").field("program_lengths", &lens).finish()
     }
 }
 
@@ -142,19 +123,11 @@ impl CompiledFilter {
             return Err(Errno::last());
         }
         for prog in &self.programs {
-            let fprog = libc::sock_fprog {
-                len: prog.len() as u16,
-                filter: prog.as_ptr() as *mut libc::sock_filter,
-            };
+            let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
             // SAFETY: `fprog` points at `prog`, alive and unchanged for the whole call; the
             // kernel copies the program and does not write through the pointer.
             let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &fprog as *const libc::sock_fprog,
-                )
+                libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
             };
             if rc != 0 {
                 return Err(Errno::last());
@@ -166,17 +139,11 @@ impl CompiledFilter {
 
 /// Only the hardening filter (foreign arch, x32, TIOCSTI/TIOCLINUX), e.g. for seccomp disabled.
 pub fn hardening_only() -> CompiledFilter {
-    CompiledFilter {
-        programs: vec![hardening::program()],
-    }
+    CompiledFilter { programs: vec![hardening::program()] }
 }
 
 /// Compiles `policy` for the native architecture. `Train` is whitelist with `enforce` off.
-pub fn compile(
-    policy: &Policy,
-    mode: SeccompMode,
-    enforce: bool,
-) -> Result<CompiledFilter, CompileError> {
+pub fn compile(policy: &Policy, mode: SeccompMode, enforce: bool) -> Result<CompiledFilter, CompileError> {
     let (whitelist, enforce) = match mode {
         SeccompMode::Disabled => return Err(CompileError::Disabled),
         SeccompMode::Blacklist => (false, enforce),
@@ -184,12 +151,9 @@ pub fn compile(
         SeccompMode::Train => (true, false),
     };
     let actions = ModeActions::new(policy, whitelist, enforce);
-    let mut ctx = ScmpFilterContext::new(actions.default)
-        .map_err(|source| seccomp_err("create filter", source))?;
-    ctx.set_act_badarch(ScmpAction::KillProcess)
-        .map_err(|source| seccomp_err("set bad-arch action", source))?;
-    ctx.set_ctl_nnp(false)
-        .map_err(|source| seccomp_err("disable nnp", source))?;
+    let mut ctx = ScmpFilterContext::new(actions.default).map_err(|source| seccomp_err("create filter", source))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;
+    ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
     // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
     let _ = ctx.set_ctl_optimize(2);
     for (rules, merged) in group_rules(policy)? {
@@ -199,9 +163,7 @@ pub fn compile(
         add_libc_fallbacks(&mut ctx, policy, &actions)?;
     }
     let program = export(&ctx)?;
-    Ok(CompiledFilter {
-        programs: vec![hardening::program(), program],
-    })
+    Ok(CompiledFilter { programs: vec![hardening::program(), program] })
 }
 
 /// Newer syscalls that libc retries with an older one when they fail with ENOSYS (and only
@@ -209,11 +171,7 @@ pub fn compile(
 /// clone. Unless a whitelist names them, they fail with ENOSYS instead of EPERM.
 pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range"];
 
-fn add_libc_fallbacks(
-    ctx: &mut ScmpFilterContext,
-    policy: &Policy,
-    actions: &ModeActions,
-) -> Result<(), CompileError> {
+fn add_libc_fallbacks(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeActions) -> Result<(), CompileError> {
     let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), actions.enforce);
     if enosys == actions.default {
         return Ok(()); // log-only: libseccomp refuses rules that repeat the default
@@ -243,11 +201,8 @@ const DENY: Action = Action::Errno(libc::EPERM as u16);
 
 impl ModeActions {
     fn new(policy: &Policy, whitelist: bool, enforce: bool) -> Self {
-        let (default, positive, negative) = if whitelist {
-            (DENY, Action::Allow, DENY)
-        } else {
-            (Action::Allow, DENY, Action::Allow)
-        };
+        let (default, positive, negative) =
+            if whitelist { (DENY, Action::Allow, DENY) } else { (Action::Allow, DENY, Action::Allow) };
         let d = policy.defaults;
         ModeActions {
             default: scmp_action(d.policy.unwrap_or(default), enforce),
@@ -260,10 +215,7 @@ impl ModeActions {
     fn resolve(&self, rule: RuleAction) -> (ScmpAction, ScmpAction) {
         let pos = rule.positive.unwrap_or(self.positive);
         let neg = rule.negative.unwrap_or(self.negative);
-        (
-            scmp_action(pos, self.enforce),
-            scmp_action(neg, self.enforce),
-        )
+        (scmp_action(pos, self.enforce), scmp_action(neg, self.enforce))
     }
 }
 
@@ -354,20 +306,11 @@ fn add_rules(
         for conj in dnf {
             let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
             let sys = ScmpSyscall::from_raw_syscall(nr);
-            let what = || {
-                format!(
-                    "add rule for {} ({}:{})",
-                    rule.syscall,
-                    policy.origin.display(),
-                    rule.span.line
-                )
-            };
+            let what = || format!("add rule for {} ({}:{})", rule.syscall, policy.origin.display(), rule.span.line);
             if cmps.is_empty() {
-                ctx.add_rule(action, sys)
-                    .map_err(|source| seccomp_err(&what(), source))?;
+                ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
             } else {
-                ctx.add_rule_conditional(action, sys, &cmps)
-                    .map_err(|source| seccomp_err(&what(), source))?;
+                ctx.add_rule_conditional(action, sys, &cmps).map_err(|source| seccomp_err(&what(), source))?;
             }
         }
     }
@@ -377,9 +320,7 @@ fn add_rules(
 fn arg_compare(atom: &Atom) -> ScmpArgCompare {
     let arg = u32::from(atom.arg);
     match atom.test {
-        Test::Masked { mask, value } => {
-            ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value)
-        }
+        Test::Masked { mask, value } => ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value),
         Test::Cmp(op, v) => {
             let op = match op {
                 CmpOp::Eq => ScmpCompareOp::Equal,
@@ -395,10 +336,7 @@ fn arg_compare(atom: &Atom) -> ScmpArgCompare {
 }
 
 fn seccomp_err(what: &str, source: libseccomp::error::SeccompError) -> CompileError {
-    CompileError::Seccomp {
-        what: what.to_string(),
-        source,
-    }
+    CompileError::Seccomp { what: what.to_string(), source }
 }
 
 /// The filter as BPF instructions, through a memfd (libseccomp 2.5 cannot export to memory).
@@ -410,8 +348,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileErro
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    ctx.export_bpf(&fd)
-        .map_err(|source| seccomp_err("export bpf", source))?;
+    ctx.export_bpf(&fd).map_err(|source| seccomp_err("export bpf", source))?;
     let mut file = std::fs::File::from(fd);
     let mut bytes = Vec::new();
     file.rewind().map_err(CompileError::Export)?;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use super::compile::{compile, CompileError, CompiledFilter};
 use oz_profiles::profile::{Seccomp, SeccompMode};
 use oz_profiles::seccomp::default_policy::training_whitelist;
-use oz_profiles::seccomp::generic::generic_blacklist;
 use oz_profiles::seccomp::error::PolicyError;
+use oz_profiles::seccomp::generic::generic_blacklist;
 use oz_profiles::seccomp::ir::Policy;
 use oz_profiles::seccomp::parser::{load_policy_file, INLINE_PREFIX};
 
@@ -30,10 +30,7 @@ pub enum ProfileSeccompError {
 ///
 /// Relative policy and `extradefs` paths are taken relative to `etc_prefix` (the original's
 /// `/etc/oz`); `extradefs` entries starting with `{inline}` are definitions, not paths.
-pub fn compile_profile(
-    seccomp: &Seccomp,
-    etc_prefix: &Path,
-) -> Result<Option<CompiledFilter>, ProfileSeccompError> {
+pub fn compile_profile(seccomp: &Seccomp, etc_prefix: &Path) -> Result<Option<CompiledFilter>, ProfileSeccompError> {
     let policy = match seccomp.mode {
         SeccompMode::Disabled => return Ok(None),
         SeccompMode::Blacklist => match &seccomp.blacklist {
@@ -56,13 +53,7 @@ fn load(seccomp: &Seccomp, file: &str, etc_prefix: &Path) -> Result<Policy, Poli
     let extradefs: Vec<String> = seccomp
         .extradefs
         .iter()
-        .map(|d| {
-            if d.starts_with(INLINE_PREFIX) {
-                d.clone()
-            } else {
-                resolve(d, etc_prefix).display().to_string()
-            }
-        })
+        .map(|d| if d.starts_with(INLINE_PREFIX) { d.clone() } else { resolve(d, etc_prefix).display().to_string() })
         .collect();
     load_policy_file(resolve(file, etc_prefix), &extradefs)
 }
@@ -82,27 +73,19 @@ mod tests {
 
     #[test]
     fn disabled_compiles_to_nothing() {
-        let s = Seccomp {
-            mode: SeccompMode::Disabled,
-            ..Seccomp::default()
-        };
+        let s = Seccomp { mode: SeccompMode::Disabled, ..Seccomp::default() };
         assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_none());
     }
 
     #[test]
     fn default_profile_gets_the_default_blacklist() {
-        let f = compile_profile(&Seccomp::default(), Path::new("/nonexistent"))
-            .unwrap()
-            .unwrap();
+        let f = compile_profile(&Seccomp::default(), Path::new("/nonexistent")).unwrap().unwrap();
         assert_eq!(f.programs().len(), 2);
     }
 
     #[test]
     fn whitelist_without_file_is_an_error() {
-        let s = Seccomp {
-            mode: SeccompMode::Whitelist,
-            ..Seccomp::default()
-        };
+        let s = Seccomp { mode: SeccompMode::Whitelist, ..Seccomp::default() };
         let e = compile_profile(&s, Path::new("/etc/oz")).unwrap_err();
         assert!(matches!(e, ProfileSeccompError::MissingWhitelist));
     }
@@ -110,11 +93,7 @@ mod tests {
     #[test]
     fn relative_paths_and_extradefs_resolve_under_etc_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("w.seccomp"),
-            "read: arg0 == MINE\nexecve: 1\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("w.seccomp"), "read: arg0 == MINE\nexecve: 1\n").unwrap();
         std::fs::write(dir.path().join("defs.seccomp"), "MINE=3\n").unwrap();
         let s = Seccomp {
             mode: SeccompMode::Whitelist,
@@ -123,20 +102,14 @@ mod tests {
             ..Seccomp::default()
         };
         assert!(compile_profile(&s, dir.path()).unwrap().is_some());
-        let s = Seccomp {
-            whitelist: Some("missing.seccomp".into()),
-            ..s
-        };
+        let s = Seccomp { whitelist: Some("missing.seccomp".into()), ..s };
         let e = compile_profile(&s, dir.path()).unwrap_err();
         assert!(e.to_string().contains("missing.seccomp: read: "), "{e}");
     }
 
     #[test]
     fn train_without_whitelist_uses_the_training_policy() {
-        let s = Seccomp {
-            mode: SeccompMode::Train,
-            ..Seccomp::default()
-        };
+        let s = Seccomp { mode: SeccompMode::Train, ..Seccomp::default() };
         assert!(compile_profile(&s, Path::new("/etc/oz")).unwrap().is_some());
     }
 }

@@ -35,21 +35,11 @@ mod native {
 compile_error!("oz's seccomp hardening filter knows x86_64 and aarch64 only");
 
 fn stmt(code: u32, k: u32) -> sock_filter {
-    sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    sock_filter { code: code as u16, jt: 0, jf: 0, k }
 }
 
 fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
-    sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
+    sock_filter { code: code as u16, jt, jf, k }
 }
 
 const LD_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
@@ -128,21 +118,12 @@ mod tests {
         assert_eq!(run(&p, 39, a, 0), libc::SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, nr, a, libc::TCGETS as u64), libc::SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, nr, a, libc::TIOCSTI as u64), eperm);
-        assert_eq!(
-            run(&p, nr, a, 0xdead_0000_0000_0000 | libc::TIOCSTI as u64),
-            eperm
-        );
+        assert_eq!(run(&p, nr, a, 0xdead_0000_0000_0000 | libc::TIOCSTI as u64), eperm);
         assert_eq!(run(&p, nr, a, libc::TIOCLINUX as u64), eperm);
         assert_eq!(run(&p, 39, 0x4000_0003, 0), libc::SECCOMP_RET_KILL_PROCESS);
         if native::HAS_X32 {
-            assert_eq!(
-                run(&p, X32_SYSCALL_BIT | 39, a, 0),
-                libc::SECCOMP_RET_KILL_PROCESS
-            );
-            assert_eq!(
-                run(&p, X32_SYSCALL_BIT | nr, a, 0),
-                libc::SECCOMP_RET_KILL_PROCESS
-            );
+            assert_eq!(run(&p, X32_SYSCALL_BIT | 39, a, 0), libc::SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(run(&p, X32_SYSCALL_BIT | nr, a, 0), libc::SECCOMP_RET_KILL_PROCESS);
         }
     }
 }

@@ -56,11 +56,7 @@ pub fn resolve(name: &str, arch: ScmpArch) -> Option<i32> {
         return Some(i32::from(sys));
     }
     let generic = matches!(arch, ScmpArch::X8664 | ScmpArch::Aarch64);
-    NEWER
-        .iter()
-        .find(|(n, _)| *n == name)
-        .filter(|_| generic)
-        .map(|(_, nr)| *nr)
+    NEWER.iter().find(|(n, _)| *n == name).filter(|_| generic).map(|(_, nr)| *nr)
 }
 
 /// The syscall number of `name` on the architecture oz runs on.

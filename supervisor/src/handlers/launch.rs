@@ -13,8 +13,8 @@ use crate::table::Claim;
 use crate::Shared;
 use oz_profiles::{Config, Profile};
 use oz_wire::{
-    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode,
-    WireError, PROTOCOL_VERSION,
+    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode, WireError,
+    PROTOCOL_VERSION,
 };
 use slog::{info, warn};
 use std::os::fd::{AsFd, OwnedFd};
@@ -225,10 +225,17 @@ fn pty_master(stdio: StdioMode, fds: Vec<OwnedFd>) -> Result<Option<OwnedFd>, Da
 }
 
 /// Spawn an agent for sandbox `id`, start its actor and exchange `Hello`.
-async fn new_agent(shared: &Shared, id: u64, profile: &Profile, config: &Config, uid: u32) -> Result<AgentAddr, String> {
+async fn new_agent(
+    shared: &Shared,
+    id: u64,
+    profile: &Profile,
+    config: &Config,
+    uid: u32,
+) -> Result<AgentAddr, String> {
     let agent_path = config.agent_path();
     let output = shared.hub.agent_stderr(id);
-    let spawned = spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
+    let spawned =
+        spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
     let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
     shared.hub.register_sandbox(id, uid, &profile.name);
     let agent = Agent::launch(AgentParams {

@@ -6,8 +6,8 @@ use super::agent_gone;
 use crate::registry::{AgentAddr, SetState};
 use crate::Shared;
 use oz_profiles::expand::ExpandContext;
-use oz_profiles::{Config, Profile};
 use oz_profiles::program::{program_path, ProgramError};
+use oz_profiles::{Config, Profile};
 use oz_wire::{AgentError, DaemonError, ExitStatus, SandboxState};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -24,9 +24,8 @@ const ENDING_WAIT: Duration = Duration::from_secs(10);
 /// The profile's program exists and is executable on the host (whose /usr the sandbox sees).
 /// Paths with per-user variables are left to the agent.
 pub fn program_installed(profile: &Profile, config: &Config) -> Result<(), DaemonError> {
-    program_problem(profile, config).map_or(Ok(()), |detail| {
-        Err(DaemonError::LaunchFailed { profile: profile.name.clone(), detail })
-    })
+    program_problem(profile, config)
+        .map_or(Ok(()), |detail| Err(DaemonError::LaunchFailed { profile: profile.name.clone(), detail }))
 }
 
 fn program_problem(profile: &Profile, config: &Config) -> Option<String> {
@@ -36,7 +35,10 @@ fn program_problem(profile: &Profile, config: &Config) -> Option<String> {
     let path = match program_path(profile, config, &ExpandContext::default(), &|p: &Path| p.exists()) {
         Ok(p) => p,
         Err(ProgramError::NotInPath { name, .. }) => {
-            return Some(format!("program {} is not installed ({name} is in no directory of the sandbox PATH)", profile.path));
+            return Some(format!(
+                "program {} is not installed ({name} is in no directory of the sandbox PATH)",
+                profile.path
+            ));
         }
         Err(e) => return Some(e.to_string()),
     };
@@ -89,7 +91,10 @@ pub async fn wait_ended(shared: &Shared, id: u64, agent: &AgentAddr) {
 
 /// Copies of a launch's stdio fds for one attempt that may fail.
 pub fn dup_fds(fds: &[OwnedFd]) -> Result<Vec<OwnedFd>, DaemonError> {
-    fds.iter().map(|f| f.try_clone()).collect::<Result<_, _>>().map_err(|e| super::internal(format!("dup stdio: {}", io_text(&e))))
+    fds.iter()
+        .map(|f| f.try_clone())
+        .collect::<Result<_, _>>()
+        .map_err(|e| super::internal(format!("dup stdio: {}", io_text(&e))))
 }
 
 /// Wait up to `check_ms` for the program's exit. An unsuccessful exit in that time is the

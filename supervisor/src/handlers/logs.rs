@@ -9,7 +9,13 @@ use crate::logs::LogFilter;
 use crate::Shared;
 use oz_wire::{DaemonError, DaemonReply, WireError};
 
-pub async fn logs(conn: &Conn, shared: &Shared, sandbox: Option<u64>, follow: bool, count: Option<u32>) -> Result<(), WireError> {
+pub async fn logs(
+    conn: &Conn,
+    shared: &Shared,
+    sandbox: Option<u64>,
+    follow: bool,
+    count: Option<u32>,
+) -> Result<(), WireError> {
     let caller = conn.peer.uid;
     if let Some(id) = sandbox {
         // Another user's sandbox is reported as unknown, like one that never existed.

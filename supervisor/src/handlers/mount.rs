@@ -24,7 +24,13 @@ fn check_paths<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<(), D
     Ok(())
 }
 
-pub async fn mount(conn: &Conn, shared: &Shared, id: u64, paths: Vec<PathBuf>, read_only: bool) -> Result<(), WireError> {
+pub async fn mount(
+    conn: &Conn,
+    shared: &Shared,
+    id: u64,
+    paths: Vec<PathBuf>,
+    read_only: bool,
+) -> Result<(), WireError> {
     let r = async {
         if paths.is_empty() {
             return Err(invalid("no paths to mount"));

@@ -55,7 +55,8 @@ pub fn secure_dir(dir: &Path) -> Result<Vec<String>, LogDirError> {
     if mode & 0o7066 != 0 {
         let fixed = (mode & 0o700) | 0o700;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(fixed)).map_err(io)?;
-        notes.push(format!("log_dir {} was mode {mode:04o}, other users could list it; now {fixed:04o}", dir.display()));
+        notes
+            .push(format!("log_dir {} was mode {mode:04o}, other users could list it; now {fixed:04o}", dir.display()));
     }
     for entry in std::fs::read_dir(dir).map_err(io)?.flatten() {
         let Ok(m) = entry.path().symlink_metadata() else { continue };
@@ -65,7 +66,11 @@ pub fn secure_dir(dir: &Path) -> Result<Vec<String>, LogDirError> {
                 Ok(f) if f.set_permissions(std::fs::Permissions::from_mode(0o600)).is_ok() => {
                     notes.push(format!("log file {} was mode {:04o}; now 0600", path.display(), m.mode() & 0o7777));
                 }
-                _ => notes.push(format!("log file {} is mode {:04o} and could not be repaired", path.display(), m.mode() & 0o7777)),
+                _ => notes.push(format!(
+                    "log file {} is mode {:04o} and could not be repaired",
+                    path.display(),
+                    m.mode() & 0o7777
+                )),
             }
         }
     }
@@ -227,7 +232,8 @@ mod tests {
         for i in 0..40 {
             f.write(format!("line {i:04}\n").as_bytes(), &policy);
         }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["sandbox-1-x-5.log", "sandbox-1-x-5.log.1", "sandbox-1-x-5.log.2"]);
         for n in &names {
@@ -272,7 +278,14 @@ mod tests {
     fn sweep_deletes_old_sandbox_files_only() {
         let dir = tempfile::tempdir().unwrap();
         let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
-        for n in ["sandbox-1-a-1.log", "sandbox-1-a-1.log.1", "agent-1-1.log", "sandbox-2-b-1.log", "oz-daemon.log", "sandbox-3-c-1.log"] {
+        for n in [
+            "sandbox-1-a-1.log",
+            "sandbox-1-a-1.log.1",
+            "agent-1-1.log",
+            "sandbox-2-b-1.log",
+            "oz-daemon.log",
+            "sandbox-3-c-1.log",
+        ] {
             let f = File::create(dir.path().join(n)).unwrap();
             if n != "sandbox-3-c-1.log" {
                 f.set_modified(old).unwrap();
@@ -280,7 +293,8 @@ mod tests {
         }
         let open = [dir.path().join("sandbox-2-b-1.log")];
         assert_eq!(sweep(dir.path(), 2, &open), 3);
-        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, ["oz-daemon.log", "sandbox-2-b-1.log", "sandbox-3-c-1.log"]);
         assert_eq!(sweep(dir.path(), 0, &[]), 0);

@@ -134,7 +134,10 @@ impl LogHub {
     /// Remember who owns a sandbox's records; its file is made with its first line.
     pub fn register_sandbox(&self, id: u64, uid: u32, profile: &str) {
         let mut inner = self.lock();
-        let file = inner.log_dir.as_deref().map(|d| LogFile::sandbox(d, &format!("sandbox-{id}-{}-{}", files::safe_name(profile), inner.boot)));
+        let file = inner
+            .log_dir
+            .as_deref()
+            .map(|d| LogFile::sandbox(d, &format!("sandbox-{id}-{}-{}", files::safe_name(profile), inner.boot)));
         let agent_stderr = inner.sandboxes.remove(&id).and_then(|s| s.agent_stderr);
         inner.sandboxes.insert(id, Sandbox { uid, profile: profile.to_string(), file, agent_stderr, ended: false });
     }
@@ -151,7 +154,13 @@ impl LogHub {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .ok()?;
-        let entry = inner.sandboxes.entry(id).or_insert_with(|| Sandbox { uid: 0, profile: String::new(), file: None, agent_stderr: None, ended: false });
+        let entry = inner.sandboxes.entry(id).or_insert_with(|| Sandbox {
+            uid: 0,
+            profile: String::new(),
+            file: None,
+            agent_stderr: None,
+            ended: false,
+        });
         entry.agent_stderr = Some(path);
         Some(f)
     }
@@ -248,7 +257,8 @@ impl LogHub {
         if inner.followers.len() >= MAX_FOLLOWERS {
             return Err(FollowError::Total { max: MAX_FOLLOWERS });
         }
-        let mine = inner.followers.iter().filter_map(Weak::upgrade).filter(|f| f.filter.caller == filter.caller).count();
+        let mine =
+            inner.followers.iter().filter_map(Weak::upgrade).filter(|f| f.filter.caller == filter.caller).count();
         if filter.caller != access::ROOT && mine >= MAX_FOLLOWERS_PER_UID {
             return Err(FollowError::PerUser { max: MAX_FOLLOWERS_PER_UID });
         }
@@ -263,7 +273,8 @@ impl LogHub {
     fn open_files(&self) -> Vec<PathBuf> {
         let inner = self.lock();
         let live = inner.sandboxes.values().filter(|s| !s.ended);
-        live.flat_map(|s| s.file.as_ref().map(|f| f.path().to_path_buf()).into_iter().chain(s.agent_stderr.clone())).collect()
+        live.flat_map(|s| s.file.as_ref().map(|f| f.path().to_path_buf()).into_iter().chain(s.agent_stderr.clone()))
+            .collect()
     }
 
     /// Delete sandbox files older than `log_retention_days` now and every hour, on a thread of
@@ -399,7 +410,12 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_last_records_and_filters_by_owner() {
-        let hub = LogHub::with_ring(None, NO_FILES, Cap { records: 3, bytes: LANE_BYTES }, Cap { records: 3, bytes: RING_BYTES });
+        let hub = LogHub::with_ring(
+            None,
+            NO_FILES,
+            Cap { records: 3, bytes: LANE_BYTES },
+            Cap { records: 3, bytes: RING_BYTES },
+        );
         hub.register_sandbox(1, 1000, "a");
         hub.register_sandbox(2, 1001, "b");
         for m in ["d0", "x", "y", "z"] {
@@ -463,7 +479,10 @@ mod tests {
         hub.push_output(4, rec(Some(4), "\x1b[31mred\x1b[0m output"));
         hub.push(rec(None, "hello daemon"));
         let daemon = std::fs::read_to_string(dir.path().join("oz-daemon.log")).unwrap();
-        assert!(daemon.contains("info [4:fire/fox] daemon event about 4") && daemon.contains("hello daemon"), "{daemon}");
+        assert!(
+            daemon.contains("info [4:fire/fox] daemon event about 4") && daemon.contains("hello daemon"),
+            "{daemon}"
+        );
         assert!(!daemon.contains("output"), "{daemon}");
         let boot = hub.lock().boot;
         let sb_path = dir.path().join(format!("sandbox-4-fire_fox-{boot}.log"));
@@ -490,6 +509,9 @@ mod tests {
         let log = slog::Logger::root(HubDrain(hub.clone()).fuse(), slog::o!());
         slog::warn!(log, "agent died"; "sandbox" => 9u64, "profile" => "x", "pid" => 42);
         let r = &recent(&hub, 0, Some(9), None)[0];
-        assert_eq!((r.level, r.profile.as_deref(), r.message.as_str()), (LogLevel::Warning, Some("x"), "agent died pid=42"));
+        assert_eq!(
+            (r.level, r.profile.as_deref(), r.message.as_str()),
+            (LogLevel::Warning, Some("x"), "agent died pid=42")
+        );
     }
 }

@@ -50,7 +50,9 @@ fn wrong_reply_is_unexpected_message() {
     agent.event(AgentToDaemon::Pong, &[]).unwrap();
     let err = daemon.wait_for_ready(&mut |_| {}).unwrap_err();
     match err {
-        WireError::UnexpectedMessage { expected, received } => assert_eq!((expected, received.as_str()), ("Ready", "Pong")),
+        WireError::UnexpectedMessage { expected, received } => {
+            assert_eq!((expected, received.as_str()), ("Ready", "Pong"))
+        }
         other => panic!("{other}"),
     }
 }
@@ -72,7 +74,8 @@ fn reply_of_the_wrong_kind_names_what_the_request_expects() {
 #[test]
 fn out_of_order_replies_are_matched_by_id() {
     let (daemon, agent) = greeted();
-    let mount = daemon.send(&DaemonToAgent::Mount { uid: 1, paths: vec!["/home/u/a".into()], read_only: true }, &[]).unwrap();
+    let mount =
+        daemon.send(&DaemonToAgent::Mount { uid: 1, paths: vec!["/home/u/a".into()], read_only: true }, &[]).unwrap();
     let ping = daemon.send(&DaemonToAgent::Ping, &[]).unwrap();
     assert_ne!(mount, ping);
     let (first, _) = request(&agent);
@@ -140,8 +143,12 @@ fn version_mismatch_is_detected_on_both_sides() {
 fn a_protocol_1_frame_after_the_hello_is_a_version_mismatch() {
     // Protocol 1 had no envelopes: a bare hello where an envelope belongs names the old version.
     let old_hello = frame::encode(&DaemonToAgent::Hello { protocol_version: 1 }).unwrap();
-    assert!(matches!(decode_request(&old_hello), Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 })));
-    let old_hello = frame::encode(&AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 3 }).unwrap();
+    assert!(matches!(
+        decode_request(&old_hello),
+        Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 })
+    ));
+    let old_hello =
+        frame::encode(&AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 3 }).unwrap();
     assert!(matches!(decode_message(&old_hello), Err(WireError::VersionMismatch { theirs: 1, .. })));
     let garbage = frame::encode(&DaemonToAgent::Ping).unwrap();
     assert!(matches!(decode_request(&garbage), Err(WireError::Decode { .. })));

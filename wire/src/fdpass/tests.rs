@@ -145,7 +145,6 @@ fn stream_eof_mid_frame() {
     assert!(matches!(err, WireError::UnexpectedEof { got: 6, expected: 14 }), "{err}");
 }
 
-
 #[test]
 fn try_recv_packet_does_not_block() {
     let (a, b) = seqpacket_pair().unwrap();

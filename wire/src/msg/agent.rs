@@ -12,7 +12,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DaemonToAgent {
     /// First message on every agent connection (socketpair or rendezvous socket).
-    Hello { protocol_version: u32 },
+    Hello {
+        protocol_version: u32,
+    },
     /// Build the sandbox and start the program; three fds follow when `spec.stdio` is `Attached`.
     /// Answered by `Ready` (after exec) or `LaunchFailed`.
     Launch(LaunchSpec),
@@ -25,13 +27,27 @@ pub enum DaemonToAgent {
         stdio: StdioMode,
     },
     /// Start a shell as `uid` on a new pty; answered by `ShellStarted` with the master fd.
-    Shell { uid: u32, term: String, cols: u16, rows: u16 },
+    Shell {
+        uid: u32,
+        term: String,
+        cols: u16,
+        rows: u16,
+    },
     /// Bind paths of `uid`'s home into the sandbox; answered by `Mounted` or `Error`.
-    Mount { uid: u32, paths: Vec<PathBuf>, read_only: bool },
+    Mount {
+        uid: u32,
+        paths: Vec<PathBuf>,
+        read_only: bool,
+    },
     /// Answered by `Unmounted` or `Error`.
-    Umount { uid: u32, path: PathBuf },
+    Umount {
+        uid: u32,
+        path: PathBuf,
+    },
     /// Tear the sandbox down; the agent answers `ShuttingDown` and exits when done.
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
     Ping,
     /// Restart the sandbox's host-side Xpra client. Answered by `XpraRelaunched` or `Error`.
     RelaunchXpra,
@@ -42,37 +58,69 @@ pub enum DaemonToAgent {
 pub enum AgentToDaemon {
     /// Answer to `Hello`. `sandbox_id` is None on a fresh agent (before `Launch`); on a
     /// rendezvous connection it is Some and a `State` record follows at once.
-    Hello { protocol_version: u32, sandbox_id: Option<u64>, agent_pid: u32 },
+    Hello {
+        protocol_version: u32,
+        sandbox_id: Option<u64>,
+        agent_pid: u32,
+    },
     /// The program was exec'd (`program_pid` None with noexec).
-    Ready { init_pid: u32, program_pid: Option<u32> },
+    Ready {
+        init_pid: u32,
+        program_pid: Option<u32>,
+    },
     LaunchFailed(AgentError),
     /// A program started by `Launch` or `RunProgram` ended.
-    ProgramExited { pid: u32, status: ExitStatus },
+    ProgramExited {
+        pid: u32,
+        status: ExitStatus,
+    },
     /// Another supervised process (watchdog, shell, helper) ended.
-    ProcessExited { pid: u32, comm: String, status: ExitStatus },
+    ProcessExited {
+        pid: u32,
+        comm: String,
+        status: ExitStatus,
+    },
     Log(LogRecord),
-    Health { rss_bytes: u64, pids: u32, cpu_usec: u64, uptime_ms: u64 },
+    Health {
+        rss_bytes: u64,
+        pids: u32,
+        cpu_usec: u64,
+        uptime_ms: u64,
+    },
     /// The pty master fd accompanies this message.
     ShellStarted,
-    Mounted { paths: Vec<PathBuf> },
+    Mounted {
+        paths: Vec<PathBuf>,
+    },
     Unmounted,
     Error(AgentError),
     /// The agent's state record, for re-adoption by a restarted daemon.
     State(AgentRecord),
-    ShuttingDown { reason: String },
+    ShuttingDown {
+        reason: String,
+    },
     Pong,
     /// Answer to `Shell` from agents that report how shells end: like `ShellStarted` (the pty
     /// master fd accompanies it), with the shell's pid in the sandbox's PID namespace.
-    ShellOpened { pid: u32 },
+    ShellOpened {
+        pid: u32,
+    },
     /// The shell opened with this pid ended (event; follows its `ShellOpened`).
-    ShellExited { pid: u32, status: ExitStatus },
+    ShellExited {
+        pid: u32,
+        status: ExitStatus,
+    },
     /// What the agent injected into its sandbox (`Mount` requests and argument files of later
     /// launches): on a rendezvous connection it follows `State` at once, so a restarted daemon
     /// lists the sandbox as the agent knows it.
-    Mounts { paths: Vec<PathBuf> },
+    Mounts {
+        paths: Vec<PathBuf>,
+    },
     /// The helper processes the agent supervises for the sandbox (X server, forwarders), with
     /// each `Health` heartbeat when there are any (event).
-    Children { children: Vec<ChildHealth> },
+    Children {
+        children: Vec<ChildHealth>,
+    },
     /// Answer to `RelaunchXpra`: a new client was started.
     XpraRelaunched,
     /// Where the sandbox is in its life, as the agent's supervision sees it (event): sent when

@@ -27,7 +27,9 @@ pub enum KillTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// First frame of every connection.
-    Hello { protocol_version: u32 },
+    Hello {
+        protocol_version: u32,
+    },
     ListProfiles,
     /// Launch a program in a sandbox. With `attach_stdio`, the frame carries three fds
     /// (stdin, stdout, stderr) and the daemon later sends `ProgramExited`.
@@ -40,16 +42,37 @@ pub enum ClientRequest {
         attach_stdio: bool,
     },
     ListSandboxes,
-    Kill { target: KillTarget },
+    Kill {
+        target: KillTarget,
+    },
     /// Open a shell in a sandbox; answered by `ShellStarted` with the pty master fd.
-    Shell { id: u64, term: String, cols: u16, rows: u16 },
-    Mount { id: u64, paths: Vec<PathBuf>, read_only: bool },
-    Umount { id: u64, path: PathBuf },
+    Shell {
+        id: u64,
+        term: String,
+        cols: u16,
+        rows: u16,
+    },
+    Mount {
+        id: u64,
+        paths: Vec<PathBuf>,
+        read_only: bool,
+    },
+    Umount {
+        id: u64,
+        path: PathBuf,
+    },
     /// Recent log records (`count`, default all buffered), then `LogEnd`; with `follow`, live
     /// records keep coming until the client disconnects.
-    Logs { sandbox: Option<u64>, follow: bool, count: Option<u32> },
+    Logs {
+        sandbox: Option<u64>,
+        follow: bool,
+        count: Option<u32>,
+    },
     /// Reserved: clients resize a shell with TIOCSWINSZ on the pty master they hold.
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     Ping,
     /// Launch a program on a new pty inside the sandbox (`oz run` at a terminal), as the
     /// session leader with the pty as its controlling terminal; answered by `Launched` with the
@@ -64,7 +87,9 @@ pub enum ClientRequest {
     },
     /// Restart the host-side Xpra client of a sandbox (or of all the caller's), e.g. after the
     /// user's display came back.
-    RelaunchXpra { target: KillTarget },
+    RelaunchXpra {
+        target: KillTarget,
+    },
 }
 
 /// One profile in the `Profiles` listing.
@@ -93,27 +118,44 @@ pub struct SandboxInfo {
 /// A reply on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DaemonReply {
-    Hello { protocol_version: u32, daemon_version: String },
+    Hello {
+        protocol_version: u32,
+        daemon_version: String,
+    },
     Profiles(Vec<ProfileSummary>),
     /// Sent after the program was exec'd in the sandbox (or the sandbox built, with noexec).
-    Launched { id: u64, init_pid: u32, reused_existing: bool },
+    Launched {
+        id: u64,
+        init_pid: u32,
+        reused_existing: bool,
+    },
     Sandboxes(Vec<SandboxInfo>),
-    Killed { ids: Vec<u64> },
+    Killed {
+        ids: Vec<u64>,
+    },
     /// The pty master fd accompanies this frame.
     ShellStarted,
-    Mounted { paths: Vec<PathBuf> },
+    Mounted {
+        paths: Vec<PathBuf>,
+    },
     Unmounted,
     LogLine(LogRecord),
     LogEnd,
     /// For an attached launch (`oz run`): the program ended.
-    ProgramExited { status: ExitStatus },
+    ProgramExited {
+        status: ExitStatus,
+    },
     Pong,
     Error(DaemonError),
     Ok,
     /// After `ShellStarted`: the shell ended. Daemons that cannot tell never send it.
-    ShellExited { status: ExitStatus },
+    ShellExited {
+        status: ExitStatus,
+    },
     /// Answer to `RelaunchXpra`: the sandboxes whose Xpra client was restarted.
-    XpraRelaunched { ids: Vec<u64> },
+    XpraRelaunched {
+        ids: Vec<u64>,
+    },
 }
 
 impl DaemonReply {

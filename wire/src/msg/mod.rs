@@ -4,7 +4,9 @@ pub mod agent;
 pub mod client;
 pub mod common;
 
-pub use agent::{AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind};
+pub use agent::{
+    AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind,
+};
 pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 

@@ -241,7 +241,10 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
     let mut v = vec![
         ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: None, agent_pid: 4240 }),
         ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 4240 }),
-        ("a2d_hello_v2", AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 }),
+        (
+            "a2d_hello_v2",
+            AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 },
+        ),
         ("a2d_ready", AgentToDaemon::Ready { init_pid: 4242, program_pid: Some(4250) }),
         ("a2d_ready_noexec", AgentToDaemon::Ready { init_pid: 4242, program_pid: None }),
         ("a2d_program_exited", AgentToDaemon::ProgramExited { pid: 4250, status: ExitStatus::Signal(9) }),
@@ -250,7 +253,10 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
             AgentToDaemon::ProcessExited { pid: 4260, comm: "firefox-bin".into(), status: ExitStatus::Code(0) },
         ),
         ("a2d_log", AgentToDaemon::Log(log_record())),
-        ("a2d_health", AgentToDaemon::Health { rss_bytes: 123_456_789, pids: 12, cpu_usec: 9_876_543, uptime_ms: 60_000 }),
+        (
+            "a2d_health",
+            AgentToDaemon::Health { rss_bytes: 123_456_789, pids: 12, cpu_usec: 9_876_543, uptime_ms: 60_000 },
+        ),
         ("a2d_shell_started", AgentToDaemon::ShellStarted),
         ("a2d_mounted", AgentToDaemon::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
         ("a2d_unmounted", AgentToDaemon::Unmounted),
@@ -264,7 +270,12 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
             "a2d_children",
             AgentToDaemon::Children {
                 children: vec![
-                    ChildHealth { name: "xpra-server".into(), state: ChildState::Running, pid: Some(4300), restarts: 1 },
+                    ChildHealth {
+                        name: "xpra-server".into(),
+                        state: ChildState::Running,
+                        pid: Some(4300),
+                        restarts: 1,
+                    },
                     ChildHealth { name: "forward tcp:8080".into(), state: ChildState::GivenUp, pid: None, restarts: 3 },
                 ],
             },

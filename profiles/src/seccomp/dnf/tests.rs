@@ -5,8 +5,7 @@ use crate::seccomp::ir::{ArgRef, Expr};
 use crate::seccomp::parse_policy;
 
 fn condition(text: &str) -> Expr {
-    let p =
-        parse_policy(&format!("read: {text}"), Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
+    let p = parse_policy(&format!("read: {text}"), Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
     p.rules[0].condition.clone()
 }
 
@@ -39,11 +38,7 @@ fn eval(e: &Expr, args: &[u64; 6]) -> u64 {
         Expr::BitTest(l, r) => b(eval(l, args) & eval(r, args) != 0),
         Expr::And(l, r) => b(eval(l, args) != 0 && eval(r, args) != 0),
         Expr::Or(l, r) => b(eval(l, args) != 0 || eval(r, args) != 0),
-        Expr::In {
-            negated,
-            value,
-            set,
-        } => {
+        Expr::In { negated, value, set } => {
             let v = eval(value, args);
             b(set.iter().any(|c| eval(c, args) == v) != *negated)
         }
@@ -51,8 +46,7 @@ fn eval(e: &Expr, args: &[u64; 6]) -> u64 {
 }
 
 fn eval_dnf(d: &Dnf, args: &[u64; 6]) -> bool {
-    d.iter()
-        .any(|conj| conj.iter().all(|a| a.test.eval(args[a.arg as usize])))
+    d.iter().any(|conj| conj.iter().all(|a| a.test.eval(args[a.arg as usize])))
 }
 
 const SAMPLES: &[u64] = &[
@@ -96,11 +90,7 @@ fn check(text: &str) {
                 let a2 = SAMPLES[(i * 7 + (a1 % 64) as usize) % SAMPLES.len()];
                 let args = [a0, a1, a2, 0, 0, 0];
                 let want = (eval(&e, &args) != 0) == positive;
-                assert_eq!(
-                    eval_dnf(&d, &args),
-                    want,
-                    "{text} (positive={positive}) on {args:x?}: {d:?}"
-                );
+                assert_eq!(eval_dnf(&d, &args), want, "{text} (positive={positive}) on {args:x?}: {d:?}");
                 for conj in &d {
                     let mut seen: Vec<u8> = conj.iter().map(|a| a.arg).collect();
                     seen.dedup();
@@ -158,13 +148,7 @@ fn ranges_become_single_comparisons_or_masked_blocks() {
     // [3,9] = {3} [4,7] [8,9]
     assert_eq!(d.len(), 3);
     let d = lower(&condition("arg0 > 2 && arg0 >= 5"), true).unwrap();
-    assert_eq!(
-        d,
-        vec![vec![Atom {
-            arg: 0,
-            test: Test::Cmp(CmpOp::Ge, 5)
-        }]]
-    );
+    assert_eq!(d, vec![vec![Atom { arg: 0, test: Test::Cmp(CmpOp::Ge, 5) }]]);
 }
 
 #[test]
@@ -173,33 +157,16 @@ fn bit_tests_expand_per_bit() {
     assert_eq!(d.len(), 2);
     let d = lower(&condition("!(arg0 & (CLONE_NEWUSER | CLONE_NEWNS))"), true).unwrap();
     let mask = 0x1000_0000 | 0x2_0000;
-    assert_eq!(
-        d,
-        vec![vec![Atom {
-            arg: 0,
-            test: Test::Masked { mask, value: 0 }
-        }]]
-    );
+    assert_eq!(d, vec![vec![Atom { arg: 0, test: Test::Masked { mask, value: 0 } }]]);
 }
 
 #[test]
 fn unsupported_and_oversized_conditions_are_errors() {
-    assert!(matches!(
-        lower(&condition("arg0 == arg1"), true),
-        Err(LowerError::Unsupported(_))
-    ));
-    assert!(matches!(
-        lower(&condition("arg0 + 1 == 3"), true),
-        Err(LowerError::Unsupported(_))
-    ));
+    assert!(matches!(lower(&condition("arg0 == arg1"), true), Err(LowerError::Unsupported(_))));
+    assert!(matches!(lower(&condition("arg0 + 1 == 3"), true), Err(LowerError::Unsupported(_))));
     let e = condition("(arg0 & 0xf0) == 0x80 && arg0 < 0x85");
     assert_eq!(lower(&e, true), Err(LowerError::MixedMaskAndRange(0)));
-    let clause = |i: u32| {
-        format!(
-            "(arg0 == {} || arg1 == {} || arg2 == {} || arg3 == {})",
-            i, i, i, i
-        )
-    };
+    let clause = |i: u32| format!("(arg0 == {} || arg1 == {} || arg2 == {} || arg3 == {})", i, i, i, i);
     let huge: Vec<String> = (0..6).map(clause).collect();
     let e = condition(&huge.join(" && "));
     assert_eq!(lower(&e, true), Err(LowerError::TooLarge(MAX_TERMS)));

@@ -18,10 +18,7 @@ fn err(text: &str) -> PolicyError {
 }
 
 fn arg(i: u8) -> Box<Expr> {
-    Box::new(Expr::Arg(ArgRef {
-        index: i,
-        part: ArgPart::Full,
-    }))
+    Box::new(Expr::Arg(ArgRef { index: i, part: ArgPart::Full }))
 }
 
 fn num(n: u64) -> Box<Expr> {
@@ -67,41 +64,28 @@ fn every_comparison_operator() {
         (">=", CmpOp::Ge),
     ];
     for (text, op) in ops {
-        assert_eq!(
-            cond(&format!("read: arg2 {text} 7")),
-            cmp(op, 2, 7),
-            "{text}"
-        );
+        assert_eq!(cond(&format!("read: arg2 {text} 7")), cmp(op, 2, 7), "{text}");
     }
 }
 
 #[test]
 fn and_binds_tighter_than_or() {
     let c = cond("read: arg0 == 1 || arg1 == 2 && arg2 == 3");
-    let and = Expr::And(
-        Box::new(cmp(CmpOp::Eq, 1, 2)),
-        Box::new(cmp(CmpOp::Eq, 2, 3)),
-    );
+    let and = Expr::And(Box::new(cmp(CmpOp::Eq, 1, 2)), Box::new(cmp(CmpOp::Eq, 2, 3)));
     assert_eq!(c, Expr::Or(Box::new(cmp(CmpOp::Eq, 0, 1)), Box::new(and)));
 }
 
 #[test]
 fn parentheses_override_precedence() {
     let c = cond("read: (arg0 == 1 || arg1 == 2) && arg2 == 3");
-    let or = Expr::Or(
-        Box::new(cmp(CmpOp::Eq, 0, 1)),
-        Box::new(cmp(CmpOp::Eq, 1, 2)),
-    );
+    let or = Expr::Or(Box::new(cmp(CmpOp::Eq, 0, 1)), Box::new(cmp(CmpOp::Eq, 1, 2)));
     assert_eq!(c, Expr::And(Box::new(or), Box::new(cmp(CmpOp::Eq, 2, 3))));
 }
 
 #[test]
 fn bitwise_operators_bind_tighter_than_comparisons() {
     // gosecco precedence: `|` before `==`, so this is arg1 == (2 | 2048).
-    assert_eq!(
-        cond("socket: arg1 == SOCK_DGRAM|SOCK_NONBLOCK"),
-        cmp(CmpOp::Eq, 1, 2 | 2048)
-    );
+    assert_eq!(cond("socket: arg1 == SOCK_DGRAM|SOCK_NONBLOCK"), cmp(CmpOp::Eq, 1, 2 | 2048));
     // `&` with an argument stays symbolic: (arg1 & 0x10000000) != 0 in boolean context.
     let c = cond("clone: arg0 & CLONE_NEWUSER");
     assert_eq!(c, Expr::Binary(BinOp::And, arg(0), num(0x1000_0000)));
@@ -133,16 +117,8 @@ fn not_and_bit_test() {
 #[test]
 fn in_and_not_in() {
     let c = cond("read: in(arg0, 1, 2) || NOTIN(arg1, 3)");
-    let a = Expr::In {
-        negated: false,
-        value: arg(0),
-        set: vec![Expr::Num(1), Expr::Num(2)],
-    };
-    let b = Expr::In {
-        negated: true,
-        value: arg(1),
-        set: vec![Expr::Num(3)],
-    };
+    let a = Expr::In { negated: false, value: arg(0), set: vec![Expr::Num(1), Expr::Num(2)] };
+    let b = Expr::In { negated: true, value: arg(1), set: vec![Expr::Num(3)] };
     assert_eq!(c, Expr::Or(Box::new(a), Box::new(b)));
 }
 
@@ -152,10 +128,7 @@ fn definitions_constants_and_macros() {
         "FOO=0x10\nBAR = FOO | 1\nIS_FOO = arg0 == FOO\nsame(x, y) = x == y\n\
          read: IS_FOO || arg1 == BAR\nwrite: same(arg2, BAR + 1)\n",
     );
-    let c0 = Expr::Or(
-        Box::new(cmp(CmpOp::Eq, 0, 0x10)),
-        Box::new(cmp(CmpOp::Eq, 1, 0x11)),
-    );
+    let c0 = Expr::Or(Box::new(cmp(CmpOp::Eq, 0, 0x10)), Box::new(cmp(CmpOp::Eq, 1, 0x11)));
     assert_eq!(p.rules[0].condition, c0);
     assert_eq!(p.rules[1].condition, cmp(CmpOp::Eq, 2, 0x12));
 }
@@ -180,13 +153,7 @@ fn return_errno_forms() {
 #[test]
 fn per_rule_actions() {
     let p = parse("read[+trace, -kill]: arg0 == 1\nfutex[-EPERM]: arg1 == 0\nwrite[+42]: 1\n");
-    assert_eq!(
-        p.rules[0].action,
-        RuleAction {
-            positive: Some(Action::Trace),
-            negative: Some(Action::Kill)
-        }
-    );
+    assert_eq!(p.rules[0].action, RuleAction { positive: Some(Action::Trace), negative: Some(Action::Kill) });
     assert_eq!(p.rules[1].action.negative, Some(Action::Errno(1)));
     assert_eq!(p.rules[2].action.positive, Some(Action::Errno(42)));
 }
@@ -206,65 +173,24 @@ fn assert_err(text: &str, line: u32, col: u32, kind: ErrorKind) {
 
 #[test]
 fn errors_carry_line_and_column() {
-    assert_err(
-        "read: 1\nfrobnicate: 1\n",
-        2,
-        1,
-        ErrorKind::UnknownSyscall("frobnicate".into()),
-    );
-    assert_err(
-        "read: arg0 == AF_NOPE",
-        1,
-        15,
-        ErrorKind::UnknownConstant("AF_NOPE".into()),
-    );
+    assert_err("read: 1\nfrobnicate: 1\n", 2, 1, ErrorKind::UnknownSyscall("frobnicate".into()));
+    assert_err("read: arg0 == AF_NOPE", 1, 15, ErrorKind::UnknownConstant("AF_NOPE".into()));
     assert_err("read: (arg0 == 1", 1, 7, ErrorKind::UnclosedParen);
     assert_err("read: arg0 == 1)", 1, 16, ErrorKind::UnopenedParen);
     assert_err("read: arg0 == ", 1, 14, ErrorKind::UnexpectedEnd("a value"));
-    assert_err(
-        "read: arg0 == == 1",
-        1,
-        15,
-        ErrorKind::UnexpectedToken {
-            found: "'=='".into(),
-            expected: "a value",
-        },
-    );
+    assert_err("read: arg0 == == 1", 1, 15, ErrorKind::UnexpectedToken { found: "'=='".into(), expected: "a value" });
     assert_err(
         "read: arg0 1",
         1,
         12,
-        ErrorKind::UnexpectedToken {
-            found: "number 1".into(),
-            expected: "an operator or end of line",
-        },
+        ErrorKind::UnexpectedToken { found: "number 1".into(), expected: "an operator or end of line" },
     );
-    assert_err(
-        "\n\n  read: arg0 == 09",
-        3,
-        17,
-        ErrorKind::InvalidNumber("09".into()),
-    );
+    assert_err("\n\n  read: arg0 == 09", 3, 17, ErrorKind::InvalidNumber("09".into()));
     assert_err("read: arg0 == 1 / 0", 1, 17, ErrorKind::DivisionByZero);
-    assert_err(
-        "read: return EWHAT",
-        1,
-        14,
-        ErrorKind::UnknownAction("EWHAT".into()),
-    );
+    assert_err("read: return EWHAT", 1, 14, ErrorKind::UnknownAction("EWHAT".into()));
     assert_err("read: return 5000", 1, 14, ErrorKind::ErrnoOutOfRange(5000));
-    assert_err(
-        "read[+bogus]: 1",
-        1,
-        7,
-        ErrorKind::UnknownAction("bogus".into()),
-    );
-    assert_err(
-        "read[+kill, +log]: 1",
-        1,
-        13,
-        ErrorKind::DuplicateAction("positive"),
-    );
+    assert_err("read[+bogus]: 1", 1, 7, ErrorKind::UnknownAction("bogus".into()));
+    assert_err("read[+kill, +log]: 1", 1, 13, ErrorKind::DuplicateAction("positive"));
     assert_err("read 1", 1, 6, ErrorKind::NotARuleOrDefinition);
     assert_err("42: 1", 1, 1, ErrorKind::NotARuleOrDefinition);
     assert_err("read", 1, 5, ErrorKind::UnexpectedEnd("':' or '='"));
@@ -273,18 +199,9 @@ fn errors_carry_line_and_column() {
         "f(x) = x == 1\nread: f(arg0, arg1)",
         2,
         7,
-        ErrorKind::Arity {
-            name: "f".into(),
-            expected: 1,
-            found: 2,
-        },
+        ErrorKind::Arity { name: "f".into(), expected: 1, found: 2 },
     );
-    assert_err(
-        "f(x) = x == 1\nread: f",
-        2,
-        7,
-        ErrorKind::MacroNeedsArguments("f".into()),
-    );
+    assert_err("f(x) = x == 1\nread: f", 2, 7, ErrorKind::MacroNeedsArguments("f".into()));
     assert_err("read: arg0 == 1 @", 1, 17, ErrorKind::InvalidCharacter('@'));
 }
 
@@ -322,22 +239,12 @@ fn exponential_definitions_are_an_error_not_a_hang() {
 
 #[test]
 fn macros_cannot_recurse() {
-    assert_err(
-        "f(x) = f(x) || f(x)\nread: f(arg0)",
-        1,
-        8,
-        ErrorKind::UnknownConstant("f".into()),
-    );
+    assert_err("f(x) = f(x) || f(x)\nread: f(arg0)", 1, 8, ErrorKind::UnknownConstant("f".into()));
     let text = "g(x) = x == 1\nf(x) = g(x)\ng(x) = f(x) || f(x)\nread: f(arg0)";
     assert_err(text, 3, 1, ErrorKind::MacroRedefined("g".into(), 1));
     let text = "g = 1\nf(x) = x == g\ng(x) = f(x)\n";
     assert_err(text, 3, 1, ErrorKind::MacroRedefined("g".into(), 1));
-    assert_err(
-        "f(x) = x == 1\nf = 2\n",
-        2,
-        1,
-        ErrorKind::MacroRedefined("f".into(), 1),
-    );
+    assert_err("f(x) = x == 1\nf = 2\n", 2, 1, ErrorKind::MacroRedefined("f".into(), 1));
     assert_eq!(cond("f(x) = x == 1\nread: f(arg3)"), cmp(CmpOp::Eq, 3, 1));
 }
 
@@ -365,10 +272,7 @@ fn extradefs_inline_and_file() {
     std::fs::write(&policy, "read: arg0 == MYFLAG || arg1 == OTHER\n").unwrap();
     let extradefs = [defs.display().to_string(), "{inline}OTHER=5".to_string()];
     let p = load_policy_file(&policy, &extradefs).unwrap();
-    let c = Expr::Or(
-        Box::new(cmp(CmpOp::Eq, 0, 4)),
-        Box::new(cmp(CmpOp::Eq, 1, 5)),
-    );
+    let c = Expr::Or(Box::new(cmp(CmpOp::Eq, 0, 4)), Box::new(cmp(CmpOp::Eq, 1, 5)));
     assert_eq!(p.rules[0].condition, c);
     assert_eq!(p.origin, policy);
     let e = load_policy_file(dir.path().join("missing"), &[]).unwrap_err();
@@ -381,14 +285,8 @@ fn non_utf8_and_huge_files_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad");
     std::fs::write(&bad, b"read: 1\n\xff\xfe\n").unwrap();
-    assert_eq!(
-        load_policy_file(&bad, &[]).unwrap_err().kind,
-        ErrorKind::NotUtf8
-    );
+    assert_eq!(load_policy_file(&bad, &[]).unwrap_err().kind, ErrorKind::NotUtf8);
     let big = dir.path().join("big");
     std::fs::write(&big, vec![b'#'; (MAX_POLICY_BYTES + 10) as usize]).unwrap();
-    assert!(matches!(
-        load_policy_file(&big, &[]).unwrap_err().kind,
-        ErrorKind::TooLarge(..)
-    ));
+    assert!(matches!(load_policy_file(&big, &[]).unwrap_err().kind, ErrorKind::TooLarge(..)));
 }

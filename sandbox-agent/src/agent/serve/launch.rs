@@ -3,8 +3,8 @@
 //! the program exec'd.
 
 use super::logpipe::LogPipe;
-use crate::common::proto as iproto;
 use crate::agent::sandbox::Sandbox;
+use crate::common::proto as iproto;
 use oz_sandbox::user::UserInfo;
 use oz_wire::{AgentError, LaunchSpec};
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -89,7 +89,8 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
     let mut logs = Vec::new();
     let mut x11 = match spec.profile.xserver.enabled {
         true => {
-            let user = UserInfo::resolve(spec.uid).map_err(|e| AgentError::User { uid: spec.uid, detail: e.to_string() })?;
+            let user =
+                UserInfo::resolve(spec.uid).map_err(|e| AgentError::User { uid: spec.uid, detail: e.to_string() })?;
             Some(crate::agent::x11::Session::start(spec, &user).map_err(|e| e.to_wire())?)
         }
         false => None,
@@ -100,7 +101,11 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
         true => {
             let mut built = spec.clone();
             built.noexec = true;
-            let copies = fds.iter().map(|f| f.try_clone()).collect::<Result<Vec<_>, _>>().map_err(|e| other(format!("dup stdio: {e}")))?;
+            let copies = fds
+                .iter()
+                .map(|f| f.try_clone())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| other(format!("dup stdio: {e}")))?;
             (Sandbox::launch_with_files(&built, copies, &files).map_err(|e| e.to_wire())?, fds)
         }
         false => (Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?, Vec::new()),
@@ -131,13 +136,20 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
 
 /// Start the program of `spec` in the built sandbox (after its X server): the daemon's fds when
 /// attached, else a new log pipe. Returns its pid once it was exec'd.
-fn run_program(sandbox: &Sandbox, spec: &LaunchSpec, fds: Vec<OwnedFd>, logs: &mut Vec<LogPipe>) -> Result<i32, AgentError> {
+fn run_program(
+    sandbox: &Sandbox,
+    spec: &LaunchSpec,
+    fds: Vec<OwnedFd>,
+    logs: &mut Vec<LogPipe>,
+) -> Result<i32, AgentError> {
     let other = |detail: String| AgentError::Other { detail };
     let request = Sandbox::relaunch_request(spec).map_err(|e| e.to_wire())?;
     let stdio = match spec.stdio {
         oz_wire::StdioMode::Attached => fds,
         oz_wire::StdioMode::Pty { .. } => {
-            return Err(other("a program on a terminal pty is not available with the xpra backend; use `oz launch`".into()));
+            return Err(other(
+                "a program on a terminal pty is not available with the xpra backend; use `oz launch`".into(),
+            ));
         }
         oz_wire::StdioMode::Log => {
             let null = std::fs::File::open("/dev/null").map_err(|e| other(format!("/dev/null: {e}")))?;

@@ -44,7 +44,12 @@ pub struct Outbox {
 
 impl Outbox {
     /// Frame `msg` in its envelope (`re`: the request it answers; fds duplicated) and queue it.
-    pub fn push(&mut self, re: Option<RequestId>, msg: &AgentToDaemon, fds: &[BorrowedFd<'_>]) -> Result<Push, WireError> {
+    pub fn push(
+        &mut self,
+        re: Option<RequestId>,
+        msg: &AgentToDaemon,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<Push, WireError> {
         let frame = frame::encode_frame(&Envelope { re, msg }, AGENT_MAX_MESSAGE)?;
         let droppable = matches!(msg, AgentToDaemon::Log(_) | AgentToDaemon::Health { .. });
         if droppable && self.bytes > LOG_ROOM {
@@ -117,7 +122,13 @@ mod tests {
     use oz_wire::{fdpass, LogLevel, LogRecord};
 
     fn log(n: usize) -> AgentToDaemon {
-        AgentToDaemon::Log(LogRecord { ts: 0, level: LogLevel::Info, sandbox: Some(1), profile: None, message: "y".repeat(n) })
+        AgentToDaemon::Log(LogRecord {
+            ts: 0,
+            level: LogLevel::Info,
+            sandbox: Some(1),
+            profile: None,
+            message: "y".repeat(n),
+        })
     }
 
     #[test]
@@ -144,7 +155,8 @@ mod tests {
         let mut got = 0;
         loop {
             o.flush(ours.as_fd()).unwrap();
-            let (payload, _) = fdpass::recv_frame(ch.as_fd(), fdpass::SocketKind::SeqPacket, Default::default()).unwrap();
+            let (payload, _) =
+                fdpass::recv_frame(ch.as_fd(), fdpass::SocketKind::SeqPacket, Default::default()).unwrap();
             match oz_wire::channel::decode_message(&payload).unwrap().msg {
                 AgentToDaemon::Log(_) => got += 1,
                 AgentToDaemon::Pong => break,

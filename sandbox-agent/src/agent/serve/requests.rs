@@ -6,9 +6,9 @@
 use super::launch::agent_error;
 use super::logpipe;
 use super::runtime::Runtime;
-use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use crate::agent::mountinject;
 use crate::agent::supervise::{Event, Phase};
+use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
 use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, LogLevel, RequestId, SandboxState, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -17,11 +17,22 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum Pending {
     /// `answer` is false when the daemon that asked has gone (the reply is then dropped).
-    RunProgram { answer: bool },
-    Shell { answer: bool },
+    RunProgram {
+        answer: bool,
+    },
+    Shell {
+        answer: bool,
+    },
     /// One path of a `Mount` batch; `last` closes the batch.
-    MountPart { path: PathBuf, last: bool, answer: bool },
-    Umount { path: PathBuf, answer: bool },
+    MountPart {
+        path: PathBuf,
+        last: bool,
+        answer: bool,
+    },
+    Umount {
+        path: PathBuf,
+        answer: bool,
+    },
     Shutdown,
 }
 
@@ -67,7 +78,6 @@ pub struct MountBatch {
     done: Vec<PathBuf>,
     error: Option<AgentError>,
 }
-
 
 impl Runtime {
     /// Answer the current request now (after any answer still due).
@@ -155,7 +165,9 @@ impl Runtime {
                 self.answers.push_back(Slot::DueShutdown(self.current));
                 self.feed(Event::ShutdownRequested { reason });
             }
-            DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => self.run_program(args, cwd, caller_env, stdio, fds),
+            DaemonToAgent::RunProgram { args, cwd, caller_env, stdio } => {
+                self.run_program(args, cwd, caller_env, stdio, fds)
+            }
             DaemonToAgent::Shell { uid, term, cols, rows } => self.shell(uid, term, cols, rows),
             DaemonToAgent::Mount { uid, paths, read_only } => self.mount(uid, paths, read_only),
             DaemonToAgent::Umount { uid, path } => self.umount(uid, path),
@@ -174,7 +186,9 @@ impl Runtime {
                 self.log(LogLevel::Info, line);
                 self.answer(AgentToDaemon::XpraRelaunched);
             }
-            None => self.answer(AgentToDaemon::Error(AgentError::Unsupported { detail: "this sandbox has no xpra client".into() })),
+            None => self.answer(AgentToDaemon::Error(AgentError::Unsupported {
+                detail: "this sandbox has no xpra client".into(),
+            })),
         }
     }
 
@@ -220,7 +234,12 @@ impl Runtime {
             }
             StdioMode::Log => match self.log_stdio() {
                 Ok(fds) => fds,
-                Err(e) => return self.answer(AgentToDaemon::Error(AgentError::Sys { op: "pipe".into(), errno: e.raw_os_error().unwrap_or(0) })),
+                Err(e) => {
+                    return self.answer(AgentToDaemon::Error(AgentError::Sys {
+                        op: "pipe".into(),
+                        errno: e.raw_os_error().unwrap_or(0),
+                    }))
+                }
             },
         };
         if spec.profile.allow_files {
@@ -259,7 +278,15 @@ impl Runtime {
                 rows,
             }
         } else if uid == 0 && self.spec.config.allow_root_shell {
-            ShellRequest { uid: 0, gid: 0, groups: vec![], home: "/".into(), term: Some(term).filter(|t| !t.is_empty()), cols, rows }
+            ShellRequest {
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+                home: "/".into(),
+                term: Some(term).filter(|t| !t.is_empty()),
+                cols,
+                rows,
+            }
         } else {
             let detail = if uid == 0 {
                 "root shells are disabled (oz.conf allow_root_shell)".to_string()
@@ -324,7 +351,8 @@ impl Runtime {
 
     /// Whether `target` is mounted by this agent or a mount of it is on its way.
     fn mounted_or_due(&self, target: &std::path::Path) -> bool {
-        self.mounts.contains(target) || self.pending.iter().any(|p| matches!(p, Pending::MountPart { path, .. } if path == target))
+        self.mounts.contains(target)
+            || self.pending.iter().any(|p| matches!(p, Pending::MountPart { path, .. } if path == target))
     }
 
     /// A second launch into this sandbox: its argument files are mounted in (as `oz mount`
@@ -343,7 +371,10 @@ impl Runtime {
         }
         let n = trees.len();
         for (i, (target, tree)) in trees.into_iter().enumerate() {
-            if !self.send_init(&AgentToInit::Mount { target: target.clone(), read_only: false }, &[tree.as_fd().as_raw_fd()]) {
+            if !self.send_init(
+                &AgentToInit::Mount { target: target.clone(), read_only: false },
+                &[tree.as_fd().as_raw_fd()],
+            ) {
                 return;
             }
             self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: false });
@@ -381,7 +412,10 @@ impl Runtime {
                         self.feed(Event::ProcessExited { comm });
                     }
                     ProcessRole::Other => {
-                        self.send_daemon(AgentToDaemon::ProcessExited { pid: pid as u32, comm: comm.clone(), status }, &[]);
+                        self.send_daemon(
+                            AgentToDaemon::ProcessExited { pid: pid as u32, comm: comm.clone(), status },
+                            &[],
+                        );
                         self.feed(Event::ProcessExited { comm });
                     }
                 }

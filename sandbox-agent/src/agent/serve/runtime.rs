@@ -18,20 +18,20 @@ use super::logpipe::LogPipe;
 use super::outbox::{self, Outbox, Push};
 use super::requests::{reported_phase, MountBatch, Pending, Slot};
 use super::ServeError;
+use crate::agent::children::{ChildSpec, Children};
 use crate::agent::health;
-use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
 use crate::agent::mountinject::MountTable;
 use crate::agent::rendezvous::{Accepted, Rendezvous};
-use crate::agent::children::{ChildSpec, Children};
 use crate::agent::supervise::tree::{self, Tree};
 use crate::agent::supervise::{self, Action, Event, Policy, ShutdownReason};
+use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
 use crate::common::proto::{ExitStatus, ProcessRole};
-use oz_sandbox::user::UserInfo;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use oz_sandbox::user::UserInfo;
 use oz_wire::channel::DaemonChannel;
 use oz_wire::state::{self as wstate, AgentRecord};
 use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId, SandboxState};
@@ -145,7 +145,12 @@ fn child_health(c: &tree::Child) -> oz_wire::ChildHealth {
 impl Runtime {
     /// Set up the rendezvous socket and record, tell the daemon `Ready`, and build the loop.
     /// Serve the sandbox `started` for `spec`, answering the daemon's `Launch` request `launch`.
-    pub fn new(spec: LaunchSpec, started: Started, daemon: DaemonChannel, launch: RequestId) -> Result<Runtime, ServeError> {
+    pub fn new(
+        spec: LaunchSpec,
+        started: Started,
+        daemon: DaemonChannel,
+        launch: RequestId,
+    ) -> Result<Runtime, ServeError> {
         Runtime::build(Mode::Serve, spec, started, Some(daemon), launch)
     }
 
@@ -329,7 +334,9 @@ impl Runtime {
         }
         let ready: Vec<bool> = fds
             .iter()
-            .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)))
+            .map(|f| {
+                f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+            })
             .collect();
         let daemon_writable = fds[DAEMON].revents().is_some_and(|r| r.contains(PollFlags::POLLOUT));
         drop(fds);
@@ -516,9 +523,10 @@ impl Runtime {
         if self.daemon.is_none() {
             if matches!(
                 msg,
-                AgentToDaemon::ProgramExited { .. } | AgentToDaemon::ProcessExited { .. } | AgentToDaemon::ShellExited { .. }
-            )
-                && self.backlog.len() < MAX_BACKLOG
+                AgentToDaemon::ProgramExited { .. }
+                    | AgentToDaemon::ProcessExited { .. }
+                    | AgentToDaemon::ShellExited { .. }
+            ) && self.backlog.len() < MAX_BACKLOG
             {
                 self.backlog.push_back(msg);
             }
@@ -544,7 +552,10 @@ impl Runtime {
         let Some(d) = &self.daemon else { return };
         if let Err(e) = self.outbox.flush(d.as_fd()) {
             let kind = e.kind();
-            if matches!(kind, std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::NotConnected) {
+            if matches!(
+                kind,
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::NotConnected
+            ) {
                 self.feed(Event::DaemonLost);
             } else {
                 // Not through `warn`: its record would come back here.
@@ -642,7 +653,8 @@ impl Runtime {
             .and_then(|()| chan.accept_hello(Some(self.spec.sandbox_id), std::process::id()))
             .and_then(|()| chan.set_read_timeout(None));
         let hello = hello.and_then(|()| {
-            outbox::set_nonblocking(chan.as_fd()).map_err(|e| oz_wire::WireError::Io { op: "set O_NONBLOCK", source: e.into() })
+            outbox::set_nonblocking(chan.as_fd())
+                .map_err(|e| oz_wire::WireError::Io { op: "set O_NONBLOCK", source: e.into() })
         });
         if let Err(e) = hello {
             self.warn(format!("rendezvous hello from pid {}: {e}", peer.pid));
@@ -689,8 +701,10 @@ impl Runtime {
         match action {
             Action::KeepRunning | Action::Finish => {}
             Action::ScanWatchdogs => {
-                let procs: Vec<_> =
-                    health::sandbox_processes(self.init_pid()).into_iter().filter(|p| p.pid != self.init_pid()).collect();
+                let procs: Vec<_> = health::sandbox_processes(self.init_pid())
+                    .into_iter()
+                    .filter(|p| p.pid != self.init_pid())
+                    .collect();
                 queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) }.into());
             }
             Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,

@@ -16,7 +16,9 @@
 //! stopped first, youngest slot first, then the init is asked to stop; helpers that exit while
 //! the sandbox stops are not restarted.
 
-use super::{next as sandbox_next, Action as SandboxAction, Event as SandboxEvent, Phase, Policy, ShutdownReason, State};
+use super::{
+    next as sandbox_next, Action as SandboxAction, Event as SandboxEvent, Phase, Policy, ShutdownReason, State,
+};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -76,9 +78,13 @@ impl RestartPolicy {
 pub enum ChildState {
     /// `Spawn` was asked; waiting for `Started` or `SpawnFailed`.
     Starting,
-    Running { pid: i32 },
+    Running {
+        pid: i32,
+    },
     /// Exited; restarts when `now` reaches `until`.
-    Backoff { until: Duration },
+    Backoff {
+        until: Duration,
+    },
     /// Restart budget exhausted.
     GivenUp,
     /// Stopped with the sandbox (or added while it stopped).
@@ -173,7 +179,11 @@ impl std::fmt::Display for Report {
             }
             Report::GaveUp { name, status, restarts, window, shutdown } => {
                 let then = if *shutdown { "shutting the sandbox down" } else { "going on without it" };
-                write!(f, "helper {name}: {status}; given up after {restarts} restarts within {} s, {then}", window.as_secs())
+                write!(
+                    f,
+                    "helper {name}: {status}; given up after {restarts} restarts within {} s, {then}",
+                    window.as_secs()
+                )
             }
         }
     }
@@ -205,7 +215,13 @@ pub fn next(tree: &Tree, event: &Event, now: Duration) -> (Tree, Vec<Action>) {
         }
         Event::Add { name, restart } => {
             let state = if t.is_stopping() { ChildState::Stopped } else { ChildState::Starting };
-            t.children.push(Child { name: name.clone(), restart: *restart, state, restarts: 0, recent: VecDeque::new() });
+            t.children.push(Child {
+                name: name.clone(),
+                restart: *restart,
+                state,
+                restarts: 0,
+                recent: VecDeque::new(),
+            });
             if state == ChildState::Starting {
                 out.push(Action::Spawn { slot: t.children.len() - 1 });
             }
@@ -269,7 +285,13 @@ fn exited(t: &mut Tree, slot: Slot, status: String, now: Duration, out: &mut Vec
     c.state = ChildState::GivenUp;
     let shutdown = c.restart.on_give_up == OnGiveUp::ShutdownSandbox;
     let name = c.name.clone();
-    out.push(Action::Report(Report::GaveUp { name: name.clone(), status, restarts: n, window: c.restart.window, shutdown }));
+    out.push(Action::Report(Report::GaveUp {
+        name: name.clone(),
+        status,
+        restarts: n,
+        window: c.restart.window,
+        shutdown,
+    }));
     if shutdown {
         let reason = ShutdownReason::HelperGaveUp(name);
         t.sandbox.phase = Phase::ShuttingDown(reason.clone());

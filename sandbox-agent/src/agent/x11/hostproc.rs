@@ -5,12 +5,12 @@
 //! The agent is single-threaded whenever it spawns (before the clone, and in its one-thread
 //! poll loop), so the code between fork and exec may allocate.
 
-use oz_sandbox::exec::creds::{drop_privileges, last_cap, Credentials};
-use oz_sandbox::seccomp::{compile_profile, CompiledFilter};
-use oz_sandbox::user::UserInfo;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use oz_sandbox::exec::creds::{drop_privileges, last_cap, Credentials};
+use oz_sandbox::seccomp::{compile_profile, CompiledFilter};
+use oz_sandbox::user::UserInfo;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,9 @@ pub const HOST_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The executable `name` in [`HOST_PATH`], if installed.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     HOST_PATH.split(':').map(|d| Path::new(d).join(name)).find(|p| {
-        std::fs::metadata(p).map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0).unwrap_or(false)
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+            .unwrap_or(false)
     })
 }
 

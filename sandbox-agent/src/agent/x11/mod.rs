@@ -23,15 +23,15 @@ pub mod xauth;
 pub mod xephyr;
 pub mod xpra;
 
+use crate::agent::sandbox::Sandbox;
+use crate::agent::serve::logpipe::LogPipe;
+use crate::common::proto::{AgentToInit, InitToAgent};
 use nix::errno::Errno;
+use oz_profiles::profile::XServer;
 use oz_profiles::profile::{EnvVar, WhitelistItem, XBackend};
 use oz_sandbox::rootfs::{PrivateDir, RootfsError};
 use oz_sandbox::user::UserInfo;
 use oz_wire::LaunchSpec;
-use crate::agent::sandbox::Sandbox;
-use crate::agent::serve::logpipe::LogPipe;
-use crate::common::proto::{AgentToInit, InitToAgent};
-use oz_profiles::profile::XServer;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -76,7 +76,9 @@ fn caller_value<'a>(spec: &'a LaunchSpec, name: &str) -> Option<&'a str> {
 /// The base directory and the relative path of the per-sandbox directory of sandbox `id`.
 fn dir_location(user: &UserInfo, id: u64) -> (PathBuf, PathBuf) {
     let run = PathBuf::from(format!("/run/user/{}", user.uid));
-    let owned = std::fs::symlink_metadata(&run).map(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == user.uid).unwrap_or(false);
+    let owned = std::fs::symlink_metadata(&run)
+        .map(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == user.uid)
+        .unwrap_or(false);
     match owned {
         true => (run, PathBuf::from(format!("oz/x11-{id}"))),
         false => (user.home.clone(), PathBuf::from(format!(".cache/oz/x11-{id}"))),
@@ -127,7 +129,8 @@ impl Session {
     /// ([`Session::start_in_sandbox`]).
     pub fn start(spec: &mut LaunchSpec, user: &UserInfo) -> Result<Session, X11Error> {
         let profile = spec.profile.name.clone();
-        let display = caller_value(spec, "DISPLAY").ok_or(X11Error::NoDisplay { profile: profile.clone() })?.to_string();
+        let display =
+            caller_value(spec, "DISPLAY").ok_or(X11Error::NoDisplay { profile: profile.clone() })?.to_string();
         let xauthority = caller_value(spec, "XAUTHORITY").map(str::to_string);
         let backend = spec.profile.xserver.backend;
         if backend == XBackend::Xpra && hostproc::find_program("xpra").is_none() {
@@ -158,7 +161,8 @@ impl Session {
             log_output: spec.config.log_xpra,
             display: 0,
         };
-        let cookie = xauth::new_cookie().map_err(|e| X11Error::Sys { op: "getrandom", errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)) })?;
+        let cookie = xauth::new_cookie()
+            .map_err(|e| X11Error::Sys { op: "getrandom", errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)) })?;
         session.dir.write_file(user, COOKIE, &xauth::file_bytes(&cookie), 0o600)?;
         match backend {
             XBackend::Xephyr => {
@@ -169,7 +173,9 @@ impl Session {
                     display: &session.caller_display,
                     xauthority: session.caller_xauthority.as_deref(),
                     auth_file: &auth_file,
-                    output: Some(session.out_w.try_clone().map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?),
+                    output: Some(
+                        session.out_w.try_clone().map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?,
+                    ),
                     etc_prefix: &spec.config.etc_prefix,
                 };
                 let (child, n) = xephyr::start(&params, spec.sandbox_id)?;
@@ -181,7 +187,8 @@ impl Session {
                 let conf = xpra::conf_text(&spec.profile.xserver);
                 session.dir.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
                 session.dir.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
-                let client_conf = PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
+                let client_conf =
+                    PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
                 client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
@@ -202,7 +209,8 @@ impl Session {
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
         let id = sandbox.id();
         let init_err = |detail: String| X11Error::Init { id, detail };
-        let filter = hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
+        let filter =
+            hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
         let home = self.user.home.clone();
         let req = AgentToInit::StartHelper {
             argv: xpra::server_argv(&self.xserver, SANDBOX_DIR),
@@ -261,7 +269,8 @@ impl Session {
             output: Some(self.out_w.try_clone().map_err(|e| X11Error::Spawn { program, source: e })?),
             fd3: None,
         };
-        hostproc::spawn(&self.user, cmd, hostproc::default_filter(&self.etc_prefix)).map_err(|e| X11Error::Spawn { program, source: e })
+        hostproc::spawn(&self.user, cmd, hostproc::default_filter(&self.etc_prefix))
+            .map_err(|e| X11Error::Spawn { program, source: e })
     }
 
     /// The helpers' output for the sandbox log (with `log_xpra`), and what was read of it

@@ -64,11 +64,25 @@ pub fn start(p: &Params<'_>, id: u64) -> Result<(Child, u32), X11Error> {
 }
 
 fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
-    let exe = hostproc::find_program("Xephyr").ok_or(X11Error::Missing { program: "Xephyr", package: "xserver-xephyr" })?;
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| X11Error::Sys { op: "pipe", errno: e })?;
+    let exe =
+        hostproc::find_program("Xephyr").ok_or(X11Error::Missing { program: "Xephyr", package: "xserver-xephyr" })?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| X11Error::Sys { op: "pipe", errno: e })?;
     let args = [
-        &format!(":{n}"), "-displayfd", "3", "-nolisten", "tcp", "-nolisten", "local", "-auth",
-        &p.auth_file.to_string_lossy(), "-screen", SCREEN, "-resizeable", "-title", &format!("[oz] {}", p.profile),
+        &format!(":{n}"),
+        "-displayfd",
+        "3",
+        "-nolisten",
+        "tcp",
+        "-nolisten",
+        "local",
+        "-auth",
+        &p.auth_file.to_string_lossy(),
+        "-screen",
+        SCREEN,
+        "-resizeable",
+        "-title",
+        &format!("[oz] {}", p.profile),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -77,10 +91,16 @@ fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
         exe,
         args,
         env: hostproc::base_env(p.user, p.display, p.xauthority),
-        output: p.output.as_ref().map(|f| f.try_clone()).transpose().map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?,
+        output: p
+            .output
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?,
         fd3: Some(ready_w),
     };
-    let mut child = hostproc::spawn(p.user, cmd, hostproc::default_filter(p.etc_prefix)).map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?;
+    let mut child = hostproc::spawn(p.user, cmd, hostproc::default_filter(p.etc_prefix))
+        .map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?;
     let ready = read_display(ready_r.as_fd()).and_then(|got| match got == n {
         true => Ok(n),
         false => Err(format!("reported display :{got}, asked for :{n}")),
@@ -96,7 +116,10 @@ fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
         Err(detail) => {
             hostproc::stop(&mut child, Duration::from_millis(200));
             let status = hostproc::try_reap(&mut child).unwrap_or_default();
-            Err(X11Error::Start { program: "Xephyr", detail: format!("{detail}{}", if status.is_empty() { String::new() } else { format!(" ({status})") }) })
+            Err(X11Error::Start {
+                program: "Xephyr",
+                detail: format!("{detail}{}", if status.is_empty() { String::new() } else { format!(" ({status})") }),
+            })
         }
     }
 }
@@ -174,9 +197,13 @@ fn remove_owned(dir: &str, name: &str, uid: u32, kind: libc::mode_t) {
 /// The socket of display `n` must be a socket owned by the user (Xephyr's, not a squatter's).
 fn check_socket(user: &UserInfo, n: u32) -> Result<(), X11Error> {
     let path = socket_path(n);
-    let m = std::fs::symlink_metadata(&path).map_err(|e| X11Error::Start { program: "Xephyr", detail: format!("{}: {e}", path.display()) })?;
+    let m = std::fs::symlink_metadata(&path)
+        .map_err(|e| X11Error::Start { program: "Xephyr", detail: format!("{}: {e}", path.display()) })?;
     if !m.file_type().is_socket() || m.uid() != user.uid {
-        return Err(X11Error::Start { program: "Xephyr", detail: format!("{}: not a socket of {}", path.display(), user.name) });
+        return Err(X11Error::Start {
+            program: "Xephyr",
+            detail: format!("{}: not a socket of {}", path.display(), user.name),
+        });
     }
     Ok(())
 }

@@ -143,7 +143,12 @@ pub fn client_args(x: &XServer, socket: &Path, profile: &str) -> Vec<String> {
 
 /// Read `fd` (non-blocking reads after poll) until a line contains `needle`; every line read
 /// is returned, for the log. Err with the lines read when the writer closes or time runs out.
-pub fn wait_for_line(fd: BorrowedFd<'_>, needle: &str, timeout: Duration, lines: &mut Vec<String>) -> Result<(), String> {
+pub fn wait_for_line(
+    fd: BorrowedFd<'_>,
+    needle: &str,
+    timeout: Duration,
+    lines: &mut Vec<String>,
+) -> Result<(), String> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let until = Instant::now() + timeout;
     let mut buf = Vec::new();
@@ -188,12 +193,25 @@ mod tests {
     fn the_configuration_closes_every_channel() {
         let x = XServer { disable_clipboard: true, ..XServer::default() };
         let conf = conf_text(&x);
-        for line in ["clipboard = no", "file-transfer = no", "open-url = no", "printing = no", "webcam = no", "mdns = no", "dbus-proxy = no", "socket-permissions = 600", "pulseaudio = no"] {
+        for line in [
+            "clipboard = no",
+            "file-transfer = no",
+            "open-url = no",
+            "printing = no",
+            "webcam = no",
+            "mdns = no",
+            "dbus-proxy = no",
+            "socket-permissions = 600",
+            "pulseaudio = no",
+        ] {
             assert!(conf.contains(line), "{line} missing from\n{conf}");
         }
         let server = server_argv(&x, "/run/oz-x11");
         assert!(server.contains(&"--file-transfer=no".to_string()) && server.contains(&"--clipboard=no".to_string()));
-        assert!(server.iter().any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local")), "no abstract socket for the Xvfb");
+        assert!(
+            server.iter().any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local")),
+            "no abstract socket for the Xvfb"
+        );
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
         assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
         assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
@@ -202,7 +220,13 @@ mod tests {
 
     #[test]
     fn client_options_follow_the_profile() {
-        let x = XServer { enable_tray: true, tray_icon: Some("/t.png".into()), window_icon: Some("/w.png".into()), border: true, ..XServer::default() };
+        let x = XServer {
+            enable_tray: true,
+            tray_icon: Some("/t.png".into()),
+            window_icon: Some("/w.png".into()),
+            border: true,
+            ..XServer::default()
+        };
         let args = client_args(&x, Path::new("/run/user/1/oz/x11-3/xpra.sock"), "evince");
         for a in ["--tray=yes", "--tray-icon=/t.png", "--window-icon=/w.png", "--clipboard=yes", "--file-transfer=no"] {
             assert!(args.contains(&a.to_string()), "{a} missing: {args:?}");

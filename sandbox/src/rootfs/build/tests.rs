@@ -30,8 +30,13 @@ fn fork_run(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
         nix::unistd::ForkResult::Child => {
             drop(r);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|p| Err(p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+                Err(p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default())
+            });
             let code = match result {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -161,7 +166,10 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(!Path::new("/etc/shadow").exists(), "/etc/shadow visible")?;
         check(read("/etc/passwd") == "fake\n", "force did not cover /etc/passwd")?;
         check(read("/etc/group") != "fake\n", "an existing target was covered without force")?;
-        check(report.warnings.iter().any(|w| w.contains("/etc/group") && w.contains("force")), format!("{:?}", report.warnings))?;
+        check(
+            report.warnings.iter().any(|w| w.contains("/etc/group") && w.contains("force")),
+            format!("{:?}", report.warnings),
+        )?;
         // /tmp, /run, marker.
         let tmp = std::fs::metadata("/tmp").map_err(|e| e.to_string())?;
         check(tmp.permissions().mode() & 0o7777 == 0o1777, "/tmp mode")?;
@@ -172,9 +180,19 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(run.uid() == FAKE_UID && run.mode() & 0o777 == 0o700, "/run/user/<uid>")?;
         check(std::fs::read_link("/var/tmp").ok() == Some("/tmp".into()), "/var/tmp link")?;
         // /dev.
-        let mut dev: Vec<String> = std::fs::read_dir("/dev").map_err(|e| e.to_string())?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut dev: Vec<String> = std::fs::read_dir("/dev")
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         dev.sort();
-        check(dev == ["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"], format!("/dev has {dev:?}"))?;
+        check(
+            dev == [
+                "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom",
+                "zero",
+            ],
+            format!("/dev has {dev:?}"),
+        )?;
         std::fs::write("/dev/null", "x").map_err(|e| format!("/dev/null: {e}"))?;
         check(std::fs::read_link("/dev/ptmx").ok() == Some("pts/ptmx".into()), "/dev/ptmx link")?;
         check(Path::new("/dev/pts/ptmx").exists(), "no devpts")?;
@@ -183,15 +201,27 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(hm.uid() == FAKE_UID && hm.mode() & 0o777 == 0o700, "home owner/mode")?;
         check(read(&h("rw/hello")) == "hello", "rw content")?;
         let rw = flags(&h("rw"))?;
-        check(rw.contains(FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID | FsFlags::ST_NODEV) && !rw.contains(FsFlags::ST_RDONLY), "rw flags")?;
+        check(
+            rw.contains(FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID | FsFlags::ST_NODEV)
+                && !rw.contains(FsFlags::ST_RDONLY),
+            "rw flags",
+        )?;
         check(flags(&h("rw/sub"))?.contains(FsFlags::ST_RDONLY), "nested read_only item not applied")?;
         check(flags(&h("ro"))?.contains(FsFlags::ST_RDONLY), "read_only")?;
         check(Path::new(&h(".cc/app")).is_dir(), "can_create")?;
         check(std::fs::read_link(h("lnk")).ok() == Some("/etc/shadow".into()), "no_follow link")?;
         check(!Path::new(&h("missing")).exists(), "ignored item")?;
         let suid = flags(&h("suid"))?;
-        check(suid.contains(FsFlags::ST_RDONLY) && !suid.contains(FsFlags::ST_NOSUID) && !suid.contains(FsFlags::ST_NOEXEC), "allow_suid flags")?;
-        check(flags(&h("g1"))?.contains(FsFlags::ST_RDONLY) && flags(&h("g2"))?.contains(FsFlags::ST_RDONLY), "glob items")?;
+        check(
+            suid.contains(FsFlags::ST_RDONLY)
+                && !suid.contains(FsFlags::ST_NOSUID)
+                && !suid.contains(FsFlags::ST_NOEXEC),
+            "allow_suid flags",
+        )?;
+        check(
+            flags(&h("g1"))?.contains(FsFlags::ST_RDONLY) && flags(&h("g2"))?.contains(FsFlags::ST_RDONLY),
+            "glob items",
+        )?;
         check(flags("/opt/ro-view")?.contains(FsFlags::ST_RDONLY), "target")?;
         check(std::fs::read_link(h("ro-link")).ok() == Some("/opt/ro-view".into()), "symlink key")?;
         check(std::fs::read_link(h("Downloads")).ok() == Some(h(".shared/Downloads").into()), "shared folder link")?;
@@ -205,7 +235,10 @@ fn builds_a_root_with_every_whitelist_and_blacklist_flag() {
         check(std::fs::read_dir("/usr/sbin").map_err(|e| e.to_string())?.next().is_none(), "/usr/sbin not hidden")?;
         check(std::fs::read_dir("/sbin").map_err(|e| e.to_string())?.next().is_none(), "/sbin not hidden")?;
         let hidden = FsFlags::ST_RDONLY | FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC;
-        check(flags("/usr/sbin")?.contains(hidden) && flags("/etc/machine-id")?.contains(hidden), "a placeholder lacks ro/nosuid/nodev/noexec")?;
+        check(
+            flags("/usr/sbin")?.contains(hidden) && flags("/etc/machine-id")?.contains(hidden),
+            "a placeholder lacks ro/nosuid/nodev/noexec",
+        )?;
         check(!Path::new("/usr/bin/su").exists() || read("/usr/bin/su").is_empty(), "su not hidden")?;
         check(!Path::new("/usr/bin/mount").exists() || read("/usr/bin/mount").is_empty(), "mount not hidden")?;
         check(!Path::new("/bin/su").exists() || read("/bin/su").is_empty(), "su not hidden under /bin")?;
@@ -239,7 +272,11 @@ fn proc_is_masked_and_sys_read_only() {
             let report = build(&p).map_err(|e| format!("build: {e}"))?;
             // A new sysfs (not the host-/sys fallback), showing the new network namespace.
             check(report.warnings.is_empty(), format!("{:?}", report.warnings))?;
-            let nets: Vec<_> = std::fs::read_dir("/sys/class/net").map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+            let nets: Vec<_> = std::fs::read_dir("/sys/class/net")
+                .map_err(|e| e.to_string())?
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
             check(nets == ["lo"], format!("/sys/class/net has {nets:?}"))?;
             check(nix::unistd::getpid().as_raw() == 1, "not pid 1")?;
             check(std::fs::read_link("/proc/self").ok() == Some("1".into()), "/proc is not the new pid namespace's")?;
@@ -255,10 +292,16 @@ fn proc_is_masked_and_sys_read_only() {
                 let w = std::fs::OpenOptions::new().write(true).open("/proc/sysrq-trigger").map(drop);
                 check(erofs(w), "/proc/sysrq-trigger writable")?;
             }
-            check(flags("/proc")?.contains(FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID | FsFlags::ST_NODEV), "/proc flags")?;
+            check(
+                flags("/proc")?.contains(FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID | FsFlags::ST_NODEV),
+                "/proc flags",
+            )?;
             check(flags("/sys")?.contains(FsFlags::ST_RDONLY), "/sys writable")?;
             if Path::new("/sys/firmware").exists() {
-                check(std::fs::read_dir("/sys/firmware").map_err(|e| e.to_string())?.next().is_none(), "/sys/firmware visible")?;
+                check(
+                    std::fs::read_dir("/sys/firmware").map_err(|e| e.to_string())?.next().is_none(),
+                    "/sys/firmware visible",
+                )?;
             }
             Ok(())
         })
@@ -275,7 +318,8 @@ fn full_dev_uses_the_host_devices_with_a_private_pts() {
         build_in_new_ns(&p)?;
         check(Path::new("/dev/loop-control").exists() || Path::new("/dev/kmsg").exists(), "not the host's devices")?;
         check(Path::new("/dev/pts/ptmx").exists(), "no devpts")?;
-        let pts: Vec<_> = std::fs::read_dir("/dev/pts").map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+        let pts: Vec<_> =
+            std::fs::read_dir("/dev/pts").map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
         check(pts.len() == 1, format!("host ptys visible: {pts:?}"))?;
         Ok(())
     })

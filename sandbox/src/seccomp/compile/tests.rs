@@ -9,19 +9,12 @@ fn policy(text: &str) -> Policy {
 
 #[test]
 fn disabled_mode_is_an_error() {
-    assert!(matches!(
-        compile(&policy("read: 1"), SeccompMode::Disabled, true),
-        Err(CompileError::Disabled)
-    ));
+    assert!(matches!(compile(&policy("read: 1"), SeccompMode::Disabled, true), Err(CompileError::Disabled)));
 }
 
 #[test]
 fn every_mode_yields_hardening_then_policy() {
-    for mode in [
-        SeccompMode::Blacklist,
-        SeccompMode::Whitelist,
-        SeccompMode::Train,
-    ] {
+    for mode in [SeccompMode::Blacklist, SeccompMode::Whitelist, SeccompMode::Train] {
         let f = compile(&policy("read: arg0 == 1\n"), mode, true).unwrap();
         assert_eq!(f.programs().len(), 2);
         assert_eq!(f.programs()[0].len(), hardening::program().len());
@@ -32,43 +25,21 @@ fn every_mode_yields_hardening_then_policy() {
 
 #[test]
 fn duplicate_rules_merge_and_conflicting_ones_are_errors() {
-    compile(
-        &policy("read: arg0 == 1\nread: arg0 == 2\n"),
-        SeccompMode::Whitelist,
-        true,
-    )
-    .unwrap();
-    let e = compile(
-        &policy("read: 1\nwrite: 1\nread: return EPERM\n"),
-        SeccompMode::Whitelist,
-        true,
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "p.seccomp:3: rules for read at lines 1 and 3 have different actions"
-    );
+    compile(&policy("read: arg0 == 1\nread: arg0 == 2\n"), SeccompMode::Whitelist, true).unwrap();
+    let e = compile(&policy("read: 1\nwrite: 1\nread: return EPERM\n"), SeccompMode::Whitelist, true).unwrap_err();
+    assert_eq!(e.to_string(), "p.seccomp:3: rules for read at lines 1 and 3 have different actions");
 }
 
 #[test]
 fn uncompilable_conditions_name_the_rule() {
-    let e = compile(
-        &policy("read: 1\n  write: arg0 == arg1\n"),
-        SeccompMode::Blacklist,
-        true,
-    )
-    .unwrap_err();
+    let e = compile(&policy("read: 1\n  write: arg0 == arg1\n"), SeccompMode::Blacklist, true).unwrap_err();
     let msg = e.to_string();
-    assert!(
-        msg.starts_with("p.seccomp:2:3: write: cannot compile"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("p.seccomp:2:3: write: cannot compile"), "{msg}");
 }
 
 #[test]
 fn actions_of_every_kind_compile_in_both_modes() {
-    let text =
-        "read[+trace, -kill]: arg0 == 1\nwrite[+log]: arg0 > 2\nopen[-EACCES]: arg1 &? O_CREAT\n\
+    let text = "read[+trace, -kill]: arg0 == 1\nwrite[+log]: arg0 > 2\nopen[-EACCES]: arg1 &? O_CREAT\n\
                 close: arg0 == 3; return EBADF\nuname[+trap]: 1\ngetpid[+allow]: 1\n";
     for mode in [SeccompMode::Blacklist, SeccompMode::Whitelist] {
         for enforce in [true, false] {
@@ -82,10 +53,7 @@ fn file_defaults_override_the_mode() {
     let p = policy("DEFAULT_POLICY = allow\nDEFAULT_POSITIVE = EACCES\nread: 1\n");
     let actions = ModeActions::new(&p, true, true);
     assert_eq!(actions.default, ScmpAction::Allow);
-    assert_eq!(
-        actions.resolve(RuleAction::default()).0,
-        ScmpAction::Errno(libc::EACCES)
-    );
+    assert_eq!(actions.resolve(RuleAction::default()).0, ScmpAction::Errno(libc::EACCES));
     compile(&p, SeccompMode::Whitelist, true).unwrap();
 }
 
@@ -94,20 +62,11 @@ fn enforce_off_turns_denials_into_logging() {
     let p = policy("read: 1\n");
     let off = ModeActions::new(&p, true, false);
     assert_eq!(off.default, ScmpAction::Log);
-    let kill = RuleAction {
-        positive: Some(Action::Kill),
-        negative: Some(Action::Trap),
-    };
+    let kill = RuleAction { positive: Some(Action::Kill), negative: Some(Action::Trap) };
     assert_eq!(off.resolve(kill), (ScmpAction::Log, ScmpAction::Log));
     let on = ModeActions::new(&p, false, true);
-    assert_eq!(
-        on.resolve(kill),
-        (ScmpAction::KillProcess, ScmpAction::Trap)
-    );
-    assert_eq!(
-        on.resolve(RuleAction::default()),
-        (ScmpAction::Errno(libc::EPERM), ScmpAction::Allow)
-    );
+    assert_eq!(on.resolve(kill), (ScmpAction::KillProcess, ScmpAction::Trap));
+    assert_eq!(on.resolve(RuleAction::default()), (ScmpAction::Errno(libc::EPERM), ScmpAction::Allow));
 }
 
 #[test]
@@ -118,12 +77,7 @@ fn long_alternative_chains_and_many_duplicates_compile() {
     // The deepest tree the parser accepts lowers without exhausting a test thread's stack.
     let mut text = String::from("N0 = arg0 == 1 || arg1 == 2\n");
     let mut depth = 1;
-    while parse_policy(
-        &format!("{text}N{depth} = !N{}\n", depth - 1),
-        Path::new("p"),
-    )
-    .is_ok()
-    {
+    while parse_policy(&format!("{text}N{depth} = !N{}\n", depth - 1), Path::new("p")).is_ok() {
         text.push_str(&format!("N{depth} = !N{}\n", depth - 1));
         depth += 1;
     }

@@ -117,13 +117,20 @@ fn giving_up_a_vital_helper_shuts_the_sandbox_down() {
     let mut t = tree(true, &[]);
     feed(&mut t, SandboxEvent::ProgramStarted { pid: 10 }.into(), 0);
     let a = add(&mut t, "aux", RestartPolicy::HELPER);
-    let x = add(&mut t, "xserver", RestartPolicy { max_restarts: 0, on_give_up: OnGiveUp::ShutdownSandbox, ..RestartPolicy::HELPER });
+    let x = add(
+        &mut t,
+        "xserver",
+        RestartPolicy { max_restarts: 0, on_give_up: OnGiveUp::ShutdownSandbox, ..RestartPolicy::HELPER },
+    );
     feed(&mut t, Event::Started { slot: a, pid: 40 }, 0);
     feed(&mut t, Event::Started { slot: x, pid: 50 }, 0);
     let acts = feed(&mut t, exit(x), 5);
     let reason = ShutdownReason::HelperGaveUp("xserver".into());
     assert!(matches!(&acts[0], Action::Report(Report::GaveUp { shutdown: true, .. })));
-    assert_eq!(acts[1..], [Action::Stop { slot: a, pid: 40 }, Action::Sandbox(SandboxAction::Shutdown(reason.clone()))]);
+    assert_eq!(
+        acts[1..],
+        [Action::Stop { slot: a, pid: 40 }, Action::Sandbox(SandboxAction::Shutdown(reason.clone()))]
+    );
     assert_eq!(t.sandbox.phase, Phase::ShuttingDown(reason));
     assert_eq!(reason_text(&t), "helper xserver gave up");
 }
@@ -152,7 +159,14 @@ fn the_init_dying_stops_helpers_then_finishes() {
     feed(&mut t, Event::Started { slot: a, pid: 1 }, 0);
     feed(&mut t, Event::Started { slot: b, pid: 2 }, 0);
     let acts = feed(&mut t, SandboxEvent::InitExited.into(), 1);
-    assert_eq!(acts, vec![Action::Stop { slot: b, pid: 2 }, Action::Stop { slot: a, pid: 1 }, Action::Sandbox(SandboxAction::Finish)]);
+    assert_eq!(
+        acts,
+        vec![
+            Action::Stop { slot: b, pid: 2 },
+            Action::Stop { slot: a, pid: 1 },
+            Action::Sandbox(SandboxAction::Finish)
+        ]
+    );
     assert_eq!(t.sandbox.phase, Phase::Ended);
     // Their exits are not restarts.
     assert!(feed(&mut t, exit(b), 2).is_empty());
@@ -188,7 +202,13 @@ fn helpers_do_not_change_the_program_policy() {
     let a = feed(&mut t, SandboxEvent::WatchdogScan { alive: vec!["dog".into()] }.into(), 1);
     assert_eq!(a, vec![Action::Sandbox(SandboxAction::KeepRunning)]);
     let a = feed(&mut t, SandboxEvent::WatchdogScan { alive: vec![] }.into(), 2);
-    assert_eq!(a, vec![Action::Stop { slot: x, pid: 20 }, Action::Sandbox(SandboxAction::Shutdown(ShutdownReason::WatchdogsGone))]);
+    assert_eq!(
+        a,
+        vec![
+            Action::Stop { slot: x, pid: 20 },
+            Action::Sandbox(SandboxAction::Shutdown(ShutdownReason::WatchdogsGone))
+        ]
+    );
 }
 
 #[test]
