@@ -22,8 +22,12 @@ fn packet(data: &[u8]) -> OwnedFd {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = DaemonChannel::new(packet(data)).recv();
+    // The agent's end: every frame after the hello is a request with its id.
+    let _ = DaemonChannel::new(packet(data)).recv_request();
+    // The daemon's end before the hello (a bare message), and the enveloped replies after it.
     let _ = AgentChannel::new(packet(data)).recv();
+    let _ = oz_wire::channel::decode_message(data);
+    let _ = oz_wire::channel::decode_request(data);
     let _ = proto::recv::<AgentToInit>(packet(data).as_fd());
     let _ = proto::recv::<InitToAgent>(packet(data).as_fd());
     let _ = oz_sandbox::seccomp::from_bytes(data);
