@@ -40,11 +40,19 @@ fn vm_kib(pid: i32, key: &str) -> u64 {
 }
 
 #[test]
-fn flooding_sandbox_with_concurrent_large_mounts_never_stalls_the_daemon() {
+fn flooding_sandbox_with_idle_followers_and_concurrent_large_mounts_never_stalls_the_daemon() {
     let d = Daemon::start(&[flooder()]);
     let (a, b) = (user_a(), user_b());
     let id = d.launch(&a, "ozt-flood", FLOOD);
     let socket: PathBuf = d.socket.clone();
+    // 20 live log readers that never read.
+    let idle: Vec<_> = (0..20)
+        .map(|_| {
+            let mut c = d.root_client();
+            c.send_with_fds(&oz_wire::ClientRequest::Logs { sandbox: None, follow: true, count: None }, &[]).unwrap();
+            c
+        })
+        .collect();
     // 8 concurrent requests of 1,000 paths of ~130 bytes each (about 140 KB per message).
     let paths = long_paths(&a.home, 1000, 130);
     let mounts: Vec<_> = (0..8)
@@ -84,6 +92,8 @@ fn flooding_sandbox_with_concurrent_large_mounts_never_stalls_the_daemon() {
         assert!(out.stderr.starts_with("oz: "), "one-line error: {:?}", out.stderr);
     }
     assert!(max < Duration::from_secs(1), "oz list took {max:?} during the flood (median {median:?})");
+    assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the flood");
+    drop(idle);
     // Still responsive to the flooding user and to root, and the sandbox still runs.
     d.oz(&a, &["list"]).assert_ok("oz list as user a after the flood", &d);
     let listed = d.sandbox(id).expect("flooding sandbox still listed");
