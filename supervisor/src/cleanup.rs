@@ -1,5 +1,6 @@
 //! Releasing what a dead agent left behind: its sandbox init (and with it every process in the
-//! sandbox's PID namespace), its cgroups, its state record and its rendezvous socket. Mounts and
+//! sandbox's PID namespace), its cgroups, its state record, its rendezvous socket and its
+//! forwarders' host-side sockets. Mounts and
 //! network devices live in the sandbox's namespaces and go away with its last process.
 
 use oz_cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
@@ -98,6 +99,16 @@ impl Leftovers {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => warn!(self.log, "cannot remove stale agent state"; "path" => %path.display(), "error" => %e),
             }
+        }
+        // The forwarders' host-side sockets (root's directory: nothing a user could redirect).
+        let fwd = state::forward_dir(&self.state_dir, self.id);
+        match std::fs::remove_dir_all(&fwd) {
+            Ok(()) => info!(self.log, "removed stale forwarder sockets"; "path" => %fwd.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(self.log, "cannot remove stale forwarder sockets"; "path" => %fwd.display(), "error" => %e),
+        }
+        if let Some(parent) = fwd.parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }

@@ -50,6 +50,16 @@ pub fn socket_path(state_dir: &Path, id: u64) -> PathBuf {
     agents_dir(state_dir).join(format!("{id}.sock"))
 }
 
+/// Subdirectory of `state_dir` holding each sandbox's forwarder directory.
+pub const FORWARD_SUBDIR: &str = "forward";
+
+/// `<state_dir>/forward/<id>`: the host-side unix sockets of a sandbox's forwarders (root's
+/// directory, mode 0711; each socket the sandbox user's, mode 0600). Removed by the agent when
+/// the sandbox ends, or by the daemon when the agent died.
+pub fn forward_dir(state_dir: &Path, id: u64) -> PathBuf {
+    state_dir.join(FORWARD_SUBDIR).join(id.to_string())
+}
+
 impl AgentRecord {
     /// Write the record atomically (temp file in the same directory, rename), mode 0600.
     ///

@@ -17,6 +17,7 @@
 
 pub(crate) mod launch;
 pub(crate) use launch::agent_error;
+mod forwarding;
 mod loglimit;
 pub mod logpipe;
 mod outbox;

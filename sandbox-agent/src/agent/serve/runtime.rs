@@ -19,6 +19,7 @@ use super::outbox::{self, Outbox, Push};
 use super::requests::{reported_phase, MountBatch, Pending, Slot};
 use super::ServeError;
 use crate::agent::children::{ChildSpec, Children};
+use crate::agent::forward::Forwarders;
 use crate::agent::health;
 use crate::agent::mountinject::MountTable;
 use crate::agent::rendezvous::{Accepted, Rendezvous};
@@ -78,7 +79,7 @@ pub struct Runtime {
     rendezvous: Option<Rendezvous>,
     record: AgentRecord,
     tree: Tree,
-    children: Children,
+    pub(super) children: Children,
     /// When helper restarts are due (each feeds `tree::Event::Tick`).
     respawn_at: Vec<Instant>,
     /// How the launch's program ended.
@@ -104,6 +105,10 @@ pub struct Runtime {
     /// The init has exited (noticed, reaped by the teardown).
     init_reaped: bool,
     shutdown_reason: Option<ShutdownReason>,
+    /// The socket forwarders, run in this loop (helper slots of the tree).
+    pub(super) forwards: Option<Forwarders>,
+    /// Which helper slot is which forwarder.
+    pub(super) forward_slots: Vec<(tree::Slot, usize)>,
 }
 
 fn now_secs() -> u64 {
@@ -225,12 +230,16 @@ impl Runtime {
             init_channel_open: true,
             init_reaped: false,
             shutdown_reason: None,
+            forwards: None,
+            forward_slots: Vec::new(),
         };
         rt.logs = std::mem::take(&mut rt.started.logs);
         match rt.mode {
             Mode::Serve => rt.rendezvous()?,
             Mode::Standalone => rt.tree.sandbox.daemon_attached = false,
         }
+        // Listening before the launch is answered: a reply means the forwarders are there.
+        rt.start_forwarders();
         let program_pid = rt.started.program_pid;
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
@@ -312,7 +321,8 @@ impl Runtime {
         const SIGNALS: usize = 1;
         const RENDEZVOUS: usize = 2;
         const DAEMON: usize = 3;
-        const LOGS: usize = 4;
+        const FORWARD: usize = 4;
+        const LOGS: usize = 5;
         let input = PollFlags::POLLIN;
         let never = PollFlags::empty();
         let rv_fd = self.rendezvous.as_ref().map(|r| r.listener());
@@ -324,6 +334,10 @@ impl Runtime {
             match &self.daemon {
                 Some(d) if self.outbox.is_empty() => PollFd::new(d.as_fd(), input),
                 Some(d) => PollFd::new(d.as_fd(), input | PollFlags::POLLOUT),
+                None => PollFd::new(placeholder, never),
+            },
+            match &self.forwards {
+                Some(f) => PollFd::new(f.fd(), input),
                 None => PollFd::new(placeholder, never),
             },
         ];
@@ -359,6 +373,9 @@ impl Runtime {
         if daemon_writable {
             self.flush_daemon();
         }
+        if ready[FORWARD] {
+            self.on_forwarders_ready();
+        }
     }
 
     fn poll_timeout(&self) -> PollTimeout {
@@ -379,6 +396,9 @@ impl Runtime {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.check_x11();
+            if let Some(f) = &mut self.forwards {
+                f.sweep(now);
+            }
             self.feed(Event::Tick);
             self.dropped_notice(now);
         }
@@ -688,14 +708,24 @@ impl Runtime {
         let action = match action {
             tree::Action::Sandbox(a) => a,
             tree::Action::Spawn { slot } => {
-                queue.push_back(match self.children.spawn(slot) {
+                let result = match self.forward_slot(slot) {
+                    Some(i) => self.start_forwarder(i),
+                    None => self.children.spawn(slot),
+                };
+                queue.push_back(match result {
                     Ok(pid) => tree::Event::Started { slot, pid },
                     Err(error) => tree::Event::SpawnFailed { slot, error },
                 });
                 return;
             }
             tree::Action::SpawnAfter { delay, .. } => return self.respawn_at.push(Instant::now() + delay),
-            tree::Action::Stop { slot, pid } => return self.children.stop(slot, pid),
+            tree::Action::Stop { slot, pid } => match self.forward_slot(slot) {
+                Some(i) => {
+                    self.stop_forwarder(i);
+                    return queue.push_back(tree::Event::ChildExited { slot, status: "closed".into() });
+                }
+                None => return self.children.stop(slot, pid),
+            },
             tree::Action::Report(r) => return self.log(LogLevel::Warning, r.to_string()),
         };
         match action {
@@ -744,6 +774,8 @@ impl Runtime {
     fn finish(&mut self) -> i32 {
         self.drain_logs();
         self.children.kill_all();
+        // Closes every forwarder socket and removes the forwarder directory.
+        self.forwards = None;
         let reason = self.shutdown_reason.clone().unwrap_or(ShutdownReason::InitExited);
         if let Err(e) = self.started.teardown() {
             self.warn(format!("teardown: {e}"));

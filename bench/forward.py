@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Throughput of one TCP stream through a socket forwarder, beside direct loopback and the
+original Oz's design, all in one run (not a test):
+
+    sudo python3 bench/forward.py target/release
+
+- direct: iperf3 client and server on the host's loopback;
+- oz forwarder: the client inside a sandbox (`oz-agent standalone`, networking empty, one
+  `client` tcp forwarder), the server on the host: one hop, spliced by the agent;
+- two relays (the original's design): a relay on the host (unix socket -> TCP) and one inside
+  the sandbox's network namespace (TCP -> that unix socket), two socat processes.
+
+Each round measures the three in turn (iperf3 -t SECONDS); the medians and the ratios to
+direct loopback are printed. Environment: OZ_FWD_ROUNDS (default 5), OZ_FWD_SECONDS (default 3),
+OZ_BENCH_USER (default oz-test-a). Needs iperf3 and socat (scripts/deps.sh).
+"""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROUNDS = int(os.environ.get("OZ_FWD_ROUNDS", "5"))
+SECONDS = int(os.environ.get("OZ_FWD_SECONDS", "3"))
+USER = os.environ.get("OZ_BENCH_USER", "oz-test-a")
+SANDBOX_FWD_PORT = 7001
+SANDBOX_RELAY_PORT = 7002
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def init_of(agent_pid):
+    """The sandbox init: the agent's child."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{agent_pid}/task/{agent_pid}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit("forward.py: the sandbox init did not appear")
+
+
+def wait_listening(init, port):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        out = subprocess.run(["nsenter", "-t", str(init), "-n", "ss", "-Htln", f"sport = :{port}"],
+                             capture_output=True, text=True)
+        if out.stdout.strip():
+            return
+        time.sleep(0.05)
+    sys.exit(f"forward.py: nothing listens on {port} in the sandbox")
+
+
+def iperf(port, init=None):
+    cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-J"]
+    if init:
+        cmd = ["nsenter", "-t", str(init), "-n"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 30)
+    if out.returncode != 0:
+        sys.exit(f"forward.py: {' '.join(cmd)}: {out.stdout[-400:]} {out.stderr[-400:]}")
+    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def main():
+    bindir = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release")
+    for tool in ("iperf3", "socat", "nsenter", "ss"):
+        if not shutil.which(tool):
+            sys.exit(f"forward.py: {tool} missing (bash scripts/deps.sh)")
+    try:
+        uid = pwd.getpwnam(USER).pw_uid
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
+        uid = pwd.getpwnam(USER).pw_uid
+    ws = tempfile.mkdtemp(prefix="oz-fwd-bench-")
+    os.chmod(ws, 0o755)
+    procs = []
+    try:
+        port = free_port()
+        conf = {k: f"{ws}/{k}" for k in ("profile_dir", "sandbox_path", "state_dir", "log_dir")}
+        for d in conf.values():
+            os.makedirs(d)
+        conf.update({"socket_path": f"{ws}/control.sock", "agent_path": os.path.join(bindir, "oz-agent")})
+        with open(f"{ws}/oz.conf", "w") as f:
+            json.dump(conf, f)
+        prof = {"name": "fwd", "path": "/bin/sleep", "networking": {"type": "empty", "sockets": [
+            {"type": "client", "proto": "tcp", "port": SANDBOX_FWD_PORT, "dport": port}]}}
+        with open(f"{conf['profile_dir']}/fwd.json", "w") as f:
+            json.dump(prof, f)
+        server = subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL)
+        procs.append(server)
+        agent = subprocess.Popen([os.path.join(bindir, "oz-agent"), "standalone", "--config", f"{ws}/oz.conf",
+                                  "--profile", f"{conf['profile_dir']}/fwd.json", "--uid", str(uid), "--", "3600"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(agent)
+        init = init_of(agent.pid)
+        relay_sock = f"{ws}/relay.sock"
+        procs.append(subprocess.Popen(["socat", f"UNIX-LISTEN:{relay_sock},fork", f"TCP:127.0.0.1:{port}"]))
+        procs.append(subprocess.Popen(["nsenter", "-t", str(init), "-n", "socat",
+                                       f"TCP-LISTEN:{SANDBOX_RELAY_PORT},fork,reuseaddr,bind=127.0.0.1",
+                                       f"UNIX-CONNECT:{relay_sock}"]))
+        wait_listening(init, SANDBOX_FWD_PORT)
+        wait_listening(init, SANDBOX_RELAY_PORT)
+        modes = {"direct loopback": lambda: iperf(port),
+                 "oz forwarder (one hop, splice)": lambda: iperf(SANDBOX_FWD_PORT, init),
+                 "two relays (original: socat + unix + socat)": lambda: iperf(SANDBOX_RELAY_PORT, init)}
+        results = {m: [] for m in modes}
+        for _ in range(ROUNDS):
+            for m, run in modes.items():
+                results[m].append(run())
+        direct = statistics.median(results["direct loopback"])
+        print(f"One TCP stream, iperf3 -t {SECONDS}, {ROUNDS} rounds, medians (Gbit/s):")
+        for m, v in results.items():
+            med = statistics.median(v)
+            print(f"  {m:46s} {med:7.2f}  ({med / direct:.2f} of direct)  runs: "
+                  + " ".join(f"{x:.2f}" for x in v))
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(ws, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
