@@ -382,3 +382,50 @@ fn killed_agent_leaves_no_forwarder_socket() {
     d.wait_gone(id, Duration::from_secs(5)).unwrap();
     d.finish();
 }
+
+#[test]
+fn oz_forward_opens_an_external_forwarder_for_the_owner_only() {
+    let ext = json!([{"name": "ozt-ext", "dynamic": true, "multi": true, "proto": "tcp", "extproto": "unix",
+                      "targethost": "127.0.0.1", "targetport": 8080}]);
+    let p = profile("ozt-fwd-ext", "/bin/sleep", json!({"networking": {"type": "empty"}, "external_forwarders": ext}));
+    let d = Daemon::start(&[p]);
+    let (a, b) = (user_a(), common_daemon::user_b());
+    let id = d.launch(&a, "ozt-fwd-ext", &["600"]);
+    let sid = id.to_string();
+    let inside = Inside::new(init_of(&d, id));
+    tcp_service(inside.run(|| TcpListener::bind("127.0.0.1:8080").unwrap()), "p8080");
+    tcp_service(inside.run(|| TcpListener::bind("127.0.0.1:8081").unwrap()), "p8081");
+    let dir = oz_wire::state::forward_dir(&d.ws.state_dir, id);
+    let sockets = || std::fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(sockets(), 0, "no external socket before oz forward");
+
+    // Another user may neither open nor list the forwarders of a's sandbox.
+    let denied = d.oz(&b, &["forward", &sid, "ozt-ext"]);
+    assert!(!denied.status.success(), "user b opened a forwarder into a's sandbox: {denied:?}");
+    assert!(!d.oz(&b, &["forwarders", &sid]).status.success(), "user b listed a's forwarders");
+    assert_eq!(sockets(), 0, "a refused oz forward created a socket");
+    let unknown = d.oz(&a, &["forward", &sid, "nope"]);
+    assert!(!unknown.status.success() && unknown.stderr.contains("no external forwarder nope"), "{unknown:?}");
+
+    let out = d.oz(&a, &["forward", &sid, "ozt-ext"]);
+    out.assert_ok("oz forward", &d);
+    let path = PathBuf::from(out.stdout.trim());
+    assert!(path.starts_with(&dir), "{} outside {}", path.display(), dir.display());
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (a.uid, 0o600), "owned by the user, 0600");
+    assert_eq!(unix_exchange(UnixStream::connect(&path).unwrap(), b"x"), b"p8080:x");
+    let out = d.oz(&a, &["forward", &sid, "ozt-ext", "8081"]);
+    out.assert_ok("oz forward with a port", &d);
+    let other = PathBuf::from(out.stdout.trim());
+    assert_eq!(unix_exchange(UnixStream::connect(&other).unwrap(), b"y"), b"p8081:y");
+
+    let listed = d.oz(&a, &["forwarders", &sid, "--json"]);
+    listed.assert_ok("oz forwarders", &d);
+    let list: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<&str> = list.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["external ozt-ext:8080", "external ozt-ext:8081"], "{}", listed.stdout);
+    assert!(list.iter().all(|f| f["state"] == "running"), "{}", listed.stdout);
+    assert_eq!(list[0]["listen"].as_str().unwrap(), path.to_str().unwrap());
+    assert_eq!(list[0]["target"], "127.0.0.1:8080");
+    d.finish();
+}

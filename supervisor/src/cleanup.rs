@@ -81,6 +81,7 @@ impl Leftovers {
 
     /// Release without waiting (the agent is known to be dead).
     pub fn release(&self) {
+        self.remove_forward_dir();
         let rec_path = state::record_path(&self.state_dir, self.id);
         let record = AgentRecord::load(&rec_path).ok();
         let init = record.as_ref().map_or(self.init_pid, |r| r.init_pid);
@@ -100,7 +101,13 @@ impl Leftovers {
                 Err(e) => warn!(self.log, "cannot remove stale agent state"; "path" => %path.display(), "error" => %e),
             }
         }
-        // The forwarders' host-side sockets (root's directory: nothing a user could redirect).
+    }
+}
+
+impl Leftovers {
+    /// The forwarders' host-side sockets, first: the cgroup removal may wait for processes.
+    /// (Root's directory: nothing in it a user could redirect.)
+    fn remove_forward_dir(&self) {
         let fwd = state::forward_dir(&self.state_dir, self.id);
         match std::fs::remove_dir_all(&fwd) {
             Ok(()) => info!(self.log, "removed stale forwarder sockets"; "path" => %fwd.display()),

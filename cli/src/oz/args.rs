@@ -107,6 +107,25 @@ pub enum Command {
         /// The mounted path (relative paths are taken from the current directory)
         path: PathBuf,
     },
+    /// Open an external forwarder of a sandbox: prints a unix socket on the host (yours,
+    /// mode 0600) that reaches PORT on the sandbox's loopback
+    Forward {
+        /// Sandbox id
+        id: u64,
+        /// The forwarder's name in the profile's `external_forwarders`
+        name: String,
+        /// Port inside the sandbox (default: the forwarder's `targetport`)
+        #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+    },
+    /// List the forwarders of a sandbox (profile sockets and external ones)
+    Forwarders {
+        /// Sandbox id
+        id: u64,
+        /// A JSON array of {name, listen, target, state}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_kill_target(s: &str) -> Result<KillTarget, String> {

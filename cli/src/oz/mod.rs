@@ -63,6 +63,8 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
         Command::Logs { follow, sandbox, count, json } => listing::logs(follow, sandbox, count, json),
         Command::Mount { id, readonly, paths } => sandbox::mount(id, readonly, paths),
         Command::Umount { id, path } => sandbox::umount(id, path),
+        Command::Forward { id, name, port } => sandbox::forward(id, name, port),
+        Command::Forwarders { id, json } => sandbox::forwarders(id, json),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Commands on one running sandbox: `oz kill`, `oz shell`, `oz mount`, `oz umount`.
+//! Commands on one running sandbox: `oz kill`, `oz shell`, `oz mount`, `oz umount`,
+//! `oz forward`, `oz forwarders`.
 
 use crate::oz::conn::{unexpected, Conn};
 use crate::oz::shell_relay::{self, RelayEnd};
@@ -37,6 +38,38 @@ pub fn relaunch_xpra(target: KillTarget) -> Result<u8> {
         }
         other => Err(unexpected("XpraRelaunched", &other)),
     }
+}
+
+pub fn forward(id: u64, name: String, port: Option<u16>) -> Result<u8> {
+    let mut conn = Conn::connect()?;
+    let what = format!("forward {name} of sandbox {id}");
+    match conn.call(&ClientRequest::Forward { id, name, port }).context(what)? {
+        DaemonReply::Forwarded { path } => {
+            println!("{}", path.display());
+            Ok(0)
+        }
+        other => Err(unexpected("Forwarded", &other)),
+    }
+}
+
+pub fn forwarders(id: u64, json: bool) -> Result<u8> {
+    let mut conn = Conn::connect()?;
+    let list = match conn.call(&ClientRequest::ListForwarders { id }).context(format!("forwarders of sandbox {id}"))? {
+        DaemonReply::Forwarders(list) => list,
+        other => return Err(unexpected("Forwarders", &other)),
+    };
+    if json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name, "listen": f.listen, "target": f.target, "state": f.state}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for f in &list {
+            println!("{}\t{} -> {}\t{}", f.name, f.listen, f.target, f.state);
+        }
+    }
+    Ok(0)
 }
 
 /// Default size for a pty when our stdin is not a terminal.

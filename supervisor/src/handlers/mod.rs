@@ -1,5 +1,6 @@
 //! Request handlers, one file per request kind. Each writes its own replies (some send several).
 
+mod forward;
 mod kill;
 mod launch;
 mod launch_check;
@@ -49,6 +50,8 @@ pub async fn dispatch(conn: &Conn, shared: &Shared, req: ClientRequest, fds: Vec
         ClientRequest::Mount { id, paths, read_only } => mount::mount(conn, shared, id, paths, read_only).await,
         ClientRequest::Umount { id, path } => mount::umount(conn, shared, id, path).await,
         ClientRequest::Logs { sandbox, follow, count } => logs::logs(conn, shared, sandbox, follow, count).await,
+        ClientRequest::Forward { id, name, port } => forward::forward(conn, shared, id, name, port).await,
+        ClientRequest::ListForwarders { id } => forward::list_forwarders(conn, shared, id).await,
         ClientRequest::Resize { .. } => {
             conn.send_error(invalid("resize the shell with TIOCSWINSZ on the pty master you hold")).await
         }

@@ -1,5 +1,6 @@
 //! The agent channel: daemon -> agent and agent -> daemon messages (SOCK_SEQPACKET).
 
+use super::client::ForwarderInfo;
 use super::common::{AgentError, ExitStatus, LogRecord, SandboxState};
 use crate::spec::{LaunchSpec, StdioMode};
 use crate::state::AgentRecord;
@@ -51,6 +52,14 @@ pub enum DaemonToAgent {
     Ping,
     /// Restart the sandbox's host-side Xpra client. Answered by `XpraRelaunched` or `Error`.
     RelaunchXpra,
+    /// Open the profile's external forwarder `name` to `port` (default its `targetport`).
+    /// Answered by `Forwarded` or `Error`.
+    Forward {
+        name: String,
+        port: Option<u16>,
+    },
+    /// Answered by `Forwarders`.
+    ListForwarders,
 }
 
 /// A message from an agent to the daemon.
@@ -126,6 +135,12 @@ pub enum AgentToDaemon {
     /// Where the sandbox is in its life, as the agent's supervision sees it (event): sent when
     /// it changes, and after `Mounts` on a rendezvous connection.
     Phase(SandboxState),
+    /// Answer to `Forward`: the new host socket, listening.
+    Forwarded {
+        path: PathBuf,
+    },
+    /// Answer to `ListForwarders`.
+    Forwarders(Vec<ForwarderInfo>),
 }
 
 /// One supervised helper process, as the heartbeat reports it.
@@ -165,6 +180,8 @@ impl DaemonToAgent {
             DaemonToAgent::Shutdown { .. } => "Shutdown",
             DaemonToAgent::Ping => "Ping",
             DaemonToAgent::RelaunchXpra => "RelaunchXpra",
+            DaemonToAgent::Forward { .. } => "Forward",
+            DaemonToAgent::ListForwarders => "ListForwarders",
         }
     }
 }
@@ -193,6 +210,8 @@ impl AgentToDaemon {
             AgentToDaemon::Children { .. } => "Children",
             AgentToDaemon::XpraRelaunched => "XpraRelaunched",
             AgentToDaemon::Phase(_) => "Phase",
+            AgentToDaemon::Forwarded { .. } => "Forwarded",
+            AgentToDaemon::Forwarders(_) => "Forwarders",
         }
     }
 }
@@ -236,6 +255,8 @@ pub enum RequestKind {
     Shutdown,
     Ping,
     RelaunchXpra,
+    Forward,
+    ListForwarders,
 }
 
 impl RequestKind {
@@ -250,6 +271,8 @@ impl RequestKind {
             DaemonToAgent::Shutdown { .. } => RequestKind::Shutdown,
             DaemonToAgent::Ping => RequestKind::Ping,
             DaemonToAgent::RelaunchXpra => RequestKind::RelaunchXpra,
+            DaemonToAgent::Forward { .. } => RequestKind::Forward,
+            DaemonToAgent::ListForwarders => RequestKind::ListForwarders,
         }
     }
 
@@ -265,6 +288,8 @@ impl RequestKind {
             RequestKind::Shutdown => "ShuttingDown",
             RequestKind::Ping => "Pong",
             RequestKind::RelaunchXpra => "XpraRelaunched",
+            RequestKind::Forward => "Forwarded",
+            RequestKind::ListForwarders => "Forwarders",
         }
     }
 
@@ -283,6 +308,8 @@ impl RequestKind {
                 | (RequestKind::Shutdown, A::ShuttingDown { .. })
                 | (RequestKind::Ping, A::Pong)
                 | (RequestKind::RelaunchXpra, A::XpraRelaunched)
+                | (RequestKind::Forward, A::Forwarded { .. })
+                | (RequestKind::ListForwarders, A::Forwarders(_))
         )
     }
 }

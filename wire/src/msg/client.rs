@@ -90,6 +90,32 @@ pub enum ClientRequest {
     RelaunchXpra {
         target: KillTarget,
     },
+    /// Open the profile's external forwarder `name` of sandbox `id`: a new unix socket on the
+    /// host reaching `port` (default: the forwarder's `targetport`) on the sandbox's loopback.
+    /// Answered by `Forwarded` with the socket's path.
+    Forward {
+        id: u64,
+        name: String,
+        port: Option<u16>,
+    },
+    /// The forwarders of sandbox `id` (profile sockets and external ones); answered by
+    /// `Forwarders`.
+    ListForwarders {
+        id: u64,
+    },
+}
+
+/// One forwarder of a sandbox, as `oz forwarders` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwarderInfo {
+    /// `client tcp:9050`, `server unix:8003`, or an external forwarder's name.
+    pub name: String,
+    /// Where it listens (`127.0.0.1:9050`, `@/run/x`, a host socket path).
+    pub listen: String,
+    /// What each connection is joined to.
+    pub target: String,
+    /// `running`, `backoff`, `given up`, ...
+    pub state: String,
 }
 
 /// One profile in the `Profiles` listing.
@@ -156,6 +182,12 @@ pub enum DaemonReply {
     XpraRelaunched {
         ids: Vec<u64>,
     },
+    /// Answer to `Forward`: the host socket that reaches the sandbox's port.
+    Forwarded {
+        path: PathBuf,
+    },
+    /// Answer to `ListForwarders`.
+    Forwarders(Vec<ForwarderInfo>),
 }
 
 impl DaemonReply {
@@ -178,6 +210,8 @@ impl DaemonReply {
             DaemonReply::Ok => "Ok",
             DaemonReply::ShellExited { .. } => "ShellExited",
             DaemonReply::XpraRelaunched { .. } => "XpraRelaunched",
+            DaemonReply::Forwarded { .. } => "Forwarded",
+            DaemonReply::Forwarders(_) => "Forwarders",
         }
     }
 }
@@ -199,6 +233,8 @@ impl ClientRequest {
             ClientRequest::Ping => "Ping",
             ClientRequest::LaunchPty { .. } => "LaunchPty",
             ClientRequest::RelaunchXpra { .. } => "RelaunchXpra",
+            ClientRequest::Forward { .. } => "Forward",
+            ClientRequest::ListForwarders { .. } => "ListForwarders",
         }
     }
 }

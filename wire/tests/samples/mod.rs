@@ -28,6 +28,15 @@ pub fn agent_record() -> AgentRecord {
     }
 }
 
+pub fn forwarder_info() -> ForwarderInfo {
+    ForwarderInfo {
+        name: "client tcp:9050".into(),
+        listen: "127.0.0.1:9050".into(),
+        target: "127.0.0.1:9050".into(),
+        state: "running".into(),
+    }
+}
+
 pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
     vec![
         // Protocol 1 hellos keep decoding, so that an old peer gets a version-mismatch error.
@@ -92,6 +101,8 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
             },
         ),
         ("client_relaunch_xpra", ClientRequest::RelaunchXpra { target: KillTarget::Id(7) }),
+        ("client_forward", ClientRequest::Forward { id: 7, name: "onion".into(), port: Some(8080) }),
+        ("client_list_forwarders", ClientRequest::ListForwarders { id: 7 }),
     ]
 }
 
@@ -182,6 +193,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
         ("reply_shell_exited_code", DaemonReply::ShellExited { status: ExitStatus::Code(7) }),
         ("reply_shell_exited_signal", DaemonReply::ShellExited { status: ExitStatus::Signal(9) }),
         ("reply_xpra_relaunched", DaemonReply::XpraRelaunched { ids: vec![7] }),
+        ("reply_forwarded", DaemonReply::Forwarded { path: "/run/oz/forward/7/onion-1.sock".into() }),
+        ("reply_forwarders", DaemonReply::Forwarders(vec![forwarder_info()])),
     ];
     let names = [
         "reply_error_no_such_profile",
@@ -234,6 +247,8 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
         ("d2a_shutdown", DaemonToAgent::Shutdown { reason: "killed by uid 1000".into() }),
         ("d2a_ping", DaemonToAgent::Ping),
         ("d2a_relaunch_xpra", DaemonToAgent::RelaunchXpra),
+        ("d2a_forward", DaemonToAgent::Forward { name: "onion".into(), port: None }),
+        ("d2a_list_forwarders", DaemonToAgent::ListForwarders),
     ]
 }
 
@@ -281,6 +296,8 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
             },
         ),
         ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
+        ("a2d_forwarded", AgentToDaemon::Forwarded { path: "/run/oz/forward/7/onion-1.sock".into() }),
+        ("a2d_forwarders", AgentToDaemon::Forwarders(vec![forwarder_info()])),
         ("a2d_phase", AgentToDaemon::Phase(SandboxState::Lingering)),
     ];
     let named = ["channel", "no_answer", "agent_exited", "sys", "setup", "bad_request", "unexpected_reply"];

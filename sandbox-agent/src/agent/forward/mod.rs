@@ -101,24 +101,40 @@ impl Forwarders {
         let mut list = Vec::new();
         for (i, s) in sockets.iter().enumerate() {
             match plan::plan(i, s, &dir) {
-                Ok(plan) => list.push(Forwarder {
-                    plan,
-                    listener: None,
-                    armed: false,
-                    conns: HashMap::new(),
-                    sessions: dgram::Sessions::default(),
-                    next_id: 1,
-                }),
+                Ok(plan) => list.push(plan),
                 Err(e) => warnings.push(e.to_string()),
             }
-        }
-        if list.iter().any(|f| sockets::host_path(&f.plan.listen).is_some()) {
-            sockets::make_dir(&dir).map_err(|e| format!("forwarder directory {}: {e}", dir.display()))?;
         }
         let netns = sockets::NetNs::open(init_pid).map_err(|e| format!("network namespace of pid {init_pid}: {e}"))?;
         let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
         let ctx = Context { netns, user };
-        Ok((Forwarders { epoll, ctx, list, dir, buf: vec![0; dgram::MAX_DATAGRAM] }, warnings))
+        let mut f = Forwarders { epoll, ctx, list: Vec::new(), dir, buf: vec![0; dgram::MAX_DATAGRAM] };
+        for plan in list {
+            f.add(plan)?;
+        }
+        Ok((f, warnings))
+    }
+
+    /// Add a forwarder (an external one, asked for at run time); returns its index. Not
+    /// opened yet.
+    pub fn add(&mut self, plan: Plan) -> Result<usize, String> {
+        if sockets::host_path(&plan.listen).is_some() {
+            sockets::make_dir(&self.dir).map_err(|e| format!("forwarder directory {}: {e}", self.dir.display()))?;
+        }
+        self.list.push(Forwarder {
+            plan,
+            listener: None,
+            armed: false,
+            conns: HashMap::new(),
+            sessions: dgram::Sessions::default(),
+            next_id: 1,
+        });
+        Ok(self.list.len() - 1)
+    }
+
+    /// The plan of forwarder `i`.
+    pub fn plan(&self, i: usize) -> &Plan {
+        &self.list[i].plan
     }
 
     /// The forwarders' names, in slot order.

@@ -174,6 +174,8 @@ impl Runtime {
             DaemonToAgent::Hello { .. } => self.answer(refuse("hello already exchanged".into())),
             DaemonToAgent::Launch(_) => self.answer(refuse("this agent already runs a sandbox".into())),
             DaemonToAgent::RelaunchXpra => self.relaunch_xpra(),
+            DaemonToAgent::Forward { name, port } => self.forward(name, port),
+            DaemonToAgent::ListForwarders => self.list_forwarders(),
         }
     }
 

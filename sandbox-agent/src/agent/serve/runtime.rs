@@ -78,7 +78,7 @@ pub struct Runtime {
     limiter: LogLimiter,
     rendezvous: Option<Rendezvous>,
     record: AgentRecord,
-    tree: Tree,
+    pub(super) tree: Tree,
     pub(super) children: Children,
     /// When helper restarts are due (each feeds `tree::Event::Tick`).
     respawn_at: Vec<Instant>,
