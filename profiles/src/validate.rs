@@ -164,17 +164,52 @@ fn check_networking(p: &Profile, out: &mut Issues) {
             SocketProto::Unix | SocketProto::Tcp2unix | SocketProto::Unixgram | SocketProto::Unixpacket
         );
         match (&s.destination, s.proto) {
+            (_, SocketProto::Unixpacket) => out.error(format!("{key}.proto"), "unixpacket forwarding is not supported"),
             (None, SocketProto::Tcp2unix) => {
                 out.error(format!("{key}.destination"), "tcp2unix needs a destination socket path")
             }
+            (None, SocketProto::Unix | SocketProto::Unixgram) => {
+                out.error(format!("{key}.destination"), "a unix forwarder needs a destination socket path")
+            }
+            (Some(d), SocketProto::Tcp | SocketProto::Udp) if !is_loopback(d) => out.error(
+                format!("{key}.destination"),
+                format!("{d} is not a loopback address (forwarders reach only the host's loopback)"),
+            ),
             (Some(d), _) if unixy && !d.starts_with('/') => {
                 out.error(format!("{key}.destination"), format!("unix socket destination {d} must be an absolute path"))
             }
             _ => {}
         }
     }
+    check_external_forwarders(p, out);
     if !p.firewall.is_empty() && n.net_type != NetType::Bridge {
         out.warn("firewall", "firewall rules only apply to bridge networking");
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `external_forwarders`: a unix socket on the host to a TCP port on the sandbox's loopback.
+fn check_external_forwarders(p: &Profile, out: &mut Issues) {
+    if !p.external_forwarders.is_empty() && matches!(p.networking.net_type, NetType::Host | NetType::None) {
+        out.error("external_forwarders", "external forwarders need networking type empty or bridge");
+    }
+    for (i, f) in p.external_forwarders.iter().enumerate() {
+        let key = format!("external_forwarders[{i}]");
+        if f.name.is_empty() {
+            out.error(format!("{key}.name"), "an external forwarder needs a name");
+        }
+        if !matches!(f.extproto.as_str(), "" | "unix") {
+            out.error(format!("{key}.extproto"), format!("extproto {} is not supported (only unix)", f.extproto));
+        }
+        if !matches!(f.proto.as_str(), "" | "tcp") {
+            out.error(format!("{key}.proto"), format!("proto {} is not supported (only tcp)", f.proto));
+        }
+        if let Some(h) = f.targethost.as_deref().filter(|h| !is_loopback(h)) {
+            out.error(format!("{key}.targethost"), format!("{h} is not a loopback address"));
+        }
     }
 }
 
@@ -389,11 +424,45 @@ mod tests {
             destination: Some("rel".into()),
             ..sock()
         });
+        p.networking.sockets.push(SocketForward { destination: Some("10.0.0.1".into()), ..sock() });
+        p.networking.sockets.push(SocketForward { destination: Some("127.0.0.2".into()), ..sock() });
+        p.networking.sockets.push(SocketForward { proto: SocketProto::Unixgram, ..sock() });
+        p.networking.sockets.push(SocketForward { proto: SocketProto::Unixpacket, ..sock() });
         let e = errors(&p);
-        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e.len(), 6, "{e:?}");
         assert!(e[0].starts_with("networking.sockets[0].destination"));
         assert!(e[1].starts_with("networking.sockets[1].port"));
         assert!(e[2].starts_with("networking.sockets[2].destination"));
+        assert!(e[3].starts_with("networking.sockets[3].destination: 10.0.0.1 is not a loopback"));
+        assert!(e[4].starts_with("networking.sockets[5].destination: a unix forwarder needs"));
+        assert!(e[5].starts_with("networking.sockets[6].proto: unixpacket"));
+    }
+
+    #[test]
+    fn external_forwarders_reach_only_a_loopback_tcp_port() {
+        let mut p = base();
+        let ok = crate::profile::ExternalForwarder {
+            name: "onion".into(),
+            extproto: "unix".into(),
+            proto: "tcp".into(),
+            targethost: Some("127.0.0.1".into()),
+            ..Default::default()
+        };
+        p.external_forwarders.push(ok.clone());
+        assert!(errors(&p).is_empty());
+        p.external_forwarders.push(crate::profile::ExternalForwarder {
+            name: String::new(),
+            proto: "udp".into(),
+            targethost: Some("192.168.1.1".into()),
+            ..ok
+        });
+        p.networking.net_type = NetType::None;
+        let e = errors(&p);
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].starts_with("external_forwarders: "));
+        assert!(e[1].starts_with("external_forwarders[1].name"));
+        assert!(e[2].starts_with("external_forwarders[1].proto"));
+        assert!(e[3].starts_with("external_forwarders[1].targethost"));
     }
 
     #[test]
