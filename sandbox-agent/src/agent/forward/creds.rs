@@ -67,3 +67,37 @@ impl Drop for AsUser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_credentials_for_a_scope_then_root_again() {
+        if !nix::unistd::geteuid().is_root() {
+            panic!("this test needs root (the agent runs as root)");
+        }
+        let user = UserInfo {
+            uid: 65534,
+            gid: 65534,
+            name: "nobody".into(),
+            home: "/nonexistent".into(),
+            shell: "/bin/false".into(),
+            memberships: vec![("nogroup".into(), 65534)],
+        };
+        // On a thread of its own: the credentials change for the calling thread only.
+        std::thread::spawn(move || {
+            {
+                let _as = AsUser::enter(&user).unwrap();
+                assert_eq!(nix::unistd::geteuid().as_raw(), 65534);
+                assert_eq!(nix::unistd::getegid().as_raw(), 65534);
+                // Root-only files are out of reach now.
+                assert!(std::fs::File::open("/etc/shadow").is_err());
+            }
+            assert!(nix::unistd::geteuid().is_root());
+            assert!(std::fs::File::open("/etc/shadow").is_ok());
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -102,3 +102,36 @@ pub fn send_to(fd: &OwnedFd, data: &[u8], peer: &SockaddrStorage) -> Result<(), 
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType, UnixAddr};
+
+    fn sock() -> OwnedFd {
+        socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC).unwrap().0
+    }
+
+    fn peer(name: &str) -> Option<SockaddrStorage> {
+        let a = UnixAddr::new_abstract(name.as_bytes()).unwrap();
+        // SAFETY: a valid sockaddr_un and its length.
+        unsafe { SockaddrStorage::from_raw(a.as_ptr().cast(), Some(a.len())) }
+    }
+
+    #[test]
+    fn sessions_by_peer_oldest_and_idle() {
+        let mut s = Sessions::default();
+        s.insert(1, peer("a"), sock());
+        s.insert(2, peer("b"), sock());
+        s.insert(3, None, sock());
+        assert_eq!(s.find(&peer("b")), Some(2));
+        assert_eq!(s.find(&None), Some(3));
+        assert_eq!(s.find(&peer("c")), None);
+        s.get_mut(1).unwrap().last += Duration::from_secs(1);
+        assert_eq!(s.oldest(), Some(2));
+        let later = Instant::now() + IDLE + Duration::from_millis(500);
+        assert_eq!(s.idle(later).len(), 2, "the one used a second later is not idle yet");
+        assert!(s.remove(2).is_some() && s.remove(2).is_none());
+        assert_eq!(s.list.len(), 2);
+    }
+}
