@@ -394,7 +394,22 @@ def section_cycles(b):
     return Section(f"{CYCLES} oz run cycles", rows, [shlex.join(cmd)])
 
 
-SECTIONS = [section_launch, section_cycles, section_load, section_memory]
+def section_forward(b):
+    import forward
+    res = forward.measure(b.bindir, b.uid)
+    direct = statistics.median(res[forward.MODES[0]][0])
+    rows = []
+    for m, (gbits, cpu) in res.items():
+        med = statistics.median(gbits)
+        rows.append(Row(f"one TCP stream: {m}", med, max(gbits), "Gbit/s",
+                        f"{med / direct:.2f} of direct; relay CPU {statistics.median(cpu):.2f} cores"))
+    return Section("Socket forwarder throughput", rows,
+                   commands=["sudo python3 bench/forward.py target/release"],
+                   notes=[f"iperf3 -t {forward.SECONDS}, {forward.ROUNDS} rounds; the p95 column is the best round",
+                          "client in the sandbox's network namespace, server on the host's loopback"])
+
+
+SECTIONS = [section_launch, section_cycles, section_load, section_memory, section_forward]
 
 
 def machine_facts():

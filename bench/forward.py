@@ -68,6 +68,17 @@ def wait_listening(init, port):
     sys.exit(f"forward.py: nothing listens on {port} in the sandbox")
 
 
+def cpu_seconds(pids):
+    """User + system CPU of these processes and of their reaped children."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15])
+    return total / hz
+
+
 def iperf(port, init=None):
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-J"]
     if init:
@@ -78,16 +89,26 @@ def iperf(port, init=None):
     return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def main():
-    bindir = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release")
+with open("/proc/loadavg") as _f:
+    LOAD = " ".join(_f.read().split()[:3])
+
+
+MODES = ("direct loopback", "oz forwarder (one hop, splice)", "two relays (original: socat + unix + socat)")
+
+
+def test_user():
+    try:
+        return pwd.getpwnam(USER).pw_uid
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
+        return pwd.getpwnam(USER).pw_uid
+
+
+def measure(bindir, uid, rounds=ROUNDS):
+    """{mode: (Gbit/s per round, relay CPU in cores per round)} for MODES."""
     for tool in ("iperf3", "socat", "nsenter", "ss"):
         if not shutil.which(tool):
             sys.exit(f"forward.py: {tool} missing (bash scripts/deps.sh)")
-    try:
-        uid = pwd.getpwnam(USER).pw_uid
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
-        uid = pwd.getpwnam(USER).pw_uid
     ws = tempfile.mkdtemp(prefix="oz-fwd-bench-")
     os.chmod(ws, 0o755)
     procs = []
@@ -103,33 +124,31 @@ def main():
             {"type": "client", "proto": "tcp", "port": SANDBOX_FWD_PORT, "dport": port}]}}
         with open(f"{conf['profile_dir']}/fwd.json", "w") as f:
             json.dump(prof, f)
-        server = subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL)
-        procs.append(server)
+        procs.append(subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL))
         agent = subprocess.Popen([os.path.join(bindir, "oz-agent"), "standalone", "--config", f"{ws}/oz.conf",
                                   "--profile", f"{conf['profile_dir']}/fwd.json", "--uid", str(uid), "--", "3600"],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(agent)
         init = init_of(agent.pid)
         relay_sock = f"{ws}/relay.sock"
-        procs.append(subprocess.Popen(["socat", f"UNIX-LISTEN:{relay_sock},fork", f"TCP:127.0.0.1:{port}"]))
+        quiet = {"stderr": subprocess.DEVNULL}
+        procs.append(subprocess.Popen(["socat", f"UNIX-LISTEN:{relay_sock},fork", f"TCP:127.0.0.1:{port}"], **quiet))
         procs.append(subprocess.Popen(["nsenter", "-t", str(init), "-n", "socat",
                                        f"TCP-LISTEN:{SANDBOX_RELAY_PORT},fork,reuseaddr,bind=127.0.0.1",
-                                       f"UNIX-CONNECT:{relay_sock}"]))
+                                       f"UNIX-CONNECT:{relay_sock}"], **quiet))
         wait_listening(init, SANDBOX_FWD_PORT)
         wait_listening(init, SANDBOX_RELAY_PORT)
-        modes = {"direct loopback": lambda: iperf(port),
-                 "oz forwarder (one hop, splice)": lambda: iperf(SANDBOX_FWD_PORT, init),
-                 "two relays (original: socat + unix + socat)": lambda: iperf(SANDBOX_RELAY_PORT, init)}
-        results = {m: [] for m in modes}
-        for _ in range(ROUNDS):
-            for m, run in modes.items():
-                results[m].append(run())
-        direct = statistics.median(results["direct loopback"])
-        print(f"One TCP stream, iperf3 -t {SECONDS}, {ROUNDS} rounds, medians (Gbit/s):")
-        for m, v in results.items():
-            med = statistics.median(v)
-            print(f"  {m:46s} {med:7.2f}  ({med / direct:.2f} of direct)  runs: "
-                  + " ".join(f"{x:.2f}" for x in v))
+        # What runs, and the relay processes whose CPU time is counted.
+        runs = [(lambda: iperf(port), []),
+                (lambda: iperf(SANDBOX_FWD_PORT, init), [agent.pid]),
+                (lambda: iperf(SANDBOX_RELAY_PORT, init), [procs[2].pid, procs[3].pid])]
+        res = {m: ([], []) for m in MODES}
+        for _ in range(rounds):
+            for m, (run, relays) in zip(MODES, runs):
+                before = cpu_seconds(relays)
+                res[m][0].append(run())
+                res[m][1].append((cpu_seconds(relays) - before) / SECONDS)
+        return res
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -140,6 +159,18 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(ws, ignore_errors=True)
+
+
+def main():
+    bindir = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release")
+    res = measure(bindir, test_user())
+    direct = statistics.median(res[MODES[0]][0])
+    print(f"One TCP stream, iperf3 -t {SECONDS}, {ROUNDS} rounds, medians (Gbit/s; relay CPU in cores):")
+    for m, (gbits, cpu) in res.items():
+        med = statistics.median(gbits)
+        print(f"  {m:46s} {med:7.2f}  ({med / direct:.2f} of direct)  relay CPU {statistics.median(cpu):.2f}"
+              "  runs: " + " ".join(f"{x:.2f}" for x in gbits))
+    print(f"  ({os.cpu_count()} CPUs; load average before the run: {LOAD})")
 
 
 if __name__ == "__main__":
