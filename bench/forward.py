@@ -58,10 +58,11 @@ def init_of(agent_pid):
 
 
 def wait_listening(init, port):
+    """Wait for a TCP listener on `port`, in the sandbox of `init` (None: on the host)."""
     deadline = time.time() + 10
+    ns = ["nsenter", "-t", str(init), "-n"] if init else []
     while time.time() < deadline:
-        out = subprocess.run(["nsenter", "-t", str(init), "-n", "ss", "-Htln", f"sport = :{port}"],
-                             capture_output=True, text=True)
+        out = subprocess.run(ns + ["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True)
         if out.stdout.strip():
             return
         time.sleep(0.05)
@@ -83,10 +84,14 @@ def iperf(port, init=None):
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-J"]
     if init:
         cmd = ["nsenter", "-t", str(init), "-n"] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 30)
-    if out.returncode != 0:
-        sys.exit(f"forward.py: {' '.join(cmd)}: {out.stdout[-400:]} {out.stderr[-400:]}")
-    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+    # The server takes one test at a time and may still be closing the previous one.
+    for _ in range(5):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 30)
+        try:
+            return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError):
+            time.sleep(0.5)
+    sys.exit(f"forward.py: {' '.join(cmd)}: {out.stdout[-400:]} {out.stderr[-400:]}")
 
 
 with open("/proc/loadavg") as _f:
@@ -125,6 +130,7 @@ def measure(bindir, uid, rounds=ROUNDS):
         with open(f"{conf['profile_dir']}/fwd.json", "w") as f:
             json.dump(prof, f)
         procs.append(subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL))
+        wait_listening(None, port)
         agent = subprocess.Popen([os.path.join(bindir, "oz-agent"), "standalone", "--config", f"{ws}/oz.conf",
                                   "--profile", f"{conf['profile_dir']}/fwd.json", "--uid", str(uid), "--", "3600"],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
