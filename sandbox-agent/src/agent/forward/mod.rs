@@ -290,7 +290,13 @@ impl Forwarders {
                 Err(_) => over = true,
             }
         }
-        over = over || c.conn.pump().unwrap_or(true);
+        // Readable: data leaves this socket; writable: data waits for it; else both ways.
+        let which = match (events & epoll::ERR != 0, events & epoll::IN != 0, events & epoll::OUT != 0) {
+            (false, true, false) => [sock == 0, sock == 1],
+            (false, false, true) => [sock == 1, sock == 0],
+            _ => [true, true],
+        };
+        over = over || c.conn.pump_dirs(which).unwrap_or(true);
         if !over {
             for s in 0..2 {
                 let want = c.conn.interest(s);

@@ -67,10 +67,15 @@ impl Conn {
 
     /// Move what can be moved in both directions. Ok(true) once the connection is over.
     pub fn pump(&mut self) -> Result<bool, Errno> {
+        self.pump_dirs([true, true])
+    }
+
+    /// Move what can be moved in the directions marked (dirs\[0\]: socks\[0\] -> socks\[1\]).
+    pub fn pump_dirs(&mut self, which: [bool; 2]) -> Result<bool, Errno> {
         if self.connecting {
             return Ok(false);
         }
-        for d in 0..2 {
+        for d in (0..2).filter(|d| which[*d]) {
             let (src, dst) = (&self.socks[d], &self.socks[1 - d]);
             let dir = &mut self.dirs[d];
             loop {
