@@ -159,6 +159,9 @@ mod tests {
         };
         rec.store(&state::record_path(dir.path(), 5)).unwrap();
         std::fs::write(&rec.socket, b"").unwrap();
+        let fwd = state::forward_dir(dir.path(), 5);
+        std::fs::create_dir_all(&fwd).unwrap();
+        std::fs::write(fwd.join("unix-80.sock"), b"").unwrap();
         let log = Logger::root(slog::Discard, slog::o!());
         let cg = tempfile::tempdir().unwrap();
         let stale_cg = cg.path().join("pids/oz").join(CgroupName::new(dir.path(), 5).as_str());
@@ -169,5 +172,6 @@ mod tests {
         l.cgroup_root = cg.path().into();
         l.release();
         assert_eq!(std::fs::read_dir(state::agents_dir(dir.path())).unwrap().count(), 0);
+        assert!(!fwd.exists() && !fwd.parent().unwrap().exists(), "the forwarder sockets are removed");
     }
 }
