@@ -7,7 +7,7 @@ use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
-use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
+use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove};
 use crate::spawn;
 use crate::table::Claim;
 use crate::Shared;
@@ -187,7 +187,7 @@ async fn start_new(
     match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
         Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
             let pty = pty_master(stdio, fds)?;
-            shared.registry.do_send(SetRunning { id, init_pid });
+            // The agent's record (phase, init pid, display) came before `Ready`.
             info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
             Ok(Launched { id, init_pid, reused: false, profile: profile.name, check_ms, exit: watch_rx, pty })
         }

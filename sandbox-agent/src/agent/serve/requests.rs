@@ -91,8 +91,10 @@ impl Runtime {
         self.answers.push_back(Slot::Due(self.current));
     }
 
-    /// The init replied: fill the oldest due answer and send what is in order.
+    /// The init replied: fill the oldest due answer and send what is in order (after the record,
+    /// if the reply changed it, so that the daemon lists what the answer says).
     fn complete(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
+        self.sync_record();
         if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due(_))) {
             let Slot::Due(re) = *slot else { unreachable!() };
             *slot = Slot::Ready(re, msg, fds);
@@ -422,7 +424,11 @@ impl Runtime {
             }
             // Start-up messages were consumed by the launch; late ones carry no news.
             InitToAgent::Ready { .. } | InitToAgent::ProgramFailed { .. } => {}
-            reply => self.on_init_reply(reply, fds),
+            reply => {
+                self.on_init_reply(reply, fds);
+                // Also when nobody is answered (the daemon that asked has gone).
+                self.sync_record();
+            }
         }
     }
 

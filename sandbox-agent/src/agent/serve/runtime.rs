@@ -33,8 +33,9 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oz_sandbox::user::UserInfo;
 use oz_wire::channel::DaemonChannel;
-use oz_wire::state::{self as wstate, AgentRecord};
-use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId, SandboxState};
+use oz_wire::{
+    AgentToDaemon, DisplayInfo, LaunchSpec, LogLevel, LogRecord, NetworkInfo, RequestId, SandboxRecord, SandboxState,
+};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,7 +77,8 @@ pub struct Runtime {
     outbox: Outbox,
     limiter: LogLimiter,
     rendezvous: Option<Rendezvous>,
-    record: AgentRecord,
+    /// The sandbox's record as last sent to the daemon and stored in the state file.
+    record: SandboxRecord,
     tree: Tree,
     children: Children,
     /// When helper restarts are due (each feeds `tree::Event::Tick`).
@@ -88,8 +90,6 @@ pub struct Runtime {
     pub(super) answers: VecDeque<Slot>,
     /// The id of the daemon request being handled.
     pub(super) current: RequestId,
-    /// The phase last reported to the daemon.
-    reported: SandboxState,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -166,15 +166,22 @@ impl Runtime {
         daemon: Option<DaemonChannel>,
         launch: RequestId,
     ) -> Result<Runtime, ServeError> {
-        let record = AgentRecord {
+        let record = SandboxRecord {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
             uid: spec.uid,
             user: started.user.name.clone(),
+            phase: SandboxState::Running,
             init_pid: started.init_pid as u32,
             agent_pid: std::process::id(),
             started_at: now_secs(),
-            socket: wstate::socket_path(&spec.config.state_dir, spec.sandbox_id),
+            mounts: Vec::new(),
+            network: Some(NetworkInfo {
+                mode: spec.profile.networking.net_type,
+                address: None,
+                forwarders: Vec::new(),
+            }),
+            display: started.x11.as_ref().map(|x| DisplayInfo { backend: x.backend(), display: x.display }),
         };
         let signals = match termination_signals(mode) {
             Ok(fd) => fd,
@@ -213,7 +220,6 @@ impl Runtime {
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
             current: launch,
-            reported: SandboxState::Running,
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -234,6 +240,8 @@ impl Runtime {
         let program_pid = rt.started.program_pid;
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
+        // The record first: the daemon lists the sandbox as the agent says once it is ready.
+        rt.send_daemon(AgentToDaemon::State(rt.record.clone()), &[]);
         let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
         rt.reply_daemon(launch, ready, &fds);
         for line in std::mem::take(&mut rt.started.x11_output) {
@@ -677,10 +685,24 @@ impl Runtime {
                 self.perform(action, &mut queue);
             }
         }
+        self.sync_record();
+    }
+
+    /// Bring the record up to date (phase, mounts); when it changed, send it to the daemon and
+    /// store it in the state file.
+    pub(super) fn sync_record(&mut self) {
         let phase = reported_phase(&self.tree.sandbox.phase);
-        if phase != self.reported {
-            self.reported = phase;
-            self.send_daemon(AgentToDaemon::Phase(phase), &[]);
+        let mounts = self.mounts.paths();
+        if phase == self.record.phase && mounts == self.record.mounts {
+            return;
+        }
+        self.record.phase = phase;
+        self.record.mounts = mounts;
+        self.send_daemon(AgentToDaemon::State(self.record.clone()), &[]);
+        if let Some(rv) = &self.rendezvous {
+            if let Err(e) = rv.store(&self.record) {
+                self.warn(format!("state record: {e}"));
+            }
         }
     }
 
@@ -713,8 +735,6 @@ impl Runtime {
             Action::SendState => {
                 let rec = self.record.clone();
                 self.send_daemon(AgentToDaemon::State(rec), &[]);
-                self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
-                self.send_daemon(AgentToDaemon::Phase(self.reported), &[]);
                 for msg in std::mem::take(&mut self.backlog) {
                     self.send_daemon(msg, &[]);
                 }
