@@ -3,7 +3,8 @@
 //! and when a restarted daemon re-adopts the sandbox, and the daemon lists it as it is.
 
 use crate::msg::SandboxState;
-use oz_profiles::profile::{NetType, SocketDirection, SocketProto, XBackend};
+// The profile model's names for these, re-exported for clients of the record.
+pub use oz_profiles::profile::{NetType, SocketDirection, SocketProto, XBackend};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -154,6 +154,9 @@ pub fn agent_errors() -> Vec<AgentError> {
         AgentError::Setup { step: "rendezvous".into(), detail: "bind /run/oz/agents/7.sock: address in use".into() },
         AgentError::BadRequest { detail: "attached stdio needs 3 fds, got 1".into() },
         AgentError::UnexpectedReply { expected: "Mounted".into(), received: "Pong".into() },
+        AgentError::NoDisplay { profile: "firefox".into() },
+        AgentError::MissingProgram { program: "xpra".into(), package: "xpra".into() },
+        AgentError::XServer { program: "xpra server".into(), detail: "no \"xpra is ready\" after 30 s".into() },
     ]
 }
 
@@ -287,7 +290,18 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
         ("a2d_phase", AgentToDaemon::Phase(SandboxState::Lingering)),
     ];
-    let named = ["channel", "no_answer", "agent_exited", "sys", "setup", "bad_request", "unexpected_reply"];
+    let named = [
+        "channel",
+        "no_answer",
+        "agent_exited",
+        "sys",
+        "setup",
+        "bad_request",
+        "unexpected_reply",
+        "no_display",
+        "missing_program",
+        "xserver",
+    ];
     for (name, e) in named.iter().zip(agent_errors().into_iter().skip(12)) {
         let name: &'static str = Box::leak(format!("a2d_error_{name}").into_boxed_str());
         v.push((name, AgentToDaemon::Error(e)));

@@ -160,8 +160,7 @@ fn run_program(
         }
     };
     let raw: Vec<_> = stdio.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    sandbox.send(&request, &raw).map_err(|e| e.to_wire())?;
-    match sandbox.recv().map_err(|e| e.to_wire())? {
+    match sandbox.ask(&request, &raw).map_err(|e| e.to_wire())? {
         (iproto::InitToAgent::Launched { pid }, _) => Ok(pid),
         (iproto::InitToAgent::Failed { error }, _) => Err(agent_error(&error, None)),
         (msg, _) => Err(other(format!("init answered {msg:?} to the program's start"))),

@@ -25,7 +25,7 @@ use crate::agent::rendezvous::{Accepted, Rendezvous};
 use crate::agent::supervise::tree::{self, Tree};
 use crate::agent::supervise::{self, Action, Event, Policy, ShutdownReason};
 use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
-use crate::common::proto::{ExitStatus, ProcessRole};
+use crate::common::proto::{ExitStatus, InitRequestId, ProcessRole};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -36,7 +36,7 @@ use oz_wire::channel::DaemonChannel;
 use oz_wire::{
     AgentToDaemon, DisplayInfo, LaunchSpec, LogLevel, LogRecord, NetworkInfo, RequestId, SandboxRecord, SandboxState,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,7 +85,8 @@ pub struct Runtime {
     respawn_at: Vec<Instant>,
     /// How the launch's program ended.
     program_status: Option<ExitStatus>,
-    pub(super) pending: VecDeque<Pending>,
+    /// Requests sent to the init whose replies are due, by id.
+    pub(super) pending: BTreeMap<InitRequestId, Pending>,
     /// Answers owed to the attached daemon, in request order.
     pub(super) answers: VecDeque<Slot>,
     /// The id of the daemon request being handled.
@@ -216,7 +217,7 @@ impl Runtime {
             children: Children::default(),
             respawn_at: Vec::new(),
             program_status: None,
-            pending: VecDeque::new(),
+            pending: BTreeMap::new(),
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
             current: launch,
@@ -591,23 +592,24 @@ impl Runtime {
     }
 
     /// Send a request to the init; if the init is gone, the failure shows up as its exit.
-    pub(super) fn send_init(&mut self, msg: &AgentToInit, fds: &[RawFd]) -> bool {
-        match iproto::send(self.init_fd(), msg, fds) {
-            Ok(()) => true,
+    /// Returns the request's id, which the init's reply carries.
+    pub(super) fn send_init(&mut self, msg: &AgentToInit, fds: &[RawFd]) -> Option<InitRequestId> {
+        match iproto::send_request(self.init_fd(), msg, fds) {
+            Ok(id) => Some(id),
             Err(e) => {
                 self.warn(format!("send to init: {e}"));
-                false
+                None
             }
         }
     }
 
     fn on_init_readable(&mut self) {
-        match iproto::recv::<InitToAgent>(self.init_fd()) {
-            Ok((msg, fds)) => {
+        match iproto::recv_message(self.init_fd()) {
+            Ok((re, msg, fds)) => {
                 if let InitToAgent::Exited { role: ProcessRole::Program, status, .. } = &msg {
                     self.program_status = Some(*status);
                 }
-                self.on_init_message(msg, fds)
+                self.on_init_message(re, msg, fds)
             }
             Err(iproto::WireError::Closed) | Err(iproto::WireError::Io { .. }) => {
                 self.init_channel_open = false;
@@ -747,14 +749,15 @@ impl Runtime {
         self.daemon = None;
         self.outbox.clear();
         self.answers.clear();
-        self.pending.iter_mut().for_each(Pending::orphan);
+        self.pending.values_mut().for_each(Pending::orphan);
     }
 
     fn begin_shutdown(&mut self, reason: ShutdownReason) {
         self.shutdown_reason = Some(reason);
         self.kill_at = Some(Instant::now() + KILL_AFTER);
-        if self.init_channel_open && self.send_init(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[]) {
-            self.pending.push_back(Pending::Shutdown);
+        let sent = self.init_channel_open.then(|| self.send_init(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[]));
+        if let Some(Some(id)) = sent {
+            self.pending.insert(id, Pending::Shutdown);
         } else {
             self.kill_at = Some(Instant::now());
         }

@@ -219,8 +219,7 @@ impl Session {
         };
         let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "xpra", source: e })?;
         let out = self.out_w.as_raw_fd();
-        sandbox.send(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))?;
-        match sandbox.recv().map_err(|e| init_err(e.to_string()))? {
+        match sandbox.ask(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
             (InitToAgent::Launched { .. }, _) => {}
             (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the xpra server: {error}"))),
             (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
