@@ -714,7 +714,7 @@ impl Runtime {
             tree::Action::Spawn { slot } => {
                 queue.push_back(match self.children.spawn(slot) {
                     Ok(pid) => tree::Event::Started { slot, pid },
-                    Err(error) => tree::Event::SpawnFailed { slot, error },
+                    Err(error) => tree::Event::SpawnFailed { slot, error: error.to_string() },
                 });
                 return;
             }
