@@ -99,7 +99,7 @@ fn flooding_sandbox_with_idle_followers_and_concurrent_large_mounts_never_stalls
     // Still responsive to the flooding user and to root, and the sandbox still runs.
     d.oz(&a, &["list"]).assert_ok("oz list as user a after the flood", &d);
     let listed = d.sandbox(id).expect("flooding sandbox still listed");
-    assert!(matches!(listed.state, oz_wire::SandboxState::Running), "{listed:?}");
+    assert!(matches!(listed.phase, oz_wire::SandboxState::Running), "{listed:?}");
     d.finish();
 }
 
