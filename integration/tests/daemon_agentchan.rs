@@ -198,7 +198,7 @@ fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_cl
         window_tree(&x.display(), None)
     );
     let listed = d.sandbox(id).expect("sandbox still listed");
-    assert!(matches!(listed.state, oz_wire::SandboxState::Running), "{listed:?}");
+    assert!(matches!(listed.phase, oz_wire::SandboxState::Running), "{listed:?}");
     d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill after the flood", &d);
     d.wait_gone(id, Duration::from_secs(10)).unwrap();
     d.finish();
