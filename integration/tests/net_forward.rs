@@ -287,6 +287,14 @@ fn server_forwarders_carry_data_both_ways() {
     assert_eq!(dgram_exchange(&gram, &to, b"g"), b"gram:g");
     let t2u = TcpStream::connect(("127.0.0.1", t2u_port)).expect("tcp2unix server forwarder");
     assert_eq!(tcp_exchange(t2u, b"ctl"), b"t2u:ctl");
+    // The sandbox record lists them.
+    let listed = d.list_json(&a);
+    let names: Vec<&str> = listed[0]["network"]["forwarders"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names.len(), 5, "oz list --json forwarders: {listed:?}");
+    assert!(names.contains(&"server unixgram:8004"), "{names:?}");
     // Control: a host port without a forwarder is refused.
     let refused = TcpStream::connect(("127.0.0.1", free_port())).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);

@@ -8,11 +8,11 @@
 //! reaching a port on the sandbox's loopback.
 
 use super::runtime::Runtime;
-use crate::agent::forward::plan::{Addr, End, Kind, Plan, Side};
+use crate::agent::forward::plan::{self, Addr, End, Kind, Plan, Side};
 use crate::agent::forward::{self, Forwarders};
 use crate::agent::supervise::tree::{self, ChildState, RestartPolicy};
-use oz_profiles::profile::ExternalForwarder;
-use oz_wire::{AgentError, AgentToDaemon, ForwarderInfo, LogLevel};
+use oz_profiles::profile::{ExternalForwarder, SocketDirection, SocketProto};
+use oz_wire::{AgentError, AgentToDaemon, ForwarderInfo, ForwarderStatus, LogLevel};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// External forwarders one sandbox may open.
@@ -32,8 +32,18 @@ impl Runtime {
         for w in warnings {
             self.warn(format!("socket forwarder skipped: {w}"));
         }
-        let count = self.forwards.as_ref().map_or(0, |f| f.names().len());
-        for i in 0..count {
+        // The entries that were planned (the same pure decision as the forwarder set's), for
+        // the record; the others were reported as skipped.
+        let dir = forward::dir(&self.spec.config.state_dir, self.spec.sandbox_id);
+        let planned: Vec<_> =
+            sockets.iter().enumerate().filter_map(|(i, s)| Some((plan::plan(i, s, &dir).ok()?, s))).collect();
+        for (i, (p, s)) in planned.into_iter().enumerate() {
+            self.forward_infos.push(ForwarderInfo {
+                name: p.name,
+                direction: s.direction,
+                proto: s.proto,
+                port: s.port,
+            });
             self.supervise_forwarder(i);
         }
     }
@@ -116,6 +126,12 @@ impl Runtime {
                 return self.answer(AgentToDaemon::Error(AgentError::Setup { step: "forward".into(), detail }))
             }
         };
+        self.forward_infos.push(ForwarderInfo {
+            name: format!("external {name}"),
+            direction: SocketDirection::Server,
+            proto: SocketProto::Tcp,
+            port: port.or(ext.targetport).unwrap_or(0),
+        });
         let slot = self.supervise_forwarder(i);
         let listen = self.forwards.as_ref().map(|f| f.plan(i).listen.addr.clone());
         match (self.tree.children.get(slot).map(|c| c.state), listen) {
@@ -161,7 +177,7 @@ impl Runtime {
             for (slot, i) in &self.forward_slots {
                 let p = f.plan(*i);
                 let state = self.tree.children.get(*slot).map_or("unknown", |c| c.state.name());
-                list.push(ForwarderInfo {
+                list.push(ForwarderStatus {
                     name: p.name.clone(),
                     listen: p.listen.addr.to_string(),
                     target: p.connect.addr.to_string(),
