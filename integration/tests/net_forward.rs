@@ -200,8 +200,11 @@ fn client_forwarders_carry_data_both_ways() {
     for p in [&unix_path, &gram_path, &t2u_path] {
         open_to_all(p);
     }
-    // Only root may connect to this one: the forwarder connects as the user.
+    // Only root may connect to this one: the forwarder connects as the user, also when a
+    // symlink (as a user could plant in a directory of theirs) leads to it.
     std::fs::set_permissions(&secret_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link_path = host.path().join("link.sock");
+    std::os::unix::fs::symlink(&secret_path, &link_path).unwrap();
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     let sockets = json!([
         {"type": "client", "proto": "tcp", "port": 7001, "dport": tcp_port},
@@ -210,6 +213,7 @@ fn client_forwarders_carry_data_both_ways() {
         {"type": "client", "proto": "unixgram", "port": 7004, "destination": s(&gram_path)},
         {"type": "client", "proto": "tcp2unix", "port": 7005, "destination": s(&t2u_path)},
         {"type": "client", "proto": "tcp2unix", "port": 7006, "destination": s(&secret_path)},
+        {"type": "client", "proto": "tcp2unix", "port": 7007, "destination": s(&link_path)},
     ]);
     let d = Daemon::start(&[forward_profile("ozt-fwd-client", sockets)]);
     let id = d.launch(&user_a(), "ozt-fwd-client", &["600"]);
@@ -233,13 +237,17 @@ fn client_forwarders_carry_data_both_ways() {
     assert_eq!(tcp_exchange(t2u, b"ctl"), b"t2u:ctl");
 
     // The user may not connect to the root-only socket, so neither may its forwarder.
-    let mut secret = inside.run(|| TcpStream::connect("127.0.0.1:7006")).expect("the listener exists");
-    secret.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    // The forwarder closes (or resets) the connection it could not join: no answer.
-    let _ = secret.write_all(b"x").and_then(|()| secret.shutdown(Shutdown::Write));
-    let mut answer = Vec::new();
-    let _ = secret.read_to_end(&mut answer);
-    assert_eq!(answer, b"", "a root-only host socket was reached through the forwarder");
+    for port in [7006, 7007] {
+        let mut secret = inside.run(move || TcpStream::connect(("127.0.0.1", port))).expect("the listener exists");
+        secret.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        // The forwarder closes (or resets) the connection it could not join: no answer.
+        let _ = secret.write_all(b"x").and_then(|()| secret.shutdown(Shutdown::Write));
+        let mut answer = Vec::new();
+        let _ = secret.read_to_end(&mut answer);
+        assert_eq!(answer, b"", "a root-only host socket was reached through the forwarder on {port}");
+    }
+    // Control: root itself does reach it (the refusal above is the user's credentials).
+    assert_eq!(unix_exchange(UnixStream::connect(&link_path).unwrap(), b"r"), b"secret:r");
     // Controls: nothing listens where no forwarder is, and the host service itself is not
     // reachable from inside.
     let refused = inside.run(|| TcpStream::connect("127.0.0.1:7009"));
