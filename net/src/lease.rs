@@ -1,0 +1,139 @@
+//! Address leases: one JSON file per bridged sandbox under `<state_dir>/net/`, written before
+//! any link is created and removed after its links are gone, so that whoever finds a lease of a
+//! dead sandbox (the daemon, now or after a restart) knows what to remove. One lock file
+//! serialises every change of leases, links and the table.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// A profile firewall rule with its destination resolved to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub allow: bool,
+    /// The profile's `dst_host` (for logs).
+    pub host: String,
+    pub net: Ipv4Addr,
+    pub len: u8,
+    /// 0: any port.
+    pub port: u16,
+}
+
+/// What one bridged sandbox holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub sandbox_id: u64,
+    pub bridge: String,
+    pub range: String,
+    /// The host end of its veth pair.
+    pub veth: String,
+    pub address: Ipv4Addr,
+    pub rules: Vec<Rule>,
+}
+
+/// What the first lease of a bridge changed on the host, restored with the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BridgeState {
+    pub bridge: String,
+    /// `net.ipv4.ip_forward` before oz set it (None: oz did not change it).
+    pub ip_forward_before: Option<String>,
+    /// The NetworkManager file oz wrote (removed with the bridge).
+    pub nm_file: Option<PathBuf>,
+}
+
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("net")
+}
+
+pub fn lease_path(state_dir: &Path, id: u64) -> PathBuf {
+    dir(state_dir).join(format!("lease-{id}.json"))
+}
+
+pub fn bridge_state_path(state_dir: &Path, bridge: &str) -> PathBuf {
+    dir(state_dir).join(format!("bridge-{bridge}.json"))
+}
+
+/// The exclusive lock over `<state_dir>/net` (released when dropped).
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+impl Lock {
+    pub fn take(state_dir: &Path) -> std::io::Result<Lock> {
+        let d = dir(state_dir);
+        std::fs::create_dir_all(&d)?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(d.join("lock"))?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Lock { _file: f });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Write `value` as JSON to `path` atomically (temp file + rename).
+pub fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, path)
+}
+
+pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Every lease (unreadable files are skipped).
+pub fn all(state_dir: &Path) -> Vec<Lease> {
+    let Ok(rd) = std::fs::read_dir(dir(state_dir)) else { return Vec::new() };
+    let mut out: Vec<Lease> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| load(&e.path()).ok().flatten())
+        .collect();
+    out.sort_by_key(|l| l.sandbox_id);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_round_trip_and_list() {
+        let d = tempfile::tempdir().unwrap();
+        let _lock = Lock::take(d.path()).unwrap();
+        let l = Lease {
+            sandbox_id: 7,
+            bridge: "ozt0".into(),
+            range: "10.9.0.0/24".into(),
+            veth: "ozv7".into(),
+            address: "10.9.0.2".parse().unwrap(),
+            rules: vec![Rule { allow: true, host: "h".into(), net: "10.1.0.0".parse().unwrap(), len: 16, port: 80 }],
+        };
+        store(&lease_path(d.path(), 7), &l).unwrap();
+        std::fs::write(dir(d.path()).join("lease-9.json"), "garbage").unwrap();
+        assert_eq!(all(d.path()), vec![l.clone()]);
+        assert_eq!(load::<Lease>(&lease_path(d.path(), 7)).unwrap(), Some(l));
+        remove(&lease_path(d.path(), 7)).unwrap();
+        remove(&lease_path(d.path(), 7)).unwrap();
+        assert!(load::<Lease>(&lease_path(d.path(), 7)).unwrap().is_none());
+    }
+}
