@@ -8,7 +8,7 @@
 
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, WireError};
-use crate::init::{InitPlan, StartStdio};
+use crate::init::{InitPlan, NetGate, StartStdio};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -52,6 +52,8 @@ pub enum SandboxError {
     Channel { id: u64, error: WireError },
     #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
+    #[error("network: {0}")]
+    Net(#[from] oz_net::NetError),
 }
 
 impl SandboxError {
@@ -73,6 +75,7 @@ impl SandboxError {
             SandboxError::Stdio(..) => W::BadRequest { detail: self.to_string() },
             SandboxError::Channel { error, .. } => W::Channel { detail: error.to_string() },
             SandboxError::InitDied { .. } => setup("init"),
+            SandboxError::Net(_) => setup("network"),
         }
     }
 }
@@ -155,6 +158,8 @@ pub struct Sandbox {
     init_status: Option<String>,
     /// Things the root filesystem skipped or adjusted (plan and build), for the log.
     warnings: Vec<String>,
+    /// Bridged networking: the lease to release at the end (under `state_dir`).
+    net: Option<(PathBuf, oz_net::Attached)>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -188,7 +193,11 @@ impl Sandbox {
         } else {
             Vec::new()
         };
-        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
+        let (mut rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
+        let bridged = spec.profile.networking.net_type == oz_profiles::profile::NetType::Bridge;
+        if bridged {
+            rootfs.etc.resolv_conf = rootfs::ResolvConf::Text(oz_net::resolv::sandbox_file(&oz_net::resolv::host()));
+        }
         let mut warnings = rootfs.warnings.clone();
         // An X program, or one on the host's network, is scoped away from the host's abstract
         // sockets (X11, D-Bus) and from signalling outside the sandbox.
@@ -222,6 +231,14 @@ impl Sandbox {
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (net_gate, net_agent) = match bridged {
+            true => {
+                let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+                let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+                (Some(NetGate { ready: ready_w, go: go_r }), Some((ready_r, go_w)))
+            }
+            false => (None, None),
+        };
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -238,12 +255,14 @@ impl Sandbox {
             blacklist_pipe: Some(blacklist_r),
             seccomp_pipe: Some(seccomp_r),
             new_net: namespaces::wants_net_namespace(spec.profile.networking.net_type),
+            net_gate,
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
         keep.extend(
             plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()),
         );
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
+        keep.extend(plan.net_gate.iter().flat_map(|g| [g.ready.as_raw_fd(), g.go.as_raw_fd()]));
         keep.extend(plan.stdio.iter().flat_map(|s| match s {
             StartStdio::Given(s) => stdio_fds(s),
             StartStdio::Pty(..) => Vec::new(),
@@ -300,15 +319,69 @@ impl Sandbox {
             ended: false,
             init_status: None,
             warnings: Vec::new(),
+            net: None,
         };
         seccomp?;
         moved?;
+        if let Some((ready, go)) = net_agent {
+            warnings.extend(sandbox.attach_network(spec, ready, go)?);
+        }
         let ready = sandbox.wait_ready()?;
         sandbox.pty = ready.pty;
         warnings.extend(ready.warnings);
         sandbox.program = ready.pid;
         sandbox.warnings = warnings;
         Ok(sandbox)
+    }
+
+    /// Bridged networking: once the init's network namespace exists (one byte on `ready`),
+    /// attach it to the bridge and let the init go on (one byte on `go`). Returns notes for the
+    /// log. On failure `go` closes unwritten and the init gives up.
+    fn attach_network(&mut self, spec: &LaunchSpec, ready: OwnedFd, go: OwnedFd) -> Result<Vec<String>, SandboxError> {
+        let mut byte = [0u8; 1];
+        let n = loop {
+            match nix::unistd::read(ready.as_raw_fd(), &mut byte) {
+                Err(Errno::EINTR) => continue,
+                other => break other.map_err(sys("read the network gate"))?,
+            }
+        };
+        if n != 1 {
+            // The init died before: wait_ready reports how.
+            return Ok(Vec::new());
+        }
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.init))
+            .map_err(|e| SandboxError::Sys { op: "open the sandbox's network namespace", errno: io_errno(&e) })?;
+        let c = &spec.config;
+        let req = oz_net::AttachRequest {
+            state_dir: &c.state_dir,
+            bridge: &c.bridge_name,
+            range: &c.bridge_range,
+            nm_ignore_file: &c.nm_ignore_file,
+            sandbox_id: self.id,
+            firewall: &spec.profile.firewall,
+        };
+        let attached = oz_net::attach(&req, netns.as_fd())?;
+        let mut notes = attached.notes.clone();
+        if let Some(b) = spec.profile.networking.bridge.as_deref().filter(|b| *b != c.bridge_name) {
+            notes.push(format!("networking.bridge {b}: bridged sandboxes share oz.conf bridge_name {}", c.bridge_name));
+        }
+        notes.push(format!("network: {} on {} via {}", attached.lease.address, c.bridge_name, attached.gateway));
+        self.net = Some((c.state_dir.clone(), attached));
+        let _ = nix::unistd::write(&go, &[1]);
+        Ok(notes)
+    }
+
+    /// The sandbox's address on the bridge (bridged networking).
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.net.as_ref().map(|(_, a)| a.lease.address)
+    }
+
+    /// Release the bridge lease (veth, address, firewall rules; the bridge with the last one).
+    fn release_network(&mut self) -> Result<(), SandboxError> {
+        if let Some((state_dir, _)) = self.net.take() {
+            oz_net::release(&state_dir, self.id)?;
+        }
+        Ok(())
     }
 
     fn stdio(spec: &LaunchSpec, fds: Vec<OwnedFd>) -> Result<(Option<StartStdio>, Option<OwnedFd>), SandboxError> {
@@ -439,10 +512,11 @@ impl Sandbox {
         if !self.ended {
             self.reap();
         }
+        let net = self.release_network();
         if let Some(cg) = self.cgroup.take() {
             cg.remove()?;
         }
-        Ok(())
+        net
     }
 
     /// SIGKILL the init (the kernel then kills every process of the PID namespace) and tear
@@ -498,7 +572,12 @@ impl Drop for Sandbox {
             let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
             self.reap_init();
         }
+        let _ = self.release_network();
     }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// The `tasks` files of every directory of `cgroup`, opened for writing, when they all have one
