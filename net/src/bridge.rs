@@ -164,6 +164,7 @@ pub fn attach(req: &AttachRequest<'_>, netns: BorrowedFd<'_>) -> Result<Attached
     let address = range.allocate(&used).ok_or_else(|| NetError::Exhausted(range.to_string()))?;
     let lease = Lease {
         sandbox_id: req.sandbox_id,
+        agent_pid: std::process::id(),
         bridge: req.bridge.into(),
         range: range.to_string(),
         veth: veth_name(),

@@ -24,6 +24,8 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub sandbox_id: u64,
+    /// The agent that holds it: a lease whose agent is dead is released by the daemon.
+    pub agent_pid: u32,
     pub bridge: String,
     pub range: String,
     /// The host end of its veth pair.
@@ -54,25 +56,45 @@ pub fn bridge_state_path(state_dir: &Path, bridge: &str) -> PathBuf {
     dir(state_dir).join(format!("bridge-{bridge}.json"))
 }
 
-/// The exclusive lock over `<state_dir>/net` (released when dropped).
+/// The exclusive lock over `<state_dir>/net`. Whoever drops it last, with no lease and no
+/// bridge state left, removes the lock file and the directory (so an idle state_dir is empty);
+/// a taker that locked a file already unlinked retries with the new one.
 pub struct Lock {
     _file: std::fs::File,
+    dir: PathBuf,
 }
 
 impl Lock {
     pub fn take(state_dir: &Path) -> std::io::Result<Lock> {
+        use std::os::unix::fs::MetadataExt;
         let d = dir(state_dir);
-        std::fs::create_dir_all(&d)?;
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(d.join("lock"))?;
         loop {
+            std::fs::create_dir_all(&d)?;
+            let path = d.join("lock");
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Lock { _file: f });
+            while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
+            let same = std::fs::metadata(&path).is_ok_and(|m| m.ino() == file.metadata().map_or(0, |f| f.ino()));
+            if same {
+                return Ok(Lock { _file: file, dir: d });
             }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let busy = std::fs::read_dir(&self.dir)
+            .map_or(true, |rd| rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".json")));
+        if !busy {
+            // Still locked: anyone waiting on this file re-checks and starts over.
+            let _ = std::fs::remove_file(self.dir.join("lock"));
+            let _ = std::fs::remove_dir(&self.dir);
         }
     }
 }
@@ -122,6 +144,7 @@ mod tests {
         let _lock = Lock::take(d.path()).unwrap();
         let l = Lease {
             sandbox_id: 7,
+            agent_pid: 1,
             bridge: "ozt0".into(),
             range: "10.9.0.0/24".into(),
             veth: "ozv7".into(),
@@ -135,5 +158,10 @@ mod tests {
         remove(&lease_path(d.path(), 7)).unwrap();
         remove(&lease_path(d.path(), 7)).unwrap();
         assert!(load::<Lease>(&lease_path(d.path(), 7)).unwrap().is_none());
+        drop(_lock);
+        assert!(dir(d.path()).exists(), "an unreadable lease file keeps the directory");
+        std::fs::remove_file(dir(d.path()).join("lease-9.json")).unwrap();
+        drop(Lock::take(d.path()).unwrap());
+        assert!(!dir(d.path()).exists(), "the last lock holder removes the idle directory");
     }
 }

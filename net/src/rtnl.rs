@@ -63,7 +63,7 @@ where
 
 /// Call `f` with the calling thread inside the network namespace `fd`, then return to the one
 /// it was in.
-fn in_netns<T>(fd: std::os::fd::RawFd, f: impl FnOnce() -> T) -> std::io::Result<T> {
+pub fn in_netns<T>(fd: std::os::fd::RawFd, f: impl FnOnce() -> T) -> std::io::Result<T> {
     let own = std::fs::File::open("/proc/thread-self/ns/net")?;
     // SAFETY: setns on descriptors we hold open for the duration of the call.
     if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {

@@ -1,6 +1,7 @@
 //! Releasing what a dead agent left behind: its sandbox init (and with it every process in the
-//! sandbox's PID namespace), its cgroups, its state record and its rendezvous socket. Mounts and
-//! network devices live in the sandbox's namespaces and go away with its last process.
+//! sandbox's PID namespace), its cgroups, its bridge lease (veth pair, address, firewall rules;
+//! the bridge and oz's nftables table with the last lease), its state record and its rendezvous
+//! socket. Mounts live in the sandbox's mount namespace and go away with its last process.
 
 use oz_cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
 use oz_wire::state::{self, AgentRecord};
@@ -91,6 +92,7 @@ impl Leftovers {
         if let Err(e) = Cgroup::remove_stale_in(&self.cgroup_root, &cgroup) {
             warn!(self.log, "cannot remove the sandbox's cgroups"; "error" => %e);
         }
+        release_network(&self.state_dir, self.id, &self.log);
         let sock = record.map_or_else(|| state::socket_path(&self.state_dir, self.id), |r| r.socket);
         for path in [rec_path, sock] {
             match std::fs::remove_file(&path) {
@@ -98,6 +100,27 @@ impl Leftovers {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => warn!(self.log, "cannot remove stale agent state"; "path" => %path.display(), "error" => %e),
             }
+        }
+    }
+}
+
+/// Release sandbox `id`'s bridge lease, if it has one.
+pub fn release_network(state_dir: &std::path::Path, id: u64, log: &Logger) {
+    match oz_net::release(state_dir, id) {
+        Ok(notes) => {
+            for n in notes {
+                info!(log, "network of a dead agent: {n}"; "sandbox" => id);
+            }
+        }
+        Err(e) => warn!(log, "cannot release the network of a dead agent"; "sandbox" => id, "error" => %e),
+    }
+}
+
+/// Release the bridge leases whose agent is gone (it died while no daemon was watching).
+pub fn release_orphan_leases(state_dir: &std::path::Path, log: &Logger) {
+    for lease in oz_net::lease::all(state_dir) {
+        if !pid_alive(lease.agent_pid) {
+            release_network(state_dir, lease.sandbox_id, log);
         }
     }
 }

@@ -3,6 +3,7 @@ use super::*;
 fn lease(id: u64, addr: &str, rules: Vec<Rule>) -> Lease {
     Lease {
         sandbox_id: id,
+        agent_pid: 1,
         bridge: "ozt9".into(),
         range: "10.77.0.0/24".into(),
         veth: format!("ozv{id}"),

@@ -5,6 +5,7 @@
 
 pub mod argfiles;
 pub mod children;
+pub mod dns;
 pub mod health;
 pub mod mountinject;
 pub mod rendezvous;

@@ -160,6 +160,9 @@ pub struct Sandbox {
     warnings: Vec<String>,
     /// Bridged networking: the lease to release at the end (under `state_dir`).
     net: Option<(PathBuf, oz_net::Attached)>,
+    /// Bridged networking: the DNS forwarder's listeners (inside the sandbox) and the host's
+    /// resolvers, until the serve loop starts the forwarder.
+    dns: Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -320,6 +323,7 @@ impl Sandbox {
             init_status: None,
             warnings: Vec::new(),
             net: None,
+            dns: None,
         };
         seccomp?;
         moved?;
@@ -367,8 +371,16 @@ impl Sandbox {
         }
         notes.push(format!("network: {} on {} via {}", attached.lease.address, c.bridge_name, attached.gateway));
         self.net = Some((c.state_dir.clone(), attached));
+        let listeners = oz_net::dns::bind_in(netns.as_fd())
+            .map_err(|e| SandboxError::Sys { op: "bind the DNS forwarder at 127.0.0.1:53", errno: io_errno(&e) })?;
+        self.dns = Some((listeners, oz_net::resolv::host().servers));
         let _ = nix::unistd::write(&go, &[1]);
         Ok(notes)
+    }
+
+    /// The DNS forwarder's listeners and upstreams (bridged networking), once.
+    pub fn take_dns(&mut self) -> Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)> {
+        self.dns.take()
     }
 
     /// The sandbox's address on the bridge (bridged networking).

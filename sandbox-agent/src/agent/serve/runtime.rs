@@ -246,6 +246,9 @@ impl Runtime {
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
+        if let Some((listeners, upstreams)) = rt.started.sandbox.as_mut().and_then(|s| s.take_dns()) {
+            rt.add_child(crate::agent::dns::child_spec(listeners, &upstreams));
+        }
         if let Some(pid) = program_pid {
             rt.feed(Event::ProgramStarted { pid });
         }
