@@ -43,11 +43,19 @@ pub fn run(upstreams: Vec<SocketAddr>) -> std::io::Result<()> {
     // SAFETY: the agent passed these descriptors to us; nothing else here owns them.
     let (udp, tcp) = unsafe { (OwnedFd::from_raw_fd(UDP_FD), OwnedFd::from_raw_fd(TCP_FD)) };
     let l = Listeners { udp: udp.into(), tcp: tcp.into() };
+    let agent = nix::unistd::getppid();
     nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
     let id = nix::unistd::Gid::from_raw(NOBODY);
     nix::unistd::setresgid(id, id, id).map_err(std::io::Error::from)?;
     let id = nix::unistd::Uid::from_raw(NOBODY);
     nix::unistd::setresuid(id, id, id).map_err(std::io::Error::from)?;
+    // Changing credentials cleared the death signal: set it again, then make sure the agent
+    // did not die in between.
+    // SAFETY: prctl with an integer signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    if nix::unistd::getppid() != agent {
+        return Err(std::io::Error::other("the agent is gone"));
+    }
     crate::common::procname::set("oz-dns");
     oz_net::dns::serve(l, upstreams)
 }
