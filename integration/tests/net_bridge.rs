@@ -290,6 +290,9 @@ fn two_sandboxes_reach_the_bridge_but_not_each_other() {
     let (addr_a, addr_b) = (address(&d, a), address(&d, b));
     assert_ne!(addr_a, addr_b, "distinct addresses");
     assert_eq!(veths(&net).len(), 2, "one veth per sandbox: {:?}", net.links());
+    for v in veths(&net) {
+        assert!(ip(&["-n", &net.host, "-d", "link", "show", &v]).contains("isolated on"), "{v}: port isolation");
+    }
     assert!(net.dir.path().join("nm/oz-test.conf").exists(), "NetworkManager told to leave the bridge alone");
     assert_eq!(net.ip_forward(), "1", "forwarding on while bridged sandboxes run");
     for (id, addr) in [(a, &addr_a), (b, &addr_b)] {
@@ -404,9 +407,18 @@ fn kill9_of_the_agent_releases_veth_lease_and_rules_within_2s() {
 }
 
 #[test]
-fn a_range_colliding_with_a_host_network_is_refused() {
+fn a_range_colliding_with_a_host_network_is_refused_and_other_firewalls_are_named() {
     let net = Net::new();
+    // Another firewall whose forward policy drops (as Docker's or ufw's may), in the test's host.
+    let other = r#"{"nftables": [{"add": {"table": {"family": "ip", "name": "ozt-other"}}},
+        {"add": {"chain": {"family": "ip", "table": "ozt-other", "name": "FORWARD", "type": "filter",
+         "hook": "forward", "prio": 0, "policy": "drop"}}}]}"#;
+    let f = net.dir.path().join("other.json");
+    std::fs::write(&f, other).unwrap();
+    net.in_host(&["nft", "-j", "-f", f.to_str().unwrap()]);
     let d = start(&net, &[bridged("ozt-a", &net, json!({}))], json!({"bridge_range": "198.51.100.0/25"}));
+    let log = d.log_text();
+    assert!(log.contains("table ip ozt-other chain FORWARD drops forwarded traffic"), "daemon warns: {log}");
     let out = d.oz(&user_a(), &["launch", "ozt-a", "--", "600"]);
     assert_ne!(out.code(), 0, "launch must fail: {out:?}");
     let msg = format!("{}{}", out.stderr, out.stdout);

@@ -229,16 +229,26 @@ fn first_lease_setup(req: &AttachRequest<'_>) -> Result<Vec<String>, NetError> {
             std::fs::write(req.nm_ignore_file, text).map_err(io("write", req.nm_ignore_file))?;
             state.nm_file = Some(req.nm_ignore_file.to_path_buf());
         }
-        Some(dir) if !dir.is_dir() && Path::new("/run/NetworkManager").is_dir() => notes.push(format!(
-            "NetworkManager runs but {} does not exist: it may manage bridge {} (oz.conf nm_ignore_file)",
-            dir.display(),
-            req.bridge
-        )),
         _ => {}
     }
-    notes.extend(other_firewalls(&nft::table_name(req.bridge)));
+    notes.extend(host_checks(req.bridge, req.nm_ignore_file));
     lease::store(&state_path, &state).map_err(io("write", &state_path))?;
     Ok(notes)
+}
+
+/// What may keep bridged sandboxes off the network on this host, for the daemon to say at
+/// start: other firewalls (below) and a NetworkManager that was not told to leave the bridge
+/// alone.
+pub fn host_checks(bridge: &str, nm_ignore_file: &Path) -> Vec<String> {
+    let mut out = other_firewalls(&nft::table_name(bridge));
+    let nm_dir = nm_ignore_file.parent().unwrap_or(Path::new("/"));
+    if Path::new("/run/NetworkManager").is_dir() && !nm_dir.is_dir() {
+        out.push(format!(
+            "NetworkManager runs but {} does not exist: it may manage bridge {bridge} (oz.conf nm_ignore_file)",
+            nm_dir.display()
+        ));
+    }
+    out
 }
 
 /// Firewalls of others whose policy may drop the bridge's forwarded traffic.
