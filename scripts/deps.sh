@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(
   libseccomp-dev pkg-config      # build: libseccomp crate
   passwd util-linux procps       # tests: useradd, runuser, ps
-  iproute2 nftables python3      # networking (tests: python3 servers)
+  iproute2 nftables openvpn      # networking (per-sandbox VPN)
+  python3 openssl                # networking tests: servers, VPN certificates
   bubblewrap firejail hyperfine  # benchmarks, side by side
   xpra xvfb xserver-xephyr python3-pil python3-gi-cairo  # xserver: both backends
   x11-apps xdotool x11-utils xclip imagemagick evince eog dbus-x11 libnotify-bin  # x11 tests

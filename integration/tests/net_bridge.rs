@@ -426,3 +426,92 @@ fn a_range_colliding_with_a_host_network_is_refused_and_other_firewalls_are_name
     assert!(!net.links().iter().any(|l| l == BRIDGE), "no bridge created");
     d.finish();
 }
+
+/// Certificates (a CA, a server, a client) and both OpenVPN configurations under `dir`.
+fn vpn_files(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ossl =
+        |args: &[&str]| sh(&format!("openssl {}", args.join(" ")), Command::new("openssl").current_dir(dir).args(args));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ossl(
+        &[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=ozt-ca", "-days", "2"]]
+            .concat(),
+    );
+    for who in ["server", "client"] {
+        let (key, csr, crt) = (format!("{who}.key"), format!("{who}.csr"), format!("{who}.crt"));
+        ossl(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={who}")]].concat());
+        let sign = ["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt];
+        ossl(&[&sign[..], &["-days", "2"]].concat());
+    }
+    let server = format!(
+        "dev tun\nproto udp\nlocal {WORLD}\nport 1194\nserver 10.8.0.0 255.255.255.0\ntopology subnet\n\
+         ca ca.crt\ncert server.crt\nkey server.key\ndh none\npush \"redirect-gateway def1\"\nkeepalive 1 4\nverb 1\n"
+    );
+    std::fs::write(dir.join("server.conf"), server).unwrap();
+    // The client's `up` script and `script-security` must be stripped (the script would leave a
+    // mark if it ran).
+    let client = format!(
+        "client\ndev tun\nproto udp\nremote {WORLD} 1194\nnobind\nca ca.crt\ncert client.crt\nkey client.key\n\
+         script-security 2\nup \"/bin/sh -c 'touch {}'\"\nverb 1\n",
+        dir.join("up-ran").display()
+    );
+    std::fs::write(dir.join("client.conf"), client).unwrap();
+}
+
+#[test]
+fn vpn_carries_all_traffic_and_nothing_leaks_when_it_is_down() {
+    let mut net = Net::new();
+    let vpn_dir = net.dir.path().join("vpn");
+    vpn_files(&vpn_dir);
+    let world = net.world.clone();
+    net.server(&world, &["serve", WORLD, "7003"]);
+    let routes_before = ip(&["-n", &net.host, "-4", "route", "show", "table", "all"]);
+    let mut ovpn = Command::new("ip")
+        .args(["netns", "exec", &world, "openvpn", "--config", "server.conf"])
+        .current_dir(&vpn_dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_until(Duration::from_secs(10), || ip(&["-n", &world, "-o", "addr", "show"]).contains("10.8.0.1/24"));
+    assert!(up, "the test's OpenVPN server did not come up");
+    net.server(&world, &["serve", "10.8.0.1", "7010"]);
+    net.server(&world, &["dns", "10.8.0.1", "inside.ozt.test=10.8.0.1"]);
+    let vpn = json!({"networking": {"type": "bridge",
+        "vpn": {"type": "openvpn", "configpath": "client.conf", "dns": ["10.8.0.1"]}}});
+    let profiles = [bridged("ozt-vpn", &net, vpn), bridged("ozt-open", &net, json!({}))];
+    let d = start(&net, &profiles, json!({"openvpn_conf_dir": vpn_dir}));
+    let v = d.launch(&user_a(), "ozt-vpn", &["600"]);
+    let open = d.launch(&user_a(), "ozt-open", &["600"]);
+    // The service behind the VPN sees the sandbox's tunnel address.
+    let mut last = String::new();
+    let through = wait_until(Duration::from_secs(15), || {
+        last = probe(&d, &net, v, &["connect", "10.8.0.1", "7010"]);
+        last.starts_with("ozt-ok from 10.8.0.")
+    });
+    assert!(through, "service behind the VPN: {last}\n{}", d.log_text());
+    // DNS goes through the tunnel to the VPN's server.
+    assert_eq!(probe(&d, &net, v, &["resolve", "inside.ozt.test"]), "ozt-addr 10.8.0.1");
+    // The world's own service, outside the tunnel: the bridge lets the sandbox reach only the
+    // VPN server's port. Control: the sandbox without a VPN reaches it.
+    assert!(probe(&d, &net, v, &["connect", WORLD, "7003"]).starts_with("ozt-fail"), "leaked around the tunnel");
+    assert_eq!(probe(&d, &net, open, &["connect", WORLD, "7003"]), format!("ozt-ok from {HOST_UPLINK}"));
+    // The tunnel device lives in the sandbox, not in the host.
+    assert!(!net.links().iter().any(|l| l.starts_with("tun")), "host links: {:?}", net.links());
+    // Server gone: nothing gets out, neither through the tunnel nor around it.
+    let _ = ovpn.kill();
+    let _ = ovpn.wait();
+    for (host, port) in [("10.8.0.1", "7010"), (WORLD, "7003"), (GATEWAY, "7001")] {
+        assert!(
+            probe(&d, &net, v, &["connect", host, port]).starts_with("ozt-fail"),
+            "{host}:{port} with the VPN down"
+        );
+    }
+    let logs = d.oz(&user_a(), &["logs", "--sandbox", &v.to_string()]).stdout;
+    assert!(logs.contains("vpn: directive up stripped"), "{logs}");
+    assert!(!vpn_dir.join("up-ran").exists(), "the up script ran");
+    kill(&d, v);
+    kill(&d, open);
+    assert_all_gone(&net, &d.log_text());
+    assert_eq!(ip(&["-n", &net.host, "-4", "route", "show", "table", "all"]), routes_before, "host routing unchanged");
+    d.finish();
+}

@@ -10,7 +10,7 @@
 //! release: delete the veth pair, drop the lease, then either replace the table without it or,
 //! for the last lease, delete the table and the bridge and restore forwarding.
 
-use crate::lease::{self, BridgeState, Lease, Lock, Rule};
+use crate::lease::{self, BridgeState, Endpoint, Lease, Lock, Rule};
 use crate::nft::{self, Ruleset};
 use crate::range::Range;
 use crate::rtnl::{self, BridgeFailure};
@@ -40,6 +40,8 @@ pub enum NetError {
     NoVethSupport(String),
     #[error("firewall dst_host \"{host}\": {detail}")]
     Firewall { host: String, detail: String },
+    #[error("networking.vpn: {0}")]
+    Vpn(String),
     #[error("netlink: {op}: {detail}")]
     Netlink { op: &'static str, detail: String },
     #[error("nftables: {0}")]
@@ -69,6 +71,8 @@ pub struct AttachRequest<'a> {
     pub nm_ignore_file: &'a Path,
     pub sandbox_id: u64,
     pub firewall: &'a [FirewallRule],
+    /// A VPN's servers: then the only destinations the sandbox has on the bridge.
+    pub vpn: &'a [crate::openvpn::Remote],
 }
 
 /// A sandbox on the bridge.
@@ -95,19 +99,8 @@ pub fn resolve_rules(rules: &[FirewallRule]) -> Result<(Vec<Rule>, Vec<String>),
         } else if let Ok(addr) = host.parse::<Ipv4Addr>() {
             vec![(addr, 32)]
         } else {
-            let addrs: Vec<Ipv4Addr> = (host, 0)
-                .to_socket_addrs()
-                .map_err(|e| err(format!("cannot resolve: {e}")))?
-                .filter_map(|a| match a.ip() {
-                    std::net::IpAddr::V4(v4) => Some(v4),
-                    std::net::IpAddr::V6(_) => None,
-                })
-                .collect();
-            if addrs.is_empty() {
-                return Err(err("no IPv4 address".into()));
-            }
-            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            notes.push(format!("firewall: {host} resolved to {}", list.join(", ")));
+            let addrs = ipv4_of(host, 0).map_err(err)?;
+            notes.push(format!("firewall: {host} resolved to {}", list(&addrs)));
             addrs.into_iter().map(|a| (a, 32)).collect()
         };
         for (net, len) in nets {
@@ -117,6 +110,37 @@ pub fn resolve_rules(rules: &[FirewallRule]) -> Result<(Vec<Rule>, Vec<String>),
         }
     }
     Ok((out, notes))
+}
+
+/// The IPv4 addresses of `host` (a name is resolved by the host's resolver).
+fn ipv4_of(host: &str, port: u16) -> Result<Vec<Ipv4Addr>, String> {
+    let addrs: Vec<Ipv4Addr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    match addrs.is_empty() {
+        true => Err("no IPv4 address".into()),
+        false => Ok(addrs),
+    }
+}
+
+fn list(addrs: &[Ipv4Addr]) -> String {
+    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The VPN servers' IPv4 addresses (names resolved now, and logged).
+fn resolve_remotes(remotes: &[crate::openvpn::Remote], notes: &mut Vec<String>) -> Result<Vec<Endpoint>, NetError> {
+    let mut out = Vec::new();
+    for r in remotes {
+        let addrs = ipv4_of(&r.host, r.port).map_err(|e| NetError::Vpn(format!("remote {}: {e}", r.host)))?;
+        notes.push(format!("vpn: remote {} {} {} -> {}", r.host, r.port, r.proto, list(&addrs)));
+        out.extend(addrs.into_iter().map(|addr| Endpoint { addr, port: r.port, proto: r.proto.clone() }));
+    }
+    Ok(out)
 }
 
 /// A fresh name for a sandbox's host-side veth (`ozv` + 8 hex digits); its peer adds `p`.
@@ -136,6 +160,7 @@ fn veth_name() -> String {
 pub fn attach(req: &AttachRequest<'_>, netns: BorrowedFd<'_>) -> Result<Attached, NetError> {
     let range = Range::parse(req.range).map_err(|reason| NetError::Range { value: req.range.into(), reason })?;
     let (rules, mut notes) = resolve_rules(req.firewall)?;
+    let vpn = resolve_remotes(req.vpn, &mut notes)?;
     let _lock = Lock::take(req.state_dir).map_err(io("lock", &lease::dir(req.state_dir)))?;
     let host = rtnl::run(None, |h| async move { rtnl::host_addresses(&h).await })
         .map_err(connect)?
@@ -170,6 +195,7 @@ pub fn attach(req: &AttachRequest<'_>, netns: BorrowedFd<'_>) -> Result<Attached
         veth: veth_name(),
         address,
         rules,
+        vpn,
     };
     let path = lease::lease_path(req.state_dir, req.sandbox_id);
     lease::store(&path, &lease).map_err(io("write", &path))?;
@@ -296,6 +322,8 @@ fn release_locked(state_dir: &Path, id: u64) -> Result<Vec<String>, NetError> {
         .map_err(connect)?
         .map_err(netlink("delete the veth pair"))?;
     lease::remove(&path).map_err(io("remove", &path))?;
+    let vpn_conf = lease::vpn_config_path(state_dir, id);
+    lease::remove(&vpn_conf).map_err(io("remove", &vpn_conf))?;
     let mut notes = vec![format!("released {} ({}) on {}", l.address, l.veth, l.bridge)];
     let others = lease::all(state_dir).into_iter().any(|o| o.bridge == l.bridge);
     let range = Range::parse(&l.range).map_err(|reason| NetError::Range { value: l.range.clone(), reason })?;

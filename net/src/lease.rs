@@ -20,6 +20,15 @@ pub struct Rule {
     pub port: u16,
 }
 
+/// A VPN server a sandbox may reach on the bridge (its only destination there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// "udp" or "tcp".
+    pub proto: String,
+}
+
 /// What one bridged sandbox holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -32,6 +41,9 @@ pub struct Lease {
     pub veth: String,
     pub address: Ipv4Addr,
     pub rules: Vec<Rule>,
+    /// With a VPN: its servers, the only destinations on the bridge (kill switch).
+    #[serde(default)]
+    pub vpn: Vec<Endpoint>,
 }
 
 /// What the first lease of a bridge changed on the host, restored with the last one.
@@ -46,6 +58,11 @@ pub struct BridgeState {
 
 pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("net")
+}
+
+/// The sanitized OpenVPN configuration of sandbox `id` (root only).
+pub fn vpn_config_path(state_dir: &Path, id: u64) -> PathBuf {
+    dir(state_dir).join(format!("vpn-{id}.conf"))
 }
 
 pub fn lease_path(state_dir: &Path, id: u64) -> PathBuf {
@@ -150,6 +167,7 @@ mod tests {
             veth: "ozv7".into(),
             address: "10.9.0.2".parse().unwrap(),
             rules: vec![Rule { allow: true, host: "h".into(), net: "10.1.0.0".parse().unwrap(), len: 16, port: 80 }],
+            vpn: Vec::new(),
         };
         store(&lease_path(d.path(), 7), &l).unwrap();
         std::fs::write(dir(d.path()).join("lease-9.json"), "garbage").unwrap();

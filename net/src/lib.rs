@@ -16,6 +16,7 @@ pub mod bridge;
 pub mod dns;
 pub mod lease;
 pub mod nft;
+pub mod openvpn;
 pub mod range;
 pub mod resolv;
 pub mod rtnl;

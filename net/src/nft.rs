@@ -12,7 +12,8 @@
 //! - `input` (hook input): the same source check and per-sandbox jumps for traffic to the host
 //!   itself (the bridge address).
 //! - `postrouting` (nat): masquerade the range when it leaves by another interface.
-//! - `sandbox-<id>`: the profile's rules in order (allow: accept, deny: reject), then reject.
+//! - `sandbox-<id>`: a VPN sandbox's servers, the profile's rules in order (allow: accept,
+//!   deny: reject), then reject.
 
 use crate::lease::{Lease, Rule};
 use crate::range::Range;
@@ -88,7 +89,7 @@ impl Ruleset<'_> {
             self.base_chain("input", "filter", "input", 0),
             self.base_chain("postrouting", "nat", "postrouting", 100),
         ];
-        let fenced: Vec<&Lease> = self.leases.iter().filter(|l| !l.rules.is_empty()).collect();
+        let fenced: Vec<&Lease> = self.leases.iter().filter(|l| !l.rules.is_empty() || !l.vpn.is_empty()).collect();
         for l in &fenced {
             cmds.push(json!({"add": {"chain": {"family": "inet", "table": &t, "name": chain_name(l.sandbox_id)}}}));
         }
@@ -117,6 +118,15 @@ impl Ruleset<'_> {
         for l in &fenced {
             let chain = chain_name(l.sandbox_id);
             cmds.push(self.rule(&chain, vec![ct_state(&["established", "related"]), verdict("accept")]));
+            for e in &l.vpn {
+                let to = vec![
+                    ip("daddr", "==", json!(e.addr.to_string())),
+                    meta("l4proto", "==", json!(e.proto)),
+                    json!({"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": e.port}}),
+                    verdict("accept"),
+                ];
+                cmds.push(self.rule(&chain, to));
+            }
             for r in &l.rules {
                 cmds.push(self.rule(&chain, sandbox_rule(r)));
             }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::lease::Endpoint;
 
 fn lease(id: u64, addr: &str, rules: Vec<Rule>) -> Lease {
     Lease {
@@ -9,6 +10,7 @@ fn lease(id: u64, addr: &str, rules: Vec<Rule>) -> Lease {
         veth: format!("ozv{id}"),
         address: addr.parse().unwrap(),
         rules,
+        vpn: Vec::new(),
     }
 }
 
@@ -70,11 +72,27 @@ fn firewall_rules_become_a_chain_with_a_final_reject() {
     }
 }
 
+#[test]
+fn a_vpn_sandbox_reaches_only_its_servers() {
+    let mut l = lease(3, "10.77.0.4", vec![]);
+    l.vpn = vec![Endpoint { addr: "198.51.100.2".parse().unwrap(), port: 1194, proto: "udp".into() }];
+    let v = ruleset(&[l], false);
+    let chain = rules_of(&v, "sandbox-3");
+    assert_eq!(chain.len(), 3, "{chain:?}");
+    assert_eq!(chain[1][0]["match"]["right"], "198.51.100.2");
+    assert_eq!(chain[1][1]["match"]["right"], "udp");
+    assert_eq!(chain[1][2]["match"]["right"], 1194);
+    assert_eq!(chain[1][3], json!({"accept": null}));
+    assert_eq!(chain[2], json!([{"reject": null}]));
+}
+
 /// nft itself accepts the generated JSON (`nft -c`: parse and check only, nothing applied).
 #[test]
 fn nft_accepts_the_ruleset() {
     let rules = vec![rule(true, "10.77.0.1", 32, 8080), rule(false, "192.168.0.0", 16, 0)];
-    let v = ruleset(&[lease(1, "10.77.0.2", vec![]), lease(2, "10.77.0.3", rules)], true);
+    let mut vpn = lease(5, "10.77.0.9", vec![]);
+    vpn.vpn = vec![Endpoint { addr: "198.51.100.2".parse().unwrap(), port: 1194, proto: "udp".into() }];
+    let v = ruleset(&[lease(1, "10.77.0.2", vec![]), lease(2, "10.77.0.3", rules), vpn], true);
     let mut child = std::process::Command::new("nft")
         .args(["-c", "-j", "-f", "-"])
         .stdin(std::process::Stdio::piped())

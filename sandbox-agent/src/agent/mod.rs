@@ -14,4 +14,5 @@ pub mod seccomp;
 pub mod serve;
 pub mod standalone;
 pub mod supervise;
+pub mod vpn;
 pub mod x11;

@@ -163,6 +163,8 @@ pub struct Sandbox {
     /// Bridged networking: the DNS forwarder's listeners (inside the sandbox) and the host's
     /// resolvers, until the serve loop starts the forwarder.
     dns: Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)>,
+    /// With a VPN: its client, until the serve loop starts it.
+    vpn: Option<crate::agent::vpn::Client>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -198,8 +200,13 @@ impl Sandbox {
         };
         let (mut rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
         let bridged = spec.profile.networking.net_type == oz_profiles::profile::NetType::Bridge;
+        let vpn = crate::agent::vpn::prepare(spec)?;
         if bridged {
-            rootfs.etc.resolv_conf = rootfs::ResolvConf::Text(oz_net::resolv::sandbox_file(&oz_net::resolv::host()));
+            let text = match &vpn {
+                Some(_) => crate::agent::vpn::resolv_conf(spec),
+                None => oz_net::resolv::sandbox_file(&oz_net::resolv::host()),
+            };
+            rootfs.etc.resolv_conf = rootfs::ResolvConf::Text(text);
         }
         let mut warnings = rootfs.warnings.clone();
         // An X program, or one on the host's network, is scoped away from the host's abstract
@@ -324,11 +331,12 @@ impl Sandbox {
             warnings: Vec::new(),
             net: None,
             dns: None,
+            vpn: None,
         };
         seccomp?;
         moved?;
         if let Some((ready, go)) = net_agent {
-            warnings.extend(sandbox.attach_network(spec, ready, go)?);
+            warnings.extend(sandbox.attach_network(spec, ready, go, vpn)?);
         }
         let ready = sandbox.wait_ready()?;
         sandbox.pty = ready.pty;
@@ -341,7 +349,13 @@ impl Sandbox {
     /// Bridged networking: once the init's network namespace exists (one byte on `ready`),
     /// attach it to the bridge and let the init go on (one byte on `go`). Returns notes for the
     /// log. On failure `go` closes unwritten and the init gives up.
-    fn attach_network(&mut self, spec: &LaunchSpec, ready: OwnedFd, go: OwnedFd) -> Result<Vec<String>, SandboxError> {
+    fn attach_network(
+        &mut self,
+        spec: &LaunchSpec,
+        ready: OwnedFd,
+        go: OwnedFd,
+        vpn: Option<oz_net::openvpn::Sanitized>,
+    ) -> Result<Vec<String>, SandboxError> {
         let mut byte = [0u8; 1];
         let n = loop {
             match nix::unistd::read(ready.as_raw_fd(), &mut byte) {
@@ -363,6 +377,7 @@ impl Sandbox {
             nm_ignore_file: &c.nm_ignore_file,
             sandbox_id: self.id,
             firewall: &spec.profile.firewall,
+            vpn: vpn.as_ref().map_or(&[], |v| &v.remotes),
         };
         let attached = oz_net::attach(&req, netns.as_fd())?;
         let mut notes = attached.notes.clone();
@@ -371,9 +386,20 @@ impl Sandbox {
         }
         notes.push(format!("network: {} on {} via {}", attached.lease.address, c.bridge_name, attached.gateway));
         self.net = Some((c.state_dir.clone(), attached));
-        let listeners = oz_net::dns::bind_in(netns.as_fd())
-            .map_err(|e| SandboxError::Sys { op: "bind the DNS forwarder at 127.0.0.1:53", errno: io_errno(&e) })?;
-        self.dns = Some((listeners, oz_net::resolv::host().servers));
+        match vpn {
+            // All its traffic, DNS included, goes through the tunnel: no forwarder on the host.
+            Some(v) => {
+                notes.extend(v.stripped.iter().map(|d| format!("vpn: directive {d} stripped")));
+                self.vpn = Some(crate::agent::vpn::write_config(&c.state_dir, self.id, &v, &netns)?);
+            }
+            None => {
+                let listeners = oz_net::dns::bind_in(netns.as_fd()).map_err(|e| SandboxError::Sys {
+                    op: "bind the DNS forwarder at 127.0.0.1:53",
+                    errno: io_errno(&e),
+                })?;
+                self.dns = Some((listeners, oz_net::resolv::host().servers));
+            }
+        }
         let _ = nix::unistd::write(&go, &[1]);
         Ok(notes)
     }
@@ -381,6 +407,11 @@ impl Sandbox {
     /// The DNS forwarder's listeners and upstreams (bridged networking), once.
     pub fn take_dns(&mut self) -> Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)> {
         self.dns.take()
+    }
+
+    /// The VPN client to supervise (bridged networking with a VPN), once.
+    pub fn take_vpn(&mut self) -> Option<crate::agent::vpn::Client> {
+        self.vpn.take()
     }
 
     /// The sandbox's address on the bridge (bridged networking).
@@ -588,7 +619,7 @@ impl Drop for Sandbox {
     }
 }
 
-fn io_errno(e: &std::io::Error) -> Errno {
+pub(crate) fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
