@@ -26,18 +26,22 @@ pub fn prepare(spec: &LaunchSpec) -> Result<Option<Sanitized>, SandboxError> {
         return Err(vpn_error(format!("type \"{}\" is not supported (openvpn)", vpn.vpn_type)));
     }
     let dir = &spec.config.openvpn_conf_dir;
-    let in_dir = |p: &str| -> Result<PathBuf, SandboxError> {
-        if Path::new(p).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(vpn_error(format!("{p}: must stay inside oz.conf openvpn_conf_dir")));
-        }
-        Ok(dir.join(p))
-    };
+    let in_dir = |p: &str| in_conf_dir(dir, p).map_err(vpn_error);
     let conf = in_dir(vpn.config_path.as_deref().ok_or_else(|| vpn_error("configpath is missing".into()))?)?;
     let auth = vpn.auth_file.as_deref().map(in_dir).transpose()?;
     let text = std::fs::read_to_string(&conf).map_err(|e| vpn_error(format!("{}: {e}", conf.display())))?;
     oz_net::openvpn::sanitize(&text, dir, auth.as_deref())
         .map(Some)
         .map_err(|e| vpn_error(format!("{}: {e}", conf.display())))
+}
+
+/// `p` (from the profile) inside `dir`: relative, without `..`.
+fn in_conf_dir(dir: &Path, p: &str) -> Result<PathBuf, String> {
+    let path = Path::new(p);
+    if p.is_empty() || path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(format!("\"{p}\" must be a relative path inside oz.conf openvpn_conf_dir"));
+    }
+    Ok(dir.join(p))
 }
 
 /// The sandbox's resolv.conf with a VPN: its DNS servers, reached through the tunnel.
@@ -88,5 +92,19 @@ fn enter(netns: BorrowedFd<'_>) -> std::io::Result<()> {
     match unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_paths_stay_in_the_conf_dir() {
+        let d = Path::new("/var/lib/oz/openvpn");
+        assert_eq!(in_conf_dir(d, "work/client.conf").unwrap(), d.join("work/client.conf"));
+        for bad in ["/etc/shadow", "../x", "a/../../x", ""] {
+            assert!(in_conf_dir(d, bad).is_err(), "{bad}");
+        }
     }
 }
