@@ -26,6 +26,7 @@ pub fn child_spec(l: Listeners, upstreams: &[SocketAddr]) -> ChildSpec {
     // this closure) for every respawn.
     unsafe {
         cmd.pre_exec(move || {
+            crate::agent::vpn::unblock_signals()?;
             for (fd, to) in [(udp.as_raw_fd(), UDP_FD), (tcp.as_raw_fd(), TCP_FD)] {
                 let r = if fd == to { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, to) };
                 if r < 0 {

@@ -81,9 +81,26 @@ impl Client {
         let netns = self.netns;
         // SAFETY: setns is async-signal-safe; the namespace fd stays open in this closure.
         unsafe {
-            cmd.pre_exec(move || enter(netns.as_fd()));
+            cmd.pre_exec(move || {
+                unblock_signals()?;
+                enter(netns.as_fd())
+            });
         }
         ChildSpec { name: "openvpn".into(), restart: RestartPolicy::HELPER, spawn: children::command(cmd) }
+    }
+}
+
+/// In a helper between fork and exec: no blocked signals (the agent blocks the ones its
+/// signalfd reads, and a blocked SIGTERM would survive exec).
+pub fn unblock_signals() -> std::io::Result<()> {
+    // SAFETY: sigprocmask with an empty set we own; async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        match libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
     }
 }
 
