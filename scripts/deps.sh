@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(
   libseccomp-dev pkg-config      # build: libseccomp crate
   passwd util-linux procps       # tests: useradd, runuser, ps
-  iproute2 nftables              # networking
+  iproute2 nftables openvpn      # networking (per-sandbox VPN)
+  python3 openssl                # networking tests: servers, VPN certificates
   bubblewrap firejail hyperfine  # benchmarks, side by side
   iperf3 socat                   # forwarder benchmark: throughput, the original's two-relay design
   xpra xvfb xserver-xephyr python3-pil python3-gi-cairo  # xserver: both backends

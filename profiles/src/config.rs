@@ -30,7 +30,13 @@ pub struct Config {
     pub divert_suffix: String,
     /// Move diverted executables to `<dir>-oz/`.
     pub divert_path: bool,
+    /// NetworkManager drop-in written while oz's bridge exists, so NetworkManager leaves it
+    /// alone (only when its directory exists).
     pub nm_ignore_file: PathBuf,
+    /// The bridge device bridged sandboxes join (created and addressed by oz).
+    pub bridge_name: String,
+    /// The bridge's IPv4 network (CIDR): the bridge takes the first address, sandboxes the rest.
+    pub bridge_range: String,
     /// Give sandboxes the host's full /dev (not recommended).
     pub use_full_dev: bool,
     pub allow_root_shell: bool,
@@ -118,6 +124,8 @@ impl Default for Config {
             divert_suffix: "unsafe".into(),
             divert_path: true,
             nm_ignore_file: "/etc/NetworkManager/conf.d/oz.conf".into(),
+            bridge_name: "oz0".into(),
+            bridge_range: "10.0.1.0/24".into(),
             use_full_dev: false,
             allow_root_shell: false,
             log_xpra: true,
@@ -167,5 +175,46 @@ impl Config {
             .ok()
             .and_then(|exe| exe.parent().map(|dir| dir.join("oz-agent")))
             .unwrap_or_else(|| self.prefix_path.join("bin/oz-agent"))
+    }
+}
+
+/// An IPv4 network `a.b.c.d/len` with host bits zero and a prefix of 8..=30 (room for the
+/// bridge and at least one sandbox).
+pub fn parse_ipv4_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (addr, len) = s.split_once('/').ok_or_else(|| format!("\"{s}\" is not a CIDR network (a.b.c.d/len)"))?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
+    let len: u8 = len.parse().map_err(|_| format!("\"{len}\" is not a prefix length"))?;
+    if !(8..=30).contains(&len) {
+        return Err(format!("prefix length {len} is outside 8..30"));
+    }
+    let mask = u32::MAX << (32 - len);
+    if u32::from(addr) & !mask != 0 {
+        let net = std::net::Ipv4Addr::from(u32::from(addr) & mask);
+        return Err(format!("\"{s}\" has host bits set (the network is {net}/{len})"));
+    }
+    Ok((addr, len))
+}
+
+/// A network interface name the kernel accepts: 1..=15 bytes of letters, digits, `-`, `_`, `.`.
+pub fn valid_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s != "."
+        && s != ".."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parsing() {
+        assert_eq!(parse_ipv4_cidr("10.0.1.0/24"), Ok(("10.0.1.0".parse().unwrap(), 24)));
+        assert!(parse_ipv4_cidr("10.0.1.1/24").unwrap_err().contains("host bits"));
+        assert!(parse_ipv4_cidr("10.0.1.0/31").unwrap_err().contains("outside"));
+        assert!(parse_ipv4_cidr("10.0.1.0").is_err());
+        assert!(parse_ipv4_cidr("10.0.300.0/24").is_err());
+        assert!(valid_ifname("oz0") && valid_ifname("ozt-bridge_1"));
+        assert!(!valid_ifname("") && !valid_ifname("a/b") && !valid_ifname("sixteen-chars-xx"));
     }
 }

@@ -73,6 +73,8 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     ("divert_suffix", "suffix appended to diverted application executables"),
     ("divert_path", "move diverted executables to <dir>-oz/"),
     ("nm_ignore_file", "NetworkManager file listing interfaces it must ignore"),
+    ("bridge_name", "the bridge device of bridged sandboxes (created by oz)"),
+    ("bridge_range", "IPv4 network (CIDR) of the bridge: the bridge takes its first address"),
     ("use_full_dev", "give sandboxes the host's full /dev (not recommended)"),
     ("allow_root_shell", "allow `oz shell` as root"),
     ("log_xpra", "log xpra output"),
@@ -184,6 +186,8 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         divert_suffix: d.string(f, "divert_suffix").unwrap_or(def.divert_suffix),
         divert_path: flag(d, "divert_path", def.divert_path),
         nm_ignore_file: path(d, f, "nm_ignore_file").unwrap_or(def.nm_ignore_file),
+        bridge_name: bridge_name(d, f).unwrap_or(def.bridge_name),
+        bridge_range: bridge_range(d, f).unwrap_or(def.bridge_range),
         use_full_dev: flag(d, "use_full_dev", def.use_full_dev),
         allow_root_shell: flag(d, "allow_root_shell", def.allow_root_shell),
         log_xpra: flag(d, "log_xpra", def.log_xpra),
@@ -204,6 +208,32 @@ fn decode(d: &mut Decoder, f: &Fields) -> Config {
         log_retention_days: d.uint(f, "log_retention_days", 100_000).map_or(def.log_retention_days, |v| v as u32),
         launch_check_ms: d.uint(f, "launch_check_ms", 60_000).map_or(def.launch_check_ms, |v| v as u32),
     }
+}
+
+/// A valid interface name.
+fn bridge_name(d: &mut Decoder, f: &Fields) -> Option<String> {
+    let node = f.get("bridge_name")?;
+    let s = d.string_node(node, &f.key_path("bridge_name"))?;
+    if !crate::config::valid_ifname(&s) {
+        d.error(
+            node.pos,
+            &f.key_path("bridge_name"),
+            format!("\"{s}\" is not an interface name (1-15 letters, digits, '-', '_', '.')"),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+/// An IPv4 network in CIDR form.
+fn bridge_range(d: &mut Decoder, f: &Fields) -> Option<String> {
+    let node = f.get("bridge_range")?;
+    let s = d.string_node(node, &f.key_path("bridge_range"))?;
+    if let Err(e) = crate::config::parse_ipv4_cidr(&s) {
+        d.error(node.pos, &f.key_path("bridge_range"), e);
+        return None;
+    }
+    Some(s)
 }
 
 /// `NAME` or `NAME=value` entries; the name must be non-empty.
@@ -274,6 +304,8 @@ impl Config {
             "divert_suffix" => self.divert_suffix.clone(),
             "divert_path" => self.divert_path.to_string(),
             "nm_ignore_file" => p(&self.nm_ignore_file),
+            "bridge_name" => self.bridge_name.clone(),
+            "bridge_range" => self.bridge_range.clone(),
             "use_full_dev" => self.use_full_dev.to_string(),
             "allow_root_shell" => self.allow_root_shell.to_string(),
             "log_xpra" => self.log_xpra.to_string(),

@@ -183,7 +183,7 @@ fn check_networking(p: &Profile, out: &mut Issues) {
     }
     check_external_forwarders(p, out);
     if !p.firewall.is_empty() && n.net_type != NetType::Bridge {
-        out.warn("firewall", "firewall rules only apply to bridge networking");
+        out.error("firewall", "firewall rules need networking type bridge");
     }
 }
 
@@ -412,6 +412,15 @@ mod tests {
         p.seccomp.blacklist = Some("/y.seccomp".into());
         assert!(errors(&p).is_empty());
         assert!(validate(&p).iter().any(|i| i.key_path == "seccomp.blacklist"));
+    }
+
+    #[test]
+    fn firewall_needs_bridge_networking() {
+        let mut p = base();
+        p.firewall.push(FirewallRule { whitelist: true, dst_host: "10.1.2.3".into(), dst_port: 80 });
+        assert_eq!(errors(&p), vec!["firewall: firewall rules need networking type bridge"]);
+        p.networking.net_type = NetType::Bridge;
+        assert!(errors(&p).is_empty());
     }
 
     #[test]

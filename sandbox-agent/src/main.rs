@@ -23,6 +23,12 @@ enum Command {
     /// Build one sandbox and run its program with this process's stdio; exit with its status
     /// (125 when the sandbox cannot be built).
     Standalone(StandaloneArgs),
+    /// The sandbox's DNS forwarder (started by the agent with its listeners on fds 3 and 4).
+    Dns {
+        /// A resolver to forward to (tried in order).
+        #[arg(long)]
+        upstream: Vec<std::net::SocketAddr>,
+    },
 }
 
 fn main() {
@@ -42,6 +48,12 @@ fn main() {
             // SAFETY: the daemon handed us this descriptor; nothing else in the process owns it.
             let daemon = unsafe { OwnedFd::from_raw_fd(fd) };
             oz_agent::agent::serve::run(daemon)
+        }
+        Command::Dns { upstream } => {
+            if let Err(e) = oz_agent::agent::dns::run(upstream) {
+                eprintln!("oz-agent dns: {e}");
+            }
+            std::process::exit(1)
         }
         Command::Standalone(args) => match standalone::run(&args) {
             Ok(code) => std::process::exit(code),

@@ -30,6 +30,7 @@ pub enum Step {
     Umount,
     Signal,
     Protocol,
+    Network,
 }
 
 impl Step {
@@ -59,6 +60,7 @@ impl Step {
             Step::Umount => "umount",
             Step::Signal => "kill",
             Step::Protocol => "protocol",
+            Step::Network => "set up the network",
         }
     }
 }

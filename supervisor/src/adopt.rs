@@ -88,6 +88,7 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
             }
         }
     }
+    cleanup::release_orphan_leases(state_dir, log);
     let _ = state::agents_dir(state_dir);
     out
 }

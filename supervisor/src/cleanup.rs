@@ -1,7 +1,8 @@
 //! Releasing what a dead agent left behind: its sandbox init (and with it every process in the
-//! sandbox's PID namespace), its cgroups, its state record, its rendezvous socket and its
-//! forwarders' host-side sockets. Mounts and
-//! network devices live in the sandbox's namespaces and go away with its last process.
+//! sandbox's PID namespace), its cgroups, its bridge lease (veth pair, address, firewall rules;
+//! the bridge and oz's nftables table with the last lease), its state record, its rendezvous
+//! socket and its forwarders' host-side sockets. Mounts live in the sandbox's mount namespace and
+//! go away with its last process.
 
 use oz_cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
 use oz_wire::state::{self, SandboxRecord};
@@ -93,6 +94,7 @@ impl Leftovers {
         if let Err(e) = Cgroup::remove_stale_in(&self.cgroup_root, &cgroup) {
             warn!(self.log, "cannot remove the sandbox's cgroups"; "error" => %e);
         }
+        release_network(&self.state_dir, self.id, &self.log);
         let sock = state::socket_path(&self.state_dir, self.id);
         for path in [rec_path, sock] {
             match std::fs::remove_file(&path) {
@@ -116,6 +118,27 @@ impl Leftovers {
         }
         if let Some(parent) = fwd.parent() {
             let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Release sandbox `id`'s bridge lease, if it has one.
+pub fn release_network(state_dir: &std::path::Path, id: u64, log: &Logger) {
+    match oz_net::release(state_dir, id) {
+        Ok(notes) => {
+            for n in notes {
+                info!(log, "network of a dead agent: {n}"; "sandbox" => id);
+            }
+        }
+        Err(e) => warn!(log, "cannot release the network of a dead agent"; "sandbox" => id, "error" => %e),
+    }
+}
+
+/// Release the bridge leases whose agent is gone (it died while no daemon was watching).
+pub fn release_orphan_leases(state_dir: &std::path::Path, log: &Logger) {
+    for lease in oz_net::lease::all(state_dir) {
+        if !pid_alive(lease.agent_pid) {
+            release_network(state_dir, lease.sandbox_id, log);
         }
     }
 }

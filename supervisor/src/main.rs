@@ -101,6 +101,11 @@ fn run(args: Args, activated: Option<std::os::fd::OwnedFd>) -> anyhow::Result<()
         .map_err(|e| anyhow::anyhow!("generic seccomp blacklist: {e}"))?;
     let profiles = load_profiles(&config, &log);
     info!(log, "profiles loaded"; "count" => profiles.len(), "dir" => %config.profile_dir.display());
+    if profiles.iter().any(|p| p.networking.net_type == oz_profiles::profile::NetType::Bridge) {
+        for w in oz_net::bridge::host_checks(&config.bridge_name, &config.nm_ignore_file) {
+            slog::warn!(log, "bridged networking: {}", w);
+        }
+    }
     let scan = adopt::scan(&config.state_dir, &log);
     let from_systemd = activated.is_some();
     let listener = match activated {

@@ -84,6 +84,8 @@ pub struct Daemon {
     before: Snapshot,
     uids: Vec<u32>,
     finished: bool,
+    /// A command (and its arguments) the daemon is started under, e.g. to enter a namespace.
+    prefix: Vec<String>,
     _serial: oz_integration::serial::Serial,
 }
 
@@ -95,6 +97,11 @@ impl Daemon {
 
     /// Same, with extra oz.conf keys.
     pub fn start_with(profiles: &[Value], conf_extra: Value) -> Daemon {
+        Daemon::start_under(profiles, conf_extra, Vec::new())
+    }
+
+    /// Same, with the daemon started as `PREFIX... oz-daemon ARGS` (the prefix must exec it).
+    pub fn start_under(profiles: &[Value], conf_extra: Value, prefix: Vec<String>) -> Daemon {
         let serial = oz_integration::serial::acquire();
         let uids = vec![user_a().uid, user_b().uid];
         let before = Snapshot::take(&uids);
@@ -122,6 +129,7 @@ impl Daemon {
             before,
             uids,
             finished: false,
+            prefix,
             _serial: serial,
         };
         d.spawn();
@@ -132,7 +140,15 @@ impl Daemon {
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
         let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(bin("oz-daemon"))
+        let mut cmd = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("oz-daemon"));
+                c
+            }
+            None => Command::new(bin("oz-daemon")),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.ws.config)
             .env("OZ_SOCKET", &self.socket)

@@ -6,6 +6,7 @@
 pub mod argfiles;
 pub mod children;
 pub mod forward;
+pub mod dns;
 pub mod health;
 pub mod mountinject;
 pub mod rendezvous;
@@ -14,4 +15,5 @@ pub mod seccomp;
 pub mod serve;
 pub mod standalone;
 pub mod supervise;
+pub mod vpn;
 pub mod x11;

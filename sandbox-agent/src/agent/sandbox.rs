@@ -8,7 +8,7 @@
 
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
 use crate::common::proto::{self, AgentToInit, InitError, InitRequestId, InitToAgent, WireError};
-use crate::init::{InitPlan, StartStdio};
+use crate::init::{InitPlan, NetGate, StartStdio};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -23,6 +23,9 @@ use oz_wire::{LaunchSpec, StdioMode};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+mod net;
+pub(crate) use net::io_errno;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -52,6 +55,8 @@ pub enum SandboxError {
     Channel { id: u64, error: WireError },
     #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
+    #[error("network: {0}")]
+    Net(#[from] oz_net::NetError),
 }
 
 impl SandboxError {
@@ -73,6 +78,7 @@ impl SandboxError {
             SandboxError::Stdio(..) => W::BadRequest { detail: self.to_string() },
             SandboxError::Channel { error, .. } => W::Channel { detail: error.to_string() },
             SandboxError::InitDied { .. } => setup("init"),
+            SandboxError::Net(_) => setup("network"),
         }
     }
 }
@@ -155,6 +161,13 @@ pub struct Sandbox {
     init_status: Option<String>,
     /// Things the root filesystem skipped or adjusted (plan and build), for the log.
     warnings: Vec<String>,
+    /// Bridged networking: the lease to release at the end (under `state_dir`).
+    net: Option<(PathBuf, oz_net::Attached)>,
+    /// Bridged networking: the DNS forwarder's listeners (inside the sandbox) and the host's
+    /// resolvers, until the serve loop starts the forwarder.
+    dns: Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)>,
+    /// With a VPN: its client, until the serve loop starts it.
+    vpn: Option<crate::agent::vpn::Client>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -188,7 +201,16 @@ impl Sandbox {
         } else {
             Vec::new()
         };
-        let (rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
+        let (mut rootfs, blacklist) = rootfs::plan_deferred(spec, &program.user, &files)?;
+        let bridged = spec.profile.networking.net_type == oz_profiles::profile::NetType::Bridge;
+        let vpn = crate::agent::vpn::prepare(spec)?;
+        if bridged {
+            let text = match &vpn {
+                Some(_) => crate::agent::vpn::resolv_conf(spec),
+                None => oz_net::resolv::sandbox_file(&oz_net::resolv::host()),
+            };
+            rootfs.etc.resolv_conf = rootfs::ResolvConf::Text(text);
+        }
         let mut warnings = rootfs.warnings.clone();
         // An X program, or one on the host's network, is scoped away from the host's abstract
         // sockets (X11, D-Bus) and from signalling outside the sandbox.
@@ -222,6 +244,14 @@ impl Sandbox {
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (net_gate, net_agent) = match bridged {
+            true => {
+                let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+                let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+                (Some(NetGate { ready: ready_w, go: go_r }), Some((ready_r, go_w)))
+            }
+            false => (None, None),
+        };
         let plan = InitPlan {
             id: spec.sandbox_id,
             hostname: spec.profile.name.clone(),
@@ -238,12 +268,14 @@ impl Sandbox {
             blacklist_pipe: Some(blacklist_r),
             seccomp_pipe: Some(seccomp_r),
             new_net: namespaces::wants_net_namespace(spec.profile.networking.net_type),
+            net_gate,
         };
         let mut keep: Vec<RawFd> = vec![init_end.as_raw_fd()];
         keep.extend(
             plan.cgroup_gate.iter().chain(&plan.blacklist_pipe).chain(&plan.seccomp_pipe).map(|fd| fd.as_raw_fd()),
         );
         keep.extend(plan.cgroup_tasks.iter().map(|(_, fd)| fd.as_raw_fd()));
+        keep.extend(plan.net_gate.iter().flat_map(|g| [g.ready.as_raw_fd(), g.go.as_raw_fd()]));
         keep.extend(plan.stdio.iter().flat_map(|s| match s {
             StartStdio::Given(s) => stdio_fds(s),
             StartStdio::Pty(..) => Vec::new(),
@@ -300,9 +332,15 @@ impl Sandbox {
             ended: false,
             init_status: None,
             warnings: Vec::new(),
+            net: None,
+            dns: None,
+            vpn: None,
         };
         seccomp?;
         moved?;
+        if let Some((ready, go)) = net_agent {
+            warnings.extend(sandbox.attach_network(spec, ready, go, vpn)?);
+        }
         let ready = sandbox.wait_ready()?;
         sandbox.pty = ready.pty;
         warnings.extend(ready.warnings);
@@ -460,10 +498,11 @@ impl Sandbox {
         if !self.ended {
             self.reap();
         }
+        let net = self.release_network();
         if let Some(cg) = self.cgroup.take() {
             cg.remove()?;
         }
-        Ok(())
+        net
     }
 
     /// SIGKILL the init (the kernel then kills every process of the PID namespace) and tear
@@ -519,6 +558,7 @@ impl Drop for Sandbox {
             let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
             self.reap_init();
         }
+        let _ = self.release_network();
     }
 }
 

@@ -39,6 +39,8 @@ pub struct InitPlan {
     /// just before /proc and /sys are mounted: off the clone, which the agent waits for, and
     /// while the agent expands the blacklist and compiles the seccomp filter.
     pub new_net: bool,
+    /// Bridged networking: the agent configures the new network namespace from outside.
+    pub net_gate: Option<NetGate>,
     /// Read end of a pipe the agent writes the program's seccomp filter to
     /// (`seccomp::compile_bytes`, `proto::write_pipe_message`) while the init builds the root
     /// filesystem; None: `program.seccomp` is complete.
@@ -58,6 +60,14 @@ pub struct InitPlan {
     pub profile: String,
     /// Filled by the setup: the root filesystem build's warnings, sent with `Ready`.
     pub warnings: Vec<String>,
+}
+
+/// The two pipes of bridged networking: the init writes one byte to `ready` once its network
+/// namespace exists; the agent attaches it to the bridge and writes one byte to `go` (end of
+/// file: it could not, and the init gives up before starting anything).
+pub struct NetGate {
+    pub ready: OwnedFd,
+    pub go: OwnedFd,
 }
 
 /// How the launch's program gets its stdin, stdout and stderr.
@@ -121,7 +131,18 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
         )
     };
     let (new_net, loopback) = (plan.new_net, plan.loopback);
-    let mut join_net = || new_net_namespace(new_net, loopback);
+    let (mut net_ready, net_go) = match plan.net_gate.take() {
+        Some(g) => (Some(g.ready), Some(g.go)),
+        None => (None, None),
+    };
+    let mut join_net = || {
+        new_net_namespace(new_net, loopback)?;
+        if let Some(ready) = net_ready.take() {
+            // A failed write means the agent is gone: the death signal follows.
+            let _ = nix::unistd::write(&ready, &[1]);
+        }
+        Ok(())
+    };
     let later = oz_sandbox::rootfs::Deferred {
         before_sysproc: Some(&mut join_net),
         blacklist: if deferred { Some(&mut blacklist) } else { None },
@@ -145,6 +166,9 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
             detail: Some(detail),
         })?;
         plan.program.seccomp = Some(filter);
+    }
+    if let Some(go) = net_go {
+        wait_for_byte(go, Step::Network, "the agent could not attach the sandbox to the bridge")?;
     }
     let set = handled_signals();
     set.thread_block().map_err(|e| InitError::new(Step::Signal, None, e as i32))?;
@@ -177,28 +201,25 @@ fn join_cgroup(tasks: Vec<(String, OwnedFd)>, gate: Option<OwnedFd>) -> Result<(
         }
     }
     if let Some(gate) = gate {
-        wait_for_gate(gate)?;
+        wait_for_byte(gate, Step::Cgroup, "the agent could not move the init into the cgroup")?;
     }
     oz_sandbox::namespaces::enter_cgroup_namespace()
         .map_err(|e| InitError::new(Step::Cgroup, Some("unshare".into()), e as i32))
 }
 
-fn wait_for_gate(gate: OwnedFd) -> Result<(), InitError> {
+/// Block until the agent writes one byte to `gate`; end of file means it could not do its part
+/// (`why`), and the setup fails at `step`.
+fn wait_for_byte(gate: OwnedFd, step: Step, why: &str) -> Result<(), InitError> {
     let mut byte = [0u8; 1];
     let n = loop {
         match nix::unistd::read(gate.as_raw_fd(), &mut byte) {
             Err(Errno::EINTR) => continue,
-            other => break other.map_err(|e| InitError::new(Step::Cgroup, None, e as i32))?,
+            other => break other.map_err(|e| InitError::new(step, None, e as i32))?,
         }
     };
     drop(gate);
     if n != 1 {
-        return Err(InitError {
-            step: Step::Cgroup,
-            object: None,
-            errno: 0,
-            detail: Some("the agent could not move the init into the cgroup".into()),
-        });
+        return Err(InitError { step, object: None, errno: 0, detail: Some(why.into()) });
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use super::bind::{self, FsOption, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 use super::pathsafe::{self, AsUser};
-use super::plan::{RootfsPlan, SystemKind};
+use super::plan::{ResolvConf, RootfsPlan, SystemKind};
 use super::{blacklist, dev, proc, whitelist, RootfsError};
 use nix::errno::Errno;
 use std::collections::HashSet;
@@ -180,7 +180,11 @@ impl<'a> Builder<'a> {
         self.write_file(Path::new("/etc/machine-id"), etc.machine_id.as_bytes(), 0o444)?;
         self.write_file(Path::new("/etc/fstab"), b"", 0o644)?;
         self.symlink(Path::new("/etc/mtab"), Path::new("/proc/self/mounts"))?;
-        if etc.resolv_conf {
+        if let ResolvConf::Text(text) = &etc.resolv_conf {
+            let text = text.clone();
+            self.write_file(Path::new("/etc/resolv.conf"), text.as_bytes(), 0o644)?;
+        }
+        if etc.resolv_conf == ResolvConf::Host {
             match host_open(Path::new("/etc/resolv.conf"), libc::O_PATH) {
                 Ok(src) => self.bind_new(
                     src.as_fd(),

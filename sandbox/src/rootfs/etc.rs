@@ -1,7 +1,7 @@
 //! Generated `/etc` files: hostname, hosts, machine-id, fstab (the files the original Oz wrote
 //! into every sandbox).
 
-use super::plan::EtcFiles;
+use super::plan::{EtcFiles, ResolvConf};
 use super::RootfsError;
 use oz_profiles::profile::NetType;
 use oz_profiles::Profile;
@@ -14,7 +14,12 @@ pub fn plan_files(profile: &Profile) -> Result<EtcFiles, RootfsError> {
         hostname: format!("{}\n", profile.name),
         hosts: hosts(&profile.name, profile.networking.hosts.as_deref()),
         machine_id: machine_id()?,
-        resolv_conf: matches!(profile.networking.net_type, NetType::Bridge | NetType::Host),
+        resolv_conf: match profile.networking.net_type {
+            NetType::Host => ResolvConf::Host,
+            // The agent replaces it with the host's search list (it knows the host's file).
+            NetType::Bridge => ResolvConf::Text("nameserver 127.0.0.1\n".into()),
+            NetType::None | NetType::Empty => ResolvConf::Absent,
+        },
     })
 }
 

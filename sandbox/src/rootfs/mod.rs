@@ -73,8 +73,8 @@ pub use blacklist::{receive as receive_blacklist, send as send_blacklist};
 pub use build::{build, build_with, BuildReport, Deferred};
 pub use pathsafe::{AsUser, PathError};
 pub use plan::{
-    plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, RootfsPlan, Source, SystemEntry,
-    SystemKind,
+    plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, ResolvConf, RootfsPlan, Source,
+    SystemEntry, SystemKind,
 };
 pub use userdir::PrivateDir;
 

@@ -124,8 +124,18 @@ pub struct EtcFiles {
     pub hostname: String,
     pub hosts: String,
     pub machine_id: String,
-    /// Bind the host's resolv.conf (bridge and host networking).
-    pub resolv_conf: bool,
+    pub resolv_conf: ResolvConf,
+}
+
+/// What the sandbox's `/etc/resolv.conf` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvConf {
+    /// None (no network to resolve on).
+    Absent,
+    /// The host's, bound read-only (host networking).
+    Host,
+    /// This text (bridge networking: the sandbox's own forwarder).
+    Text(String),
 }
 
 /// Plan the root filesystem of `spec` for `user`, with `extra_files` (argument files, absolute

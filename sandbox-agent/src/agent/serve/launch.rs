@@ -12,7 +12,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 /// A sandbox whose init runs and whose program was exec'd.
 pub struct Started {
     /// None once torn down.
-    sandbox: Option<Sandbox>,
+    pub(super) sandbox: Option<Sandbox>,
     pub init_pid: i32,
     /// The program's pid inside the sandbox (None with noexec).
     pub program_pid: Option<i32>,

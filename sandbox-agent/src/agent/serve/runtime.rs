@@ -267,6 +267,12 @@ impl Runtime {
         for w in std::mem::take(&mut rt.started.warnings) {
             rt.log(LogLevel::Warning, w);
         }
+        if let Some((listeners, upstreams)) = rt.started.sandbox.as_mut().and_then(|s| s.take_dns()) {
+            rt.add_child(crate::agent::dns::child_spec(listeners, &upstreams));
+        }
+        if let Some(client) = rt.started.sandbox.as_mut().and_then(|s| s.take_vpn()) {
+            rt.add_child(client.child_spec());
+        }
         if let Some(pid) = program_pid {
             rt.feed(Event::ProgramStarted { pid });
         }
