@@ -174,3 +174,36 @@ fn profiles_mark_programs_that_are_not_installed() {
     );
     d.finish();
 }
+
+/// Through the real daemon: several requests in flight on one connection each get their replies
+/// by request id (a stream's replies included), whatever order the client reads them in.
+#[test]
+fn pipelined_requests_are_answered_by_id() {
+    use oz_wire::{ClientRequest, DaemonReply};
+    let d = Daemon::start(&[profile("ozt-pipe", "/bin/sleep", json!({}))]);
+    let mut c = d.root_client();
+    let ping = c.send_with_fds(&ClientRequest::Ping, &[]).unwrap();
+    let profiles = c.send_with_fds(&ClientRequest::ListProfiles, &[]).unwrap();
+    let logs = c.send_with_fds(&ClientRequest::Logs { sandbox: None, follow: false, count: Some(2) }, &[]).unwrap();
+    let list = c.send_with_fds(&ClientRequest::ListSandboxes, &[]).unwrap();
+    assert!(ping < profiles && profiles < logs && logs < list, "ids count up: {ping} {profiles} {logs} {list}");
+    // Read the last request's reply first: the earlier replies are kept for their own requests.
+    assert_eq!(c.recv_for(list).unwrap().0, DaemonReply::Sandboxes(vec![]));
+    match c.recv_for(profiles).unwrap().0 {
+        DaemonReply::Profiles(p) => assert_eq!(p.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["ozt-pipe"]),
+        other => panic!("ListProfiles answered {other:?}"),
+    }
+    loop {
+        match c.recv_for(logs).unwrap().0 {
+            DaemonReply::LogLine(_) => {}
+            DaemonReply::LogEnd => break,
+            other => panic!("Logs answered {other:?}"),
+        }
+    }
+    assert_eq!(c.recv_for(ping).unwrap().0, DaemonReply::Pong);
+    // Each reply names its request.
+    let again = c.send_with_fds(&ClientRequest::Ping, &[]).unwrap();
+    let (re, reply, _) = c.recv_any().unwrap();
+    assert_eq!((re, reply), (Some(again), DaemonReply::Pong));
+    d.finish();
+}

@@ -75,10 +75,11 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// Life cycle of a sandbox as the daemon sees it.
+/// Where a sandbox is in its life, as its agent's supervision reports it (the sandbox record's
+/// `phase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SandboxState {
-    /// Agent spawned, waiting for `Ready`.
+    /// Agent spawned, its first record not received yet (the daemon's own entry).
     Starting,
     /// The program runs (or the sandbox was built with noexec).
     Running,
