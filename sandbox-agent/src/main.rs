@@ -23,6 +23,10 @@ enum Command {
     /// Build one sandbox and run its program with this process's stdio; exit with its status
     /// (125 when the sandbox cannot be built).
     Standalone(StandaloneArgs),
+    /// Merge a seccomp training record (JSON on stdin) into a whitelist file; run by the agent
+    /// with the user's credentials.
+    #[command(hide = true)]
+    TrainMerge { path: std::path::PathBuf },
 }
 
 fn main() {
@@ -43,6 +47,13 @@ fn main() {
             let daemon = unsafe { OwnedFd::from_raw_fd(fd) };
             oz_agent::agent::serve::run(daemon)
         }
+        Command::TrainMerge { path } => match oz_agent::agent::seccomp::trainfile::merge_main(&path) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("oz-agent train-merge: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Standalone(args) => match standalone::run(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => {

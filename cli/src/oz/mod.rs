@@ -10,6 +10,7 @@ mod run_pty;
 mod sandbox;
 mod shell_relay;
 mod tty;
+mod why;
 mod wrapper;
 mod wrapper_paths;
 
@@ -63,6 +64,7 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
         Command::Logs { follow, sandbox, count, json } => listing::logs(follow, sandbox, count, json),
         Command::Mount { id, readonly, paths } => sandbox::mount(id, readonly, paths),
         Command::Umount { id, path } => sandbox::umount(id, path),
+        Command::Why { id, json } => why::why(id, json),
     }
 }
 

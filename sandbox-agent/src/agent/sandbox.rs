@@ -155,6 +155,8 @@ pub struct Sandbox {
     init_status: Option<String>,
     /// Things the root filesystem skipped or adjusted (plan and build), for the log.
     warnings: Vec<String>,
+    /// Answers the seccomp notifications of the program (and its relaunches and shells).
+    seccomp: Option<crate::agent::seccomp::Monitor>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -271,8 +273,9 @@ impl Sandbox {
         warnings.extend(blacklist_warnings);
         let _ = rootfs::send_blacklist(blacklist_w, &hidden);
         // A compile error is the launch's error (the init, getting no filter, spawns nothing).
-        let seccomp = crate::agent::seccomp::compile_bytes(spec).map(|bytes| {
+        let seccomp = crate::agent::seccomp::compile_bytes(spec).map(|(bytes, monitor)| {
             let _ = proto::write_pipe_message(seccomp_w, &bytes);
+            monitor
         });
         // cgroup v2: the init forks nothing before the gate opens; on failure the gate closes
         // unopened and the init gives up (killed below).
@@ -300,8 +303,9 @@ impl Sandbox {
             ended: false,
             init_status: None,
             warnings: Vec::new(),
+            seccomp: None,
         };
-        seccomp?;
+        sandbox.seccomp = seccomp?;
         moved?;
         let ready = sandbox.wait_ready()?;
         sandbox.pty = ready.pty;
@@ -340,7 +344,13 @@ impl Sandbox {
     /// Wait for `Ready` (or the failure that replaces it).
     fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
-        match proto::recv::<InitToAgent>(self.channel.as_fd()) {
+        let received = loop {
+            match proto::recv::<InitToAgent>(self.channel.as_fd()) {
+                Ok((InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+                other => break other,
+            }
+        };
+        match received {
             Ok((InitToAgent::Ready { pid, warnings }, fds)) => {
                 Ok(Readied { pid, warnings, pty: fds.into_iter().next() })
             }
@@ -411,9 +421,28 @@ impl Sandbox {
         proto::send(self.channel.as_fd(), msg, fds).map_err(|error| SandboxError::Channel { id: self.id, error })
     }
 
-    /// The next message from the init (`Err(Channel Closed)` once the init is gone).
+    /// The next message from the init (`Err(Channel Closed)` once the init is gone). Seccomp
+    /// listeners are handed to the monitor on the way.
     pub fn recv(&self) -> Result<(InitToAgent, Vec<OwnedFd>), SandboxError> {
-        proto::recv(self.channel.as_fd()).map_err(|error| SandboxError::Channel { id: self.id, error })
+        loop {
+            match proto::recv(self.channel.as_fd()) {
+                Ok((InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+                other => return other.map_err(|error| SandboxError::Channel { id: self.id, error }),
+            }
+        }
+    }
+
+    /// Gives a listener the init sent to the monitor (closed when there is none: the
+    /// notifications then fail with ENOSYS rather than wait).
+    pub fn seccomp_listener(&self, fds: Vec<OwnedFd>) {
+        if let (Some(m), Some(fd)) = (&self.seccomp, fds.into_iter().next()) {
+            m.add(fd);
+        }
+    }
+
+    /// The seccomp monitor (None with seccomp disabled).
+    pub fn seccomp(&self) -> Option<&crate::agent::seccomp::Monitor> {
+        self.seccomp.as_ref()
     }
 
     /// A `RunProgram` request for a relaunch with `args` (user args) from `spec`'s profile.

@@ -6,7 +6,7 @@
 //! launch's program by itself (from the plan it inherited at fork), then serves these requests.
 //! Every request but `Signal` gets exactly one reply (`Launched`, `ShellStarted`, `Mounted`,
 //! `Unmounted`, `ShuttingDown` or `Failed`), in request order; `Ready`, `ProgramFailed` and
-//! `Exited` are unsolicited events and may come between a request and its reply.
+//! `Exited` (and `SeccompListener`) are unsolicited events and may come between a request and its reply.
 
 use oz_wire::fdpass::{self, Limits, SocketKind};
 use oz_wire::frame;
@@ -104,6 +104,10 @@ pub enum InitToAgent {
     Failed { error: InitError },
     /// A process of the sandbox exited and was reaped. `comm` was read before reaping.
     Exited { pid: i32, comm: String, role: ProcessRole, status: ExitStatus },
+    /// A process the init started installed a seccomp filter that reports through user
+    /// notification; its listener is attached. Sent before the process execs (its first calls
+    /// wait for answers), so it may come before `Ready` or a `Launched` reply.
+    SeccompListener { pid: i32 },
 }
 
 /// The setup step that failed and the error the init reports (shared with `oz_sandbox::exec`).

@@ -402,6 +402,9 @@ impl Runtime {
             InitToAgent::Exited { pid, comm, role, status } => {
                 // Output first: the program's last lines come before its exit.
                 self.drain_logs();
+                if role == ProcessRole::Program {
+                    self.seccomp_program_exited();
+                }
                 match role {
                     ProcessRole::Program | ProcessRole::Relaunch => {
                         self.send_daemon(AgentToDaemon::ProgramExited { pid: pid as u32, status }, &[]);
@@ -422,6 +425,7 @@ impl Runtime {
             }
             // Start-up messages were consumed by the launch; late ones carry no news.
             InitToAgent::Ready { .. } | InitToAgent::ProgramFailed { .. } => {}
+            InitToAgent::SeccompListener { .. } => self.seccomp_listener(fds),
             reply => self.on_init_reply(reply, fds),
         }
     }

@@ -1,0 +1,75 @@
+//! Seccomp denials explained: audit mode (`enforce: false`) lets every call the policy denies
+//! run and reports it through user notification with the rule's file:line; enforcing mode
+//! fails the same calls with EPERM and reports them the same way.
+
+use oz_integration::env::{probe_item, TestEnv, PROBE_TARGET};
+use oz_integration::probes::syscalls;
+use oz_integration::workspace::strict_profile;
+use oz_profiles::seccomp::report::{self, Denial};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// A blacklist denying three calls the probe makes, each on a known line.
+const POLICY: &str =
+    "# three calls the probe makes\nsysinfo: 1\n\nuname: 1\n# netlink only\nsocket: arg0 == AF_NETLINK\n";
+const LINES: &[(&str, u32)] = &[("sysinfo", 2), ("uname", 4), ("socket", 6)];
+
+fn profile(env: &TestEnv, name: &str, seccomp: Value) -> std::path::PathBuf {
+    let mut p = strict_profile(PROBE_TARGET, json!([probe_item()]), json!([]));
+    p["seccomp"] = seccomp;
+    env.profile(name, p)
+}
+
+fn denials(text: &str) -> Vec<Denial> {
+    text.lines()
+        .filter_map(|l| l.find(report::DENIAL_PREFIX).map(|i| &l[i..]))
+        .filter_map(|m| report::parse(report::DENIAL_PREFIX, m))
+        .collect()
+}
+
+fn results(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(syscalls::parse_line).map(|(n, r)| (n.to_string(), r.to_string())).collect()
+}
+
+fn check_three(found: &[Denial], policy: &str, outcome: &str, all: &str) {
+    let mut got: Vec<(String, u32)> =
+        found.iter().map(|d| (d.syscall.clone(), d.rule.as_ref().map_or(0, |r| r.line))).collect();
+    got.sort();
+    let mut want: Vec<(String, u32)> = LINES.iter().map(|(s, l)| (s.to_string(), *l)).collect();
+    want.sort();
+    assert_eq!(got, want, "denials:\n{all}");
+    for d in found {
+        assert_eq!(d.rule.as_ref().unwrap().file, policy);
+        assert_eq!(d.outcome, outcome, "{d:?}");
+    }
+    let socket = found.iter().find(|d| d.syscall == "socket").unwrap();
+    assert!(socket.args.contains("family=AF_NETLINK type=SOCK_RAW|SOCK_CLOEXEC"), "{socket:?}");
+}
+
+#[test]
+fn standalone_audit_allows_and_reports_and_enforce_denies_and_reports() {
+    let env = TestEnv::new(json!({}));
+    let policy = env.ws.path().join("three.seccomp");
+    std::fs::write(&policy, POLICY).unwrap();
+    let policy = policy.display().to_string();
+    let calls = ["call", "sysinfo", "uname", "socket", "getppid"];
+
+    let p = profile(&env, "ozscaudit", json!({"mode": "blacklist", "enforce": false, "blacklist": policy}));
+    let out = env.agent(&p, &calls).run();
+    let all = out.all();
+    let r = results(&out.stdout);
+    for (name, _) in LINES {
+        assert_eq!(r.get(*name).map(String::as_str), Some("OK"), "audit denied {name}:\n{all}");
+    }
+    check_three(&denials(&out.stderr), &policy, "allowed (audit)", &all);
+
+    let p = profile(&env, "ozscenf", json!({"mode": "blacklist", "enforce": true, "blacklist": policy}));
+    let out = env.agent(&p, &calls).run();
+    let all = out.all();
+    let r = results(&out.stdout);
+    for (name, _) in LINES {
+        assert_eq!(r.get(*name).map(String::as_str), Some("EPERM"), "enforce allowed {name}:\n{all}");
+    }
+    assert_eq!(r.get("getppid").map(String::as_str), Some("OK"), "{all}");
+    check_three(&denials(&out.stderr), &policy, "EPERM", &all);
+}

@@ -1,0 +1,262 @@
+//! What the seccomp monitor records, without any IO: for each notified call the answer (let it
+//! run, or fail it with the policy's errno) and, for denials, a [`Denial`] per distinct call
+//! with the rule that decided; in training, every call ([`Training`]).
+//!
+//! Memory is bounded: at most [`MAX_DENIALS`] distinct denials are kept (later ones only
+//! count), and the queue of log messages holds at most one per kept denial or hint.
+
+use oz_profiles::profile::SeccompMode;
+use oz_profiles::seccomp::eval::decide;
+use oz_profiles::seccomp::ir::{Action, Policy};
+use oz_profiles::seccomp::report::{self, Counts, Denial, Hint};
+use oz_profiles::seccomp::train::Training;
+use oz_profiles::seccomp::{consts, decode};
+use std::collections::{HashMap, VecDeque};
+
+/// Distinct denials kept per sandbox.
+pub const MAX_DENIALS: usize = 256;
+/// Distinct missing-path hints kept per sandbox.
+pub const MAX_HINTS: usize = 64;
+
+/// One notified call, as the monitor read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub syscall: String,
+    pub args: [u64; 6],
+    pub pid: i32,
+    pub comm: String,
+    pub path: Option<String>,
+}
+
+/// How to answer a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// SECCOMP_USER_NOTIF_FLAG_CONTINUE: the call runs.
+    Continue,
+    /// The call fails with this errno.
+    Errno(i32),
+}
+
+/// The key of a distinct denial.
+type Key = (String, String, Option<String>, String, Option<u32>);
+
+pub struct Book {
+    policy: Policy,
+    whitelist: bool,
+    enforce: bool,
+    train: bool,
+    denials: Vec<Denial>,
+    index: HashMap<Key, usize>,
+    counts: Vec<u64>,
+    total: u64,
+    dropped: u64,
+    hints: Vec<String>,
+    /// Log messages not yet taken.
+    messages: VecDeque<String>,
+    /// Counts changed since they were last taken.
+    dirty: bool,
+    training: Training,
+}
+
+impl Book {
+    pub fn new(policy: Policy, mode: SeccompMode, enforce: bool) -> Book {
+        Book {
+            policy,
+            whitelist: mode == SeccompMode::Whitelist,
+            enforce: enforce && mode != SeccompMode::Train,
+            train: mode == SeccompMode::Train,
+            denials: Vec::new(),
+            index: HashMap::new(),
+            counts: Vec::new(),
+            total: 0,
+            dropped: 0,
+            hints: Vec::new(),
+            messages: VecDeque::new(),
+            dirty: false,
+            training: Training { runs: 1, ..Training::default() },
+        }
+    }
+
+    pub fn training(&self) -> bool {
+        self.train
+    }
+
+    /// True when the path argument of `syscall` is worth reading (denials only).
+    pub fn wants_path(&self, syscall: &str) -> bool {
+        !self.train && decode::path_arg(syscall).is_some()
+    }
+
+    /// Records a call and decides the answer.
+    pub fn on_call(&mut self, call: &Call) -> Answer {
+        if self.train {
+            self.training.record(&call.syscall, &call.args);
+            return Answer::Continue;
+        }
+        let verdict = decide(&self.policy, self.whitelist, &call.syscall, &call.args);
+        let answer = match verdict.action {
+            Action::Errno(n) if self.enforce => Answer::Errno(i32::from(n)),
+            _ => Answer::Continue,
+        };
+        if !verdict.denies() {
+            return answer;
+        }
+        let line = verdict.rule.map(|r| r.span.line);
+        let args = decode::describe(&call.syscall, &call.args);
+        let key: Key = (call.syscall.clone(), args.clone(), call.path.clone(), call.comm.clone(), line);
+        self.total += 1;
+        self.dirty = true;
+        if let Some(i) = self.index.get(&key) {
+            self.counts[*i] += 1;
+            return answer;
+        }
+        if self.denials.len() >= MAX_DENIALS {
+            self.dropped += 1;
+            return answer;
+        }
+        let outcome = match (answer, verdict.action) {
+            (Answer::Errno(n), _) => consts::errno_name(n as u16).map(str::to_string).unwrap_or(n.to_string()),
+            (Answer::Continue, Action::Kill) if self.enforce => "killed".into(),
+            (Answer::Continue, Action::Trap) if self.enforce => "SIGSYS".into(),
+            (Answer::Continue, _) => "allowed (audit)".into(),
+        };
+        let denial = Denial {
+            id: self.denials.len() as u32 + 1,
+            syscall: call.syscall.clone(),
+            args,
+            path: call.path.clone(),
+            process: call.comm.clone(),
+            pid: call.pid,
+            outcome,
+            rule: verdict.rule.map(|r| report::rule_ref(&self.policy, r)),
+            policy: self.policy.origin.display().to_string(),
+            suggestion: report::suggestion(self.whitelist, &call.syscall, &call.args, verdict.rule),
+        };
+        self.messages.push_back(report::message(report::DENIAL_PREFIX, &denial));
+        self.index.insert(key, self.denials.len());
+        self.denials.push(denial);
+        self.counts.push(1);
+        answer
+    }
+
+    /// Records a path the program could not open in the sandbox that exists on the host.
+    pub fn on_missing_path(&mut self, call: &Call, path: &str) {
+        if self.hints.len() >= MAX_HINTS || self.hints.iter().any(|p| p == path) {
+            return;
+        }
+        self.hints.push(path.to_string());
+        let item = serde_json::json!({ "path": path, "read_only": true });
+        let hint = Hint {
+            syscall: call.syscall.clone(),
+            path: path.to_string(),
+            process: call.comm.clone(),
+            suggestion: format!("\"whitelist\": [{item}]"),
+        };
+        self.messages.push_back(report::message(report::HINT_PREFIX, &hint));
+    }
+
+    pub fn has_messages(&self) -> bool {
+        !self.messages.is_empty()
+    }
+
+    /// Log messages recorded since the last call.
+    pub fn take_messages(&mut self) -> Vec<String> {
+        self.messages.drain(..).collect()
+    }
+
+    /// The counts as a log message, when they changed since the last one (or `force`, when
+    /// there is anything to count).
+    pub fn counts_message(&mut self, force: bool) -> Option<String> {
+        if !(self.dirty || force && self.total > 0) {
+            return None;
+        }
+        self.dirty = false;
+        let counts = Counts {
+            total: self.total,
+            counts: self.counts.iter().enumerate().map(|(i, n)| (i as u32 + 1, *n)).collect(),
+            dropped: self.dropped,
+        };
+        Some(report::message(report::COUNTS_PREFIX, &counts))
+    }
+
+    /// What training recorded so far, taken (later calls start a new record).
+    pub fn take_training(&mut self) -> Option<Training> {
+        if !self.train || self.training.calls.is_empty() {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.training, Training { runs: 0, ..Training::default() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oz_profiles::seccomp::parse_policy;
+    use std::path::Path;
+
+    fn call(syscall: &str, args: [u64; 6]) -> Call {
+        Call { syscall: syscall.into(), args, pid: 7, comm: "probe".into(), path: None }
+    }
+
+    fn blacklist() -> Policy {
+        parse_policy(
+            "# header\nptrace: 1\nsocket: arg0 == AF_NETLINK\nkeyctl: return EACCES\n",
+            Path::new("/etc/b.seccomp"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn enforcing_answers_the_errno_and_records_the_rule() {
+        let mut b = Book::new(blacklist(), SeccompMode::Blacklist, true);
+        assert_eq!(b.on_call(&call("ptrace", [0; 6])), Answer::Errno(libc::EPERM));
+        assert_eq!(b.on_call(&call("ptrace", [0; 6])), Answer::Errno(libc::EPERM));
+        assert_eq!(b.on_call(&call("keyctl", [0; 6])), Answer::Errno(libc::EACCES));
+        assert_eq!(b.on_call(&call("socket", [1, 1, 0, 0, 0, 0])), Answer::Continue);
+        let msgs = b.take_messages();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        let d: Denial = report::parse(report::DENIAL_PREFIX, &msgs[0]).unwrap();
+        assert_eq!((d.id, d.syscall.as_str(), d.outcome.as_str()), (1, "ptrace", "EPERM"));
+        let rule = d.rule.unwrap();
+        assert_eq!((rule.file.as_str(), rule.line), ("/etc/b.seccomp", 2));
+        let c: Counts = report::parse(report::COUNTS_PREFIX, &b.counts_message(false).unwrap()).unwrap();
+        assert_eq!((c.total, c.counts), (3, vec![(1, 2), (2, 1)]));
+        assert_eq!(b.counts_message(false), None);
+        assert!(b.counts_message(true).is_some());
+    }
+
+    #[test]
+    fn audit_lets_everything_run_and_whitelists_name_their_default() {
+        let mut b = Book::new(blacklist(), SeccompMode::Blacklist, false);
+        assert_eq!(b.on_call(&call("socket", [16, 3, 0, 0, 0, 0])), Answer::Continue);
+        let d: Denial = report::parse(report::DENIAL_PREFIX, &b.take_messages()[0]).unwrap();
+        assert_eq!((d.outcome.as_str(), d.rule.unwrap().line), ("allowed (audit)", 3));
+        assert!(d.args.contains("AF_NETLINK"), "{}", d.args);
+        let wl = parse_policy("read: 1\n", Path::new("w")).unwrap();
+        let mut b = Book::new(wl, SeccompMode::Whitelist, true);
+        assert_eq!(b.on_call(&call("sysinfo", [0; 6])), Answer::Errno(libc::EPERM));
+        let d: Denial = report::parse(report::DENIAL_PREFIX, &b.take_messages()[0]).unwrap();
+        assert_eq!((d.rule, d.suggestion.as_str()), (None, "sysinfo: 1"));
+    }
+
+    #[test]
+    fn distinct_denials_are_capped_but_still_counted() {
+        let wl = parse_policy("read: 1\n", Path::new("w")).unwrap();
+        let mut b = Book::new(wl, SeccompMode::Whitelist, true);
+        for i in 0..(MAX_DENIALS as u64 + 10) {
+            b.on_call(&call("ioctl", [0, i, 0, 0, 0, 0]));
+        }
+        assert_eq!(b.take_messages().len(), MAX_DENIALS);
+        let c: Counts = report::parse(report::COUNTS_PREFIX, &b.counts_message(false).unwrap()).unwrap();
+        assert_eq!((c.total, c.dropped), (MAX_DENIALS as u64 + 10, 10));
+    }
+
+    #[test]
+    fn training_lets_everything_run_and_records_it() {
+        let mut b = Book::new(Policy::default(), SeccompMode::Train, false);
+        assert_eq!(b.on_call(&call("socket", [2, 1, 0, 0, 0, 0])), Answer::Continue);
+        assert!(b.take_messages().is_empty());
+        let t = b.take_training().unwrap();
+        assert_eq!(t.calls["socket"].count, 1);
+        assert!(b.take_training().is_none());
+    }
+}
