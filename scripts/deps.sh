@@ -7,6 +7,7 @@ PKGS=(
   passwd util-linux procps       # tests: useradd, runuser, ps
   iproute2 nftables              # networking
   bubblewrap firejail hyperfine  # benchmarks, side by side
+  gcc python3                    # bench/seccomp.sh: the getppid loop it compiles
   xpra xvfb xserver-xephyr python3-pil python3-gi-cairo  # xserver: both backends
   x11-apps xdotool x11-utils xclip imagemagick evince eog dbus-x11 libnotify-bin  # x11 tests
   systemd                        # tests: systemd-analyze, systemd-socket-activate

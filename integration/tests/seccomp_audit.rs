@@ -2,6 +2,9 @@
 //! run and reports it through user notification with the rule's file:line; enforcing mode
 //! fails the same calls with EPERM and reports them the same way.
 
+mod common_daemon;
+
+use common_daemon::{profile as daemon_profile, user_a, user_b, Daemon};
 use oz_integration::env::{probe_item, TestEnv, PROBE_TARGET};
 use oz_integration::probes::syscalls;
 use oz_integration::workspace::strict_profile;
@@ -72,4 +75,67 @@ fn standalone_audit_allows_and_reports_and_enforce_denies_and_reports() {
     }
     assert_eq!(r.get("getppid").map(String::as_str), Some("OK"), "{all}");
     check_three(&denials(&out.stderr), &policy, "EPERM", &all);
+}
+
+/// The sandbox id of an `oz run` summary line (`... ; oz why ID`).
+fn summary_id(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| l.rsplit_once("; oz why ").and_then(|(_, id)| id.trim().parse().ok()))
+}
+
+fn why_json(d: &Daemon, id: u64) -> Vec<Denial> {
+    let out = d.oz(&user_a(), &["why", &id.to_string(), "--json"]);
+    out.assert_ok("oz why --json", d);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    serde_json::from_value(v["denials"].clone()).unwrap()
+}
+
+#[test]
+fn oz_run_summarises_and_oz_why_explains_audit_and_enforce() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("three.seccomp");
+    std::fs::write(&policy, POLICY).unwrap();
+    let policy = policy.display().to_string();
+    let seccomp = |enforce: bool| json!({"seccomp": {"mode": "blacklist", "enforce": enforce, "blacklist": policy}, "whitelist": [probe_item()]});
+    let d = Daemon::start(&[
+        daemon_profile("ozsc-audit", PROBE_TARGET, seccomp(false)),
+        daemon_profile("ozsc-enforce", PROBE_TARGET, seccomp(true)),
+    ]);
+    let a = user_a();
+    for (profile, outcome, result, summary) in [
+        ("ozsc-audit", "allowed (audit)", "OK", "3 calls would be denied (audit); oz why "),
+        ("ozsc-enforce", "EPERM", "EPERM", "3 calls denied; oz why "),
+    ] {
+        let out = d.oz(&a, &["run", profile, "--", "call", "sysinfo", "uname", "socket", "getppid"]);
+        let all = format!("{}\n{}", out.stdout, out.stderr);
+        assert_eq!(out.code(), 0, "{all}");
+        let r = results(&out.stdout);
+        for (name, _) in LINES {
+            assert_eq!(r.get(*name).map(String::as_str), Some(result), "{profile}: {name}:\n{all}");
+        }
+        assert_eq!(r.get("getppid").map(String::as_str), Some("OK"), "{all}");
+        assert!(out.stderr.contains(summary), "{profile}: no summary:\n{all}");
+        let id = summary_id(&out.stderr).expect("sandbox id in the summary");
+        // oz why, as JSON and as text, for the (ended) sandbox.
+        check_three(&why_json(&d, id), &policy, outcome, &all);
+        let text = d.oz(&a, &["why", &id.to_string()]);
+        text.assert_ok("oz why", &d);
+        for (name, line) in LINES {
+            assert!(text.stdout.contains(&format!("{policy}:{line}: {name}")), "{}", text.stdout);
+        }
+        assert!(text.stdout.contains("to allow: socket: (arg0 == 16) && arg0 != AF_NETLINK"), "{}", text.stdout);
+        // The JSON log carries the same records.
+        let logs = d.oz(&a, &["logs", "--sandbox", &id.to_string(), "--json"]);
+        logs.assert_ok("oz logs --json", &d);
+        let messages: Vec<String> = logs
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["message"].as_str().map(str::to_string))
+            .collect();
+        check_three(&denials(&messages.join("\n")), &policy, outcome, &logs.stdout);
+        // Only the owner (and root) may read them.
+        let other = d.oz(&user_b(), &["why", &id.to_string()]);
+        assert_ne!(other.code(), 0, "another user read the denials: {}", other.stdout);
+    }
+    d.finish();
 }

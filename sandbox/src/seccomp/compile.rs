@@ -8,7 +8,11 @@
 //! - **train**: whitelist with `enforce` off.
 //! - In whitelist mode, [`LIBC_FALLBACKS`] the policy does not name fail with ENOSYS, so libc
 //!   falls back to the older call (flatpak does the same for clone3).
-//! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed.
+//! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed;
+//!   with [`Reporting::Notify`] a user notification instead, answered by the agent (the call
+//!   runs, and is reported with its arguments and the rule that would deny it).
+//! - With [`Reporting::Notify`], `return ENOSYS` rules stay ENOSYS whatever `enforce` says:
+//!   they ask libc to fall back, they do not deny.
 //! - gosecco's `trace` compiles to log (oz runs no tracer).
 //! - Always, whatever `enforce` says, a second filter ([`super::hardening`]) kills foreign
 //!   architectures and x32 syscalls and fails TIOCSTI/TIOCLINUX ioctls with EPERM.
@@ -292,6 +296,9 @@ fn scmp_action(a: Action, enforce: bool, notify: bool) -> ScmpAction {
     match a {
         Action::Allow => ScmpAction::Allow,
         Action::Log | Action::Trace => ScmpAction::Log,
+        // `return ENOSYS` asks libc to fall back to an older call (clone3 -> clone): not a
+        // denial worth a notification, and harmless in audit mode too.
+        Action::Errno(n) if notify && i32::from(n) == libc::ENOSYS => ScmpAction::Errno(libc::ENOSYS),
         _ if !enforce && notify => ScmpAction::Notify,
         _ if !enforce => ScmpAction::Log,
         Action::Errno(_) if notify => ScmpAction::Notify,

@@ -201,3 +201,71 @@ fn read_path(pid: i32, addr: u64) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oz_profiles::profile::SeccompMode;
+    use oz_profiles::seccomp::parse_policy;
+    use oz_profiles::seccomp::report::{self, Denial};
+    use oz_sandbox::exec::listener::Handoff;
+    use oz_sandbox::seccomp::{compile_reporting, Reporting};
+    use std::path::Path;
+
+    /// A forked child installs the filter, hands its listener over, calls sysinfo and exits 0
+    /// when the call gave `want` (an errno, or 0 for success).
+    fn child_calls_sysinfo(enforce: bool, want: i32) -> Vec<String> {
+        let policy = parse_policy("# test\nsysinfo: 1\n", Path::new("/t.seccomp")).unwrap();
+        let filter = compile_reporting(&policy, SeccompMode::Blacklist, enforce, Reporting::Notify).unwrap();
+        let monitor = Monitor::start(Book::new(policy, SeccompMode::Blacklist, enforce)).unwrap();
+        let handoff = Handoff::new().unwrap();
+        let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        // SAFETY: the child makes only raw syscalls and _exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let Ok(Some(fd)) = filter.install_with_listener() else {
+                    // SAFETY: leave the forked test harness at once.
+                    unsafe { libc::_exit(2) }
+                };
+                handoff.publish(fd);
+                // SAFETY: sysinfo fills a zeroed struct of ours.
+                let got = unsafe {
+                    let mut si: libc::sysinfo = std::mem::zeroed();
+                    if libc::syscall(libc::SYS_sysinfo, &mut si) == 0 {
+                        0
+                    } else {
+                        *libc::__errno_location()
+                    }
+                };
+                // SAFETY: as above.
+                unsafe { libc::_exit(i32::from(got != want)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(ew);
+                let fd = handoff.wait(er.as_raw_fd()).unwrap().expect("listener published");
+                monitor.add(handoff.take(child.as_raw(), fd).unwrap());
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    let msgs = monitor.take_messages();
+                    if !msgs.is_empty() || std::time::Instant::now() > end {
+                        return msgs;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn enforcing_fails_the_call_and_audit_lets_it_run_both_reported_with_the_rule() {
+        for (enforce, want, outcome) in [(true, libc::EPERM, "EPERM"), (false, 0, "allowed (audit)")] {
+            let msgs = child_calls_sysinfo(enforce, want);
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            let d: Denial = report::parse(report::DENIAL_PREFIX, &msgs[0]).unwrap();
+            assert_eq!((d.syscall.as_str(), d.outcome.as_str()), ("sysinfo", outcome));
+            assert_eq!(d.rule.map(|r| (r.file, r.line)), Some(("/t.seccomp".to_string(), 2)));
+        }
+    }
+}
