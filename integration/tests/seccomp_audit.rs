@@ -99,6 +99,7 @@ fn oz_run_summarises_and_oz_why_explains_audit_and_enforce() {
     let d = Daemon::start(&[
         daemon_profile("ozsc-audit", PROBE_TARGET, seccomp(false)),
         daemon_profile("ozsc-enforce", PROBE_TARGET, seccomp(true)),
+        daemon_profile("ozsc-hint", "/bin/sh", json!({"seccomp": {"mode": "blacklist", "enforce": false}})),
     ]);
     let a = user_a();
     for (profile, outcome, result, summary) in [
@@ -137,5 +138,22 @@ fn oz_run_summarises_and_oz_why_explains_audit_and_enforce() {
         let other = d.oz(&user_b(), &["why", &id.to_string()]);
         assert_ne!(other.code(), 0, "another user read the denials: {}", other.stdout);
     }
+    // A path that exists on the host (in a world-searchable directory) but not in the sandbox.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let missing = dir.path().join("host-only.txt");
+    std::fs::write(&missing, "x").unwrap();
+    let script = format!("cat {} 2>/dev/null; echo done", missing.display());
+    let out = d.oz(&a, &["run", "ozsc-hint", "--", "-c", &script]);
+    assert!(out.stdout.contains("done"), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("1 path missing in the sandbox exists on the host; oz why "), "{}", out.stderr);
+    let id = summary_id(&out.stderr).unwrap();
+    let why = d.oz(&a, &["why", &id.to_string()]);
+    let want = format!("{} (openat by cat) does not exist in the sandbox but does on the host", missing.display());
+    assert!(why.stdout.contains(&want), "{}", why.stdout);
+    assert!(
+        why.stdout.contains(&format!("\"whitelist\": [{{\"path\":\"{}\",\"read_only\":true}}]", missing.display())),
+        "{}",
+        why.stdout
+    );
     d.finish();
 }

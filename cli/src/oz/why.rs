@@ -55,7 +55,11 @@ impl Findings {
 pub fn summary_line(f: &Findings, id: u64) -> Option<String> {
     let n = f.total();
     if n == 0 {
-        return None;
+        let h = f.hints.len();
+        return (h > 0).then(|| {
+            let what = if h == 1 { "path missing in the sandbox exists" } else { "paths missing in the sandbox exist" };
+            format!("{h} {what} on the host; oz why {id}")
+        });
     }
     let calls = if n == 1 { "call" } else { "calls" };
     let what = if f.audit_only() { "would be denied (audit)" } else { "denied" };

@@ -70,7 +70,13 @@ pub enum Reporting {
     /// errno, or lets the call run in audit mode. Kill and trap stay as they are when enforcing.
     /// In training mode every call is a notification.
     Notify,
+    /// As `Notify`, and every open ([`HINTED`]) is a notification too, so that the supervisor
+    /// can tell which paths the program missed (it lets them run as the policy says).
+    NotifyWithHints,
 }
+
+/// The calls [`Reporting::NotifyWithHints`] always notifies.
+pub const HINTED: &[&str] = &["open", "openat", "openat2"];
 
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,7 +209,8 @@ pub fn compile_reporting(
     enforce: bool,
     reporting: Reporting,
 ) -> Result<CompiledFilter, CompileError> {
-    let notify = reporting == Reporting::Notify;
+    let notify = reporting != Reporting::Log;
+    let hints = reporting == Reporting::NotifyWithHints;
     let (whitelist, enforce) = match mode {
         SeccompMode::Disabled => return Err(CompileError::Disabled),
         SeccompMode::Blacklist => (false, enforce),
@@ -218,7 +225,11 @@ pub fn compile_reporting(
     // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
     let _ = ctx.set_ctl_optimize(2);
     for (rules, merged) in group_rules(policy)? {
-        add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
+        let hinted = hints && HINTED.contains(&rules[0].syscall.as_str());
+        add_rules(&mut ctx, policy, rules[0], &merged, &actions, hinted)?;
+    }
+    if hints {
+        add_hint_rules(&mut ctx, policy, &actions)?;
     }
     if whitelist {
         add_libc_fallbacks(&mut ctx, policy, &actions)?;
@@ -351,14 +362,34 @@ fn balanced_or(conds: &[&Expr]) -> Expr {
     }
 }
 
+/// Notifications for the [`HINTED`] calls no rule names (when the default lets them run).
+fn add_hint_rules(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeActions) -> Result<(), CompileError> {
+    if actions.default != ScmpAction::Allow {
+        return Ok(()); // denied by default: already a notification
+    }
+    for name in HINTED {
+        if policy.rules.iter().any(|r| r.syscall == *name) {
+            continue;
+        }
+        let Some(nr) = syscalls::resolve_native(name).filter(|nr| *nr >= 0) else {
+            continue;
+        };
+        ctx.add_rule(ScmpAction::Notify, ScmpSyscall::from_raw_syscall(nr))
+            .map_err(|source| seccomp_err(&format!("add {name} hint rule"), source))?;
+    }
+    Ok(())
+}
+
 /// Adds the libseccomp rules for one syscall: the positive action where the condition holds
-/// and the negative one where it does not, each only when it differs from the default.
+/// and the negative one where it does not, each only when it differs from the default. With
+/// `hinted`, allowing becomes a notification (answered by letting the call run).
 fn add_rules(
     ctx: &mut ScmpFilterContext,
     policy: &Policy,
     rule: &Rule,
     condition: &Expr,
     actions: &ModeActions,
+    hinted: bool,
 ) -> Result<(), CompileError> {
     let Some(nr) = syscalls::resolve_native(&rule.syscall) else {
         return Err(CompileError::UnknownSyscall {
@@ -371,7 +402,8 @@ fn add_rules(
         return Ok(()); // exists on another architecture only
     }
     let (pos, neg) = actions.resolve(rule.action);
-    for (action, positive) in [(pos, true), (neg, false)] {
+    let hint = |a: ScmpAction| if hinted && a == ScmpAction::Allow { ScmpAction::Notify } else { a };
+    for (action, positive) in [(hint(pos), true), (hint(neg), false)] {
         if action == actions.default {
             continue;
         }

@@ -45,6 +45,8 @@ pub struct ProfileFilter {
     /// The effective mode: `train: true` is [`SeccompMode::Train`].
     pub mode: SeccompMode,
     pub enforce: bool,
+    /// Every open is notified too, for host-path hints (audit mode, or `debug: true`).
+    pub hints: bool,
 }
 
 /// As [`compile_profile`], with denials reported through user notification
@@ -56,9 +58,12 @@ pub fn compile_profile_notify(
     let Some((policy, mode)) = profile_policy(seccomp, etc_prefix)? else {
         return Ok(None);
     };
-    let filter = compile_reporting(&policy, mode, seccomp.enforce, Reporting::Notify)?;
     let enforce = seccomp.enforce && mode != SeccompMode::Train;
-    Ok(Some(ProfileFilter { filter, policy, mode, enforce }))
+    // Host-path hints cost a notification per open: in audit mode, or asked for with `debug`.
+    let hints = mode != SeccompMode::Train && (!enforce || seccomp.debug);
+    let reporting = if hints { Reporting::NotifyWithHints } else { Reporting::Notify };
+    let filter = compile_reporting(&policy, mode, seccomp.enforce, reporting)?;
+    Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints }))
 }
 
 /// The policy a profile's seccomp settings name and the effective mode (`train: true` trains

@@ -10,7 +10,7 @@ pub mod from_profile;
 pub mod hardening;
 pub mod syscalls;
 
-pub use compile::{compile, compile_reporting, hardening_only, CompileError, CompiledFilter, Reporting};
+pub use compile::{compile, compile_reporting, hardening_only, CompileError, CompiledFilter, Reporting, HINTED};
 pub use from_profile::{compile_profile, compile_profile_notify, profile_policy, ProfileFilter, ProfileSeccompError};
 
 use crate::exec::SeccompFilter;

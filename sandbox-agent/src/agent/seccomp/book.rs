@@ -51,6 +51,8 @@ pub struct Book {
     total: u64,
     dropped: u64,
     hints: Vec<String>,
+    /// Opens are notified too: look for paths missing in the sandbox.
+    hinting: bool,
     /// Log messages not yet taken.
     messages: VecDeque<String>,
     /// Counts changed since they were last taken.
@@ -60,6 +62,11 @@ pub struct Book {
 
 impl Book {
     pub fn new(policy: Policy, mode: SeccompMode, enforce: bool) -> Book {
+        Book::with_hints(policy, mode, enforce, false)
+    }
+
+    /// As [`Book::new`]; with `hinting`, opens are notified and checked for missing paths.
+    pub fn with_hints(policy: Policy, mode: SeccompMode, enforce: bool, hinting: bool) -> Book {
         Book {
             policy,
             whitelist: mode == SeccompMode::Whitelist,
@@ -71,6 +78,7 @@ impl Book {
             total: 0,
             dropped: 0,
             hints: Vec::new(),
+            hinting,
             messages: VecDeque::new(),
             dirty: false,
             training: Training { runs: 1, ..Training::default() },
@@ -81,9 +89,27 @@ impl Book {
         self.train
     }
 
-    /// True when the path argument of `syscall` is worth reading (denials only).
+    /// True when the path argument of `syscall` is worth reading.
     pub fn wants_path(&self, syscall: &str) -> bool {
         !self.train && decode::path_arg(syscall).is_some()
+    }
+
+    /// True when an allowed `call` is an open whose path may be missing from the sandbox (and
+    /// the hint cap is not reached): absolute, not under /proc, /sys or /dev, not creating.
+    pub fn wants_hint(&self, call: &Call) -> bool {
+        let flags = match call.syscall.as_str() {
+            "open" => call.args[1],
+            "openat" => call.args[2],
+            "openat2" => 0, // the flags are in a struct; O_CREAT opens are rare enough
+            _ => return false,
+        };
+        let Some(path) = call.path.as_deref() else { return false };
+        self.hinting
+            && self.hints.len() < MAX_HINTS
+            && flags & libc::O_CREAT as u64 == 0
+            && path.starts_with('/')
+            && !["/proc/", "/sys/", "/dev/"].iter().any(|p| path.starts_with(p))
+            && !self.hints.iter().any(|h| h == path)
     }
 
     /// Records a call and decides the answer.

@@ -28,7 +28,7 @@ pub fn compile_bytes(spec: &LaunchSpec) -> Result<(Vec<u8>, Option<Monitor>), Sa
         return Ok((hardening_only().to_bytes(), None));
     };
     let bytes = pf.filter.to_bytes();
-    let book = book::Book::new(pf.policy, pf.mode, pf.enforce);
+    let book = book::Book::with_hints(pf.policy, pf.mode, pf.enforce, pf.hints);
     let monitor = Monitor::start(book).map_err(|e| err(format!("seccomp monitor: {e}")))?;
     Ok((bytes, Some(monitor)))
 }

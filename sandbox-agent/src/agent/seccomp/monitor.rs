@@ -152,7 +152,8 @@ fn handle_one(book: &Mutex<Book>, listener: RawFd) -> bool {
     let path = path.filter(|_| guard.wants_path(&syscall));
     let call = Call { syscall, args, pid, comm, path };
     let answer = guard.on_call(&call);
-    let noted = guard.has_messages();
+    let hint = answer == Answer::Continue && guard.wants_hint(&call);
+    let mut noted = guard.has_messages();
     drop(guard);
     let (error, flags) = match answer {
         Answer::Continue => (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
@@ -161,7 +162,37 @@ fn handle_one(book: &Mutex<Book>, listener: RawFd) -> bool {
     let mut resp = libc::seccomp_notif_resp { id: req.id, val: 0, error, flags };
     // SAFETY: the ioctl reads a seccomp_notif_resp; ENOENT (the caller died) is fine.
     unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    // After the answer, so the program does not wait for it: only a hint.
+    if let (true, Some(path)) = (hint, call.path.as_deref()) {
+        if missing_in_sandbox(pid, path) && visible_on_host(path) {
+            let mut guard = book.lock().unwrap_or_else(|p| p.into_inner());
+            guard.on_missing_path(&call, path);
+            noted = true;
+        }
+    }
     noted
+}
+
+/// True when `path` does not resolve inside the root of `pid` (its sandbox), symlinks
+/// followed within that root.
+fn missing_in_sandbox(pid: i32, path: &str) -> bool {
+    let Ok(root) = std::fs::File::open(format!("/proc/{pid}/root")) else { return false };
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let found = oz_sandbox::rootfs::openat2(root.as_fd(), std::path::Path::new(path), libc::O_PATH, resolve);
+    matches!(found, Err(Errno::ENOENT))
+}
+
+/// True when `path` exists on the host and every directory above it is searchable by anyone, so
+/// the hint tells the user nothing they could not see themselves.
+fn visible_on_host(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new(path);
+    if std::fs::symlink_metadata(path).is_err() {
+        return false;
+    }
+    path.ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0))
 }
 
 /// SECCOMP_IOCTL_NOTIF_ID_VALID: the caller is still blocked in this very call, so what was
