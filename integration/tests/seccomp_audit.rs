@@ -95,10 +95,15 @@ fn oz_run_summarises_and_oz_why_explains_audit_and_enforce() {
     let policy = dir.path().join("three.seccomp");
     std::fs::write(&policy, POLICY).unwrap();
     let policy = policy.display().to_string();
-    let seccomp = |enforce: bool| json!({"seccomp": {"mode": "blacklist", "enforce": enforce, "blacklist": policy}, "whitelist": [probe_item()]});
+    // The daemon checks the program on the host: the probe runs at its host path.
+    let probe = common_daemon::bin("oz-probe").display().to_string();
+    let seccomp = |enforce: bool| {
+        json!({"seccomp": {"mode": "blacklist", "enforce": enforce, "blacklist": policy},
+               "whitelist": [{"path": probe, "read_only": true}]})
+    };
     let d = Daemon::start(&[
-        daemon_profile("ozsc-audit", PROBE_TARGET, seccomp(false)),
-        daemon_profile("ozsc-enforce", PROBE_TARGET, seccomp(true)),
+        daemon_profile("ozsc-audit", &probe, seccomp(false)),
+        daemon_profile("ozsc-enforce", &probe, seccomp(true)),
         daemon_profile("ozsc-hint", "/bin/sh", json!({"seccomp": {"mode": "blacklist", "enforce": false}})),
     ]);
     let a = user_a();

@@ -402,6 +402,7 @@ impl Runtime {
             InitToAgent::Exited { pid, comm, role, status } => {
                 // Output first: the program's last lines come before its exit.
                 self.drain_logs();
+                self.seccomp_exit(pid, &comm, status);
                 if role == ProcessRole::Program {
                     self.seccomp_program_exited();
                 }

@@ -5,7 +5,7 @@
 
 use super::{Mode, Runtime};
 use crate::agent::seccomp::trainfile;
-use oz_wire::{AgentToDaemon, LogLevel};
+use oz_wire::{AgentToDaemon, ExitStatus, LogLevel};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -29,6 +29,18 @@ impl Runtime {
         self.on_seccomp();
         let Some(message) = self.started.seccomp().and_then(|m| m.counts_message(force)) else { return };
         self.seccomp_log(LogLevel::Info, message);
+    }
+
+    /// Kill and trap actions stay in the filter (no notification): their mark is a process
+    /// that died of SIGSYS, logged here.
+    pub(in crate::agent::serve) fn seccomp_exit(&mut self, pid: i32, comm: &str, status: ExitStatus) {
+        if status == ExitStatus::Signal(libc::SIGSYS) {
+            let message = format!(
+                "seccomp: {comm}[{pid}] was killed by SIGSYS: a kill or trap rule of the policy, or the hardening \
+                 filter (foreign architecture or x32 call)"
+            );
+            self.seccomp_log(LogLevel::Warning, message);
+        }
     }
 
     /// The launch's program exited: final counts, and a training run's whitelist.
