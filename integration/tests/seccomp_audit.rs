@@ -150,7 +150,9 @@ fn oz_run_summarises_and_oz_why_explains_audit_and_enforce() {
     let script = format!("cat {} 2>/dev/null; echo done", missing.display());
     let out = d.oz(&a, &["run", "ozsc-hint", "--", "-c", &script]);
     assert!(out.stdout.contains("done"), "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("1 path missing in the sandbox exists on the host; oz why "), "{}", out.stderr);
+    // (the shell may miss other host paths too: locale files and the like)
+    assert!(out.stderr.contains(" missing in the sandbox exist"), "{}", out.stderr);
+    assert!(out.stderr.contains(" on the host; oz why "), "{}", out.stderr);
     let id = summary_id(&out.stderr).unwrap();
     let why = d.oz(&a, &["why", &id.to_string()]);
     let want = format!("{} (openat by cat) does not exist in the sandbox but does on the host", missing.display());

@@ -79,7 +79,7 @@ pub fn parse<T: for<'de> Deserialize<'de>>(prefix: &str, message: &str) -> Optio
 /// The rule's position and text.
 pub fn rule_ref(policy: &Policy, rule: &Rule) -> RuleRef {
     RuleRef {
-        file: policy.origin.display().to_string(),
+        file: rule.file(policy).display().to_string(),
         line: rule.span.line,
         text: format!("{}: {}", rule.syscall, rule.condition),
     }
@@ -145,6 +145,19 @@ mod tests {
         let fixed = parse_policy(&format!("read: 1\n{line}\n"), Path::new("w2")).unwrap();
         assert!(!decide(&fixed, true, "ioctl", &[1, 0x5401, 0, 0, 0, 0]).denies());
         assert!(decide(&wl, true, "ioctl", &[1, 0x5401, 0, 0, 0, 0]).denies());
+    }
+
+    #[test]
+    fn rules_of_extra_files_name_their_own_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("extra.seccomp"), "# extra\nkeyctl: 1\n").unwrap();
+        std::fs::write(dir.join("main.seccomp"), "ptrace: 1\n").unwrap();
+        let extra = dir.join("extra.seccomp").display().to_string();
+        let p = crate::seccomp::load_policy_file(dir.join("main.seccomp"), &[extra.clone()]).unwrap();
+        let r: Vec<RuleRef> = p.rules.iter().map(|r| rule_ref(&p, r)).collect();
+        assert_eq!((r[0].file.as_str(), r[0].line), (extra.as_str(), 2));
+        assert_eq!((r[1].file.clone(), r[1].line), (dir.join("main.seccomp").display().to_string(), 1));
     }
 
     #[test]

@@ -393,7 +393,7 @@ fn add_rules(
 ) -> Result<(), CompileError> {
     let Some(nr) = syscalls::resolve_native(&rule.syscall) else {
         return Err(CompileError::UnknownSyscall {
-            origin: policy.origin.clone(),
+            origin: rule.file(policy).to_path_buf(),
             span: rule.span,
             syscall: rule.syscall.clone(),
         });
@@ -408,7 +408,7 @@ fn add_rules(
             continue;
         }
         let dnf = dnf::lower(condition, positive).map_err(|source| CompileError::Condition {
-            origin: policy.origin.clone(),
+            origin: rule.file(policy).to_path_buf(),
             span: rule.span,
             syscall: rule.syscall.clone(),
             source,
@@ -416,7 +416,7 @@ fn add_rules(
         for conj in dnf {
             let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
             let sys = ScmpSyscall::from_raw_syscall(nr);
-            let what = || format!("add rule for {} ({}:{})", rule.syscall, policy.origin.display(), rule.span.line);
+            let what = || format!("add rule for {} ({}:{})", rule.syscall, rule.file(policy).display(), rule.span.line);
             if cmps.is_empty() {
                 ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
             } else {
