@@ -154,7 +154,7 @@ mod tests {
         std::fs::write(dir.join("extra.seccomp"), "# extra\nkeyctl: 1\n").unwrap();
         std::fs::write(dir.join("main.seccomp"), "ptrace: 1\n").unwrap();
         let extra = dir.join("extra.seccomp").display().to_string();
-        let p = crate::seccomp::load_policy_file(dir.join("main.seccomp"), &[extra.clone()]).unwrap();
+        let p = crate::seccomp::load_policy_file(dir.join("main.seccomp"), std::slice::from_ref(&extra)).unwrap();
         let r: Vec<RuleRef> = p.rules.iter().map(|r| rule_ref(&p, r)).collect();
         assert_eq!((r[0].file.as_str(), r[0].line), (extra.as_str(), 2));
         assert_eq!((r[1].file.clone(), r[1].line), (dir.join("main.seccomp").display().to_string(), 1));
