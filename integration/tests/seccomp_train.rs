@@ -1,7 +1,7 @@
 //! Seccomp training round trip: a real workload (python3 opening files, sockets and forking)
 //! trained twice into one whitelist (written as the user, merged, parsed by oz's own parser),
 //! then run under that whitelist with `enforce: true` without a denial; the same workload with
-//! one new call is denied and explained.
+//! a new syscall and a new socket family is denied and explained.
 
 mod common_daemon;
 
@@ -27,6 +27,11 @@ if len(sys.argv) > 1:
         print("netlink OK")
     except PermissionError:
         print("netlink EPERM")
+    try:
+        os.getpriority(os.PRIO_PROCESS, 0)
+        print("getpriority OK")
+    except PermissionError:
+        print("getpriority EPERM")
 print("workload done")
 "#;
 
@@ -62,18 +67,24 @@ fn train_twice_then_enforce_the_trained_whitelist() {
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("workload done"), "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("oz why"), "the trained workload was denied something:\n{}", r.stderr);
-    // One new call (a netlink socket): denied with EPERM, and explained.
-    let r = d.oz(&a, &["run", "ozsc-trained", "--", "-c", WORKLOAD, "netlink"]);
+    // A new syscall (getpriority) and a new socket family (netlink): denied with EPERM, and
+    // explained.
+    let r = d.oz(&a, &["run", "ozsc-trained", "--", "-c", WORKLOAD, "more"]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("netlink EPERM") && r.stdout.contains("workload done"), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("1 call denied; oz why "), "{}", r.stderr);
+    for want in ["netlink EPERM", "getpriority EPERM", "workload done"] {
+        assert!(r.stdout.contains(want), "{want}:\n{}\n{}", r.stdout, r.stderr);
+    }
+    assert!(r.stderr.contains("2 calls denied; oz why "), "{}", r.stderr);
     let id = r.stderr.rsplit_once("oz why ").and_then(|(_, id)| id.trim().parse::<u64>().ok()).unwrap();
     let why = d.oz(&a, &["why", &id.to_string(), "--json"]);
     why.assert_ok("oz why", &d);
     let v: Value = serde_json::from_str(&why.stdout).unwrap();
     let denials: Vec<Denial> = serde_json::from_value(v["denials"].clone()).unwrap();
-    assert_eq!(denials.len(), 1, "{}", why.stdout);
-    let dn = &denials[0];
+    assert_eq!(denials.len(), 2, "{}", why.stdout);
+    let prio = denials.iter().find(|d| d.syscall == "getpriority").expect("getpriority denied");
+    assert_eq!((prio.rule.as_ref(), prio.outcome.as_str()), (None, "EPERM"), "{prio:?}");
+    assert_eq!((prio.policy.as_str(), prio.suggestion.as_str()), (out.as_str(), "getpriority: 1"));
+    let dn = denials.iter().find(|d| d.syscall == "socket").expect("socket denied");
     assert_eq!((dn.syscall.as_str(), dn.outcome.as_str()), ("socket", "EPERM"), "{dn:?}");
     assert!(dn.args.contains("family=AF_NETLINK"), "{dn:?}");
     let rule = dn.rule.as_ref().expect("the socket rule");
