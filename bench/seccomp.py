@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 CALLS = int(os.environ.get("OZ_BENCH_SC_CALLS", "2000000"))
+# Denied calls each go to the agent and back: fewer of them.
+DENIED = int(os.environ.get("OZ_BENCH_SC_DENIED", "20000"))
 RUNS = int(os.environ.get("OZ_BENCH_SC_RUNS", "7"))
 
 PROGRAM = r"""
@@ -27,13 +29,17 @@ PROGRAM = r"""
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 2000000;
+    int nr = argc > 2 && strcmp(argv[2], "sysinfo") == 0 ? SYS_sysinfo : SYS_getppid;
+    struct sysinfo si;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (long i = 0; i < n; i++)
-        syscall(SYS_getppid);
+        syscall(nr, &si);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n;
     printf("NS_PER_CALL %.1f\n", ns);
@@ -67,12 +73,17 @@ def main():
         os.makedirs(train_dir)
         os.chown(train_dir, b.uid, b.gid)
         trained = os.path.join(train_dir, "getppid.seccomp")
+        deny = os.path.join(b.ws, "deny-sysinfo.seccomp")
+        with open(deny, "w") as f:
+            f.write("sysinfo: 1\n")
         base = {"path": prog, "networking": {"type": "none"}, "whitelist": [{"path": prog, "read_only": True}]}
         profiles = {
             "sc-disabled": {"mode": "disabled"},
             "sc-blacklist": {"mode": "blacklist", "enforce": True},
             "sc-train": {"mode": "train", "train_output": trained},
             "sc-trained": {"mode": "whitelist", "enforce": True, "whitelist": trained},
+            "sc-deny": {"mode": "blacklist", "enforce": True, "blacklist": deny},
+            "sc-audit": {"mode": "blacklist", "enforce": False, "blacklist": deny},
         }
         for name, seccomp in profiles.items():
             with open(f"{conf['profile_dir']}/{name}.json", "w") as f:
@@ -94,10 +105,19 @@ def main():
             "firejail --seccomp (noprofile)": b.as_user + ["firejail", "--quiet", "--noprofile", "--seccomp", prog,
                                                             str(CALLS)],
         }
+        denied = {
+            f"denied sysinfo, enforced (EPERM from the agent), {DENIED} calls": agent("sc-deny", str(DENIED), "sysinfo"),
+            f"denied sysinfo, audit (the agent lets it run), {DENIED} calls": agent("sc-audit", str(DENIED), "sysinfo"),
+        }
         print(f"# seccomp cost per call: {CALLS} getppid, median (min) of {RUNS} runs, ns per call")
         for name, cmd in cmds.items():
             med, low = ns_per_call(cmd)
             print(f"{name:48s} {med:8.1f} ({low:.1f})")
+        print("# a denied call through user notification (each reported to the agent)")
+        for name, cmd in denied.items():
+            med, low = ns_per_call(cmd)
+            print(f"{name:64s} {med:9.1f} ({low:.1f})")
+        cmds.update(denied)
         print("\ncommands:")
         for cmd in cmds.values():
             print("  " + " ".join(shlex.quote(c) for c in cmd))
