@@ -17,6 +17,8 @@ use std::collections::{HashMap, VecDeque};
 pub const MAX_DENIALS: usize = 256;
 /// Distinct missing-path hints kept per sandbox.
 pub const MAX_HINTS: usize = 64;
+/// Raw calls (pid, number, arguments) remembered for the repeat fast path; cleared when full.
+pub const MAX_REPEATS: usize = 1024;
 
 /// One notified call, as the monitor read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub struct Book {
     /// Counts changed since they were last taken.
     dirty: bool,
     training: Training,
+    /// Raw denied calls already recorded, to their denial and answer: a call repeated in a loop
+    /// is counted without decoding it again.
+    repeats: HashMap<(i32, u64, [u64; 6]), (usize, Answer)>,
 }
 
 impl Book {
@@ -82,7 +87,34 @@ impl Book {
             messages: VecDeque::new(),
             dirty: false,
             training: Training { runs: 1, ..Training::default() },
+            repeats: HashMap::new(),
         }
+    }
+
+    /// The answer to a call made again exactly as an earlier denied one (same process, number
+    /// and raw arguments), counted; None when it must be looked at ([`Book::on_call`]). Calls
+    /// with a path argument always are: the memory behind the pointer may have changed.
+    pub fn repeat(&mut self, pid: i32, nr: u64, args: &[u64; 6]) -> Option<Answer> {
+        let (index, answer) = *self.repeats.get(&(pid, nr, *args))?;
+        self.counts[index] += 1;
+        self.total += 1;
+        self.dirty = true;
+        Some(answer)
+    }
+
+    /// Remembers a denied call for [`Book::repeat`].
+    pub fn remember(&mut self, pid: i32, nr: u64, call: &Call, answer: Answer) {
+        if self.train || decode::path_arg(&call.syscall).is_some() {
+            return;
+        }
+        let args = decode::describe(&call.syscall, &call.args);
+        let line = decide(&self.policy, self.whitelist, &call.syscall, &call.args).rule.map(|r| r.span.line);
+        let key: Key = (call.syscall.clone(), args, call.path.clone(), call.comm.clone(), line);
+        let Some(index) = self.index.get(&key).copied() else { return };
+        if self.repeats.len() >= MAX_REPEATS {
+            self.repeats.clear();
+        }
+        self.repeats.insert((pid, nr, call.args), (index, answer));
     }
 
     pub fn training(&self) -> bool {
@@ -274,6 +306,24 @@ mod tests {
         assert_eq!(b.take_messages().len(), MAX_DENIALS);
         let c: Counts = report::parse(report::COUNTS_PREFIX, &b.counts_message(false).unwrap()).unwrap();
         assert_eq!((c.total, c.dropped), (MAX_DENIALS as u64 + 10, 10));
+    }
+
+    #[test]
+    fn repeated_calls_take_the_fast_path() {
+        let mut b = Book::new(blacklist(), SeccompMode::Blacklist, true);
+        let c = call("ptrace", [1, 2, 3, 0, 0, 0]);
+        assert_eq!(b.repeat(7, 101, &c.args), None);
+        let answer = b.on_call(&c);
+        b.remember(7, 101, &c, answer);
+        assert_eq!(b.repeat(7, 101, &c.args), Some(Answer::Errno(libc::EPERM)));
+        assert_eq!(b.repeat(8, 101, &c.args), None, "another process");
+        let counts: Counts = report::parse(report::COUNTS_PREFIX, &b.counts_message(false).unwrap()).unwrap();
+        assert_eq!(counts.counts, vec![(1, 2)]);
+        // An allowed call is never remembered: the next one is evaluated again.
+        let ok = call("socket", [1, 1, 0, 0, 0, 0]);
+        let answer = b.on_call(&ok);
+        b.remember(7, 41, &ok, answer);
+        assert_eq!(b.repeat(7, 41, &ok.args), None);
     }
 
     #[test]

@@ -133,11 +133,17 @@ fn handle_one(book: &Mutex<Book>, listener: RawFd) -> bool {
     if unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
         return false; // the caller died meanwhile (ENOENT) or a signal (EINTR)
     }
-    let syscall =
-        oz_sandbox::seccomp::syscalls::name_native(req.data.nr).unwrap_or_else(|| format!("syscall{}", req.data.nr));
     let args = req.data.args;
     let pid = req.pid as i32;
+    let nr = req.data.nr as u64;
     let mut guard = book.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(answer) = guard.repeat(pid, nr, &args) {
+        drop(guard);
+        respond(listener, req.id, answer);
+        return false;
+    }
+    let syscall =
+        oz_sandbox::seccomp::syscalls::name_native(req.data.nr).unwrap_or_else(|| format!("syscall{}", req.data.nr));
     let (comm, path) = if guard.training() {
         (String::new(), None)
     } else {
@@ -152,16 +158,11 @@ fn handle_one(book: &Mutex<Book>, listener: RawFd) -> bool {
     let path = path.filter(|_| guard.wants_path(&syscall));
     let call = Call { syscall, args, pid, comm, path };
     let answer = guard.on_call(&call);
+    guard.remember(pid, nr, &call, answer);
     let hint = answer == Answer::Continue && guard.wants_hint(&call);
     let mut noted = guard.has_messages();
     drop(guard);
-    let (error, flags) = match answer {
-        Answer::Continue => (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
-        Answer::Errno(n) => (-n, 0),
-    };
-    let mut resp = libc::seccomp_notif_resp { id: req.id, val: 0, error, flags };
-    // SAFETY: the ioctl reads a seccomp_notif_resp; ENOENT (the caller died) is fine.
-    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    respond(listener, req.id, answer);
     // After the answer, so the program does not wait for it: only a hint.
     if let (true, Some(path)) = (hint, call.path.as_deref()) {
         if missing_in_sandbox(pid, path) && visible_on_host(path) {
@@ -193,6 +194,17 @@ fn visible_on_host(path: &str) -> bool {
     path.ancestors()
         .skip(1)
         .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0))
+}
+
+/// Answers notification `id`: let the call run, or fail it with an errno.
+fn respond(listener: RawFd, id: u64, answer: Answer) {
+    let (error, flags) = match answer {
+        Answer::Continue => (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+        Answer::Errno(n) => (-n, 0),
+    };
+    let mut resp = libc::seccomp_notif_resp { id, val: 0, error, flags };
+    // SAFETY: the ioctl reads a seccomp_notif_resp; ENOENT (the caller died) is fine.
+    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
 }
 
 /// SECCOMP_IOCTL_NOTIF_ID_VALID: the caller is still blocked in this very call, so what was
