@@ -12,11 +12,15 @@ use oz_profiles::seccomp::report::{self, Counts, Denial, Hint};
 use oz_profiles::seccomp::train::Training;
 use oz_profiles::seccomp::{consts, decode};
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// Distinct denials kept per sandbox.
 pub const MAX_DENIALS: usize = 256;
 /// Distinct missing-path hints kept per sandbox.
 pub const MAX_HINTS: usize = 64;
+/// Least time between two counts messages (but for the forced one at the program's exit): the
+/// log ring keeps 1000 records per user, counts must not push the denials themselves out.
+pub const COUNTS_EVERY: Duration = Duration::from_secs(10);
 /// Raw calls (pid, number, arguments) remembered for the repeat fast path; cleared when full.
 pub const MAX_REPEATS: usize = 1024;
 
@@ -59,6 +63,8 @@ pub struct Book {
     messages: VecDeque<String>,
     /// Counts changed since they were last taken.
     dirty: bool,
+    /// When counts were last taken.
+    counted_at: Option<Instant>,
     training: Training,
     /// Raw denied calls already recorded, to their denial and answer: a call repeated in a loop
     /// is counted without decoding it again.
@@ -86,6 +92,7 @@ impl Book {
             hinting,
             messages: VecDeque::new(),
             dirty: false,
+            counted_at: None,
             training: Training { runs: 1, ..Training::default() },
             repeats: HashMap::new(),
         }
@@ -221,13 +228,15 @@ impl Book {
         self.messages.drain(..).collect()
     }
 
-    /// The counts as a log message, when they changed since the last one (or `force`, when
-    /// there is anything to count).
+    /// The counts as a log message, when they changed since the last one and that one is
+    /// [`COUNTS_EVERY`] old (or `force`, when there is anything to count).
     pub fn counts_message(&mut self, force: bool) -> Option<String> {
-        if !(self.dirty || force && self.total > 0) {
+        let due = self.counted_at.is_none_or(|t| t.elapsed() >= COUNTS_EVERY);
+        if !(self.dirty && due || force && self.total > 0) {
             return None;
         }
         self.dirty = false;
+        self.counted_at = Some(Instant::now());
         let counts = Counts {
             total: self.total,
             counts: self.counts.iter().enumerate().map(|(i, n)| (i as u32 + 1, *n)).collect(),
@@ -279,6 +288,8 @@ mod tests {
         let c: Counts = report::parse(report::COUNTS_PREFIX, &b.counts_message(false).unwrap()).unwrap();
         assert_eq!((c.total, c.counts), (3, vec![(1, 2), (2, 1)]));
         assert_eq!(b.counts_message(false), None);
+        b.on_call(&call("ptrace", [0; 6]));
+        assert_eq!(b.counts_message(false), None, "counts again within COUNTS_EVERY");
         assert!(b.counts_message(true).is_some());
     }
 
