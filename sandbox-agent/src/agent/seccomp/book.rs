@@ -231,7 +231,7 @@ impl Book {
     /// The counts as a log message, when they changed since the last one and that one is
     /// [`COUNTS_EVERY`] old (or `force`, when there is anything to count).
     pub fn counts_message(&mut self, force: bool) -> Option<String> {
-        let due = !self.counted_at.is_some_and(|t| t.elapsed() < COUNTS_EVERY);
+        let due = self.counted_at.is_none_or(|t| t.elapsed() >= COUNTS_EVERY);
         if !(self.dirty && due || force && self.total > 0) {
             return None;
         }
