@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use oz_agent::common::proto::{self, AgentToInit, InitToAgent};
+use oz_agent::common::proto;
 use oz_wire::channel::{AgentChannel, DaemonChannel};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = AgentChannel::new(packet(data)).recv();
     let _ = oz_wire::channel::decode_message(data);
     let _ = oz_wire::channel::decode_request(data);
-    let _ = proto::recv::<AgentToInit>(packet(data).as_fd());
-    let _ = proto::recv::<InitToAgent>(packet(data).as_fd());
+    // The init channel: requests with their ids (the init's end), replies and events (the agent's).
+    let _ = proto::recv_request(packet(data).as_fd());
+    let _ = proto::recv_message(packet(data).as_fd());
     let _ = oz_sandbox::seccomp::from_bytes(data);
 });

@@ -23,16 +23,21 @@ pub struct Serial {
 }
 
 /// Blocks until this test is the only sandbox-building test on the host.
+///
+/// A test run started under `flock LOCK_PATH cargo test ...` inherits the descriptor that holds
+/// the lock; locking through that same open file returns at once instead of waiting for itself.
 pub fn acquire() -> Serial {
     let guard = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(LOCK_PATH)
-        .unwrap_or_else(|e| panic!("open {LOCK_PATH}: {e}"));
+    let file = inherited().unwrap_or_else(|| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(LOCK_PATH)
+            .unwrap_or_else(|e| panic!("open {LOCK_PATH}: {e}"))
+    });
     loop {
         // SAFETY: flock on an fd this function owns; no memory is passed.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
@@ -43,4 +48,22 @@ pub fn acquire() -> Serial {
         assert_eq!(err.raw_os_error(), Some(libc::EINTR), "flock {LOCK_PATH}: {err}");
     }
     Serial { _file: file, _guard: guard }
+}
+
+/// A descriptor of [`LOCK_PATH`] inherited from a parent (`flock LOCK_PATH COMMAND`), duplicated.
+fn inherited() -> Option<File> {
+    let lock = std::fs::metadata(LOCK_PATH).ok()?;
+    std::fs::read_dir("/proc/self/fd").ok()?.flatten().find_map(|entry| {
+        let fd: std::os::fd::RawFd = entry.file_name().to_str()?.parse().ok()?;
+        let meta = std::fs::metadata(entry.path()).ok()?;
+        use std::os::unix::fs::MetadataExt;
+        if meta.dev() != lock.dev() || meta.ino() != lock.ino() {
+            return None;
+        }
+        // SAFETY: `fd` is open in this process (listed in /proc/self/fd); only a duplicate is
+        // taken, owned by the returned File.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        // SAFETY: `dup` is a new descriptor this function owns.
+        (dup >= 0).then(|| unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) })
+    })
 }

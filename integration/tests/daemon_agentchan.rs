@@ -1,9 +1,11 @@
 //! The daemon's channel to an agent never makes the daemon wait: a sandbox that floods output
 //! while its owner sends large concurrent requests leaves the daemon answering everyone, a
 //! request too large for one agent packet is refused with the limit named, and the agent
-//! rate-limits log records, saying how many it dropped.
+//! rate-limits log records, saying how many it dropped. A user who asks for a thousand Xpra
+//! client restarts at once and never reads the answers slows only their own sandbox.
 
 mod common_daemon;
+mod common_x11;
 
 use common_daemon::{profile, run, user_a, user_b, wait_until, Daemon, TestUser};
 use serde_json::json;
@@ -97,7 +99,7 @@ fn flooding_sandbox_with_idle_followers_and_concurrent_large_mounts_never_stalls
     // Still responsive to the flooding user and to root, and the sandbox still runs.
     d.oz(&a, &["list"]).assert_ok("oz list as user a after the flood", &d);
     let listed = d.sandbox(id).expect("flooding sandbox still listed");
-    assert!(matches!(listed.state, oz_wire::SandboxState::Running), "{listed:?}");
+    assert!(matches!(listed.phase, oz_wire::SandboxState::Running), "{listed:?}");
     d.finish();
 }
 
@@ -140,6 +142,65 @@ fn a_flooding_program_gets_a_records_dropped_record() {
     let t = Instant::now();
     d.oz(&user_b(), &["list"]).assert_ok("oz list as user b", &d);
     assert!(t.elapsed() < Duration::from_secs(1), "oz list took {:?}", t.elapsed());
+    d.finish();
+}
+
+#[test]
+fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_client() {
+    use common_x11::{children_named, wait_window, window_tree, Xvfb};
+    let x = Xvfb::start();
+    let xclock = profile("ozt-xclock", "/usr/bin/xclock", json!({"xserver": {"enabled": true, "backend": "xpra"}}));
+    let d = Daemon::start(&[xclock]);
+    let (a, b) = (user_a(), user_b());
+    let (id, _) = common_x11::launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
+    let agent = d.sandbox(id).expect("listed").agent_pid as i32;
+    assert!(wait_window(&x.display(), None, "xclock", Duration::from_secs(15)).is_some(), "no window at first");
+
+    // 64 connections (the per-user limit) with 16 pipelined requests each, never read.
+    let mut flood = a
+        .command(common_daemon::bin("oz-flood"))
+        .args([d.socket.to_str().unwrap(), "64", "16", "relaunchxpra", &id.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn oz-flood as user a");
+    let mut sent = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(flood.stdout.take().unwrap()), &mut sent).unwrap();
+    eprintln!("relaunch flood: oz-flood {}", sent.trim());
+    assert!(sent.starts_with("sent 1024 on 64 connections"), "oz-flood: {sent:?}");
+
+    let mut latencies = Vec::new();
+    let mut rss_max = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        run::oz(&d.socket, &b, &["list"], None, Duration::from_secs(5))
+            .assert_ok("oz list as user b during the flood", &d);
+        latencies.push(t.elapsed());
+        rss_max = rss_max.max(vm_kib(d.pid(), "VmRSS:"));
+        thread::sleep(Duration::from_millis(250));
+    }
+    latencies.sort();
+    let (median, max) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    eprintln!("relaunch flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
+    assert!(max < Duration::from_secs(1), "oz list took {max:?} during the relaunch flood (median {median:?})");
+    assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the relaunch flood");
+
+    drop(flood.stdin.take());
+    let _ = flood.wait();
+    // Once the flood is over the sandbox settles with exactly one client and its window.
+    let settled = wait_until(Duration::from_secs(60), || {
+        children_named(agent, "xpra").len() == 1 && window_tree(&x.display(), None).contains("xclock")
+    });
+    assert!(
+        settled,
+        "after the flood: xpra clients {:?}, windows:\n{}",
+        children_named(agent, "xpra"),
+        window_tree(&x.display(), None)
+    );
+    let listed = d.sandbox(id).expect("sandbox still listed");
+    assert!(matches!(listed.phase, oz_wire::SandboxState::Running), "{listed:?}");
+    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill after the flood", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
     d.finish();
 }
 

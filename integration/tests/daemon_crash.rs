@@ -82,3 +82,43 @@ fn killed_agent_takes_its_sandbox_down_within_two_seconds() {
     assert_ne!(third, victim);
     d.finish();
 }
+
+/// `oz list --json`'s object for sandbox `id`, as `user` sees it.
+fn listed(d: &Daemon, user: &oz_integration::users::TestUser, id: u64) -> Option<serde_json::Value> {
+    d.list_json(user).into_iter().find(|s| s["id"].as_u64() == Some(id))
+}
+
+/// A restarted daemon lists a sandbox exactly as before, from the record its agent keeps: the
+/// mounts, the phase the agent's supervision decided (here lingering: the program exited and
+/// `auto_shutdown: no` keeps the sandbox), the network and display fields, pids and start time.
+#[test]
+fn a_restarted_daemon_lists_the_whole_record_the_agent_keeps() {
+    let a = user_a();
+    let tree = common_daemon::inject::UserTree::new(&a, &oz_integration::env::unique("rec"), &["doc.txt"]);
+    let file = tree.str("doc.txt");
+    let p = profile("ozt-rec", "/bin/sh", json!({"auto_shutdown": "no", "networking": {"type": "empty"}}));
+    let mut d = Daemon::start(&[p]);
+    let id = d.launch(&a, "ozt-rec", &["-c", "exit 0"]);
+    d.oz(&a, &["mount", &id.to_string(), &file]).assert_ok("oz mount", &d);
+    let lingering = |d: &Daemon| listed(d, &a, id).is_some_and(|s| s["state"] == "lingering");
+    assert!(wait_until(Duration::from_secs(5), || lingering(&d)), "not lingering: {:?}", listed(&d, &a, id));
+    let before = listed(&d, &a, id).unwrap();
+    assert_eq!(before["mounts"], json!([file]), "{before}");
+    assert_eq!(before["network"], json!({"mode": "empty", "address": null, "forwarders": []}), "{before}");
+    assert_eq!(before["display"], serde_json::Value::Null, "no X display: {before}");
+
+    d.kill9();
+    d.spawn();
+    let back = wait_until(Duration::from_secs(5), || listed(&d, &a, id).is_some());
+    assert!(back, "sandbox {id} not re-adopted\n{}", d.log_text());
+    assert_eq!(listed(&d, &a, id).unwrap(), before, "the record after the restart\n{}", d.log_text());
+    // The text listing still works and shows the same sandbox.
+    let text = d.oz(&a, &["list"]);
+    text.assert_ok("oz list", &d);
+    let row = text.stdout.lines().find(|l| l.split_whitespace().next() == Some(&id.to_string()));
+    let row = row.unwrap_or_else(|| panic!("sandbox {id} not in oz list: {}", text.stdout));
+    assert!(row.contains("ozt-rec") && row.contains("lingering"), "{row}");
+    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(id, Duration::from_secs(5)).unwrap();
+    d.finish();
+}

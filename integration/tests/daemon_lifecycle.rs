@@ -203,7 +203,7 @@ fn auto_shutdown_no_keeps_the_sandbox_until_killed() {
     let id = d.launch(&a, "ozt-stay", &["-c", "exit 0"]);
     std::thread::sleep(Duration::from_secs(2));
     assert!(d.sandbox(id).is_some(), "auto_shutdown no: sandbox must stay after the program exits");
-    let lingering = |d: &Daemon| d.sandbox(id).map(|s| s.state) == Some(oz_wire::SandboxState::Lingering);
+    let lingering = |d: &Daemon| d.sandbox(id).map(|s| s.phase) == Some(oz_wire::SandboxState::Lingering);
     assert!(lingering(&d), "the agent reports the lingering phase: {:?}", d.sandbox(id));
     // A restarted daemon takes the phase from the agent, not from its own guess.
     let mut d = d;

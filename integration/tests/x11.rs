@@ -279,12 +279,16 @@ fn a_restarted_daemon_readopts_the_x_stack() {
     let mut d = Daemon::start(&[xclock_profile("ozt-xclock", "xephyr", "empty")]);
     let a = user_a();
     let (id, _) = launch_x(&d, &a, &x.display(), "ozt-xclock", &[]);
-    let agent = d.sandbox(id).unwrap().agent_pid as i32;
+    let before = d.sandbox(id).unwrap();
+    let agent = before.agent_pid as i32;
     let xephyr = children_named(agent, "Xephyr");
     assert_eq!(xephyr.len(), 1);
+    let display = before.display.expect("an X sandbox lists its display");
+    assert_eq!(display.backend, oz_wire::record::XBackend::Xephyr);
     d.kill9();
     d.spawn();
     assert!(wait_until(Duration::from_secs(10), || d.sandbox(id).is_some()), "sandbox {id} not re-adopted");
+    assert_eq!(d.sandbox(id).unwrap(), before, "the record (display included) after the restart");
     assert_eq!(alive(&xephyr), xephyr, "Xephyr survives the daemon restart");
     d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
     d.wait_gone(id, Duration::from_secs(10)).unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use nix::unistd::{fork, ForkResult};
 use oz_agent::agent::standalone::bare_profile;
-use oz_agent::common::proto::{AgentToInit, ExitStatus, InitToAgent, ProcessRole, ShellRequest, Step};
+use oz_agent::common::proto::{AgentToInit, ExitStatus, InitRequestId, InitToAgent, ProcessRole, ShellRequest, Step};
 use oz_agent::Sandbox;
 use oz_wire::{LaunchSpec, StdioMode};
 use std::io::{Read, Write};
@@ -56,13 +56,19 @@ fn spec(staging: &Path, id: u64) -> LaunchSpec {
     }
 }
 
-/// The next reply, skipping (and collecting) exit events.
-fn reply(sb: &Sandbox, exits: &mut Vec<InitToAgent>) -> Result<(InitToAgent, Vec<OwnedFd>), String> {
+/// The next reply, skipping (and collecting) exit events; it must carry the id of the request it
+/// answers (`re`).
+fn reply(
+    sb: &Sandbox,
+    re: Option<InitRequestId>,
+    exits: &mut Vec<InitToAgent>,
+) -> Result<(InitToAgent, Vec<OwnedFd>), String> {
     loop {
-        let (msg, fds) = sb.recv().map_err(|e| e.to_string())?;
+        let (id, msg, fds) = sb.recv_message().map_err(|e| e.to_string())?;
         match msg {
-            InitToAgent::Exited { .. } => exits.push(msg),
-            other => return Ok((other, fds)),
+            InitToAgent::Exited { .. } if id.is_none() => exits.push(msg),
+            other if id == re => return Ok((other, fds)),
+            other => return Err(format!("{other:?} answers {id:?}, not {re:?}")),
         }
     }
 }
@@ -104,9 +110,10 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     let home = sb.user().home.clone();
     let target = home.join("share");
     let mnt = open_tree_clone(share);
-    sb.send(&AgentToInit::Mount { target: target.clone(), read_only: true }, &[mnt.as_raw_fd()])
+    let id = sb
+        .send(&AgentToInit::Mount { target: target.clone(), read_only: true }, &[mnt.as_raw_fd()])
         .map_err(|e| e.to_string())?;
-    match reply(&sb, &mut exits)? {
+    match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Mounted { target: t }, _) if t == target => {}
         other => return Err(format!("mount: {other:?}")),
     }
@@ -122,9 +129,9 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         cwd: Some("/nonexistent".into()),
         pty: None,
     };
-    sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
+    let id = sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);
-    let pid = match reply(&sb, &mut exits)? {
+    let pid = match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Launched { pid }, _) => pid,
         other => return Err(format!("run: {other:?}")),
     };
@@ -137,8 +144,8 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     if exit_of(&sb, &mut exits, pid)? != (ProcessRole::Relaunch, ExitStatus::Code(5)) {
         return Err(format!("exit events {exits:?}"));
     }
-    sb.send(&AgentToInit::Umount { target: target.clone() }, &[]).map_err(|e| e.to_string())?;
-    match reply(&sb, &mut exits)? {
+    let id = sb.send(&AgentToInit::Umount { target: target.clone() }, &[]).map_err(|e| e.to_string())?;
+    match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Unmounted { .. }, _) => {}
         other => return Err(format!("umount: {other:?}")),
     }
@@ -157,9 +164,9 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
         cwd: None,
         pty: None,
     };
-    sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
+    let id = sb.send(&run, &[devnull.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(w);
-    match reply(&sb, &mut exits)? {
+    match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Launched { .. }, _) => {}
         other => return Err(format!("ln: {other:?}")),
     }
@@ -170,24 +177,34 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
     }
     let mnt = open_tree_clone(share);
     let via_link = home.join("link").join("share");
-    sb.send(&AgentToInit::Mount { target: via_link, read_only: true }, &[mnt.as_raw_fd()])
+    let id = sb
+        .send(&AgentToInit::Mount { target: via_link, read_only: true }, &[mnt.as_raw_fd()])
         .map_err(|e| e.to_string())?;
-    match reply(&sb, &mut exits)? {
+    match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Failed { error }, _)
             if error.step == Step::Mount && [libc::ELOOP, libc::ENOTDIR].contains(&error.errno) => {}
         other => return Err(format!("mount through a symlink: {other:?}")),
     }
     // garbage on the channel is answered, not fatal
     nix::unistd::write(sb.channel(), b"\xff\xff\xff\xff\xff").map_err(|e| e.to_string())?;
-    match reply(&sb, &mut exits)? {
+    match reply(&sb, None, &mut exits)? {
         (InitToAgent::Failed { error }, _) if error.step == Step::Protocol => {}
         other => return Err(format!("garbage: {other:?}")),
+    }
+    // a request whose body does not decode is refused to its id
+    let mut undecodable = vec![0, 0, 0, 12];
+    undecodable.extend_from_slice(&4242u64.to_le_bytes());
+    undecodable.extend_from_slice(&[0xff; 4]);
+    nix::unistd::write(sb.channel(), &undecodable).map_err(|e| e.to_string())?;
+    match reply(&sb, Some(InitRequestId(4242)), &mut exits)? {
+        (InitToAgent::Failed { error }, _) if error.step == Step::Protocol => {}
+        other => return Err(format!("undecodable request: {other:?}")),
     }
     let bad = AgentToInit::RunProgram { argv: vec!["/nonexistent/prog".into()], env: vec![], cwd: None, pty: None };
     let devnull = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     let fd = devnull.as_raw_fd();
-    sb.send(&bad, &[fd, fd, fd]).map_err(|e| e.to_string())?;
-    match reply(&sb, &mut exits)? {
+    let id = sb.send(&bad, &[fd, fd, fd]).map_err(|e| e.to_string())?;
+    match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::Failed { error }, _) if error.step == Step::Exec && error.errno == libc::ENOENT => {}
         other => return Err(format!("bad exec: {other:?}")),
     }
@@ -195,8 +212,8 @@ fn run_program_and_mount(staging: &Path, share: &Path) -> Result<(), String> {
 }
 
 fn shutdown(sb: Sandbox, exits: &mut Vec<InitToAgent>) -> Result<(), String> {
-    sb.send(&AgentToInit::Shutdown { grace_ms: 500 }, &[]).map_err(|e| e.to_string())?;
-    match reply(&sb, exits)? {
+    let id = sb.send(&AgentToInit::Shutdown { grace_ms: 500 }, &[]).map_err(|e| e.to_string())?;
+    match reply(&sb, Some(id), exits)? {
         (InitToAgent::ShuttingDown, _) => {}
         other => return Err(format!("shutdown: {other:?}")),
     }
@@ -223,8 +240,8 @@ fn shell(staging: &Path) -> Result<(), String> {
         cols: 80,
         rows: 24,
     };
-    sb.send(&AgentToInit::Shell(req), &[]).map_err(|e| e.to_string())?;
-    let (pid, master) = match reply(&sb, &mut exits)? {
+    let id = sb.send(&AgentToInit::Shell(req), &[]).map_err(|e| e.to_string())?;
+    let (pid, master) = match reply(&sb, Some(id), &mut exits)? {
         (InitToAgent::ShellStarted { pid }, mut fds) if fds.len() == 1 => (pid, std::fs::File::from(fds.remove(0))),
         other => return Err(format!("shell: {other:?}")),
     };

@@ -20,7 +20,7 @@ fn launch_logs_exit_and_shut_down_without_leftovers() {
     assert!(program_pid.is_some());
 
     // While it runs, the record and the rendezvous socket exist.
-    let rec = oz_wire::AgentRecord::load(&oz_wire::state::record_path(tmp.path(), id)).unwrap();
+    let rec = oz_wire::SandboxRecord::load(&oz_wire::state::record_path(tmp.path(), id)).unwrap();
     assert_eq!((rec.id, rec.init_pid, rec.agent_pid, rec.user.as_str()), (id, init_pid, child.id(), USER));
     assert!(oz_wire::state::socket_path(tmp.path(), id).exists());
 

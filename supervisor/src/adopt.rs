@@ -5,16 +5,15 @@
 use crate::cleanup::{self, Leftovers};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use oz_wire::channel::AgentChannel;
-use oz_wire::state::{self, AgentRecord};
+use oz_wire::state::{self, SandboxRecord};
 use slog::{info, warn, Logger};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct Adopted {
-    pub record: AgentRecord,
-    /// What the agent injected into its sandbox (it is the source of truth).
-    pub mounts: Vec<PathBuf>,
+    /// The sandbox as the agent knows it (not as its state file says).
+    pub record: SandboxRecord,
     pub channel: OwnedFd,
 }
 
@@ -30,24 +29,39 @@ fn connect_seqpacket(path: &Path) -> nix::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn handshake(rec: &AgentRecord) -> Result<(AgentRecord, Vec<PathBuf>, OwnedFd), String> {
-    let fd = connect_seqpacket(&rec.socket).map_err(|e| format!("connect {}: {e}", rec.socket.display()))?;
+/// Why a recorded agent could not be re-adopted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error("connect {}: {errno}", path.display())]
+    Connect { path: PathBuf, errno: nix::errno::Errno },
+    #[error("{step}: {source}")]
+    Channel { step: &'static str, source: oz_wire::WireError },
+    #[error("agent answers as sandbox {answered:?}, record says {recorded}")]
+    WrongSandbox { answered: Option<u64>, recorded: u64 },
+}
+
+fn handshake(state_dir: &Path, rec: &SandboxRecord) -> Result<(SandboxRecord, OwnedFd), AdoptError> {
+    let path = state::socket_path(state_dir, rec.id);
+    let fd = connect_seqpacket(&path).map_err(|errno| AdoptError::Connect { path, errno })?;
+    let channel = |step| move |source| AdoptError::Channel { step, source };
     let ch = AgentChannel::new(fd);
-    ch.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
-    let hello = ch.hello().map_err(|e| format!("hello: {e}"))?;
+    ch.set_read_timeout(Some(Duration::from_secs(3))).map_err(channel("read timeout"))?;
+    let hello = ch.hello().map_err(channel("hello"))?;
     if hello.sandbox_id != Some(rec.id) {
-        return Err(format!("agent answers as sandbox {:?}, record says {}", hello.sandbox_id, rec.id));
+        return Err(AdoptError::WrongSandbox { answered: hello.sandbox_id, recorded: rec.id });
     }
-    let state = ch.wait_for_state(&mut |_| {}).map_err(|e| format!("state: {e}"))?;
-    let mounts = ch.wait_for_mounts(&mut |_| {}).map_err(|e| format!("mounts: {e}"))?;
-    ch.set_read_timeout(None).map_err(|e| e.to_string())?;
-    Ok((state, mounts, ch.into_fd()))
+    let state = ch.wait_for_state(&mut |_| {}).map_err(channel("state"))?;
+    if state.id != rec.id {
+        return Err(AdoptError::WrongSandbox { answered: Some(state.id), recorded: rec.id });
+    }
+    ch.set_read_timeout(None).map_err(channel("read timeout"))?;
+    Ok((state, ch.into_fd()))
 }
 
 /// Scan the state directory (blocking; run before the actor system starts).
 pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
     let mut out = Scan { adopted: Vec::new(), max_id: 0 };
-    for (path, rec) in AgentRecord::scan(state_dir) {
+    for (path, rec) in SandboxRecord::scan(state_dir) {
         let id_from_name = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
         out.max_id = out.max_id.max(id_from_name.unwrap_or(0));
         let rec = match rec {
@@ -59,16 +73,17 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
         };
         out.max_id = out.max_id.max(rec.id);
         let slog_ctx = log.new(slog::o!("sandbox" => rec.id, "profile" => rec.profile.clone()));
-        match handshake(&rec) {
-            Ok((state, mounts, channel)) => {
-                info!(slog_ctx, "re-adopted sandbox"; "agent_pid" => state.agent_pid, "init_pid" => state.init_pid, "mounts" => mounts.len());
-                out.adopted.push(Adopted { record: state, mounts, channel });
+        match handshake(state_dir, &rec) {
+            Ok((record, channel)) => {
+                info!(slog_ctx, "re-adopted sandbox"; "agent_pid" => record.agent_pid, "init_pid" => record.init_pid,
+                    "phase" => %record.phase, "mounts" => record.mounts.len());
+                out.adopted.push(Adopted { record, channel });
             }
             Err(e) if cleanup::pid_alive(rec.agent_pid) => {
-                warn!(slog_ctx, "agent is alive but cannot be re-adopted; leaving it"; "error" => e);
+                warn!(slog_ctx, "agent is alive but cannot be re-adopted; leaving it"; "error" => %e);
             }
             Err(e) => {
-                warn!(slog_ctx, "agent is gone; releasing its sandbox"; "error" => e);
+                warn!(slog_ctx, "agent is gone; releasing its sandbox"; "error" => %e);
                 Leftovers::new(rec.id, rec.agent_pid, rec.init_pid, state_dir.to_path_buf(), slog_ctx).release();
             }
         }

@@ -9,7 +9,7 @@ pub use crate::agentio::{AgentIo, Answer, Incoming};
 use crate::agentio::{Outbox, QueueError};
 use crate::cleanup;
 use crate::logs::LogHub;
-use crate::registry::{Registry, Remove, SetState};
+use crate::registry::{Registry, Remove, SetRecord, SetState};
 use actix::fut::wrap_future;
 use actix::prelude::*;
 use oz_wire::{
@@ -208,14 +208,14 @@ impl Agent {
                 self.shutting_down = true;
                 self.registry.do_send(SetState { id: self.id, state: SandboxState::ShuttingDown });
             }
-            AgentToDaemon::State(rec) => {
-                self.init_pid = rec.init_pid;
+            // The agent's record is what the daemon lists (phase, mounts, display, network).
+            AgentToDaemon::State(record) if record.id == self.id => {
+                self.init_pid = record.init_pid;
+                self.registry.do_send(SetRecord { record });
             }
-            // The agent's supervision decides the phase; the daemon lists it as reported.
-            AgentToDaemon::Phase(state) if !self.shutting_down || state == SandboxState::ShuttingDown => {
-                self.registry.do_send(SetState { id: self.id, state });
+            AgentToDaemon::State(record) => {
+                warn!(self.log, "agent sent the record of another sandbox; ignored"; "record_id" => record.id);
             }
-            AgentToDaemon::Phase(_) => {}
             AgentToDaemon::Error(e) => warn!(self.log, "agent refused a message"; "error" => %e),
             other => warn!(self.log, "unexpected message from agent"; "message" => other.kind()),
         }

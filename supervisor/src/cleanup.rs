@@ -3,7 +3,7 @@
 //! network devices live in the sandbox's namespaces and go away with its last process.
 
 use oz_cgroups::{Cgroup, CgroupName, CGROUP_ROOT, PARENT};
-use oz_wire::state::{self, AgentRecord};
+use oz_wire::state::{self, SandboxRecord};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,7 +81,7 @@ impl Leftovers {
     /// Release without waiting (the agent is known to be dead).
     pub fn release(&self) {
         let rec_path = state::record_path(&self.state_dir, self.id);
-        let record = AgentRecord::load(&rec_path).ok();
+        let record = SandboxRecord::load(&rec_path).ok();
         let init = record.as_ref().map_or(self.init_pid, |r| r.init_pid);
         let cgroup = CgroupName::new(&self.state_dir, self.id);
         if is_sandbox_init(init, &cgroup) {
@@ -91,7 +91,7 @@ impl Leftovers {
         if let Err(e) = Cgroup::remove_stale_in(&self.cgroup_root, &cgroup) {
             warn!(self.log, "cannot remove the sandbox's cgroups"; "error" => %e);
         }
-        let sock = record.map_or_else(|| state::socket_path(&self.state_dir, self.id), |r| r.socket);
+        let sock = state::socket_path(&self.state_dir, self.id);
         for path in [rec_path, sock] {
             match std::fs::remove_file(&path) {
                 Ok(()) => info!(self.log, "removed stale agent state"; "path" => %path.display()),
@@ -129,18 +129,21 @@ mod tests {
     fn release_removes_record_and_socket() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(state::agents_dir(dir.path())).unwrap();
-        let rec = AgentRecord {
+        let rec = SandboxRecord {
             id: 5,
             profile: "p".into(),
             uid: 1000,
             user: "u".into(),
+            phase: oz_wire::SandboxState::Running,
             init_pid: 0,
             agent_pid: 0,
             started_at: 0,
-            socket: state::socket_path(dir.path(), 5),
+            mounts: vec![],
+            network: None,
+            display: None,
         };
         rec.store(&state::record_path(dir.path(), 5)).unwrap();
-        std::fs::write(&rec.socket, b"").unwrap();
+        std::fs::write(state::socket_path(dir.path(), 5), b"").unwrap();
         let log = Logger::root(slog::Discard, slog::o!());
         let cg = tempfile::tempdir().unwrap();
         let stale_cg = cg.path().join("pids/oz").join(CgroupName::new(dir.path(), 5).as_str());

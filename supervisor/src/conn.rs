@@ -4,10 +4,12 @@
 use crate::handlers;
 use crate::Shared;
 use nix::sys::socket::MsgFlags;
+use oz_wire::channel::{decode_control_request, request_id_prefix};
 use oz_wire::fdpass::{self, Limits};
 use oz_wire::frame::{self, HEADER_LEN};
-use oz_wire::{ClientRequest, DaemonError, DaemonReply, WireError, PROTOCOL_VERSION};
+use oz_wire::{ClientRequest, DaemonError, DaemonReply, RequestId, WireError, PROTOCOL_VERSION};
 use slog::{debug, o, Logger};
+use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,12 +43,17 @@ pub struct Conn {
     pub peer: Peer,
     limits: Limits,
     pub log: Logger,
+    /// The hellos were exchanged: every frame is an envelope with a request id from now on.
+    greeted: Cell<bool>,
+    /// The request being served (requests on one connection are served one after the other):
+    /// every reply carries its id. None answers a frame too short to carry one.
+    current: Cell<Option<RequestId>>,
 }
 
 impl Conn {
     pub fn new(stream: UnixStream, peer: Peer, log: &Logger) -> Conn {
         let log = log.new(o!("peer_uid" => peer.uid, "peer_gid" => peer.gid, "peer_pid" => peer.pid.unwrap_or(0)));
-        Conn { stream, peer, limits: Limits::default(), log }
+        Conn { stream, peer, limits: Limits::default(), log, greeted: Cell::new(false), current: Cell::new(None) }
     }
 
     /// One `recvmsg` into `buf` once readable; 0 means EOF.
@@ -82,9 +89,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Receive one request: waits up to `idle` for its first byte, then `frame_timeout()` for
-    /// the rest. The length cap is checked before the payload is allocated.
-    pub async fn recv(&self, idle: Duration) -> Result<(ClientRequest, Vec<OwnedFd>), WireError> {
+    /// Receive one frame's payload: waits up to `idle` for its first byte, then
+    /// `frame_timeout()` for the rest. The length cap is checked before the payload is allocated.
+    async fn recv_payload(&self, idle: Duration) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
         let mut header = [0u8; HEADER_LEN];
         let mut fds = Vec::new();
         let first = tokio::time::timeout(idle, self.read_some(&mut header, &mut fds))
@@ -101,12 +108,33 @@ impl Conn {
             Ok::<_, WireError>(payload)
         };
         let payload = tokio::time::timeout(frame_timeout(), rest).await.map_err(|_| WireError::Timeout)??;
+        Ok((payload, fds))
+    }
+
+    /// Receive the bare `Hello` that opens the connection.
+    async fn recv_hello(&self) -> Result<(ClientRequest, Vec<OwnedFd>), WireError> {
+        let (payload, fds) = self.recv_payload(frame_timeout()).await?;
         Ok((frame::decode(&payload)?, fds))
+    }
+
+    /// Receive one request (an envelope) and make it the current one, so that the replies carry
+    /// its id. A frame whose id is readable but whose body is not is an error answered to that id.
+    pub async fn recv(&self, idle: Duration) -> Result<(ClientRequest, Vec<OwnedFd>), WireError> {
+        self.current.set(None);
+        let (payload, fds) = self.recv_payload(idle).await?;
+        self.current.set(request_id_prefix(&payload));
+        let env = decode_control_request(&payload)?;
+        Ok((env.msg, fds))
     }
 
     /// Send one reply, with fds attached to its first byte.
     pub async fn send_with_fds(&self, reply: &DaemonReply, fds: &[BorrowedFd<'_>]) -> Result<(), WireError> {
-        let bytes = frame::encode_frame(reply, self.limits.max_frame)?;
+        let bytes = if self.greeted.get() {
+            // A `ControlReply` by reference: bincode encodes a struct as the tuple of its fields.
+            frame::encode_frame(&(self.current.get(), reply), self.limits.max_frame)?
+        } else {
+            frame::encode_frame(reply, self.limits.max_frame)?
+        };
         let write = async {
             let mut sent = 0;
             while sent < bytes.len() {
@@ -187,7 +215,7 @@ async fn refuse_frame(conn: &Conn, e: WireError) {
 }
 
 async fn hello(conn: &Conn) -> Result<bool, WireError> {
-    let (req, fds) = match conn.recv(frame_timeout()).await {
+    let (req, fds) = match conn.recv_hello().await {
         Ok(r) => r,
         Err(WireError::Closed) => return Ok(false),
         Err(e) => {
@@ -205,6 +233,7 @@ async fn hello(conn: &Conn) -> Result<bool, WireError> {
             Ok(()) => {
                 let daemon_version = env!("CARGO_PKG_VERSION").to_string();
                 conn.send(&DaemonReply::Hello { protocol_version, daemon_version }).await?;
+                conn.greeted.set(true);
                 Ok(true)
             }
             Err(_) => {

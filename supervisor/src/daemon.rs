@@ -10,7 +10,6 @@ use crate::registry::{Registry, ReloadProfiles};
 use crate::table::Entry;
 use actix::prelude::*;
 use oz_profiles::{Config, Profile};
-use oz_wire::SandboxState;
 use slog::{info, warn, Logger};
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
@@ -89,19 +88,8 @@ fn adopt_one(
         log: log.clone(),
         state_dir: config.state_dir.clone(),
     });
-    reg.adopt(Entry {
-        id: rec.id,
-        profile: rec.profile,
-        multi: false,
-        uid: rec.uid,
-        user: rec.user,
-        init_pid: rec.init_pid,
-        agent_pid: rec.agent_pid,
-        state: SandboxState::Running,
-        started_at: rec.started_at,
-        mounts: a.mounts,
-        agent: Some(agent),
-    });
+    let multi = reg.is_multi(&rec.profile);
+    reg.adopt(Entry { record: rec, multi, agent: Some(agent) });
 }
 
 /// SIGHUP reloads profiles; SIGTERM/SIGINT stop the daemon (and the sandboxes, if configured).

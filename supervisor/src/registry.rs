@@ -5,9 +5,8 @@ use crate::profiles;
 use crate::table::{Claim, Entry, Table};
 use actix::prelude::*;
 use oz_profiles::{Config, Profile};
-use oz_wire::{DaemonError, KillTarget, ProfileRef, ProfileSummary, SandboxInfo, SandboxState};
+use oz_wire::{DaemonError, KillTarget, ProfileRef, ProfileSummary, SandboxRecord, SandboxState};
 use slog::{info, warn, Logger};
-use std::path::PathBuf;
 
 pub type AgentAddr = AgentHandle;
 
@@ -25,6 +24,11 @@ impl Registry {
 
     pub fn bump_next_id(&mut self, seen: u64) {
         self.table.bump_next_id(seen);
+    }
+
+    /// Whether the loaded profile `name` is `multi` (false for a profile no longer loaded).
+    pub fn is_multi(&self, name: &str) -> bool {
+        self.profiles.iter().any(|p| p.name == name && p.multi)
     }
 
     pub fn adopt(&mut self, entry: Entry<AgentAddr>) {
@@ -82,32 +86,29 @@ impl Handler<AttachAgent> for Registry {
     fn handle(&mut self, m: AttachAgent, _: &mut Context<Self>) {
         if let Some(e) = self.table.get_mut(m.id) {
             e.agent = Some(m.agent);
-            e.agent_pid = m.agent_pid;
+            e.record.agent_pid = m.agent_pid;
         }
     }
 }
 
-/// The agent reported `Ready`: a starting sandbox runs. Later phases are the agent's to report
-/// (`AgentToDaemon::Phase`), which may arrive before this.
+/// The agent sent its record (`AgentToDaemon::State`): list the sandbox as it says.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetRunning {
-    pub id: u64,
-    pub init_pid: u32,
+pub struct SetRecord {
+    pub record: SandboxRecord,
 }
 
-impl Handler<SetRunning> for Registry {
+impl Handler<SetRecord> for Registry {
     type Result = ();
-    fn handle(&mut self, m: SetRunning, _: &mut Context<Self>) {
-        if let Some(e) = self.table.get_mut(m.id) {
-            e.init_pid = m.init_pid;
-            if e.state == SandboxState::Starting {
-                e.state = SandboxState::Running;
-            }
+    fn handle(&mut self, m: SetRecord, _: &mut Context<Self>) {
+        if let Some(e) = self.table.get_mut(m.record.id) {
+            e.update(m.record);
         }
     }
 }
 
+/// The daemon knows the sandbox is going away (its agent was told to shut down, or its channel
+/// ended) before the agent could say so.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetState {
@@ -119,7 +120,7 @@ impl Handler<SetState> for Registry {
     type Result = ();
     fn handle(&mut self, m: SetState, _: &mut Context<Self>) {
         if let Some(e) = self.table.get_mut(m.id) {
-            e.state = m.state;
+            e.record.phase = m.state;
         }
     }
 }
@@ -139,7 +140,7 @@ impl Handler<Remove> for Registry {
 }
 
 #[derive(Message)]
-#[rtype(result = "Vec<SandboxInfo>")]
+#[rtype(result = "Vec<SandboxRecord>")]
 pub struct ListSandboxes {
     pub caller: u32,
 }
@@ -173,7 +174,7 @@ impl Handler<Lookup> for Registry {
     fn handle(&mut self, m: Lookup, _: &mut Context<Self>) -> Self::Result {
         let e = self.table.lookup(m.id, m.caller, m.action)?;
         let agent = e.agent.clone().ok_or(DaemonError::NotRunning { id: m.id })?;
-        Ok(Target { id: e.id, uid: e.uid, agent, config: self.config.clone() })
+        Ok(Target { id: e.id(), uid: e.uid(), agent, config: self.config.clone() })
     }
 }
 
@@ -189,7 +190,7 @@ impl Handler<KillTargets> for Registry {
     type Result = Result<Vec<(u64, Option<AgentAddr>)>, DaemonError>;
     fn handle(&mut self, m: KillTargets, _: &mut Context<Self>) -> Self::Result {
         let targets = self.table.kill_targets(m.target, m.caller)?;
-        Ok(targets.into_iter().map(|e| (e.id, e.agent.clone())).collect())
+        Ok(targets.into_iter().map(|e| (e.id(), e.agent.clone())).collect())
     }
 }
 
@@ -201,25 +202,7 @@ pub struct AllAgents;
 impl Handler<AllAgents> for Registry {
     type Result = MessageResult<AllAgents>;
     fn handle(&mut self, _: AllAgents, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.table.all().filter_map(|e| e.agent.clone().map(|a| (e.id, a))).collect())
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MountsChanged {
-    pub id: u64,
-    pub added: Vec<PathBuf>,
-    pub removed: Option<PathBuf>,
-}
-
-impl Handler<MountsChanged> for Registry {
-    type Result = ();
-    fn handle(&mut self, m: MountsChanged, _: &mut Context<Self>) {
-        if let Some(e) = self.table.get_mut(m.id) {
-            e.mounts.retain(|p| Some(p) != m.removed.as_ref() && !m.added.contains(p));
-            e.mounts.extend(m.added);
-        }
+        MessageResult(self.table.all().filter_map(|e| e.agent.clone().map(|a| (e.id(), a))).collect())
     }
 }
 

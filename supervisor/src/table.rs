@@ -3,38 +3,36 @@
 
 use crate::access;
 use oz_profiles::Profile;
-use oz_wire::{DaemonError, KillTarget, SandboxInfo, SandboxState};
+use oz_wire::{DaemonError, KillTarget, SandboxRecord, SandboxState};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
+/// A sandbox in the table: its record, as its agent last reported it (the daemon fills it in
+/// only while the sandbox is `Starting`, before the agent has one), and what only the daemon
+/// knows.
 #[derive(Debug, Clone)]
 pub struct Entry<A> {
-    pub id: u64,
-    pub profile: String,
+    pub record: SandboxRecord,
     pub multi: bool,
-    pub uid: u32,
-    pub user: String,
-    pub init_pid: u32,
-    pub agent_pid: u32,
-    pub state: SandboxState,
-    pub started_at: u64,
-    pub mounts: Vec<PathBuf>,
     /// None while the agent is being spawned.
     pub agent: Option<A>,
 }
 
 impl<A> Entry<A> {
-    pub fn info(&self) -> SandboxInfo {
-        SandboxInfo {
-            id: self.id,
-            profile: self.profile.clone(),
-            uid: self.uid,
-            user: self.user.clone(),
-            init_pid: self.init_pid,
-            agent_pid: self.agent_pid,
-            state: self.state,
-            started_at: self.started_at,
-            mounts: self.mounts.clone(),
+    pub fn id(&self) -> u64 {
+        self.record.id
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.record.uid
+    }
+
+    /// Take the agent's record. A phase the daemon set to `ShuttingDown` (the agent is going
+    /// away) does not go back.
+    pub fn update(&mut self, record: SandboxRecord) {
+        let ending = self.record.phase == SandboxState::ShuttingDown;
+        self.record = record;
+        if ending {
+            self.record.phase = SandboxState::ShuttingDown;
         }
     }
 }
@@ -80,20 +78,20 @@ impl<A: Clone> Table<A> {
     ) -> Result<Claim<A>, DaemonError> {
         if !profile.multi {
             let existing = self.entries.values().find(|e| {
-                e.profile == profile.name
-                    && e.uid == uid
+                e.record.profile == profile.name
+                    && e.uid() == uid
                     && e.agent.is_some()
-                    && matches!(e.state, SandboxState::Running | SandboxState::Lingering)
+                    && matches!(e.record.phase, SandboxState::Running | SandboxState::Lingering)
             });
             if let Some(e) = existing {
                 return Ok(Claim::Existing {
-                    id: e.id,
+                    id: e.id(),
                     agent: e.agent.clone().expect("checked"),
-                    init_pid: e.init_pid,
+                    init_pid: e.record.init_pid,
                 });
             }
         }
-        if limit > 0 && self.entries.values().filter(|e| e.uid == uid).count() >= limit as usize {
+        if limit > 0 && self.entries.values().filter(|e| e.uid() == uid).count() >= limit as usize {
             return Err(DaemonError::TooManySandboxes { uid, limit });
         }
         let id = self.next_id;
@@ -101,16 +99,20 @@ impl<A: Clone> Table<A> {
         self.entries.insert(
             id,
             Entry {
-                id,
-                profile: profile.name.clone(),
+                record: SandboxRecord {
+                    id,
+                    profile: profile.name.clone(),
+                    uid,
+                    user: user.to_string(),
+                    phase: SandboxState::Starting,
+                    init_pid: 0,
+                    agent_pid: 0,
+                    started_at: now,
+                    mounts: Vec::new(),
+                    network: None,
+                    display: None,
+                },
                 multi: profile.multi,
-                uid,
-                user: user.to_string(),
-                init_pid: 0,
-                agent_pid: 0,
-                state: SandboxState::Starting,
-                started_at: now,
-                mounts: Vec::new(),
                 agent: None,
             },
         );
@@ -119,8 +121,8 @@ impl<A: Clone> Table<A> {
 
     /// Insert a sandbox found alive at startup, under its original id.
     pub fn adopt(&mut self, entry: Entry<A>) {
-        self.bump_next_id(entry.id);
-        self.entries.insert(entry.id, entry);
+        self.bump_next_id(entry.id());
+        self.entries.insert(entry.id(), entry);
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Entry<A>> {
@@ -132,18 +134,18 @@ impl<A: Clone> Table<A> {
     }
 
     /// The sandboxes `caller` may see.
-    pub fn list(&self, caller: u32) -> Vec<SandboxInfo> {
-        self.entries.values().filter(|e| access::can_see(caller, e.uid)).map(Entry::info).collect()
+    pub fn list(&self, caller: u32) -> Vec<SandboxRecord> {
+        self.entries.values().filter(|e| access::can_see(caller, e.uid())).map(|e| e.record.clone()).collect()
     }
 
     /// The agent of sandbox `id` if `caller` may perform `action` on it.
     pub fn lookup(&self, id: u64, caller: u32, action: &str) -> Result<&Entry<A>, DaemonError> {
         let e = self.entries.get(&id).ok_or(DaemonError::NoSuchSandbox { id })?;
-        if !access::can_see(caller, e.uid) {
+        if !access::can_see(caller, e.uid()) {
             // Do not confirm that another user's sandbox exists.
             return Err(DaemonError::NoSuchSandbox { id });
         }
-        access::check_owner(caller, e.uid, action, id)?;
+        access::check_owner(caller, e.uid(), action, id)?;
         if e.agent.is_none() {
             return Err(DaemonError::NotRunning { id });
         }
@@ -154,11 +156,11 @@ impl<A: Clone> Table<A> {
     pub fn kill_targets(&self, target: KillTarget, caller: u32) -> Result<Vec<&Entry<A>>, DaemonError> {
         match target {
             KillTarget::Id(id) => {
-                let e = self.entries.get(&id).filter(|e| access::can_see(caller, e.uid));
+                let e = self.entries.get(&id).filter(|e| access::can_see(caller, e.uid()));
                 let e = e.ok_or(DaemonError::NoSuchSandbox { id })?;
                 Ok(vec![e])
             }
-            KillTarget::All => Ok(self.entries.values().filter(|e| access::can_see(caller, e.uid)).collect()),
+            KillTarget::All => Ok(self.entries.values().filter(|e| access::can_see(caller, e.uid())).collect()),
         }
     }
 
@@ -181,8 +183,8 @@ mod tests {
             Claim::New { id } => {
                 let e = t.get_mut(id).unwrap();
                 e.agent = Some(agent);
-                e.state = SandboxState::Running;
-                e.init_pid = 100 + id as u32;
+                e.record.phase = SandboxState::Running;
+                e.record.init_pid = 100 + id as u32;
                 id
             }
             other => panic!("{other:?}"),
@@ -232,6 +234,12 @@ mod tests {
         let a = start(&mut t, &p, 1000, "a");
         let b = start(&mut t, &p, 1001, "b");
         assert_eq!(t.list(1000).iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+        // The listing is the agent's record as it reported it.
+        let mut reported = t.list(1000)[0].clone();
+        reported.phase = SandboxState::Lingering;
+        reported.mounts = vec!["/home/u/a.pdf".into()];
+        t.get_mut(a).unwrap().update(reported.clone());
+        assert_eq!(t.list(1000), vec![reported]);
         assert_eq!(t.list(0).len(), 2);
         assert!(t.lookup(a, 1000, "shell").is_ok());
         assert_eq!(t.lookup(b, 1000, "shell").unwrap_err(), DaemonError::NoSuchSandbox { id: b });
@@ -241,13 +249,24 @@ mod tests {
     }
 
     #[test]
+    fn an_ending_sandbox_stays_listed_as_shutting_down() {
+        let mut t = Table::default();
+        let a = start(&mut t, &profile("fx", false), 1000, "a");
+        let e = t.get_mut(a).unwrap();
+        let late = e.record.clone();
+        e.record.phase = SandboxState::ShuttingDown;
+        e.update(late);
+        assert_eq!(t.list(0)[0].phase, SandboxState::ShuttingDown);
+    }
+
+    #[test]
     fn adopted_ids_push_next_id_up() {
         let mut t: Table<&str> = Table::default();
         let mut e = match t.claim(&profile("x", true), 1, "u", 0, 0).unwrap() {
             Claim::New { id } => t.remove(id).unwrap(),
             _ => unreachable!(),
         };
-        e.id = 41;
+        e.record.id = 41;
         t.adopt(e);
         assert!(matches!(t.claim(&profile("y", true), 1, "u", 0, 0).unwrap(), Claim::New { id: 42 }));
     }

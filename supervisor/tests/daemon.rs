@@ -5,7 +5,7 @@
 
 use oz_wire::channel::DaemonChannel;
 use oz_wire::client::Client;
-use oz_wire::state::{self, AgentRecord};
+use oz_wire::state::{self, SandboxRecord};
 use oz_wire::*;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -283,8 +283,9 @@ fn survives_a_thousand_bad_frames_while_a_good_client_works() {
     assert_eq!(c.request(&ClientRequest::Ping).unwrap(), DaemonReply::Pong);
 }
 
-/// A stand-in agent on a rendezvous socket: answers Hello, State and Mounts like `oz-agent
-/// serve` does after a daemon restart, then stays until told to go.
+/// A stand-in agent on a rendezvous socket: answers Hello and sends its State (with mounts the
+/// state file does not have) like `oz-agent serve` does after a daemon restart, then stays until
+/// told to go.
 /// `agent_pid` is what the record claims; the listener runs in this process.
 fn fake_rendezvous(
     state_dir: &Path,
@@ -297,17 +298,9 @@ fn fake_rendezvous(
     let lfd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).unwrap();
     bind(lfd.as_raw_fd(), &UnixAddr::new(&sock_path).unwrap()).unwrap();
     listen(&lfd, Backlog::new(4).unwrap()).unwrap();
-    let rec = AgentRecord {
-        id,
-        profile: "sleeper".into(),
-        uid: 1000,
-        user: "someone".into(),
-        init_pid: 0,
-        agent_pid,
-        started_at: 1_700_000_000,
-        socket: sock_path,
-    };
+    let mut rec = record(id, 0, agent_pid, 1_700_000_000);
     rec.store(&state::record_path(state_dir, id)).unwrap();
+    rec.mounts = vec!["/home/someone/doc.pdf".into()];
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         // SAFETY: accept returned a new fd that nothing else owns.
@@ -315,10 +308,25 @@ fn fake_rendezvous(
         let ch = DaemonChannel::new(conn);
         ch.accept_hello(Some(id), agent_pid).unwrap();
         ch.event(AgentToDaemon::State(rec), &[]).unwrap();
-        ch.event(AgentToDaemon::Mounts { paths: vec!["/home/someone/doc.pdf".into()] }, &[]).unwrap();
         let _ = rx.recv();
     });
     (t, tx)
+}
+
+fn record(id: u64, init_pid: u32, agent_pid: u32, started_at: u64) -> SandboxRecord {
+    SandboxRecord {
+        id,
+        profile: "sleeper".into(),
+        uid: 1000,
+        user: "someone".into(),
+        phase: oz_wire::SandboxState::Running,
+        init_pid,
+        agent_pid,
+        started_at,
+        mounts: vec![],
+        network: None,
+        display: None,
+    }
 }
 
 #[test]
@@ -333,16 +341,7 @@ fn restart_readopts_live_agents_and_releases_dead_ones() {
     };
     std::fs::create_dir_all(state::agents_dir(&state_dir)).unwrap();
     // (ids far above what a concurrently running daemon uses: cgroups are named by id)
-    let stale = AgentRecord {
-        id: 900_000_012,
-        profile: "sleeper".into(),
-        uid: 1000,
-        user: "someone".into(),
-        init_pid: dead_pid,
-        agent_pid: dead_pid,
-        started_at: 1,
-        socket: state::socket_path(&state_dir, 900_000_012),
-    };
+    let stale = record(900_000_012, dead_pid, dead_pid, 1);
     stale.store(&state::record_path(&state_dir, 900_000_012)).unwrap();
     // a live agent; once its channel closes it counts as dead (the record names a gone pid)
     let (agent, release) = fake_rendezvous(&state_dir, 900_000_007, dead_pid);

@@ -13,14 +13,13 @@ use crate::error::{Result, WireError};
 use crate::fdpass::{self, Limits, SocketKind};
 use crate::frame;
 use crate::msg::{
-    check_version, AgentError, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, RequestKind,
-    PROTOCOL_VERSION,
+    check_version, AgentError, AgentMessage, AgentRequest, AgentToDaemon, ClientRequest, ControlReply, ControlRequest,
+    DaemonReply, DaemonToAgent, RequestId, RequestKind, PROTOCOL_VERSION,
 };
-use crate::state::AgentRecord;
+use crate::record::SandboxRecord;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The largest frame one agent-channel packet may carry. A unix SOCK_SEQPACKET send fails with
@@ -77,6 +76,22 @@ pub fn decode_request(payload: &[u8]) -> Result<AgentRequest> {
 pub fn decode_message(payload: &[u8]) -> Result<AgentMessage> {
     decode_envelope(payload, |h: AgentToDaemon| match h {
         AgentToDaemon::Hello { protocol_version, .. } => Some(protocol_version),
+        _ => None,
+    })
+}
+
+/// Decode a frame from a client on the control socket (after the hello).
+pub fn decode_control_request(payload: &[u8]) -> Result<ControlRequest> {
+    decode_envelope(payload, |h: ClientRequest| match h {
+        ClientRequest::Hello { protocol_version } => Some(protocol_version),
+        _ => None,
+    })
+}
+
+/// Decode a frame from the daemon on the control socket (after the hello).
+pub fn decode_control_reply(payload: &[u8]) -> Result<ControlReply> {
+    decode_envelope(payload, |h: DaemonReply| match h {
+        DaemonReply::Hello { protocol_version, .. } => Some(protocol_version),
         _ => None,
     })
 }
@@ -209,8 +224,8 @@ impl AgentChannel {
         self.sock.fd
     }
 
-    /// Receive, handing `Log`/`Health`/`Children`/`Phase` events to `on_event`, until another
-    /// message arrives.
+    /// Receive, handing events (`Log`, `Health`, `Children`, `State`, `Phase`) to `on_event`,
+    /// until another message arrives.
     fn next_reply(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<(AgentToDaemon, Vec<OwnedFd>)> {
         loop {
             let (msg, fds) = self.recv()?;
@@ -218,6 +233,7 @@ impl AgentChannel {
                 AgentToDaemon::Log(_)
                 | AgentToDaemon::Health { .. }
                 | AgentToDaemon::Children { .. }
+                | AgentToDaemon::State(_)
                 | AgentToDaemon::Phase(_) => on_event(msg),
                 other => return Ok((other, fds)),
             }
@@ -253,19 +269,18 @@ impl AgentChannel {
         }
     }
 
-    /// Wait for the `State` record an agent sends after `Hello` on a rendezvous connection.
-    pub fn wait_for_state(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<AgentRecord> {
-        match self.next_reply(on_event)?.0 {
-            AgentToDaemon::State(rec) => Ok(rec),
-            other => Err(unexpected("State", &other)),
-        }
-    }
-
-    /// Wait for the `Mounts` an agent sends after `State` on a rendezvous connection.
-    pub fn wait_for_mounts(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<Vec<PathBuf>> {
-        match self.next_reply(on_event)?.0 {
-            AgentToDaemon::Mounts { paths } => Ok(paths),
-            other => Err(unexpected("Mounts", &other)),
+    /// Wait for the `State` record an agent sends after `Hello` on a rendezvous connection;
+    /// other events go to `on_event`.
+    pub fn wait_for_state(&self, on_event: &mut dyn FnMut(AgentToDaemon)) -> Result<SandboxRecord> {
+        loop {
+            match self.recv()?.0 {
+                AgentToDaemon::State(rec) => return Ok(rec),
+                msg @ (AgentToDaemon::Log(_)
+                | AgentToDaemon::Health { .. }
+                | AgentToDaemon::Children { .. }
+                | AgentToDaemon::Phase(_)) => on_event(msg),
+                other => return Err(unexpected("State", &other)),
+            }
         }
     }
 }

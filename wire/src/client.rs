@@ -10,9 +10,13 @@
 //! # Ok::<(), oz_wire::client::ClientError>(())
 //! ```
 
+use crate::channel::decode_control_reply;
 use crate::error::WireError;
 use crate::fdpass::{self, Limits, SocketKind};
-use crate::msg::{check_version, ClientRequest, DaemonError, DaemonReply, LogRecord, PROTOCOL_VERSION};
+use crate::msg::{
+    check_version, ClientRequest, ControlRequest, DaemonError, DaemonReply, LogRecord, RequestId, PROTOCOL_VERSION,
+};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -26,6 +30,9 @@ pub const DEFAULT_SOCKET: &str = "/run/oz/control.sock";
 
 /// How long `connect` waits for the daemon's `Hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most replies kept for requests other than the one being waited for.
+pub const MAX_EARLY_REPLIES: usize = 1024;
 
 /// `$OZ_SOCKET`, else `/run/oz/control.sock`.
 pub fn default_socket_path() -> PathBuf {
@@ -47,12 +54,17 @@ pub enum ClientError {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-/// A connection to oz-daemon, past the hello.
+/// A connection to oz-daemon, past the hello. Requests are numbered on the connection and every
+/// reply is matched to its request by id, so several requests may be in flight at once.
 #[derive(Debug)]
 pub struct Client {
     stream: UnixStream,
     limits: Limits,
     daemon_version: String,
+    /// The id of the last request sent (0: only the hello).
+    last: RequestId,
+    /// Replies that arrived while the reply of another request was awaited.
+    early: VecDeque<(RequestId, DaemonReply, Vec<OwnedFd>)>,
 }
 
 impl Client {
@@ -66,10 +78,21 @@ impl Client {
         let path = path.as_ref();
         let stream =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
-        let mut client = Client { stream, limits: Limits::default(), daemon_version: String::new() };
+        let mut client = Client {
+            stream,
+            limits: Limits::default(),
+            daemon_version: String::new(),
+            last: RequestId(0),
+            early: VecDeque::new(),
+        };
         // A daemon that accepts but never answers must not hang the caller.
         client.set_read_timeout(Some(HELLO_TIMEOUT))?;
-        match client.request(&ClientRequest::Hello { protocol_version: PROTOCOL_VERSION })? {
+        // The hellos are bare messages (their encoding never changes), never envelopes.
+        let hello = ClientRequest::Hello { protocol_version: PROTOCOL_VERSION };
+        fdpass::send_msg(client.stream.as_fd(), SocketKind::Stream, &hello, &[], client.limits.max_frame)?;
+        let (reply, _fds): (DaemonReply, Vec<OwnedFd>) =
+            fdpass::recv_msg(client.stream.as_fd(), SocketKind::Stream, client.limits).map_err(WireError::blocking)?;
+        match reply {
             DaemonReply::Hello { protocol_version, daemon_version } => {
                 check_version(protocol_version)?;
                 client.daemon_version = daemon_version;
@@ -91,14 +114,61 @@ impl Client {
         Ok(fdpass::set_read_timeout(self.stream.as_fd(), timeout)?)
     }
 
-    /// Send a request with fds attached, without waiting.
-    pub fn send_with_fds(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        Ok(fdpass::send_msg(self.stream.as_fd(), SocketKind::Stream, req, fds, self.limits.max_frame)?)
+    /// Send a request with fds attached, without waiting; returns its id.
+    pub fn send_with_fds(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<RequestId> {
+        let id = RequestId(self.last.0 + 1);
+        let env = ControlRequest { id, msg: req.clone() };
+        fdpass::send_msg(self.stream.as_fd(), SocketKind::Stream, &env, fds, self.limits.max_frame)?;
+        self.last = id;
+        Ok(id)
     }
 
-    /// Receive the next reply and any fds with it.
+    /// One reply frame; its id must name a request sent on this connection.
+    fn recv_envelope(&mut self) -> Result<(Option<RequestId>, DaemonReply, Vec<OwnedFd>)> {
+        let (payload, fds) =
+            fdpass::recv_frame(self.stream.as_fd(), SocketKind::Stream, self.limits).map_err(WireError::blocking)?;
+        let env = decode_control_reply(&payload)?;
+        match env.re {
+            Some(id) if id.0 == 0 || id > self.last => {
+                Err(WireError::UnknownRequest { id: id.0, received: env.msg.kind().into() }.into())
+            }
+            re => Ok((re, env.msg, fds)),
+        }
+    }
+
+    /// Receive the next reply of any request, with its request's id (None: the daemon refused a
+    /// frame too short to carry one) and any fds with it.
+    pub fn recv_any(&mut self) -> Result<(Option<RequestId>, DaemonReply, Vec<OwnedFd>)> {
+        match self.early.pop_front() {
+            Some((id, reply, fds)) => Ok((Some(id), reply, fds)),
+            None => self.recv_envelope(),
+        }
+    }
+
+    /// Receive the next reply to request `id` and any fds with it; replies to other requests
+    /// that arrive meanwhile are kept for their own `recv_for` (at most `MAX_EARLY_REPLIES`).
+    pub fn recv_for(&mut self, id: RequestId) -> Result<(DaemonReply, Vec<OwnedFd>)> {
+        if let Some(pos) = self.early.iter().position(|(re, _, _)| *re == id) {
+            let (_, reply, fds) = self.early.remove(pos).expect("position is valid");
+            return Ok((reply, fds));
+        }
+        loop {
+            match self.recv_envelope()? {
+                // `None`: a refused frame, after which the daemon closes the connection.
+                (Some(re), reply, fds) if re != id => {
+                    if self.early.len() >= MAX_EARLY_REPLIES {
+                        return Err(WireError::TooManyRequests { outstanding: self.early.len() }.into());
+                    }
+                    self.early.push_back((re, reply, fds));
+                }
+                (_, reply, fds) => return Ok((reply, fds)),
+            }
+        }
+    }
+
+    /// Receive the next reply to the last request sent, and any fds with it.
     pub fn recv_reply_with_fds(&mut self) -> Result<(DaemonReply, Vec<OwnedFd>)> {
-        Ok(fdpass::recv_msg(self.stream.as_fd(), SocketKind::Stream, self.limits).map_err(WireError::blocking)?)
+        self.recv_for(self.last)
     }
 
     pub fn recv_reply(&mut self) -> Result<DaemonReply> {
@@ -116,8 +186,8 @@ impl Client {
         req: &ClientRequest,
         fds: &[BorrowedFd<'_>],
     ) -> Result<(DaemonReply, Vec<OwnedFd>)> {
-        self.send_with_fds(req, fds)?;
-        self.recv_reply_with_fds()
+        let id = self.send_with_fds(req, fds)?;
+        self.recv_for(id)
     }
 
     /// Like `request`, but `DaemonReply::Error` becomes `ClientError::Daemon`.
@@ -131,8 +201,8 @@ impl Client {
     /// Request logs and iterate over the records. Without `follow` the iterator ends at
     /// `LogEnd`; with it, it ends only when the daemon goes away.
     pub fn logs(&mut self, sandbox: Option<u64>, follow: bool, count: Option<u32>) -> Result<LogStream<'_>> {
-        self.send_with_fds(&ClientRequest::Logs { sandbox, follow, count }, &[])?;
-        Ok(LogStream { client: self, done: false })
+        let id = self.send_with_fds(&ClientRequest::Logs { sandbox, follow, count }, &[])?;
+        Ok(LogStream { client: self, id, done: false })
     }
 }
 
@@ -140,6 +210,7 @@ impl Client {
 #[derive(Debug)]
 pub struct LogStream<'a> {
     client: &'a mut Client,
+    id: RequestId,
     done: bool,
 }
 
@@ -150,7 +221,7 @@ impl Iterator for LogStream<'_> {
         if self.done {
             return None;
         }
-        let item = match self.client.recv_reply() {
+        let item = match self.client.recv_for(self.id).map(|(reply, _)| reply) {
             Ok(DaemonReply::LogLine(rec)) => return Some(Ok(rec)),
             Ok(DaemonReply::LogEnd) | Err(ClientError::Wire(WireError::Closed)) => None,
             Ok(DaemonReply::Error(e)) => Some(Err(e.into())),
@@ -168,24 +239,87 @@ impl Iterator for LogStream<'_> {
 mod tests {
     use super::*;
     use crate::frame;
-    use crate::msg::{LogLevel, LogRecord};
+    use crate::msg::{ControlReply, LogLevel, LogRecord};
     use std::os::unix::net::UnixListener;
 
-    /// A scripted peer: answers each expected request with the given replies.
+    /// A scripted peer: answers each expected request with the given replies (the hello bare,
+    /// the rest as envelopes with the request's id).
     fn serve(script: Vec<(ClientRequest, Vec<DaemonReply>)>) -> (tempfile::TempDir, std::thread::JoinHandle<()>) {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(dir.path().join("s")).unwrap();
         let t = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             for (want, replies) in script {
-                let got: ClientRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
-                assert_eq!(got, want);
+                if let ClientRequest::Hello { .. } = want {
+                    let got: ClientRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(got, want);
+                    for r in replies {
+                        frame::write_frame(&mut s, &r, frame::DEFAULT_MAX_FRAME).unwrap();
+                    }
+                    continue;
+                }
+                let got: ControlRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
+                assert_eq!(got.msg, want);
                 for r in replies {
-                    frame::write_frame(&mut s, &r, frame::DEFAULT_MAX_FRAME).unwrap();
+                    let env = ControlReply { re: Some(got.id), msg: r };
+                    frame::write_frame(&mut s, &env, frame::DEFAULT_MAX_FRAME).unwrap();
                 }
             }
         });
         (dir, t)
+    }
+
+    /// A peer that answers the hello, then runs `rest` on the connection.
+    fn serve_greeted(
+        rest: impl FnOnce(&mut std::os::unix::net::UnixStream) + Send + 'static,
+    ) -> (tempfile::TempDir, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _: ClientRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
+            frame::write_frame(&mut s, &hello_reply(PROTOCOL_VERSION), frame::DEFAULT_MAX_FRAME).unwrap();
+            rest(&mut s);
+        });
+        (dir, t)
+    }
+
+    #[test]
+    fn pipelined_requests_get_their_own_replies_by_id() {
+        let answer = |req: &ClientRequest| match req {
+            ClientRequest::Ping => DaemonReply::Pong,
+            _ => DaemonReply::Profiles(vec![]),
+        };
+        // Reads both requests, then answers them last first.
+        let (dir, t) = serve_greeted(move |s| {
+            let reqs: Vec<ControlRequest> =
+                (0..2).map(|_| frame::read_frame(s, frame::DEFAULT_MAX_FRAME).unwrap()).collect();
+            for r in reqs.iter().rev() {
+                let env = ControlReply { re: Some(r.id), msg: answer(&r.msg) };
+                frame::write_frame(s, &env, frame::DEFAULT_MAX_FRAME).unwrap();
+            }
+        });
+        let mut c = Client::connect(dir.path().join("s")).unwrap();
+        let ping = c.send_with_fds(&ClientRequest::Ping, &[]).unwrap();
+        let list = c.send_with_fds(&ClientRequest::ListProfiles, &[]).unwrap();
+        assert_ne!(ping, list);
+        // The daemon answered the listing first; the ping still gets the pong.
+        assert_eq!(c.recv_for(ping).unwrap().0, DaemonReply::Pong);
+        assert_eq!(c.recv_for(list).unwrap().0, DaemonReply::Profiles(vec![]));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_reply_to_a_request_never_sent_is_refused() {
+        let (dir, t) = serve_greeted(|s| {
+            let req: ControlRequest = frame::read_frame(s, frame::DEFAULT_MAX_FRAME).unwrap();
+            let env = ControlReply { re: Some(RequestId(req.id.0 + 5)), msg: DaemonReply::Pong };
+            frame::write_frame(s, &env, frame::DEFAULT_MAX_FRAME).unwrap();
+        });
+        let mut c = Client::connect(dir.path().join("s")).unwrap();
+        let err = c.call(&ClientRequest::Ping).unwrap_err();
+        assert!(matches!(err, ClientError::Wire(WireError::UnknownRequest { id: 6, .. })), "{err}");
+        t.join().unwrap();
     }
 
     fn hello_reply(v: u32) -> DaemonReply {

@@ -8,11 +8,12 @@ pub mod error;
 pub mod fdpass;
 pub mod frame;
 pub mod msg;
+pub mod record;
 pub mod spec;
 pub mod state;
 pub mod text;
 
 pub use error::WireError;
 pub use msg::*;
+pub use record::{DisplayInfo, ForwarderInfo, NetworkInfo, SandboxRecord};
 pub use spec::{LaunchSpec, StdioMode};
-pub use state::AgentRecord;

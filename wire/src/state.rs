@@ -1,8 +1,8 @@
-//! The agent state record `<state_dir>/agents/<id>.json`, written by the agent and read by a
-//! (re)starting daemon to find and re-adopt live sandboxes. Beside it lives the agent's
-//! rendezvous socket `<state_dir>/agents/<id>.sock` (SOCK_SEQPACKET).
+//! The agent's state file `<state_dir>/agents/<id>.json`: its [`SandboxRecord`] as JSON, written
+//! by the agent and read by a (re)starting daemon to find and re-adopt live sandboxes. Beside it
+//! lives the agent's rendezvous socket `<state_dir>/agents/<id>.sock` (SOCK_SEQPACKET).
 
-use serde::{Deserialize, Serialize};
+pub use crate::record::SandboxRecord;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,22 +10,6 @@ use std::path::{Path, PathBuf};
 
 /// Subdirectory of `state_dir` holding the records and rendezvous sockets.
 pub const AGENTS_SUBDIR: &str = "agents";
-
-/// What a restarted daemon needs to re-adopt a sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentRecord {
-    pub id: u64,
-    pub profile: String,
-    pub uid: u32,
-    pub user: String,
-    /// The sandbox init (PID 1 inside), as seen from the host.
-    pub init_pid: u32,
-    pub agent_pid: u32,
-    /// Seconds since the Unix epoch.
-    pub started_at: u64,
-    /// The agent's rendezvous socket.
-    pub socket: PathBuf,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -50,7 +34,7 @@ pub fn socket_path(state_dir: &Path, id: u64) -> PathBuf {
     agents_dir(state_dir).join(format!("{id}.sock"))
 }
 
-impl AgentRecord {
+impl SandboxRecord {
     /// Write the record atomically (temp file in the same directory, rename), mode 0600.
     ///
     /// Not fsync'd: a record describes live processes, which a power loss or kernel crash ends
@@ -59,7 +43,7 @@ impl AgentRecord {
     pub fn store(&self, path: &Path) -> Result<(), StateError> {
         let io = |op, source| StateError::Io { op, path: path.to_path_buf(), source };
         let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
-        let json = serde_json::to_vec_pretty(self).expect("AgentRecord serializes");
+        let json = serde_json::to_vec_pretty(self).expect("SandboxRecord serializes");
         let write = || -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new()
                 .write(true)
@@ -81,8 +65,9 @@ impl AgentRecord {
         })
     }
 
-    /// Read a record written by `store`.
-    pub fn load(path: &Path) -> Result<AgentRecord, StateError> {
+    /// Read a record written by `store` (fields added since are defaulted, other fields
+    /// ignored, so a record of an older agent still names its processes for the cleanup).
+    pub fn load(path: &Path) -> Result<SandboxRecord, StateError> {
         let bytes = fs::read(path).map_err(|source| StateError::Io { op: "read", path: path.to_path_buf(), source })?;
         serde_json::from_slice(&bytes).map_err(|e| StateError::Parse {
             path: path.to_path_buf(),
@@ -94,7 +79,7 @@ impl AgentRecord {
 
     /// Every `*.json` record in `<state_dir>/agents`, each loaded or with its error.
     /// A missing directory means no records.
-    pub fn scan(state_dir: &Path) -> Vec<(PathBuf, Result<AgentRecord, StateError>)> {
+    pub fn scan(state_dir: &Path) -> Vec<(PathBuf, Result<SandboxRecord, StateError>)> {
         let dir = agents_dir(state_dir);
         let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
         let mut out: Vec<_> = entries
@@ -102,7 +87,7 @@ impl AgentRecord {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .map(|p| {
-                let r = AgentRecord::load(&p);
+                let r = SandboxRecord::load(&p);
                 (p, r)
             })
             .collect();
@@ -115,16 +100,19 @@ impl AgentRecord {
 mod tests {
     use super::*;
 
-    fn sample(dir: &Path) -> AgentRecord {
-        AgentRecord {
+    fn sample() -> SandboxRecord {
+        SandboxRecord {
             id: 7,
             profile: "firefox".into(),
             uid: 1000,
             user: "alice".into(),
+            phase: crate::SandboxState::Lingering,
             init_pid: 4242,
             agent_pid: 4240,
             started_at: 1_700_000_000,
-            socket: socket_path(dir, 7),
+            mounts: vec!["/home/alice/a.pdf".into()],
+            network: None,
+            display: Some(crate::record::DisplayInfo { backend: oz_profiles::profile::XBackend::Xpra, display: 100 }),
         }
     }
 
@@ -132,13 +120,13 @@ mod tests {
     fn store_then_load_round_trips_and_leaves_no_temp_file() {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(agents_dir(tmp.path())).unwrap();
-        let rec = sample(tmp.path());
+        let rec = sample();
         let path = record_path(tmp.path(), rec.id);
         rec.store(&path).unwrap();
-        assert_eq!(AgentRecord::load(&path).unwrap(), rec);
+        assert_eq!(SandboxRecord::load(&path).unwrap(), rec);
         let names: Vec<_> = fs::read_dir(agents_dir(tmp.path())).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("7.json")]);
-        let scanned = AgentRecord::scan(tmp.path());
+        let scanned = SandboxRecord::scan(tmp.path());
         assert_eq!(scanned.len(), 1);
         assert_eq!(scanned[0].1.as_ref().unwrap(), &rec);
     }
@@ -149,13 +137,28 @@ mod tests {
         fs::create_dir_all(agents_dir(tmp.path())).unwrap();
         let path = record_path(tmp.path(), 3);
         fs::write(&path, "{\n  \"id\": \"x\"\n}").unwrap();
-        let err = AgentRecord::load(&path).unwrap_err().to_string();
+        let err = SandboxRecord::load(&path).unwrap_err().to_string();
         assert!(err.contains("3.json: line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_record_of_an_older_agent_still_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("5.json");
+        let old = r#"{"id": 5, "profile": "fx", "uid": 1000, "user": "a", "init_pid": 42, "agent_pid": 41,
+            "started_at": 1, "socket": "/run/oz/agents/5.sock"}"#;
+        fs::write(&path, old).unwrap();
+        let rec = SandboxRecord::load(&path).unwrap();
+        assert_eq!((rec.id, rec.init_pid, rec.agent_pid), (5, 42, 41));
+        assert_eq!(
+            (rec.phase, rec.mounts.len(), rec.network, rec.display),
+            (crate::SandboxState::Running, 0, None, None)
+        );
     }
 
     #[test]
     fn missing_dir_scans_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(AgentRecord::scan(&tmp.path().join("nope")).is_empty());
+        assert!(SandboxRecord::scan(&tmp.path().join("nope")).is_empty());
     }
 }

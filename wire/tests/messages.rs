@@ -28,6 +28,8 @@ fn every_variant_round_trips() {
     round_trip(&samples::agent_to_daemon());
     round_trip(&samples::agent_requests());
     round_trip(&samples::agent_messages());
+    round_trip(&samples::control_requests());
+    round_trip(&samples::control_replies());
 }
 
 #[test]
@@ -86,25 +88,59 @@ fn encodings_match_checked_in_fixtures() {
     check_fixtures(&samples::agent_to_daemon());
     check_fixtures(&samples::agent_requests());
     check_fixtures(&samples::agent_messages());
+    check_fixtures(&samples::control_requests());
+    check_fixtures(&samples::control_replies());
 }
 
+fn payload(name: &str) -> Vec<u8> {
+    let stored = std::fs::read(fixtures_dir().join(format!("{name}.bin"))).unwrap();
+    frame::unframe(&stored, DEFAULT_MAX_FRAME).unwrap().to_vec()
+}
+
+/// Every older hello (bare, whose encoding never changes) still decodes and is refused with a
+/// version error naming its version.
 #[test]
-fn protocol_1_hellos_still_decode_and_get_a_version_mismatch() {
-    let payload = |name: &str| {
-        let stored = std::fs::read(fixtures_dir().join(format!("{name}.bin"))).unwrap();
-        frame::unframe(&stored, DEFAULT_MAX_FRAME).unwrap().to_vec()
-    };
-    let mismatch =
-        |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 1 }));
-    let ClientRequest::Hello { protocol_version } = frame::decode(&payload("client_hello")).unwrap() else { panic!() };
-    assert!(mismatch(check_version(protocol_version)));
-    let DaemonToAgent::Hello { protocol_version } = frame::decode(&payload("d2a_hello")).unwrap() else { panic!() };
-    assert!(mismatch(check_version(protocol_version)));
-    // Where protocol 2 expects an envelope, a protocol 1 hello is named as such.
-    let err = oz_wire::channel::decode_request(&payload("d2a_hello")).unwrap_err();
-    assert!(mismatch(Err(err)));
+fn older_hellos_still_decode_and_get_a_version_mismatch() {
+    for (suffix, theirs) in [("", 1), ("_v2", 2)] {
+        let mismatch = |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: t }) if t == theirs);
+        let ClientRequest::Hello { protocol_version } =
+            frame::decode(&payload(&format!("client_hello{suffix}"))).unwrap()
+        else {
+            panic!()
+        };
+        assert!(mismatch(check_version(protocol_version)), "client_hello{suffix}");
+        let DaemonReply::Hello { protocol_version, .. } =
+            frame::decode(&payload(&format!("reply_hello{suffix}"))).unwrap()
+        else {
+            panic!()
+        };
+        assert!(mismatch(check_version(protocol_version)), "reply_hello{suffix}");
+        let DaemonToAgent::Hello { protocol_version } = frame::decode(&payload(&format!("d2a_hello{suffix}"))).unwrap()
+        else {
+            panic!()
+        };
+        assert!(mismatch(check_version(protocol_version)), "d2a_hello{suffix}");
+        // Where an envelope is expected, an older hello is named as such.
+        let err = oz_wire::channel::decode_request(&payload(&format!("d2a_hello{suffix}"))).unwrap_err();
+        assert!(mismatch(Err(err)), "d2a_hello{suffix} as an envelope");
+        let err = oz_wire::channel::decode_control_request(&payload(&format!("client_hello{suffix}"))).unwrap_err();
+        assert!(mismatch(Err(err)), "client_hello{suffix} as an envelope");
+        let err = oz_wire::channel::decode_control_reply(&payload(&format!("reply_hello{suffix}"))).unwrap_err();
+        assert!(mismatch(Err(err)), "reply_hello{suffix} as an envelope");
+    }
     let err = oz_wire::channel::decode_message(&payload("a2d_hello_rendezvous")).unwrap_err();
-    assert!(mismatch(Err(err)));
+    assert!(matches!(err, WireError::VersionMismatch { theirs: 1, .. }), "{err}");
+    let err = oz_wire::channel::decode_message(&payload("a2d_hello_v2")).unwrap_err();
+    assert!(matches!(err, WireError::VersionMismatch { theirs: 2, .. }), "{err}");
+}
+
+/// Protocol 2 messages whose encoding changed in 3 (the sandbox record) do not decode as
+/// protocol 3 ones: a peer of protocol 2 is refused at its hello before it could send them.
+#[test]
+fn protocol_2_records_do_not_pass_for_protocol_3_ones() {
+    assert!(frame::decode::<DaemonReply>(&payload("reply_sandboxes")).is_err());
+    assert!(frame::decode::<AgentToDaemon>(&payload("a2d_state")).is_err());
+    assert!(oz_wire::channel::decode_message(&payload("a2d_env_state")).is_err());
 }
 
 #[test]
@@ -118,6 +154,10 @@ fn fixtures_byte_layout_is_documented_bincode() {
         &[7, 0, 0, 0, 0, 0, 0, 0], // u64 LE
     ]
     .concat();
+    assert_eq!(bytes, expected);
+    // PROTOCOL.md's control envelope example: ControlRequest { id: 5, msg: Ping }
+    let bytes = std::fs::read(fixtures_dir().join("client_env_ping.bin")).unwrap();
+    let expected: Vec<u8> = [&[0u8, 0, 0, 12][..], &[5, 0, 0, 0, 0, 0, 0, 0], &[10, 0, 0, 0]].concat();
     assert_eq!(bytes, expected);
 }
 
@@ -140,6 +180,8 @@ fn decode_all(buf: &[u8]) {
     let _ = frame::decode::<DaemonReply>(buf);
     let _ = frame::decode::<DaemonToAgent>(buf);
     let _ = frame::decode::<AgentToDaemon>(buf);
+    let _ = frame::decode::<ControlRequest>(buf);
+    let _ = frame::decode::<ControlReply>(buf);
     let _ = frame::decode_frame::<ClientRequest>(buf, DEFAULT_MAX_FRAME);
     let _ = frame::read_frame::<_, AgentToDaemon>(&mut &buf[..], DEFAULT_MAX_FRAME);
 }

@@ -33,7 +33,7 @@ impl Conn {
 
     /// Send a request with file descriptors attached.
     pub fn send(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        self.client.send_with_fds(req, fds).map_err(convert)
+        self.client.send_with_fds(req, fds).map(drop).map_err(convert)
     }
 
     /// Bound how long each following `recv` waits (None: forever).
@@ -41,12 +41,12 @@ impl Conn {
         self.client.set_read_timeout(timeout).map_err(convert)
     }
 
-    /// The next reply.
+    /// The next reply to the last request sent.
     pub fn recv(&mut self) -> Result<DaemonReply> {
         Ok(self.recv_with_fds()?.0)
     }
 
-    /// The next reply and the fds that came with it.
+    /// The next reply to the last request sent and the fds that came with it.
     pub fn recv_with_fds(&mut self) -> Result<(DaemonReply, Vec<OwnedFd>)> {
         match self.client.recv_reply_with_fds().map_err(convert)? {
             (DaemonReply::Error(e), _) => Err(e.into()),

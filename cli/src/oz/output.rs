@@ -1,7 +1,7 @@
 //! Rendering for people (aligned tables, UTC times) and for scripts (JSON).
 
 use oz_wire::text::escape_controls;
-use oz_wire::{LogRecord, ProfileSummary, SandboxInfo};
+use oz_wire::{LogRecord, ProfileSummary, SandboxRecord};
 use serde_json::{json, Value};
 
 /// Whether a profile's program is installed: None when its path depends on the user
@@ -44,7 +44,17 @@ pub fn is_executable(p: &std::path::Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-pub fn sandbox_json(s: &SandboxInfo) -> Value {
+/// One sandbox as `oz list --json` prints it: the agent's record (`state` is its phase).
+pub fn sandbox_json(s: &SandboxRecord) -> Value {
+    let network = s.network.as_ref().map(|n| {
+        let forwarders: Vec<Value> = n
+            .forwarders
+            .iter()
+            .map(|f| json!({"name": f.name, "direction": f.direction, "proto": f.proto, "port": f.port}))
+            .collect();
+        json!({"mode": n.mode, "address": n.address.map(|a| a.to_string()), "forwarders": forwarders})
+    });
+    let display = s.display.map(|d| json!({"backend": d.backend, "display": d.display}));
     json!({
         "id": s.id,
         "profile": s.profile,
@@ -52,13 +62,15 @@ pub fn sandbox_json(s: &SandboxInfo) -> Value {
         "user": s.user,
         "init_pid": s.init_pid,
         "agent_pid": s.agent_pid,
-        "state": s.state.as_str(),
+        "state": s.phase.as_str(),
         "started_at": s.started_at,
         "mounts": s.mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
+        "network": network,
+        "display": display,
     })
 }
 
-pub fn sandboxes_table(sandboxes: &[SandboxInfo]) -> String {
+pub fn sandboxes_table(sandboxes: &[SandboxRecord]) -> String {
     let rows: Vec<Vec<String>> = sandboxes
         .iter()
         .map(|s| {
@@ -66,7 +78,7 @@ pub fn sandboxes_table(sandboxes: &[SandboxInfo]) -> String {
                 s.id.to_string(),
                 s.profile.clone(),
                 s.user.clone(),
-                s.state.as_str().to_string(),
+                s.phase.as_str().to_string(),
                 s.init_pid.to_string(),
                 utc_time(s.started_at * 1000, false),
                 s.mounts.len().to_string(),
@@ -189,16 +201,27 @@ mod tests {
 
     #[test]
     fn sandbox_json_has_the_documented_keys() {
-        let s = SandboxInfo {
+        let s = SandboxRecord {
             id: 4,
             profile: "sleep".into(),
             uid: 1001,
             user: "a".into(),
+            phase: SandboxState::Running,
             init_pid: 10,
             agent_pid: 9,
-            state: SandboxState::Running,
             started_at: 5,
             mounts: vec!["/home/a/x".into()],
+            network: Some(oz_wire::NetworkInfo {
+                mode: oz_profiles::profile::NetType::Empty,
+                address: None,
+                forwarders: vec![oz_wire::ForwarderInfo {
+                    name: "forward tcp:8080".into(),
+                    direction: oz_profiles::profile::SocketDirection::Server,
+                    proto: oz_profiles::profile::SocketProto::Tcp,
+                    port: 8080,
+                }],
+            }),
+            display: Some(oz_wire::DisplayInfo { backend: oz_profiles::profile::XBackend::Xpra, display: 100 }),
         };
         let v = sandbox_json(&s);
         for key in ["id", "profile", "uid", "user", "init_pid", "agent_pid", "state", "started_at", "mounts"] {
@@ -206,6 +229,11 @@ mod tests {
         }
         assert_eq!(v["state"], "running");
         assert_eq!(v["mounts"][0], "/home/a/x");
+        assert_eq!(v["network"]["mode"], "empty");
+        assert_eq!(v["network"]["address"], Value::Null);
+        assert_eq!(v["network"]["forwarders"][0]["direction"], "server");
+        assert_eq!(v["network"]["forwarders"][0]["port"], 8080);
+        assert_eq!(v["display"], json!({"backend": "xpra", "display": 100}));
         let t = sandboxes_table(&[s]);
         assert!(t.starts_with("ID  PROFILE  USER  STATE    INIT"), "{t}");
     }

@@ -16,7 +16,7 @@ use oz_integration::leftovers::{entries, Snapshot};
 use oz_integration::users::{self, USER_A, USER_B};
 use oz_integration::workspace::Workspace;
 use oz_wire::client::Client;
-use oz_wire::{ClientRequest, DaemonReply, KillTarget, SandboxInfo};
+use oz_wire::{ClientRequest, DaemonReply, KillTarget, SandboxRecord};
 use procs::Proc;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -194,7 +194,7 @@ impl Daemon {
     }
 
     /// Every sandbox, as root sees them (and tracked for the leftover check).
-    pub fn sandboxes(&self) -> Vec<SandboxInfo> {
+    pub fn sandboxes(&self) -> Vec<SandboxRecord> {
         match self.root_client().call(&ClientRequest::ListSandboxes) {
             Ok(DaemonReply::Sandboxes(list)) => {
                 for s in &list {
@@ -206,7 +206,7 @@ impl Daemon {
         }
     }
 
-    pub fn sandbox(&self, id: u64) -> Option<SandboxInfo> {
+    pub fn sandbox(&self, id: u64) -> Option<SandboxRecord> {
         self.sandboxes().into_iter().find(|s| s.id == id)
     }
 
@@ -273,7 +273,7 @@ impl Daemon {
         if ok {
             return Ok(());
         }
-        let listed = self.sandbox(id).map(|s| format!("still listed as {}", s.state)).unwrap_or_default();
+        let listed = self.sandbox(id).map(|s| format!("still listed as {}", s.phase)).unwrap_or_default();
         Err(format!("sandbox {id}: {listed} live processes {:?}", leftovers(&t)))
     }
 

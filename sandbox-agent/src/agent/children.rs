@@ -52,6 +52,15 @@ pub fn command(mut cmd: Command) -> SpawnFn {
     })
 }
 
+/// Why a helper did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("no helper slot {slot}")]
+    NoSlot { slot: Slot },
+    #[error("{source}")]
+    Spawn { source: std::io::Error },
+}
+
 /// The helper slots' spawn functions and live pids, indexed by [`Slot`].
 #[derive(Default)]
 pub struct Children {
@@ -68,9 +77,9 @@ impl Children {
     }
 
     /// Start the helper of `slot`.
-    pub fn spawn(&mut self, slot: Slot) -> Result<i32, String> {
-        let f = self.spawn.get_mut(slot).ok_or_else(|| format!("no helper slot {slot}"))?;
-        let pid = f().map_err(|e| e.to_string())?;
+    pub fn spawn(&mut self, slot: Slot) -> Result<i32, SpawnError> {
+        let f = self.spawn.get_mut(slot).ok_or(SpawnError::NoSlot { slot })?;
+        let pid = f().map_err(|source| SpawnError::Spawn { source })?;
         self.live[slot] = Some(pid);
         Ok(pid.as_raw())
     }

@@ -3,12 +3,12 @@
 //! Beside every running sandbox the agent keeps, in `<state_dir>/agents/` (mode 0700, root):
 //! - `<id>.sock`: a listening SOCK_SEQPACKET socket on which a (re)started daemon reconnects;
 //!   only peers with uid 0 (SO_PEERCRED) are accepted;
-//! - `<id>.json`: the [`AgentRecord`], written atomically (temp file + rename).
+//! - `<id>.json`: the sandbox's [`SandboxRecord`], written atomically (temp file + rename).
 //!
 //! Both are removed when the sandbox ends.
 
 use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-use oz_wire::state::{self as wstate, AgentRecord, StateError};
+use oz_wire::state::{self as wstate, SandboxRecord, StateError};
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -79,9 +79,9 @@ pub fn ensure_agents_dir(state_dir: &Path) -> Result<PathBuf, RendezvousError> {
 impl Rendezvous {
     /// Bind and listen on the record's socket path, then write the record (so a daemon that
     /// finds a record always finds a listening socket).
-    pub fn create(state_dir: &Path, record: &AgentRecord) -> Result<Rendezvous, RendezvousError> {
+    pub fn create(state_dir: &Path, record: &SandboxRecord) -> Result<Rendezvous, RendezvousError> {
         ensure_agents_dir(state_dir)?;
-        let socket = record.socket.clone();
+        let socket = wstate::socket_path(state_dir, record.id);
         let record_path = wstate::record_path(state_dir, record.id);
         let listener = listen(&socket)?;
         let rv = Rendezvous { listener, socket, record: record_path };
@@ -93,7 +93,7 @@ impl Rendezvous {
     }
 
     /// Rewrite the state record (atomically).
-    pub fn store(&self, record: &AgentRecord) -> Result<(), RendezvousError> {
+    pub fn store(&self, record: &SandboxRecord) -> Result<(), RendezvousError> {
         Ok(record.store(&self.record)?)
     }
 
@@ -187,16 +187,19 @@ pub fn connect(path: &Path) -> Result<OwnedFd, RendezvousError> {
 mod tests {
     use super::*;
 
-    fn record(state_dir: &Path, id: u64) -> AgentRecord {
-        AgentRecord {
+    fn record(id: u64) -> SandboxRecord {
+        SandboxRecord {
             id,
             profile: "shell".into(),
             uid: 1000,
             user: "u".into(),
+            phase: oz_wire::SandboxState::Running,
             init_pid: 4242,
             agent_pid: std::process::id(),
             started_at: 1_700_000_000,
-            socket: wstate::socket_path(state_dir, id),
+            mounts: vec![],
+            network: None,
+            display: None,
         }
     }
 
@@ -211,18 +214,18 @@ mod tests {
     fn create_writes_record_and_socket_and_remove_cleans_up() {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("state");
-        let rec = record(&state, 7);
+        let rec = record(7);
         let rv = Rendezvous::create(&state, &rec).unwrap();
         let dir = wstate::agents_dir(&state);
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
         assert_eq!(names(&dir), vec!["7.json", "7.sock"]);
         assert_eq!(fs::symlink_metadata(rv.socket_path()).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(AgentRecord::load(rv.record_path()).unwrap(), rec);
+        assert_eq!(SandboxRecord::load(rv.record_path()).unwrap(), rec);
 
         let mut moved = rec.clone();
         moved.init_pid = 5;
         rv.store(&moved).unwrap();
-        assert_eq!(AgentRecord::load(rv.record_path()).unwrap().init_pid, 5);
+        assert_eq!(SandboxRecord::load(rv.record_path()).unwrap().init_pid, 5);
         assert_eq!(names(&dir), vec!["7.json", "7.sock"], "no temp file left");
 
         rv.remove();
@@ -233,7 +236,7 @@ mod tests {
     fn accept_authenticates_root_peers() {
         // Tests run as root (CI): our own connection must be accepted as a daemon.
         let tmp = tempfile::tempdir().unwrap();
-        let rec = record(tmp.path(), 3);
+        let rec = record(3);
         let rv = Rendezvous::create(tmp.path(), &rec).unwrap();
         assert!(matches!(rv.accept().unwrap(), Accepted::Nobody));
         let _client = connect(rv.socket_path()).unwrap();
@@ -251,7 +254,7 @@ mod tests {
     #[test]
     fn accept_refuses_non_root_peers() {
         let tmp = tempfile::tempdir().unwrap();
-        let rec = record(tmp.path(), 4);
+        let rec = record(4);
         let rv = Rendezvous::create(tmp.path(), &rec).unwrap();
         // Connect from a child whose effective uid (what SO_PEERCRED reports) is unprivileged;
         // its fsuid stays 0 so it can still reach the socket in the root-only directory, the
@@ -298,7 +301,7 @@ mod tests {
     #[test]
     fn stale_socket_is_replaced_and_other_files_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let rec = record(tmp.path(), 9);
+        let rec = record(9);
         let rv = Rendezvous::create(tmp.path(), &rec).unwrap();
         // Simulate an agent that died without cleaning up: its socket file stays.
         std::mem::forget(rv);

@@ -7,7 +7,7 @@
 //! `launch` must be called while the agent is single-threaded (before tokio starts).
 
 use crate::common::env::{expand_context, program_argv, program_env, program_path, Env, ProgramError};
-use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, WireError};
+use crate::common::proto::{self, AgentToInit, InitError, InitRequestId, InitToAgent, WireError};
 use crate::init::{InitPlan, StartStdio};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -345,9 +345,9 @@ impl Sandbox {
     fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
         let received = loop {
-            match proto::recv::<InitToAgent>(self.channel.as_fd()) {
-                Ok((InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
-                other => break other,
+            match proto::recv_message(self.channel.as_fd()) {
+                Ok((_, InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+                other => break other.map(|(_, msg, fds)| (msg, fds)),
             }
         };
         match received {
@@ -417,16 +417,38 @@ impl Sandbox {
         self.cgroup.as_ref()
     }
 
-    pub fn send(&self, msg: &AgentToInit, fds: &[RawFd]) -> Result<(), SandboxError> {
-        proto::send(self.channel.as_fd(), msg, fds).map_err(|error| SandboxError::Channel { id: self.id, error })
+    /// Send a request to the init; returns its id, which its reply carries.
+    pub fn send(&self, msg: &AgentToInit, fds: &[RawFd]) -> Result<InitRequestId, SandboxError> {
+        proto::send_request(self.channel.as_fd(), msg, fds)
+            .map_err(|error| SandboxError::Channel { id: self.id, error })
     }
 
     /// The next message from the init (`Err(Channel Closed)` once the init is gone). Seccomp
     /// listeners are handed to the monitor on the way.
     pub fn recv(&self) -> Result<(InitToAgent, Vec<OwnedFd>), SandboxError> {
+        self.recv_message().map(|(_, msg, fds)| (msg, fds))
+    }
+
+    /// Send a request and wait for the init's reply to it (blocking; before the event loop
+    /// runs). Anything else arriving first (an event, the reply to another request) is an
+    /// `UnexpectedMessage` error.
+    pub fn ask(&self, msg: &AgentToInit, fds: &[RawFd]) -> Result<(InitToAgent, Vec<OwnedFd>), SandboxError> {
+        let id = self.send(msg, fds)?;
+        match self.recv_message()? {
+            (Some(re), reply, fds) if re == id => Ok((reply, fds)),
+            (_, other, _) => Err(SandboxError::Channel {
+                id: self.id,
+                error: WireError::UnexpectedMessage { expected: "the init's reply", received: format!("{other:?}") },
+            }),
+        }
+    }
+
+    /// The next message from the init with the id of the request it answers (None: an event).
+    /// Seccomp listeners are handed to the monitor on the way.
+    pub fn recv_message(&self) -> Result<(Option<InitRequestId>, InitToAgent, Vec<OwnedFd>), SandboxError> {
         loop {
-            match proto::recv(self.channel.as_fd()) {
-                Ok((InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+            match proto::recv_message(self.channel.as_fd()) {
+                Ok((_, InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
                 other => return other.map_err(|error| SandboxError::Channel { id: self.id, error }),
             }
         }

@@ -4,15 +4,18 @@
 //!
 //! The init is a forked child of the agent (PID 1 of the sandbox's PID namespace). It starts the
 //! launch's program by itself (from the plan it inherited at fork), then serves these requests.
-//! Every request but `Signal` gets exactly one reply (`Launched`, `ShellStarted`, `Mounted`,
-//! `Unmounted`, `ShuttingDown` or `Failed`), in request order; `Ready`, `ProgramFailed` and
-//! `Exited` (and `SeccompListener`) are unsolicited events and may come between a request and its reply.
+//! Every request travels with an id ([`InitRequest`]); every request but `Signal` gets exactly
+//! one reply (`Launched`, `ShellStarted`, `Mounted`, `Unmounted`, `ShuttingDown` or `Failed`)
+//! carrying that id ([`InitMessage`]), and the agent matches replies to requests by id only.
+//! `Ready`, `ProgramFailed`, `Exited` and `SeccompListener` are events (no id) and may come between a request and
+//! its reply.
 
 use oz_wire::fdpass::{self, Limits, SocketKind};
 use oz_wire::frame;
 use serde::{Deserialize, Serialize};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest message accepted on the channel (checked before anything is allocated).
 pub const MAX_PACKET: usize = 256 * 1024;
@@ -21,6 +24,27 @@ pub const MAX_FDS: usize = 3;
 
 /// How a process ended (the wire type, shared with the daemon and the client).
 pub use oz_wire::ExitStatus;
+
+/// Identifies one request of the agent to its init; the reply carries it. Unique within the agent
+/// process (which has one init channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InitRequestId(pub u64);
+
+/// Every frame from the agent to the init: a request and its id (first, so that a request whose
+/// body does not decode is still refused by id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitRequest {
+    pub id: InitRequestId,
+    pub msg: AgentToInit,
+}
+
+/// Every frame from the init to the agent: `re` is the id of the request this message answers,
+/// None for an event (`Ready`, `ProgramFailed`, `Exited`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitMessage {
+    pub re: Option<InitRequestId>,
+    pub msg: InitToAgent,
+}
 
 /// Requests from the agent to the init.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +166,33 @@ pub fn read_pipe_message(pipe: OwnedFd) -> Result<Vec<u8>, WireError> {
     frame::read_payload(&mut std::fs::File::from(pipe), MAX_PIPE_MESSAGE)
 }
 
+/// Send a request to the init with `fds` attached; returns its id.
+pub fn send_request(sock: BorrowedFd<'_>, msg: &AgentToInit, fds: &[RawFd]) -> Result<InitRequestId, WireError> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = InitRequestId(NEXT.fetch_add(1, Ordering::Relaxed));
+    // An `InitRequest` by reference: bincode encodes a struct as the tuple of its fields.
+    send(sock, &(id, msg), fds)?;
+    Ok(id)
+}
+
+/// Receive a request (in the init): its id, when the frame is long enough to carry one, and the
+/// request or why its body does not decode.
+#[allow(clippy::type_complexity)]
+pub fn recv_request(
+    sock: BorrowedFd<'_>,
+) -> Result<(Option<InitRequestId>, Result<AgentToInit, WireError>, Vec<OwnedFd>), WireError> {
+    let (payload, fds) = fdpass::recv_frame(sock, SocketKind::SeqPacket, LIMITS).map_err(closed_if_gone)?;
+    let id = oz_wire::channel::request_id_prefix(&payload).map(|r| InitRequestId(r.0));
+    let req = frame::decode::<InitRequest>(&payload).map(|r| r.msg);
+    Ok((id, req, fds))
+}
+
+/// Receive a message from the init: the id of the request it answers (None for an event).
+pub fn recv_message(sock: BorrowedFd<'_>) -> Result<(Option<InitRequestId>, InitToAgent, Vec<OwnedFd>), WireError> {
+    let (m, fds) = recv::<InitMessage>(sock)?;
+    Ok((m.re, m.msg, fds))
+}
+
 /// Send one message with `fds` attached (each open for the duration of the call).
 pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<(), WireError> {
     // SAFETY: the caller passes descriptors it keeps open across this call; the borrows do not
@@ -180,6 +231,44 @@ mod tests {
         let (got, fds): (AgentToInit, _) = recv(b.as_fd()).unwrap();
         assert_eq!(got, msg);
         assert_eq!(fds.len(), 3);
+    }
+
+    #[test]
+    fn replies_carry_the_id_of_their_request() {
+        let (agent, init) = pair();
+        let first = send_request(agent.as_fd(), &AgentToInit::Umount { target: "/a".into() }, &[]).unwrap();
+        let second = send_request(agent.as_fd(), &AgentToInit::Shutdown { grace_ms: 1 }, &[]).unwrap();
+        assert_ne!(first, second);
+        let (id1, req1, _) = recv_request(init.as_fd()).unwrap();
+        let (id2, req2, _) = recv_request(init.as_fd()).unwrap();
+        assert_eq!((id1, req1.unwrap()), (Some(first), AgentToInit::Umount { target: "/a".into() }));
+        assert_eq!((id2, req2.unwrap()), (Some(second), AgentToInit::Shutdown { grace_ms: 1 }));
+        // Answered last first, with an event between: matched by id, not by order.
+        send(init.as_fd(), &InitMessage { re: Some(second), msg: InitToAgent::ShuttingDown }, &[]).unwrap();
+        let exited =
+            InitToAgent::Exited { pid: 3, comm: "x".into(), role: ProcessRole::Other, status: ExitStatus::Code(0) };
+        send(init.as_fd(), &InitMessage { re: None, msg: exited.clone() }, &[]).unwrap();
+        let unmounted = InitToAgent::Unmounted { target: "/a".into() };
+        send(init.as_fd(), &InitMessage { re: Some(first), msg: unmounted.clone() }, &[]).unwrap();
+        assert_eq!(recv_message(agent.as_fd()).unwrap().0, Some(second));
+        assert_eq!(recv_message(agent.as_fd()).unwrap().0, None);
+        let (re, msg, _) = recv_message(agent.as_fd()).unwrap();
+        assert_eq!((re, msg), (Some(first), unmounted));
+        // The borrowed tuple the init sends encodes exactly as the envelope.
+        let env = InitMessage { re: Some(first), msg: InitToAgent::ShuttingDown };
+        assert_eq!(frame::encode(&env).unwrap(), frame::encode(&(env.re, &env.msg)).unwrap());
+    }
+
+    #[test]
+    fn a_request_whose_body_does_not_decode_keeps_its_id() {
+        let (agent, init) = pair();
+        let mut packet = vec![0, 0, 0, 12];
+        packet.extend_from_slice(&77u64.to_le_bytes());
+        packet.extend_from_slice(&[0xff; 4]);
+        nix::unistd::write(&agent, &packet).unwrap();
+        let (id, req, _) = recv_request(init.as_fd()).unwrap();
+        assert_eq!(id, Some(InitRequestId(77)));
+        assert!(req.is_err());
     }
 
     #[test]

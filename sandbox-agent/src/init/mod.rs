@@ -12,7 +12,7 @@
 mod reaper;
 mod requests;
 
-use crate::common::proto::{self, AgentToInit, InitError, InitToAgent, ProcessRole, Step};
+use crate::common::proto::{self, AgentToInit, InitError, InitMessage, InitRequestId, InitToAgent, ProcessRole, Step};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -83,7 +83,8 @@ pub fn run(mut plan: InitPlan, sock: OwnedFd) -> ! {
     let sigfd = match setup(&mut plan) {
         Ok(sigfd) => sigfd,
         Err(error) => {
-            let _ = proto::send(sock.as_fd(), &InitToAgent::ProgramFailed { error }, &[]);
+            let failed = InitMessage { re: None, msg: InitToAgent::ProgramFailed { error } };
+            let _ = proto::send(sock.as_fd(), &failed, &[]);
             // SAFETY: leave without unwinding into the agent's copied stack frames.
             unsafe { libc::_exit(1) }
         }
@@ -155,7 +156,8 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
 fn forward_listener(sock: std::os::fd::BorrowedFd<'_>, agent: bool) -> impl FnMut(nix::unistd::Pid, OwnedFd) + '_ {
     move |pid, fd| {
         if agent {
-            let _ = proto::send(sock, &InitToAgent::SeccompListener { pid: pid.as_raw() }, &[fd.as_raw_fd()]);
+            let event = proto::InitMessage { re: None, msg: InitToAgent::SeccompListener { pid: pid.as_raw() } };
+            let _ = proto::send(sock, &event, &[fd.as_raw_fd()]);
         }
     }
 }
@@ -265,8 +267,19 @@ impl Init {
         Ok(())
     }
 
+    /// Send an event (`Ready`, `ProgramFailed`, `Exited`).
     fn send(&mut self, msg: &InitToAgent, fds: &[std::os::fd::RawFd]) {
-        if self.agent && proto::send(self.sock.as_fd(), msg, fds).is_err() {
+        self.post(None, msg, fds)
+    }
+
+    /// Answer request `re`.
+    fn reply(&mut self, re: Option<InitRequestId>, msg: &InitToAgent, fds: &[std::os::fd::RawFd]) {
+        self.post(re, msg, fds)
+    }
+
+    fn post(&mut self, re: Option<InitRequestId>, msg: &InitToAgent, fds: &[std::os::fd::RawFd]) {
+        // An `InitMessage` by reference: bincode encodes a struct as the tuple of its fields.
+        if self.agent && proto::send(self.sock.as_fd(), &(re, msg), fds).is_err() {
             self.lost_agent();
         }
     }
@@ -332,22 +345,23 @@ impl Init {
     }
 
     fn request(&mut self) {
-        match proto::recv::<AgentToInit>(self.sock.as_fd()) {
-            Ok((req, fds)) => self.handle(req, fds),
+        let protocol = |e: proto::WireError| InitToAgent::Failed {
+            error: InitError { step: Step::Protocol, object: None, errno: 0, detail: Some(e.to_string()) },
+        };
+        match proto::recv_request(self.sock.as_fd()) {
+            Ok((id, Ok(req), fds)) => self.handle(id, req, fds),
+            Ok((id, Err(e), _)) => self.reply(id, &protocol(e), &[]),
             Err(proto::WireError::Closed) => self.lost_agent(),
-            Err(e) => {
-                let error = InitError { step: Step::Protocol, object: None, errno: 0, detail: Some(e.to_string()) };
-                self.send(&InitToAgent::Failed { error }, &[]);
-            }
+            Err(e) => self.reply(None, &protocol(e), &[]),
         }
     }
 
-    fn handle(&mut self, req: AgentToInit, fds: Vec<OwnedFd>) {
+    fn handle(&mut self, id: Option<InitRequestId>, req: AgentToInit, fds: Vec<OwnedFd>) {
         let reply = match req {
             AgentToInit::RunProgram { argv, env, cwd, pty: Some(size) } => {
                 match self.run_program_pty(argv, env, cwd, size) {
                     Ok((pid, master)) => {
-                        self.send(&InitToAgent::Launched { pid }, &[master.as_raw_fd()]);
+                        self.reply(id, &InitToAgent::Launched { pid }, &[master.as_raw_fd()]);
                         return;
                     }
                     Err(error) => InitToAgent::Failed { error },
@@ -357,7 +371,7 @@ impl Init {
             AgentToInit::Shell(req) => match self.shell(&req) {
                 Ok((pid, master)) => {
                     self.tracked.insert(pid, ProcessRole::Shell);
-                    self.send(&InitToAgent::ShellStarted { pid }, &[master.as_raw_fd()]);
+                    self.reply(id, &InitToAgent::ShellStarted { pid }, &[master.as_raw_fd()]);
                     return;
                 }
                 Err(error) => InitToAgent::Failed { error },
@@ -375,7 +389,7 @@ impl Init {
                 InitToAgent::ShuttingDown
             }
         };
-        self.send(&reply, &[]);
+        self.reply(id, &reply, &[]);
     }
 
     /// One mount per target: a second `Mount` of a mounted path is refused.

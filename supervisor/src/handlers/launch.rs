@@ -7,7 +7,7 @@ use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
-use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove, SetRunning};
+use crate::registry::{AgentAddr, AttachAgent, ClaimLaunch, Remove};
 use crate::spawn;
 use crate::table::Claim;
 use crate::Shared;
@@ -165,10 +165,10 @@ async fn start_new(
     let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
     let agent = match new_agent(shared, id, &profile, &config, caller).await {
         Ok(a) => a,
-        Err(detail) => {
+        Err(e) => {
             shared.registry.do_send(Remove { id });
-            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => &detail);
-            return Err(fail(detail));
+            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %e);
+            return Err(fail(e.to_string()));
         }
     };
     let (watch_tx, watch_rx) = exit_watch(req.noexec);
@@ -187,7 +187,7 @@ async fn start_new(
     match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
         Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
             let pty = pty_master(stdio, fds)?;
-            shared.registry.do_send(SetRunning { id, init_pid });
+            // The agent's record (phase, init pid, display) came before `Ready`.
             info!(shared.log, "sandbox launched"; "sandbox" => id, "profile" => &profile.name, "uid" => caller, "init_pid" => init_pid);
             Ok(Launched { id, init_pid, reused: false, profile: profile.name, check_ms, exit: watch_rx, pty })
         }
@@ -224,6 +224,21 @@ fn pty_master(stdio: StdioMode, fds: Vec<OwnedFd>) -> Result<Option<OwnedFd>, Da
     }
 }
 
+/// Why no agent could be started for a sandbox.
+#[derive(Debug, thiserror::Error)]
+enum AgentStartError {
+    #[error("spawn {}: {source}", path.display())]
+    Spawn { path: PathBuf, source: std::io::Error },
+    #[error("agent channel: {0}")]
+    Channel(std::io::Error),
+    #[error("agent hello: {0}")]
+    Version(WireError),
+    #[error("agent answered hello with {0}")]
+    Unexpected(&'static str),
+    #[error("agent {} (pid {pid}): {source}", path.display())]
+    NoHello { path: PathBuf, pid: u32, source: DaemonError },
+}
+
 /// Spawn an agent for sandbox `id`, start its actor and exchange `Hello`.
 async fn new_agent(
     shared: &Shared,
@@ -231,12 +246,12 @@ async fn new_agent(
     profile: &Profile,
     config: &Config,
     uid: u32,
-) -> Result<AgentAddr, String> {
-    let agent_path = config.agent_path();
+) -> Result<AgentAddr, AgentStartError> {
+    let path = config.agent_path();
     let output = shared.hub.agent_stderr(id);
     let spawned =
-        spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
-    let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
+        spawn::spawn_agent(&path, output).map_err(|source| AgentStartError::Spawn { path: path.clone(), source })?;
+    let io = AgentIo::new(spawned.channel).map_err(AgentStartError::Channel)?;
     shared.hub.register_sandbox(id, uid, &profile.name);
     let agent = Agent::launch(AgentParams {
         id,
@@ -251,23 +266,16 @@ async fn new_agent(
     });
     shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
     let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
-    match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
+    let failed = match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
         Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => match oz_wire::check_version(protocol_version) {
-            Ok(()) => Ok(agent),
-            Err(e) => {
-                agent.do_send(ForceKill);
-                Err(format!("agent hello: {e}"))
-            }
+            Ok(()) => return Ok(agent),
+            Err(e) => AgentStartError::Version(e),
         },
-        Ok((other, _)) => {
-            agent.do_send(ForceKill);
-            Err(format!("agent answered hello with {}", other.kind()))
-        }
-        Err(e) => {
-            agent.do_send(ForceKill);
-            Err(format!("agent {} (pid {}): {e}", agent_path.display(), spawned.pid))
-        }
-    }
+        Ok((other, _)) => AgentStartError::Unexpected(other.kind()),
+        Err(source) => AgentStartError::NoHello { path, pid: spawned.pid, source },
+    };
+    agent.do_send(ForceKill);
+    Err(failed)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::{ask, internal, invalid, reply, unexpected};
 use crate::conn::Conn;
-use crate::registry::{Lookup, MountsChanged, Target};
+use crate::registry::{Lookup, Target};
 use crate::Shared;
 use oz_wire::{AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, WireError};
 use std::path::PathBuf;
@@ -40,10 +40,8 @@ pub async fn mount(
         // Paths are resolved as the sandbox owner, whoever asks (root included).
         let msg = DaemonToAgent::Mount { uid: t.uid, paths, read_only };
         match ask(&t.agent, id, msg, Vec::new(), None, MOUNT_TIMEOUT).await? {
-            (AgentToDaemon::Mounted { paths }, _) => {
-                shared.registry.do_send(MountsChanged { id, added: paths.clone(), removed: None });
-                Ok(DaemonReply::Mounted { paths })
-            }
+            // The agent's record, with the new mounts, came before this answer.
+            (AgentToDaemon::Mounted { paths }, _) => Ok(DaemonReply::Mounted { paths }),
             (AgentToDaemon::Error(error), _) => Err(DaemonError::Agent { id, error }),
             (other, _) => Err(unexpected(id, "Mounted", &other)),
         }
@@ -55,12 +53,9 @@ pub async fn umount(conn: &Conn, shared: &Shared, id: u64, path: PathBuf) -> Res
     let r = async {
         check_paths([&path])?;
         let t = target(conn, shared, id, "umount").await?;
-        let msg = DaemonToAgent::Umount { uid: t.uid, path: path.clone() };
+        let msg = DaemonToAgent::Umount { uid: t.uid, path };
         match ask(&t.agent, id, msg, Vec::new(), None, MOUNT_TIMEOUT).await? {
-            (AgentToDaemon::Unmounted, _) => {
-                shared.registry.do_send(MountsChanged { id, added: Vec::new(), removed: Some(path) });
-                Ok(DaemonReply::Unmounted)
-            }
+            (AgentToDaemon::Unmounted, _) => Ok(DaemonReply::Unmounted),
             (AgentToDaemon::Error(error), _) => Err(DaemonError::Agent { id, error }),
             (other, _) => Err(unexpected(id, "Unmounted", &other)),
         }

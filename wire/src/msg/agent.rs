@@ -1,8 +1,8 @@
 //! The agent channel: daemon -> agent and agent -> daemon messages (SOCK_SEQPACKET).
 
 use super::common::{AgentError, ExitStatus, LogRecord, SandboxState};
+use crate::record::SandboxRecord;
 use crate::spec::{LaunchSpec, StdioMode};
-use crate::state::AgentRecord;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -94,8 +94,10 @@ pub enum AgentToDaemon {
     },
     Unmounted,
     Error(AgentError),
-    /// The agent's state record, for re-adoption by a restarted daemon.
-    State(AgentRecord),
+    /// The sandbox's record (event): sent before `Ready`, whenever it changes (phase, mounts,
+    /// display, network), and right after `Hello` on a rendezvous connection, so that a
+    /// restarted daemon lists the sandbox exactly as the agent knows it.
+    State(SandboxRecord),
     ShuttingDown {
         reason: String,
     },
@@ -110,9 +112,8 @@ pub enum AgentToDaemon {
         pid: u32,
         status: ExitStatus,
     },
-    /// What the agent injected into its sandbox (`Mount` requests and argument files of later
-    /// launches): on a rendezvous connection it follows `State` at once, so a restarted daemon
-    /// lists the sandbox as the agent knows it.
+    /// Protocol 2: what the agent injected into its sandbox. Protocol 3 agents send the mounts
+    /// in their `State` record instead.
     Mounts {
         paths: Vec<PathBuf>,
     },
@@ -123,8 +124,8 @@ pub enum AgentToDaemon {
     },
     /// Answer to `RelaunchXpra`: a new client was started.
     XpraRelaunched,
-    /// Where the sandbox is in its life, as the agent's supervision sees it (event): sent when
-    /// it changes, and after `Mounts` on a rendezvous connection.
+    /// Protocol 2: where the sandbox is in its life. Protocol 3 agents send the phase in their
+    /// `State` record instead.
     Phase(SandboxState),
 }
 

@@ -1,6 +1,8 @@
 //! The control socket: client -> daemon requests and daemon -> client replies.
 
-use super::common::{DaemonError, ExitStatus, LogRecord, SandboxState};
+use super::agent::RequestId;
+use super::common::{DaemonError, ExitStatus, LogRecord};
+use crate::record::SandboxRecord;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -100,21 +102,6 @@ pub struct ProfileSummary {
     pub path: String,
 }
 
-/// One running sandbox in the `Sandboxes` listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SandboxInfo {
-    pub id: u64,
-    pub profile: String,
-    pub uid: u32,
-    pub user: String,
-    pub init_pid: u32,
-    pub agent_pid: u32,
-    pub state: SandboxState,
-    /// Seconds since the Unix epoch.
-    pub started_at: u64,
-    pub mounts: Vec<PathBuf>,
-}
-
 /// A reply on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DaemonReply {
@@ -129,7 +116,8 @@ pub enum DaemonReply {
         init_pid: u32,
         reused_existing: bool,
     },
-    Sandboxes(Vec<SandboxInfo>),
+    /// The sandboxes the caller may see, each as its agent reported it.
+    Sandboxes(Vec<SandboxRecord>),
     Killed {
         ids: Vec<u64>,
     },
@@ -156,6 +144,24 @@ pub enum DaemonReply {
     XpraRelaunched {
         ids: Vec<u64>,
     },
+}
+
+/// Every frame from a client after the hello: a request and its id. Clients number their
+/// requests on each connection; the id comes first, so a request whose body does not decode is
+/// still refused by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub id: RequestId,
+    pub msg: ClientRequest,
+}
+
+/// Every frame from the daemon after the hello: `re` is the id of the request this reply
+/// belongs to (every reply of a stream included: `LogLine`s, `LogEnd`, `ProgramExited`,
+/// `ShellExited`); None only for the refusal of a frame too short to carry an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlReply {
+    pub re: Option<RequestId>,
+    pub msg: DaemonReply,
 }
 
 impl DaemonReply {

@@ -151,6 +151,15 @@ pub enum AgentError {
     /// A peer answered with a message its request does not accept.
     #[error("expected {expected}, received {received}")]
     UnexpectedReply { expected: String, received: String },
+    /// A profile with `xserver.enabled` was launched without the caller's `DISPLAY`.
+    #[error("xserver: the caller has no DISPLAY; profile {profile} needs the user's X display")]
+    NoDisplay { profile: String },
+    /// A host program the sandbox needs is not installed.
+    #[error("{program} not found (install {package})")]
+    MissingProgram { program: String, package: String },
+    /// A helper of the sandbox's X display (Xephyr, the Xpra server or client) did not start.
+    #[error("xserver: {program}: {detail}")]
+    XServer { program: String, detail: String },
 }
 
 /// An errno as people read it: `ENOENT: No such file or directory` (the number for an unknown one).

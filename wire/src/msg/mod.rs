@@ -7,14 +7,17 @@ pub mod common;
 pub use agent::{
     AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind,
 };
-pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
+pub use client::{ClientRequest, ControlReply, ControlRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary};
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
 ///
 /// 2: every agent-channel frame after the hello is an envelope carrying a request id
 /// ([`AgentRequest`], [`AgentMessage`]); replies are matched to requests by id.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: so is every control-socket frame after the hello ([`ControlRequest`], [`ControlReply`]);
+/// a sandbox is one [`crate::SandboxRecord`] in the agent's `State`, the daemon's `Sandboxes`
+/// listing and the state file.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The one version check of every channel's hello (control socket, agent channel): the peer's
 /// `protocol_version` must be ours.

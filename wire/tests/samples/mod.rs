@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use oz_profiles::profile::{NetType, SocketDirection, SocketProto, XBackend};
 use oz_wire::*;
 use std::path::PathBuf;
 
@@ -15,16 +16,28 @@ pub fn log_record() -> LogRecord {
     }
 }
 
-pub fn agent_record() -> AgentRecord {
-    AgentRecord {
+pub fn sandbox_record() -> SandboxRecord {
+    SandboxRecord {
         id: 7,
         profile: "firefox".into(),
         uid: 1000,
         user: "alice".into(),
+        phase: SandboxState::Lingering,
         init_pid: 4242,
         agent_pid: 4240,
         started_at: 1_764_400_000,
-        socket: "/run/oz/agents/7.sock".into(),
+        mounts: vec!["/home/alice/a.txt".into()],
+        network: Some(NetworkInfo {
+            mode: NetType::Bridge,
+            address: Some("10.0.4.7".parse().unwrap()),
+            forwarders: vec![ForwarderInfo {
+                name: "forward tcp:8080".into(),
+                direction: SocketDirection::Server,
+                proto: SocketProto::Tcp,
+                port: 8080,
+            }],
+        }),
+        display: Some(DisplayInfo { backend: XBackend::Xpra, display: 100 }),
     }
 }
 
@@ -32,7 +45,8 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
     vec![
         // Protocol 1 hellos keep decoding, so that an old peer gets a version-mismatch error.
         ("client_hello", ClientRequest::Hello { protocol_version: 1 }),
-        ("client_hello_v2", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("client_hello_v2", ClientRequest::Hello { protocol_version: 2 }),
+        ("client_hello_v3", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
         ("client_list_profiles", ClientRequest::ListProfiles),
         (
             "client_launch_name",
@@ -140,13 +154,17 @@ pub fn agent_errors() -> Vec<AgentError> {
         AgentError::Setup { step: "rendezvous".into(), detail: "bind /run/oz/agents/7.sock: address in use".into() },
         AgentError::BadRequest { detail: "attached stdio needs 3 fds, got 1".into() },
         AgentError::UnexpectedReply { expected: "Mounted".into(), received: "Pong".into() },
+        AgentError::NoDisplay { profile: "firefox".into() },
+        AgentError::MissingProgram { program: "xpra".into(), package: "xpra".into() },
+        AgentError::XServer { program: "xpra server".into(), detail: "no \"xpra is ready\" after 30 s".into() },
     ]
 }
 
 pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
     let mut v = vec![
         ("reply_hello", DaemonReply::Hello { protocol_version: 1, daemon_version: "0.1.0".into() }),
-        ("reply_hello_v2", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
+        ("reply_hello_v2", DaemonReply::Hello { protocol_version: 2, daemon_version: "0.1.0".into() }),
+        ("reply_hello_v3", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
         (
             "reply_profiles",
             DaemonReply::Profiles(vec![
@@ -155,20 +173,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
             ]),
         ),
         ("reply_launched", DaemonReply::Launched { id: 7, init_pid: 4242, reused_existing: true }),
-        (
-            "reply_sandboxes",
-            DaemonReply::Sandboxes(vec![SandboxInfo {
-                id: 7,
-                profile: "firefox".into(),
-                uid: 1000,
-                user: "alice".into(),
-                init_pid: 4242,
-                agent_pid: 4240,
-                state: SandboxState::Running,
-                started_at: 1_764_400_000,
-                mounts: vec!["/home/alice/a.txt".into()],
-            }]),
-        ),
+        ("reply_sandboxes_v3", DaemonReply::Sandboxes(vec![sandbox_record()])),
         ("reply_killed", DaemonReply::Killed { ids: vec![7, 8] }),
         ("reply_shell_started", DaemonReply::ShellStarted),
         ("reply_mounted", DaemonReply::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
@@ -209,7 +214,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
 pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
     vec![
         ("d2a_hello", DaemonToAgent::Hello { protocol_version: 1 }),
-        ("d2a_hello_v2", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("d2a_hello_v2", DaemonToAgent::Hello { protocol_version: 2 }),
+        ("d2a_hello_v3", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
         (
             "d2a_run_program",
             DaemonToAgent::RunProgram {
@@ -241,8 +247,9 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
     let mut v = vec![
         ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: None, agent_pid: 4240 }),
         ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 4240 }),
+        ("a2d_hello_v2", AgentToDaemon::Hello { protocol_version: 2, sandbox_id: Some(7), agent_pid: 4240 }),
         (
-            "a2d_hello_v2",
+            "a2d_hello_v3",
             AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 },
         ),
         ("a2d_ready", AgentToDaemon::Ready { init_pid: 4242, program_pid: Some(4250) }),
@@ -260,7 +267,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_shell_started", AgentToDaemon::ShellStarted),
         ("a2d_mounted", AgentToDaemon::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
         ("a2d_unmounted", AgentToDaemon::Unmounted),
-        ("a2d_state", AgentToDaemon::State(agent_record())),
+        ("a2d_state_v3", AgentToDaemon::State(sandbox_record())),
         ("a2d_shutting_down", AgentToDaemon::ShuttingDown { reason: "program exited".into() }),
         ("a2d_pong", AgentToDaemon::Pong),
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),
@@ -283,7 +290,18 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_xpra_relaunched", AgentToDaemon::XpraRelaunched),
         ("a2d_phase", AgentToDaemon::Phase(SandboxState::Lingering)),
     ];
-    let named = ["channel", "no_answer", "agent_exited", "sys", "setup", "bad_request", "unexpected_reply"];
+    let named = [
+        "channel",
+        "no_answer",
+        "agent_exited",
+        "sys",
+        "setup",
+        "bad_request",
+        "unexpected_reply",
+        "no_display",
+        "missing_program",
+        "xserver",
+    ];
     for (name, e) in named.iter().zip(agent_errors().into_iter().skip(12)) {
         let name: &'static str = Box::leak(format!("a2d_error_{name}").into_boxed_str());
         v.push((name, AgentToDaemon::Error(e)));
@@ -324,6 +342,28 @@ pub fn agent_messages() -> Vec<(&'static str, AgentMessage)> {
             (env_name(name), AgentMessage { re: (!event).then_some(RequestId(5)), msg })
         })
         .collect()
+}
+
+/// Control-socket frames after the hello: requests with their ids.
+pub fn control_requests() -> Vec<(&'static str, ControlRequest)> {
+    client_requests()
+        .into_iter()
+        .filter(|(_, m)| !matches!(m, ClientRequest::Hello { .. }))
+        .map(|(name, msg)| (env_name(name), ControlRequest { id: RequestId(5), msg }))
+        .collect()
+}
+
+/// Control-socket frames after the hello: replies to request 5, and one refusal of a frame
+/// without an id.
+pub fn control_replies() -> Vec<(&'static str, ControlReply)> {
+    let mut v: Vec<_> = daemon_replies()
+        .into_iter()
+        .filter(|(_, m)| !matches!(m, DaemonReply::Hello { .. }))
+        .map(|(name, msg)| (env_name(name), ControlReply { re: Some(RequestId(5)), msg }))
+        .collect();
+    let refusal = DaemonReply::Error(DaemonError::InvalidRequest { detail: "frame too short".into() });
+    v.push(("reply_env_refused", ControlReply { re: None, msg: refusal }));
+    v
 }
 
 /// `d2a_mount` -> `d2a_env_mount`.

@@ -3,7 +3,7 @@
 //! the program exec'd.
 
 use super::logpipe::LogPipe;
-use crate::agent::sandbox::Sandbox;
+use crate::agent::sandbox::{Sandbox, SandboxError};
 use crate::common::proto as iproto;
 use oz_sandbox::user::UserInfo;
 use oz_wire::{AgentError, LaunchSpec};
@@ -50,9 +50,9 @@ impl Started {
 
     /// Wait for the init (already exited or killed), remove the cgroup: nothing of the
     /// sandbox is left after this.
-    pub fn teardown(&mut self) -> Result<(), String> {
+    pub fn teardown(&mut self) -> Result<(), SandboxError> {
         let done = match self.sandbox.take() {
-            Some(sb) => sb.finish().map(|status| self.init_status = Some(status)).map_err(|e| e.to_string()),
+            Some(sb) => sb.finish().map(|status| self.init_status = Some(status)),
             None => Ok(()),
         };
         if let Some(mut x11) = self.x11.take() {
@@ -68,11 +68,10 @@ impl Started {
 
     /// Take over a launched sandbox.
     pub fn new(mut sandbox: Sandbox) -> Result<Started, AgentError> {
-        let other = |detail: String| AgentError::Other { detail };
-        let channel = sandbox.channel().try_clone_to_owned().map_err(|e| other(format!("dup init channel: {e}")))?;
+        let channel = sandbox.channel().try_clone_to_owned().map_err(|e| sys("dup init channel", e))?;
         let mut logs = Vec::new();
         if let Some(fd) = sandbox.take_log() {
-            logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+            logs.push(LogPipe::new(fd).map_err(|e| sys("log pipe", e))?);
         }
         Ok(Started {
             init_pid: sandbox.init_pid().as_raw(),
@@ -95,7 +94,6 @@ impl Started {
 /// of it (binds, `DISPLAY`); an in-sandbox X server (Xpra) starts once the sandbox is built,
 /// and the program only after the server is ready and the client attached.
 pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentError> {
-    let other = |detail: String| AgentError::Other { detail };
     let mut logs = Vec::new();
     let mut x11 = match spec.profile.xserver.enabled {
         true => {
@@ -111,11 +109,8 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
         true => {
             let mut built = spec.clone();
             built.noexec = true;
-            let copies = fds
-                .iter()
-                .map(|f| f.try_clone())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| other(format!("dup stdio: {e}")))?;
+            let copies =
+                fds.iter().map(|f| f.try_clone()).collect::<Result<Vec<_>, _>>().map_err(|e| sys("dup stdio", e))?;
             (Sandbox::launch_with_files(&built, copies, &files).map_err(|e| e.to_wire())?, fds)
         }
         false => (Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?, Vec::new()),
@@ -131,7 +126,7 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
         }
         let (fd, early) = x.take_output();
         if let Some(fd) = fd {
-            logs.push(LogPipe::new(fd).map_err(|e| other(format!("log pipe: {e}")))?);
+            logs.push(LogPipe::new(fd).map_err(|e| sys("log pipe", e))?);
         }
         x11_output = early;
     }
@@ -152,30 +147,35 @@ fn run_program(
     fds: Vec<OwnedFd>,
     logs: &mut Vec<LogPipe>,
 ) -> Result<i32, AgentError> {
-    let other = |detail: String| AgentError::Other { detail };
     let request = Sandbox::relaunch_request(spec).map_err(|e| e.to_wire())?;
     let stdio = match spec.stdio {
         oz_wire::StdioMode::Attached => fds,
         oz_wire::StdioMode::Pty { .. } => {
-            return Err(other(
-                "a program on a terminal pty is not available with the xpra backend; use `oz launch`".into(),
-            ));
+            return Err(AgentError::Unsupported {
+                detail: "a program on a terminal pty is not available with the xpra backend; use `oz launch`".into(),
+            });
         }
         oz_wire::StdioMode::Log => {
-            let null = std::fs::File::open("/dev/null").map_err(|e| other(format!("/dev/null: {e}")))?;
-            let (read, write) = super::logpipe::pipe().map_err(|e| other(format!("pipe: {e}")))?;
-            let write2 = write.try_clone().map_err(|e| other(format!("dup: {e}")))?;
+            let null = std::fs::File::open("/dev/null").map_err(|e| sys("open /dev/null", e))?;
+            let (read, write) = super::logpipe::pipe().map_err(|e| sys("pipe", e))?;
+            let write2 = write.try_clone().map_err(|e| sys("dup", e))?;
             logs.push(read);
             vec![null.into(), write, write2]
         }
     };
     let raw: Vec<_> = stdio.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    sandbox.send(&request, &raw).map_err(|e| e.to_wire())?;
-    match sandbox.recv().map_err(|e| e.to_wire())? {
+    match sandbox.ask(&request, &raw).map_err(|e| e.to_wire())? {
         (iproto::InitToAgent::Launched { pid }, _) => Ok(pid),
         (iproto::InitToAgent::Failed { error }, _) => Err(agent_error(&error, None)),
-        (msg, _) => Err(other(format!("init answered {msg:?} to the program's start"))),
+        (msg, _) => {
+            Err(AgentError::UnexpectedReply { expected: "Launched from the init".into(), received: format!("{msg:?}") })
+        }
     }
+}
+
+/// A failed system call of the agent, with its errno.
+fn sys(op: &str, e: impl Into<std::io::Error>) -> AgentError {
+    AgentError::Sys { op: op.into(), errno: e.into().raw_os_error().unwrap_or(libc::EIO) }
 }
 
 /// The wire form of an init failure; `path` names the object of a mount/umount request.

@@ -1,37 +1,39 @@
 //! Daemon requests (RunProgram, Shell, Mount, Umount, Shutdown, Ping) and the init's replies.
 //!
-//! The init answers every request exactly once and in order, so the agent keeps a FIFO of what
-//! it asked ([`Pending`]) and turns each reply into the daemon's answer without blocking.
+//! The init answers every request exactly once, with the request's id: the agent keeps what it
+//! asked by id ([`Pending`]) and turns each reply into the answer to the daemon request it
+//! serves (by that request's id) without blocking.
 
 use super::launch::agent_error;
 use super::logpipe;
 use super::runtime::Runtime;
 use crate::agent::mountinject;
 use crate::agent::supervise::{Event, Phase};
-use crate::common::proto::{AgentToInit, InitToAgent, ProcessRole, ShellRequest};
+use crate::common::proto::{AgentToInit, InitRequestId, InitToAgent, ProcessRole, ShellRequest};
 use oz_wire::{AgentError, AgentToDaemon, DaemonToAgent, LogLevel, RequestId, SandboxState, StdioMode, WireError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
-/// A request sent to the init whose reply is still due.
+/// A request sent to the init whose reply is still due. `answer` is the daemon request the
+/// reply answers (None when the daemon that asked has gone, or nobody asked: the reply is then
+/// dropped).
 #[derive(Debug)]
 pub enum Pending {
-    /// `answer` is false when the daemon that asked has gone (the reply is then dropped).
     RunProgram {
-        answer: bool,
+        answer: Option<RequestId>,
     },
     Shell {
-        answer: bool,
+        answer: Option<RequestId>,
     },
     /// One path of a `Mount` batch; `last` closes the batch.
     MountPart {
         path: PathBuf,
         last: bool,
-        answer: bool,
+        answer: Option<RequestId>,
     },
     Umount {
         path: PathBuf,
-        answer: bool,
+        answer: Option<RequestId>,
     },
     Shutdown,
 }
@@ -40,8 +42,8 @@ impl Pending {
     /// The daemon that asked went away.
     pub fn orphan(&mut self) {
         match self {
-            Pending::RunProgram { answer } | Pending::Shell { answer } => *answer = false,
-            Pending::MountPart { answer, .. } | Pending::Umount { answer, .. } => *answer = false,
+            Pending::RunProgram { answer } | Pending::Shell { answer } => *answer = None,
+            Pending::MountPart { answer, .. } | Pending::Umount { answer, .. } => *answer = None,
             Pending::Shutdown => {}
         }
     }
@@ -91,10 +93,11 @@ impl Runtime {
         self.answers.push_back(Slot::Due(self.current));
     }
 
-    /// The init replied: fill the oldest due answer and send what is in order.
-    fn complete(&mut self, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
-        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due(_))) {
-            let Slot::Due(re) = *slot else { unreachable!() };
+    /// The init replied: fill the answer due to daemon request `re` and send what is in order
+    /// (after the record, if the reply changed it, so that the daemon lists what the answer says).
+    fn complete(&mut self, re: RequestId, msg: AgentToDaemon, fds: Vec<OwnedFd>) {
+        self.sync_record();
+        if let Some(slot) = self.answers.iter_mut().find(|s| matches!(s, Slot::Due(id) if *id == re)) {
             *slot = Slot::Ready(re, msg, fds);
         }
         self.flush_answers();
@@ -246,8 +249,8 @@ impl Runtime {
             self.mount_arg_files(&spec);
         }
         let raw: Vec<_> = stdio_fds.iter().map(|f| f.as_raw_fd()).collect();
-        if self.send_init(&request, &raw) {
-            self.pending.push_back(Pending::RunProgram { answer: true });
+        if let Some(id) = self.send_init(&request, &raw) {
+            self.pending.insert(id, Pending::RunProgram { answer: Some(self.current) });
             self.answer_later();
         } else {
             self.answer(AgentToDaemon::Error(AgentError::NotRunning));
@@ -295,8 +298,8 @@ impl Runtime {
             };
             return self.answer(AgentToDaemon::Error(AgentError::User { uid, detail }));
         };
-        if self.send_init(&AgentToInit::Shell(req), &[]) {
-            self.pending.push_back(Pending::Shell { answer: true });
+        if let Some(id) = self.send_init(&AgentToInit::Shell(req), &[]) {
+            self.pending.insert(id, Pending::Shell { answer: Some(self.current) });
             self.answer_later();
         } else {
             self.answer(AgentToDaemon::Error(AgentError::NotRunning));
@@ -334,25 +337,28 @@ impl Runtime {
             }
         }
         self.answer_later();
-        let n = trees.len();
+        let (n, re) = (trees.len(), self.current);
+        let mut sent = None;
         for (i, (target, tree)) in trees.into_iter().enumerate() {
-            if !self.send_init(&AgentToInit::Mount { target: target.clone(), read_only }, &[tree.as_fd().as_raw_fd()]) {
+            let req = AgentToInit::Mount { target: target.clone(), read_only };
+            let Some(id) = self.send_init(&req, &[tree.as_fd().as_raw_fd()]) else {
                 // The init is gone: the batch ends with the parts already sent.
                 self.mount_batch.error.get_or_insert(AgentError::NotRunning);
-                match self.pending.back_mut() {
-                    Some(Pending::MountPart { last, .. }) if i > 0 => *last = true,
-                    _ => self.complete(AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
+                match sent.and_then(|id| self.pending.get_mut(&id)) {
+                    Some(Pending::MountPart { last, .. }) => *last = true,
+                    _ => self.complete(re, AgentToDaemon::Error(AgentError::NotRunning), Vec::new()),
                 }
                 return;
-            }
-            self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: true });
+            };
+            self.pending.insert(id, Pending::MountPart { path: target, last: i + 1 == n, answer: Some(re) });
+            sent = Some(id);
         }
     }
 
     /// Whether `target` is mounted by this agent or a mount of it is on its way.
     fn mounted_or_due(&self, target: &std::path::Path) -> bool {
         self.mounts.contains(target)
-            || self.pending.iter().any(|p| matches!(p, Pending::MountPart { path, .. } if path == target))
+            || self.pending.values().any(|p| matches!(p, Pending::MountPart { path, .. } if path == target))
     }
 
     /// A second launch into this sandbox: its argument files are mounted in (as `oz mount`
@@ -371,13 +377,9 @@ impl Runtime {
         }
         let n = trees.len();
         for (i, (target, tree)) in trees.into_iter().enumerate() {
-            if !self.send_init(
-                &AgentToInit::Mount { target: target.clone(), read_only: false },
-                &[tree.as_fd().as_raw_fd()],
-            ) {
-                return;
-            }
-            self.pending.push_back(Pending::MountPart { path: target, last: i + 1 == n, answer: false });
+            let req = AgentToInit::Mount { target: target.clone(), read_only: false };
+            let Some(id) = self.send_init(&req, &[tree.as_fd().as_raw_fd()]) else { return };
+            self.pending.insert(id, Pending::MountPart { path: target, last: i + 1 == n, answer: None });
         }
     }
 
@@ -389,15 +391,15 @@ impl Runtime {
             Ok(t) => t,
             Err(e) => return self.answer(AgentToDaemon::Error(e.to_agent_error())),
         };
-        if self.send_init(&AgentToInit::Umount { target: target.clone() }, &[]) {
-            self.pending.push_back(Pending::Umount { path: target, answer: true });
+        if let Some(id) = self.send_init(&AgentToInit::Umount { target: target.clone() }, &[]) {
+            self.pending.insert(id, Pending::Umount { path: target, answer: Some(self.current) });
             self.answer_later();
         } else {
             self.answer(AgentToDaemon::Error(AgentError::NotRunning));
         }
     }
 
-    pub(super) fn on_init_message(&mut self, msg: InitToAgent, fds: Vec<OwnedFd>) {
+    pub(super) fn on_init_message(&mut self, re: Option<InitRequestId>, msg: InitToAgent, fds: Vec<OwnedFd>) {
         match msg {
             InitToAgent::Exited { pid, comm, role, status } => {
                 // Output first: the program's last lines come before its exit.
@@ -427,31 +429,33 @@ impl Runtime {
             // Start-up messages were consumed by the launch; late ones carry no news.
             InitToAgent::Ready { .. } | InitToAgent::ProgramFailed { .. } => {}
             InitToAgent::SeccompListener { .. } => self.seccomp_listener(fds),
-            reply => self.on_init_reply(reply, fds),
+            reply => {
+                self.on_init_reply(re, reply, fds);
+                // Also when nobody is answered (the daemon that asked has gone).
+                self.sync_record();
+            }
         }
     }
 
-    fn on_init_reply(&mut self, reply: InitToAgent, fds: Vec<OwnedFd>) {
-        let Some(pending) = self.pending.pop_front() else {
-            self.warn(format!("unsolicited init reply {reply:?}"));
+    fn on_init_reply(&mut self, re: Option<InitRequestId>, reply: InitToAgent, fds: Vec<OwnedFd>) {
+        let Some(pending) = re.and_then(|id| self.pending.remove(&id)) else {
+            self.warn(format!("init reply {reply:?} to no pending request ({re:?})"));
             return;
         };
         match (pending, reply) {
             (Pending::RunProgram { answer }, InitToAgent::Launched { pid }) => {
                 self.feed(Event::ProgramStarted { pid });
-                if answer {
+                if let Some(re) = answer {
                     // A pty master comes with a relaunch on a pty.
                     let init_pid = self.init_pid() as u32;
-                    self.complete(AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, fds);
+                    self.complete(re, AgentToDaemon::Ready { init_pid, program_pid: Some(pid as u32) }, fds);
                 }
             }
             (Pending::Shell { answer }, InitToAgent::ShellStarted { pid }) => {
-                if !answer {
-                    return;
-                }
+                let Some(re) = answer else { return };
                 match fds.len() {
-                    1 => self.complete(AgentToDaemon::ShellOpened { pid: pid as u32 }, fds),
-                    _ => self.complete(AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), Vec::new()),
+                    1 => self.complete(re, AgentToDaemon::ShellOpened { pid: pid as u32 }, fds),
+                    _ => self.complete(re, AgentToDaemon::Error(AgentError::Pty { errno: libc::EBADF }), Vec::new()),
                 }
             }
             (Pending::MountPart { path, last, answer }, reply) => self.mount_reply(path, last, answer, reply),
@@ -464,14 +468,14 @@ impl Runtime {
                     InitToAgent::Failed { error } => AgentToDaemon::Error(agent_error(&error, Some(&path))),
                     other => AgentToDaemon::Error(unexpected_init_reply("Unmounted", &other)),
                 };
-                if answer {
-                    self.complete(msg, Vec::new());
+                if let Some(re) = answer {
+                    self.complete(re, msg, Vec::new());
                 }
             }
             (Pending::Shutdown, _) => {}
             (Pending::RunProgram { answer } | Pending::Shell { answer }, InitToAgent::Failed { error }) => {
-                if answer {
-                    self.complete(AgentToDaemon::Error(agent_error(&error, None)), Vec::new());
+                if let Some(re) = answer {
+                    self.complete(re, AgentToDaemon::Error(agent_error(&error, None)), Vec::new());
                 }
             }
             (pending, reply) => {
@@ -480,7 +484,7 @@ impl Runtime {
         }
     }
 
-    fn mount_reply(&mut self, path: PathBuf, last: bool, answer: bool, reply: InitToAgent) {
+    fn mount_reply(&mut self, path: PathBuf, last: bool, answer: Option<RequestId>, reply: InitToAgent) {
         match reply {
             InitToAgent::Mounted { .. } => {
                 self.mounts.insert(path.clone());
@@ -499,17 +503,17 @@ impl Runtime {
             return;
         }
         let batch = std::mem::take(&mut self.mount_batch);
-        if !answer {
+        let Some(re) = answer else {
             if let Some(e) = batch.error {
                 self.warn(format!("mount: {e}"));
             }
             return;
-        }
+        };
         let msg = match batch.error {
             Some(e) => AgentToDaemon::Error(e),
             None => AgentToDaemon::Mounted { paths: batch.done },
         };
-        self.complete(msg, Vec::new());
+        self.complete(re, msg, Vec::new());
     }
 }
 

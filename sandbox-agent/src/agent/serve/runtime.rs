@@ -27,7 +27,7 @@ use crate::agent::rendezvous::{Accepted, Rendezvous};
 use crate::agent::supervise::tree::{self, Tree};
 use crate::agent::supervise::{self, Action, Event, Policy, ShutdownReason};
 use crate::common::proto::{self as iproto, AgentToInit, InitToAgent};
-use crate::common::proto::{ExitStatus, ProcessRole};
+use crate::common::proto::{ExitStatus, InitRequestId, ProcessRole};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -35,9 +35,10 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oz_sandbox::user::UserInfo;
 use oz_wire::channel::DaemonChannel;
-use oz_wire::state::{self as wstate, AgentRecord};
-use oz_wire::{AgentToDaemon, LaunchSpec, LogLevel, LogRecord, RequestId, SandboxState};
-use std::collections::VecDeque;
+use oz_wire::{
+    AgentToDaemon, DisplayInfo, LaunchSpec, LogLevel, LogRecord, NetworkInfo, RequestId, SandboxRecord, SandboxState,
+};
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,20 +79,20 @@ pub struct Runtime {
     outbox: Outbox,
     limiter: LogLimiter,
     rendezvous: Option<Rendezvous>,
-    record: AgentRecord,
+    /// The sandbox's record as last sent to the daemon and stored in the state file.
+    record: SandboxRecord,
     tree: Tree,
     children: Children,
     /// When helper restarts are due (each feeds `tree::Event::Tick`).
     respawn_at: Vec<Instant>,
     /// How the launch's program ended.
     program_status: Option<ExitStatus>,
-    pub(super) pending: VecDeque<Pending>,
+    /// Requests sent to the init whose replies are due, by id.
+    pub(super) pending: BTreeMap<InitRequestId, Pending>,
     /// Answers owed to the attached daemon, in request order.
     pub(super) answers: VecDeque<Slot>,
     /// The id of the daemon request being handled.
     pub(super) current: RequestId,
-    /// The phase last reported to the daemon.
-    reported: SandboxState,
     /// Exit events that happened while no daemon was attached.
     backlog: VecDeque<AgentToDaemon>,
     pub(super) mount_batch: MountBatch,
@@ -168,15 +169,22 @@ impl Runtime {
         daemon: Option<DaemonChannel>,
         launch: RequestId,
     ) -> Result<Runtime, ServeError> {
-        let record = AgentRecord {
+        let record = SandboxRecord {
             id: spec.sandbox_id,
             profile: spec.profile.name.clone(),
             uid: spec.uid,
             user: started.user.name.clone(),
+            phase: SandboxState::Running,
             init_pid: started.init_pid as u32,
             agent_pid: std::process::id(),
             started_at: now_secs(),
-            socket: wstate::socket_path(&spec.config.state_dir, spec.sandbox_id),
+            mounts: Vec::new(),
+            network: Some(NetworkInfo {
+                mode: spec.profile.networking.net_type,
+                address: None,
+                forwarders: Vec::new(),
+            }),
+            display: started.x11.as_ref().map(|x| DisplayInfo { backend: x.backend(), display: x.display }),
         };
         let signals = match termination_signals(mode) {
             Ok(fd) => fd,
@@ -211,11 +219,10 @@ impl Runtime {
             children: Children::default(),
             respawn_at: Vec::new(),
             program_status: None,
-            pending: VecDeque::new(),
+            pending: BTreeMap::new(),
             backlog: VecDeque::new(),
             answers: VecDeque::new(),
             current: launch,
-            reported: SandboxState::Running,
             mount_batch: MountBatch::default(),
             logs: Vec::new(),
             mounts: MountTable::default(),
@@ -236,6 +243,8 @@ impl Runtime {
         let program_pid = rt.started.program_pid;
         let pty = rt.started.pty.take();
         let fds: Vec<_> = pty.iter().map(|m| m.as_fd()).collect();
+        // The record first: the daemon lists the sandbox as the agent says once it is ready.
+        rt.send_daemon(AgentToDaemon::State(rt.record.clone()), &[]);
         let ready = AgentToDaemon::Ready { init_pid: rt.record.init_pid, program_pid: program_pid.map(|p| p as u32) };
         rt.reply_daemon(launch, ready, &fds);
         for line in std::mem::take(&mut rt.started.x11_output) {
@@ -593,23 +602,24 @@ impl Runtime {
     }
 
     /// Send a request to the init; if the init is gone, the failure shows up as its exit.
-    pub(super) fn send_init(&mut self, msg: &AgentToInit, fds: &[RawFd]) -> bool {
-        match iproto::send(self.init_fd(), msg, fds) {
-            Ok(()) => true,
+    /// Returns the request's id, which the init's reply carries.
+    pub(super) fn send_init(&mut self, msg: &AgentToInit, fds: &[RawFd]) -> Option<InitRequestId> {
+        match iproto::send_request(self.init_fd(), msg, fds) {
+            Ok(id) => Some(id),
             Err(e) => {
                 self.warn(format!("send to init: {e}"));
-                false
+                None
             }
         }
     }
 
     fn on_init_readable(&mut self) {
-        match iproto::recv::<InitToAgent>(self.init_fd()) {
-            Ok((msg, fds)) => {
+        match iproto::recv_message(self.init_fd()) {
+            Ok((re, msg, fds)) => {
                 if let InitToAgent::Exited { role: ProcessRole::Program, status, .. } = &msg {
                     self.program_status = Some(*status);
                 }
-                self.on_init_message(msg, fds)
+                self.on_init_message(re, msg, fds)
             }
             Err(iproto::WireError::Closed) | Err(iproto::WireError::Io { .. }) => {
                 self.init_channel_open = false;
@@ -687,10 +697,24 @@ impl Runtime {
                 self.perform(action, &mut queue);
             }
         }
+        self.sync_record();
+    }
+
+    /// Bring the record up to date (phase, mounts); when it changed, send it to the daemon and
+    /// store it in the state file.
+    pub(super) fn sync_record(&mut self) {
         let phase = reported_phase(&self.tree.sandbox.phase);
-        if phase != self.reported {
-            self.reported = phase;
-            self.send_daemon(AgentToDaemon::Phase(phase), &[]);
+        let mounts = self.mounts.paths();
+        if phase == self.record.phase && mounts == self.record.mounts {
+            return;
+        }
+        self.record.phase = phase;
+        self.record.mounts = mounts;
+        self.send_daemon(AgentToDaemon::State(self.record.clone()), &[]);
+        if let Some(rv) = &self.rendezvous {
+            if let Err(e) = rv.store(&self.record) {
+                self.warn(format!("state record: {e}"));
+            }
         }
     }
 
@@ -700,7 +724,7 @@ impl Runtime {
             tree::Action::Spawn { slot } => {
                 queue.push_back(match self.children.spawn(slot) {
                     Ok(pid) => tree::Event::Started { slot, pid },
-                    Err(error) => tree::Event::SpawnFailed { slot, error },
+                    Err(error) => tree::Event::SpawnFailed { slot, error: error.to_string() },
                 });
                 return;
             }
@@ -723,8 +747,6 @@ impl Runtime {
             Action::SendState => {
                 let rec = self.record.clone();
                 self.send_daemon(AgentToDaemon::State(rec), &[]);
-                self.send_daemon(AgentToDaemon::Mounts { paths: self.mounts.paths() }, &[]);
-                self.send_daemon(AgentToDaemon::Phase(self.reported), &[]);
                 for msg in std::mem::take(&mut self.backlog) {
                     self.send_daemon(msg, &[]);
                 }
@@ -737,14 +759,15 @@ impl Runtime {
         self.daemon = None;
         self.outbox.clear();
         self.answers.clear();
-        self.pending.iter_mut().for_each(Pending::orphan);
+        self.pending.values_mut().for_each(Pending::orphan);
     }
 
     fn begin_shutdown(&mut self, reason: ShutdownReason) {
         self.shutdown_reason = Some(reason);
         self.kill_at = Some(Instant::now() + KILL_AFTER);
-        if self.init_channel_open && self.send_init(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[]) {
-            self.pending.push_back(Pending::Shutdown);
+        let sent = self.init_channel_open.then(|| self.send_init(&AgentToInit::Shutdown { grace_ms: GRACE_MS }, &[]));
+        if let Some(Some(id)) = sent {
+            self.pending.insert(id, Pending::Shutdown);
         } else {
             self.kill_at = Some(Instant::now());
         }

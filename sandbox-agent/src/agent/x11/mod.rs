@@ -59,14 +59,56 @@ pub enum X11Error {
     Spawn { program: &'static str, source: std::io::Error },
     #[error("xserver: {program}: {detail}")]
     Start { program: &'static str, detail: String },
+    /// A helper did not report readiness; `output` is its last lines (`; last output: ...`).
+    #[error("xserver: {program}: {error}{output}")]
+    NotReady { program: &'static str, error: ReadyError, output: String },
     #[error("xserver: sandbox {id}: {detail}")]
     Init { id: u64, detail: String },
 }
 
 impl X11Error {
+    /// The error the daemon and the client see.
     pub fn to_wire(&self) -> oz_wire::AgentError {
-        oz_wire::AgentError::Other { detail: self.to_string() }
+        use oz_wire::AgentError as W;
+        match self {
+            X11Error::NoDisplay { profile } => W::NoDisplay { profile: profile.clone() },
+            X11Error::Missing { program, package } => {
+                W::MissingProgram { program: program.to_string(), package: package.to_string() }
+            }
+            X11Error::Dir(e) => W::Setup { step: "xserver directory".into(), detail: e.to_string() },
+            X11Error::Sys { op, errno } => W::Sys { op: format!("xserver: {op}"), errno: *errno as i32 },
+            X11Error::Spawn { program, source } => match source.raw_os_error() {
+                Some(errno) => W::Sys { op: format!("xserver: start {program}"), errno },
+                None => W::XServer { program: program.to_string(), detail: source.to_string() },
+            },
+            X11Error::Start { program, detail } => W::XServer { program: program.to_string(), detail: detail.clone() },
+            X11Error::NotReady { program, error, output } => {
+                W::XServer { program: program.to_string(), detail: format!("{error}{output}") }
+            }
+            X11Error::Init { id, detail } => {
+                W::Setup { step: "xserver".into(), detail: format!("sandbox {id}: {detail}") }
+            }
+        }
     }
+}
+
+/// Why a helper's readiness was not seen on its output.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    #[error("no \"{needle}\" after {secs} s")]
+    NoLine { needle: &'static str, secs: u64 },
+    #[error("not ready after {secs} s")]
+    TimedOut { secs: u64 },
+    #[error("output closed before it was ready")]
+    Closed,
+    #[error("exited before accepting clients")]
+    Exited,
+    #[error("{op}: {errno}")]
+    Sys { op: &'static str, errno: Errno },
+    #[error("bad display number {text:?}")]
+    BadDisplay { text: String },
+    #[error("reported display :{got}, asked for :{asked}")]
+    WrongDisplay { got: u32, asked: u32 },
 }
 
 fn caller_value<'a>(spec: &'a LaunchSpec, name: &str) -> Option<&'a str> {
@@ -219,26 +261,29 @@ impl Session {
         };
         let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "xpra", source: e })?;
         let out = self.out_w.as_raw_fd();
-        sandbox.send(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))?;
-        match sandbox.recv().map_err(|e| init_err(e.to_string()))? {
+        match sandbox.ask(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
             (InitToAgent::Launched { .. }, _) => {}
             (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the xpra server: {error}"))),
             (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
         }
         let r = self.out_r.as_ref().expect("output pipe").as_fd();
         xpra::wait_for_line(r, xpra::SERVER_READY, XPRA_READY, &mut self.early)
-            .map_err(|detail| X11Error::Start { program: "xpra server", detail: self.with_output(detail) })?;
+            .map_err(|error| X11Error::NotReady { program: "xpra server", error, output: self.output_tail() })?;
         self.client = Some(self.spawn_client()?);
         let r = self.out_r.as_ref().expect("output pipe").as_fd();
-        xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early)
-            .map_err(|detail| X11Error::Start { program: "xpra client", detail: self.with_output(detail) })
+        xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early).map_err(|error| X11Error::NotReady {
+            program: "xpra client",
+            error,
+            output: self.output_tail(),
+        })
     }
 
-    fn with_output(&self, detail: String) -> String {
+    /// `; last output: ...` with the helpers' last lines, or nothing.
+    fn output_tail(&self) -> String {
         let tail: Vec<&str> = self.early.iter().rev().take(5).map(String::as_str).collect();
         match tail.is_empty() {
-            true => detail,
-            false => format!("{detail}; last output: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+            true => String::new(),
+            false => format!("; last output: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
         }
     }
 
@@ -388,5 +433,38 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oz_wire::AgentError as W;
+
+    #[test]
+    fn display_errors_reach_the_wire_typed_and_as_clear() {
+        let e = X11Error::NoDisplay { profile: "fx".into() };
+        assert_eq!(e.to_wire(), W::NoDisplay { profile: "fx".into() });
+        assert_eq!(e.to_wire().to_string(), e.to_string());
+        let e = X11Error::Missing { program: "xpra", package: "xpra" };
+        assert_eq!(e.to_wire().to_string(), "xpra not found (install xpra)");
+        let e = X11Error::NotReady { program: "Xephyr", error: ReadyError::Exited, output: " (exit code 1)".into() };
+        assert_eq!(
+            e.to_wire(),
+            W::XServer { program: "Xephyr".into(), detail: "exited before accepting clients (exit code 1)".into() }
+        );
+        assert_eq!(e.to_wire().to_string(), e.to_string());
+        let e = X11Error::Sys { op: "pipe", errno: Errno::EMFILE };
+        assert_eq!(e.to_wire(), W::Sys { op: "xserver: pipe".into(), errno: libc::EMFILE });
+        let e = X11Error::Spawn { program: "Xephyr", source: std::io::Error::from_raw_os_error(libc::ENOENT) };
+        assert_eq!(e.to_wire(), W::Sys { op: "xserver: start Xephyr".into(), errno: libc::ENOENT });
+        let e = X11Error::Init { id: 3, detail: "x".into() };
+        assert_eq!(e.to_wire().to_string(), e.to_string());
+        for e in [ReadyError::NoLine { needle: "ready", secs: 30 }, ReadyError::WrongDisplay { got: 2, asked: 1 }] {
+            assert!(!matches!(
+                X11Error::NotReady { program: "xpra server", error: e, output: String::new() }.to_wire(),
+                W::Other { .. }
+            ));
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! The sandbox gets that one socket bound in, nothing else of the host's X.
 
 use super::hostproc::{self, HostCommand};
-use super::X11Error;
+use super::{ReadyError, X11Error};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oz_sandbox::user::UserInfo;
 use std::os::fd::{AsFd, OwnedFd};
@@ -103,7 +103,7 @@ fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
         .map_err(|e| X11Error::Spawn { program: "Xephyr", source: e })?;
     let ready = read_display(ready_r.as_fd()).and_then(|got| match got == n {
         true => Ok(n),
-        false => Err(format!("reported display :{got}, asked for :{n}")),
+        false => Err(ReadyError::WrongDisplay { got, asked: n }),
     });
     match ready {
         Ok(n) => match check_socket(p.user, n) {
@@ -113,42 +113,40 @@ fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
                 Err(e)
             }
         },
-        Err(detail) => {
+        Err(error) => {
             hostproc::stop(&mut child, Duration::from_millis(200));
             let status = hostproc::try_reap(&mut child).unwrap_or_default();
-            Err(X11Error::Start {
-                program: "Xephyr",
-                detail: format!("{detail}{}", if status.is_empty() { String::new() } else { format!(" ({status})") }),
-            })
+            let output = if status.is_empty() { String::new() } else { format!(" ({status})") };
+            Err(X11Error::NotReady { program: "Xephyr", error, output })
         }
     }
 }
 
 /// The display number Xephyr writes on `-displayfd` (its write end closed in the agent).
-fn read_display(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
+fn read_display(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, ReadyError> {
     let until = Instant::now() + READY_TIMEOUT;
     let mut buf = Vec::new();
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("not ready after {} s", READY_TIMEOUT.as_secs()));
+            return Err(ReadyError::TimedOut { secs: READY_TIMEOUT.as_secs() });
         }
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(left.as_millis().min(60_000) as u16)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(errno) => return Err(ReadyError::Sys { op: "poll", errno }),
         }
         let mut chunk = [0u8; 32];
         match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut chunk) {
-            Ok(0) => return Err("exited before accepting clients".into()),
+            Ok(0) => return Err(ReadyError::Exited),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("read display number: {e}")),
+            Err(errno) => return Err(ReadyError::Sys { op: "read display number", errno }),
         }
         if buf.contains(&b'\n') || buf.len() > 16 {
             let text = String::from_utf8_lossy(&buf);
-            return text.trim().parse().map_err(|_| format!("bad display number {text:?}"));
+            return text.trim().parse().map_err(|_| ReadyError::BadDisplay { text: text.to_string() });
         }
     }
 }

@@ -8,6 +8,7 @@
 //! proxying, remote logging or mmap; audio only through `audio_mode: pulseaudio` (the program's
 //! own socket, not Xpra's); the clipboard shares CLIPBOARD only, never PRIMARY ([`SITECUSTOMIZE`]).
 
+use super::ReadyError;
 use oz_profiles::profile::XServer;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
@@ -145,30 +146,30 @@ pub fn client_args(x: &XServer, socket: &Path, profile: &str) -> Vec<String> {
 /// is returned, for the log. Err with the lines read when the writer closes or time runs out.
 pub fn wait_for_line(
     fd: BorrowedFd<'_>,
-    needle: &str,
+    needle: &'static str,
     timeout: Duration,
     lines: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), ReadyError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let until = Instant::now() + timeout;
     let mut buf = Vec::new();
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("no \"{needle}\" after {} s", timeout.as_secs()));
+            return Err(ReadyError::NoLine { needle, secs: timeout.as_secs() });
         }
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(left.as_millis().min(60_000) as u16)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(errno) => return Err(ReadyError::Sys { op: "poll", errno }),
         }
         let mut chunk = [0u8; 4096];
         let n = match nix::unistd::read(fd.as_raw_fd(), &mut chunk) {
-            Ok(0) => return Err("output closed before it was ready".into()),
+            Ok(0) => return Err(ReadyError::Closed),
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
-            Err(e) => return Err(format!("read: {e}")),
+            Err(errno) => return Err(ReadyError::Sys { op: "read", errno }),
         };
         buf.extend_from_slice(&chunk[..n]);
         while let Some(i) = buf.iter().position(|b| *b == b'\n') {
