@@ -65,7 +65,11 @@ impl Runtime {
 
     fn seccomp_log(&mut self, level: LogLevel, message: String) {
         if self.mode == Mode::Standalone {
-            return eprintln!("oz-agent[{}]: {message}", self.spec.sandbox_id);
+            // One write, so the line is never cut by the program's output on the same stderr.
+            use std::io::Write;
+            let line = format!("oz-agent[{}]: {message}\n", self.spec.sandbox_id);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            return;
         }
         let rec = self.record(level, message);
         self.send_daemon(AgentToDaemon::Log(rec), &[]);
