@@ -9,6 +9,7 @@ PKGS=(
   python3 openssl                # networking tests: servers, VPN certificates
   bubblewrap firejail hyperfine  # benchmarks, side by side
   iperf3 socat                   # forwarder benchmark: throughput, the original's two-relay design
+  gcc                            # bench/seccomp.sh: the getppid loop it compiles
   xpra xvfb xserver-xephyr python3-pil python3-gi-cairo  # xserver: both backends
   x11-apps xdotool x11-utils xclip imagemagick evince eog dbus-x11 libnotify-bin  # x11 tests
   systemd                        # tests: systemd-analyze, systemd-socket-activate

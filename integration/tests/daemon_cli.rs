@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const COMMANDS: &[&str] =
-    &["profiles", "launch", "run", "list", "kill", "shell", "logs", "mount", "umount", "forward", "forwarders"];
+    &["profiles", "launch", "run", "list", "kill", "shell", "logs", "mount", "umount", "forward", "forwarders", "why"];
 
 fn oz_no_daemon(args: &[&str]) -> run::Out {
     run::oz(Path::new("/nonexistent/ozt.sock"), &user_a(), args, None, Duration::from_secs(10))

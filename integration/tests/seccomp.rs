@@ -1,10 +1,12 @@
 //! Seccomp through a real sandbox: the built-in blacklist answers EPERM, x32 is killed,
-//! whitelist policy files allow only what they list, `enforce: false` denies nothing.
+//! whitelist policy files allow only what they list, `enforce: false` denies nothing and
+//! reports every call the policy names.
 
 use oz_integration::env::{probe_item, TestEnv, PROBE_TARGET};
 use oz_integration::probes::syscalls::{self, BLACKLIST};
 use oz_integration::run::Output;
 use oz_integration::workspace::strict_profile;
+use oz_profiles::seccomp::report::{self, Denial};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -168,54 +170,28 @@ fn a_whitelist_policy_allows_only_what_it_lists() {
     assert!(denied, "an unlisted call (sysinfo) was allowed:\n{}", out.all());
 }
 
-/// New kernel log records from the moment it was opened (/dev/kmsg, read as root).
-struct Kmsg(std::fs::File);
-
-impl Kmsg {
-    fn open() -> Kmsg {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .expect("open /dev/kmsg");
-        // SAFETY: seeking our own fd to the end of the log.
-        unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
-        Kmsg(f)
-    }
-
-    fn read_new(&mut self) -> Vec<String> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match self.0.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-                // EPIPE: records were overwritten; keep reading.
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(_) => break,
-            }
-        }
-        out
-    }
-}
-
 #[test]
-fn enforce_false_logs_but_denies_nothing() {
+fn enforce_false_reports_every_denial_but_denies_nothing() {
     let env = TestEnv::new(json!({}));
-    let mut kmsg = Kmsg::open();
     let p = profile_with(&env, "ozsclog", json!({"mode": "blacklist", "enforce": false}));
-    assert_unfiltered(&run_syscalls(&env, &p), "enforce: false");
-    // SECCOMP_RET_LOG records (audit type 1326, action 0x7ffc0000) from the sandboxed probe.
-    let uid = format!("uid={}", env.user.uid);
-    let logged: Vec<String> = kmsg
-        .read_new()
-        .into_iter()
-        .filter(|l| {
-            l.contains("type=1326") && l.contains("code=0x7ffc0000") && l.contains(&uid) && l.contains(PROBE_TARGET)
-        })
+    let out = env.agent(&p, &["syscalls"]).run();
+    assert_eq!(out.status, 0, "oz-probe syscalls failed:\n{}", out.all());
+    assert_unfiltered(&results(&out), "enforce: false");
+    // Each call the blacklist names was reported (through user notification) with its rule.
+    let reported: Vec<Denial> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.find(report::DENIAL_PREFIX).map(|i| &l[i..]))
+        .filter_map(|m| report::parse(report::DENIAL_PREFIX, m))
         .collect();
-    assert!(!logged.is_empty(), "enforce: false allowed the calls but logged none of them");
+    let policy = oz_profiles::seccomp::default_blacklist();
+    for rule in &policy.rules {
+        if !BLACKLIST.iter().any(|(n, _)| *n == rule.syscall) {
+            continue;
+        }
+        let found = reported.iter().find(|d| d.syscall == rule.syscall);
+        let found = found.unwrap_or_else(|| panic!("{} allowed but not reported:\n{}", rule.syscall, out.all()));
+        assert_eq!(found.rule.as_ref().map(|r| r.line), Some(rule.span.line), "{found:?}");
+        assert_eq!(found.outcome, "allowed (audit)");
+    }
 }

@@ -229,7 +229,17 @@ fn check_seccomp(p: &Profile, out: &mut Issues) {
         _ => {}
     }
     if !matches!(s.mode, SeccompMode::Disabled | SeccompMode::Train) && !s.enforce {
-        out.warn("seccomp.enforce", "seccomp is not enforced: violations are only logged");
+        out.warn("seccomp.enforce", "seccomp is not enforced: violations are only reported (oz why)");
+    }
+    let training = s.mode == SeccompMode::Train || s.train && s.mode != SeccompMode::Disabled;
+    match &s.train_output {
+        Some(path) if !path.starts_with('/') => {
+            out.error("seccomp.train_output", format!("\"{path}\" is not an absolute host path"));
+        }
+        None if training => {
+            out.warn("seccomp.train_output", "training without train_output: the recorded calls are not kept");
+        }
+        _ => {}
     }
 }
 
@@ -347,6 +357,20 @@ mod tests {
             dport: None,
             destination: None,
         }
+    }
+
+    #[test]
+    fn training_output_must_be_an_absolute_host_path() {
+        let mut p = base();
+        p.seccomp =
+            Seccomp { mode: SeccompMode::Train, train_output: Some("out.seccomp".into()), ..Seccomp::default() };
+        assert_eq!(errors(&p), vec!["seccomp.train_output: \"out.seccomp\" is not an absolute host path"]);
+        p.seccomp.train_output = None;
+        assert!(errors(&p).is_empty());
+        let warned = validate(&p).into_iter().any(|i| i.key_path == "seccomp.train_output");
+        assert!(warned, "training without an output is warned about");
+        p.seccomp.train_output = Some("/home/u/app.seccomp".into());
+        assert!(validate(&p).into_iter().all(|i| i.key_path != "seccomp.train_output"));
     }
 
     #[test]

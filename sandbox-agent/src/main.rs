@@ -29,6 +29,10 @@ enum Command {
         #[arg(long)]
         upstream: Vec<std::net::SocketAddr>,
     },
+    /// Merge a seccomp training record (JSON on stdin) into a whitelist file; run by the agent
+    /// with the user's credentials.
+    #[command(hide = true)]
+    TrainMerge { path: std::path::PathBuf },
 }
 
 fn main() {
@@ -55,6 +59,13 @@ fn main() {
             }
             std::process::exit(1)
         }
+        Command::TrainMerge { path } => match oz_agent::agent::seccomp::trainfile::merge_main(&path) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("oz-agent train-merge: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Standalone(args) => match standalone::run(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => {

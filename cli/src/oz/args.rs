@@ -100,6 +100,15 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Explain the seccomp denials of a running or recently ended sandbox, grouped by the
+    /// rule that denied them, with a policy line that would allow each
+    Why {
+        /// Sandbox id
+        id: u64,
+        /// Print {sandbox, total, denials: [...], hints: [...]} as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a file mounted with `oz mount` from a running sandbox
     Umount {
         /// Sandbox id

@@ -59,17 +59,24 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     signals.thread_block().context("block signals")?;
     conn.send(&req, &[stdin.as_fd(), stdout.as_fd(), stderr.as_fd()])?;
     let ctx = || format!("run {profile}");
-    match conn.recv().with_context(ctx)? {
-        DaemonReply::Launched { id, reused_existing: false, .. } => kill_on_interrupt(signals, id),
-        DaemonReply::Launched { .. } => {
+    let id = match conn.recv().with_context(ctx)? {
+        DaemonReply::Launched { id, reused_existing: false, .. } => {
+            kill_on_interrupt(signals, id);
+            id
+        }
+        DaemonReply::Launched { id, .. } => {
             // The program joined a sandbox someone else's launch created: leave it alone.
             signals.thread_unblock().context("unblock signals")?;
+            id
         }
         other => return Err(unexpected("Launched", &other)).with_context(ctx),
-    }
+    };
     loop {
         match conn.recv().with_context(ctx)? {
             DaemonReply::ProgramExited { status } => {
+                if let Some(line) = crate::oz::why::run_summary(id) {
+                    eprintln!("oz: {line}");
+                }
                 return Ok(status.shell_code().clamp(0, 255) as u8);
             }
             // Log records may be interleaved on some daemons; they are not ours to print.

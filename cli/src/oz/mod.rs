@@ -10,6 +10,7 @@ mod run_pty;
 mod sandbox;
 mod shell_relay;
 mod tty;
+mod why;
 mod wrapper;
 mod wrapper_paths;
 
@@ -65,6 +66,7 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
         Command::Umount { id, path } => sandbox::umount(id, path),
         Command::Forward { id, name, port } => sandbox::forward(id, name, port),
         Command::Forwarders { id, json } => sandbox::forwarders(id, json),
+        Command::Why { id, json } => why::why(id, json),
     }
 }
 

@@ -58,7 +58,11 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     } else {
         launch::kill_on_interrupt(launch::interrupt_signals(), id);
     }
-    wait_program_exit(&mut conn).with_context(ctx)
+    let code = wait_program_exit(&mut conn).with_context(ctx)?;
+    if let Some(line) = crate::oz::why::run_summary(id) {
+        eprintln!("oz: {line}");
+    }
+    Ok(code)
 }
 
 /// The program's exit code from `ProgramExited` (128 + signal when killed).

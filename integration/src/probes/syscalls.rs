@@ -144,6 +144,8 @@ pub const SIMPLE: &[(&str, Call)] = &[
         let mut u: libc::utsname = unsafe { std::mem::zeroed() };
         unsafe { libc::syscall(libc::SYS_uname, &mut u as *mut libc::utsname) }
     }),
+    // A netlink route socket (left open: the probe exits right after).
+    ("socket", || unsafe { libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) }),
 ];
 
 /// `OK` or the errno name.

@@ -171,6 +171,16 @@ pub fn errno(name: &str) -> Option<u16> {
     lookup(ERRNO, name).map(|v| v as u16)
 }
 
+/// Every built-in constant (errno names excluded), later spellings after earlier ones.
+pub fn all() -> impl Iterator<Item = (&'static str, u64)> {
+    FROM_LIBC.iter().chain(EXTRA).copied()
+}
+
+/// The name of an errno number, e.g. 1 -> `EPERM`.
+pub fn errno_name(n: u16) -> Option<&'static str> {
+    ERRNO.iter().find(|(_, v)| *v == u64::from(n)).map(|(name, _)| *name)
+}
+
 fn lookup(table: &[(&str, u64)], name: &str) -> Option<u64> {
     table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }

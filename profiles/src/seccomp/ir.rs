@@ -38,6 +38,16 @@ pub struct Rule {
     pub action: RuleAction,
     pub condition: Expr,
     pub span: Span,
+    /// The file the rule came from when it is not the policy's own ([`Policy::origin`]): an
+    /// `extradefs` file.
+    pub origin: Option<PathBuf>,
+}
+
+impl Rule {
+    /// The file the rule is written in.
+    pub fn file<'a>(&'a self, policy: &'a Policy) -> &'a std::path::Path {
+        self.origin.as_deref().unwrap_or(&policy.origin)
+    }
 }
 
 /// Per-rule overrides of the positive (condition true) and negative (condition false) actions.

@@ -4,6 +4,9 @@
 //! - [`parse_policy`] / [`load_policy_file`]: text to the typed IR ([`Policy`]); errors carry
 //!   file, line and column.
 //! - [`dnf::lower`]: a condition lowered to the rules a filter can express.
+//! - [`eval::decide`]: the action (and rule) of a policy for one concrete call;
+//!   [`decode`]: its arguments for people; [`report`]: the denial records `oz why` reads;
+//!   [`train`]: training records to a whitelist, merged with an earlier one.
 //! - [`default_blacklist`]: oz's built-in blacklist; [`generic::generic_blacklist`]: the
 //!   admin's `/etc/oz/blacklist-generic.seccomp` in its place when present.
 //!
@@ -33,15 +36,19 @@
 //! `int` argument can be sidestepped by setting the upper 32 bits (use `argLN` there).
 
 pub mod consts;
+pub mod decode;
 pub mod default_policy;
 pub mod dnf;
 pub mod error;
+pub mod eval;
 pub mod expr_parser;
 pub mod generic;
 pub mod ir;
 pub mod lexer;
 pub mod names;
 pub mod parser;
+pub mod report;
+pub mod train;
 
 pub use default_policy::{default_blacklist, training_whitelist};
 pub use error::{ErrorKind, PolicyError};

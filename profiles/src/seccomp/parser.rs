@@ -70,15 +70,18 @@ pub fn read_policy(path: &Path) -> Result<String, PolicyError> {
 struct ParseState {
     policy: Policy,
     defs: Defs,
+    /// The file being parsed when it is not the policy's own (an `extradefs` file).
+    extra: Option<PathBuf>,
 }
 
 impl ParseState {
     fn new(origin: &Path) -> Self {
         let policy = Policy { origin: origin.to_path_buf(), ..Policy::default() };
-        ParseState { policy, defs: HashMap::new() }
+        ParseState { policy, defs: HashMap::new(), extra: None }
     }
 
     fn parse_text(&mut self, text: &str, origin: &Path) -> Result<(), PolicyError> {
+        self.extra = (origin != self.policy.origin).then(|| origin.to_path_buf());
         for (idx, line) in text.lines().enumerate() {
             let lineno = idx as u32 + 1;
             self.parse_line(line, lineno).map_err(|(line, col, kind)| PolicyError::new(origin, line, col, kind))?;
@@ -216,7 +219,8 @@ impl ParseState {
         }
         let body = &toks[i..];
         let condition = self.rule_body(body, &mut action, lineno, end_col)?;
-        Ok(Rule { syscall: name.to_string(), action, condition, span: Span { line: lineno, col: name_col } })
+        let span = Span { line: lineno, col: name_col };
+        Ok(Rule { syscall: name.to_string(), action, condition, span, origin: self.extra.clone() })
     }
 
     fn rule_body(&self, body: &[Token], action: &mut RuleAction, lineno: u32, end_col: u32) -> Result<Expr, ExprError> {

@@ -168,6 +168,8 @@ pub struct Sandbox {
     dns: Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)>,
     /// With a VPN: its client, until the serve loop starts it.
     vpn: Option<crate::agent::vpn::Client>,
+    /// Answers the seccomp notifications of the program (and its relaunches and shells).
+    seccomp: Option<crate::agent::seccomp::Monitor>,
 }
 
 fn sys(op: &'static str) -> impl Fn(Errno) -> SandboxError {
@@ -303,8 +305,9 @@ impl Sandbox {
         warnings.extend(blacklist_warnings);
         let _ = rootfs::send_blacklist(blacklist_w, &hidden);
         // A compile error is the launch's error (the init, getting no filter, spawns nothing).
-        let seccomp = crate::agent::seccomp::compile_bytes(spec).map(|bytes| {
+        let seccomp = crate::agent::seccomp::compile_bytes(spec).map(|(bytes, monitor)| {
             let _ = proto::write_pipe_message(seccomp_w, &bytes);
+            monitor
         });
         // cgroup v2: the init forks nothing before the gate opens; on failure the gate closes
         // unopened and the init gives up (killed below).
@@ -335,8 +338,9 @@ impl Sandbox {
             net: None,
             dns: None,
             vpn: None,
+            seccomp: None,
         };
-        seccomp?;
+        sandbox.seccomp = seccomp?;
         moved?;
         if let Some((ready, go)) = net_agent {
             warnings.extend(sandbox.attach_network(spec, ready, go, vpn)?);
@@ -378,7 +382,13 @@ impl Sandbox {
     /// Wait for `Ready` (or the failure that replaces it).
     fn wait_ready(&mut self) -> Result<Readied, SandboxError> {
         let id = self.id;
-        match proto::recv_message(self.channel.as_fd()).map(|(_, msg, fds)| (msg, fds)) {
+        let received = loop {
+            match proto::recv_message(self.channel.as_fd()) {
+                Ok((_, InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+                other => break other.map(|(_, msg, fds)| (msg, fds)),
+            }
+        };
+        match received {
             Ok((InitToAgent::Ready { pid, warnings }, fds)) => {
                 Ok(Readied { pid, warnings, pty: fds.into_iter().next() })
             }
@@ -451,7 +461,8 @@ impl Sandbox {
             .map_err(|error| SandboxError::Channel { id: self.id, error })
     }
 
-    /// The next message from the init (`Err(Channel Closed)` once the init is gone).
+    /// The next message from the init (`Err(Channel Closed)` once the init is gone). Seccomp
+    /// listeners are handed to the monitor on the way.
     pub fn recv(&self) -> Result<(InitToAgent, Vec<OwnedFd>), SandboxError> {
         self.recv_message().map(|(_, msg, fds)| (msg, fds))
     }
@@ -471,8 +482,27 @@ impl Sandbox {
     }
 
     /// The next message from the init with the id of the request it answers (None: an event).
+    /// Seccomp listeners are handed to the monitor on the way.
     pub fn recv_message(&self) -> Result<(Option<InitRequestId>, InitToAgent, Vec<OwnedFd>), SandboxError> {
-        proto::recv_message(self.channel.as_fd()).map_err(|error| SandboxError::Channel { id: self.id, error })
+        loop {
+            match proto::recv_message(self.channel.as_fd()) {
+                Ok((_, InitToAgent::SeccompListener { .. }, fds)) => self.seccomp_listener(fds),
+                other => return other.map_err(|error| SandboxError::Channel { id: self.id, error }),
+            }
+        }
+    }
+
+    /// Gives a listener the init sent to the monitor (closed when there is none: the
+    /// notifications then fail with ENOSYS rather than wait).
+    pub fn seccomp_listener(&self, fds: Vec<OwnedFd>) {
+        if let (Some(m), Some(fd)) = (&self.seccomp, fds.into_iter().next()) {
+            m.add(fd);
+        }
+    }
+
+    /// The seccomp monitor (None with seccomp disabled).
+    pub fn seccomp(&self) -> Option<&crate::agent::seccomp::Monitor> {
+        self.seccomp.as_ref()
     }
 
     /// A `RunProgram` request for a relaunch with `args` (user args) from `spec`'s profile.

@@ -7,7 +7,7 @@
 //! Every request travels with an id ([`InitRequest`]); every request but `Signal` gets exactly
 //! one reply (`Launched`, `ShellStarted`, `Mounted`, `Unmounted`, `ShuttingDown` or `Failed`)
 //! carrying that id ([`InitMessage`]), and the agent matches replies to requests by id only.
-//! `Ready`, `ProgramFailed` and `Exited` are events (no id) and may come between a request and
+//! `Ready`, `ProgramFailed`, `Exited` and `SeccompListener` are events (no id) and may come between a request and
 //! its reply.
 
 use oz_wire::fdpass::{self, Limits, SocketKind};
@@ -128,6 +128,10 @@ pub enum InitToAgent {
     Failed { error: InitError },
     /// A process of the sandbox exited and was reaped. `comm` was read before reaping.
     Exited { pid: i32, comm: String, role: ProcessRole, status: ExitStatus },
+    /// A process the init started installed a seccomp filter that reports through user
+    /// notification; its listener is attached. Sent before the process execs (its first calls
+    /// wait for answers), so it may come before `Ready` or a `Launched` reply.
+    SeccompListener { pid: i32 },
 }
 
 /// The setup step that failed and the error the init reports (shared with `oz_sandbox::exec`).

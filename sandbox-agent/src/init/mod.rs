@@ -176,6 +176,16 @@ fn setup(plan: &mut InitPlan) -> Result<SignalFd, InitError> {
         .map_err(|e| InitError::new(Step::Signal, Some("signalfd".into()), e as i32))
 }
 
+/// Sends a spawned process's seccomp listener to the agent, which answers its notifications.
+fn forward_listener(sock: std::os::fd::BorrowedFd<'_>, agent: bool) -> impl FnMut(nix::unistd::Pid, OwnedFd) + '_ {
+    move |pid, fd| {
+        if agent {
+            let event = proto::InitMessage { re: None, msg: InitToAgent::SeccompListener { pid: pid.as_raw() } };
+            let _ = proto::send(sock, &event, &[fd.as_raw_fd()]);
+        }
+    }
+}
+
 /// Unshare a new network namespace (when `new_net`) and bring its `lo` up when asked.
 fn new_net_namespace(new_net: bool, loopback: bool) -> Result<(), oz_sandbox::rootfs::RootfsError> {
     if !new_net {
@@ -270,7 +280,8 @@ impl Init {
                 return Ok(());
             }
         };
-        let pid = exec::spawn(&plan.program, stdio)?;
+        let pid =
+            exec::spawn_with_listener(&plan.program, stdio, &mut forward_listener(self.sock.as_fd(), self.agent))?;
         self.tracked.insert(pid.as_raw(), ProcessRole::Program);
         let fds: Vec<_> = master.iter().map(|m| m.as_raw_fd()).collect();
         self.send(&InitToAgent::Ready { pid: Some(pid.as_raw()), warnings }, &fds);
@@ -463,7 +474,7 @@ impl Init {
                 return InitToAgent::Failed { error };
             }
         };
-        match exec::spawn(&plan, stdio) {
+        match exec::spawn_with_listener(&plan, stdio, &mut forward_listener(self.sock.as_fd(), self.agent)) {
             Ok(pid) => {
                 self.tracked.insert(pid.as_raw(), ProcessRole::Relaunch);
                 InitToAgent::Launched { pid: pid.as_raw() }
@@ -482,7 +493,8 @@ impl Init {
     ) -> Result<(i32, OwnedFd), InitError> {
         let plan = requests::relaunch_plan(&self.template, &argv, &env, cwd.as_deref())?;
         let (master, slave) = requests::open_pty(plan.creds.uid, cols, rows)?;
-        let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?.as_raw();
+        let forward = &mut forward_listener(self.sock.as_fd(), self.agent);
+        let pid = exec::spawn_with_listener(&plan, ProgramStdio::Pty(slave), forward)?.as_raw();
         self.tracked.insert(pid, ProcessRole::Relaunch);
         Ok((pid, master))
     }
@@ -530,7 +542,8 @@ impl Init {
     fn shell(&mut self, req: &proto::ShellRequest) -> Result<(i32, OwnedFd), InitError> {
         let (master, slave) = requests::open_pty(req.uid, req.cols, req.rows)?;
         let plan = requests::shell_plan(&self.template, &self.shell_path, &self.profile, req)?;
-        let pid = exec::spawn(&plan, ProgramStdio::Pty(slave))?;
+        let forward = &mut forward_listener(self.sock.as_fd(), self.agent);
+        let pid = exec::spawn_with_listener(&plan, ProgramStdio::Pty(slave), forward)?;
         Ok((pid.as_raw(), master))
     }
 

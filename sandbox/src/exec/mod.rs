@@ -6,6 +6,7 @@
 //! caller knows "exec'd" from "execve /usr/bin/x: ENOENT" before it replies to anyone.
 
 pub mod creds;
+pub mod listener;
 
 use crate::landlock::LandlockPlan;
 use crate::step::{InitError, Step};
@@ -19,7 +20,10 @@ use std::rc::Rc;
 /// A seccomp filter ready to load: `install` must be async-signal-safe and sets no_new_privs
 /// itself. Implemented for the compiled filter of [`crate::seccomp`].
 pub trait SeccompFilter {
-    fn install(&self) -> Result<(), Errno>;
+    /// Loads the filter; returns its user-notification listener when it has one.
+    fn install(&self) -> Result<Option<RawFd>, Errno>;
+    /// True when `install` returns a listener.
+    fn has_listener(&self) -> bool;
 }
 
 /// Everything needed to exec one program, prepared before forking.
@@ -77,21 +81,50 @@ pub enum ProgramStdio {
 
 /// Fork and exec `plan`. Returns once the program was exec'd (or failed to be).
 pub fn spawn(plan: &ExecPlan, stdio: ProgramStdio) -> Result<Pid, InitError> {
+    spawn_with_listener(plan, stdio, &mut |_, _| {})
+}
+
+/// As [`spawn`]; when the plan's seccomp filter has a user-notification listener, `listener`
+/// gets it (with the child's pid) before the child execs, so that whoever answers the
+/// notifications has it before the program's first call (execve may already be one).
+pub fn spawn_with_listener(
+    plan: &ExecPlan,
+    stdio: ProgramStdio,
+    listener: &mut dyn FnMut(Pid, OwnedFd),
+) -> Result<Pid, InitError> {
     let object = Some(plan.path.to_string_lossy().into_owned());
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| InitError::new(Step::Fork, None, e as i32))?;
+    let handoff = match plan.seccomp.as_ref().is_some_and(|f| f.has_listener()) {
+        true => Some(listener::Handoff::new().map_err(|e| InitError::new(Step::Seccomp, None, e as i32))?),
+        false => None,
+    };
     // SAFETY: the init is single-threaded, so the child inherits no lock held by another thread.
     match unsafe { nix::unistd::fork() }.map_err(|e| InitError::new(Step::Fork, object.clone(), e as i32))? {
         ForkResult::Child => {
             drop(err_r);
             // A panic must never unwind out of the child into the init's frames.
-            let (step, errno) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(plan, &stdio)))
-                .unwrap_or((Step::Exec, Errno::EFAULT));
+            let (step, errno) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(plan, &stdio, handoff.as_ref())))
+                    .unwrap_or((Step::Exec, Errno::EFAULT));
             report_and_exit(err_w.as_raw_fd(), step, errno)
         }
         ForkResult::Parent { child } => {
             drop(err_w);
             drop(stdio);
+            if let Some(h) = &handoff {
+                let taken =
+                    h.wait(err_r.as_raw_fd()).and_then(|fd| fd.map(|fd| h.take(child.as_raw(), fd)).transpose());
+                match taken {
+                    Ok(Some(fd)) => listener(child, fd),
+                    Ok(None) => {} // the child failed before its filter: its report follows
+                    Err(e) => {
+                        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(child, None);
+                        return Err(InitError::new(Step::Seccomp, Some("seccomp listener".into()), e as i32));
+                    }
+                }
+            }
             let mut buf = [0u8; 8];
             let n = read_full(&err_r, &mut buf);
             if n < 8 {
@@ -157,8 +190,8 @@ fn report_and_exit(fd: RawFd, step: Step, errno: Errno) -> ! {
 }
 
 /// The child's side; returns only on failure.
-fn child(plan: &ExecPlan, stdio: &ProgramStdio) -> (Step, Errno) {
-    match child_steps(plan, stdio) {
+fn child(plan: &ExecPlan, stdio: &ProgramStdio, handoff: Option<&listener::Handoff>) -> (Step, Errno) {
+    match child_steps(plan, stdio, handoff) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -166,7 +199,11 @@ fn child(plan: &ExecPlan, stdio: &ProgramStdio) -> (Step, Errno) {
 
 enum Never {}
 
-fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Errno)> {
+fn child_steps(
+    plan: &ExecPlan,
+    stdio: &ProgramStdio,
+    handoff: Option<&listener::Handoff>,
+) -> Result<Never, (Step, Errno)> {
     reset_signals();
     // A known umask, whatever the agent was started with.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -185,7 +222,12 @@ fn child_steps(plan: &ExecPlan, stdio: &ProgramStdio) -> Result<Never, (Step, Er
         .map_err(|e| (Step::CloseFds, e))?;
     chdir_first(&plan.cwds).map_err(|e| (Step::Chdir, e))?;
     if let Some(filter) = &plan.seccomp {
-        filter.install().map_err(|e| (Step::Seccomp, e))?;
+        // From here every call may be a notification: no syscall until the listener is handed
+        // over (it is close-on-exec, so the program never holds it).
+        let listener = filter.install().map_err(|e| (Step::Seccomp, e))?;
+        if let (Some(fd), Some(h)) = (listener, handoff) {
+            h.publish(fd);
+        }
     }
     let argv: Vec<*const libc::c_char> =
         plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();

@@ -71,7 +71,7 @@ mod tests;
 pub use bind::MountFailure;
 pub use blacklist::{receive as receive_blacklist, send as send_blacklist};
 pub use build::{build, build_with, BuildReport, Deferred};
-pub use pathsafe::{AsUser, PathError};
+pub use pathsafe::{openat2, AsUser, PathError};
 pub use plan::{
     plan, plan_deferred, BindItem, BlacklistPlanner, DevMode, EtcFiles, LinkItem, ResolvConf, RootfsPlan, Source,
     SystemEntry, SystemKind,

@@ -8,13 +8,17 @@
 //! - **train**: whitelist with `enforce` off.
 //! - In whitelist mode, [`LIBC_FALLBACKS`] the policy does not name fail with ENOSYS, so libc
 //!   falls back to the older call (flatpak does the same for clone3).
-//! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed.
+//! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed;
+//!   with [`Reporting::Notify`] a user notification instead, answered by the agent (the call
+//!   runs, and is reported with its arguments and the rule that would deny it).
+//! - With [`Reporting::Notify`], `return ENOSYS` rules stay ENOSYS whatever `enforce` says:
+//!   they ask libc to fall back, they do not deny.
 //! - gosecco's `trace` compiles to log (oz runs no tracer).
 //! - Always, whatever `enforce` says, a second filter ([`super::hardening`]) kills foreign
 //!   architectures and x32 syscalls and fails TIOCSTI/TIOCLINUX ioctls with EPERM.
 
 use std::io::{Read, Seek};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
@@ -51,12 +55,33 @@ pub struct CompiledFilter {
     /// Installed in order: the hardening filter first, so that a whitelist which does not allow
     /// `seccomp` itself cannot block installing the rest.
     programs: Vec<Vec<libc::sock_filter>>,
+    /// The last program reports through user notification ([`Reporting::Notify`]): it is
+    /// installed with SECCOMP_FILTER_FLAG_NEW_LISTENER.
+    listener: bool,
 }
+
+/// How a compiled policy reports the calls it denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporting {
+    /// In the kernel alone: `enforce: false` turns denials into SECCOMP_RET_LOG.
+    Log,
+    /// To a supervisor through SECCOMP_RET_USER_NOTIF: every errno denial (and, with `enforce`
+    /// off, every kill and trap too) becomes a notification; the supervisor answers with the
+    /// errno, or lets the call run in audit mode. Kill and trap stay as they are when enforcing.
+    /// In training mode every call is a notification.
+    Notify,
+    /// As `Notify`, and every open ([`HINTED`]) is a notification too, so that the supervisor
+    /// can tell which paths the program missed (it lets them run as the policy says).
+    NotifyWithHints,
+}
+
+/// The calls [`Reporting::NotifyWithHints`] always notifies.
+pub const HINTED: &[&str] = &["open", "openat", "openat2"];
 
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lens: Vec<usize> = self.programs.iter().map(Vec::len).collect();
-        f.debug_struct("CompiledFilter").field("program_lengths", &lens).finish()
+        f.debug_struct("CompiledFilter").field("program_lengths", &lens).field("listener", &self.listener).finish()
     }
 }
 
@@ -66,11 +91,18 @@ impl CompiledFilter {
         &self.programs
     }
 
+    /// True when installing returns a user-notification listener.
+    pub fn has_listener(&self) -> bool {
+        self.listener
+    }
+
     /// The programs as bytes, to hand the filter to another process ([`CompiledFilter::from_bytes`]):
-    /// per program a little-endian u32 instruction count, then each instruction as code (u16),
-    /// jt, jf (u8) and k (u32), little-endian.
+    /// a little-endian u32 of flags (1: the last program gets a listener), then per program a
+    /// little-endian u32 instruction count, then each instruction as code (u16), jt, jf (u8)
+    /// and k (u32), little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        out.extend_from_slice(&u32::from(self.listener).to_le_bytes());
         for prog in &self.programs {
             out.extend_from_slice(&(prog.len() as u32).to_le_bytes());
             for ins in prog {
@@ -85,7 +117,12 @@ impl CompiledFilter {
     /// The filter [`CompiledFilter::to_bytes`] wrote; a cut or oversized program is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<CompiledFilter, CompileError> {
         let mut programs = Vec::new();
-        let mut at = 0;
+        let flags = bytes.get(..4).ok_or(CompileError::Bytes(0, "cut flags"))?;
+        let flags = u32::from_le_bytes(flags.try_into().expect("4 bytes"));
+        if flags > 1 {
+            return Err(CompileError::Bytes(0, "unknown flags"));
+        }
+        let mut at = 4;
         while at < bytes.len() {
             let count = bytes.get(at..at + 4).ok_or(CompileError::Bytes(at, "cut program length"))?;
             let count = u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize;
@@ -109,7 +146,7 @@ impl CompiledFilter {
         if programs.is_empty() {
             return Err(CompileError::Bytes(0, "no program"));
         }
-        Ok(CompiledFilter { programs })
+        Ok(CompiledFilter { programs, listener: flags == 1 })
     }
 
     /// Sets no_new_privs and loads every program into the calling thread.
@@ -117,53 +154,97 @@ impl CompiledFilter {
     /// Async-signal-safe: only `prctl` and `seccomp` syscalls, no allocation, so it may run in a
     /// child forked from a multi-threaded process.
     pub fn install(&self) -> Result<(), Errno> {
+        self.install_with_listener().map(|_| ())
+    }
+
+    /// As [`CompiledFilter::install`]; returns the user-notification listener (close-on-exec)
+    /// when the filter has one. Async-signal-safe.
+    pub fn install_with_listener(&self) -> Result<Option<RawFd>, Errno> {
         // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes only integer arguments.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         if rc != 0 {
             return Err(Errno::last());
         }
-        for prog in &self.programs {
+        let mut listener = None;
+        for (i, prog) in self.programs.iter().enumerate() {
             let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+            let last = i + 1 == self.programs.len();
+            let flags = if last && self.listener { libc::SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
             // SAFETY: `fprog` points at `prog`, alive and unchanged for the whole call; the
             // kernel copies the program and does not write through the pointer.
             let rc = unsafe {
-                libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    flags,
+                    &fprog as *const libc::sock_fprog,
+                )
             };
-            if rc != 0 {
+            if rc < 0 {
                 return Err(Errno::last());
             }
+            if flags != 0 {
+                listener = Some(rc as RawFd);
+            }
         }
-        Ok(())
+        Ok(listener)
     }
 }
 
 /// Only the hardening filter (foreign arch, x32, TIOCSTI/TIOCLINUX), e.g. for seccomp disabled.
 pub fn hardening_only() -> CompiledFilter {
-    CompiledFilter { programs: vec![hardening::program()] }
+    CompiledFilter { programs: vec![hardening::program()], listener: false }
 }
 
 /// Compiles `policy` for the native architecture. `Train` is whitelist with `enforce` off.
 pub fn compile(policy: &Policy, mode: SeccompMode, enforce: bool) -> Result<CompiledFilter, CompileError> {
+    compile_reporting(policy, mode, enforce, Reporting::Log)
+}
+
+/// As [`compile`], with denials reported as `reporting` says. With [`Reporting::Notify`],
+/// training ignores the policy: every call becomes a notification.
+pub fn compile_reporting(
+    policy: &Policy,
+    mode: SeccompMode,
+    enforce: bool,
+    reporting: Reporting,
+) -> Result<CompiledFilter, CompileError> {
+    let notify = reporting != Reporting::Log;
+    let hints = reporting == Reporting::NotifyWithHints;
     let (whitelist, enforce) = match mode {
         SeccompMode::Disabled => return Err(CompileError::Disabled),
         SeccompMode::Blacklist => (false, enforce),
         SeccompMode::Whitelist => (true, enforce),
+        SeccompMode::Train if notify => return notify_everything(),
         SeccompMode::Train => (true, false),
     };
-    let actions = ModeActions::new(policy, whitelist, enforce);
+    let actions = ModeActions::new(policy, whitelist, enforce, notify);
     let mut ctx = ScmpFilterContext::new(actions.default).map_err(|source| seccomp_err("create filter", source))?;
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;
     ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
     // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
     let _ = ctx.set_ctl_optimize(2);
     for (rules, merged) in group_rules(policy)? {
-        add_rules(&mut ctx, policy, rules[0], &merged, &actions)?;
+        let hinted = hints && HINTED.contains(&rules[0].syscall.as_str());
+        add_rules(&mut ctx, policy, rules[0], &merged, &actions, hinted)?;
+    }
+    if hints {
+        add_hint_rules(&mut ctx, policy, &actions)?;
     }
     if whitelist {
         add_libc_fallbacks(&mut ctx, policy, &actions)?;
     }
     let program = export(&ctx)?;
-    Ok(CompiledFilter { programs: vec![hardening::program(), program] })
+    Ok(CompiledFilter { programs: vec![hardening::program(), program], listener: notify })
+}
+
+/// Training: every call goes to the supervisor, which lets it run and counts it.
+fn notify_everything() -> Result<CompiledFilter, CompileError> {
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|source| seccomp_err("create filter", source))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;
+    ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
+    let program = export(&ctx)?;
+    Ok(CompiledFilter { programs: vec![hardening::program(), program], listener: true })
 }
 
 /// Newer syscalls that libc retries with an older one when they fail with ENOSYS (and only
@@ -172,7 +253,8 @@ pub fn compile(policy: &Policy, mode: SeccompMode, enforce: bool) -> Result<Comp
 pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range"];
 
 fn add_libc_fallbacks(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeActions) -> Result<(), CompileError> {
-    let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), actions.enforce);
+    // Never a notification: libc's fallback is not a denial worth reporting.
+    let enosys = scmp_action(Action::Errno(libc::ENOSYS as u16), actions.enforce, false);
     if enosys == actions.default {
         return Ok(()); // log-only: libseccomp refuses rules that repeat the default
     }
@@ -195,35 +277,42 @@ struct ModeActions {
     positive: Action,
     negative: Action,
     enforce: bool,
+    notify: bool,
 }
 
 const DENY: Action = Action::Errno(libc::EPERM as u16);
 
 impl ModeActions {
-    fn new(policy: &Policy, whitelist: bool, enforce: bool) -> Self {
+    fn new(policy: &Policy, whitelist: bool, enforce: bool, notify: bool) -> Self {
         let (default, positive, negative) =
             if whitelist { (DENY, Action::Allow, DENY) } else { (Action::Allow, DENY, Action::Allow) };
         let d = policy.defaults;
         ModeActions {
-            default: scmp_action(d.policy.unwrap_or(default), enforce),
+            default: scmp_action(d.policy.unwrap_or(default), enforce, notify),
             positive: d.positive.unwrap_or(positive),
             negative: d.negative.unwrap_or(negative),
             enforce,
+            notify,
         }
     }
 
     fn resolve(&self, rule: RuleAction) -> (ScmpAction, ScmpAction) {
         let pos = rule.positive.unwrap_or(self.positive);
         let neg = rule.negative.unwrap_or(self.negative);
-        (scmp_action(pos, self.enforce), scmp_action(neg, self.enforce))
+        (scmp_action(pos, self.enforce, self.notify), scmp_action(neg, self.enforce, self.notify))
     }
 }
 
-fn scmp_action(a: Action, enforce: bool) -> ScmpAction {
+fn scmp_action(a: Action, enforce: bool, notify: bool) -> ScmpAction {
     match a {
         Action::Allow => ScmpAction::Allow,
         Action::Log | Action::Trace => ScmpAction::Log,
+        // `return ENOSYS` asks libc to fall back to an older call (clone3 -> clone): not a
+        // denial worth a notification, and harmless in audit mode too.
+        Action::Errno(n) if notify && i32::from(n) == libc::ENOSYS => ScmpAction::Errno(libc::ENOSYS),
+        _ if !enforce && notify => ScmpAction::Notify,
         _ if !enforce => ScmpAction::Log,
+        Action::Errno(_) if notify => ScmpAction::Notify,
         Action::Kill => ScmpAction::KillProcess,
         Action::Trap => ScmpAction::Trap,
         Action::Errno(n) => ScmpAction::Errno(i32::from(n)),
@@ -273,18 +362,38 @@ fn balanced_or(conds: &[&Expr]) -> Expr {
     }
 }
 
+/// Notifications for the [`HINTED`] calls no rule names (when the default lets them run).
+fn add_hint_rules(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeActions) -> Result<(), CompileError> {
+    if actions.default != ScmpAction::Allow {
+        return Ok(()); // denied by default: already a notification
+    }
+    for name in HINTED {
+        if policy.rules.iter().any(|r| r.syscall == *name) {
+            continue;
+        }
+        let Some(nr) = syscalls::resolve_native(name).filter(|nr| *nr >= 0) else {
+            continue;
+        };
+        ctx.add_rule(ScmpAction::Notify, ScmpSyscall::from_raw_syscall(nr))
+            .map_err(|source| seccomp_err(&format!("add {name} hint rule"), source))?;
+    }
+    Ok(())
+}
+
 /// Adds the libseccomp rules for one syscall: the positive action where the condition holds
-/// and the negative one where it does not, each only when it differs from the default.
+/// and the negative one where it does not, each only when it differs from the default. With
+/// `hinted`, allowing becomes a notification (answered by letting the call run).
 fn add_rules(
     ctx: &mut ScmpFilterContext,
     policy: &Policy,
     rule: &Rule,
     condition: &Expr,
     actions: &ModeActions,
+    hinted: bool,
 ) -> Result<(), CompileError> {
     let Some(nr) = syscalls::resolve_native(&rule.syscall) else {
         return Err(CompileError::UnknownSyscall {
-            origin: policy.origin.clone(),
+            origin: rule.file(policy).to_path_buf(),
             span: rule.span,
             syscall: rule.syscall.clone(),
         });
@@ -293,12 +402,13 @@ fn add_rules(
         return Ok(()); // exists on another architecture only
     }
     let (pos, neg) = actions.resolve(rule.action);
-    for (action, positive) in [(pos, true), (neg, false)] {
+    let hint = |a: ScmpAction| if hinted && a == ScmpAction::Allow { ScmpAction::Notify } else { a };
+    for (action, positive) in [(hint(pos), true), (hint(neg), false)] {
         if action == actions.default {
             continue;
         }
         let dnf = dnf::lower(condition, positive).map_err(|source| CompileError::Condition {
-            origin: policy.origin.clone(),
+            origin: rule.file(policy).to_path_buf(),
             span: rule.span,
             syscall: rule.syscall.clone(),
             source,
@@ -306,7 +416,7 @@ fn add_rules(
         for conj in dnf {
             let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
             let sys = ScmpSyscall::from_raw_syscall(nr);
-            let what = || format!("add rule for {} ({}:{})", rule.syscall, policy.origin.display(), rule.span.line);
+            let what = || format!("add rule for {} ({}:{})", rule.syscall, rule.file(policy).display(), rule.span.line);
             if cmps.is_empty() {
                 ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
             } else {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::compile::{compile, CompileError, CompiledFilter};
+use super::compile::{compile, compile_reporting, CompileError, CompiledFilter, Reporting};
 use oz_profiles::profile::{Seccomp, SeccompMode};
 use oz_profiles::seccomp::default_policy::training_whitelist;
 use oz_profiles::seccomp::error::PolicyError;
@@ -31,7 +31,49 @@ pub enum ProfileSeccompError {
 /// Relative policy and `extradefs` paths are taken relative to `etc_prefix` (the original's
 /// `/etc/oz`); `extradefs` entries starting with `{inline}` are definitions, not paths.
 pub fn compile_profile(seccomp: &Seccomp, etc_prefix: &Path) -> Result<Option<CompiledFilter>, ProfileSeccompError> {
-    let policy = match seccomp.mode {
+    let Some((policy, mode)) = profile_policy(seccomp, etc_prefix)? else {
+        return Ok(None);
+    };
+    Ok(Some(compile(&policy, mode, seccomp.enforce)?))
+}
+
+/// A profile's filter compiled to report through user notification, with the policy it came
+/// from (to tell which rule denied a call).
+pub struct ProfileFilter {
+    pub filter: CompiledFilter,
+    pub policy: Policy,
+    /// The effective mode: `train: true` is [`SeccompMode::Train`].
+    pub mode: SeccompMode,
+    pub enforce: bool,
+    /// Every open is notified too, for host-path hints (audit mode, or `debug: true`).
+    pub hints: bool,
+}
+
+/// As [`compile_profile`], with denials reported through user notification
+/// ([`Reporting::Notify`]).
+pub fn compile_profile_notify(
+    seccomp: &Seccomp,
+    etc_prefix: &Path,
+) -> Result<Option<ProfileFilter>, ProfileSeccompError> {
+    let Some((policy, mode)) = profile_policy(seccomp, etc_prefix)? else {
+        return Ok(None);
+    };
+    let enforce = seccomp.enforce && mode != SeccompMode::Train;
+    // Host-path hints cost a notification per open: in audit mode, or asked for with `debug`.
+    let hints = mode != SeccompMode::Train && (!enforce || seccomp.debug);
+    let reporting = if hints { Reporting::NotifyWithHints } else { Reporting::Notify };
+    let filter = compile_reporting(&policy, mode, seccomp.enforce, reporting)?;
+    Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints }))
+}
+
+/// The policy a profile's seccomp settings name and the effective mode (`train: true` trains
+/// whatever the mode), or `None` when seccomp is disabled.
+pub fn profile_policy(
+    seccomp: &Seccomp,
+    etc_prefix: &Path,
+) -> Result<Option<(Policy, SeccompMode)>, ProfileSeccompError> {
+    let mode = if seccomp.train && seccomp.mode != SeccompMode::Disabled { SeccompMode::Train } else { seccomp.mode };
+    let policy = match mode {
         SeccompMode::Disabled => return Ok(None),
         SeccompMode::Blacklist => match &seccomp.blacklist {
             Some(file) => load(seccomp, file, etc_prefix)?,
@@ -46,7 +88,7 @@ pub fn compile_profile(seccomp: &Seccomp, etc_prefix: &Path) -> Result<Option<Co
             None => training_whitelist(),
         },
     };
-    Ok(Some(compile(&policy, seccomp.mode, seccomp.enforce)?))
+    Ok(Some((policy, mode)))
 }
 
 fn load(seccomp: &Seccomp, file: &str, etc_prefix: &Path) -> Result<Policy, PolicyError> {

@@ -10,16 +10,21 @@ pub mod from_profile;
 pub mod hardening;
 pub mod syscalls;
 
-pub use compile::{compile, hardening_only, CompileError, CompiledFilter};
-pub use from_profile::{compile_profile, ProfileSeccompError};
+pub use compile::{compile, compile_reporting, hardening_only, CompileError, CompiledFilter, Reporting, HINTED};
+pub use from_profile::{compile_profile, compile_profile_notify, profile_policy, ProfileFilter, ProfileSeccompError};
 
 use crate::exec::SeccompFilter;
 use nix::errno::Errno;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
 impl SeccompFilter for CompiledFilter {
-    fn install(&self) -> Result<(), Errno> {
-        CompiledFilter::install(self)
+    fn install(&self) -> Result<Option<RawFd>, Errno> {
+        CompiledFilter::install_with_listener(self)
+    }
+
+    fn has_listener(&self) -> bool {
+        CompiledFilter::has_listener(self)
     }
 }
 

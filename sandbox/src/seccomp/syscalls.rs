@@ -64,6 +64,14 @@ pub fn resolve_native(name: &str) -> Option<i32> {
     resolve(name, ScmpArch::native())
 }
 
+/// The name of native syscall number `nr` (as the policy language spells it).
+pub fn name_native(nr: i32) -> Option<String> {
+    if let Some((name, _)) = NEWER.iter().find(|(_, n)| *n == nr) {
+        return Some(name.to_string());
+    }
+    ScmpSyscall::from(nr).get_name_by_arch(ScmpArch::native()).ok()
+}
+
 /// True when `name` is a syscall on x86_64 or aarch64.
 pub fn is_known(name: &str) -> bool {
     ARCHES.iter().any(|arch| resolve(name, *arch).is_some())
@@ -81,6 +89,13 @@ mod tests {
         assert_eq!(resolve("clone3", ScmpArch::X8664), Some(435));
         assert_eq!(resolve("mount_setattr", ScmpArch::X8664), Some(442));
         assert_eq!(resolve("no_such_call", ScmpArch::X8664), None);
+    }
+
+    #[test]
+    fn native_numbers_have_names() {
+        for name in ["read", "socket", "ioctl", "clone3", "openat2"] {
+            assert_eq!(name_native(resolve_native(name).unwrap()).as_deref(), Some(name));
+        }
     }
 
     #[test]

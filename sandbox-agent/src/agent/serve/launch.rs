@@ -34,6 +34,16 @@ pub struct Started {
 }
 
 impl Started {
+    /// The sandbox (None once torn down).
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    /// The seccomp monitor of the sandbox (None with seccomp disabled or once torn down).
+    pub fn seccomp(&self) -> Option<&crate::agent::seccomp::Monitor> {
+        self.sandbox.as_ref()?.seccomp()
+    }
+
     pub fn channel(&self) -> BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.channel)
     }

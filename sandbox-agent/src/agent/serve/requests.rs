@@ -406,6 +406,10 @@ impl Runtime {
             InitToAgent::Exited { pid, comm, role, status } => {
                 // Output first: the program's last lines come before its exit.
                 self.drain_logs();
+                self.seccomp_exit(pid, &comm, status);
+                if role == ProcessRole::Program {
+                    self.seccomp_program_exited();
+                }
                 match role {
                     ProcessRole::Program | ProcessRole::Relaunch => {
                         self.send_daemon(AgentToDaemon::ProgramExited { pid: pid as u32, status }, &[]);
@@ -426,6 +430,7 @@ impl Runtime {
             }
             // Start-up messages were consumed by the launch; late ones carry no news.
             InitToAgent::Ready { .. } | InitToAgent::ProgramFailed { .. } => {}
+            InitToAgent::SeccompListener { .. } => self.seccomp_listener(fds),
             reply => {
                 self.on_init_reply(re, reply, fds);
                 // Also when nobody is answered (the daemon that asked has gone).

@@ -12,6 +12,8 @@
 //! what the agent sends waits in a bounded [`Outbox`] until the socket takes it. Log records
 //! pass a rate limit ([`LogLimiter`]).
 
+mod seccomp;
+
 use super::launch::Started;
 use super::loglimit::LogLimiter;
 use super::logpipe::LogPipe;
@@ -360,6 +362,8 @@ impl Runtime {
             },
         ];
         fds.extend(self.logs.iter().map(|l| PollFd::new(l.fd(), input)));
+        let seccomp = self.started.seccomp().map(|m| m.wake_fd());
+        fds.extend(seccomp.map(|fd| PollFd::new(fd, input)));
         let timeout = self.poll_timeout();
         if poll(&mut fds, timeout).is_err() {
             return; // EINTR: re-evaluate
@@ -371,9 +375,14 @@ impl Runtime {
             })
             .collect();
         let daemon_writable = fds[DAEMON].revents().is_some_and(|r| r.contains(PollFlags::POLLOUT));
+        let seccomp_ready = seccomp.is_some() && ready.last().is_some_and(|r| *r);
+        let logs_end = ready.len() - usize::from(seccomp.is_some());
         drop(fds);
+        if seccomp_ready {
+            self.on_seccomp();
+        }
         // Output first, so that a program's last lines precede its exit event.
-        if ready[LOGS..].iter().any(|r| *r) {
+        if ready[LOGS..logs_end].iter().any(|r| *r) {
             self.drain_logs();
         }
         if ready[INIT] {
@@ -419,6 +428,7 @@ impl Runtime {
             }
             self.feed(Event::Tick);
             self.dropped_notice(now);
+            self.seccomp_counts(false);
         }
         if self.respawn_at.iter().any(|at| now >= *at) {
             self.respawn_at.retain(|at| now < *at);
@@ -809,6 +819,7 @@ impl Runtime {
     /// The init is gone: release everything, then tell the daemon and exit.
     fn finish(&mut self) -> i32 {
         self.drain_logs();
+        self.seccomp_counts(false);
         self.children.kill_all();
         // Closes every forwarder socket and removes the forwarder directory.
         self.forwards = None;

@@ -51,7 +51,7 @@ fn actions_of_every_kind_compile_in_both_modes() {
 #[test]
 fn file_defaults_override_the_mode() {
     let p = policy("DEFAULT_POLICY = allow\nDEFAULT_POSITIVE = EACCES\nread: 1\n");
-    let actions = ModeActions::new(&p, true, true);
+    let actions = ModeActions::new(&p, true, true, false);
     assert_eq!(actions.default, ScmpAction::Allow);
     assert_eq!(actions.resolve(RuleAction::default()).0, ScmpAction::Errno(libc::EACCES));
     compile(&p, SeccompMode::Whitelist, true).unwrap();
@@ -60,11 +60,11 @@ fn file_defaults_override_the_mode() {
 #[test]
 fn enforce_off_turns_denials_into_logging() {
     let p = policy("read: 1\n");
-    let off = ModeActions::new(&p, true, false);
+    let off = ModeActions::new(&p, true, false, false);
     assert_eq!(off.default, ScmpAction::Log);
     let kill = RuleAction { positive: Some(Action::Kill), negative: Some(Action::Trap) };
     assert_eq!(off.resolve(kill), (ScmpAction::Log, ScmpAction::Log));
-    let on = ModeActions::new(&p, false, true);
+    let on = ModeActions::new(&p, false, true, false);
     assert_eq!(on.resolve(kill), (ScmpAction::KillProcess, ScmpAction::Trap));
     assert_eq!(on.resolve(RuleAction::default()), (ScmpAction::Errno(libc::EPERM), ScmpAction::Allow));
 }
@@ -113,4 +113,24 @@ fn bytes_round_trip_and_cut_bytes_are_errors() {
     assert!(CompiledFilter::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     assert!(CompiledFilter::from_bytes(&bytes[..2]).is_err());
     assert!(CompiledFilter::from_bytes(&0u32.to_le_bytes()).is_err());
+}
+
+#[test]
+fn notify_reporting_turns_denials_into_notifications() {
+    let p = policy("read: 1\n");
+    let audit = ModeActions::new(&p, true, false, true);
+    assert_eq!(audit.default, ScmpAction::Notify);
+    let kill = RuleAction { positive: Some(Action::Kill), negative: Some(Action::Errno(13)) };
+    assert_eq!(audit.resolve(kill), (ScmpAction::Notify, ScmpAction::Notify));
+    let enforcing = ModeActions::new(&p, false, true, true);
+    assert_eq!(enforcing.resolve(kill), (ScmpAction::KillProcess, ScmpAction::Notify));
+    for (mode, enforce) in
+        [(SeccompMode::Whitelist, true), (SeccompMode::Blacklist, false), (SeccompMode::Train, false)]
+    {
+        let f = compile_reporting(&p, mode, enforce, Reporting::Notify).unwrap();
+        assert!(f.has_listener());
+        let back = CompiledFilter::from_bytes(&f.to_bytes()).unwrap();
+        assert!(back.has_listener(), "{mode:?}");
+    }
+    assert!(!compile(&p, SeccompMode::Whitelist, true).unwrap().has_listener());
 }
