@@ -71,6 +71,7 @@ const MUST_NOT_EXIST: &[&str] = &[
     "/var/lib/oz",
     "/var/log/oz",
     "/lib/systemd/system/oz-daemon.service",
+    "/etc/init.d/oz-daemon",
 ];
 
 impl HostState {
@@ -314,6 +315,7 @@ fn the_deb_installs_wraps_and_is_removed_without_a_trace() {
         "./var/lib/oz/cells.d/xclock.json",
         "./lib/systemd/system/oz-daemon.service",
         "./lib/systemd/system/oz-daemon.socket",
+        "./etc/init.d/oz-daemon",
         "./usr/share/man/man1/oz.1.gz",
         "./usr/share/man/man8/oz-setup.8.gz",
         "./usr/share/man/man8/oz-daemon.8.gz",
