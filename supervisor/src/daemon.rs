@@ -100,6 +100,7 @@ fn adopt_one(
         state: SandboxState::Running,
         started_at: rec.started_at,
         mounts: a.mounts,
+        ephemeral: false,
         agent: Some(agent),
     });
 }

@@ -23,6 +23,18 @@ pub enum KillTarget {
     All,
 }
 
+/// What a launch asks for (`Launch`, `LaunchEphemeral`). Encoded as the fields in order, the
+/// same bytes as when they were `Launch`'s own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchParams {
+    pub profile: ProfileRef,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub noexec: bool,
+    pub attach_stdio: bool,
+}
+
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
@@ -33,14 +45,7 @@ pub enum ClientRequest {
     ListProfiles,
     /// Launch a program in a sandbox. With `attach_stdio`, the frame carries three fds
     /// (stdin, stdout, stderr) and the daemon later sends `ProgramExited`.
-    Launch {
-        profile: ProfileRef,
-        args: Vec<String>,
-        cwd: Option<PathBuf>,
-        env: Vec<(String, String)>,
-        noexec: bool,
-        attach_stdio: bool,
-    },
+    Launch(LaunchParams),
     ListSandboxes,
     Kill {
         target: KillTarget,
@@ -90,6 +95,10 @@ pub enum ClientRequest {
     RelaunchXpra {
         target: KillTarget,
     },
+    /// `Launch` of an ephemeral sandbox (oz.conf `enable_ephemerals`): nothing of the user's
+    /// home is bound in, so nothing written there persists. Always a new sandbox: never the
+    /// program of a running sandbox, never joined by a later non-ephemeral launch.
+    LaunchEphemeral(LaunchParams),
 }
 
 /// One profile in the `Profiles` listing.
@@ -188,7 +197,7 @@ impl ClientRequest {
         match self {
             ClientRequest::Hello { .. } => "Hello",
             ClientRequest::ListProfiles => "ListProfiles",
-            ClientRequest::Launch { .. } => "Launch",
+            ClientRequest::Launch(_) => "Launch",
             ClientRequest::ListSandboxes => "ListSandboxes",
             ClientRequest::Kill { .. } => "Kill",
             ClientRequest::Shell { .. } => "Shell",
@@ -199,6 +208,7 @@ impl ClientRequest {
             ClientRequest::Ping => "Ping",
             ClientRequest::LaunchPty { .. } => "LaunchPty",
             ClientRequest::RelaunchXpra { .. } => "RelaunchXpra",
+            ClientRequest::LaunchEphemeral(_) => "LaunchEphemeral",
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod common;
 pub use agent::{
     AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind,
 };
-pub use client::{ClientRequest, DaemonReply, KillTarget, ProfileRef, ProfileSummary, SandboxInfo};
+pub use client::{ClientRequest, DaemonReply, KillTarget, LaunchParams, ProfileRef, ProfileSummary, SandboxInfo};
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 
 /// Version exchanged in every `Hello`; bump on any incompatible change.
