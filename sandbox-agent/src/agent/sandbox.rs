@@ -52,6 +52,8 @@ pub enum SandboxError {
     Channel { id: u64, error: WireError },
     #[error("sandbox {id}: the init ended before the program did ({status})")]
     InitDied { id: u64, status: String },
+    #[error("{}", crate::agent::argfiles::refused(user, path))]
+    ArgFileOutside { user: Box<UserInfo>, path: PathBuf },
 }
 
 impl SandboxError {
@@ -73,6 +75,7 @@ impl SandboxError {
             SandboxError::Stdio(..) => W::BadRequest { detail: self.to_string() },
             SandboxError::Channel { error, .. } => W::Channel { detail: error.to_string() },
             SandboxError::InitDied { .. } => setup("init"),
+            SandboxError::ArgFileOutside { user, path } => crate::agent::argfiles::refused(user, path),
         }
     }
 }
@@ -184,6 +187,9 @@ impl Sandbox {
         let program = ProgramSpec::resolve(spec)?;
         // Only files the user can reach, decided with the user's credentials.
         let files = if spec.profile.allow_files {
+            if let Some(path) = crate::agent::argfiles::outside_user_trees(&program.user, files) {
+                return Err(SandboxError::ArgFileOutside { user: Box::new(program.user), path });
+            }
             crate::agent::argfiles::accessible(&program.user, files)
         } else {
             Vec::new()
