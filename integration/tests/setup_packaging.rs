@@ -71,6 +71,7 @@ const MUST_NOT_EXIST: &[&str] = &[
     "/var/lib/oz",
     "/var/log/oz",
     "/lib/systemd/system/oz-daemon.service",
+    "/etc/init.d/oz-daemon",
 ];
 
 impl HostState {
@@ -224,6 +225,62 @@ fn install_wraps_xclock_status_reports_and_remove_restores_it() {
     d.finish();
 }
 
+/// Removes a stand-in file the test put at `path` (recognised by its content), before
+/// [`Restore`] undoes the diversion, which cannot rename the real file back over it.
+struct StandIn(&'static str, String);
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if std::fs::read_to_string(self.0).is_ok_and(|t| t == self.1) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+}
+
+#[test]
+fn install_all_wraps_installed_paths_entries_and_force_replaces_a_file_in_the_symlinks_place() {
+    const MISSING: &str = "/usr/bin/ozt-not-installed";
+    let (_p, wrapper) = prefix();
+    // A profile whose `path` is not installed and whose `paths` names xclock: --all skips the one
+    // and wraps the other.
+    let profiles = [profile("ozt-paths", MISSING, json!({"paths": [XCLOCK]}))];
+    let d = Daemon::start_with(&profiles, json!({"prefix_path": wrapper.parent().unwrap().parent().unwrap()}));
+    let restore = Restore;
+    let before = HostState::take();
+    before.check_clean();
+
+    let out = oz_setup(&d, &["install", "--all"]);
+    assert!(out.status.success(), "install --all: {}", text(&out));
+    assert!(text(&out).contains(&format!("{MISSING}: skipped (not installed)")), "{}", text(&out));
+    let ours: Vec<String> = diversions().lines().filter(|l| l.ends_with(" by oz")).map(String::from).collect();
+    assert_eq!(ours, ["diversion of /usr/bin/xclock to /usr/bin-oz/xclock.unsafe by oz"], "install --all");
+    assert!(!Path::new(MISSING).exists(), "install --all made {MISSING}");
+    assert_eq!(std::fs::read_link(XCLOCK).unwrap(), wrapper);
+
+    // Something else in the symlink's place is kept unless --force.
+    let stand_in = StandIn(XCLOCK, format!("#!/bin/sh\n# oz test stand-in {}\n", std::process::id()));
+    std::fs::remove_file(XCLOCK).unwrap();
+    std::fs::write(XCLOCK, &stand_in.1).unwrap();
+    let kept = oz_setup(&d, &["install", XCLOCK]);
+    assert!(!kept.status.success() && text(&kept).contains("--force replaces it"), "{}", text(&kept));
+    assert_eq!(std::fs::read_to_string(XCLOCK).unwrap(), stand_in.1, "install without --force replaced the file");
+    // (The profile's uninstalled `path` is reported as an error all the same.)
+    let forced = oz_setup(&d, &["install", "--force", XCLOCK]);
+    assert!(
+        text(&forced).contains(&format!("{XCLOCK}: symlink to {} restored", wrapper.display())),
+        "{}",
+        text(&forced)
+    );
+    assert_eq!(std::fs::read_link(XCLOCK).unwrap(), wrapper, "--force put the symlink back");
+
+    let out = oz_setup(&d, &["remove", "--all"]);
+    assert!(out.status.success(), "remove --all: {}", text(&out));
+    assert_eq!(HostState::take(), before, "remove --all restores the file and the diversion database");
+    drop(stand_in);
+    drop(restore);
+    d.finish();
+}
+
 #[test]
 fn launched_by_its_path_it_runs_sandboxed_and_a_package_upgrade_keeps_it_wrapped() {
     let (_p, wrapper) = prefix();
@@ -314,6 +371,7 @@ fn the_deb_installs_wraps_and_is_removed_without_a_trace() {
         "./var/lib/oz/cells.d/xclock.json",
         "./lib/systemd/system/oz-daemon.service",
         "./lib/systemd/system/oz-daemon.socket",
+        "./etc/init.d/oz-daemon",
         "./usr/share/man/man1/oz.1.gz",
         "./usr/share/man/man8/oz-setup.8.gz",
         "./usr/share/man/man8/oz-daemon.8.gz",

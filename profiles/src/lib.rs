@@ -3,6 +3,7 @@
 pub mod config;
 pub mod config_load;
 pub mod divert;
+pub mod ephemeral;
 pub mod expand;
 pub mod json;
 pub mod load;

@@ -89,7 +89,7 @@ fn adopt_one(
         state_dir: config.state_dir.clone(),
     });
     let multi = reg.is_multi(&rec.profile);
-    reg.adopt(Entry { record: rec, multi, agent: Some(agent) });
+    reg.adopt(Entry { record: rec, multi, ephemeral: false, agent: Some(agent) });
 }
 
 /// SIGHUP reloads profiles; SIGTERM/SIGINT stop the daemon (and the sandboxes, if configured).

@@ -60,6 +60,8 @@ pub struct ClaimLaunch {
     pub uid: u32,
     pub user: String,
     pub now: u64,
+    /// An ephemeral launch: refused unless oz.conf `enable_ephemerals`.
+    pub ephemeral: bool,
 }
 
 impl Handler<ClaimLaunch> for Registry {
@@ -67,7 +69,14 @@ impl Handler<ClaimLaunch> for Registry {
     fn handle(&mut self, m: ClaimLaunch, _: &mut Context<Self>) -> Self::Result {
         let profile = profiles::resolve(&self.profiles, &m.profile)?.clone();
         crate::handlers::program_installed(&profile, &self.config)?;
-        let claim = self.table.claim(&profile, m.uid, &m.user, m.now, self.config.max_sandboxes_per_user)?;
+        if m.ephemeral && !self.config.enable_ephemerals {
+            return Err(DaemonError::PermissionDenied {
+                action: format!("ephemeral launch of {}", profile.name),
+                detail: "ephemeral sandboxes are disabled (oz.conf enable_ephemerals is false)".into(),
+            });
+        }
+        let limit = self.config.max_sandboxes_per_user;
+        let claim = self.table.claim(&profile, m.uid, &m.user, m.now, limit, m.ephemeral)?;
         Ok((profile, self.config.clone(), claim))
     }
 }

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 pub struct Entry<A> {
     pub record: SandboxRecord,
     pub multi: bool,
+    /// Built for an ephemeral launch (unknown, false, for a re-adopted sandbox).
+    pub ephemeral: bool,
     /// None while the agent is being spawned.
     pub agent: Option<A>,
 }
@@ -67,7 +69,8 @@ impl<A: Clone> Table<A> {
     /// A second launch of a non-multi profile by the same user reuses that user's sandbox
     /// (never another user's); otherwise a new id is reserved.
     /// A new sandbox is refused when `uid` already has `limit` (0 = no limit); a launch into
-    /// the user's existing sandbox is always allowed.
+    /// the user's existing sandbox is always allowed. An ephemeral launch always gets a new
+    /// sandbox, and an ephemeral sandbox is never joined by another launch.
     pub fn claim(
         &mut self,
         profile: &Profile,
@@ -75,11 +78,13 @@ impl<A: Clone> Table<A> {
         user: &str,
         now: u64,
         limit: u32,
+        ephemeral: bool,
     ) -> Result<Claim<A>, DaemonError> {
-        if !profile.multi {
+        if !profile.multi && !ephemeral {
             let existing = self.entries.values().find(|e| {
                 e.record.profile == profile.name
                     && e.uid() == uid
+                    && !e.ephemeral
                     && e.agent.is_some()
                     && matches!(e.record.phase, SandboxState::Running | SandboxState::Lingering)
             });
@@ -113,6 +118,7 @@ impl<A: Clone> Table<A> {
                     display: None,
                 },
                 multi: profile.multi,
+                ephemeral,
                 agent: None,
             },
         );
@@ -179,7 +185,7 @@ mod tests {
     }
 
     fn start(t: &mut Table<&'static str>, p: &Profile, uid: u32, agent: &'static str) -> u64 {
-        match t.claim(p, uid, "u", 0, 0).unwrap() {
+        match t.claim(p, uid, "u", 0, 0, false).unwrap() {
             Claim::New { id } => {
                 let e = t.get_mut(id).unwrap();
                 e.agent = Some(agent);
@@ -197,7 +203,7 @@ mod tests {
         let p = profile("fx", false);
         let id = start(&mut t, &p, 1000, "agent1");
         assert_eq!(
-            t.claim(&p, 1000, "u", 0, 0).unwrap(),
+            t.claim(&p, 1000, "u", 0, 0, false).unwrap(),
             Claim::Existing { id, agent: "agent1", init_pid: 100 + id as u32 }
         );
     }
@@ -216,15 +222,34 @@ mod tests {
         let mut t = Table::default();
         let p = profile("term", true);
         let a = start(&mut t, &p, 1000, "a");
-        assert!(matches!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::New { id } if id != a));
+        assert!(matches!(t.claim(&p, 1000, "u", 0, 0, false).unwrap(), Claim::New { id } if id != a));
+    }
+
+    #[test]
+    fn ephemeral_launches_neither_join_nor_are_joined() {
+        let mut t = Table::default();
+        let p = profile("fx", false);
+        let normal = start(&mut t, &p, 1000, "normal");
+        let Claim::New { id: eph } = t.claim(&p, 1000, "u", 0, 0, true).unwrap() else { panic!("joined a sandbox") };
+        assert_ne!(eph, normal);
+        let e = t.get_mut(eph).unwrap();
+        (e.agent, e.record.phase) = (Some("eph"), SandboxState::Running);
+        assert!(matches!(t.claim(&p, 1000, "u", 0, 0, true).unwrap(), Claim::New { .. }));
+        t.remove(normal);
+        assert!(
+            matches!(t.claim(&p, 1000, "u", 0, 0, false).unwrap(), Claim::New { .. }),
+            "a normal launch joined the ephemeral sandbox"
+        );
     }
 
     #[test]
     fn starting_sandboxes_are_not_reused() {
         let mut t: Table<&str> = Table::default();
         let p = profile("fx", false);
-        let first = t.claim(&p, 1000, "u", 0, 0).unwrap();
-        assert!(matches!(t.claim(&p, 1000, "u", 0, 0).unwrap(), Claim::New { id } if Claim::New { id } != first));
+        let first = t.claim(&p, 1000, "u", 0, 0, false).unwrap();
+        assert!(
+            matches!(t.claim(&p, 1000, "u", 0, 0, false).unwrap(), Claim::New { id } if Claim::New { id } != first)
+        );
     }
 
     #[test]
@@ -262,13 +287,13 @@ mod tests {
     #[test]
     fn adopted_ids_push_next_id_up() {
         let mut t: Table<&str> = Table::default();
-        let mut e = match t.claim(&profile("x", true), 1, "u", 0, 0).unwrap() {
+        let mut e = match t.claim(&profile("x", true), 1, "u", 0, 0, false).unwrap() {
             Claim::New { id } => t.remove(id).unwrap(),
             _ => unreachable!(),
         };
         e.record.id = 41;
         t.adopt(e);
-        assert!(matches!(t.claim(&profile("y", true), 1, "u", 0, 0).unwrap(), Claim::New { id: 42 }));
+        assert!(matches!(t.claim(&profile("y", true), 1, "u", 0, 0, false).unwrap(), Claim::New { id: 42 }));
     }
 
     #[test]
@@ -277,13 +302,13 @@ mod tests {
         let single = profile("single", false);
         let multi = profile("multi", true);
         let first = start(&mut t, &single, 1000, "agent1");
-        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2).unwrap(), Claim::New { .. }));
-        assert_eq!(t.claim(&multi, 1000, "u", 0, 2), Err(DaemonError::TooManySandboxes { uid: 1000, limit: 2 }));
+        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2, false).unwrap(), Claim::New { .. }));
+        assert_eq!(t.claim(&multi, 1000, "u", 0, 2, false), Err(DaemonError::TooManySandboxes { uid: 1000, limit: 2 }));
         // Launching into the existing sandbox is not a new one; other users have their own count.
-        assert!(matches!(t.claim(&single, 1000, "u", 0, 2).unwrap(), Claim::Existing { id, .. } if id == first));
-        assert!(matches!(t.claim(&multi, 1001, "u", 0, 2).unwrap(), Claim::New { .. }));
+        assert!(matches!(t.claim(&single, 1000, "u", 0, 2, false).unwrap(), Claim::Existing { id, .. } if id == first));
+        assert!(matches!(t.claim(&multi, 1001, "u", 0, 2, false).unwrap(), Claim::New { .. }));
         // Freed places can be used again.
         t.remove(first);
-        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2).unwrap(), Claim::New { .. }));
+        assert!(matches!(t.claim(&multi, 1000, "u", 0, 2, false).unwrap(), Claim::New { .. }));
     }
 }

@@ -127,14 +127,14 @@ fn serves_requests_with_no_agents() {
     let two: Vec<_> = c.logs(None, false, Some(2)).unwrap().collect();
     assert_eq!(two.len(), 2);
     // the test runs as root: launching is refused, as the original did
-    let launch = ClientRequest::Launch {
+    let launch = ClientRequest::Launch(LaunchParams {
         profile: ProfileRef::Name("sleeper".into()),
         args: vec![],
         cwd: None,
         env: vec![],
         noexec: false,
         attach_stdio: false,
-    };
+    });
     assert!(matches!(c.request(&launch).unwrap(), DaemonReply::Error(DaemonError::PermissionDenied { .. })));
     assert_eq!(
         c.request(&ClientRequest::Kill { target: KillTarget::Id(42) }).unwrap(),

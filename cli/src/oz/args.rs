@@ -33,6 +33,10 @@ pub enum Command {
         /// Build the sandbox without starting the program
         #[arg(short = 'n', long)]
         noexec: bool,
+        /// A new sandbox with nothing of your home in it: what the program writes there is gone
+        /// when the sandbox ends (needs oz.conf enable_ephemerals)
+        #[arg(short = 'e', long)]
+        ephemeral: bool,
         /// Print {"id", "init_pid", "reused_existing"} as JSON
         #[arg(long)]
         json: bool,
@@ -173,6 +177,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let cli = Cli::try_parse_from(["oz", "launch", "--ephemeral", "sleep"]).unwrap();
+        assert!(matches!(cli.command, Command::Launch { ephemeral: true, noexec: false, .. }));
         let cli = Cli::try_parse_from(["oz", "run", "env", "a", "b"]).unwrap();
         assert!(matches!(cli.command, Command::Run { args, .. } if args == ["a", "b"]));
     }

@@ -5,7 +5,7 @@ use crate::oz::args::profile_ref;
 use crate::oz::conn::{unexpected, Conn};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{SigSet, Signal};
-use oz_wire::{ClientRequest, DaemonError, DaemonReply, KillTarget, ProfileRef};
+use oz_wire::{ClientRequest, DaemonError, DaemonReply, KillTarget, LaunchParams, ProfileRef};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -18,7 +18,11 @@ pub struct Launched {
 
 /// The launch request for `profile` with our cwd and environment.
 pub fn request(profile: ProfileRef, args: Vec<String>, noexec: bool, attach_stdio: bool) -> ClientRequest {
-    ClientRequest::Launch { profile, args, cwd: current_dir(), env: caller_env(), noexec, attach_stdio }
+    ClientRequest::Launch(params(profile, args, noexec, attach_stdio))
+}
+
+fn params(profile: ProfileRef, args: Vec<String>, noexec: bool, attach_stdio: bool) -> LaunchParams {
+    LaunchParams { profile, args, cwd: current_dir(), env: caller_env(), noexec, attach_stdio }
 }
 
 /// Send a detached launch and wait for `Launched`.
@@ -29,9 +33,20 @@ pub fn launch_detached(conn: &mut Conn, req: &ClientRequest) -> Result<Launched>
     }
 }
 
-pub fn launch(profile: &str, args: Vec<String>, noexec: bool, json: bool) -> Result<u8> {
+/// How `oz launch` builds the sandbox.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Build the sandbox without starting the program.
+    pub noexec: bool,
+    /// Nothing of the user's home in the sandbox.
+    pub ephemeral: bool,
+}
+
+pub fn launch(profile: &str, args: Vec<String>, opts: Options, json: bool) -> Result<u8> {
     let mut conn = Conn::connect()?;
-    let l = match launch_detached(&mut conn, &request(profile_ref(profile), args, noexec, false)) {
+    let p = params(profile_ref(profile), args, opts.noexec, false);
+    let req = if opts.ephemeral { ClientRequest::LaunchEphemeral(p) } else { ClientRequest::Launch(p) };
+    let l = match launch_detached(&mut conn, &req) {
         Ok(l) => l,
         Err(e) if names_the_profile(&e) => return Err(e),
         Err(e) => return Err(e.context(format!("launch {profile}"))),

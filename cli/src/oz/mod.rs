@@ -55,7 +55,9 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8> {
     };
     match cli.command {
         Command::Profiles { json } => listing::profiles(json),
-        Command::Launch { noexec, json, profile, args } => launch::launch(&profile, args, noexec, json),
+        Command::Launch { noexec, ephemeral, json, profile, args } => {
+            launch::launch(&profile, args, launch::Options { noexec, ephemeral }, json)
+        }
         Command::Run { profile, args } => launch::run(&profile, args),
         Command::List { json } => listing::list(json),
         Command::Kill { target } => sandbox::kill(target),

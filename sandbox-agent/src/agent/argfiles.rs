@@ -32,6 +32,29 @@ pub fn is_user_file(user: &UserInfo, path: &Path) -> bool {
     nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
+/// The first candidate outside the user's trees that names a regular file, looked up with the
+/// user's credentials (so the answer tells nothing the user could not learn): such a document
+/// cannot be opened in a sandbox, and the launch is refused naming it rather than running the
+/// program with a path it cannot see.
+pub fn outside_user_trees(user: &UserInfo, candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates.iter().find(|f| !oz_sandbox::rootfs::in_user_tree(user, f) && is_file_as_user(user, f)).cloned()
+}
+
+fn is_file_as_user(user: &UserInfo, path: &Path) -> bool {
+    let Ok(_as_user) = oz_sandbox::rootfs::AsUser::enter(user) else { return false };
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Why [`outside_user_trees`] refused `path`, for the wire.
+pub fn refused(user: &UserInfo, path: &Path) -> oz_wire::AgentError {
+    let detail = format!(
+        "only files below {} or /media/{} can be opened in a sandbox (allow_files)",
+        user.home.display(),
+        user.name
+    );
+    oz_wire::AgentError::PathRefused { path: path.to_path_buf(), detail }
+}
+
 /// The candidates that are files of the user's (see [`is_user_file`]).
 pub fn accessible(user: &UserInfo, candidates: &[PathBuf]) -> Vec<PathBuf> {
     candidates.iter().filter(|f| is_user_file(user, f)).cloned().collect()

@@ -57,6 +57,8 @@ pub enum SandboxError {
     InitDied { id: u64, status: String },
     #[error("network: {0}")]
     Net(#[from] oz_net::NetError),
+    #[error("{}", crate::agent::argfiles::refused(user, path))]
+    ArgFileOutside { user: Box<UserInfo>, path: PathBuf },
 }
 
 impl SandboxError {
@@ -79,6 +81,7 @@ impl SandboxError {
             SandboxError::Channel { error, .. } => W::Channel { detail: error.to_string() },
             SandboxError::InitDied { .. } => setup("init"),
             SandboxError::Net(_) => setup("network"),
+            SandboxError::ArgFileOutside { user, path } => crate::agent::argfiles::refused(user, path),
         }
     }
 }
@@ -199,6 +202,9 @@ impl Sandbox {
         let program = ProgramSpec::resolve(spec)?;
         // Only files the user can reach, decided with the user's credentials.
         let files = if spec.profile.allow_files {
+            if let Some(path) = crate::agent::argfiles::outside_user_trees(&program.user, files) {
+                return Err(SandboxError::ArgFileOutside { user: Box::new(program.user), path });
+            }
             crate::agent::argfiles::accessible(&program.user, files)
         } else {
             Vec::new()

@@ -119,6 +119,12 @@ impl RootfsError {
     }
 }
 
+/// Whether `path` lies (lexically, without `..`) below the user's home, `/run/user/<uid>` or
+/// `/media/<name>`: the trees user files are opened beneath.
+pub fn in_user_tree(user: &UserInfo, path: &Path) -> bool {
+    whitelist::classify(user, path).is_some()
+}
+
 /// Open a user path on the host for `oz mount`: it must lie below the user's home,
 /// `/run/user/<uid>` or `/media/<name>`, is resolved without leaving that tree and with the
 /// user's credentials, and must be accessible to the user. Returns an O_PATH fd to mount from.

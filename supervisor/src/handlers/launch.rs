@@ -13,8 +13,8 @@ use crate::table::Claim;
 use crate::Shared;
 use oz_profiles::{Config, Profile};
 use oz_wire::{
-    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchSpec, ProfileRef, StdioMode, WireError,
-    PROTOCOL_VERSION,
+    AgentToDaemon, DaemonError, DaemonReply, DaemonToAgent, ExitStatus, LaunchParams, LaunchSpec, ProfileRef,
+    StdioMode, WireError, PROTOCOL_VERSION,
 };
 use slog::{info, warn};
 use std::os::fd::{AsFd, OwnedFd};
@@ -33,6 +33,17 @@ pub struct LaunchRequest {
     pub noexec: bool,
     pub stdio: StdioMode,
     pub fds: Vec<OwnedFd>,
+    /// Nothing of the user's home in the sandbox (see `oz_profiles::ephemeral`).
+    pub ephemeral: bool,
+}
+
+impl LaunchRequest {
+    /// A `Launch` or `LaunchEphemeral` request with the fds of its frame.
+    pub fn new(p: LaunchParams, fds: Vec<OwnedFd>, ephemeral: bool) -> LaunchRequest {
+        let stdio = if p.attach_stdio { StdioMode::Attached } else { StdioMode::Log };
+        let LaunchParams { profile, args, cwd, env, noexec, .. } = p;
+        LaunchRequest { profile, args, cwd, env, noexec, stdio, fds, ephemeral }
+    }
 }
 
 /// What a successful launch tells the client, and the program to wait for (attached: until it
@@ -53,6 +64,11 @@ pub fn user_name(uid: u32) -> String {
         .ok()
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+/// The home directory of `uid` from the user database.
+fn user_home(uid: u32) -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.dir)
 }
 
 fn now_secs() -> u64 {
@@ -94,7 +110,13 @@ async fn start(conn: &Conn, shared: &Shared, mut req: LaunchRequest) -> Result<L
     }
     let mut attempt = 1;
     loop {
-        let claim = ClaimLaunch { profile: req.profile.clone(), uid: caller, user: user_name(caller), now: now_secs() };
+        let claim = ClaimLaunch {
+            profile: req.profile.clone(),
+            uid: caller,
+            user: user_name(caller),
+            now: now_secs(),
+            ephemeral: req.ephemeral,
+        };
         let (profile, config, claim) = shared.registry.send(claim).await.map_err(internal)??;
         match claim {
             Claim::Existing { id, agent, init_pid } => {
@@ -162,6 +184,17 @@ async fn start_new(
     id: u64,
     caller: u32,
 ) -> Result<Launched, DaemonError> {
+    let profile = match req.ephemeral {
+        false => profile,
+        true => match user_home(caller) {
+            Some(home) => oz_profiles::ephemeral::strip_home(&profile, &home),
+            None => {
+                shared.registry.do_send(Remove { id });
+                let detail = format!("ephemeral launch: no home directory for uid {caller}");
+                return Err(DaemonError::LaunchFailed { profile: profile.name, detail });
+            }
+        },
+    };
     let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
     let agent = match new_agent(shared, id, &profile, &config, caller).await {
         Ok(a) => a,

@@ -24,7 +24,10 @@ use tokio::sync::oneshot;
 
 /// Route one request. An error means the connection is unusable.
 pub async fn dispatch(conn: &Conn, shared: &Shared, req: ClientRequest, fds: Vec<OwnedFd>) -> Result<(), WireError> {
-    let expects_fds = matches!(req, ClientRequest::Launch { attach_stdio: true, .. });
+    let expects_fds = matches!(
+        &req,
+        ClientRequest::Launch(p) | ClientRequest::LaunchEphemeral(p) if p.attach_stdio
+    );
     if !expects_fds && !fds.is_empty() {
         drop(fds);
         return conn.send_error(invalid(format!("{} carries no file descriptors", req.kind()))).await;
@@ -34,14 +37,13 @@ pub async fn dispatch(conn: &Conn, shared: &Shared, req: ClientRequest, fds: Vec
         ClientRequest::Ping => conn.send(&DaemonReply::Pong).await,
         ClientRequest::ListProfiles => profiles::list_profiles(conn, shared).await,
         ClientRequest::ListSandboxes => list::list_sandboxes(conn, shared).await,
-        ClientRequest::Launch { profile, args, cwd, env, noexec, attach_stdio } => {
-            let stdio = if attach_stdio { StdioMode::Attached } else { StdioMode::Log };
-            let req = launch::LaunchRequest { profile, args, cwd, env, noexec, stdio, fds };
-            launch::launch(conn, shared, req).await
+        ClientRequest::Launch(p) => launch::launch(conn, shared, launch::LaunchRequest::new(p, fds, false)).await,
+        ClientRequest::LaunchEphemeral(p) => {
+            launch::launch(conn, shared, launch::LaunchRequest::new(p, fds, true)).await
         }
         ClientRequest::LaunchPty { profile, args, cwd, env, cols, rows } => {
             let stdio = StdioMode::Pty { cols, rows };
-            let req = launch::LaunchRequest { profile, args, cwd, env, noexec: false, stdio, fds };
+            let req = launch::LaunchRequest { profile, args, cwd, env, noexec: false, stdio, fds, ephemeral: false };
             launch::launch(conn, shared, req).await
         }
         ClientRequest::Kill { target } => kill::kill(conn, shared, target).await,

@@ -25,6 +25,18 @@ pub enum KillTarget {
     All,
 }
 
+/// What a launch asks for (`Launch`, `LaunchEphemeral`). Encoded as the fields in order, the
+/// same bytes as when they were `Launch`'s own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchParams {
+    pub profile: ProfileRef,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub noexec: bool,
+    pub attach_stdio: bool,
+}
+
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
@@ -35,14 +47,7 @@ pub enum ClientRequest {
     ListProfiles,
     /// Launch a program in a sandbox. With `attach_stdio`, the frame carries three fds
     /// (stdin, stdout, stderr) and the daemon later sends `ProgramExited`.
-    Launch {
-        profile: ProfileRef,
-        args: Vec<String>,
-        cwd: Option<PathBuf>,
-        env: Vec<(String, String)>,
-        noexec: bool,
-        attach_stdio: bool,
-    },
+    Launch(LaunchParams),
     ListSandboxes,
     Kill {
         target: KillTarget,
@@ -105,6 +110,10 @@ pub enum ClientRequest {
     ListForwarders {
         id: u64,
     },
+    /// `Launch` of an ephemeral sandbox (oz.conf `enable_ephemerals`): nothing of the user's
+    /// home is bound in, so nothing written there persists. Always a new sandbox: never the
+    /// program of a running sandbox, never joined by a later non-ephemeral launch.
+    LaunchEphemeral(LaunchParams),
 }
 
 /// One forwarder of a sandbox, as `oz forwarders` lists it.
@@ -228,7 +237,7 @@ impl ClientRequest {
         match self {
             ClientRequest::Hello { .. } => "Hello",
             ClientRequest::ListProfiles => "ListProfiles",
-            ClientRequest::Launch { .. } => "Launch",
+            ClientRequest::Launch(_) => "Launch",
             ClientRequest::ListSandboxes => "ListSandboxes",
             ClientRequest::Kill { .. } => "Kill",
             ClientRequest::Shell { .. } => "Shell",
@@ -241,6 +250,7 @@ impl ClientRequest {
             ClientRequest::RelaunchXpra { .. } => "RelaunchXpra",
             ClientRequest::Forward { .. } => "Forward",
             ClientRequest::ListForwarders { .. } => "ListForwarders",
+            ClientRequest::LaunchEphemeral(_) => "LaunchEphemeral",
         }
     }
 }

@@ -8,7 +8,8 @@ pub use agent::{
     AgentMessage, AgentRequest, AgentToDaemon, ChildHealth, ChildState, DaemonToAgent, RequestId, RequestKind,
 };
 pub use client::{
-    ClientRequest, ControlReply, ControlRequest, DaemonReply, ForwarderStatus, KillTarget, ProfileRef, ProfileSummary,
+    ClientRequest, ControlReply, ControlRequest, DaemonReply, ForwarderStatus, KillTarget, LaunchParams, ProfileRef,
+    ProfileSummary,
 };
 pub use common::{errno_text, AgentError, DaemonError, ExitStatus, LogLevel, LogRecord, SandboxState};
 

@@ -59,36 +59,36 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
         ("client_list_profiles", ClientRequest::ListProfiles),
         (
             "client_launch_name",
-            ClientRequest::Launch {
+            ClientRequest::Launch(LaunchParams {
                 profile: ProfileRef::Name("firefox".into()),
                 args: vec!["--private-window".into(), "https://example.org".into()],
                 cwd: Some("/home/alice".into()),
                 env: vec![("LANG".into(), "C.UTF-8".into()), ("DISPLAY".into(), ":0".into())],
                 noexec: false,
                 attach_stdio: false,
-            },
+            }),
         ),
         (
             "client_launch_index_attached",
-            ClientRequest::Launch {
+            ClientRequest::Launch(LaunchParams {
                 profile: ProfileRef::Index(3),
                 args: vec![],
                 cwd: None,
                 env: vec![],
                 noexec: true,
                 attach_stdio: true,
-            },
+            }),
         ),
         (
             "client_launch_path",
-            ClientRequest::Launch {
+            ClientRequest::Launch(LaunchParams {
                 profile: ProfileRef::Path("/usr/bin/evince".into()),
                 args: vec!["/home/alice/a.pdf".into()],
                 cwd: Some("/tmp".into()),
                 env: vec![],
                 noexec: false,
                 attach_stdio: false,
-            },
+            }),
         ),
         ("client_list_sandboxes", ClientRequest::ListSandboxes),
         ("client_kill_id", ClientRequest::Kill { target: KillTarget::Id(7) }),
@@ -117,6 +117,17 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
         ("client_relaunch_xpra", ClientRequest::RelaunchXpra { target: KillTarget::Id(7) }),
         ("client_forward", ClientRequest::Forward { id: 7, name: "onion".into(), port: Some(8080) }),
         ("client_list_forwarders", ClientRequest::ListForwarders { id: 7 }),
+        (
+            "client_launch_ephemeral",
+            ClientRequest::LaunchEphemeral(LaunchParams {
+                profile: ProfileRef::Name("evince".into()),
+                args: vec!["/home/alice/a.pdf".into()],
+                cwd: None,
+                env: vec![("LANG".into(), "C.UTF-8".into())],
+                noexec: false,
+                attach_stdio: false,
+            }),
+        ),
     ]
 }
 

@@ -248,6 +248,10 @@ impl Runtime {
             },
         };
         if spec.profile.allow_files {
+            let candidates = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+            if let Some(path) = crate::agent::argfiles::outside_user_trees(&self.user, &candidates) {
+                return self.answer(AgentToDaemon::Error(crate::agent::argfiles::refused(&self.user, &path)));
+            }
             self.mount_arg_files(&spec);
         }
         let raw: Vec<_> = stdio_fds.iter().map(|f| f.as_raw_fd()).collect();
