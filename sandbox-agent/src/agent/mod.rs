@@ -5,8 +5,8 @@
 
 pub mod argfiles;
 pub mod children;
-pub mod forward;
 pub mod dns;
+pub mod forward;
 pub mod health;
 pub mod mountinject;
 pub mod rendezvous;
