@@ -23,6 +23,8 @@ pub struct Shared {
     pub registry: Addr<Registry>,
     pub hub: Arc<LogHub>,
     pub log: Logger,
+    /// The agent spawned ahead of the next launch.
+    pub warm: crate::warm::Warm,
 }
 
 /// Load the profile directory, logging every failure and warning; the good profiles survive.
@@ -56,7 +58,8 @@ pub fn start(
         }
         reg
     });
-    let shared = Rc::new(Shared { config, registry, hub, log });
+    let shared = Rc::new(Shared { config, registry, hub, log, warm: Default::default() });
+    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
     actix::spawn(listener::accept_loop(listener, shared.clone()));
     actix::spawn(signals(shared));
 }
@@ -129,5 +132,6 @@ async fn signals(shared: Rc<Shared>) {
     } else {
         info!(shared.log, "stopping: sandboxes keep running and will be re-adopted");
     }
+    shared.warm.clear();
     System::current().stop();
 }

@@ -60,6 +60,13 @@ fn now_secs() -> u64 {
 }
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
+    let answered = answer_launch(conn, shared, req).await;
+    // The next launch's agent starts once this one has had its answer (at the latest here).
+    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+    answered
+}
+
+async fn answer_launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
     let attached = req.stdio != StdioMode::Log;
     let mut l = match start(conn, shared, req).await {
         Err(e) => return conn.send_error(e).await,
@@ -75,7 +82,9 @@ pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<
     }
     let reply = DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused };
     let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
-    conn.send_with_fds(&reply, &fds).await?;
+    let sent = conn.send_with_fds(&reply, &fds).await;
+    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+    sent?;
     drop(l.pty);
     let Some(exit) = l.exit else { return Ok(()) };
     match exit.await {
@@ -233,9 +242,11 @@ async fn new_agent(
     uid: u32,
 ) -> Result<AgentAddr, String> {
     let agent_path = config.agent_path();
-    let output = shared.hub.agent_stderr(id);
-    let spawned =
-        spawn::spawn_agent(&agent_path, output).map_err(|e| format!("spawn {}: {e}", agent_path.display()))?;
+    let spawned = match shared.warm.take(&agent_path, id, &shared.hub) {
+        Some(waiting) => waiting,
+        None => spawn::spawn_agent(&agent_path, shared.hub.agent_stderr(id))
+            .map_err(|e| format!("spawn {}: {e}", agent_path.display()))?,
+    };
     let io = AgentIo::new(spawned.channel).map_err(|e| format!("agent channel: {e}"))?;
     shared.hub.register_sandbox(id, uid, &profile.name);
     let agent = Agent::launch(AgentParams {
