@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an attached program runs before the next launch's agent is spawned anyway.
+const REFILL_AFTER: Duration = Duration::from_millis(50);
 
 pub struct LaunchRequest {
     pub profile: ProfileRef,
@@ -61,7 +63,7 @@ fn now_secs() -> u64 {
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
     let answered = answer_launch(conn, shared, req).await;
-    // The next launch's agent starts once this one has had its answer (at the latest here).
+    // The next launch's agent starts once this one was answered (at the latest here).
     shared.warm.refill(&shared.config.agent_path(), &shared.hub);
     answered
 }
@@ -82,12 +84,19 @@ async fn answer_launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Resu
     }
     let reply = DaemonReply::Launched { id: l.id, init_pid: l.init_pid, reused_existing: l.reused };
     let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
-    let sent = conn.send_with_fds(&reply, &fds).await;
-    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
-    sent?;
+    conn.send_with_fds(&reply, &fds).await?;
     drop(l.pty);
-    let Some(exit) = l.exit else { return Ok(()) };
-    match exit.await {
+    let Some(mut exit) = l.exit else { return Ok(()) };
+    // The next agent is spawned once the program ended or ran for a while: spawned at once, it
+    // would take the CPU from a short program's end, which the client waits for.
+    let ended = match tokio::time::timeout(REFILL_AFTER, &mut exit).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+            exit.await
+        }
+    };
+    match ended {
         Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
         Err(_) => conn.send_error(agent_gone(l.id)).await,
     }
