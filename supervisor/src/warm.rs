@@ -60,12 +60,13 @@ impl Warm {
     }
 
     /// Spawn an agent of `agent_path` to wait for the next launch, unless one waits already.
-    /// A failure is left to the launch that would have used it.
+    /// A failure is left to the launch that would have used it; where the log directory cannot
+    /// hold an unnamed file, launches spawn their agents themselves (with a named one).
     pub fn refill(&self, agent_path: &Path, hub: &LogHub) {
         if self.slot.borrow().is_some() {
             return;
         }
-        let output = hub.unnamed_agent_stderr();
+        let Ok(output) = hub.unnamed_agent_stderr() else { return };
         let copy = output.as_ref().and_then(|f| f.try_clone().ok());
         if let Ok((child, channel)) = spawn::spawn_child(agent_path, copy) {
             *self.slot.borrow_mut() =

@@ -166,16 +166,17 @@ impl LogHub {
     }
 
     /// An unnamed file (O_TMPFILE, 0600) in the log directory for the stderr of an agent
-    /// spawned before its sandbox has an id; [`LogHub::name_agent_stderr`] names it.
-    pub fn unnamed_agent_stderr(&self) -> Option<File> {
+    /// spawned before its sandbox has an id; [`LogHub::name_agent_stderr`] names it. None
+    /// without a log directory; an error where its filesystem has no O_TMPFILE.
+    pub fn unnamed_agent_stderr(&self) -> std::io::Result<Option<File>> {
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = self.lock().log_dir.clone()?;
+        let Some(dir) = self.lock().log_dir.clone() else { return Ok(None) };
         std::fs::OpenOptions::new()
             .append(true)
             .mode(0o600)
             .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
             .open(dir)
-            .ok()
+            .map(Some)
     }
 
     /// Give `file` (from [`LogHub::unnamed_agent_stderr`]) the name of sandbox `id`'s agent
@@ -563,8 +564,8 @@ mod tests {
             v.retain(|n| n.starts_with("agent-"));
             v
         };
-        let unused = hub.unnamed_agent_stderr().expect("O_TMPFILE in the log directory");
-        let mut used = hub.unnamed_agent_stderr().unwrap();
+        let unused = hub.unnamed_agent_stderr().expect("O_TMPFILE in the log directory").unwrap();
+        let mut used = hub.unnamed_agent_stderr().unwrap().unwrap();
         assert!(names().is_empty(), "{:?}", names());
         writeln!(used, "agent started").unwrap();
         hub.name_agent_stderr(7, &used);
