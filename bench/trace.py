@@ -67,19 +67,21 @@ def first(evs, pred, after=0.0):
     return next(e for e in evs if e["t"] >= after and pred(e))
 
 
-def phases(run):
+def phases(run, all_evs):
     daemon = lambda e: e["comm"].startswith("oz-daemon")  # noqa: E731
     c, t0 = run[0]["pid"], run[0]["t"]
     ozx = first(run, lambda e: e["pid"] == c and e["comm"] == "oz" and e["sc"] == "execve")
     conn = first(run, lambda e: e["pid"] == c and e["sc"] == "connect" and e["ret"] == 0)
     sent = [e for e in run if e["pid"] == c and e["sc"] == "sendmsg"][1]
     got = first(run, lambda e: daemon(e) and e["sc"] == "recvmsg" and e["ret"] > 200, sent["t"] - 1)
-    fork = first(run, lambda e: daemon(e) and e["sc"] == "clone" and e["ret"] > 0, got["t"])
-    a = fork["ret"]
-    hello = first(run, lambda e: e["pid"] == a and e["sc"] == "sendmsg")
+    # The agent is the process that receives the launch spec: one the daemon spawned ahead of
+    # this launch (in an earlier run's window) or, when none was waiting, just now.
+    specr = first(run, lambda e: not daemon(e) and e["pid"] != c and e["sc"] == "recvmsg" and e["ret"] > 500
+                  and "PEEK" not in e["rest"], got["t"])
+    a = specr["pid"]
+    fork = next((e for e in all_evs if daemon(e) and e["sc"] == "clone" and e["ret"] == a), None)
+    hello = first(run, lambda e: e["pid"] == a and e["sc"] == "sendmsg", got["t"])
     spec = first(run, lambda e: daemon(e) and e["sc"] == "sendmsg" and e["ret"] > 500, hello["t"])
-    specr = first(run, lambda e: e["pid"] == a and e["sc"] == "recvmsg" and e["ret"] > 500 and "PEEK" not in e["rest"],
-                  spec["t"] - 1)
     clone = first(run, lambda e: e["pid"] == a and e["sc"] == "clone" and "NEWPID" in e["rest"])
     pivot = first(run, lambda e: e["sc"] == "pivot_root", clone["t"])
     exe = first(run, lambda e: e["comm"] == "true" and e["sc"] == "execve", pivot["t"])
@@ -91,8 +93,8 @@ def phases(run):
         "harness: setpriv (user lookup) until oz exec": ozx["t"] - t0,
         "client: oz start-up until connected": conn["end"] - ozx["t"],
         "client<->daemon: hello round trip, Launch sent": sent["end"] - conn["end"],
-        "daemon: Launch received, user lookup, claim, fork agent": fork["end"] - sent["end"],
-        "agent: exec and start-up until Hello sent": hello["end"] - fork["end"],
+        "daemon: Launch received -> agent's Hello (claim; fork, exec, start-up if none waits)": hello["end"] - sent["end"],
+        "  of which the agent was spawned in this launch (0/1)": float(fork is not None and fork["t"] > got["t"]),
         "daemon: Hello -> LaunchSpec sent": spec["end"] - hello["end"],
         "agent: spec received -> init cloned (user, plan, cgroup)": clone["end"] - specr["end"],
         "init: clone -> pivot_root (root filesystem build)": pivot["end"] - clone["end"],
@@ -102,7 +104,7 @@ def phases(run):
         "daemon: Ready -> Launched sent to client": launched["end"] - ready["end"],
         "after Launched: program exit, ProgramExited, client exit": end["t"] - launched["end"],
         "total, setpriv exec -> client exit (perf trace running)": end["t"] - t0,
-        "the daemon's fork of the agent (clone syscall)": fork["end"] - fork["t"],
+        "the daemon's fork of the agent (clone syscall)": (fork["end"] - fork["t"]) if fork else float("nan"),
     }
 
 
@@ -118,7 +120,7 @@ def main():
     table = []
     for k, i in enumerate(starts):
         try:
-            table.append(phases(evs[i: starts[k + 1] if k + 1 < len(starts) else len(evs)]))
+            table.append(phases(evs[i: starts[k + 1] if k + 1 < len(starts) else len(evs)], evs))
         except (StopIteration, IndexError):
             pass  # a run whose events perf lost
     if not table:
@@ -126,7 +128,9 @@ def main():
     print(f"`oz run strict` with {load} sandboxes running: {len(table)} of {runs} runs matched\n")
     print("| phase | median ms | p95 ms |\n|---|---:|---:|")
     for key in table[0]:
-        v = sorted(p[key] for p in table)
+        v = sorted(p[key] for p in table if p[key] == p[key])  # NaN: not seen in the trace
+        if not v:
+            continue
         print("| %s | %.2f | %.2f |" % (key, statistics.median(v), v[max(0, -(-len(v) * 95 // 100) - 1)]))
 
 

@@ -22,6 +22,8 @@ pub struct Shared {
     pub registry: Addr<Registry>,
     pub hub: Arc<LogHub>,
     pub log: Logger,
+    /// The agent spawned ahead of the next launch.
+    pub warm: crate::warm::Warm,
 }
 
 /// Load the profile directory, logging every failure and warning; the good profiles survive.
@@ -55,7 +57,8 @@ pub fn start(
         }
         reg
     });
-    let shared = Rc::new(Shared { config, registry, hub, log });
+    let shared = Rc::new(Shared { config, registry, hub, log, warm: Default::default() });
+    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
     actix::spawn(listener::accept_loop(listener, shared.clone()));
     actix::spawn(signals(shared));
 }
@@ -117,5 +120,6 @@ async fn signals(shared: Rc<Shared>) {
     } else {
         info!(shared.log, "stopping: sandboxes keep running and will be re-adopted");
     }
+    shared.warm.clear();
     System::current().stop();
 }

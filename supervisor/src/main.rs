@@ -18,6 +18,7 @@ mod registry;
 mod spawn;
 mod table;
 mod tails;
+mod warm;
 
 pub use daemon::{load_profiles, Shared};
 

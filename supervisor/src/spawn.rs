@@ -28,6 +28,14 @@ pub struct Spawned {
 
 /// Exec the agent. Its stdout/stderr go to `output` (or /dev/null). The reaper thread reaps it.
 pub fn spawn_agent(agent_path: &Path, output: Option<File>) -> io::Result<Spawned> {
+    let (child, channel) = spawn_child(agent_path, output)?;
+    let pid = child.id();
+    reap(child)?;
+    Ok(Spawned { pid, channel })
+}
+
+/// Exec the agent and return it unreaped, with the daemon's end of its channel.
+pub fn spawn_child(agent_path: &Path, output: Option<File>) -> io::Result<(Child, OwnedFd)> {
     let (ours, theirs) = fdpass::seqpacket_pair().map_err(|e| io::Error::other(e.to_string()))?;
     let raw = theirs.as_raw_fd();
     let (out, err) = match output {
@@ -60,14 +68,12 @@ pub fn spawn_agent(agent_path: &Path, output: Option<File>) -> io::Result<Spawne
     }
     let child = cmd.spawn()?;
     drop(theirs);
-    let pid = child.id();
-    reap(child)?;
-    Ok(Spawned { pid, channel: ours })
+    Ok((child, ours))
 }
 
 /// Hand `child` to the reaper thread (started on first use); without pidfds (Linux < 5.3), to
 /// a thread of its own.
-fn reap(child: Child) -> io::Result<()> {
+pub fn reap(child: Child) -> io::Result<()> {
     static REAPER: OnceLock<Option<Reaper>> = OnceLock::new();
     let reaper = REAPER.get_or_init(|| Reaper::start().ok());
     match (reaper, pidfd_open(child.id())) {

@@ -41,14 +41,23 @@ pub fn sandbox_processes(init_pid: i32) -> Vec<ProcInfo> {
     processes_in_ns_of(Path::new("/proc"), init_pid)
 }
 
+/// Like [`sandbox_processes`], looking only at `candidates` (the pids of the sandbox's cgroup)
+/// instead of every process of the host: a sandbox's heartbeat costs what the sandbox holds,
+/// not what the host runs.
+pub fn sandbox_processes_among(init_pid: i32, candidates: &[i32]) -> Vec<ProcInfo> {
+    processes_among(Path::new("/proc"), init_pid, candidates.iter().copied())
+}
+
 fn processes_in_ns_of(proc_root: &Path, init_pid: i32) -> Vec<ProcInfo> {
-    let Some(ns) = pid_ns(proc_root, init_pid) else { return Vec::new() };
     let Ok(entries) = fs::read_dir(proc_root) else { return Vec::new() };
-    let mut out: Vec<ProcInfo> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid_ns(proc_root, pid) == Some(ns))
-        .filter_map(|pid| read_proc(proc_root, pid))
-        .collect();
+    let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
+    processes_among(proc_root, init_pid, pids)
+}
+
+fn processes_among(proc_root: &Path, init_pid: i32, pids: impl Iterator<Item = i32>) -> Vec<ProcInfo> {
+    let Some(ns) = pid_ns(proc_root, init_pid) else { return Vec::new() };
+    let mut out: Vec<ProcInfo> =
+        pids.filter(|&pid| pid_ns(proc_root, pid) == Some(ns)).filter_map(|pid| read_proc(proc_root, pid)).collect();
     out.sort_by_key(|p| p.pid);
     out
 }
@@ -211,10 +220,16 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         };
         let procs = sandbox_processes(init);
+        // Given the candidates (a cgroup's pids), only those in the namespace count.
+        let me = std::process::id() as i32;
+        let among = sandbox_processes_among(init, &[me, init]);
+        let host_only = sandbox_processes_among(init, &[me]);
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(procs.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![init]);
         assert_eq!(procs[0].argv0, "sleep");
         assert_eq!(watchdog_names(&procs), vec!["sleep".to_string()]);
+        assert_eq!(among, procs);
+        assert!(host_only.is_empty(), "{host_only:?}");
     }
 }

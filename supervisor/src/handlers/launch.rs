@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an attached program runs before the next launch's agent is spawned anyway.
+const REFILL_AFTER: Duration = Duration::from_millis(50);
 
 pub struct LaunchRequest {
     pub profile: ProfileRef,
@@ -76,6 +78,13 @@ fn now_secs() -> u64 {
 }
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
+    let answered = answer_launch(conn, shared, req).await;
+    // The next launch's agent starts once this one was answered (at the latest here).
+    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+    answered
+}
+
+async fn answer_launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
     let attached = req.stdio != StdioMode::Log;
     let mut l = match start(conn, shared, req).await {
         Err(e) => return conn.send_error(e).await,
@@ -93,8 +102,17 @@ pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<
     let fds: Vec<_> = l.pty.iter().map(|m| m.as_fd()).collect();
     conn.send_with_fds(&reply, &fds).await?;
     drop(l.pty);
-    let Some(exit) = l.exit else { return Ok(()) };
-    match exit.await {
+    let Some(mut exit) = l.exit else { return Ok(()) };
+    // The next agent is spawned once the program ended or ran for a while: spawned at once, it
+    // would take the CPU from a short program's end, which the client waits for.
+    let ended = match tokio::time::timeout(REFILL_AFTER, &mut exit).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+            exit.await
+        }
+    };
+    match ended {
         Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
         Err(_) => conn.send_error(agent_gone(l.id)).await,
     }
@@ -281,9 +299,11 @@ async fn new_agent(
     uid: u32,
 ) -> Result<AgentAddr, AgentStartError> {
     let path = config.agent_path();
-    let output = shared.hub.agent_stderr(id);
-    let spawned =
-        spawn::spawn_agent(&path, output).map_err(|source| AgentStartError::Spawn { path: path.clone(), source })?;
+    let spawned = match shared.warm.take(&path, id, &shared.hub) {
+        Some(waiting) => waiting,
+        None => spawn::spawn_agent(&path, shared.hub.agent_stderr(id))
+            .map_err(|source| AgentStartError::Spawn { path: path.clone(), source })?,
+    };
     let io = AgentIo::new(spawned.channel).map_err(AgentStartError::Channel)?;
     shared.hub.register_sandbox(id, uid, &profile.name);
     let agent = Agent::launch(AgentParams {

@@ -70,6 +70,13 @@ struct Sandbox {
     ended: bool,
 }
 
+impl Sandbox {
+    /// A sandbox known only by its agent's stderr file, until `register_sandbox`.
+    fn unregistered() -> Sandbox {
+        Sandbox { uid: 0, profile: String::new(), file: None, agent_stderr: None, ended: false }
+    }
+}
+
 struct Inner {
     ring: Ring,
     followers: Vec<Weak<Follower>>,
@@ -154,15 +161,46 @@ impl LogHub {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .ok()?;
-        let entry = inner.sandboxes.entry(id).or_insert_with(|| Sandbox {
-            uid: 0,
-            profile: String::new(),
-            file: None,
-            agent_stderr: None,
-            ended: false,
-        });
-        entry.agent_stderr = Some(path);
+        inner.sandboxes.entry(id).or_insert_with(Sandbox::unregistered).agent_stderr = Some(path);
         Some(f)
+    }
+
+    /// An unnamed file (O_TMPFILE, 0600) in the log directory for the stderr of an agent
+    /// spawned before its sandbox has an id; [`LogHub::name_agent_stderr`] names it. None
+    /// without a log directory; an error where its filesystem has no O_TMPFILE.
+    pub fn unnamed_agent_stderr(&self) -> std::io::Result<Option<File>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(dir) = self.lock().log_dir.clone() else { return Ok(None) };
+        std::fs::OpenOptions::new()
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)
+            .map(Some)
+    }
+
+    /// Give `file` (from [`LogHub::unnamed_agent_stderr`]) the name of sandbox `id`'s agent
+    /// stderr file, as [`LogHub::agent_stderr`] would have made it.
+    pub fn name_agent_stderr(&self, id: u64, file: &File) {
+        use std::os::fd::AsRawFd;
+        let mut inner = self.lock();
+        let Some(path) = inner.log_dir.as_ref().map(|d| d.join(format!("agent-{id}-{}.log", inner.boot))) else {
+            return;
+        };
+        let (Ok(from), Ok(to)) = (
+            std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
+            std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())),
+        ) else {
+            return;
+        };
+        // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+        let linked = unsafe {
+            libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+        };
+        if linked != 0 {
+            return;
+        }
+        inner.sandboxes.entry(id).or_insert_with(Sandbox::unregistered).agent_stderr = Some(path);
     }
 
     /// The owner of a sandbox's records, if the sandbox ever existed in this daemon's life.
@@ -513,5 +551,32 @@ mod tests {
             (r.level, r.profile.as_deref(), r.message.as_str()),
             (LogLevel::Warning, Some("x"), "agent died pid=42")
         );
+    }
+
+    #[test]
+    fn an_unnamed_agent_stderr_file_gets_the_sandbox_name_or_vanishes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(Some(dir.path()), NO_FILES);
+        let names = || -> Vec<String> {
+            let mut v: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.retain(|n| n.starts_with("agent-"));
+            v
+        };
+        let unused = hub.unnamed_agent_stderr().expect("O_TMPFILE in the log directory").unwrap();
+        let mut used = hub.unnamed_agent_stderr().unwrap().unwrap();
+        assert!(names().is_empty(), "{:?}", names());
+        writeln!(used, "agent started").unwrap();
+        hub.name_agent_stderr(7, &used);
+        drop((unused, used));
+        let boot = hub.lock().boot;
+        assert_eq!(names(), vec![format!("agent-7-{boot}.log")]);
+        assert_eq!(std::fs::read_to_string(dir.path().join(&names()[0])).unwrap(), "agent started\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.path().join(&names()[0])).unwrap().permissions().mode() & 0o777, 0o600);
+        // Like a file from agent_stderr, it is the sandbox's and goes when empty at its end.
+        hub.register_sandbox(7, 1000, "p");
+        assert_eq!(hub.lock().sandboxes[&7].agent_stderr.as_deref(), Some(dir.path().join(&names()[0]).as_path()));
     }
 }

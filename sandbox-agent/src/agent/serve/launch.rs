@@ -61,6 +61,13 @@ impl Started {
         done
     }
 
+    /// The host pids in the sandbox's cgroup; None without a cgroup or when it cannot be read.
+    pub fn cgroup_procs(&self) -> Option<Vec<i32>> {
+        let cgroup = self.sandbox.as_ref()?.cgroup()?;
+        cgroup.dirs().next()?;
+        cgroup.procs().ok()
+    }
+
     /// How the init ended, once torn down.
     pub fn init_status(&self) -> Option<&str> {
         self.init_status.as_deref()

@@ -40,7 +40,7 @@ pub enum ServeError {
     Rendezvous(#[from] crate::agent::rendezvous::RendezvousError),
 }
 
-/// How long the daemon may take to send `Hello` and `Launch`.
+/// How long the daemon may take to send `Launch` after its `Hello`.
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serve one sandbox over `daemon_fd` (a SOCK_SEQPACKET socket) and exit when it has ended.
@@ -57,10 +57,14 @@ pub fn run(daemon_fd: OwnedFd) -> ! {
 
 fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     let daemon = DaemonChannel::new(daemon_fd);
-    // A daemon that spawned us says hello and sends the launch at once.
-    daemon.set_read_timeout(Some(START_TIMEOUT))?;
+    // The daemon spawns an agent ahead of the launch that will claim it: the hello may come
+    // much later, or never (the channel then closes with the daemon). The launch follows the
+    // hello at once.
+    daemon.set_read_timeout(None)?;
+    warm_up();
     // On a version mismatch our hello goes out all the same, so the daemon can name it.
     daemon.accept_hello(None, std::process::id())?;
+    daemon.set_read_timeout(Some(START_TIMEOUT))?;
     let (launch, msg, fds) = daemon.recv_request()?;
     let mut spec = match msg? {
         DaemonToAgent::Launch(spec) => spec,
@@ -84,6 +88,13 @@ fn serve(daemon_fd: OwnedFd) -> Result<i32, ServeError> {
     ignore_hangup_signals();
     let mut rt = runtime::Runtime::new(spec, started, daemon, launch)?;
     Ok(rt.run())
+}
+
+/// Work every launch needs that does not depend on it, done while the agent waits for its
+/// launch: the first user lookup loads the C library's NSS modules (nsswitch.conf, and on Debian
+/// libnss_systemd with its libraries), about 0.5 ms that a launch then no longer waits for.
+fn warm_up() {
+    let _ = oz_sandbox::user::UserInfo::resolve(0);
 }
 
 /// SIGPIPE and SIGHUP must not kill the agent when the daemon dies. Done after the init was

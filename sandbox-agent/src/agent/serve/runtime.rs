@@ -318,6 +318,14 @@ impl Runtime {
         self.tree.is_stopping()
     }
 
+    /// The sandbox's processes, found through its cgroup (else by a scan of /proc).
+    fn sandbox_processes(&self) -> Vec<health::ProcInfo> {
+        match self.started.cgroup_procs() {
+            Some(pids) => health::sandbox_processes_among(self.init_pid(), &pids),
+            None => health::sandbox_processes(self.init_pid()),
+        }
+    }
+
     pub(super) fn init_pid(&self) -> i32 {
         self.started.init_pid
     }
@@ -490,7 +498,7 @@ impl Runtime {
     }
 
     fn send_health(&mut self) {
-        let procs = health::sandbox_processes(self.init_pid());
+        let procs = self.sandbox_processes();
         let u = health::usage(&procs);
         let uptime_ms = self.born.elapsed().as_millis() as u64;
         self.send_daemon(
@@ -778,10 +786,7 @@ impl Runtime {
         match action {
             Action::KeepRunning | Action::Finish => {}
             Action::ScanWatchdogs => {
-                let procs: Vec<_> = health::sandbox_processes(self.init_pid())
-                    .into_iter()
-                    .filter(|p| p.pid != self.init_pid())
-                    .collect();
+                let procs: Vec<_> = self.sandbox_processes().into_iter().filter(|p| p.pid != self.init_pid()).collect();
                 queue.push_back(Event::WatchdogScan { alive: health::watchdog_names(&procs) }.into());
             }
             Action::RescanSoon => self.next_tick = Instant::now() + RESCAN,
