@@ -46,10 +46,18 @@ impl Monitor {
         let (add, added) = mpsc::channel();
         let book = Arc::new(Mutex::new(book));
         let shared = Arc::clone(&book);
-        std::thread::Builder::new()
+        // The thread starts with every signal blocked (a new thread inherits its creator's
+        // mask): the agent takes its termination signals through a signalfd, and a signal this
+        // thread could take would run its default action on the whole agent instead.
+        let all = nix::sys::signal::SigSet::all();
+        let mut old = nix::sys::signal::SigSet::empty();
+        nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))?;
+        let spawned = std::thread::Builder::new()
             .name("seccomp-notify".into())
             .spawn(move || serve(shared, wake_w, kick_r, added))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)))?;
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)));
+        nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+        spawned?;
         Ok(Monitor { book, wake_r: Arc::new(wake_r), add, kick_w: Arc::new(kick_w) })
     }
 
