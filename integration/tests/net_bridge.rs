@@ -289,6 +289,13 @@ fn two_sandboxes_reach_the_bridge_but_not_each_other() {
     let b = d.launch(&user_a(), "ozt-b", &[&probe_path, "serve", "0.0.0.0", "7005"]);
     let (addr_a, addr_b) = (address(&d, a), address(&d, b));
     assert_ne!(addr_a, addr_b, "distinct addresses");
+    // `oz list --json` names each sandbox's mode and address, as seen inside.
+    let listed = d.list_json(&user_a());
+    for (id, addr) in [(a, &addr_a), (b, &addr_b)] {
+        let s = listed.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {listed:?}"));
+        assert_eq!(s["network"]["mode"], "bridge", "{s}");
+        assert_eq!(s["network"]["address"], addr.as_str(), "{s}");
+    }
     assert_eq!(veths(&net).len(), 2, "one veth per sandbox: {:?}", net.links());
     for v in veths(&net) {
         assert!(ip(&["-n", &net.host, "-d", "link", "show", &v]).contains("isolated on"), "{v}: port isolation");

@@ -188,7 +188,11 @@ impl Runtime {
             mounts: Vec::new(),
             network: Some(NetworkInfo {
                 mode: spec.profile.networking.net_type,
-                address: None,
+                address: started
+                    .sandbox
+                    .as_ref()
+                    .and_then(crate::agent::sandbox::Sandbox::address)
+                    .map(std::net::IpAddr::V4),
                 forwarders: Vec::new(),
             }),
             display: started.x11.as_ref().map(|x| DisplayInfo { backend: x.backend(), display: x.display }),
