@@ -98,21 +98,27 @@ fn ip(args: &[&str]) -> String {
     sh(&format!("ip {}", args.join(" ")), Command::new("ip").args(args))
 }
 
-/// The test's namespaces, servers and files; all removed when dropped.
+/// The test's namespaces, servers and files; all removed when dropped. One at a time in this
+/// process: a test's namespaces must not appear while another test's daemon compares the host
+/// with its snapshot (the daemon harness takes the host lock only when it starts).
 struct Net {
     host: String,
     world: String,
     dir: tempfile::TempDir,
     servers: Vec<Child>,
+    _one: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_NET: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Net {
     fn new() -> Net {
+        let one = ONE_NET.lock().unwrap_or_else(|p| p.into_inner());
         let tag = std::process::id();
         let (host, world) = (format!("ozt-h{tag}"), format!("ozt-w{tag}"));
         let dir = tempfile::Builder::new().prefix("ozt-net").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let net = Net { host, world, dir, servers: Vec::new() };
+        let net = Net { host, world, dir, servers: Vec::new(), _one: one };
         for ns in [&net.host, &net.world] {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
