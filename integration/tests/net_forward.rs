@@ -315,6 +315,37 @@ fn server_forwarders_carry_data_both_ways() {
     d.finish();
 }
 
+/// The program's very first act reaches the host through its forwarders: they listen before it
+/// starts. Control: a port without a forwarder is refused the same way.
+#[test]
+fn a_program_connecting_at_once_finds_its_forwarders_listening() {
+    // A host service that answers the first 5 bytes and closes (bash cannot half-close).
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in host.incoming().flatten() {
+            let mut got = [0u8; 5];
+            if s.read_exact(&mut got).is_ok() {
+                let _ = s.write_all(&reply_to("tcp", &got));
+            }
+        }
+    });
+    let sockets = json!([{"type": "client", "proto": "tcp", "port": 7001, "dport": port}]);
+    // bash's /dev/tcp: a connect within a millisecond or two of the exec.
+    let connect = |p: u16| format!("exec 3<>/dev/tcp/127.0.0.1/{p} && echo -n first >&3 && cat <&3");
+    let prof = profile("ozt-fwd-first", "/bin/bash", json!({"networking": {"type": "empty", "sockets": sockets}}));
+    let d = Daemon::start(&[prof]);
+    let a = user_a();
+    for _ in 0..5 {
+        let out = d.oz(&a, &["run", "ozt-fwd-first", "--", "-c", &connect(7001)]);
+        out.assert_ok("oz run connecting at once", &d);
+        assert_eq!(out.stdout.trim(), "tcp:first", "{out:?}");
+    }
+    let out = d.oz(&a, &["run", "ozt-fwd-first", "--", "-c", &connect(7002)]);
+    assert!(out.stderr.contains("Connection refused"), "control: a port without forwarder: {out:?}");
+    d.finish();
+}
+
 /// A daemon and a sandbox of user a (profile `name`) whose 127.0.0.1:7001 is forwarded to a
 /// host echo service.
 fn one_tcp_client(name: &str) -> (Daemon, u64, TestUser) {

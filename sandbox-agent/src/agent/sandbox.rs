@@ -171,6 +171,9 @@ pub struct Sandbox {
     dns: Option<(oz_net::dns::Listeners, Vec<std::net::SocketAddr>)>,
     /// With a VPN: its client, until the serve loop starts it.
     vpn: Option<crate::agent::vpn::Client>,
+    /// The profile's socket forwarders, listening before the program starts, until the serve
+    /// loop takes them over.
+    forwards: Option<(crate::agent::forward::Forwarders, Vec<String>)>,
     /// Answers the seccomp notifications of the program (and its relaunches and shells).
     seccomp: Option<crate::agent::seccomp::Monitor>,
 }
@@ -252,7 +255,10 @@ impl Sandbox {
         };
         let (blacklist_r, blacklist_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-        let (net_gate, net_agent) = match bridged {
+        // The init waits at the gate for the bridge to be attached and the forwarders to listen,
+        // so that its program never finds them missing.
+        let gated = bridged || !spec.profile.networking.sockets.is_empty();
+        let (net_gate, net_agent) = match gated {
             true => {
                 let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
                 let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
@@ -344,12 +350,13 @@ impl Sandbox {
             net: None,
             dns: None,
             vpn: None,
+            forwards: None,
             seccomp: None,
         };
         sandbox.seccomp = seccomp?;
         moved?;
         if let Some((ready, go)) = net_agent {
-            warnings.extend(sandbox.attach_network(spec, ready, go, vpn)?);
+            warnings.extend(sandbox.open_network_gate(spec, bridged, ready, go, vpn)?);
         }
         let ready = sandbox.wait_ready()?;
         sandbox.pty = ready.pty;

@@ -115,6 +115,20 @@ impl Forwarders {
         Ok((f, warnings))
     }
 
+    /// How many forwarders there are (opened or not).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether forwarder `i` listens.
+    pub fn is_listening(&self, i: usize) -> bool {
+        self.list.get(i).is_some_and(|f| f.listener.is_some() && f.armed)
+    }
+
     /// Add a forwarder (an external one, asked for at run time); returns its index. Not
     /// opened yet.
     pub fn add(&mut self, plan: Plan) -> Result<usize, String> {

@@ -10,9 +10,10 @@ impl Sandbox {
     /// Bridged networking: once the init's network namespace exists (one byte on `ready`),
     /// attach it to the bridge and let the init go on (one byte on `go`). Returns notes for the
     /// log. On failure `go` closes unwritten and the init gives up.
-    pub(super) fn attach_network(
+    pub(super) fn open_network_gate(
         &mut self,
         spec: &LaunchSpec,
+        bridged: bool,
         ready: OwnedFd,
         go: OwnedFd,
         vpn: Option<oz_net::openvpn::Sanitized>,
@@ -28,6 +29,42 @@ impl Sandbox {
             // The init died before: wait_ready reports how.
             return Ok(Vec::new());
         }
+        let notes = if bridged { self.attach_network(spec, vpn)? } else { Vec::new() };
+        self.listen_forwarders(spec);
+        // Dropping `go` unwritten (an error above) makes the init give up.
+        let _ = nix::unistd::write(&go, &[1]);
+        Ok(notes)
+    }
+
+    /// Open the profile's socket forwarders in the sandbox's network namespace (its loopback is
+    /// up once the init passed the gate's first half). A forwarder that cannot listen is left to
+    /// the serve loop, which reports it and retries under supervision.
+    fn listen_forwarders(&mut self, spec: &LaunchSpec) {
+        let sockets = &spec.profile.networking.sockets;
+        if sockets.is_empty() {
+            return;
+        }
+        let dir = crate::agent::forward::dir(&spec.config.state_dir, self.id);
+        if let Ok((mut forwards, warnings)) =
+            crate::agent::forward::Forwarders::new(sockets, self.init.as_raw(), self.user.clone(), dir)
+        {
+            for i in 0..forwards.len() {
+                let _ = forwards.start(i);
+            }
+            self.forwards = Some((forwards, warnings));
+        }
+    }
+
+    /// The forwarders opened before the program started, and the planning warnings, once.
+    pub fn take_forwarders(&mut self) -> Option<(crate::agent::forward::Forwarders, Vec<String>)> {
+        self.forwards.take()
+    }
+
+    fn attach_network(
+        &mut self,
+        spec: &LaunchSpec,
+        vpn: Option<oz_net::openvpn::Sanitized>,
+    ) -> Result<Vec<String>, SandboxError> {
         let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.init))
             .map_err(|e| SandboxError::Sys { op: "open the sandbox's network namespace", errno: io_errno(&e) })?;
         let c = &spec.config;
@@ -61,7 +98,6 @@ impl Sandbox {
                 self.dns = Some((listeners, oz_net::resolv::host().servers));
             }
         }
-        let _ = nix::unistd::write(&go, &[1]);
         Ok(notes)
     }
 

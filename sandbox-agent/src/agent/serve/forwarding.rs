@@ -53,6 +53,11 @@ impl Runtime {
         if self.forwards.is_some() {
             return Ok(Vec::new());
         }
+        if let Some((forwards, warnings)) = self.started.sandbox.as_mut().and_then(|s| s.take_forwarders()) {
+            self.forwards_listening = (0..forwards.len()).filter(|&i| forwards.is_listening(i)).collect();
+            self.forwards = Some(forwards);
+            return Ok(warnings);
+        }
         let dir = forward::dir(&self.spec.config.state_dir, self.spec.sandbox_id);
         let (forwards, warnings) = Forwarders::new(sockets, self.init_pid(), self.user.clone(), dir)?;
         self.forwards = Some(forwards);
@@ -77,7 +82,9 @@ impl Runtime {
     /// Open forwarder `i`; its "pid" is the agent's.
     pub(super) fn start_forwarder(&mut self, i: usize) -> Result<i32, String> {
         let Some(f) = &mut self.forwards else { return Err("no forwarders".into()) };
-        f.start(i)?;
+        if !self.forwards_listening.remove(&i) {
+            f.start(i)?;
+        }
         let line = f.describe(i);
         self.log(LogLevel::Info, line);
         Ok(std::process::id() as i32)

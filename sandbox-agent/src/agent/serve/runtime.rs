@@ -114,6 +114,9 @@ pub struct Runtime {
     pub(super) forward_slots: Vec<(tree::Slot, usize)>,
     /// The forwarders as the sandbox record lists them, in slot order.
     pub(super) forward_infos: Vec<oz_wire::ForwarderInfo>,
+    /// Forwarders that already listened when the program started: their first start by the
+    /// tree keeps that socket.
+    pub(super) forwards_listening: std::collections::BTreeSet<usize>,
 }
 
 fn now_secs() -> u64 {
@@ -248,6 +251,7 @@ impl Runtime {
             forwards: None,
             forward_slots: Vec::new(),
             forward_infos: Vec::new(),
+            forwards_listening: Default::default(),
         };
         rt.logs = std::mem::take(&mut rt.started.logs);
         match rt.mode {
