@@ -16,10 +16,21 @@ pub const LOCK_PATH: &str = "/tmp/oz-integration.lock";
 
 static IN_PROCESS: Mutex<()> = Mutex::new(());
 
-/// Held for the whole of one test; dropping it lets the next test run.
+thread_local! {
+    /// How many [`Serial`]s this thread holds: a test that takes the lock for its own setup and
+    /// then starts a harness that takes it again nests, instead of waiting for itself.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Held for the whole of one test; dropping the outermost one lets the next test run.
 pub struct Serial {
-    _file: File,
-    _guard: MutexGuard<'static, ()>,
+    _held: Option<(File, MutexGuard<'static, ()>)>,
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Blocks until this test is the only sandbox-building test on the host.
@@ -27,6 +38,10 @@ pub struct Serial {
 /// A test run started under `flock LOCK_PATH cargo test ...` inherits the descriptor that holds
 /// the lock; locking through that same open file returns at once instead of waiting for itself.
 pub fn acquire() -> Serial {
+    if DEPTH.with(|d| d.get()) > 0 {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        return Serial { _held: None };
+    }
     let guard = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
     let file = inherited().unwrap_or_else(|| {
         OpenOptions::new()
@@ -47,7 +62,8 @@ pub fn acquire() -> Serial {
         let err = std::io::Error::last_os_error();
         assert_eq!(err.raw_os_error(), Some(libc::EINTR), "flock {LOCK_PATH}: {err}");
     }
-    Serial { _file: file, _guard: guard }
+    DEPTH.with(|d| d.set(d.get() + 1));
+    Serial { _held: Some((file, guard)) }
 }
 
 /// A descriptor of [`LOCK_PATH`] inherited from a parent (`flock LOCK_PATH COMMAND`), duplicated.

@@ -98,27 +98,25 @@ fn ip(args: &[&str]) -> String {
     sh(&format!("ip {}", args.join(" ")), Command::new("ip").args(args))
 }
 
-/// The test's namespaces, servers and files; all removed when dropped. One at a time in this
-/// process: a test's namespaces must not appear while another test's daemon compares the host
-/// with its snapshot (the daemon harness takes the host lock only when it starts).
+/// The test's namespaces, servers and files; all removed when dropped. They exist only while
+/// the test holds the host lock (the daemon harness nests in it): another test's leftover check
+/// never sees them.
 struct Net {
     host: String,
     world: String,
     dir: tempfile::TempDir,
     servers: Vec<Child>,
-    _one: std::sync::MutexGuard<'static, ()>,
+    _serial: oz_integration::serial::Serial,
 }
-
-static ONE_NET: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Net {
     fn new() -> Net {
-        let one = ONE_NET.lock().unwrap_or_else(|p| p.into_inner());
+        let serial = oz_integration::serial::acquire();
         let tag = std::process::id();
         let (host, world) = (format!("ozt-h{tag}"), format!("ozt-w{tag}"));
         let dir = tempfile::Builder::new().prefix("ozt-net").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let net = Net { host, world, dir, servers: Vec::new(), _one: one };
+        let net = Net { host, world, dir, servers: Vec::new(), _serial: serial };
         for ns in [&net.host, &net.world] {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
