@@ -83,6 +83,8 @@ pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<S
         "--start-new-commands=no".into(),
         dbus_launch(x),
         "--dbus-proxy=no".into(),
+        // No org.xpra.Server on the sandbox's bus: the notifications are all it is there for.
+        "--dbus-control=no".into(),
         format!("--system-tray={}", if x.enable_tray { "yes" } else { "no" }),
     ];
     argv.extend(closed_flags(x));
