@@ -229,15 +229,17 @@ impl Session {
     }
 
     /// `xpra`: have the init start the private session bus (`enable_notifications`) and the
-    /// server, wait until each accepts clients, attach the client on the host and wait until it
-    /// is attached.
+    /// server, start the client on the host as soon as the server's socket listens (the server
+    /// answers it once ready; the client's own start-up overlaps the server's), and wait until
+    /// the client is attached. The program starts after that: a window it maps, or a
+    /// notification it sends, before a client is attached may never be shown.
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
         let env = xpra::server_env(&self.user.home, &self.user.name, SANDBOX_DIR);
         if self.xserver.enable_notifications {
             self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), dbus::READY)?;
         }
         let argv = xpra::server_argv(&self.xserver, SANDBOX_DIR, self.screen);
-        self.start_helper(sandbox, "xpra server", argv, env, xpra::SERVER_READY)?;
+        self.start_helper(sandbox, "xpra server", argv, env, xpra::SERVER_LISTENING)?;
         self.client = Some(self.spawn_client()?);
         let r = self.out_r.as_ref().expect("output pipe").as_fd();
         xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early)

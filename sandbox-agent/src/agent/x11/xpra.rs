@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// The display inside every Xpra sandbox: its /tmp, and (without host networking) its network
 /// namespace, are its own, and the Xvfb has no abstract socket.
 pub const DISPLAY: u32 = 10;
-/// The server's line once it accepts clients.
-pub const SERVER_READY: &str = "xpra is ready.";
+/// The server's line once its socket listens (it answers clients once ready).
+pub const SERVER_LISTENING: &str = "created unix domain socket";
 /// The client's line once attached.
 pub const CLIENT_ATTACHED: &str = "Attached to";
 /// The in-sandbox executable.
@@ -83,8 +83,6 @@ pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<S
         "--start-new-commands=no".into(),
         dbus_launch(x),
         "--dbus-proxy=no".into(),
-        // No org.xpra.Server on the sandbox's bus: the notifications are all it is there for.
-        "--dbus-control=no".into(),
         format!("--system-tray={}", if x.enable_tray { "yes" } else { "no" }),
     ];
     argv.extend(closed_flags(x));
