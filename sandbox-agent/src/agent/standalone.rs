@@ -6,6 +6,9 @@
 //! ([`crate::agent::serve::runtime`], without a daemon channel): the profile's `watchdog` and
 //! `auto_shutdown` decide when it ends, SIGINT/SIGTERM/SIGHUP reach the sandbox's processes
 //! while the program runs and end the sandbox once it has exited, and records go to stderr.
+//!
+//! A profile with `xserver.enabled` gets its display as under the daemon: `--env DISPLAY=...`
+//! (and `XAUTHORITY`) name the user's display; without one the launch fails saying so.
 
 use crate::agent::children::{self, ChildSpec};
 use crate::agent::sandbox::{Sandbox, SandboxError};
@@ -136,7 +139,7 @@ fn own_stdio() -> Result<Vec<OwnedFd>, StandaloneError> {
 
 /// Run the sandbox; returns the program's exit status as a shell reports it.
 pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
-    let spec = spec(args)?;
+    let mut spec = spec(args)?;
     // The loop reads these from a signalfd; blocked from now on, one that comes while the
     // sandbox is built waits for the loop instead of killing the agent.
     let mut early = SigSet::empty();
@@ -145,10 +148,17 @@ pub fn run(args: &StandaloneArgs) -> Result<i32, StandaloneError> {
     }
     early.thread_block().map_err(|errno| StandaloneError::Sys { op: "sigprocmask", errno })?;
     crate::common::procname::set(&crate::common::procname::agent_name(spec.sandbox_id, &spec.profile.name));
-    let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
-    let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
-    let id = sandbox.id();
-    let started = Started::new(sandbox).map_err(StandaloneError::Launch)?;
+    let id = spec.sandbox_id;
+    let started = match spec.profile.xserver.enabled {
+        // The display's host side, its in-sandbox server and the program after it, as under
+        // the daemon (`--env DISPLAY=...` names the user's display).
+        true => crate::agent::serve::launch::start(&mut spec, own_stdio()?).map_err(StandaloneError::Launch)?,
+        false => {
+            let files = crate::agent::argfiles::arg_files(&spec.args, spec.cwd.as_deref());
+            let sandbox = Sandbox::launch_with_files(&spec, own_stdio()?, &files)?;
+            Started::new(sandbox).map_err(StandaloneError::Launch)?
+        }
+    };
     let mut runtime = Runtime::standalone(spec, started)?;
     for cmd in &args.helpers {
         let mut sh = std::process::Command::new("/bin/sh");

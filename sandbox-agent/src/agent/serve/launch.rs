@@ -123,12 +123,15 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
         false => (Sandbox::launch_with_files(spec, fds, &files).map_err(|e| e.to_wire())?, Vec::new()),
     };
     let mut program_pid = sandbox.program_pid();
+    let mut program_pty = None;
     let mut x11_output = Vec::new();
     if let Some(x) = x11.as_mut() {
         if deferred {
             x.start_in_sandbox(&sandbox).map_err(|e| e.to_wire())?;
             if !spec.noexec {
-                program_pid = Some(run_program(&sandbox, spec, program_fds, &mut logs)?);
+                let (pid, pty) = run_program(&sandbox, spec, program_fds, &mut logs)?;
+                program_pid = Some(pid);
+                program_pty = pty;
             }
         }
         let (fd, early) = x.take_output();
@@ -139,29 +142,33 @@ pub fn start(spec: &mut LaunchSpec, fds: Vec<OwnedFd>) -> Result<Started, AgentE
     }
     let mut started = Started::new(sandbox)?;
     started.program_pid = program_pid;
+    if program_pty.is_some() {
+        started.pty = program_pty;
+    }
     logs.append(&mut started.logs);
     started.logs = logs;
+    if let Some(x) = x11.as_mut() {
+        started.warnings.append(&mut x.warnings);
+    }
     started.x11 = x11;
     started.x11_output = x11_output;
     Ok(started)
 }
 
 /// Start the program of `spec` in the built sandbox (after its X server): the daemon's fds when
-/// attached, else a new log pipe. Returns its pid once it was exec'd.
+/// attached, a new pty on a terminal, else a new log pipe. Returns its pid once it was exec'd,
+/// and the pty's master.
 fn run_program(
     sandbox: &Sandbox,
     spec: &LaunchSpec,
     fds: Vec<OwnedFd>,
     logs: &mut Vec<LogPipe>,
-) -> Result<i32, AgentError> {
+) -> Result<(i32, Option<OwnedFd>), AgentError> {
     let request = Sandbox::relaunch_request(spec).map_err(|e| e.to_wire())?;
     let stdio = match spec.stdio {
         oz_wire::StdioMode::Attached => fds,
-        oz_wire::StdioMode::Pty { .. } => {
-            return Err(AgentError::Unsupported {
-                detail: "a program on a terminal pty is not available with the xpra backend; use `oz launch`".into(),
-            });
-        }
+        // The init opens the pty and sends its master with the reply.
+        oz_wire::StdioMode::Pty { .. } => Vec::new(),
         oz_wire::StdioMode::Log => {
             let null = std::fs::File::open("/dev/null").map_err(|e| sys("open /dev/null", e))?;
             let (read, write) = super::logpipe::pipe().map_err(|e| sys("pipe", e))?;
@@ -172,7 +179,10 @@ fn run_program(
     };
     let raw: Vec<_> = stdio.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     match sandbox.ask(&request, &raw).map_err(|e| e.to_wire())? {
-        (iproto::InitToAgent::Launched { pid }, _) => Ok(pid),
+        (iproto::InitToAgent::Launched { pid }, fds) => {
+            let pty = matches!(spec.stdio, oz_wire::StdioMode::Pty { .. }).then(|| fds.into_iter().next()).flatten();
+            Ok((pid, pty))
+        }
         (iproto::InitToAgent::Failed { error }, _) => Err(agent_error(&error, None)),
         (msg, _) => {
             Err(AgentError::UnexpectedReply { expected: "Launched from the init".into(), received: format!("{msg:?}") })

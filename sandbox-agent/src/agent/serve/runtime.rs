@@ -661,8 +661,13 @@ impl Runtime {
     fn on_init_readable(&mut self) {
         match iproto::recv_message(self.init_fd()) {
             Ok((re, msg, fds)) => {
-                if let InitToAgent::Exited { role: ProcessRole::Program, status, .. } = &msg {
-                    self.program_status = Some(*status);
+                // The program: the init's first, or (an X display's server started first) the
+                // one started after it.
+                if let InitToAgent::Exited { pid, role, status, .. } = &msg {
+                    let first = *role == ProcessRole::Program;
+                    if first || (*role == ProcessRole::Relaunch && self.started.program_pid == Some(*pid)) {
+                        self.program_status = Some(*status);
+                    }
                 }
                 self.on_init_message(re, msg, fds)
             }

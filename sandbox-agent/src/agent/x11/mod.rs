@@ -17,8 +17,10 @@
 //! tick, restarted within a budget ([`restart`]) when restarting helps, stopped with the
 //! sandbox.
 
+pub mod dbus;
 pub mod hostproc;
 pub mod restart;
+pub mod screen;
 pub mod xauth;
 pub mod xephyr;
 pub mod xpra;
@@ -156,6 +158,10 @@ pub struct Session {
     /// Without `log_xpra`: the output, drained and dropped.
     discard: Option<LogPipe>,
     log_output: bool,
+    /// The in-sandbox Xvfb's screen (`xpra`): the user's desktop size.
+    screen: (u32, u32),
+    /// Problems that did not stop the display (for the sandbox log).
+    pub warnings: Vec<String>,
     /// The display number inside the sandbox.
     pub display: u32,
 }
@@ -201,6 +207,8 @@ impl Session {
             early: Vec::new(),
             discard: None,
             log_output: spec.config.log_xpra,
+            warnings: Vec::new(),
+            screen: screen::DEFAULT,
             display: 0,
         };
         let cookie = xauth::new_cookie()
@@ -224,6 +232,11 @@ impl Session {
                 session.server = Some(child);
                 session.display = n;
                 session.expose(spec, Some(xephyr::socket_path(n)));
+                if spec.profile.xserver.enable_notifications {
+                    session.warnings.push(
+                        "xserver: enable_notifications: the xephyr backend forwards no notifications (use xpra)".into(),
+                    );
+                }
             }
             XBackend::Xpra => {
                 let conf = xpra::conf_text(&spec.profile.xserver);
@@ -234,6 +247,17 @@ impl Session {
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
                 client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
+                if spec.profile.xserver.enable_notifications {
+                    session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
+                    let bus = EnvVar { name: "DBUS_SESSION_BUS_ADDRESS".into(), value: Some(dbus::address()) };
+                    spec.profile.environment.push(bus);
+                }
+                session.screen = screen::desktop_size(
+                    user,
+                    &session.caller_display,
+                    session.caller_xauthority.as_deref(),
+                    &spec.config.etc_prefix,
+                );
                 session.display = xpra::DISPLAY;
                 session.expose(spec, None);
             }
@@ -246,33 +270,52 @@ impl Session {
         self.backend == XBackend::Xpra
     }
 
-    /// `xpra`: have the init start the server, wait until it accepts clients, attach the
-    /// client on the host and wait until it is attached.
+    /// `xpra`: have the init start the private session bus (`enable_notifications`) and the
+    /// server, start the client on the host as soon as the server's socket listens (the server
+    /// answers it once ready; the client's own start-up overlaps the server's), and wait until
+    /// the client is attached. The program starts after that: a window it maps, or a
+    /// notification it sends, before a client is attached may never be shown.
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
-        let id = sandbox.id();
-        let init_err = |detail: String| X11Error::Init { id, detail };
-        let filter =
-            hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
-        let home = self.user.home.clone();
-        let req = AgentToInit::StartHelper {
-            argv: xpra::server_argv(&self.xserver, SANDBOX_DIR),
-            env: xpra::server_env(&home, &self.user.name, SANDBOX_DIR),
-            seccomp: filter.to_bytes(),
-        };
-        let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "xpra", source: e })?;
-        let out = self.out_w.as_raw_fd();
-        match sandbox.ask(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
-            (InitToAgent::Launched { .. }, _) => {}
-            (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the xpra server: {error}"))),
-            (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
+        let env = xpra::server_env(&self.user.home, &self.user.name, SANDBOX_DIR);
+        if self.xserver.enable_notifications {
+            self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), dbus::READY)?;
         }
-        let r = self.out_r.as_ref().expect("output pipe").as_fd();
-        xpra::wait_for_line(r, xpra::SERVER_READY, XPRA_READY, &mut self.early)
-            .map_err(|error| X11Error::NotReady { program: "xpra server", error, output: self.output_tail() })?;
+        let argv = xpra::server_argv(&self.xserver, SANDBOX_DIR, self.screen);
+        self.start_helper(sandbox, "xpra server", argv, env, xpra::SERVER_LISTENING)?;
         self.client = Some(self.spawn_client()?);
         let r = self.out_r.as_ref().expect("output pipe").as_fd();
         xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early).map_err(|error| X11Error::NotReady {
             program: "xpra client",
+            error,
+            output: self.output_tail(),
+        })
+    }
+
+    /// Have the init start `argv` as the user in the sandbox (the default seccomp blacklist,
+    /// output to the helpers' pipe) and wait for its line `ready`.
+    fn start_helper(
+        &mut self,
+        sandbox: &Sandbox,
+        program: &'static str,
+        argv: Vec<String>,
+        env: Vec<String>,
+        ready: &'static str,
+    ) -> Result<(), X11Error> {
+        let id = sandbox.id();
+        let init_err = |detail: String| X11Error::Init { id, detail };
+        let filter =
+            hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
+        let req = AgentToInit::StartHelper { argv, env, seccomp: filter.to_bytes() };
+        let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program, source: e })?;
+        let out = self.out_w.as_raw_fd();
+        match sandbox.ask(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
+            (InitToAgent::Launched { .. }, _) => {}
+            (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the {program}: {error}"))),
+            (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
+        }
+        let r = self.out_r.as_ref().expect("output pipe").as_fd();
+        xpra::wait_for_line(r, ready, XPRA_READY, &mut self.early).map_err(|error| X11Error::NotReady {
+            program,
             error,
             output: self.output_tail(),
         })

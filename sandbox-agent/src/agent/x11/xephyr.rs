@@ -76,6 +76,9 @@ fn start_on(p: &Params<'_>, n: u32) -> Result<(Child, u32), X11Error> {
         "tcp",
         "-nolisten",
         "local",
+        // No server reset when the last client disconnects: a client that looks at the display
+        // before the program connects would otherwise make the program's connection fail.
+        "-noreset",
         "-auth",
         &p.auth_file.to_string_lossy(),
         "-screen",

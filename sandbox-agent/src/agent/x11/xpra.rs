@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 /// The display inside every Xpra sandbox: its /tmp, and (without host networking) its network
 /// namespace, are its own, and the Xvfb has no abstract socket.
 pub const DISPLAY: u32 = 10;
-/// The server's line once it accepts clients.
-pub const SERVER_READY: &str = "xpra is ready.";
+/// The server's line once its socket listens (it answers clients once ready).
+pub const SERVER_LISTENING: &str = "created unix domain socket";
 /// The client's line once attached.
 pub const CLIENT_ATTACHED: &str = "Attached to";
 /// The in-sandbox executable.
@@ -31,7 +31,7 @@ pub fn conf_text(x: &XServer) -> String {
         "# written by oz: the whole configuration of this sandbox's xpra\n\
          clipboard = {}\nclipboard-direction = both\nnotifications = {}\ntray = {}\nsystem-tray = {}\n\
          file-transfer = no\nopen-files = no\nopen-url = no\nprinting = no\nwebcam = no\nmdns = no\n\
-         pulseaudio = no\nspeaker = off\nmicrophone = off\nmmap = no\nsharing = no\nremote-logging = no\n\
+         pulseaudio = no\nspeaker = disabled\nmicrophone = disabled\nmmap = no\nsharing = no\nremote-logging = no\n\
          dbus-proxy = no\nsocket-permissions = 600\nxsettings = no\nopengl = no\n",
         yes(!x.disable_clipboard),
         yes(x.enable_notifications),
@@ -46,8 +46,10 @@ fn closed_flags(x: &XServer) -> Vec<String> {
     [
         format!("--clipboard={}", yes(!x.disable_clipboard)),
         format!("--notifications={}", yes(x.enable_notifications)),
-        "--speaker=off".into(),
-        "--microphone=off".into(),
+        // `disabled`, not `off`: Xpra does not even probe its audio subsystem (a subprocess that
+        // costs the client about half a second at start-up).
+        "--speaker=disabled".into(),
+        "--microphone=disabled".into(),
         "--webcam=no".into(),
         "--printing=no".into(),
         "--file-transfer=no".into(),
@@ -58,8 +60,9 @@ fn closed_flags(x: &XServer) -> Vec<String> {
     .to_vec()
 }
 
-/// The server's argv inside the sandbox (`dir` is the per-sandbox directory there).
-pub fn server_argv(x: &XServer, dir: &str) -> Vec<String> {
+/// The server's argv inside the sandbox (`dir` is the per-sandbox directory there); its Xvfb
+/// starts at `screen`, the user's desktop size ([`super::screen`]).
+pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<String> {
     let mut argv = vec![
         XPRA.to_string(),
         "start".into(),
@@ -68,19 +71,33 @@ pub fn server_argv(x: &XServer, dir: &str) -> Vec<String> {
         format!("--bind={dir}/xpra.sock"),
         format!("--socket-dirs={dir}"),
         "--socket-permissions=600".into(),
-        format!("--xvfb=Xvfb -nolisten tcp -nolisten local -noreset -auth {dir}/Xauthority -screen 0 1920x1080x24"),
+        format!(
+            "--xvfb=Xvfb -nolisten tcp -nolisten local -noreset -auth {dir}/Xauthority -screen 0 {width}x{height}x24"
+        ),
         "--pulseaudio=no".into(),
+        // No OpenGL probe of the Xvfb (a whole `xpra opengl` process before the server is ready).
+        "--opengl=noprobe".into(),
         "--mdns=no".into(),
         "--html=off".into(),
         "--systemd-run=no".into(),
         "--xsettings=no".into(),
         "--start-new-commands=no".into(),
-        "--dbus-launch=".into(),
+        dbus_launch(x),
         "--dbus-proxy=no".into(),
         format!("--system-tray={}", if x.enable_tray { "yes" } else { "no" }),
     ];
     argv.extend(closed_flags(x));
     argv
+}
+
+/// How the server finds its session bus. Xpra drops every `DBUS_*` variable it was given and
+/// takes the bus from its `--dbus-launch` command's output: with `enable_notifications` that
+/// command names the sandbox's private bus ([`super::dbus`]); without, none is run.
+fn dbus_launch(x: &XServer) -> String {
+    match x.enable_notifications {
+        true => format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::dbus::address()),
+        false => "--dbus-launch=".into(),
+    }
 }
 
 /// The server's environment inside the sandbox.
@@ -207,16 +224,22 @@ mod tests {
         ] {
             assert!(conf.contains(line), "{line} missing from\n{conf}");
         }
-        let server = server_argv(&x, "/run/oz-x11");
+        let server = server_argv(&x, "/run/oz-x11", (1280, 1024));
         assert!(server.contains(&"--file-transfer=no".to_string()) && server.contains(&"--clipboard=no".to_string()));
         assert!(
-            server.iter().any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local")),
+            server
+                .iter()
+                .any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local") && a.contains(" 1280x1024x24")),
             "no abstract socket for the Xvfb"
         );
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
         assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
         assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
         assert!(env.iter().all(|e| !e.contains("/etc/xpra")));
+        assert!(server.contains(&"--dbus-launch=".to_string()), "no bus without notifications: {server:?}");
+        let notify = server_argv(&XServer { enable_notifications: true, ..XServer::default() }, "/run/oz-x11", (1, 1));
+        let bus = format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::super::dbus::address());
+        assert!(notify.contains(&bus) && notify.contains(&"--notifications=yes".to_string()), "{notify:?}");
     }
 
     #[test]
