@@ -6,6 +6,7 @@
 //! - [`hardening`]: the filter every sandbox gets (foreign architectures, x32, TIOCSTI).
 
 pub mod compile;
+pub mod eval;
 pub mod from_profile;
 pub mod hardening;
 pub mod syscalls;
@@ -25,6 +26,10 @@ impl SeccompFilter for CompiledFilter {
 
     fn has_listener(&self) -> bool {
         CompiledFilter::has_listener(self)
+    }
+
+    fn allows(&self, nr: i64, args: &[u64; 6]) -> bool {
+        CompiledFilter::allows(self, nr, args)
     }
 }
 
