@@ -4,8 +4,9 @@
 
 use crate::cleanup::{self, Leftovers};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-use oz_wire::channel::AgentChannel;
+use oz_wire::channel::{AgentChannel, AgentHello};
 use oz_wire::state::{self, SandboxRecord};
+use oz_wire::WireError;
 use slog::{info, warn, Logger};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct Adopted {
     /// The sandbox as the agent knows it (not as its state file says).
     pub record: SandboxRecord,
     pub channel: OwnedFd,
+    /// The agent's protocol version (an agent of the previous release speaks an older one).
+    pub protocol: u32,
 }
 
 pub struct Scan {
@@ -40,13 +43,37 @@ pub enum AdoptError {
     WrongSandbox { answered: Option<u64>, recorded: u64 },
 }
 
-fn handshake(state_dir: &Path, rec: &SandboxRecord) -> Result<(SandboxRecord, OwnedFd), AdoptError> {
-    let path = state::socket_path(state_dir, rec.id);
+fn channel(step: &'static str) -> impl Fn(oz_wire::WireError) -> AdoptError {
+    move |source| AdoptError::Channel { step, source }
+}
+
+/// Connect to the agent's rendezvous socket, with a read timeout.
+fn open(state_dir: &Path, id: u64) -> Result<AgentChannel, AdoptError> {
+    let path = state::socket_path(state_dir, id);
     let fd = connect_seqpacket(&path).map_err(|errno| AdoptError::Connect { path, errno })?;
-    let channel = |step| move |source| AdoptError::Channel { step, source };
     let ch = AgentChannel::new(fd);
     ch.set_read_timeout(Some(Duration::from_secs(3))).map_err(channel("read timeout"))?;
-    let hello = ch.hello().map_err(channel("hello"))?;
+    Ok(ch)
+}
+
+/// Exchange hellos in our protocol; an agent of an older one the daemon manages names its
+/// version in its answer and closes, and is greeted again in its own.
+fn greet(state_dir: &Path, id: u64) -> Result<(AgentChannel, AgentHello), AdoptError> {
+    let ch = open(state_dir, id)?;
+    match ch.hello() {
+        Ok(hello) => Ok((ch, hello)),
+        Err(WireError::VersionMismatch { theirs, .. }) => {
+            oz_wire::check_agent_version(theirs).map_err(channel("hello"))?;
+            let ch = open(state_dir, id)?;
+            let hello = ch.hello_as(theirs).map_err(channel("hello"))?;
+            Ok((ch, hello))
+        }
+        Err(e) => Err(channel("hello")(e)),
+    }
+}
+
+fn handshake(state_dir: &Path, rec: &SandboxRecord) -> Result<(SandboxRecord, AgentChannel), AdoptError> {
+    let (ch, hello) = greet(state_dir, rec.id)?;
     if hello.sandbox_id != Some(rec.id) {
         return Err(AdoptError::WrongSandbox { answered: hello.sandbox_id, recorded: rec.id });
     }
@@ -55,7 +82,7 @@ fn handshake(state_dir: &Path, rec: &SandboxRecord) -> Result<(SandboxRecord, Ow
         return Err(AdoptError::WrongSandbox { answered: Some(state.id), recorded: rec.id });
     }
     ch.set_read_timeout(None).map_err(channel("read timeout"))?;
-    Ok((state, ch.into_fd()))
+    Ok((state, ch))
 }
 
 /// Scan the state directory (blocking; run before the actor system starts).
@@ -75,9 +102,10 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
         let slog_ctx = log.new(slog::o!("sandbox" => rec.id, "profile" => rec.profile.clone()));
         match handshake(state_dir, &rec) {
             Ok((record, channel)) => {
+                let protocol = channel.version();
                 info!(slog_ctx, "re-adopted sandbox"; "agent_pid" => record.agent_pid, "init_pid" => record.init_pid,
-                    "phase" => %record.phase, "mounts" => record.mounts.len());
-                out.adopted.push(Adopted { record, channel });
+                    "phase" => %record.phase, "mounts" => record.mounts.len(), "protocol" => protocol);
+                out.adopted.push(Adopted { record, channel: channel.into_fd(), protocol });
             }
             Err(e) if cleanup::pid_alive(rec.agent_pid) => {
                 warn!(slog_ctx, "agent is alive but cannot be re-adopted; leaving it"; "error" => %e);

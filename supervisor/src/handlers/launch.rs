@@ -234,6 +234,7 @@ async fn start_new(
         cwd: req.cwd,
         noexec: req.noexec,
         stdio,
+        ephemeral: req.ephemeral,
     };
     match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
         Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
