@@ -120,3 +120,102 @@ pub fn scan(state_dir: &Path, log: &Logger) -> Scan {
     let _ = state::agents_dir(state_dir);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{accept, bind, listen, Backlog};
+    use oz_wire::fdpass::{self, Limits, SocketKind};
+    use oz_wire::{frame, v3, AgentToDaemon, DaemonToAgent, SandboxState};
+    use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+
+    const AGENT_MAX_FRAME: u32 = oz_wire::channel::AGENT_MAX_MESSAGE;
+
+    fn record(id: u64) -> SandboxRecord {
+        SandboxRecord {
+            id,
+            profile: "p".into(),
+            uid: 1000,
+            user: "u".into(),
+            phase: SandboxState::Running,
+            init_pid: 42,
+            agent_pid: 41,
+            started_at: 5,
+            mounts: vec![],
+            network: None,
+            display: None,
+            ephemeral: false,
+        }
+    }
+
+    /// A rendezvous socket for sandbox `id` served by an agent of an older protocol, as its
+    /// binary behaves: each connection gets its hello of `version` after the daemon's; a
+    /// connection whose hello was of another version is closed, the others get `then`.
+    fn old_agent(
+        state_dir: &Path,
+        id: u64,
+        version: u32,
+        connections: usize,
+        then: impl Fn(BorrowedFd<'_>) + Send + 'static,
+    ) -> std::thread::JoinHandle<Vec<u32>> {
+        std::fs::create_dir_all(state::agents_dir(state_dir)).unwrap();
+        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).unwrap();
+        bind(fd.as_raw_fd(), &UnixAddr::new(&state::socket_path(state_dir, id)).unwrap()).unwrap();
+        listen(&fd, Backlog::new(4).unwrap()).unwrap();
+        std::thread::spawn(move || {
+            let mut offered = Vec::new();
+            for _ in 0..connections {
+                // SAFETY: accept returned a new fd that nothing else owns.
+                let conn = unsafe { OwnedFd::from_raw_fd(accept(fd.as_raw_fd()).unwrap()) };
+                let (payload, _) = fdpass::recv_frame(conn.as_fd(), SocketKind::SeqPacket, Limits::default()).unwrap();
+                let DaemonToAgent::Hello { protocol_version } = frame::decode(&payload).unwrap() else {
+                    panic!("the daemon's first message is not a hello")
+                };
+                offered.push(protocol_version);
+                let hello = AgentToDaemon::Hello { protocol_version: version, sandbox_id: Some(id), agent_pid: 41 };
+                fdpass::send_msg(conn.as_fd(), SocketKind::SeqPacket, &hello, &[], AGENT_MAX_FRAME).unwrap();
+                if protocol_version == version {
+                    then(conn.as_fd());
+                }
+            }
+            offered
+        })
+    }
+
+    #[test]
+    fn a_protocol_3_agent_is_greeted_again_in_its_protocol_and_re_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(7);
+        let v3_rec = v3::SandboxRecord {
+            id: 7,
+            profile: "p".into(),
+            uid: 1000,
+            user: "u".into(),
+            phase: SandboxState::Lingering,
+            init_pid: 42,
+            agent_pid: 41,
+            started_at: 5,
+            mounts: vec!["/home/u/a".into()],
+            network: None,
+            display: None,
+        };
+        let sent = v3_rec.clone();
+        let agent = old_agent(dir.path(), 7, 3, 2, move |conn| {
+            let state = v3::AgentMessage { re: None, msg: v3::AgentToDaemon::State(sent.clone()) };
+            fdpass::send_msg(conn, SocketKind::SeqPacket, &state, &[], AGENT_MAX_FRAME).unwrap();
+        });
+        let (adopted, channel) = handshake(dir.path(), &rec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(channel.version(), 3);
+        assert_eq!(adopted, SandboxRecord::from(v3_rec));
+        assert_eq!(agent.join().unwrap(), vec![oz_wire::PROTOCOL_VERSION, 3], "the hellos the agent was offered");
+    }
+
+    #[test]
+    fn an_agent_two_protocols_back_is_refused_with_the_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = old_agent(dir.path(), 7, 2, 1, |_| {});
+        let Err(err) = handshake(dir.path(), &record(7)) else { panic!("a protocol 2 agent was adopted") };
+        assert_eq!(err.to_string(), "hello: agent speaks protocol 2: this daemon manages agents of protocol 3 to 4");
+        assert_eq!(agent.join().unwrap(), vec![oz_wire::PROTOCOL_VERSION], "the hellos the agent was offered");
+    }
+}
