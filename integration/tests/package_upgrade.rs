@@ -141,8 +141,8 @@ fn build_deb(repo: &Path, bins: &Path, out: &Path, version: Option<&str>) -> Pat
 
 /// The tree of [`PREVIOUS_PROTOCOL_COMMIT`] under `target/oz-prev/`, its binaries built there
 /// with its own target directory (this tree's binaries are never touched). The first build
-/// starts from a copy of this tree's `target/debug`, whose dependencies it reuses; later runs
-/// find it built.
+/// starts from a copy of this tree's compiled dependencies in `target/debug`, which it reuses;
+/// later runs find it built.
 fn previous_release() -> PathBuf {
     let parent = repo().join("target/oz-prev");
     let tree = parent.join(PREVIOUS_PROTOCOL_COMMIT);
@@ -161,13 +161,16 @@ fn previous_release() -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let seed = repo().join("target/debug");
-    if !tree.join("target/debug").exists() && seed.is_dir() {
-        std::fs::create_dir_all(tree.join("target")).unwrap();
-        sh(Command::new("cp").arg("-a").arg(&seed).arg(tree.join("target/debug")));
+    let (seed, debug) = (repo().join("target/debug"), tree.join("target/debug"));
+    if !debug.exists() && seed.is_dir() {
+        // The compiled dependencies only (not the incremental caches).
+        std::fs::create_dir_all(&debug).unwrap();
+        for dir in ["deps", "build", ".fingerprint"].map(|d| seed.join(d)).iter().filter(|d| d.is_dir()) {
+            sh(Command::new("cp").arg("-a").arg(dir).arg(&debug));
+        }
     }
     let mut build = Command::new(env!("CARGO"));
-    build.current_dir(&tree).env_remove("CARGO_TARGET_DIR");
+    build.current_dir(&tree).env_remove("CARGO_TARGET_DIR").env("CARGO_INCREMENTAL", "0");
     build.args(["build", "--locked", "-p", "oz-cli", "-p", "oz-supervisor", "-p", "oz-agent", "-p", "oz-packaging"]);
     sh(&mut build);
     tree
