@@ -326,6 +326,7 @@ fn record(id: u64, init_pid: u32, agent_pid: u32, started_at: u64) -> SandboxRec
         mounts: vec![],
         network: None,
         display: None,
+        ephemeral: false,
     }
 }
 

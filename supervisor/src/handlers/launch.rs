@@ -232,6 +232,7 @@ async fn start_new(
         cwd: req.cwd,
         noexec: req.noexec,
         stdio,
+        ephemeral: req.ephemeral,
     };
     // The launch follows the hello without waiting for its answer: the agent reads them in
     // order, and one that answers the hello wrongly is killed before its launch counts.
