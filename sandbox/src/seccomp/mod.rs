@@ -12,7 +12,9 @@ pub mod hardening;
 pub mod syscalls;
 
 pub use compile::{compile, compile_reporting, hardening_only, CompileError, CompiledFilter, Reporting, HINTED};
-pub use from_profile::{compile_profile, compile_profile_notify, profile_policy, ProfileFilter, ProfileSeccompError};
+pub use from_profile::{
+    compile_profile, compile_profile_notify, precompile_default, profile_policy, ProfileFilter, ProfileSeccompError,
+};
 
 use crate::exec::SeccompFilter;
 use nix::errno::Errno;
