@@ -148,6 +148,19 @@ fn previous_release() -> PathBuf {
     let tree = parent.join(PREVIOUS_PROTOCOL_COMMIT);
     if !tree.join("Cargo.lock").exists() {
         std::fs::create_dir_all(&parent).unwrap();
+        // A shallow clone lacks the commit: fetch it from where the clone came from.
+        let has = |repo: &Path| {
+            let spec = format!("{PREVIOUS_PROTOCOL_COMMIT}^{{commit}}");
+            Command::new("git").arg("-C").arg(repo).args(["cat-file", "-e", &spec]).status().is_ok_and(|s| s.success())
+        };
+        if !has(&repo()) {
+            let _ = Command::new("git").arg("-C").arg(repo()).args(["fetch", "--quiet", "--unshallow"]).status();
+            let _ = Command::new("git")
+                .arg("-C")
+                .arg(repo())
+                .args(["fetch", "--quiet", "origin", PREVIOUS_PROTOCOL_COMMIT])
+                .status();
+        }
         let archive = format!(
             "git -C {repo} archive --prefix={c}/ {c} | tar -x -C {parent}",
             repo = repo().display(),
