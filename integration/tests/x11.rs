@@ -191,18 +191,6 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
     d.finish();
 }
 
-/// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
-/// files taken from the corpus itself.
-fn corpus_profile(name: &str) -> serde_json::Value {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/oz-profiles")
-        .canonicalize()
-        .expect("corpus dir");
-    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
-    let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
-    serde_json::from_str(&text).expect("corpus profile json")
-}
-
 /// The corpus's eog (default backend: xpra, its own seccomp whitelist) shows its window, given a
 /// file argument.
 #[test]

@@ -202,3 +202,15 @@ pub fn screenshot(display: &str, name: &str) -> (PathBuf, u64) {
 pub fn alive(pids: &[i32]) -> Vec<i32> {
     pids.iter().copied().filter(|p| procs::Proc::get(*p).is_some_and(|p| p.alive())).collect()
 }
+
+/// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
+/// files taken from the corpus itself.
+pub fn corpus_profile(name: &str) -> serde_json::Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/oz-profiles")
+        .canonicalize()
+        .expect("corpus dir");
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
+    let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
+    serde_json::from_str(&text).expect("corpus profile json")
+}
