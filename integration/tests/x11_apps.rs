@@ -212,44 +212,50 @@ fn shipped_evince_opens_a_pdf_argument() {
     evince_opens_a_pdf(shipped_profile("evince"), "ozt-evince.pdf", "Ozt Sandboxed Document");
 }
 
-/// The corpus's evince (empty networking, its own seccomp whitelist) opens a PDF argument. The
-/// whitelist is the original's, written for Debian 8's glibc and evince; what Debian 12's need
-/// besides ([`CORPUS_EVINCE_SECCOMP_ADDITIONS`]) is appended to a copy of it.
+/// A directory for copies of policy files, readable by the daemon.
+fn policy_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// The corpus's evince (empty networking, its own seccomp whitelist, completed for Debian 12)
+/// opens a PDF argument.
 #[test]
 fn corpus_evince_opens_a_pdf_argument() {
-    let dir = tempfile::Builder::new().prefix("ozt-corpus-evince").tempdir().expect("temp dir");
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let mut profile = corpus_profile("evince");
-    for key in ["whitelist", "blacklist"] {
-        let from = profile["seccomp"][key].as_str().expect("corpus seccomp policy").to_string();
-        let to = dir.path().join(Path::new(&from).file_name().expect("policy file name"));
-        let mut text = std::fs::read_to_string(&from).unwrap_or_else(|e| panic!("{from}: {e}"));
-        if key == "whitelist" {
-            text.push_str(CORPUS_EVINCE_SECCOMP_ADDITIONS);
-        }
-        std::fs::write(&to, text).expect("write the policy copy");
-        let to = to.to_str().expect("utf-8 path").to_string();
-        profile["seccomp"][key] = to.clone().into();
-        for item in profile["whitelist"].as_array_mut().expect("corpus whitelist") {
-            if item["path"] == from.as_str() {
-                item["path"] = to.clone().into();
-            }
-        }
-    }
+    let dir = policy_dir("ozt-corpus-evince");
+    let profile = corpus_profile_completed("evince", dir.path(), CORPUS_EVINCE_SECCOMP_ADDITIONS);
     evince_opens_a_pdf(profile, "ozt-corpus-evince.pdf", "Ozt Corpus Document");
 }
 
-/// What Debian 12's evince calls that the corpus's whitelist does not allow: glibc >= 2.30
-/// lists directories with `getdents64` only (evince ends at once when it cannot list its
-/// backends).
+/// What Debian 12's evince calls that the corpus's whitelist does not allow (evince ends at
+/// once when it cannot list its backends).
 const CORPUS_EVINCE_SECCOMP_ADDITIONS: &str = "\n# Debian 12 (glibc 2.36, evince 43)\ngetdents64: 1\n";
+
+/// What Debian 12's eog calls that the corpus's whitelist does not allow: `statx` (GLib looks
+/// at the argument with it), `getdents64` (glibc lists directories, fontconfig's font
+/// directories among them, with it), and glibc's and GLib's thread and limit queries. Denied
+/// them, eog showed an empty "Image Viewer" window 32767 pixels high that Xpra never painted.
+const CORPUS_EOG_SECCOMP_ADDITIONS: &str = "\n# Debian 12 (glibc 2.36, GLib 2.74, eog 43)\n\
+    getdents64: 1\nstatx: 1\nrseq: 1\nprlimit64: 1\ngettid: 1\nsched_getattr: 1\n";
 
 /// eog opens the image given as its argument: its window is titled by the file name (eog
 /// titles an empty viewer "Image Viewer" and shows "No images found") and shows the image.
+fn eog_opens_an_image(profile: serde_json::Value, file: &'static str) {
+    let png = |a: &TestUser| vec![write_png(a, file)];
+    let names = shows_window(profile, png, Expect { title: file, document_colour: Some(PNG_YELLOW) });
+    assert!(names.iter().all(|n| !n.contains("Image Viewer")), "eog found no image: {names:?}");
+}
+
+/// The corpus's eog (empty networking, its own seccomp whitelist, completed for Debian 12)
+/// opens an image argument.
+#[test]
+fn corpus_eog_opens_an_image_argument() {
+    let dir = policy_dir("ozt-corpus-eog");
+    eog_opens_an_image(corpus_profile_completed("eog", dir.path(), CORPUS_EOG_SECCOMP_ADDITIONS), "ozt-corpus-eog.png");
+}
+
 #[test]
 fn shipped_eog_opens_an_image_argument() {
-    let png = |a: &TestUser| vec![write_png(a, "ozt-eog.png")];
-    let names =
-        shows_window(shipped_profile("eog"), png, Expect { title: "ozt-eog.png", document_colour: Some(PNG_YELLOW) });
-    assert!(names.iter().all(|n| !n.contains("Image Viewer")), "eog found no image: {names:?}");
+    eog_opens_an_image(shipped_profile("eog"), "ozt-eog.png");
 }
