@@ -247,11 +247,8 @@ impl Session {
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
                 client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
-                if spec.profile.xserver.enable_notifications {
-                    session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
-                    let bus = EnvVar { name: "DBUS_SESSION_BUS_ADDRESS".into(), value: Some(dbus::address()) };
-                    spec.profile.environment.push(bus);
-                }
+                session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
+                dbus::give_program(&mut spec.profile.environment);
                 session.screen = screen::desktop_size(
                     user,
                     &session.caller_display,
@@ -270,16 +267,13 @@ impl Session {
         self.backend == XBackend::Xpra
     }
 
-    /// `xpra`: have the init start the private session bus (`enable_notifications`) and the
-    /// server, start the client on the host as soon as the server's socket listens (the server
+    /// `xpra`: have the init start the private session bus ([`dbus`]) and the server, start the client on the host as soon as the server's socket listens (the server
     /// answers it once ready; the client's own start-up overlaps the server's), and wait until
     /// the client is attached. The program starts after that: a window it maps, or a
     /// notification it sends, before a client is attached may never be shown.
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
         let env = xpra::server_env(&self.user.home, &self.user.name, SANDBOX_DIR);
-        if self.xserver.enable_notifications {
-            self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), dbus::READY)?;
-        }
+        self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), dbus::READY)?;
         let argv = xpra::server_argv(&self.xserver, SANDBOX_DIR, self.screen);
         self.start_helper(sandbox, "xpra server", argv, env, xpra::SERVER_LISTENING)?;
         self.client = Some(self.spawn_client()?);
