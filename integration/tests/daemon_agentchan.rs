@@ -277,8 +277,8 @@ fn a_flood_of_unread_ephemeral_launches_leaves_the_daemon_answering_and_the_user
 
     drop(flood.stdin.take());
     let _ = flood.wait();
-    // The user holds at most the sandboxes allowed. A request the daemon had already read when
-    // its connection closed may still launch once a place frees: kill until none comes back.
+    // The user holds at most the sandboxes allowed. A launch the daemon was still serving when
+    // the flood's connections closed may yet start once a place frees: kill until none comes back.
     let mut quiet_since = Instant::now();
     let mut most = 0;
     while quiet_since.elapsed() < Duration::from_secs(3) {
