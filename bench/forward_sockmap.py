@@ -10,7 +10,7 @@ redirects what each socket receives to its peer's egress (no copy through user s
 splice, no relay process on the data path: the kernel's sk_psock work item sends). Loaded
 with the raw bpf(2) syscall. Prints the medians of what iperf3's sender wrote and what its
 receiver got: the difference is data the redirect queued in the kernel, unbounded by the
-sockets' buffers (9 rounds of 3 s queued several GB at once here: keep runs short on a
+sockets' buffers, and discarded when they close (9 rounds of 3 s queued several GB at once here: keep runs short on a
 shared machine). Environment: OZ_FWD_ROUNDS (default 3), OZ_FWD_SECONDS (default 1).
 """
 
