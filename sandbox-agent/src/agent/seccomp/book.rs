@@ -219,6 +219,16 @@ impl Book {
         self.messages.push_back(report::message(report::HINT_PREFIX, &hint));
     }
 
+    /// The policy calls are evaluated against.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Queues a log message about the policy itself (taken with the records).
+    pub fn note(&mut self, message: String) {
+        self.messages.push_back(message);
+    }
+
     pub fn has_messages(&self) -> bool {
         !self.messages.is_empty()
     }
