@@ -7,6 +7,8 @@
 //! - [`eval::decide`]: the action (and rule) of a policy for one concrete call;
 //!   [`decode`]: its arguments for people; [`report`]: the denial records `oz why` reads;
 //!   [`train`]: training records to a whitelist, merged with an earlier one.
+//! - [`compat::modernize`]: a whitelist's legacy calls also allow the newer calls glibc makes
+//!   in their place, with the same meaning.
 //! - [`default_blacklist`]: oz's built-in blacklist; [`generic::generic_blacklist`]: the
 //!   admin's `/etc/oz/blacklist-generic.seccomp` in its place when present.
 //!
@@ -35,6 +37,7 @@
 //! Comparisons are on the full 64-bit register, as the original did: a blacklist rule on an
 //! `int` argument can be sidestepped by setting the upper 32 bits (use `argLN` there).
 
+pub mod compat;
 pub mod consts;
 pub mod decode;
 pub mod default_policy;

@@ -6,8 +6,19 @@
 //! - **whitelist**: a listed call whose condition holds is allowed; everything else fails with
 //!   EPERM. The original killed the process; EPERM lets applications degrade instead of crash.
 //! - **train**: whitelist with `enforce` off.
+//! - In whitelist mode (and training), a legacy call the policy names also allows the newer call
+//!   glibc makes in its place, with the same meaning and the legacy rule's conditions moved to
+//!   the newer call's arguments, unless the policy names the newer call itself
+//!   ([`oz_profiles::seccomp::compat`]): `getdents` -> `getdents64`; `stat`, `lstat`, `fstat` ->
+//!   `newfstatat` with `AT_FDCWD` and the flags each implies; `open` -> `openat(AT_FDCWD, ...)`;
+//!   `getrlimit`, `setrlimit` -> `prlimit64(0, ...)` on the calling process; `futex` allowing
+//!   `FUTEX_WAIT | f` -> `FUTEX_WAIT_BITSET | f`, with or without `FUTEX_CLOCK_REALTIME`. These
+//!   are the same calls, so nothing is widened; each derived rule is listed in
+//!   [`super::ProfileFilter::compat`] for the agent to log. Newer calls with no legacy meaning
+//!   (`gettid`, `sched_getattr`) stay denied.
 //! - In whitelist mode, [`LIBC_FALLBACKS`] the policy does not name fail with ENOSYS, so libc
-//!   falls back to the older call (flatpak does the same for clone3).
+//!   falls back to the older call (flatpak does the same for clone3): calls glibc or GLib only
+//!   probe and do without, or replace with the older call when the kernel lacks them.
 //! - `enforce: false`: every deny (errno, kill, trap) becomes SECCOMP_RET_LOG: logged, allowed;
 //!   with [`Reporting::Notify`] a user notification instead, answered by the agent (the call
 //!   runs, and is reported with its arguments and the rule that would deny it).
@@ -27,6 +38,7 @@ use nix::errno::Errno;
 use super::hardening;
 use super::syscalls;
 use oz_profiles::profile::SeccompMode;
+use oz_profiles::seccomp::compat;
 use oz_profiles::seccomp::dnf::{self, Atom, LowerError, Test};
 use oz_profiles::seccomp::ir::{Action, CmpOp, Expr, Policy, Rule, RuleAction, Span};
 
@@ -219,6 +231,13 @@ pub fn compile_reporting(
         SeccompMode::Train if notify => return notify_everything(),
         SeccompMode::Train => (true, false),
     };
+    let modern;
+    let policy = if whitelist {
+        modern = compat::modernize(policy).0;
+        &modern
+    } else {
+        policy
+    };
     let actions = ModeActions::new(policy, whitelist, enforce, notify);
     let mut ctx = ScmpFilterContext::new(actions.default).map_err(|source| seccomp_err("create filter", source))?;
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;
@@ -251,7 +270,11 @@ fn notify_everything() -> Result<CompiledFilter, CompileError> {
 /// Newer syscalls that libc retries with an older one when they fail with ENOSYS (and only
 /// then): glibc 2.34+ creates threads with clone3, and whitelists written before that name only
 /// clone. Unless a whitelist names them, they fail with ENOSYS instead of EPERM.
-pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range"];
+/// - `statx`: glibc 2.28+'s `statx()` emulates it with `fstatat` on ENOSYS (glibc does not
+///   assume statx on x86_64); GLib gets file information through it.
+/// - `rseq`: glibc 2.35+ registers each thread for restartable sequences and runs without them
+///   when the kernel refuses.
+pub const LIBC_FALLBACKS: &[&str] = &["clone3", "faccessat2", "close_range", "statx", "rseq"];
 
 fn add_libc_fallbacks(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeActions) -> Result<(), CompileError> {
     // Never a notification: libc's fallback is not a denial worth reporting.

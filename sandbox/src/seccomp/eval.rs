@@ -119,6 +119,12 @@ impl CompiledFilter {
         let data = seccomp_data(nr, args);
         self.programs().iter().all(|p| run(p, &data).is_some_and(|r| r & RET_ACTION_FULL == RET_ALLOW))
     }
+
+    /// What the last program (the policy's) returns for the call: action and data.
+    #[cfg(test)]
+    pub(crate) fn policy_returns(&self, nr: i64, args: &[u64; 6]) -> Option<u32> {
+        run(self.programs().last()?, &seccomp_data(i32::try_from(nr).ok()?, args))
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::compile::{compile, compile_reporting, CompileError, CompiledFilter, Reporting};
 use oz_profiles::profile::{Seccomp, SeccompMode};
+use oz_profiles::seccomp::compat::{modernize, Derived};
 use oz_profiles::seccomp::default_policy::training_whitelist;
 use oz_profiles::seccomp::error::PolicyError;
 use oz_profiles::seccomp::generic::generic_blacklist;
@@ -47,6 +48,9 @@ pub struct ProfileFilter {
     pub enforce: bool,
     /// Every open is notified too, for host-path hints (audit mode, or `debug: true`).
     pub hints: bool,
+    /// The rules a whitelist's legacy calls imply for their replacements
+    /// ([`oz_profiles::seccomp::compat`]), compiled in and part of `policy`, to log.
+    pub compat: Vec<Derived>,
 }
 
 /// As [`compile_profile`], with denials reported through user notification
@@ -63,7 +67,12 @@ pub fn compile_profile_notify(
     let hints = mode != SeccompMode::Train && (!enforce || seccomp.debug);
     let reporting = if hints { Reporting::NotifyWithHints } else { Reporting::Notify };
     let filter = compile_remembered(&policy, mode, seccomp.enforce, reporting)?;
-    Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints }))
+    // The compiler adds the same rules: the policy the agent evaluates is the one compiled.
+    let (policy, compat) = match mode {
+        SeccompMode::Whitelist | SeccompMode::Train => modernize(&policy),
+        _ => (policy, Vec::new()),
+    };
+    Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints, compat }))
 }
 
 /// The last filter [`compile_remembered`] compiled in this process, with what it was compiled
@@ -209,6 +218,25 @@ mod tests {
         let s = Seccomp { whitelist: Some("missing.seccomp".into()), ..s };
         let e = compile_profile(&s, dir.path()).unwrap_err();
         assert!(e.to_string().contains("missing.seccomp: read: "), "{e}");
+    }
+
+    /// The agent evaluates the policy the filter was compiled from: a whitelist's derived rules
+    /// are in both, and listed to log.
+    #[test]
+    fn a_whitelists_derived_rules_are_in_the_filter_and_the_policy_alike() {
+        use oz_profiles::seccomp::eval::decide;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.seccomp"), "read: 1\ngetdents: 1\nexecve: 1\n").unwrap();
+        let s = Seccomp { mode: SeccompMode::Whitelist, whitelist: Some("w.seccomp".into()), ..Seccomp::default() };
+        let pf = compile_profile_notify(&s, dir.path()).unwrap().unwrap();
+        assert_eq!(pf.compat.len(), 1);
+        assert_eq!(pf.compat[0].modern, "getdents64");
+        assert!(pf.filter.allows(libc::SYS_getdents64, &[0; 6]));
+        let verdict = decide(&pf.policy, true, "getdents64", &[0; 6]);
+        assert!(!verdict.denies());
+        assert_eq!(verdict.rule.map(|r| r.span.line), Some(2), "the legacy rule decides");
+        let s = Seccomp { mode: SeccompMode::Blacklist, blacklist: Some("w.seccomp".into()), ..Seccomp::default() };
+        assert!(compile_profile_notify(&s, dir.path()).unwrap().unwrap().compat.is_empty());
     }
 
     #[test]

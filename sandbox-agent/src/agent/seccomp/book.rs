@@ -61,6 +61,8 @@ pub struct Book {
     hinting: bool,
     /// Log messages not yet taken.
     messages: VecDeque<String>,
+    /// Informational messages about the policy, not yet taken.
+    notes: Vec<String>,
     /// Counts changed since they were last taken.
     dirty: bool,
     /// When counts were last taken.
@@ -91,6 +93,7 @@ impl Book {
             hints: Vec::new(),
             hinting,
             messages: VecDeque::new(),
+            notes: Vec::new(),
             dirty: false,
             counted_at: None,
             training: Training { runs: 1, ..Training::default() },
@@ -219,6 +222,21 @@ impl Book {
         self.messages.push_back(report::message(report::HINT_PREFIX, &hint));
     }
 
+    /// The policy calls are evaluated against.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Queues an informational log message about the policy itself ([`Book::take_notes`]).
+    pub fn note(&mut self, message: String) {
+        self.notes.push(message);
+    }
+
+    /// Messages [`Book::note`] queued since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     pub fn has_messages(&self) -> bool {
         !self.messages.is_empty()
     }
@@ -291,6 +309,16 @@ mod tests {
         b.on_call(&call("ptrace", [0; 6]));
         assert_eq!(b.counts_message(false), None, "counts again within COUNTS_EVERY");
         assert!(b.counts_message(true).is_some());
+    }
+
+    #[test]
+    fn notes_are_kept_apart_from_the_records() {
+        let mut b = Book::new(blacklist(), SeccompMode::Blacklist, true);
+        b.note("seccomp: /etc/w.seccomp: line 2: getdents also allows getdents64".into());
+        b.on_call(&call("ptrace", [0; 6]));
+        assert_eq!(b.take_messages().len(), 1, "the denial only");
+        assert_eq!(b.take_notes().len(), 1);
+        assert!(b.take_notes().is_empty());
     }
 
     #[test]

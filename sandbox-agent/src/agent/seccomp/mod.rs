@@ -28,7 +28,10 @@ pub fn compile_bytes(spec: &LaunchSpec) -> Result<(Vec<u8>, Option<Monitor>), Sa
         return Ok((hardening_only().to_bytes(), None));
     };
     let bytes = pf.filter.to_bytes();
-    let book = book::Book::with_hints(pf.policy, pf.mode, pf.enforce, pf.hints);
+    let mut book = book::Book::with_hints(pf.policy, pf.mode, pf.enforce, pf.hints);
+    for derived in &pf.compat {
+        book.note(format!("seccomp: {}: {derived}", derived.rule.file(book.policy()).display()));
+    }
     let monitor = Monitor::start(book).map_err(|e| err(format!("seccomp monitor: {e}")))?;
     Ok((bytes, Some(monitor)))
 }

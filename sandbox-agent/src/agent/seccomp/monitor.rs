@@ -83,6 +83,11 @@ impl Monitor {
         self.book().take_messages()
     }
 
+    /// The notes about the policy recorded since the last call ([`Book::note`]).
+    pub fn take_notes(&self) -> Vec<String> {
+        self.book().take_notes()
+    }
+
     /// The counts message when counts changed (or `force`).
     pub fn counts_message(&self, force: bool) -> Option<String> {
         self.book().counts_message(force)

@@ -134,3 +134,73 @@ fn notify_reporting_turns_denials_into_notifications() {
     }
     assert!(!compile(&p, SeccompMode::Whitelist, true).unwrap().has_listener());
 }
+
+const CWD: u64 = libc::AT_FDCWD as i64 as u64;
+const ENOSYS_RET: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+
+fn whitelist(text: &str) -> CompiledFilter {
+    compile(&policy(text), SeccompMode::Whitelist, true).unwrap()
+}
+
+/// Each legacy call of a whitelist allows its replacement as glibc calls it; without the legacy
+/// call the replacement stays denied; a rule for the replacement itself is what counts.
+#[test]
+fn whitelisted_legacy_calls_allow_their_replacements() {
+    // Legacy rule, replacement, its arguments as glibc calls it, and arguments it has otherwise.
+    let cases: [(&str, i64, [u64; 6], [u64; 6]); 7] = [
+        ("getdents: arg0 == 3", libc::SYS_getdents64, [3, 0, 64, 0, 0, 0], [4, 0, 64, 0, 0, 0]),
+        ("stat: 1", libc::SYS_newfstatat, [CWD, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]),
+        ("lstat: 1", libc::SYS_newfstatat, [CWD, 0, 0, 0x100, 0, 0], [CWD, 0, 0, 0, 0, 0]),
+        ("fstat: 1", libc::SYS_newfstatat, [5, 0, 0, 0x1000, 0, 0], [5, 0, 0, 0, 0, 0]),
+        ("open: 1", libc::SYS_openat, [CWD, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]),
+        ("getrlimit: 1", libc::SYS_prlimit64, [0, 7, 0, 0x1000, 0, 0], [1, 7, 0, 0x1000, 0, 0]),
+        ("setrlimit: 1", libc::SYS_prlimit64, [0, 7, 0x1000, 0, 0, 0], [0, 7, 0x1000, 0x1000, 0, 0]),
+    ];
+    for (legacy, nr, as_glibc, other) in cases {
+        let f = whitelist(&format!("read: 1\n{legacy}\n"));
+        assert!(f.allows(nr, &as_glibc), "{legacy}: {as_glibc:?}");
+        assert!(!f.allows(nr, &other), "{legacy}: {other:?} is not the legacy call");
+        assert!(!whitelist("read: 1\n").allows(nr, &as_glibc), "{legacy}: denied without it");
+        let modern = syscalls::name_native(nr as i32).unwrap();
+        let f = whitelist(&format!("read: 1\n{legacy}\n{modern}: arg5 == 99\n"));
+        assert!(!f.allows(nr, &as_glibc), "{legacy}: the rule for {modern} wins");
+        assert!(f.allows(nr, &[0, 0, 0, 0, 0, 99]), "{legacy}: the rule for {modern} wins");
+    }
+}
+
+#[test]
+fn a_whitelist_allowing_futex_wait_allows_glibcs_bitset_waits() {
+    let wait = |op: u64| [0, op, 0, 0, 0, u64::from(u32::MAX)];
+    let f = whitelist("futex: arg1 == 129 || arg1 == 128\n");
+    assert!(f.allows(libc::SYS_futex, &wait(129)));
+    assert!(f.allows(libc::SYS_futex, &wait(137)));
+    assert!(f.allows(libc::SYS_futex, &wait(393)));
+    assert!(!f.allows(libc::SYS_futex, &wait(9)), "not shared, the policy allows only private waits");
+    assert!(!f.allows(libc::SYS_futex, &wait(134)), "no FUTEX_TRYLOCK_PI");
+    assert!(!whitelist("futex: arg1 == 129\n").allows(libc::SYS_futex, &wait(137)));
+    let f = whitelist("futex: arg1 == 128 || arg1 == FUTEX_WAIT_BITSET_PRIVATE\n");
+    assert!(f.allows(libc::SYS_futex, &wait(137)));
+    assert!(!f.allows(libc::SYS_futex, &wait(393)), "the policy named the bitset wait itself");
+}
+
+#[test]
+fn blacklists_are_not_modernized() {
+    let f = compile(&policy("getdents: 1\n"), SeccompMode::Blacklist, true).unwrap();
+    assert!(!f.allows(libc::SYS_getdents, &[0; 6]));
+    assert!(f.allows(libc::SYS_getdents64, &[0; 6]));
+}
+
+/// `statx` and `rseq` fail with ENOSYS (glibc falls back or does without) unless the whitelist
+/// names them; EPERM everything else it does not name.
+#[test]
+fn probed_calls_fail_with_enosys_unless_named() {
+    let f = whitelist("read: 1\n");
+    for nr in [libc::SYS_statx, libc::SYS_rseq, libc::SYS_clone3] {
+        assert_eq!(f.policy_returns(nr, &[0; 6]), Some(ENOSYS_RET), "{nr}");
+    }
+    assert_eq!(f.policy_returns(libc::SYS_gettid, &[0; 6]), Some(0x0005_0000 | libc::EPERM as u32));
+    let f = whitelist("read: 1\nstatx: 1\nrseq: arg1 == 32\n");
+    assert!(f.allows(libc::SYS_statx, &[0; 6]));
+    assert!(f.allows(libc::SYS_rseq, &[0, 32, 0, 0, 0, 0]));
+    assert_eq!(f.policy_returns(libc::SYS_rseq, &[0; 6]), Some(0x0005_0000 | libc::EPERM as u32));
+}

@@ -19,8 +19,12 @@ impl Runtime {
     /// New denial and hint records (the monitor's wake pipe was readable).
     pub(super) fn on_seccomp(&mut self) {
         let Some(m) = self.started.seccomp() else { return };
+        let notes = m.take_notes();
         for message in m.take_messages() {
             self.seccomp_log(LogLevel::Warning, message);
+        }
+        for note in notes {
+            self.seccomp_log(LogLevel::Info, note);
         }
     }
 
