@@ -268,6 +268,7 @@ pub fn wait_for_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn the_configuration_closes_every_channel() {
@@ -294,6 +295,8 @@ mod tests {
                 .any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local") && a.contains(" 1280x1024x24")),
             "no abstract socket for the Xvfb"
         );
+        assert_eq!(server[..4], ["/bin/sh", "-c", ACTIVATE, XPRA], "socket activation: {server:?}");
+        assert!(server.contains(&"--bind=none".to_string()), "the server binds no socket of its own: {server:?}");
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
         assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
         assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
@@ -302,6 +305,20 @@ mod tests {
         let notify = server_argv(&XServer { enable_notifications: true, ..XServer::default() }, "/run/oz-x11", (1, 1));
         let bus = format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::super::dbus::address());
         assert!(notify.contains(&bus) && notify.contains(&"--notifications=yes".to_string()), "{notify:?}");
+    }
+
+    #[test]
+    fn waiting_for_a_line_ends_when_the_watched_helper_does() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let t = Instant::now();
+        let mut lines = Vec::new();
+        let got = wait_for_line(r.as_fd(), CLIENT_ATTACHED, Duration::from_secs(20), &mut lines, Some(&mut child));
+        assert!(matches!(got, Err(ReadyError::Ended { ref status }) if status == "exit code 0"), "{got:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "noticed after {:?}", t.elapsed());
+        nix::unistd::write(&w, b"xpra: Attached to socket\n").unwrap();
+        assert!(wait_for_line(r.as_fd(), CLIENT_ATTACHED, Duration::from_secs(5), &mut lines, None).is_ok());
+        assert_eq!(lines, ["xpra: Attached to socket"]);
     }
 
     #[test]
