@@ -2,6 +2,7 @@
 """Before/after of a change: `oz run strict` of several builds in the same rounds, beside bwrap.
 
     sudo python3 bench/compare.py BINDIR_BEFORE BINDIR_AFTER [...]     # OZ_BENCH_RUNS (default 40)
+    sudo OZ_STRICT_PATCH='{"seccomp": {"mode": "disabled"}}' python3 bench/compare.py ...  # a variant
 
 Each BINDIR holds release `oz`, `oz-daemon` and `oz-agent` (e.g. target/release of a checkout of
 the commit before the change, and of this one). Every build gets its own daemon and workspace
@@ -11,6 +12,7 @@ Prints the median and p95 of each and its ratio to bwrap. Takes the integration 
 """
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
 
 RUNS = int(os.environ.get("OZ_BENCH_RUNS", "40"))
+# Keys merged into the `strict` profile, to compare builds on a variant (seccomp off, say).
+B.STRICT.update(json.loads(os.environ.get("OZ_STRICT_PATCH", "{}")))
 
 
 def main():

@@ -2,7 +2,7 @@
 """Throughput of one TCP stream through a socket forwarder, beside direct loopback and the
 original Oz's design, all in one run (not a test):
 
-    sudo python3 bench/forward.py target/release
+    sudo python3 bench/forward.py target/release [OTHER_BINDIR...]
 
 - direct: iperf3 client and server on the host's loopback;
 - oz forwarder: the client inside a sandbox (`oz-agent standalone`, networking empty, one
@@ -10,14 +10,21 @@ original Oz's design, all in one run (not a test):
 - two relays (the original's design): a relay on the host (unix socket -> TCP) and one inside
   the sandbox's network namespace (TCP -> that unix socket), two socat processes.
 
-Each round measures the three in turn (iperf3 -t SECONDS); the medians and the ratios to
-direct loopback are printed. Environment: OZ_FWD_ROUNDS (default 5), OZ_FWD_SECONDS (default 3),
-OZ_BENCH_USER (default oz-test-a). Needs iperf3 and socat (scripts/deps.sh).
+Each round measures them in turn (iperf3 -t SECONDS); the medians, 95th percentiles and the
+ratios of the medians to direct loopback are printed, with the CPU of the relay and of relay
+plus iperf3's client and server. Every further BINDIR (another build of oz-agent) adds an
+"oz forwarder" row measured in the same rounds, the builds taking turns to go first, so that
+two builds are compared under the same load. The run holds the integration tests' lock
+(/tmp/oz-integration.lock): their leftover checks would count its sandboxes.
+Environment: OZ_FWD_ROUNDS (default 5), OZ_FWD_SECONDS (default 3), OZ_BENCH_USER (default
+oz-test-a). Needs iperf3 and socat (scripts/deps.sh).
 """
 
+import fcntl
 import json
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -80,6 +87,12 @@ def cpu_seconds(pids):
     return total / hz
 
 
+def reaped_cpu_seconds():
+    """User + system CPU of this script's reaped children (the iperf3 clients)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def iperf(port, init=None):
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-J"]
     if init:
@@ -94,11 +107,14 @@ def iperf(port, init=None):
     sys.exit(f"forward.py: {' '.join(cmd)}: {out.stdout[-400:]} {out.stderr[-400:]}")
 
 
-with open("/proc/loadavg") as _f:
-    LOAD = " ".join(_f.read().split()[:3])
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
-MODES = ("direct loopback", "oz forwarder (one hop, splice)", "two relays (original: socat + unix + socat)")
+DIRECT = "direct loopback"
+OZ = "oz forwarder (one hop, splice)"
+RELAYS = "two relays (original: socat + unix + socat)"
 
 
 def test_user():
@@ -109,8 +125,31 @@ def test_user():
         return pwd.getpwnam(USER).pw_uid
 
 
-def measure(bindir, uid, rounds=ROUNDS):
-    """{mode: (Gbit/s per round, relay CPU in cores per round)} for MODES."""
+def start_agent(ws, bindir, uid, port):
+    """A standalone sandbox of `bindir`'s oz-agent with one client tcp forwarder to `port`."""
+    os.makedirs(ws)
+    conf = {k: f"{ws}/{k}" for k in ("profile_dir", "sandbox_path", "state_dir", "log_dir")}
+    for d in conf.values():
+        os.makedirs(d)
+    conf.update({"socket_path": f"{ws}/control.sock", "agent_path": os.path.join(bindir, "oz-agent")})
+    with open(f"{ws}/oz.conf", "w") as f:
+        json.dump(conf, f)
+    prof = {"name": "fwd", "path": "/bin/sleep", "networking": {"type": "empty", "sockets": [
+        {"type": "client", "proto": "tcp", "port": SANDBOX_FWD_PORT, "dport": port}]}}
+    with open(f"{conf['profile_dir']}/fwd.json", "w") as f:
+        json.dump(prof, f)
+    return subprocess.Popen([os.path.join(bindir, "oz-agent"), "standalone", "--config", f"{ws}/oz.conf",
+                             "--profile", f"{conf['profile_dir']}/fwd.json", "--uid", str(uid), "--", "3600"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def oz_mode(i, bindir):
+    return OZ if i == 0 else f"{OZ[:12]} {bindir}"
+
+
+def measure(bindirs, uid, rounds=ROUNDS):
+    """{mode: (Gbit/s, relay CPU, CPU of relay + iperf3 client and server; per round, in cores)}:
+    direct, one oz forwarder row per build in `bindirs`, the two relays."""
     for tool in ("iperf3", "socat", "nsenter", "ss"):
         if not shutil.which(tool):
             sys.exit(f"forward.py: {tool} missing (bash scripts/deps.sh)")
@@ -119,41 +158,40 @@ def measure(bindir, uid, rounds=ROUNDS):
     procs = []
     try:
         port = free_port()
-        conf = {k: f"{ws}/{k}" for k in ("profile_dir", "sandbox_path", "state_dir", "log_dir")}
-        for d in conf.values():
-            os.makedirs(d)
-        conf.update({"socket_path": f"{ws}/control.sock", "agent_path": os.path.join(bindir, "oz-agent")})
-        with open(f"{ws}/oz.conf", "w") as f:
-            json.dump(conf, f)
-        prof = {"name": "fwd", "path": "/bin/sleep", "networking": {"type": "empty", "sockets": [
-            {"type": "client", "proto": "tcp", "port": SANDBOX_FWD_PORT, "dport": port}]}}
-        with open(f"{conf['profile_dir']}/fwd.json", "w") as f:
-            json.dump(prof, f)
         procs.append(subprocess.Popen(["iperf3", "-s", "-p", str(port)], stdout=subprocess.DEVNULL))
         wait_listening(None, port)
-        agent = subprocess.Popen([os.path.join(bindir, "oz-agent"), "standalone", "--config", f"{ws}/oz.conf",
-                                  "--profile", f"{conf['profile_dir']}/fwd.json", "--uid", str(uid), "--", "3600"],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(agent)
-        init = init_of(agent.pid)
+        agents = []
+        for i, bindir in enumerate(bindirs):
+            agent = start_agent(f"{ws}/agent{i}", bindir, uid, port)
+            procs.append(agent)
+            agents.append((agent, init_of(agent.pid)))
+        init = agents[0][1]
         relay_sock = f"{ws}/relay.sock"
         quiet = {"stderr": subprocess.DEVNULL}
-        procs.append(subprocess.Popen(["socat", f"UNIX-LISTEN:{relay_sock},fork", f"TCP:127.0.0.1:{port}"], **quiet))
-        procs.append(subprocess.Popen(["nsenter", "-t", str(init), "-n", "socat",
-                                       f"TCP-LISTEN:{SANDBOX_RELAY_PORT},fork,reuseaddr,bind=127.0.0.1",
-                                       f"UNIX-CONNECT:{relay_sock}"], **quiet))
-        wait_listening(init, SANDBOX_FWD_PORT)
+        relays = [subprocess.Popen(["socat", f"UNIX-LISTEN:{relay_sock},fork", f"TCP:127.0.0.1:{port}"], **quiet),
+                  subprocess.Popen(["nsenter", "-t", str(init), "-n", "socat",
+                                    f"TCP-LISTEN:{SANDBOX_RELAY_PORT},fork,reuseaddr,bind=127.0.0.1",
+                                    f"UNIX-CONNECT:{relay_sock}"], **quiet)]
+        procs.extend(relays)
+        for _, agent_init in agents:
+            wait_listening(agent_init, SANDBOX_FWD_PORT)
         wait_listening(init, SANDBOX_RELAY_PORT)
         # What runs, and the relay processes whose CPU time is counted.
-        runs = [(lambda: iperf(port), []),
-                (lambda: iperf(SANDBOX_FWD_PORT, init), [agent.pid]),
-                (lambda: iperf(SANDBOX_RELAY_PORT, init), [procs[2].pid, procs[3].pid])]
-        res = {m: ([], []) for m in MODES}
-        for _ in range(rounds):
-            for m, (run, relays) in zip(MODES, runs):
-                before = cpu_seconds(relays)
+        oz_runs = [(oz_mode(i, b), (lambda n=n: iperf(SANDBOX_FWD_PORT, n)), [a.pid])
+                   for i, (b, (a, n)) in enumerate(zip(bindirs, agents))]
+        res = {m: ([], [], []) for m in [DIRECT] + [m for m, _, _ in oz_runs] + [RELAYS]}
+        server = procs[0].pid
+        for r in range(rounds):
+            # The builds take turns going first.
+            turn = oz_runs[r % len(oz_runs):] + oz_runs[:r % len(oz_runs)]
+            runs = [(DIRECT, lambda: iperf(port), [])] + turn + \
+                [(RELAYS, lambda: iperf(SANDBOX_RELAY_PORT, init), [p.pid for p in relays])]
+            for m, run, counted in runs:
+                before, others = cpu_seconds(counted), cpu_seconds([server]) + reaped_cpu_seconds()
                 res[m][0].append(run())
-                res[m][1].append((cpu_seconds(relays) - before) / SECONDS)
+                relay = (cpu_seconds(counted) - before) / SECONDS
+                res[m][1].append(relay)
+                res[m][2].append(relay + (cpu_seconds([server]) + reaped_cpu_seconds() - others) / SECONDS)
         return res
     finally:
         for p in reversed(procs):
@@ -167,16 +205,27 @@ def measure(bindir, uid, rounds=ROUNDS):
         shutil.rmtree(ws, ignore_errors=True)
 
 
+def p95(xs):
+    return statistics.quantiles(xs, n=20, method="inclusive")[18] if len(xs) > 1 else xs[0]
+
+
 def main():
-    bindir = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release")
-    res = measure(bindir, test_user())
-    direct = statistics.median(res[MODES[0]][0])
-    print(f"One TCP stream, iperf3 -t {SECONDS}, {ROUNDS} rounds, medians (Gbit/s; relay CPU in cores):")
-    for m, (gbits, cpu) in res.items():
+    bindirs = [os.path.abspath(b) for b in (sys.argv[1:] or ["target/release"])]
+    # The integration tests' lock: their leftover checks would count these sandboxes.
+    lock = open("/tmp/oz-integration.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    before = loadavg()
+    res = measure(bindirs, test_user())
+    direct = statistics.median(res[DIRECT][0])
+    print(f"One TCP stream, iperf3 -t {SECONDS}, {ROUNDS} rounds (Gbit/s; CPU in cores, medians; all CPU:"
+          " relay + iperf3 client and server):")
+    print(f"  {'':46s} {'median':>7s} {'p95':>7s}")
+    for m, (gbits, cpu, total) in res.items():
         med = statistics.median(gbits)
-        print(f"  {m:46s} {med:7.2f}  ({med / direct:.2f} of direct)  relay CPU {statistics.median(cpu):.2f}"
+        print(f"  {m:46s} {med:7.2f} {p95(gbits):7.2f}  ({med / direct:.2f} of direct)"
+              f"  relay CPU {statistics.median(cpu):.2f}  all CPU {statistics.median(total):.2f}"
               "  runs: " + " ".join(f"{x:.2f}" for x in gbits))
-    print(f"  ({os.cpu_count()} CPUs; load average before the run: {LOAD})")
+    print(f"  ({os.cpu_count()} CPUs; load average before the run: {before}, after: {loadavg()})")
 
 
 if __name__ == "__main__":

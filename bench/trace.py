@@ -28,7 +28,7 @@ LINE = re.compile(r'\s*([\d.]+) \(\s*([\d.]*)\s*(?:ms)?\): (.+?)/(\d+) (.*)')
 
 
 def record(runs, load, out):
-    b = B.Bench(os.path.join(B.ROOT, "target", "release"))
+    b = B.Bench(os.environ.get("OZ_BIN_DIR", os.path.join(B.ROOT, "target", "release")))
     try:
         b.start_daemon()
         B.launch_sleepers(b, load, [])

@@ -27,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
     // The daemon's end before the hello (a bare message), and the enveloped replies after it.
     let _ = AgentChannel::new(packet(data)).recv();
     let _ = oz_wire::channel::decode_message(data);
+    // A re-adopted agent of the previous protocol.
+    let _ = oz_wire::channel::decode_message_of(oz_wire::v3::VERSION, data);
     let _ = oz_wire::channel::decode_request(data);
     // The init channel: requests with their ids (the init's end), replies and events (the agent's).
     let _ = proto::recv_request(packet(data).as_fd());

@@ -157,30 +157,8 @@ fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_cl
     assert!(wait_window(&x.display(), None, "xclock", Duration::from_secs(15)).is_some(), "no window at first");
 
     // 64 connections (the per-user limit) with 16 pipelined requests each, never read.
-    let mut flood = a
-        .command(common_daemon::bin("oz-flood"))
-        .args([d.socket.to_str().unwrap(), "64", "16", "relaunchxpra", &id.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn oz-flood as user a");
-    let mut sent = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(flood.stdout.take().unwrap()), &mut sent).unwrap();
-    eprintln!("relaunch flood: oz-flood {}", sent.trim());
-    assert!(sent.starts_with("sent 1024 on 64 connections"), "oz-flood: {sent:?}");
-
-    let mut latencies = Vec::new();
-    let mut rss_max = 0;
-    for _ in 0..20 {
-        let t = Instant::now();
-        run::oz(&d.socket, &b, &["list"], None, Duration::from_secs(5))
-            .assert_ok("oz list as user b during the flood", &d);
-        latencies.push(t.elapsed());
-        rss_max = rss_max.max(vm_kib(d.pid(), "VmRSS:"));
-        thread::sleep(Duration::from_millis(250));
-    }
-    latencies.sort();
-    let (median, max) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    let mut flood = flood(&d, &a, 64, 16, &["relaunchxpra", &id.to_string()]);
+    let (median, max, rss_max) = list_latencies(&d, &b);
     eprintln!("relaunch flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
     assert!(max < Duration::from_secs(1), "oz list took {max:?} during the relaunch flood (median {median:?})");
     assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the relaunch flood");
@@ -207,4 +185,120 @@ fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_cl
 fn tail(s: &str) -> String {
     let lines: Vec<_> = s.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// Start `oz-flood` as `user` with `conns` connections of `per` requests of `verb`; returns the
+/// running flood (it holds its connections until its stdin closes) once it has sent them all.
+fn flood(d: &Daemon, user: &TestUser, conns: usize, per: usize, verb: &[&str]) -> std::process::Child {
+    let (c, p) = (conns.to_string(), per.to_string());
+    let mut child = user
+        .command(common_daemon::bin("oz-flood"))
+        .args([d.socket.to_str().unwrap(), &c, &p])
+        .args(verb)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn oz-flood");
+    let mut sent = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut sent).unwrap();
+    eprintln!("oz-flood {verb:?}: {}", sent.trim());
+    assert!(sent.starts_with(&format!("sent {} on {conns} connections", conns * per)), "oz-flood {verb:?}: {sent:?}");
+    child
+}
+
+/// `oz list` as `user` 20 times, 250 ms apart: (median, max) latency and the daemon's largest
+/// VmRSS in KiB meanwhile.
+fn list_latencies(d: &Daemon, user: &TestUser) -> (Duration, Duration, u64) {
+    let mut latencies = Vec::new();
+    let mut rss_max = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        run::oz(&d.socket, user, &["list"], None, Duration::from_secs(5)).assert_ok("oz list during the flood", d);
+        latencies.push(t.elapsed());
+        rss_max = rss_max.max(vm_kib(d.pid(), "VmRSS:"));
+        thread::sleep(Duration::from_millis(250));
+    }
+    latencies.sort();
+    (latencies[latencies.len() / 2], latencies[latencies.len() - 1], rss_max)
+}
+
+#[test]
+fn a_thousand_unread_forward_and_forwarders_requests_leave_the_daemon_answering_and_16_forwarders() {
+    let ext = json!([{"name": "ozt-ext", "dynamic": true, "multi": true, "proto": "tcp", "extproto": "unix",
+                      "targethost": "127.0.0.1", "targetport": 8080}]);
+    let p =
+        profile("ozt-fwd-flood", "/bin/sleep", json!({"networking": {"type": "empty"}, "external_forwarders": ext}));
+    let d = Daemon::start(&[p]);
+    let (a, b) = (user_a(), user_b());
+    let id = d.launch(&a, "ozt-fwd-flood", &["600"]);
+    let sid = id.to_string();
+
+    // The per-user limit of 64 connections, half asking to open a forwarder and half to list
+    // them, 16 pipelined requests on each, never read.
+    let floods = [flood(&d, &a, 32, 16, &["forward", &sid, "ozt-ext"]), flood(&d, &a, 32, 16, &["forwarders", &sid])];
+    let (median, max, rss_max) = list_latencies(&d, &b);
+    eprintln!("forward flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
+    assert!(max < Duration::from_secs(1), "oz list took {max:?} during the forward flood (median {median:?})");
+    assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the forward flood");
+
+    for mut f in floods {
+        drop(f.stdin.take());
+        let _ = f.wait();
+    }
+    // Afterwards the sandbox runs and holds the 16 external forwarders allowed, no more.
+    let listed = d.oz(&a, &["forwarders", &sid, "--json"]);
+    listed.assert_ok("oz forwarders after the flood", &d);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let external = list.iter().filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with("external "))).count();
+    eprintln!("forward flood: {external} external forwarders afterwards");
+    assert!((1..=16).contains(&external), "{external} external forwarders after the flood, first: {:?}", list.first());
+    let dir = oz_wire::state::forward_dir(&d.ws.state_dir, id);
+    let sockets = std::fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
+    assert!(sockets <= 16, "{sockets} host sockets in {} after the flood", dir.display());
+    let sandbox = d.sandbox(id).expect("sandbox still listed");
+    assert!(matches!(sandbox.phase, oz_wire::SandboxState::Running), "{sandbox:?}");
+    d.oz(&a, &["kill", &sid]).assert_ok("oz kill after the flood", &d);
+    d.wait_gone(id, Duration::from_secs(10)).unwrap();
+    d.finish();
+}
+
+#[test]
+fn a_flood_of_unread_ephemeral_launches_leaves_the_daemon_answering_and_the_user_at_the_limit() {
+    let p = profile("ozt-eph-flood", "/bin/sleep", json!({}));
+    let d = Daemon::start_with(&[p], json!({"enable_ephemerals": true, "max_sandboxes_per_user": 4}));
+    let (a, b) = (user_a(), user_b());
+
+    // 16 connections of 16 pipelined ephemeral launches each, never read.
+    let mut flood = flood(&d, &a, 16, 16, &["launch-ephemeral", "ozt-eph-flood", "600"]);
+    let (median, max, rss_max) = list_latencies(&d, &b);
+    eprintln!("ephemeral flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
+    assert!(max < Duration::from_secs(1), "oz list took {max:?} during the launch flood (median {median:?})");
+    assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the launch flood");
+
+    drop(flood.stdin.take());
+    let _ = flood.wait();
+    // The user holds at most the sandboxes allowed. A launch the daemon was still serving when
+    // the flood's connections closed may yet start once a place frees: kill until none comes back.
+    let mut quiet_since = Instant::now();
+    let mut most = 0;
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        let mine: Vec<u64> = d.sandboxes().iter().filter(|s| s.uid == a.uid).map(|s| s.id).collect();
+        most = most.max(mine.len());
+        assert!(mine.len() <= 4, "user a holds {} sandboxes after the flood: {mine:?}", mine.len());
+        if !mine.is_empty() {
+            quiet_since = Instant::now();
+        }
+        for id in mine {
+            d.oz_root(&["kill", &id.to_string()], b"").assert_ok("oz kill after the flood", &d);
+            d.wait_gone(id, Duration::from_secs(10)).unwrap();
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("ephemeral flood: user a held at most {most} sandboxes afterwards");
+    assert!(most >= 1, "the flood launched nothing");
+    // User b still has an allowance of their own.
+    let other = d.launch(&b, "ozt-eph-flood", &["600"]);
+    d.oz(&b, &["kill", &other.to_string()]).assert_ok("oz kill as user b", &d);
+    d.wait_gone(other, Duration::from_secs(10)).unwrap();
+    d.finish();
 }

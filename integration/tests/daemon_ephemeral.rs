@@ -1,11 +1,13 @@
 //! Ephemeral launches through the real daemon as a real user (`oz launch --ephemeral`, oz.conf
 //! `enable_ephemerals`): what the program writes in the home, even below a whitelisted home
 //! directory, is gone when the sandbox ends, while the same launch without `--ephemeral` keeps
-//! it; with `enable_ephemerals` off the launch is refused and says why.
+//! it; with `enable_ephemerals` off the launch is refused and says why; `oz list` marks an
+//! ephemeral sandbox, also after a restarted daemon re-adopted it, and a later launch of the
+//! profile never joins it.
 
 mod common_daemon;
 
-use common_daemon::{profile, user_a, wait_until, Daemon};
+use common_daemon::{profile, user_a, wait_until, Daemon, TestUser};
 use oz_integration::env::unique;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -88,5 +90,49 @@ fn ephemeral_launches_are_refused_unless_enabled() {
         out.stderr
     );
     assert!(d.sandboxes().is_empty(), "a refused launch left a sandbox: {:?}", d.sandboxes());
+    d.finish();
+}
+
+/// `oz list`'s EPHEMERAL column (the last one) for sandbox `id`, and `oz list --json`'s
+/// `ephemeral` field.
+fn marks(d: &Daemon, user: &TestUser, id: u64) -> (String, serde_json::Value) {
+    let text = d.oz(user, &["list"]);
+    text.assert_ok("oz list", d);
+    let header = text.stdout.lines().next().unwrap_or_default();
+    assert!(header.ends_with("EPHEMERAL"), "oz list has no EPHEMERAL column: {}", text.stdout);
+    let row = text.stdout.lines().find(|l| l.split_whitespace().next() == Some(&id.to_string()));
+    let row = row.unwrap_or_else(|| panic!("sandbox {id} not in oz list: {}\n{}", text.stdout, d.log_text()));
+    let column = row.split_whitespace().last().unwrap_or_default().to_string();
+    let json = d.list_json(user).into_iter().find(|s| s["id"].as_u64() == Some(id));
+    let json = json.unwrap_or_else(|| panic!("sandbox {id} not in oz list --json"));
+    (column, json["ephemeral"].clone())
+}
+
+#[test]
+fn oz_list_marks_ephemeral_sandboxes_and_a_restarted_daemon_keeps_the_mark() {
+    let a = user_a();
+    let sleeper = profile("ozt-ephl", "/bin/sleep", json!({}));
+    let mut d = Daemon::start_with(&[sleeper], json!({"enable_ephemerals": true}));
+    let eph = d.oz(&a, &["launch", "--ephemeral", "ozt-ephl", "--", "600"]);
+    eph.assert_ok("oz launch --ephemeral", &d);
+    let eph: u64 = eph.stdout.trim().parse().unwrap();
+    let normal = d.launch(&a, "ozt-ephl", &["600"]);
+    assert_ne!(eph, normal, "the normal launch joined the ephemeral sandbox");
+    assert_eq!(marks(&d, &a, eph), ("yes".into(), json!(true)), "the ephemeral sandbox");
+    assert_eq!(marks(&d, &a, normal), ("no".into(), json!(false)), "the normal sandbox");
+
+    d.kill9();
+    d.spawn();
+    let back = wait_until(Duration::from_secs(5), || d.list_json(&a).len() == 2);
+    assert!(back, "not re-adopted: {:?}\n{}", d.list_json(&a), d.log_text());
+    assert_eq!(marks(&d, &a, eph), ("yes".into(), json!(true)), "the re-adopted ephemeral sandbox");
+    assert_eq!(marks(&d, &a, normal), ("no".into(), json!(false)), "the re-adopted normal sandbox");
+    // The restarted daemon knows the sandbox is ephemeral: once the normal one is gone, a
+    // launch of the profile builds a new sandbox instead of joining the ephemeral one.
+    d.oz(&a, &["kill", &normal.to_string()]).assert_ok("oz kill", &d);
+    d.wait_gone(normal, Duration::from_secs(10)).unwrap();
+    let again = d.launch(&a, "ozt-ephl", &["600"]);
+    assert_ne!(again, eph, "a normal launch joined the re-adopted ephemeral sandbox");
+    assert_eq!(marks(&d, &a, again), ("no".into(), json!(false)), "the new normal sandbox");
     d.finish();
 }

@@ -107,3 +107,18 @@ fn back_to_back_runs_of_a_non_multi_profile_all_succeed() {
     assert!(common_daemon::wait_until(Duration::from_secs(10), || d.sandboxes().is_empty()));
     d.finish();
 }
+
+/// The launch goes to a new agent right behind its hello. An agent binary that never answers
+/// the hello (here one that exits at once) fails the launch with a message naming it, and
+/// leaves no sandbox behind.
+#[test]
+fn an_agent_that_never_answers_its_hello_fails_the_launch_and_leaves_nothing() {
+    let d = Daemon::start_with(&[profile("ozt-sleep", "/bin/sleep", json!({}))], json!({"agent_path": "/bin/true"}));
+    let out = d.oz(&user_a(), &["launch", "ozt-sleep", "--", "600"]);
+    out.assert_failed("oz launch with an agent that exits at once");
+    assert!(out.stderr.contains("/bin/true"), "names the agent: {}", out.stderr);
+    assert!(common_daemon::wait_until(Duration::from_secs(10), || d.sandboxes().is_empty()));
+    // The daemon goes on serving.
+    d.oz(&user_a(), &["list"]).assert_ok("oz list after the failed launch", &d);
+    d.finish();
+}

@@ -496,3 +496,52 @@ fn oz_forward_opens_an_external_forwarder_for_the_owner_only() {
     assert_eq!(list[0]["target"], "127.0.0.1:8080");
     d.finish();
 }
+
+/// A client that writes a request in two pieces (with TCP_NODELAY, so it sends each at once)
+/// gets its answer as fast through a forwarder as directly: the forwarder does not hold the
+/// second piece until the first is acknowledged (Nagle) while the server, which answers only
+/// a whole request, delays that acknowledgement.
+#[test]
+fn a_request_written_in_two_pieces_crosses_a_forwarder_without_waiting_for_an_ack() {
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut piece = [0u8; 2];
+                // Each request is two bytes; answer each whole one.
+                while s.read_exact(&mut piece).is_ok() && s.write_all(b"ok").is_ok() {}
+            });
+        }
+    });
+    let sockets = json!([{"type": "client", "proto": "tcp", "port": 7001, "dport": port}]);
+    let d = Daemon::start(&[forward_profile("ozt-fwd-nagle", sockets)]);
+    let id = d.launch(&user_a(), "ozt-fwd-nagle", &["600"]);
+    let inside = Inside::new(init_of(&d, id));
+    let exchanges = |mut s: TcpStream| -> Duration {
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut times = Vec::new();
+        let mut answer = [0u8; 2];
+        for _ in 0..40 {
+            let t = std::time::Instant::now();
+            s.write_all(b"a").unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+            s.write_all(b"b").unwrap();
+            s.read_exact(&mut answer).expect("an answer");
+            times.push(t.elapsed());
+        }
+        // The first exchanges run before the server's side settles into delayed ACKs.
+        let mut settled = times.split_off(10);
+        settled.sort();
+        settled[settled.len() / 2]
+    };
+    let direct = exchanges(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let forwarded = exchanges(inside.run(|| TcpStream::connect("127.0.0.1:7001")).expect("connect to the forwarder"));
+    eprintln!("two-piece request: median {direct:?} direct, {forwarded:?} through the forwarder");
+    assert!(
+        forwarded < direct + Duration::from_millis(15),
+        "through the forwarder a two-piece request takes {forwarded:?} (directly {direct:?})"
+    );
+    d.finish();
+}

@@ -191,40 +191,6 @@ fn xpra_shows_the_window_restarts_its_client_and_kill_ends_the_x_stack() {
     d.finish();
 }
 
-/// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
-/// files taken from the corpus itself.
-fn corpus_profile(name: &str) -> serde_json::Value {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/oz-profiles")
-        .canonicalize()
-        .expect("corpus dir");
-    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
-    let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
-    serde_json::from_str(&text).expect("corpus profile json")
-}
-
-/// The corpus's eog (default backend: xpra, its own seccomp whitelist) shows its window, given a
-/// file argument.
-#[test]
-fn corpus_eog_shows_its_window() {
-    let x = Xvfb::start();
-    let d = Daemon::start(&[corpus_profile("eog")]);
-    let a = user_a();
-    a.sh("rm -f ~/ozt-x11.png; convert -size 320x240 gradient:red-blue ~/ozt-x11.png").expect("make a png");
-    let path = a.home.join("ozt-x11.png");
-    let (id, took) = launch_x(&d, &a, &x.display(), "eog", &[path.to_str().unwrap()]);
-    let mapped = wait_window(&x.display(), None, "[oz] ", Duration::from_secs(15));
-    assert!(mapped.is_some(), "eog: no window:\n{}", window_tree(&x.display(), None));
-    eprintln!("x11 eog: oz launch {took:?}, window {:?} later", mapped.unwrap());
-    std::thread::sleep(Duration::from_millis(1500));
-    let (png, colours) = screenshot(&x.display(), "xpra-eog");
-    assert!(colours > 2, "{} looks blank", png.display());
-    d.oz(&a, &["kill", &id.to_string()]).assert_ok("oz kill", &d);
-    d.wait_gone(id, Duration::from_secs(10)).unwrap();
-    let _ = std::fs::remove_file(path);
-    d.finish();
-}
-
 /// The FNV-1a colour oz gives a profile's window border (as `xpra::border_colour`).
 fn border_rgb(profile: &str) -> (u8, u8, u8) {
     let mut h: u32 = 0x811c_9dc5;

@@ -165,6 +165,12 @@ impl ProfileCheck {
     }
 }
 
+/// Every key a profile may have, as a key path (`xserver.enabled`, `whitelist[].path`): what
+/// the loader accepts, for documentation and its tests.
+pub fn profile_keys() -> Vec<String> {
+    schema::profile_keys()
+}
+
 /// Read one profile file and report all it finds (unreadable or oversized files are errors).
 pub fn check_profile(path: &Path) -> Result<ProfileCheck, ProfileError> {
     Ok(diagnose(&read_capped(path)?, path))

@@ -53,6 +53,7 @@ fn spec(staging: &Path, id: u64) -> LaunchSpec {
         cwd: None,
         noexec: true,
         stdio: StdioMode::Log,
+        ephemeral: false,
     }
 }
 

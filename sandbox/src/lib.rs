@@ -3,13 +3,15 @@
 //!
 //! - [`rootfs`]: the decisions (a pure plan from the profile) and the build of the root file
 //!   system, user paths opened with `openat2` under the user's credentials.
-//! - [`namespaces`]: clone into new namespaces, UTS names, loopback.
+//! - [`namespaces`]: clone into new namespaces, UTS names, loopback ([`linkattr`]: its
+//!   rtnetlink attributes).
 //! - [`exec`]: the program's child: credentials ([`exec::creds`]), Landlock, seccomp, execve.
 //! - [`cgroups`]: the sandbox's cgroup (the `oz-cgroups` crate, shared with the daemon).
 //! - [`landlock`], [`seccomp`] (policy IR to BPF with libseccomp, and its install), [`user`].
 
 pub mod exec;
 pub mod landlock;
+pub mod linkattr;
 pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;

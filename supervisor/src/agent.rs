@@ -298,6 +298,10 @@ impl Handler<Request> for Agent {
     type Result = Result<oneshot::Receiver<Reply>, DaemonError>;
     fn handle(&mut self, r: Request, ctx: &mut Context<Self>) -> Self::Result {
         let kind = r.msg.kind();
+        if self.io.version() == oz_wire::v3::VERSION && !oz_wire::v3::understands(&r.msg) {
+            let detail = format!("the agent speaks protocol {} and has no {kind} request", self.io.version());
+            return Err(DaemonError::Agent { id: self.id, error: AgentError::Unsupported { detail } });
+        }
         if self.pending.len() >= MAX_PENDING {
             warn!(self.log, "agent leaves too many requests unanswered; request refused"; "message" => kind);
             return Err(DaemonError::AgentBusy { id: self.id });

@@ -4,10 +4,12 @@
 //! not fit the queue is refused. The first frame each way is a bare `Hello`; every later frame is
 //! an envelope with a request id (`oz_wire::AgentRequest`, `oz_wire::AgentMessage`).
 
-use oz_wire::channel::decode_message;
+use oz_wire::channel::decode_message_of;
 use oz_wire::channel::AGENT_MAX_MESSAGE;
 use oz_wire::fdpass::{self, Limits};
-use oz_wire::{frame, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, WireError};
+use oz_wire::{
+    frame, AgentMessage, AgentRequest, AgentToDaemon, DaemonToAgent, RequestId, WireError, PROTOCOL_VERSION,
+};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
@@ -35,6 +37,8 @@ pub struct AgentIo {
     max_packet: usize,
     /// The agent's bare `Hello` has been received: envelopes follow.
     greeted: Cell<bool>,
+    /// The agent's protocol version (older for an agent of a previous release).
+    version: u32,
 }
 
 impl AgentIo {
@@ -45,13 +49,20 @@ impl AgentIo {
         // SAFETY: OwnedFd's as_raw_fd always returns the same open fd for as long as the
         // AsyncFd owns it.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }?;
-        Ok(AgentIo { fd, limits: Limits::default(), max_packet, greeted: Cell::new(false) })
+        Ok(AgentIo { fd, limits: Limits::default(), max_packet, greeted: Cell::new(false), version: PROTOCOL_VERSION })
     }
 
-    /// A channel whose hello was exchanged already (a re-adopted agent).
-    pub fn greeted(self) -> AgentIo {
+    /// A channel whose hello was exchanged already (a re-adopted agent), with an agent of
+    /// protocol `version`.
+    pub fn greeted(mut self, version: u32) -> AgentIo {
         self.greeted.set(true);
+        self.version = version;
         self
+    }
+
+    /// The agent's protocol version.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The largest message payload one packet can carry (the frame header excluded).
@@ -73,7 +84,7 @@ impl AgentIo {
             if let Ok(Ok(r)) = res {
                 let (payload, fds) = r?;
                 if self.greeted.get() {
-                    return Ok((decode_message(&payload)?, fds));
+                    return Ok((decode_message_of(self.version, &payload)?, fds));
                 }
                 let msg: AgentToDaemon = frame::decode(&payload)?;
                 self.greeted.set(matches!(msg, AgentToDaemon::Hello { .. }));

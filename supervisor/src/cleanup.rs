@@ -182,6 +182,7 @@ mod tests {
             mounts: vec![],
             network: None,
             display: None,
+            ephemeral: false,
         };
         rec.store(&state::record_path(dir.path(), 5)).unwrap();
         std::fs::write(state::socket_path(dir.path(), 5), b"").unwrap();

@@ -73,7 +73,7 @@ fn adopt_one(
 ) {
     let rec = a.record;
     let io = match AgentIo::new(a.channel) {
-        Ok(io) => io.greeted(),
+        Ok(io) => io.greeted(a.protocol),
         Err(e) => {
             warn!(log, "cannot watch re-adopted agent"; "sandbox" => rec.id, "error" => %e);
             return;
@@ -92,7 +92,7 @@ fn adopt_one(
         state_dir: config.state_dir.clone(),
     });
     let multi = reg.is_multi(&rec.profile);
-    reg.adopt(Entry { record: rec, multi, ephemeral: false, agent: Some(agent) });
+    reg.adopt(Entry { record: rec, multi, agent: Some(agent) });
 }
 
 /// SIGHUP reloads profiles; SIGTERM/SIGINT stop the daemon (and the sandboxes, if configured).

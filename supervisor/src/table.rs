@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 pub struct Entry<A> {
     pub record: SandboxRecord,
     pub multi: bool,
-    /// Built for an ephemeral launch (unknown, false, for a re-adopted sandbox).
-    pub ephemeral: bool,
     /// None while the agent is being spawned.
     pub agent: Option<A>,
 }
@@ -29,13 +27,15 @@ impl<A> Entry<A> {
     }
 
     /// Take the agent's record. A phase the daemon set to `ShuttingDown` (the agent is going
-    /// away) does not go back.
+    /// away) does not go back, nor does a sandbox known to be ephemeral become joinable.
     pub fn update(&mut self, record: SandboxRecord) {
         let ending = self.record.phase == SandboxState::ShuttingDown;
+        let ephemeral = self.record.ephemeral;
         self.record = record;
         if ending {
             self.record.phase = SandboxState::ShuttingDown;
         }
+        self.record.ephemeral |= ephemeral;
     }
 }
 
@@ -84,7 +84,7 @@ impl<A: Clone> Table<A> {
             let existing = self.entries.values().find(|e| {
                 e.record.profile == profile.name
                     && e.uid() == uid
-                    && !e.ephemeral
+                    && !e.record.ephemeral
                     && e.agent.is_some()
                     && matches!(e.record.phase, SandboxState::Running | SandboxState::Lingering)
             });
@@ -116,9 +116,9 @@ impl<A: Clone> Table<A> {
                     mounts: Vec::new(),
                     network: None,
                     display: None,
+                    ephemeral,
                 },
                 multi: profile.multi,
-                ephemeral,
                 agent: None,
             },
         );

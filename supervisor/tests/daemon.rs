@@ -111,7 +111,7 @@ impl Drop for Daemon {
 fn serves_requests_with_no_agents() {
     let d = Daemon::start();
     let mut c = d.client();
-    assert!(!c.daemon_version().is_empty());
+    assert!(!c.daemon_version().unwrap().is_empty());
     match c.request(&ClientRequest::ListProfiles).unwrap() {
         DaemonReply::Profiles(p) => {
             assert_eq!(p.len(), 1, "the broken profile must not take the good one down");
@@ -326,6 +326,7 @@ fn record(id: u64, init_pid: u32, agent_pid: u32, started_at: u64) -> SandboxRec
         mounts: vec![],
         network: None,
         display: None,
+        ephemeral: false,
     }
 }
 

@@ -13,8 +13,8 @@ use crate::error::{Result, WireError};
 use crate::fdpass::{self, Limits, SocketKind};
 use crate::frame;
 use crate::msg::{
-    check_version, AgentError, AgentMessage, AgentRequest, AgentToDaemon, ClientRequest, ControlReply, ControlRequest,
-    DaemonReply, DaemonToAgent, RequestId, RequestKind, PROTOCOL_VERSION,
+    check_agent_version, check_version, v3, AgentError, AgentMessage, AgentRequest, AgentToDaemon, ClientRequest,
+    ControlReply, ControlRequest, DaemonReply, DaemonToAgent, RequestId, RequestKind, PROTOCOL_VERSION,
 };
 use crate::record::SandboxRecord;
 use std::cell::{Cell, RefCell};
@@ -78,6 +78,19 @@ pub fn decode_message(payload: &[u8]) -> Result<AgentMessage> {
         AgentToDaemon::Hello { protocol_version, .. } => Some(protocol_version),
         _ => None,
     })
+}
+
+/// Decode a frame from an agent of protocol `version` (after the hello), converted to the
+/// current types.
+pub fn decode_message_of(version: u32, payload: &[u8]) -> Result<AgentMessage> {
+    if version != v3::VERSION {
+        return decode_message(payload);
+    }
+    decode_envelope(payload, |h: AgentToDaemon| match h {
+        AgentToDaemon::Hello { protocol_version, .. } => Some(protocol_version),
+        _ => None,
+    })
+    .map(|m: v3::AgentMessage| m.into())
 }
 
 /// Decode a frame from a client on the control socket (after the hello).
@@ -165,6 +178,8 @@ pub struct AgentChannel {
     outstanding: RefCell<Outstanding>,
     /// The bare hello has been received; envelopes follow.
     greeted: Cell<bool>,
+    /// The agent's protocol version, ours until its hello says otherwise.
+    version: Cell<u32>,
 }
 
 impl AgentChannel {
@@ -174,6 +189,7 @@ impl AgentChannel {
             sock: Socket { fd, limits: Limits::default() },
             outstanding: RefCell::default(),
             greeted: Cell::new(false),
+            version: Cell::new(PROTOCOL_VERSION),
         }
     }
 
@@ -187,6 +203,9 @@ impl AgentChannel {
         if let DaemonToAgent::Hello { .. } = msg {
             self.sock.send(msg, fds)?;
             return Ok(RequestId(0));
+        }
+        if self.version.get() == v3::VERSION && !v3::understands(msg) {
+            return Err(WireError::NotInProtocol { request: msg.kind(), version: v3::VERSION });
         }
         let id = self.outstanding.borrow_mut().begin(RequestKind::of(msg), MAX_OUTSTANDING)?;
         let env = AgentRequest { id, msg: msg.clone() };
@@ -204,7 +223,7 @@ impl AgentChannel {
             let msg: AgentToDaemon = frame::decode(&payload)?;
             return Ok((AgentMessage { re: None, msg }, fds));
         }
-        let env = decode_message(&payload)?;
+        let env = decode_message_of(self.version.get(), &payload)?;
         if let Some(id) = env.re {
             self.outstanding.borrow_mut().complete(id, &env.msg)?;
         }
@@ -244,6 +263,30 @@ impl AgentChannel {
     pub fn hello(&self) -> Result<AgentHello> {
         self.send(&DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }, &[])?;
         self.wait_for_hello()
+    }
+
+    /// Greet an agent of an older protocol `version` (which its answer to our own `Hello`
+    /// named: such an agent closes the connection after a hello of another version, so this is
+    /// a new connection) and speak it from then on.
+    pub fn hello_as(&self, version: u32) -> Result<AgentHello> {
+        check_agent_version(version)?;
+        self.send(&DaemonToAgent::Hello { protocol_version: version }, &[])?;
+        match self.next_reply(&mut |_| {})?.0 {
+            AgentToDaemon::Hello { protocol_version, sandbox_id, agent_pid } if protocol_version == version => {
+                self.version.set(version);
+                self.greeted.set(true);
+                Ok(AgentHello { sandbox_id, agent_pid })
+            }
+            AgentToDaemon::Hello { protocol_version, .. } => {
+                Err(WireError::VersionMismatch { ours: version, theirs: protocol_version })
+            }
+            other => Err(unexpected("Hello", &other)),
+        }
+    }
+
+    /// The agent's protocol version.
+    pub fn version(&self) -> u32 {
+        self.version.get()
     }
 
     pub fn wait_for_hello(&self) -> Result<AgentHello> {

@@ -60,7 +60,8 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 pub struct Client {
     stream: UnixStream,
     limits: Limits,
-    daemon_version: String,
+    /// None until the daemon's `Hello` was read.
+    daemon_version: Option<String>,
     /// The id of the last request sent (0: only the hello).
     last: RequestId,
     /// Replies that arrived while the reply of another request was awaited.
@@ -73,40 +74,62 @@ impl Client {
         Client::connect(default_socket_path())
     }
 
-    /// Connect and exchange `Hello`.
-    pub fn connect(path: impl AsRef<Path>) -> Result<Client> {
+    /// Connect and send `Hello`. The daemon's answer is read with the first reply (or by
+    /// [`Client::daemon_version`]), so the first request follows the hello without waiting a
+    /// round trip; a daemon of another protocol version refuses the hello, and the first
+    /// receive reports it.
+    pub fn connect_pipelined(path: impl AsRef<Path>) -> Result<Client> {
         let path = path.as_ref();
         let stream =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
-        let mut client = Client {
+        let client = Client {
             stream,
             limits: Limits::default(),
-            daemon_version: String::new(),
+            daemon_version: None,
             last: RequestId(0),
             early: VecDeque::new(),
         };
-        // A daemon that accepts but never answers must not hang the caller.
-        client.set_read_timeout(Some(HELLO_TIMEOUT))?;
         // The hellos are bare messages (their encoding never changes), never envelopes.
         let hello = ClientRequest::Hello { protocol_version: PROTOCOL_VERSION };
         fdpass::send_msg(client.stream.as_fd(), SocketKind::Stream, &hello, &[], client.limits.max_frame)?;
-        let (reply, _fds): (DaemonReply, Vec<OwnedFd>) =
-            fdpass::recv_msg(client.stream.as_fd(), SocketKind::Stream, client.limits).map_err(WireError::blocking)?;
-        match reply {
-            DaemonReply::Hello { protocol_version, daemon_version } => {
-                check_version(protocol_version)?;
-                client.daemon_version = daemon_version;
-                client.set_read_timeout(None)?;
-                Ok(client)
-            }
-            DaemonReply::Error(e) => Err(e.into()),
-            other => Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().into() }.into()),
-        }
+        Ok(client)
     }
 
-    /// The version string the daemon announced.
-    pub fn daemon_version(&self) -> &str {
-        &self.daemon_version
+    /// Connect and exchange `Hello`: an error here names a daemon that is down, of another
+    /// version, or not answering.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Client> {
+        let mut client = Client::connect_pipelined(path)?;
+        client.greeted()?;
+        Ok(client)
+    }
+
+    /// Reads the daemon's `Hello` if it was not read yet.
+    fn greeted(&mut self) -> Result<&str> {
+        if self.daemon_version.is_none() {
+            // A daemon that accepts but never answers must not hang the caller; the caller's
+            // own timeout is back in place afterwards.
+            let before = self.stream.read_timeout().map_err(|e| WireError::io("read SO_RCVTIMEO", e))?;
+            self.set_read_timeout(Some(before.map_or(HELLO_TIMEOUT, |t| t.min(HELLO_TIMEOUT))))?;
+            let (reply, _fds): (DaemonReply, Vec<OwnedFd>) =
+                fdpass::recv_msg(self.stream.as_fd(), SocketKind::Stream, self.limits).map_err(WireError::blocking)?;
+            match reply {
+                DaemonReply::Hello { protocol_version, daemon_version } => {
+                    check_version(protocol_version)?;
+                    self.daemon_version = Some(daemon_version);
+                }
+                DaemonReply::Error(e) => return Err(e.into()),
+                other => {
+                    return Err(WireError::UnexpectedMessage { expected: "Hello", received: other.kind().into() }.into())
+                }
+            }
+            self.set_read_timeout(before)?;
+        }
+        Ok(self.daemon_version.as_deref().unwrap_or_default())
+    }
+
+    /// The version string the daemon announced (read now if it was not yet).
+    pub fn daemon_version(&mut self) -> Result<&str> {
+        self.greeted()
     }
 
     /// Time out blocking receives (`WireError::Timeout`); None waits forever.
@@ -118,13 +141,21 @@ impl Client {
     pub fn send_with_fds(&mut self, req: &ClientRequest, fds: &[BorrowedFd<'_>]) -> Result<RequestId> {
         let id = RequestId(self.last.0 + 1);
         let env = ControlRequest { id, msg: req.clone() };
-        fdpass::send_msg(self.stream.as_fd(), SocketKind::Stream, &env, fds, self.limits.max_frame)?;
+        if let Err(e) = fdpass::send_msg(self.stream.as_fd(), SocketKind::Stream, &env, fds, self.limits.max_frame) {
+            // A daemon that refused the hello may have closed the connection already: its
+            // answer to the hello says why better than the broken pipe.
+            if self.daemon_version.is_none() {
+                self.greeted()?;
+            }
+            return Err(e.into());
+        }
         self.last = id;
         Ok(id)
     }
 
     /// One reply frame; its id must name a request sent on this connection.
     fn recv_envelope(&mut self) -> Result<(Option<RequestId>, DaemonReply, Vec<OwnedFd>)> {
+        self.greeted()?;
         let (payload, fds) =
             fdpass::recv_frame(self.stream.as_fd(), SocketKind::Stream, self.limits).map_err(WireError::blocking)?;
         let env = decode_control_reply(&payload)?;
@@ -340,7 +371,7 @@ mod tests {
             (logs, vec![DaemonReply::LogLine(rec("a")), DaemonReply::LogLine(rec("b")), DaemonReply::LogEnd]),
         ]);
         let mut c = Client::connect(dir.path().join("s")).unwrap();
-        assert_eq!(c.daemon_version(), "9.9");
+        assert_eq!(c.daemon_version().unwrap(), "9.9");
         assert!(matches!(c.call(&ClientRequest::Ping), Err(ClientError::Daemon(DaemonError::NotRunning { id: 1 }))));
         let got: Vec<String> = c.logs(None, false, None).unwrap().map(|r| r.unwrap().message).collect();
         assert_eq!(got, ["a", "b"]);
@@ -356,5 +387,41 @@ mod tests {
         t.join().unwrap();
         let err = Client::connect(dir.path().join("nope")).unwrap_err().to_string();
         assert!(err.starts_with("connect ") && err.contains("/nope"), "{err}");
+    }
+
+    /// A pipelined client's first request is on the wire before the hello is answered: a peer
+    /// that reads the hello and the request before writing anything still gets them both.
+    #[test]
+    fn a_pipelined_connection_sends_its_first_request_with_the_hello() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _: ClientRequest = frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).unwrap();
+            let req: ControlRequest =
+                frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME).expect("request before hello");
+            frame::write_frame(&mut s, &hello_reply(PROTOCOL_VERSION), frame::DEFAULT_MAX_FRAME).unwrap();
+            let env = ControlReply { re: Some(req.id), msg: DaemonReply::Pong };
+            frame::write_frame(&mut s, &env, frame::DEFAULT_MAX_FRAME).unwrap();
+        });
+        let mut c = Client::connect_pipelined(dir.path().join("s")).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        assert_eq!(c.call(&ClientRequest::Ping).unwrap(), DaemonReply::Pong);
+        assert_eq!(c.daemon_version().unwrap(), "9.9");
+        // The caller's timeout is back once the hello was read.
+        assert_eq!(c.stream.read_timeout().unwrap(), Some(Duration::from_secs(30)));
+        t.join().unwrap();
+    }
+
+    /// A daemon of another version refuses a pipelined connection at its first reply.
+    #[test]
+    fn a_pipelined_connection_reports_a_version_mismatch_at_its_first_reply() {
+        let hello = ClientRequest::Hello { protocol_version: PROTOCOL_VERSION };
+        let (dir, t) = serve(vec![(hello, vec![hello_reply(PROTOCOL_VERSION + 1)])]);
+        let mut c = Client::connect_pipelined(dir.path().join("s")).unwrap();
+        let err = c.call(&ClientRequest::Ping).unwrap_err();
+        assert!(matches!(err, ClientError::Wire(WireError::VersionMismatch { .. })), "{err}");
+        t.join().unwrap();
     }
 }

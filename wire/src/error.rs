@@ -34,6 +34,10 @@ pub enum WireError {
     UnknownRequest { id: u64, received: String },
     #[error("{outstanding} requests outstanding: no more until some are answered")]
     TooManyRequests { outstanding: usize },
+    #[error("agent speaks protocol {theirs}: this daemon manages agents of protocol {oldest} to {ours}")]
+    AgentVersion { theirs: u32, oldest: u32, ours: u32 },
+    #[error("{request} is not a request an agent of protocol {version} understands")]
+    NotInProtocol { request: &'static str, version: u32 },
 }
 
 impl WireError {

@@ -38,6 +38,10 @@ pub struct SandboxRecord {
     /// The sandbox's own X display, for profiles with `xserver.enabled`.
     #[serde(default)]
     pub display: Option<DisplayInfo>,
+    /// Built for an ephemeral launch: nothing of the owner's home is in it, nothing written
+    /// there outlives it. Records of protocol 3 agents, which did not know, read as false.
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 fn running() -> SandboxState {

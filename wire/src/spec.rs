@@ -26,6 +26,9 @@ pub struct LaunchSpec {
     pub noexec: bool,
     /// How the program's stdin/stdout/stderr are connected.
     pub stdio: StdioMode,
+    /// An ephemeral launch: the profile was stripped of the owner's home already; the agent
+    /// records the flag in the sandbox's record.
+    pub ephemeral: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -123,6 +123,7 @@ mod tests {
             mounts: vec!["/home/alice/a.pdf".into()],
             network: None,
             display: Some(crate::record::DisplayInfo { backend: oz_profiles::profile::XBackend::Xpra, display: 100 }),
+            ephemeral: false,
         }
     }
 

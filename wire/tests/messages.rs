@@ -48,6 +48,7 @@ fn launch_spec_round_trips() {
         cwd: Some("/home/alice".into()),
         noexec: false,
         stdio: StdioMode::Attached,
+        ephemeral: true,
     };
     round_trip(&[("launch", DaemonToAgent::Launch(spec))]);
 }
@@ -90,6 +91,8 @@ fn encodings_match_checked_in_fixtures() {
     check_fixtures(&samples::agent_messages());
     check_fixtures(&samples::control_requests());
     check_fixtures(&samples::control_replies());
+    check_fixtures(&samples::agent_to_daemon_v3());
+    check_fixtures(&samples::agent_messages_v3());
 }
 
 fn payload(name: &str) -> Vec<u8> {
@@ -101,7 +104,7 @@ fn payload(name: &str) -> Vec<u8> {
 /// version error naming its version.
 #[test]
 fn older_hellos_still_decode_and_get_a_version_mismatch() {
-    for (suffix, theirs) in [("", 1), ("_v2", 2)] {
+    for (suffix, theirs) in [("", 1), ("_v2", 2), ("_v3", 3)] {
         let mismatch = |r: Result<(), WireError>| matches!(r, Err(WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: t }) if t == theirs);
         let ClientRequest::Hello { protocol_version } =
             frame::decode(&payload(&format!("client_hello{suffix}"))).unwrap()
@@ -134,6 +137,44 @@ fn older_hellos_still_decode_and_get_a_version_mismatch() {
     assert!(matches!(err, WireError::VersionMismatch { theirs: 2, .. }), "{err}");
 }
 
+/// The daemon manages agents of the previous protocol: a protocol 3 agent's hello and its
+/// `State` record (whose encoding changed in 4) decode in the daemon's path and convert to the
+/// current record; an agent two versions back is refused with a version error naming the range.
+#[test]
+fn a_protocol_3_agent_is_managed_and_a_protocol_2_agent_refused() {
+    let AgentToDaemon::Hello { protocol_version, sandbox_id, .. } = frame::decode(&payload("a2d_hello_v3")).unwrap()
+    else {
+        panic!("a2d_hello_v3 is not a hello")
+    };
+    assert_eq!((protocol_version, sandbox_id), (3, Some(7)));
+    assert!(matches!(check_version(3), Err(WireError::VersionMismatch { ours: 4, theirs: 3 })));
+    assert_eq!(check_agent_version(protocol_version).unwrap(), 3);
+
+    let state = payload("a2d_env_state_v3");
+    assert!(oz_wire::channel::decode_message(&state).is_err(), "a protocol 3 record passed for a protocol 4 one");
+    let env = oz_wire::channel::decode_message_of(3, &state).unwrap();
+    let expected = SandboxRecord { ephemeral: false, ..samples::sandbox_record() };
+    assert_eq!(env, AgentMessage { re: None, msg: AgentToDaemon::State(expected) });
+    // Every other agent message of protocol 3 encodes as in 4 and decodes the same either way.
+    for (name, msg) in samples::agent_messages() {
+        if matches!(msg.msg, AgentToDaemon::State(_)) {
+            continue;
+        }
+        let bytes = frame::encode(&msg).unwrap();
+        assert_eq!(oz_wire::channel::decode_message_of(3, &bytes).unwrap(), msg, "{name}");
+    }
+    // The current record as a protocol 3 agent would send it does not decode as protocol 3.
+    assert!(oz_wire::channel::decode_message_of(3, &payload("a2d_env_state_v4")).is_err());
+
+    let AgentToDaemon::Hello { protocol_version, .. } = frame::decode(&payload("a2d_hello_v2")).unwrap() else {
+        panic!("a2d_hello_v2 is not a hello")
+    };
+    let err = check_agent_version(protocol_version).unwrap_err();
+    assert!(matches!(err, WireError::AgentVersion { theirs: 2, oldest: 3, ours: 4 }), "{err}");
+    assert_eq!(err.to_string(), "agent speaks protocol 2: this daemon manages agents of protocol 3 to 4");
+    assert!(check_agent_version(5).is_err(), "a newer agent than the daemon");
+}
+
 /// Protocol 2 messages whose encoding changed in 3 (the sandbox record) do not decode as
 /// protocol 3 ones: a peer of protocol 2 is refused at its hello before it could send them.
 #[test]
@@ -141,6 +182,11 @@ fn protocol_2_records_do_not_pass_for_protocol_3_ones() {
     assert!(frame::decode::<DaemonReply>(&payload("reply_sandboxes")).is_err());
     assert!(frame::decode::<AgentToDaemon>(&payload("a2d_state")).is_err());
     assert!(oz_wire::channel::decode_message(&payload("a2d_env_state")).is_err());
+    assert!(oz_wire::channel::decode_message_of(3, &payload("a2d_env_state")).is_err());
+    // The protocol 3 listing (clients of protocol 3 are refused at their hello) keeps its bytes.
+    let (variant, records): (u32, Vec<v3::SandboxRecord>) = frame::decode(&payload("reply_sandboxes_v3")).unwrap();
+    assert_eq!((variant, records), (3, vec![samples::sandbox_record_v3()]));
+    assert!(frame::decode::<DaemonReply>(&payload("reply_sandboxes_v3")).is_err());
 }
 
 #[test]

@@ -13,10 +13,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connect to `$OZ_SOCKET` (else /run/oz/control.sock) and exchange the hello.
+    /// Connect to `$OZ_SOCKET` (else /run/oz/control.sock) and send the hello; the daemon's
+    /// answer to it is read with the first reply, so a command costs one round trip.
     pub fn connect() -> Result<Conn> {
         let path = default_socket_path();
-        let client = Client::connect(&path).map_err(|e| match e {
+        let client = Client::connect_pipelined(&path).map_err(|e| match e {
             ClientError::Connect { path, source } => {
                 anyhow!("connect {}: {source} (is oz-daemon running?)", path.display())
             }

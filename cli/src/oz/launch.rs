@@ -89,7 +89,7 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     loop {
         match conn.recv().with_context(ctx)? {
             DaemonReply::ProgramExited { status } => {
-                if let Some(line) = crate::oz::why::run_summary(id) {
+                if let Some(line) = crate::oz::why::run_summary(&mut conn, id) {
                     eprintln!("oz: {line}");
                 }
                 return Ok(status.shell_code().clamp(0, 255) as u8);

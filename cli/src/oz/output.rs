@@ -67,6 +67,7 @@ pub fn sandbox_json(s: &SandboxRecord) -> Value {
         "mounts": s.mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
         "network": network,
         "display": display,
+        "ephemeral": s.ephemeral,
     })
 }
 
@@ -82,10 +83,11 @@ pub fn sandboxes_table(sandboxes: &[SandboxRecord]) -> String {
                 s.init_pid.to_string(),
                 utc_time(s.started_at * 1000, false),
                 s.mounts.len().to_string(),
+                if s.ephemeral { "yes" } else { "no" }.to_string(),
             ]
         })
         .collect();
-    table(&["ID", "PROFILE", "USER", "STATE", "INIT", "STARTED (UTC)", "MOUNTS"], &rows)
+    table(&["ID", "PROFILE", "USER", "STATE", "INIT", "STARTED (UTC)", "MOUNTS", "EPHEMERAL"], &rows)
 }
 
 pub fn log_json(r: &LogRecord) -> Value {
@@ -222,9 +224,12 @@ mod tests {
                 }],
             }),
             display: Some(oz_wire::DisplayInfo { backend: oz_profiles::profile::XBackend::Xpra, display: 100 }),
+            ephemeral: false,
         };
         let v = sandbox_json(&s);
-        for key in ["id", "profile", "uid", "user", "init_pid", "agent_pid", "state", "started_at", "mounts"] {
+        for key in
+            ["id", "profile", "uid", "user", "init_pid", "agent_pid", "state", "started_at", "mounts", "ephemeral"]
+        {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["state"], "running");
@@ -234,8 +239,16 @@ mod tests {
         assert_eq!(v["network"]["forwarders"][0]["direction"], "server");
         assert_eq!(v["network"]["forwarders"][0]["port"], 8080);
         assert_eq!(v["display"], json!({"backend": "xpra", "display": 100}));
-        let t = sandboxes_table(&[s]);
+        assert_eq!(v["ephemeral"], false);
+        let eph = SandboxRecord { id: 5, ephemeral: true, ..s.clone() };
+        assert_eq!(sandbox_json(&eph)["ephemeral"], true);
+        let t = sandboxes_table(&[s, eph]);
         assert!(t.starts_with("ID  PROFILE  USER  STATE    INIT"), "{t}");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].ends_with("MOUNTS  EPHEMERAL") && lines[1].ends_with(" no") && lines[2].ends_with(" yes"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
         launch::kill_on_interrupt(launch::interrupt_signals(), id);
     }
     let code = wait_program_exit(&mut conn).with_context(ctx)?;
-    if let Some(line) = crate::oz::why::run_summary(id) {
+    if let Some(line) = crate::oz::why::run_summary(&mut conn, id) {
         eprintln!("oz: {line}");
     }
     Ok(code)

@@ -152,10 +152,10 @@ pub fn why(id: u64, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// The summary for `oz run`, best effort (nothing when the records cannot be read).
-pub fn run_summary(id: u64) -> Option<String> {
-    let mut conn = Conn::connect().ok()?;
-    summary_line(&Findings::from_records(&records(&mut conn, id).ok()?), id)
+/// The summary for `oz run`, on the connection that ran it; best effort (nothing when the
+/// records cannot be read).
+pub fn run_summary(conn: &mut Conn, id: u64) -> Option<String> {
+    summary_line(&Findings::from_records(&records(conn, id).ok()?), id)
 }
 
 #[cfg(test)]

@@ -4,28 +4,49 @@
 //!
 //! ```text
 //! oz-flood SOCKET CONNECTIONS PER_CONNECTION relaunchxpra ID
+//! oz-flood SOCKET CONNECTIONS PER_CONNECTION forward ID NAME
+//! oz-flood SOCKET CONNECTIONS PER_CONNECTION forwarders ID
+//! oz-flood SOCKET CONNECTIONS PER_CONNECTION launch-ephemeral PROFILE [ARG...]
 //! ```
 
 use oz_wire::client::Client;
-use oz_wire::{ClientRequest, KillTarget};
+use oz_wire::{ClientRequest, KillTarget, LaunchParams, ProfileRef};
 use std::io::Read;
 use std::process::ExitCode;
+
+const USAGE: &str = "usage: oz-flood SOCKET CONNECTIONS PER_CONNECTION \
+                     (relaunchxpra ID | forward ID NAME | forwarders ID | launch-ephemeral PROFILE [ARG...])";
+
+/// The request a verb and its arguments stand for.
+fn request(verb: &str, rest: &[String]) -> Option<ClientRequest> {
+    let id = |s: &String| s.parse::<u64>().ok();
+    match (verb, rest) {
+        ("relaunchxpra", [sid]) => Some(ClientRequest::RelaunchXpra { target: KillTarget::Id(id(sid)?) }),
+        ("forward", [sid, name]) => Some(ClientRequest::Forward { id: id(sid)?, name: name.clone(), port: None }),
+        ("forwarders", [sid]) => Some(ClientRequest::ListForwarders { id: id(sid)? }),
+        ("launch-ephemeral", [profile, args @ ..]) => Some(ClientRequest::LaunchEphemeral(LaunchParams {
+            profile: ProfileRef::Name(profile.clone()),
+            args: args.to_vec(),
+            cwd: None,
+            env: Vec::new(),
+            noexec: false,
+            attach_stdio: false,
+        })),
+        _ => None,
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match args.as_slice() {
-        [socket, conns, per, verb, id] if verb == "relaunchxpra" => {
-            match (conns.parse::<usize>(), per.parse::<usize>(), id.parse::<u64>()) {
-                (Ok(c), Ok(p), Ok(id)) => {
-                    Some((socket, c, p, ClientRequest::RelaunchXpra { target: KillTarget::Id(id) }))
-                }
-                _ => None,
-            }
-        }
+        [socket, conns, per, verb, rest @ ..] => match (conns.parse::<usize>(), per.parse::<usize>()) {
+            (Ok(c), Ok(p)) => request(verb, rest).map(|req| (socket, c, p, req)),
+            _ => None,
+        },
         _ => None,
     };
     let Some((socket, conns, per, req)) = parsed else {
-        eprintln!("usage: oz-flood SOCKET CONNECTIONS PER_CONNECTION relaunchxpra ID");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
     let mut held = Vec::new();

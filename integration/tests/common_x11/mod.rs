@@ -203,6 +203,44 @@ pub fn alive(pids: &[i32]) -> Vec<i32> {
     pids.iter().copied().filter(|p| procs::Proc::get(*p).is_some_and(|p| p.alive())).collect()
 }
 
+/// A corpus profile (`shared/compat/oz-profiles/NAME.json`), its `/var/lib/oz/cells.d/` policy
+/// files taken from the corpus itself.
+pub fn corpus_profile(name: &str) -> serde_json::Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/oz-profiles")
+        .canonicalize()
+        .expect("corpus dir");
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("corpus profile");
+    let text = text.replace("/var/lib/oz/cells.d/", &format!("{}/", dir.display()));
+    serde_json::from_str(&text).expect("corpus profile json")
+}
+
+/// Corpus profile `name` whose seccomp policy files are copies in `dir`, the whitelist with
+/// `additions` appended. The corpus's whitelists were written for Debian 8's glibc, GLib and
+/// fontconfig; Debian 12's call what they did not list (`getdents64` where glibc called
+/// `getdents`, `statx` where GLib called `stat`), and a program denied them cannot list a
+/// directory or look at its file argument.
+pub fn corpus_profile_completed(name: &str, dir: &Path, additions: &str) -> serde_json::Value {
+    let mut profile = corpus_profile(name);
+    for key in ["whitelist", "blacklist"] {
+        let Some(from) = profile["seccomp"][key].as_str().map(str::to_string) else { continue };
+        let to = dir.join(Path::new(&from).file_name().expect("policy file name"));
+        let mut text = fs::read_to_string(&from).unwrap_or_else(|e| panic!("{from}: {e}"));
+        if key == "whitelist" {
+            text.push_str(additions);
+        }
+        fs::write(&to, text).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+        let to = to.to_str().expect("utf-8 path").to_string();
+        profile["seccomp"][key] = to.clone().into();
+        for item in profile["whitelist"].as_array_mut().expect("corpus whitelist") {
+            if item["path"] == from.as_str() {
+                item["path"] = to.clone().into();
+            }
+        }
+    }
+    profile
+}
+
 /// A system tray on the test's display (`trayer`, a panel that docks XEmbed tray icons) standing
 /// in for the one of the user's desktop.
 pub struct Tray {

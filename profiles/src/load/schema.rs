@@ -77,6 +77,33 @@ const FORWARDER: &[&str] =
 const LANDLOCK: &[&str] = &["enabled", "required"];
 const LIMITS: &[&str] = &["memory", "pids", "cpu_weight"];
 
+/// The objects below the top level, by key path (`[]`: the items of a list), with their keys.
+const NESTED: &[(&str, &[&str])] = &[
+    ("whitelist[]", WHITELIST),
+    ("blacklist[]", BLACKLIST),
+    ("xserver", XSERVER),
+    ("xserver.env[]", ENV),
+    ("environment[]", ENV),
+    ("networking", NETWORKING),
+    ("networking.sockets[]", SOCKET),
+    ("networking.vpn", VPN),
+    ("firewall[]", FIREWALL),
+    ("seccomp", SECCOMP),
+    ("external_forwarders[]", FORWARDER),
+    ("landlock", LANDLOCK),
+    ("limits", LIMITS),
+];
+
+/// Every key a profile may have, as a key path (`xserver.enabled`, `whitelist[].path`), in
+/// schema order: the keys the decoder accepts, nothing else.
+pub(crate) fn profile_keys() -> Vec<String> {
+    let mut out: Vec<String> = TOP.iter().map(|k| k.to_string()).collect();
+    for (prefix, keys) in NESTED {
+        out.extend(keys.iter().map(|k| format!("{prefix}.{k}")));
+    }
+    out
+}
+
 pub(crate) const AUTO_SHUTDOWN: &[(&str, AutoShutdown)] = &[("yes", AutoShutdown::Yes), ("no", AutoShutdown::No)];
 pub(crate) const AUDIO_MODES: &[(&str, AudioMode)] = &[
     ("none", AudioMode::None),

@@ -200,6 +200,7 @@ mod tests {
             mounts: vec![],
             network: None,
             display: None,
+            ephemeral: false,
         }
     }
 

@@ -123,6 +123,7 @@ pub fn spec(args: &StandaloneArgs) -> Result<LaunchSpec, StandaloneError> {
         cwd: args.cwd.clone(),
         noexec: false,
         stdio: StdioMode::Attached,
+        ephemeral: false,
     })
 }
 

@@ -54,6 +54,7 @@ pub fn spec_with(id: u64, state_dir: &Path, script: &str, extra: &str) -> Launch
         cwd: None,
         noexec: false,
         stdio: StdioMode::Log,
+        ephemeral: false,
     }
 }
 

@@ -24,6 +24,8 @@ pub trait SeccompFilter {
     fn install(&self) -> Result<Option<RawFd>, Errno>;
     /// True when `install` returns a listener.
     fn has_listener(&self) -> bool;
+    /// True when the installed filter lets this call run without a notification or a denial.
+    fn allows(&self, nr: i64, args: &[u64; 6]) -> bool;
 }
 
 /// Everything needed to exec one program, prepared before forking.
@@ -95,9 +97,12 @@ pub fn spawn_with_listener(
     let object = Some(plan.path.to_string_lossy().into_owned());
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| InitError::new(Step::Fork, None, e as i32))?;
-    let handoff = match plan.seccomp.as_ref().is_some_and(|f| f.has_listener()) {
-        true => Some(listener::Handoff::new().map_err(|e| InitError::new(Step::Seccomp, None, e as i32))?),
-        false => None,
+    let handoff = match plan.seccomp.as_ref().filter(|f| f.has_listener()) {
+        Some(f) => Some(
+            listener::Handoff::new(|nr, args| f.allows(nr, args))
+                .map_err(|e| InitError::new(Step::Seccomp, None, e as i32))?,
+        ),
+        None => None,
     };
     // SAFETY: the init is single-threaded, so the child inherits no lock held by another thread.
     match unsafe { nix::unistd::fork() }.map_err(|e| InitError::new(Step::Fork, object.clone(), e as i32))? {

@@ -51,6 +51,7 @@ pub enum CompileError {
 }
 
 /// BPF programs ready to install: no allocation or libseccomp call is needed any more.
+#[derive(Clone)]
 pub struct CompiledFilter {
     /// Installed in order: the hardening filter first, so that a whitelist which does not allow
     /// `seccomp` itself cannot block installing the rest.

@@ -62,8 +62,48 @@ pub fn compile_profile_notify(
     // Host-path hints cost a notification per open: in audit mode, or asked for with `debug`.
     let hints = mode != SeccompMode::Train && (!enforce || seccomp.debug);
     let reporting = if hints { Reporting::NotifyWithHints } else { Reporting::Notify };
-    let filter = compile_reporting(&policy, mode, seccomp.enforce, reporting)?;
+    let filter = compile_remembered(&policy, mode, seccomp.enforce, reporting)?;
     Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints }))
+}
+
+/// The last filter [`compile_remembered`] compiled in this process, with what it was compiled
+/// from. Compiling is deterministic, so an equal policy (rules, origins and lines alike) with the
+/// same settings gets the same programs.
+struct Remembered {
+    policy: Policy,
+    mode: SeccompMode,
+    enforce: bool,
+    reporting: Reporting,
+    filter: CompiledFilter,
+}
+
+static REMEMBERED: std::sync::Mutex<Option<Remembered>> = std::sync::Mutex::new(None);
+
+/// [`compile_reporting`], served from the last compile of this process when the policy and
+/// settings are equal. An agent compiles the default policy while it waits for its launch
+/// ([`precompile_default`]), so a launch with the default policy does not wait for libseccomp
+/// (about 1.3 ms for the first compile of a process, 0.45 ms after).
+fn compile_remembered(
+    policy: &Policy,
+    mode: SeccompMode,
+    enforce: bool,
+    reporting: Reporting,
+) -> Result<CompiledFilter, CompileError> {
+    let mut last = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = last.as_ref() {
+        if r.mode == mode && r.enforce == enforce && r.reporting == reporting && r.policy == *policy {
+            return Ok(r.filter.clone());
+        }
+    }
+    let filter = compile_reporting(policy, mode, enforce, reporting)?;
+    *last = Some(Remembered { policy: policy.clone(), mode, enforce, reporting, filter: filter.clone() });
+    Ok(filter)
+}
+
+/// Compile the filter of the default seccomp settings (the built-in or `etc_prefix`'s blacklist,
+/// enforced) ahead of a launch; errors are left to the launch that meets them.
+pub fn precompile_default(etc_prefix: &Path) {
+    let _ = compile_profile_notify(&Seccomp::default(), etc_prefix);
 }
 
 /// The policy a profile's seccomp settings name and the effective mode (`train: true` trains
@@ -112,6 +152,28 @@ fn resolve(file: &str, etc_prefix: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The remembered filter is used only for an equal policy and settings: after compiling
+    /// another policy, or the same one with other settings, each gets its own programs.
+    #[test]
+    fn a_remembered_filter_serves_only_an_equal_policy() {
+        use oz_profiles::seccomp::parse_policy;
+        let a = parse_policy("ptrace: 1\n", Path::new("/a.seccomp")).unwrap();
+        let b = parse_policy("ptrace: 1\nsysinfo: 1\n", Path::new("/a.seccomp")).unwrap();
+        let bl = SeccompMode::Blacklist;
+        let fresh = |p: &Policy, enforce, r| compile_reporting(p, bl, enforce, r).unwrap().to_bytes();
+        let remembered = |p: &Policy, enforce, r| compile_remembered(p, bl, enforce, r).unwrap().to_bytes();
+        let a_notify = fresh(&a, true, Reporting::Notify);
+        assert_eq!(remembered(&a, true, Reporting::Notify), a_notify);
+        assert_eq!(remembered(&a, true, Reporting::Notify), a_notify);
+        let b_notify = remembered(&b, true, Reporting::Notify);
+        assert_ne!(b_notify, a_notify);
+        assert_eq!(b_notify, fresh(&b, true, Reporting::Notify));
+        assert_eq!(remembered(&b, false, Reporting::Notify), fresh(&b, false, Reporting::Notify));
+        assert_eq!(remembered(&b, false, Reporting::NotifyWithHints), fresh(&b, false, Reporting::NotifyWithHints));
+        assert_ne!(remembered(&b, false, Reporting::NotifyWithHints), b_notify);
+        assert_eq!(remembered(&a, true, Reporting::Notify), a_notify);
+    }
 
     #[test]
     fn disabled_compiles_to_nothing() {

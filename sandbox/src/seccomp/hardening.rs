@@ -48,6 +48,11 @@ const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
 /// The hardening program for the architecture oz was built for.
+/// The `arch` value of `struct seccomp_data` for this build's native system calls.
+pub fn native_audit_arch() -> u32 {
+    native::AUDIT_ARCH
+}
+
 pub fn program() -> Vec<sock_filter> {
     let tiocsti = libc::TIOCSTI as u32;
     let tioclinux = libc::TIOCLINUX as u32;

@@ -6,12 +6,15 @@
 //! - [`hardening`]: the filter every sandbox gets (foreign architectures, x32, TIOCSTI).
 
 pub mod compile;
+pub mod eval;
 pub mod from_profile;
 pub mod hardening;
 pub mod syscalls;
 
 pub use compile::{compile, compile_reporting, hardening_only, CompileError, CompiledFilter, Reporting, HINTED};
-pub use from_profile::{compile_profile, compile_profile_notify, profile_policy, ProfileFilter, ProfileSeccompError};
+pub use from_profile::{
+    compile_profile, compile_profile_notify, precompile_default, profile_policy, ProfileFilter, ProfileSeccompError,
+};
 
 use crate::exec::SeccompFilter;
 use nix::errno::Errno;
@@ -25,6 +28,10 @@ impl SeccompFilter for CompiledFilter {
 
     fn has_listener(&self) -> bool {
         CompiledFilter::has_listener(self)
+    }
+
+    fn allows(&self, nr: i64, args: &[u64; 6]) -> bool {
+        CompiledFilter::allows(self, nr, args)
     }
 }
 

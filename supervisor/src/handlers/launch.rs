@@ -3,7 +3,7 @@
 //! With attached stdio the client's three fds go to the agent and, later, `ProgramExited`; on a
 //! pty the agent's pty master goes to the client with `Launched`, and later `ProgramExited`.
 
-use super::{agent_gone, ask, internal, invalid, launch_check, unexpected};
+use super::{agent_gone, ask, internal, invalid, launch_check, submit, unexpected, Submitted};
 use crate::access;
 use crate::agent::{Agent, AgentIo, AgentParams, ForceKill};
 use crate::conn::Conn;
@@ -214,14 +214,12 @@ async fn start_new(
         },
     };
     let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
-    let agent = match new_agent(shared, id, &profile, &config, caller).await {
-        Ok(a) => a,
-        Err(e) => {
-            shared.registry.do_send(Remove { id });
-            warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %e);
-            return Err(fail(e.to_string()));
-        }
+    let started_agent = |e: AgentStartError| {
+        shared.registry.do_send(Remove { id });
+        warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %e);
+        fail(e.to_string())
     };
+    let (agent, greeting) = new_agent(shared, id, &profile, &config, caller).await.map_err(started_agent)?;
     let (watch_tx, watch_rx) = exit_watch(req.noexec);
     let (check_ms, stdio) = (config.launch_check_ms, stdio_mode(&req));
     let spec = LaunchSpec {
@@ -234,8 +232,21 @@ async fn start_new(
         cwd: req.cwd,
         noexec: req.noexec,
         stdio,
+        ephemeral: req.ephemeral,
     };
-    match ask(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx, READY_TIMEOUT).await {
+    // The launch follows the hello without waiting for its answer: the agent reads them in
+    // order, and one that answers the hello wrongly is killed before its launch counts.
+    let launched = match submit(&agent, id, DaemonToAgent::Launch(spec), req.fds, watch_tx).await {
+        Ok(launch) => match greeting.answered().await {
+            Ok(()) => launch.answer(READY_TIMEOUT).await,
+            Err(e) => {
+                agent.do_send(ForceKill);
+                return Err(started_agent(e));
+            }
+        },
+        Err(e) => Err(e),
+    };
+    match launched {
         Ok((AgentToDaemon::Ready { init_pid, .. }, fds)) => {
             let pty = pty_master(stdio, fds)?;
             // The agent's record (phase, init pid, display) came before `Ready`.
@@ -290,14 +301,15 @@ enum AgentStartError {
     NoHello { path: PathBuf, pid: u32, source: DaemonError },
 }
 
-/// Spawn an agent for sandbox `id`, start its actor and exchange `Hello`.
+/// Spawn an agent for sandbox `id`, start its actor and send `Hello`; the agent's answer is
+/// awaited with [`Greeting::answered`], after the launch itself was sent behind it.
 async fn new_agent(
     shared: &Shared,
     id: u64,
     profile: &Profile,
     config: &Config,
     uid: u32,
-) -> Result<AgentAddr, AgentStartError> {
+) -> Result<(AgentAddr, Greeting), AgentStartError> {
     let path = config.agent_path();
     let spawned = match shared.warm.take(&path, id, &shared.hub) {
         Some(waiting) => waiting,
@@ -319,16 +331,35 @@ async fn new_agent(
     });
     shared.registry.do_send(AttachAgent { id, agent: agent.clone(), agent_pid: spawned.pid });
     let hello = DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION };
-    let failed = match ask(&agent, id, hello, Vec::new(), None, HELLO_TIMEOUT).await {
-        Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => match oz_wire::check_version(protocol_version) {
-            Ok(()) => return Ok(agent),
-            Err(e) => AgentStartError::Version(e),
-        },
-        Ok((other, _)) => AgentStartError::Unexpected(other.kind()),
-        Err(source) => AgentStartError::NoHello { path, pid: spawned.pid, source },
-    };
-    agent.do_send(ForceKill);
-    Err(failed)
+    match submit(&agent, id, hello, Vec::new(), None).await {
+        Ok(submitted) => Ok((agent, Greeting { submitted, path, pid: spawned.pid })),
+        Err(source) => {
+            agent.do_send(ForceKill);
+            Err(AgentStartError::NoHello { path, pid: spawned.pid, source })
+        }
+    }
+}
+
+/// A new agent's `Hello`, sent and not yet answered.
+struct Greeting {
+    submitted: Submitted,
+    path: PathBuf,
+    pid: u32,
+}
+
+impl Greeting {
+    /// The agent's answer: its `Hello` of this protocol version, else the reason it is unusable
+    /// (the caller then kills it).
+    async fn answered(self) -> Result<(), AgentStartError> {
+        let Greeting { submitted, path, pid } = self;
+        match submitted.answer(HELLO_TIMEOUT).await {
+            Ok((AgentToDaemon::Hello { protocol_version, .. }, _)) => {
+                oz_wire::check_version(protocol_version).map_err(AgentStartError::Version)
+            }
+            Ok((other, _)) => Err(AgentStartError::Unexpected(other.kind())),
+            Err(source) => Err(AgentStartError::NoHello { path, pid, source }),
+        }
+    }
 }
 
 #[cfg(test)]

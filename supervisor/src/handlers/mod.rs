@@ -81,19 +81,47 @@ pub async fn ask(
     watch: Option<oneshot::Sender<ExitStatus>>,
     timeout: Duration,
 ) -> Result<Answer, DaemonError> {
+    submit(agent, id, msg, fds, watch).await?.answer(timeout).await
+}
+
+/// A request handed to an agent's actor (queued for the agent), its answer still to come.
+pub struct Submitted {
+    id: u64,
+    kind: &'static str,
+    rx: oneshot::Receiver<crate::agent::Reply>,
+}
+
+/// Hand a request to an agent without waiting for its answer, so that several may be in flight
+/// (they reach the agent in the order submitted).
+pub async fn submit(
+    agent: &AgentAddr,
+    id: u64,
+    msg: DaemonToAgent,
+    fds: Vec<OwnedFd>,
+    watch: Option<oneshot::Sender<ExitStatus>>,
+) -> Result<Submitted, DaemonError> {
     let kind = msg.kind();
     let rx = agent.send(Request { msg, fds, watch }).await.map_err(|_| agent_gone(id))??;
-    match tokio::time::timeout(timeout, rx).await {
-        Err(_) => Err(DaemonError::Agent {
-            id,
-            error: AgentError::NoAnswer { request: kind.to_string(), secs: timeout.as_secs() },
-        }),
-        Ok(Err(_)) => Err(agent_gone(id)),
-        Ok(Ok(Ok(a))) => Ok(a),
-        Ok(Ok(Err(WireError::UnexpectedMessage { expected, received }))) => {
-            Err(DaemonError::Agent { id, error: AgentError::UnexpectedReply { expected: expected.into(), received } })
+    Ok(Submitted { id, kind, rx })
+}
+
+impl Submitted {
+    /// Wait up to `timeout` for the answer.
+    pub async fn answer(self, timeout: Duration) -> Result<Answer, DaemonError> {
+        let Submitted { id, kind, rx } = self;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(DaemonError::Agent {
+                id,
+                error: AgentError::NoAnswer { request: kind.to_string(), secs: timeout.as_secs() },
+            }),
+            Ok(Err(_)) => Err(agent_gone(id)),
+            Ok(Ok(Ok(a))) => Ok(a),
+            Ok(Ok(Err(WireError::UnexpectedMessage { expected, received }))) => Err(DaemonError::Agent {
+                id,
+                error: AgentError::UnexpectedReply { expected: expected.into(), received },
+            }),
+            Ok(Ok(Err(e))) => Err(DaemonError::Agent { id, error: AgentError::Channel { detail: e.to_string() } }),
         }
-        Ok(Ok(Err(e))) => Err(DaemonError::Agent { id, error: AgentError::Channel { detail: e.to_string() } }),
     }
 }
 

@@ -172,3 +172,73 @@ fn recv_timeout() {
     daemon.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
     assert!(matches!(daemon.recv(), Err(WireError::Timeout)));
 }
+
+/// A protocol 3 agent as the previous release's binary behaves: it answers a hello of another
+/// version with its own and gives up that connection; greeted in protocol 3 it sends its
+/// protocol 3 record, which the daemon's end converts, and it is never sent a `Launch`.
+#[test]
+fn a_protocol_3_agent_is_greeted_in_its_protocol_and_its_record_converted() {
+    let v3_agent = move |sock: &Socket, version_offered: u32| {
+        let (payload, _) = sock.recv_payload().unwrap();
+        let hello: DaemonToAgent = frame::decode(&payload).unwrap();
+        assert_eq!(hello, DaemonToAgent::Hello { protocol_version: version_offered });
+        sock.send(&v3::AgentToDaemon::Hello { protocol_version: 3, sandbox_id: Some(7), agent_pid: 40 }, &[]).unwrap();
+    };
+    let record = v3::SandboxRecord {
+        id: 7,
+        profile: "p".into(),
+        uid: 1000,
+        user: "u".into(),
+        phase: crate::SandboxState::Running,
+        init_pid: 41,
+        agent_pid: 40,
+        started_at: 5,
+        mounts: vec!["/home/u/a".into()],
+        network: None,
+        display: None,
+    };
+
+    let (daemon, agent) = channels();
+    let t = std::thread::spawn(move || v3_agent(&agent.sock, PROTOCOL_VERSION));
+    let err = daemon.hello().unwrap_err();
+    assert!(matches!(err, WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 3 }), "{err}");
+    t.join().unwrap();
+
+    let (daemon, agent) = channels();
+    let sent = record.clone();
+    let t = std::thread::spawn(move || {
+        v3_agent(&agent.sock, 3);
+        agent.sock.send(&v3::AgentMessage { re: None, msg: v3::AgentToDaemon::State(sent) }, &[]).unwrap();
+        let (payload, _) = agent.sock.recv_payload().unwrap();
+        let ping: AgentRequest = frame::decode(&payload).unwrap();
+        agent.sock.send(&v3::AgentMessage { re: Some(ping.id), msg: v3::AgentToDaemon::Pong }, &[]).unwrap();
+    });
+    assert_eq!(daemon.hello_as(3).unwrap(), AgentHello { sandbox_id: Some(7), agent_pid: 40 });
+    assert_eq!(daemon.version(), 3);
+    let state = daemon.wait_for_state(&mut |_| {}).unwrap();
+    assert_eq!(state, crate::SandboxRecord::from(record));
+    assert!(!state.ephemeral);
+    let profile = oz_profiles::load::parse_profile(br#"{"path": "/bin/true"}"#, std::path::Path::new("p.json"));
+    let launch = crate::LaunchSpec {
+        sandbox_id: 7,
+        profile: profile.unwrap().value,
+        config: oz_profiles::Config::default(),
+        uid: 1000,
+        caller_env: vec![],
+        args: vec![],
+        cwd: None,
+        noexec: false,
+        stdio: crate::StdioMode::Log,
+        ephemeral: false,
+    };
+    let err = daemon.send(&DaemonToAgent::Launch(launch), &[]).unwrap_err();
+    assert_eq!(err.to_string(), "Launch is not a request an agent of protocol 3 understands");
+    daemon.send(&DaemonToAgent::Ping, &[]).unwrap();
+    assert_eq!(daemon.recv().unwrap().0, AgentToDaemon::Pong);
+    t.join().unwrap();
+
+    // Two versions back is refused before anything is sent.
+    let (daemon, _agent) = channels();
+    let err = daemon.hello_as(2).unwrap_err();
+    assert!(matches!(err, WireError::AgentVersion { theirs: 2, oldest: 3, ours: PROTOCOL_VERSION }), "{err}");
+}

@@ -17,7 +17,12 @@ pub fn log_record() -> LogRecord {
 }
 
 pub fn sandbox_record() -> SandboxRecord {
-    SandboxRecord {
+    SandboxRecord { ephemeral: true, ..sandbox_record_v3().into() }
+}
+
+/// The same sandbox as a protocol 3 agent records it (without `ephemeral`).
+pub fn sandbox_record_v3() -> v3::SandboxRecord {
+    v3::SandboxRecord {
         id: 7,
         profile: "firefox".into(),
         uid: 1000,
@@ -41,6 +46,16 @@ pub fn sandbox_record() -> SandboxRecord {
     }
 }
 
+/// What a protocol 3 agent sends that encodes differently in the current protocol: its record,
+/// bare and in its envelope.
+pub fn agent_to_daemon_v3() -> Vec<(&'static str, v3::AgentToDaemon)> {
+    vec![("a2d_state_v3", v3::AgentToDaemon::State(sandbox_record_v3()))]
+}
+
+pub fn agent_messages_v3() -> Vec<(&'static str, v3::AgentMessage)> {
+    vec![("a2d_env_state_v3", v3::AgentMessage { re: None, msg: v3::AgentToDaemon::State(sandbox_record_v3()) })]
+}
+
 pub fn forwarder_status() -> ForwarderStatus {
     ForwarderStatus {
         name: "client tcp:9050".into(),
@@ -55,7 +70,8 @@ pub fn client_requests() -> Vec<(&'static str, ClientRequest)> {
         // Protocol 1 hellos keep decoding, so that an old peer gets a version-mismatch error.
         ("client_hello", ClientRequest::Hello { protocol_version: 1 }),
         ("client_hello_v2", ClientRequest::Hello { protocol_version: 2 }),
-        ("client_hello_v3", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("client_hello_v3", ClientRequest::Hello { protocol_version: 3 }),
+        ("client_hello_v4", ClientRequest::Hello { protocol_version: PROTOCOL_VERSION }),
         ("client_list_profiles", ClientRequest::ListProfiles),
         (
             "client_launch_name",
@@ -186,7 +202,8 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
     let mut v = vec![
         ("reply_hello", DaemonReply::Hello { protocol_version: 1, daemon_version: "0.1.0".into() }),
         ("reply_hello_v2", DaemonReply::Hello { protocol_version: 2, daemon_version: "0.1.0".into() }),
-        ("reply_hello_v3", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
+        ("reply_hello_v3", DaemonReply::Hello { protocol_version: 3, daemon_version: "0.1.0".into() }),
+        ("reply_hello_v4", DaemonReply::Hello { protocol_version: PROTOCOL_VERSION, daemon_version: "0.1.0".into() }),
         (
             "reply_profiles",
             DaemonReply::Profiles(vec![
@@ -195,7 +212,7 @@ pub fn daemon_replies() -> Vec<(&'static str, DaemonReply)> {
             ]),
         ),
         ("reply_launched", DaemonReply::Launched { id: 7, init_pid: 4242, reused_existing: true }),
-        ("reply_sandboxes_v3", DaemonReply::Sandboxes(vec![sandbox_record()])),
+        ("reply_sandboxes_v4", DaemonReply::Sandboxes(vec![sandbox_record()])),
         ("reply_killed", DaemonReply::Killed { ids: vec![7, 8] }),
         ("reply_shell_started", DaemonReply::ShellStarted),
         ("reply_mounted", DaemonReply::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
@@ -239,7 +256,8 @@ pub fn daemon_to_agent() -> Vec<(&'static str, DaemonToAgent)> {
     vec![
         ("d2a_hello", DaemonToAgent::Hello { protocol_version: 1 }),
         ("d2a_hello_v2", DaemonToAgent::Hello { protocol_version: 2 }),
-        ("d2a_hello_v3", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
+        ("d2a_hello_v3", DaemonToAgent::Hello { protocol_version: 3 }),
+        ("d2a_hello_v4", DaemonToAgent::Hello { protocol_version: PROTOCOL_VERSION }),
         (
             "d2a_run_program",
             DaemonToAgent::RunProgram {
@@ -274,8 +292,9 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_hello_fresh", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: None, agent_pid: 4240 }),
         ("a2d_hello_rendezvous", AgentToDaemon::Hello { protocol_version: 1, sandbox_id: Some(7), agent_pid: 4240 }),
         ("a2d_hello_v2", AgentToDaemon::Hello { protocol_version: 2, sandbox_id: Some(7), agent_pid: 4240 }),
+        ("a2d_hello_v3", AgentToDaemon::Hello { protocol_version: 3, sandbox_id: Some(7), agent_pid: 4240 }),
         (
-            "a2d_hello_v3",
+            "a2d_hello_v4",
             AgentToDaemon::Hello { protocol_version: PROTOCOL_VERSION, sandbox_id: Some(7), agent_pid: 4240 },
         ),
         ("a2d_ready", AgentToDaemon::Ready { init_pid: 4242, program_pid: Some(4250) }),
@@ -293,7 +312,7 @@ pub fn agent_to_daemon() -> Vec<(&'static str, AgentToDaemon)> {
         ("a2d_shell_started", AgentToDaemon::ShellStarted),
         ("a2d_mounted", AgentToDaemon::Mounted { paths: vec!["/home/alice/a.txt".into()] }),
         ("a2d_unmounted", AgentToDaemon::Unmounted),
-        ("a2d_state_v3", AgentToDaemon::State(sandbox_record())),
+        ("a2d_state_v4", AgentToDaemon::State(sandbox_record())),
         ("a2d_shutting_down", AgentToDaemon::ShuttingDown { reason: "program exited".into() }),
         ("a2d_pong", AgentToDaemon::Pong),
         ("a2d_shell_opened", AgentToDaemon::ShellOpened { pid: 4270 }),

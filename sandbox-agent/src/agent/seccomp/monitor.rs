@@ -269,7 +269,8 @@ mod tests {
         let policy = parse_policy("# test\nsysinfo: 1\n", Path::new("/t.seccomp")).unwrap();
         let filter = compile_reporting(&policy, SeccompMode::Blacklist, enforce, Reporting::Notify).unwrap();
         let monitor = Monitor::start(Book::new(policy, SeccompMode::Blacklist, enforce)).unwrap();
-        let handoff = Handoff::new().unwrap();
+        let handoff = Handoff::new(|nr, args| filter.allows(nr, args)).unwrap();
+        assert!(handoff.sleeps(), "the blacklist lets the handoff's futex calls run");
         let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         // SAFETY: the child makes only raw syscalls and _exits.
         match unsafe { nix::unistd::fork() }.unwrap() {

@@ -199,6 +199,7 @@ impl Runtime {
                 forwarders: Vec::new(),
             }),
             display: started.x11.as_ref().map(|x| DisplayInfo { backend: x.backend(), display: x.display }),
+            ephemeral: spec.ephemeral,
         };
         let signals = match termination_signals(mode) {
             Ok(fd) => fd,

@@ -1,10 +1,18 @@
-//! `enable_notifications`: a private D-Bus session bus in the sandbox. The init starts
+//! The sandbox's private D-Bus session bus (every `xpra` sandbox). The init starts
 //! `dbus-daemon` as the user (a helper of the sandbox, the default seccomp blacklist) with a
 //! configuration oz writes: one listening socket in the sandbox's own `/tmp` (never on the host,
-//! never abstract), EXTERNAL authentication, no service activation. The program and the Xpra
-//! server get its address; the server owns `org.freedesktop.Notifications` on it and forwards
-//! each notification to the host-side client, which shows it on the user's session bus. Nothing
-//! of the user's session bus is reachable from inside.
+//! never abstract), EXTERNAL authentication, no service directories. The program and the Xpra
+//! server get its address; nothing of the user's session bus is reachable from inside.
+//!
+//! Nothing is activated on it: a GTK program's calls to the desktop portal
+//! (`org.freedesktop.portal.Desktop`), the accessibility bus (`org.a11y.Bus`) or its own
+//! services (`org.gnome.evince.Daemon`) are answered at once with `ServiceUnknown`, where a bus
+//! with the system's service directories would start the portals inside the sandbox, which
+//! cannot place the program and leave it waiting. With `enable_notifications` the server owns
+//! `org.freedesktop.Notifications` on it and forwards each notification to the host-side
+//! client, which shows it on the user's session bus.
+
+use oz_profiles::profile::EnvVar;
 
 /// The bus socket inside the sandbox (its /tmp is a private tmpfs).
 pub const SOCKET: &str = "/tmp/.oz-session-bus";
@@ -16,6 +24,16 @@ pub const CONF: &str = "session-bus.conf";
 /// The bus's address, for `DBUS_SESSION_BUS_ADDRESS`.
 pub fn address() -> String {
     format!("unix:path={SOCKET}")
+}
+
+/// The program's bus variables, added to the profile's `environment`: the private bus's
+/// address, and `NO_AT_BRIDGE=1` (GTK does not look for an accessibility bus there is none of)
+/// unless the profile sets it.
+pub fn give_program(environment: &mut Vec<EnvVar>) {
+    environment.push(EnvVar { name: "DBUS_SESSION_BUS_ADDRESS".into(), value: Some(address()) });
+    if !environment.iter().any(|e| e.name == "NO_AT_BRIDGE") {
+        environment.push(EnvVar { name: "NO_AT_BRIDGE".into(), value: Some("1".into()) });
+    }
 }
 
 /// The whole configuration of the bus: no `<include>` of the system's session.conf, no service
@@ -64,5 +82,18 @@ mod tests {
         assert!(argv.contains(&"--config-file=/run/oz-x11/session-bus.conf".to_string()), "{argv:?}");
         assert!(argv.contains(&"--nofork".to_string()));
         assert_eq!(address(), format!("unix:path={SOCKET}"));
+    }
+
+    #[test]
+    fn the_program_gets_the_private_bus_and_keeps_its_own_accessibility_choice() {
+        let caller_bus = EnvVar { name: "DBUS_SESSION_BUS_ADDRESS".into(), value: None };
+        let mut env = vec![caller_bus];
+        give_program(&mut env);
+        let last = |env: &[EnvVar], name: &str| env.iter().rev().find(|e| e.name == name).and_then(|e| e.value.clone());
+        assert_eq!(last(&env, "DBUS_SESSION_BUS_ADDRESS"), Some(address()), "the later entry wins");
+        assert_eq!(last(&env, "NO_AT_BRIDGE").as_deref(), Some("1"));
+        let mut env = vec![EnvVar { name: "NO_AT_BRIDGE".into(), value: Some("0".into()) }];
+        give_program(&mut env);
+        assert_eq!(last(&env, "NO_AT_BRIDGE").as_deref(), Some("0"), "{env:?}");
     }
 }

@@ -250,11 +250,8 @@ impl Session {
                 let site = format!("{}{}", xpra::SITECUSTOMIZE, xpra::CLIENT_WINDOW_ICON);
                 client_conf.write_file(user, "sitecustomize.py", site.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
-                if spec.profile.xserver.enable_notifications {
-                    session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
-                    let bus = EnvVar { name: "DBUS_SESSION_BUS_ADDRESS".into(), value: Some(dbus::address()) };
-                    spec.profile.environment.push(bus);
-                }
+                session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
+                dbus::give_program(&mut spec.profile.environment);
                 session.screen = screen::desktop_size(
                     user,
                     &session.caller_display,
@@ -273,20 +270,17 @@ impl Session {
         self.backend == XBackend::Xpra
     }
 
-    /// `xpra`: have the init start the private session bus (`enable_notifications`) and the
-    /// server, with the server's socket already listening (made here, handed over), start the
-    /// client on the host at once (its start-up overlaps the server's; the server answers it
-    /// once ready), and wait until the client is attached. The program starts after that: a
-    /// window it maps, or a notification it sends, before a client is attached may never be
-    /// shown.
+    /// `xpra`: have the init start the private session bus ([`dbus`]) and the server, with the
+    /// server's socket already listening (made here, handed over), start the client on the host
+    /// at once (its start-up overlaps the server's; the server answers it once ready), and wait
+    /// until the client is attached. The program starts after that: a window it maps, or a
+    /// notification it sends, before a client is attached may never be shown.
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
         let env = xpra::server_env(&self.user.home, &self.user.name, SANDBOX_DIR);
-        if self.xserver.enable_notifications {
-            let null =
-                std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "session bus", source: e })?;
-            self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), null.into())?;
-            self.wait_line("session bus", dbus::READY, None)?;
-        }
+        let null =
+            std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "session bus", source: e })?;
+        self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), null.into())?;
+        self.wait_line("session bus", dbus::READY, None)?;
         let socket = self.dir.listen(&self.user, xpra::SOCKET, 0o600)?;
         let argv = xpra::server_argv(&self.xserver, SANDBOX_DIR, self.screen);
         // The server holds the only copy of the listening socket from here: should it end, a

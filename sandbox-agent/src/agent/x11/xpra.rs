@@ -94,7 +94,7 @@ pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<S
         "--systemd-run=no".into(),
         "--xsettings=no".into(),
         "--start-new-commands=no".into(),
-        dbus_launch(x),
+        dbus_launch(),
         "--dbus-proxy=no".into(),
         format!("--system-tray={}", if x.enable_tray { "yes" } else { "no" }),
     ];
@@ -102,14 +102,12 @@ pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<S
     argv
 }
 
-/// How the server finds its session bus. Xpra drops every `DBUS_*` variable it was given and
-/// takes the bus from its `--dbus-launch` command's output: with `enable_notifications` that
-/// command names the sandbox's private bus ([`super::dbus`]); without, none is run.
-fn dbus_launch(x: &XServer) -> String {
-    match x.enable_notifications {
-        true => format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::dbus::address()),
-        false => "--dbus-launch=".into(),
-    }
+/// How the server finds its session bus: the sandbox's private bus ([`super::dbus`]). Xpra
+/// drops every `DBUS_*` variable it was given and takes the bus from its `--dbus-launch`
+/// command's output; with no command it autolaunches a bus of the system's kind (one that
+/// activates the desktop portals and the accessibility bus inside the sandbox).
+fn dbus_launch() -> String {
+    format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::dbus::address())
 }
 
 /// The server's environment inside the sandbox.
@@ -128,14 +126,61 @@ pub fn server_env(home: &Path, user: &str, dir: &str) -> Vec<String> {
     ]
 }
 
-/// `sitecustomize.py` for both sides (on `PYTHONPATH`): the selections Xpra shares are
-/// CLIPBOARD only, never PRIMARY (what the user last highlighted) or SECONDARY. Xpra 3.1.3's
-/// own switch, `XPRA_CLIPBOARDS`, turns the names into bytes that no clipboard packet matches,
-/// which silently stops CLIPBOARD too; the platform's list is one list object every module
-/// imported, so it is narrowed in place before Xpra reads it.
-pub const SITECUSTOMIZE: &str = "# written by oz: share the CLIPBOARD selection only\n\
-try:\n    import xpra.platform.features as _features\n    _features.CLIPBOARDS[:] = [\"CLIPBOARD\"]\n\
-except Exception:\n    pass\n";
+/// `sitecustomize.py` for both sides (on `PYTHONPATH`), two corrections of Xpra 3.1.3:
+///
+/// - The selections Xpra shares are CLIPBOARD only, never PRIMARY (what the user last
+///   highlighted) or SECONDARY. Xpra's own switch, `XPRA_CLIPBOARDS`, turns the names into bytes
+///   that no clipboard packet matches, which silently stops CLIPBOARD too; the platform's list
+///   is one list object every module imported, so it is narrowed in place before Xpra reads it.
+/// - A window's title is read again once the server listens for its changes. The server reads
+///   the title when it starts managing a window and selects the window's property events only
+///   afterwards: a title the program sets in between (evince and eog retitle their window by the
+///   document as soon as it is loaded) never reaches the user's display, which keeps the
+///   program's first title. The window model's `setup` (where the events are selected) is
+///   wrapped when its module is imported; the client never imports it.
+pub const SITECUSTOMIZE: &str = r#"# written by oz: corrections of Xpra for oz's sandboxes
+# Share the CLIPBOARD selection only.
+try:
+    import xpra.platform.features as _features
+    _features.CLIPBOARDS[:] = ["CLIPBOARD"]
+except Exception:
+    pass
+
+# Read a window's title again once its property events are selected.
+import sys as _sys
+
+
+def _oz_read_title_after_setup(core):
+    model = core.CoreX11WindowModel
+    setup = model.setup
+
+    def setup_then_read_title(self):
+        setup(self)
+        self._handle_wm_name_change()
+
+    model.setup = setup_then_read_title
+
+
+class _OzPatchOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name != "xpra.x11.models.core":
+            return None
+        import importlib.machinery
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _oz_read_title_after_setup(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_sys.meta_path.insert(0, _OzPatchOnImport())
+"#;
 
 /// What the client's `sitecustomize.py` adds to [`SITECUSTOMIZE`]: Xpra 3.1.3 parses
 /// `--window-icon` but never uses it, so its GTK client class is given the missing step as it is
@@ -300,10 +345,12 @@ mod tests {
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
         assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
         assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
+        assert!(SITECUSTOMIZE.contains("setup(self)\n        self._handle_wm_name_change()"), "{SITECUSTOMIZE}");
         assert!(env.iter().all(|e| !e.contains("/etc/xpra")));
-        assert!(server.contains(&"--dbus-launch=".to_string()), "no bus without notifications: {server:?}");
-        let notify = server_argv(&XServer { enable_notifications: true, ..XServer::default() }, "/run/oz-x11", (1, 1));
         let bus = format!("--dbus-launch=/bin/echo DBUS_SESSION_BUS_ADDRESS={}", super::super::dbus::address());
+        assert!(server.contains(&bus), "the private bus, never an autolaunched one: {server:?}");
+        assert!(server.contains(&"--notifications=no".to_string()), "{server:?}");
+        let notify = server_argv(&XServer { enable_notifications: true, ..XServer::default() }, "/run/oz-x11", (1, 1));
         assert!(notify.contains(&bus) && notify.contains(&"--notifications=yes".to_string()), "{notify:?}");
     }
 

@@ -77,6 +77,7 @@ fn spec(f: &Fixture, profile_json: &str, use_full_dev: bool) -> LaunchSpec {
         cwd: None,
         noexec: false,
         stdio: StdioMode::Log,
+        ephemeral: false,
     }
 }
 
