@@ -11,7 +11,7 @@ PKGS=(
   iperf3 socat                   # forwarder benchmark: throughput, the original's two-relay design
   gcc                            # bench/seccomp.sh: the getppid loop it compiles
   xpra xvfb xserver-xephyr python3-pil python3-gi-cairo  # xserver: both backends
-  x11-apps xdotool x11-utils xclip imagemagick evince eog xterm dbus-x11 libnotify-bin python3-dbus  # x11 tests
+  x11-apps xdotool x11-utils xclip imagemagick evince eog xterm dbus-x11 libnotify-bin python3-dbus trayer  # x11 tests (trayer: a system tray)
   systemd                        # tests: systemd-analyze, systemd-socket-activate
 
 )

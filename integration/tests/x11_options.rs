@@ -174,3 +174,120 @@ fn clipboard_crosses_only_as_the_profile_says() {
     }
     d.finish();
 }
+
+/// The windows of the sandbox's programs on the user's display (titled `[oz] ...` by Xpra).
+fn xpra_windows(display: &str) -> Vec<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", "^\\[oz\\] "])
+        .env_clear()
+        .env("DISPLAY", display)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("xdotool (scripts/deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect()
+}
+
+/// `_NET_WM_ICON` of window `id`: the first icon's width, height and ARGB pixels (empty when
+/// the window has none).
+fn net_wm_icon(display: &str, id: &str) -> Vec<u64> {
+    let out = Command::new("xprop")
+        .args(["-id", id, "-notype", "-f", "_NET_WM_ICON", "32c", "=$0+\n", "_NET_WM_ICON"])
+        .env_clear()
+        .env("DISPLAY", display)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("xprop (x11-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let values: Vec<u64> = text
+        .strip_prefix("_NET_WM_ICON=")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    match values.as_slice() {
+        [w, h, rest @ ..] if (rest.len() as u64) >= w * h => values[..2 + (w * h) as usize].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// `window_icon`: the program's window on the user's display carries the profile's image as
+/// `_NET_WM_ICON` (xclock has no icon of its own); without the option it does not.
+#[test]
+fn window_icon_is_set_on_the_programs_window() {
+    let x = Xvfb::start();
+    let icons = Icons::new("wicon");
+    let green = (0x20, 0xc0, 0x40);
+    let icon = icons.solid("window.png", 16, green);
+    let d = Daemon::start_with(
+        &[
+            x_profile("ozt-wicon", "/usr/bin/xclock", "xpra", json!({"window_icon": icon})),
+            x_profile("ozt-nowicon", "/usr/bin/xclock", "xpra", json!({})),
+        ],
+        json!({"log_xpra": true}),
+    );
+    let a = user_a();
+    let argb = 0xff00_0000 | (green.0 as u64) << 16 | (green.1 as u64) << 8 | green.2 as u64;
+    for (prof, want) in [("ozt-wicon", true), ("ozt-nowicon", false)] {
+        let (id, _) = launch_x(&d, &a, &x.display(), prof, &[]);
+        let mut windows = Vec::new();
+        assert!(
+            wait_until(Duration::from_secs(15), || {
+                windows = xpra_windows(&x.display());
+                !windows.is_empty()
+            }),
+            "{prof}: no window"
+        );
+        let mut icon = Vec::new();
+        let carries = wait_until(Duration::from_secs(if want { 10 } else { 3 }), || {
+            icon = net_wm_icon(&x.display(), &windows[0]);
+            icon.len() == 2 + 16 * 16 && icon[2..].iter().all(|p| *p == argb)
+        });
+        let log = d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout;
+        assert_eq!(carries, want, "{prof}: _NET_WM_ICON of {} is the profile's image: {icon:?}\n{log}", windows[0]);
+        kill(&d, &a, id);
+    }
+    d.finish();
+}
+
+/// `enable_tray` with `tray_icon`: the Xpra client docks an icon in the desktop's system tray,
+/// painted with the profile's image; with `enable_tray` alone it docks Xpra's own icon, and
+/// without `enable_tray` nothing docks.
+#[test]
+fn tray_icon_docks_in_the_system_tray_with_the_profiles_image() {
+    let x = Xvfb::start();
+    let icons = Icons::new("ticon");
+    let magenta = (0xff, 0x00, 0xff);
+    let icon = icons.solid("tray.png", 32, magenta);
+    let d = Daemon::start_with(
+        &[
+            x_profile("ozt-tray", "/usr/bin/xclock", "xpra", json!({"enable_tray": true, "tray_icon": icon})),
+            x_profile("ozt-traydefault", "/usr/bin/xclock", "xpra", json!({"enable_tray": true})),
+            x_profile("ozt-notray", "/usr/bin/xclock", "xpra", json!({"tray_icon": icon})),
+        ],
+        json!({"log_xpra": true}),
+    );
+    let a = user_a();
+    for (prof, docks, painted) in
+        [("ozt-tray", true, true), ("ozt-traydefault", true, false), ("ozt-notray", false, false)]
+    {
+        let tray = Tray::start(&x.display());
+        let (id, _) = launch_x(&d, &a, &x.display(), prof, &[]);
+        assert!(wait_window(&x.display(), None, "xclock", Duration::from_secs(15)).is_some(), "{prof}: no window");
+        let docked =
+            wait_until(Duration::from_secs(if docks { 10 } else { 3 }), || !tray.docked(&x.display()).is_empty());
+        let log = || d.oz(&a, &["logs", "--sandbox", &id.to_string()]).stdout;
+        assert_eq!(docked, docks, "{prof}: a tray icon docked: {:?}\n{}", tray.docked(&x.display()), log());
+        let mut pixels = 0;
+        let seen = wait_until(Duration::from_secs(if painted { 10 } else { 3 }), || {
+            pixels = tray
+                .docked(&x.display())
+                .iter()
+                .map(|w| window_pixels(&x.display(), w, prof, magenta))
+                .max()
+                .unwrap_or(0);
+            pixels > 100
+        });
+        assert_eq!(seen, painted, "{prof}: the tray icon shows the profile's image ({pixels} pixels of it)\n{}", log());
+        kill(&d, &a, id);
+        drop(tray);
+    }
+    d.finish();
+}

@@ -234,3 +234,127 @@ pub fn corpus_profile_copied(name: &str, dir: &Path) -> serde_json::Value {
     }
     profile
 }
+
+/// A system tray on the test's display (`trayer`, a panel that docks XEmbed tray icons) standing
+/// in for the one of the user's desktop.
+pub struct Tray {
+    child: Child,
+}
+
+impl Tray {
+    /// Start trayer on `display` and wait for its panel.
+    pub fn start(display: &str) -> Tray {
+        let child = Command::new("trayer")
+            .args(["--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200"])
+            .args(["--heighttype", "pixel", "--height", "40", "--SetDockType", "false", "--SetPartialStrut", "false"])
+            .args(["--transparent", "false", "--tint", "0x000000"])
+            .env_clear()
+            .env("DISPLAY", display)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("trayer (scripts/deps.sh installs it)");
+        let tray = Tray { child };
+        let up = wait_until(Duration::from_secs(10), || window_tree(display, None).contains("\"panel\": (\"panel\""));
+        assert!(up, "trayer's panel did not appear on {display}");
+        tray
+    }
+
+    /// The ids of the windows docked in the panel (the tray icons and their sockets).
+    pub fn docked(&self, display: &str) -> Vec<String> {
+        docked_in_panel(&window_tree(display, None))
+    }
+}
+
+/// The windows below trayer's panel in `xwininfo -root -tree` output, larger than 1x1.
+fn docked_in_panel(tree: &str) -> Vec<String> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut lines = tree.lines().skip_while(|l| !l.contains("\"panel\": (\"panel\""));
+    let Some(panel) = lines.next() else { return Vec::new() };
+    let depth = indent(panel);
+    lines
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .take_while(|l| indent(l) > depth)
+        .filter(|l| !l.contains(" 1x1+"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+impl Drop for Tray {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many pixels of window `id` on `display` are exactly `rgb` (captured with `import`,
+/// saved as `target/x11-artifacts/NAME.png`).
+pub fn window_pixels(display: &str, id: &str, name: &str, (r, g, b): (u8, u8, u8)) -> u64 {
+    let path = artifact_dir().join(format!("{name}.png"));
+    let ok = Command::new("import")
+        .args(["-window", id, path.to_str().unwrap()])
+        .env_clear()
+        .env("DISPLAY", display)
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return 0;
+    }
+    let script = format!(
+        "from PIL import Image\nim = Image.open('{}').convert('RGB')\nprint(sum(1 for p in im.getdata() if p == ({r}, {g}, {b})))",
+        path.display()
+    );
+    let out = Command::new("/usr/bin/python3").args(["-c", &script]).output().expect("python3 (python3-pil)");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// Solid-colour PNG images in a directory every user can read, removed on drop.
+pub struct Icons {
+    pub dir: PathBuf,
+}
+
+impl Icons {
+    pub fn new(tag: &str) -> Icons {
+        let dir = std::env::temp_dir().join(oz_integration::env::unique(tag));
+        fs::create_dir_all(&dir).expect("icon directory");
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        Icons { dir }
+    }
+
+    /// `name` (PNG), `size` x `size` pixels of `rgb`.
+    pub fn solid(&self, name: &str, size: u32, (r, g, b): (u8, u8, u8)) -> PathBuf {
+        let path = self.dir.join(name);
+        let script = format!(
+            "from PIL import Image\nImage.new('RGB', ({size}, {size}), ({r}, {g}, {b})).save('{}')",
+            path.display()
+        );
+        let st = Command::new("/usr/bin/python3").args(["-c", &script]).status().expect("python3 (python3-pil)");
+        assert!(st.success(), "could not write {}", path.display());
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        path
+    }
+}
+
+impl Drop for Icons {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docked_windows_are_the_panels_descendants() {
+        let tree = "\n     0x20001f \"trayer\": ()  10x10+-100+-100  +-100+-100\n     \
+                    0x200003 \"panel\": (\"panel\" \"trayer\")  200x40+1080+0  +1080+0\n        2 children:\n        \
+                    0x200026 (has no name): ()  32x38+167+1  +1247+1\n           1 child:\n           \
+                    0x400003 \"xpra\": (\"xpra\" \"Xpra\")  32x38+0+0  +1247+1\n        \
+                    0x200004 (has no name): ()  1x1+-1+-1  +1079+-1\n     \
+                    0x200001 \"trayer\": (\"trayer\" \"Trayer\")  10x10+10+10  +10+10\n";
+        assert_eq!(super::docked_in_panel(tree), vec!["0x200026", "0x400003"]);
+        assert!(super::docked_in_panel("no panel").is_empty());
+    }
+}

@@ -88,6 +88,32 @@ impl PrivateDir {
         })
     }
 
+    /// A listening unix stream socket at `name` in the directory (close-on-exec), its file
+    /// created as the user with `mode` (any old entry of that name removed first). Clients may
+    /// connect at once: their connections wait in the backlog until whoever is handed the
+    /// descriptor accepts them.
+    pub fn listen(&self, user: &UserInfo, name: &str, mode: u32) -> Result<OwnedFd, RootfsError> {
+        use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+        let _as_user = as_user(user)?;
+        let dir = self.open()?;
+        let c = cname(name, &self.path())?;
+        let path = self.path().join(name);
+        // SAFETY: unlinkat of a plain name below a valid dirfd (a missing entry is fine).
+        unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
+        // The directory by its descriptor: no component of the path is looked up again.
+        let at = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+        let sock = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+            .map_err(|e| RootfsError::fs("socket", path.clone(), e))?;
+        let addr = UnixAddr::new(at.as_str()).map_err(|e| RootfsError::fs("bind", path.clone(), e))?;
+        bind(sock.as_raw_fd(), &addr).map_err(|e| RootfsError::fs("bind", path.clone(), e))?;
+        let at = CString::new(at).map_err(|_| RootfsError::fs("chmod", path.clone(), Errno::EINVAL))?;
+        // SAFETY: chmod of the socket file just bound, through the directory's descriptor.
+        Errno::result(unsafe { libc::chmod(at.as_ptr(), mode) })
+            .map_err(|e| RootfsError::fs("chmod", path.clone(), e))?;
+        listen(&sock, Backlog::new(16).unwrap_or(Backlog::MAXCONN)).map_err(|e| RootfsError::fs("listen", path, e))?;
+        Ok(sock)
+    }
+
     /// Whether `name` exists in the directory (looked up as the user, no symlink followed).
     pub fn contains(&self, user: &UserInfo, name: &str) -> bool {
         let Ok(_as_user) = as_user(user) else { return false };

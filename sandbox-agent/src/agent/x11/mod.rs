@@ -105,6 +105,8 @@ pub enum ReadyError {
     Closed,
     #[error("exited before accepting clients")]
     Exited,
+    #[error("ended before it was ready ({status})")]
+    Ended { status: String },
     #[error("{op}: {errno}")]
     Sys { op: &'static str, errno: Errno },
     #[error("bad display number {text:?}")]
@@ -245,7 +247,8 @@ impl Session {
                 let client_conf =
                     PrivateDir::create(user, &root, &rel.with_file_name(format!("x11-{}-client", spec.sandbox_id)))?;
                 client_conf.write_file(user, "xpra.conf", conf.as_bytes(), 0o600)?;
-                client_conf.write_file(user, "sitecustomize.py", xpra::SITECUSTOMIZE.as_bytes(), 0o600)?;
+                let site = format!("{}{}", xpra::SITECUSTOMIZE, xpra::CLIENT_WINDOW_ICON);
+                client_conf.write_file(user, "sitecustomize.py", site.as_bytes(), 0o600)?;
                 session.client_conf = Some(client_conf);
                 session.dir.write_file(user, dbus::CONF, dbus::conf_text().as_bytes(), 0o600)?;
                 dbus::give_program(&mut spec.profile.environment);
@@ -267,48 +270,61 @@ impl Session {
         self.backend == XBackend::Xpra
     }
 
-    /// `xpra`: have the init start the private session bus ([`dbus`]) and the server, start the client on the host as soon as the server's socket listens (the server
-    /// answers it once ready; the client's own start-up overlaps the server's), and wait until
-    /// the client is attached. The program starts after that: a window it maps, or a
+    /// `xpra`: have the init start the private session bus ([`dbus`]) and the server, with the
+    /// server's socket already listening (made here, handed over), start the client on the host
+    /// at once (its start-up overlaps the server's; the server answers it once ready), and wait
+    /// until the client is attached. The program starts after that: a window it maps, or a
     /// notification it sends, before a client is attached may never be shown.
     pub fn start_in_sandbox(&mut self, sandbox: &Sandbox) -> Result<(), X11Error> {
         let env = xpra::server_env(&self.user.home, &self.user.name, SANDBOX_DIR);
-        self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), dbus::READY)?;
+        let null =
+            std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program: "session bus", source: e })?;
+        self.start_helper(sandbox, "session bus", dbus::argv(SANDBOX_DIR), env.clone(), null.into())?;
+        self.wait_line("session bus", dbus::READY, None)?;
+        let socket = self.dir.listen(&self.user, xpra::SOCKET, 0o600)?;
         let argv = xpra::server_argv(&self.xserver, SANDBOX_DIR, self.screen);
-        self.start_helper(sandbox, "xpra server", argv, env, xpra::SERVER_LISTENING)?;
-        self.client = Some(self.spawn_client()?);
-        let r = self.out_r.as_ref().expect("output pipe").as_fd();
-        xpra::wait_for_line(r, xpra::CLIENT_ATTACHED, XPRA_READY, &mut self.early).map_err(|error| X11Error::NotReady {
-            program: "xpra client",
-            error,
-            output: self.output_tail(),
-        })
+        // The server holds the only copy of the listening socket from here: should it end, a
+        // client's connection is refused instead of waiting in the backlog.
+        self.start_helper(sandbox, "xpra server", argv, env, socket)?;
+        let mut client = self.spawn_client()?;
+        let attached = self.wait_line("xpra client", xpra::CLIENT_ATTACHED, Some(&mut client));
+        self.client = Some(client);
+        attached
     }
 
     /// Have the init start `argv` as the user in the sandbox (the default seccomp blacklist,
-    /// output to the helpers' pipe) and wait for its line `ready`.
+    /// `stdin`, output to the helpers' pipe).
     fn start_helper(
         &mut self,
         sandbox: &Sandbox,
         program: &'static str,
         argv: Vec<String>,
         env: Vec<String>,
-        ready: &'static str,
+        stdin: OwnedFd,
     ) -> Result<(), X11Error> {
         let id = sandbox.id();
         let init_err = |detail: String| X11Error::Init { id, detail };
         let filter =
             hostproc::default_filter(&self.etc_prefix).ok_or_else(|| init_err("default seccomp filter".into()))?;
         let req = AgentToInit::StartHelper { argv, env, seccomp: filter.to_bytes() };
-        let null = std::fs::File::open("/dev/null").map_err(|e| X11Error::Spawn { program, source: e })?;
         let out = self.out_w.as_raw_fd();
-        match sandbox.ask(&req, &[null.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
-            (InitToAgent::Launched { .. }, _) => {}
-            (InitToAgent::Failed { error }, _) => return Err(init_err(format!("start the {program}: {error}"))),
-            (other, _) => return Err(init_err(format!("unexpected {other:?}"))),
+        match sandbox.ask(&req, &[stdin.as_raw_fd(), out, out]).map_err(|e| init_err(e.to_string()))? {
+            (InitToAgent::Launched { .. }, _) => Ok(()),
+            (InitToAgent::Failed { error }, _) => Err(init_err(format!("start the {program}: {error}"))),
+            (other, _) => Err(init_err(format!("unexpected {other:?}"))),
         }
+    }
+
+    /// Wait for the helpers' line `ready`, failing early when `watched` (a host-side helper
+    /// that prints it) exits first.
+    fn wait_line(
+        &mut self,
+        program: &'static str,
+        ready: &'static str,
+        watched: Option<&mut Child>,
+    ) -> Result<(), X11Error> {
         let r = self.out_r.as_ref().expect("output pipe").as_fd();
-        xpra::wait_for_line(r, ready, XPRA_READY, &mut self.early).map_err(|error| X11Error::NotReady {
+        xpra::wait_for_line(r, ready, XPRA_READY, &mut self.early, watched).map_err(|error| X11Error::NotReady {
             program,
             error,
             output: self.output_tail(),
@@ -333,6 +349,10 @@ impl Session {
         }
         env.push(("PYTHONPATH".into(), conf.to_string_lossy().into_owned()));
         env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        if self.xserver.enable_tray && self.xserver.tray_icon.is_some() {
+            // The profile's tray icon stays: Xpra would otherwise swap in its windows' icon.
+            env.push(("XPRA_DYNAMIC_TRAY_ICON".into(), "0".into()));
+        }
         // The user's session bus (notifications are shown there); without one, a bus address
         // that cannot connect, so that nothing autolaunches a bus outliving the sandbox.
         let bus = self.caller_bus.clone().unwrap_or_else(|| "unix:path=/nonexistent/oz-no-session-bus".into());
@@ -343,7 +363,7 @@ impl Session {
             }
         }
         let exe = hostproc::find_program("xpra").ok_or(X11Error::Missing { program: "xpra", package: "xpra" })?;
-        let socket = self.dir.path().join("xpra.sock");
+        let socket = self.dir.path().join(xpra::SOCKET);
         let cmd = hostproc::HostCommand {
             exe,
             args: xpra::client_args(&self.xserver, &socket, &self.profile),

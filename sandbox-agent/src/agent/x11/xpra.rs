@@ -1,8 +1,8 @@
 //! The `xpra` backend: an Xpra server (with its own Xvfb) inside the sandbox, started by the
 //! init as the user ([`crate::common::proto::AgentToInit::StartHelper`], default seccomp
 //! blacklist), and an Xpra client on the host as the user, attached to the user's display. They
-//! talk over `xpra.sock` (0600) in the per-sandbox directory; the Xvfb listens on its path
-//! socket only. Both sides read a configuration oz owns (`XPRA_SYSTEM_CONF_DIRS` and
+//! talk over `xpra.sock` (0600) in the per-sandbox directory, made by the agent and handed to
+//! the server ([`server_argv`]); the Xvfb listens on its path socket only. Both sides read a configuration oz owns (`XPRA_SYSTEM_CONF_DIRS` and
 //! `XPRA_USER_CONF_DIRS`, never /etc/xpra) and are given every channel-closing flag on the
 //! command line as well: no file transfer, printing, webcam, mdns, html, open-url, D-Bus
 //! proxying, remote logging or mmap; audio only through `audio_mode: pulseaudio` (the program's
@@ -12,13 +12,14 @@ use super::ReadyError;
 use oz_profiles::profile::XServer;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The display inside every Xpra sandbox: its /tmp, and (without host networking) its network
 /// namespace, are its own, and the Xvfb has no abstract socket.
 pub const DISPLAY: u32 = 10;
-/// The server's line once its socket listens (it answers clients once ready).
-pub const SERVER_LISTENING: &str = "created unix domain socket";
+/// The server's socket in the per-sandbox directory.
+pub const SOCKET: &str = "xpra.sock";
 /// The client's line once attached.
 pub const CLIENT_ATTACHED: &str = "Attached to";
 /// The in-sandbox executable.
@@ -60,15 +61,26 @@ fn closed_flags(x: &XServer) -> Vec<String> {
     .to_vec()
 }
 
-/// The server's argv inside the sandbox (`dir` is the per-sandbox directory there); its Xvfb
-/// starts at `screen`, the user's desktop size ([`super::screen`]).
+/// How the server gets its listening socket: by socket activation (`LISTEN_FDS`, fd 3). The
+/// agent made the socket before the server starts, so the client connects while the server is
+/// still starting. The init hands a helper three descriptors and the socket travels as its
+/// stdin: this shell moves it to fd 3, gives the server /dev/null as stdin, and sets
+/// `LISTEN_PID` to its own pid, which `exec` makes the server's.
+const ACTIVATE: &str = "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&0 </dev/null";
+
+/// The server's argv inside the sandbox (`dir` is the per-sandbox directory there), to be
+/// started with its listening socket as stdin ([`ACTIVATE`]); its Xvfb starts at `screen`, the
+/// user's desktop size ([`super::screen`]).
 pub fn server_argv(x: &XServer, dir: &str, (width, height): (u32, u32)) -> Vec<String> {
     let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        ACTIVATE.into(),
         XPRA.to_string(),
         "start".into(),
         format!(":{DISPLAY}"),
         "--daemon=no".into(),
-        format!("--bind={dir}/xpra.sock"),
+        "--bind=none".into(),
         format!("--socket-dirs={dir}"),
         "--socket-permissions=600".into(),
         format!(
@@ -170,6 +182,47 @@ class _OzPatchOnImport:
 _sys.meta_path.insert(0, _OzPatchOnImport())
 "#;
 
+/// What the client's `sitecustomize.py` adds to [`SITECUSTOMIZE`]: Xpra 3.1.3 parses
+/// `--window-icon` but never uses it, so its GTK client class is given the missing step as it is
+/// imported: the option's image becomes GTK's default icon, and the icons the server forwards
+/// (the program's, or one Xpra guessed from the icon theme) are no longer put on the windows, so
+/// every window of the sandbox carries the profile's image (`_NET_WM_ICON`).
+pub const CLIENT_WINDOW_ICON: &str = r#"# written by oz: honour --window-icon
+import sys as _sys
+import importlib.abc as _abc, importlib.machinery as _machinery
+def _use_window_icon(icon):
+    from gi.repository import Gtk
+    from xpra.client.gtk_base.gtk_client_window_base import GTKClientWindowBase
+    Gtk.Window.set_default_icon_from_file(icon)
+    GTKClientWindowBase.update_icon = lambda window, img: None
+class _WindowIcon(_abc.MetaPathFinder):
+    NAME = "xpra.client.gtk_base.gtk_client_base"
+    def find_spec(self, name, path, target=None):
+        if name != self.NAME:
+            return None
+        _sys.meta_path.remove(self)
+        spec = _machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+        def exec_module(module):
+            load(module)
+            cls = module.GTKXpraClient
+            init = cls.init
+            def init_with_icon(client, opts, *args, **kwargs):
+                init(client, opts, *args, **kwargs)
+                icon = getattr(opts, "window_icon", None)
+                if icon:
+                    try:
+                        _use_window_icon(icon)
+                    except Exception as e:
+                        print("oz: window icon %s: %s" % (icon, e), file=_sys.stderr)
+            cls.init = init_with_icon
+        spec.loader.exec_module = exec_module
+        return spec
+_sys.meta_path.insert(0, _WindowIcon())
+"#;
+
 /// A stable colour for a profile's window border (`#rrggbb`, from an FNV-1a hash of its name).
 pub fn border_colour(profile: &str) -> String {
     let mut h: u32 = 0x811c_9dc5;
@@ -204,13 +257,18 @@ pub fn client_args(x: &XServer, socket: &Path, profile: &str) -> Vec<String> {
     args
 }
 
+/// How often [`wait_for_line`] looks at the helper it watches.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
 /// Read `fd` (non-blocking reads after poll) until a line contains `needle`; every line read
-/// is returned, for the log. Err with the lines read when the writer closes or time runs out.
+/// is returned, for the log. Err with the lines read when the writer closes, time runs out, or
+/// `watched` (the helper expected to print it) ends first.
 pub fn wait_for_line(
     fd: BorrowedFd<'_>,
     needle: &'static str,
     timeout: Duration,
     lines: &mut Vec<String>,
+    mut watched: Option<&mut Child>,
 ) -> Result<(), ReadyError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let until = Instant::now() + timeout;
@@ -220,8 +278,12 @@ pub fn wait_for_line(
         if left.is_zero() {
             return Err(ReadyError::NoLine { needle, secs: timeout.as_secs() });
         }
+        if let Some(status) = watched.as_deref_mut().and_then(super::hostproc::try_reap) {
+            return Err(ReadyError::Ended { status });
+        }
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(left.as_millis().min(60_000) as u16)) {
+        let wait = if watched.is_some() { left.min(WATCH_EVERY) } else { left };
+        match poll(&mut fds, PollTimeout::from(wait.as_millis().min(60_000) as u16)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
             Err(errno) => return Err(ReadyError::Sys { op: "poll", errno }),
@@ -251,6 +313,7 @@ pub fn wait_for_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn the_configuration_closes_every_channel() {
@@ -277,6 +340,8 @@ mod tests {
                 .any(|a| a.starts_with("--xvfb=") && a.contains("-nolisten local") && a.contains(" 1280x1024x24")),
             "no abstract socket for the Xvfb"
         );
+        assert_eq!(server[..4], ["/bin/sh", "-c", ACTIVATE, XPRA], "socket activation: {server:?}");
+        assert!(server.contains(&"--bind=none".to_string()), "the server binds no socket of its own: {server:?}");
         let env = server_env(Path::new("/home/u"), "u", "/run/oz-x11");
         assert!(env.contains(&"PYTHONPATH=/run/oz-x11".to_string()), "CLIPBOARD only, never PRIMARY: sitecustomize.py");
         assert!(SITECUSTOMIZE.contains("CLIPBOARDS[:] = [\"CLIPBOARD\"]\nexcept"), "{SITECUSTOMIZE}");
@@ -287,6 +352,32 @@ mod tests {
         assert!(server.contains(&"--notifications=no".to_string()), "{server:?}");
         let notify = server_argv(&XServer { enable_notifications: true, ..XServer::default() }, "/run/oz-x11", (1, 1));
         assert!(notify.contains(&bus) && notify.contains(&"--notifications=yes".to_string()), "{notify:?}");
+    }
+
+    #[test]
+    fn waiting_for_a_line_ends_when_the_watched_helper_does() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let t = Instant::now();
+        let mut lines = Vec::new();
+        let got = wait_for_line(r.as_fd(), CLIENT_ATTACHED, Duration::from_secs(20), &mut lines, Some(&mut child));
+        assert!(matches!(got, Err(ReadyError::Ended { ref status }) if status == "exit code 0"), "{got:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "noticed after {:?}", t.elapsed());
+        nix::unistd::write(&w, b"xpra: Attached to socket\n").unwrap();
+        assert!(wait_for_line(r.as_fd(), CLIENT_ATTACHED, Duration::from_secs(5), &mut lines, None).is_ok());
+        assert_eq!(lines, ["xpra: Attached to socket"]);
+    }
+
+    #[test]
+    fn the_client_sitecustomize_is_python() {
+        let text = format!("{SITECUSTOMIZE}{CLIENT_WINDOW_ICON}");
+        let mut py = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (xpra needs it)");
+        std::io::Write::write_all(py.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+        assert!(py.wait().unwrap().success(), "not valid Python:\n{text}");
     }
 
     #[test]
