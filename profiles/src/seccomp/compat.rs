@@ -1,5 +1,8 @@
-//! Whitelists written for an older libc, read for a newer one: a call a whitelist names also
-//! allows the newer call that a current glibc makes in its place, with the same meaning.
+//! Policies written for an older libc, read for a newer one: a rule naming a legacy call also
+//! covers the newer call that a current glibc makes in its place, with the same meaning. In a
+//! whitelist the program keeps what it was allowed; in a blacklist the legacy call's denial is not
+//! bypassed by glibc's newer call (a blacklist denying `open` also denies `openat(AT_FDCWD, ...)`,
+//! which is what `open()` is today).
 //!
 //! A whitelist lists the system calls a program made when it was written. glibc has since moved
 //! several of its functions onto newer calls that do the same thing (`readdir` on `getdents64`,
@@ -119,7 +122,7 @@ impl std::fmt::Display for Derived {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "line {}: {} also allows {}: {} ({})",
+            "line {}: {} also covers {}: {} ({})",
             self.rule.span.line, self.legacy, self.modern, self.rule.condition, self.why
         )
     }

@@ -7,8 +7,8 @@
 //! - [`eval::decide`]: the action (and rule) of a policy for one concrete call;
 //!   [`decode`]: its arguments for people; [`report`]: the denial records `oz why` reads;
 //!   [`train`]: training records to a whitelist, merged with an earlier one.
-//! - [`compat::modernize`]: a whitelist's legacy calls also allow the newer calls glibc makes
-//!   in their place, with the same meaning.
+//! - [`compat::modernize`]: a policy's legacy calls also cover the newer calls glibc makes in
+//!   their place, with the same meaning (allowed by a whitelist, denied by a blacklist).
 //! - [`default_blacklist`]: oz's built-in blacklist; [`generic::generic_blacklist`]: the
 //!   admin's `/etc/oz/blacklist-generic.seccomp` in its place when present.
 //!

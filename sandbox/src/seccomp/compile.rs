@@ -6,14 +6,16 @@
 //! - **whitelist**: a listed call whose condition holds is allowed; everything else fails with
 //!   EPERM. The original killed the process; EPERM lets applications degrade instead of crash.
 //! - **train**: whitelist with `enforce` off.
-//! - In whitelist mode (and training), a legacy call the policy names also allows the newer call
-//!   glibc makes in its place, with the same meaning and the legacy rule's conditions moved to
+//! - In every mode, a rule naming a legacy call also covers the newer call glibc makes in its
+//!   place (allowed in a whitelist, denied in a blacklist), with the same meaning and the legacy
+//!   rule's conditions moved to
 //!   the newer call's arguments, unless the policy names the newer call itself
 //!   ([`oz_profiles::seccomp::compat`]): `getdents` -> `getdents64`; `stat`, `lstat`, `fstat` ->
 //!   `newfstatat` with `AT_FDCWD` and the flags each implies; `open` -> `openat(AT_FDCWD, ...)`;
 //!   `getrlimit`, `setrlimit` -> `prlimit64(0, ...)` on the calling process; `futex` allowing
 //!   `FUTEX_WAIT | f` -> `FUTEX_WAIT_BITSET | f`, with or without `FUTEX_CLOCK_REALTIME`. These
-//!   are the same calls, so nothing is widened; each derived rule is listed in
+//!   are the same calls, so a whitelist is not widened and a blacklist not bypassed; each derived
+//!   rule is listed in
 //!   [`super::ProfileFilter::compat`] for the agent to log. Newer calls with no legacy meaning
 //!   (`gettid`, `sched_getattr`) stay denied.
 //! - In whitelist mode, [`LIBC_FALLBACKS`] the policy does not name fail with ENOSYS, so libc
@@ -231,13 +233,8 @@ pub fn compile_reporting(
         SeccompMode::Train if notify => return notify_everything(),
         SeccompMode::Train => (true, false),
     };
-    let modern;
-    let policy = if whitelist {
-        modern = compat::modernize(policy).0;
-        &modern
-    } else {
-        policy
-    };
+    let modern = compat::modernize(policy).0;
+    let policy = &modern;
     let actions = ModeActions::new(policy, whitelist, enforce, notify);
     let mut ctx = ScmpFilterContext::new(actions.default).map_err(|source| seccomp_err("create filter", source))?;
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;

@@ -68,10 +68,7 @@ pub fn compile_profile_notify(
     let reporting = if hints { Reporting::NotifyWithHints } else { Reporting::Notify };
     let filter = compile_remembered(&policy, mode, seccomp.enforce, reporting)?;
     // The compiler adds the same rules: the policy the agent evaluates is the one compiled.
-    let (policy, compat) = match mode {
-        SeccompMode::Whitelist | SeccompMode::Train => modernize(&policy),
-        _ => (policy, Vec::new()),
-    };
+    let (policy, compat) = modernize(&policy);
     Ok(Some(ProfileFilter { filter, policy, mode, enforce, hints, compat }))
 }
 
@@ -220,10 +217,10 @@ mod tests {
         assert!(e.to_string().contains("missing.seccomp: read: "), "{e}");
     }
 
-    /// The agent evaluates the policy the filter was compiled from: a whitelist's derived rules
-    /// are in both, and listed to log.
+    /// The agent evaluates the policy the filter was compiled from: derived rules are in both,
+    /// and listed to log, for a whitelist and a blacklist alike.
     #[test]
-    fn a_whitelists_derived_rules_are_in_the_filter_and_the_policy_alike() {
+    fn derived_rules_are_in_the_filter_and_the_policy_alike() {
         use oz_profiles::seccomp::eval::decide;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("w.seccomp"), "read: 1\ngetdents: 1\nexecve: 1\n").unwrap();
@@ -235,8 +232,15 @@ mod tests {
         let verdict = decide(&pf.policy, true, "getdents64", &[0; 6]);
         assert!(!verdict.denies());
         assert_eq!(verdict.rule.map(|r| r.span.line), Some(2), "the legacy rule decides");
+        // The same file as a blacklist: the derived rule denies getdents64, in the filter and in
+        // the policy the agent evaluates.
         let s = Seccomp { mode: SeccompMode::Blacklist, blacklist: Some("w.seccomp".into()), ..Seccomp::default() };
-        assert!(compile_profile_notify(&s, dir.path()).unwrap().unwrap().compat.is_empty());
+        let pf = compile_profile_notify(&s, dir.path()).unwrap().unwrap();
+        assert_eq!(pf.compat.len(), 1);
+        assert!(!pf.filter.allows(libc::SYS_getdents64, &[0; 6]));
+        let verdict = decide(&pf.policy, false, "getdents64", &[0; 6]);
+        assert!(verdict.denies());
+        assert_eq!(verdict.rule.map(|r| r.span.line), Some(2), "the legacy rule decides");
     }
 
     #[test]

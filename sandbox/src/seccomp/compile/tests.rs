@@ -183,11 +183,22 @@ fn a_whitelist_allowing_futex_wait_allows_glibcs_bitset_waits() {
     assert!(!f.allows(libc::SYS_futex, &wait(393)), "the policy named the bitset wait itself");
 }
 
+/// A blacklist's legacy call also denies the call glibc makes in its place, exactly that call:
+/// `open` denied means `openat(AT_FDCWD, ...)` denied (what `open()` is today), while `openat` on
+/// a directory fd, which the blacklist never named, stays allowed; an explicit rule wins.
 #[test]
-fn blacklists_are_not_modernized() {
-    let f = compile(&policy("getdents: 1\n"), SeccompMode::Blacklist, true).unwrap();
+fn blacklists_deny_what_glibc_makes_of_a_denied_legacy_call() {
+    let f = compile(&policy("getdents: 1\nopen: arg1 & 0x40 == 0x40\n"), SeccompMode::Blacklist, true).unwrap();
     assert!(!f.allows(libc::SYS_getdents, &[0; 6]));
-    assert!(f.allows(libc::SYS_getdents64, &[0; 6]));
+    assert!(!f.allows(libc::SYS_getdents64, &[0; 6]));
+    let at_fdcwd = libc::AT_FDCWD as u32 as u64;
+    assert!(!f.allows(libc::SYS_openat, &[at_fdcwd, 0, 0x40, 0, 0, 0]), "open(O_CREAT) as glibc makes it");
+    assert!(f.allows(libc::SYS_openat, &[at_fdcwd, 0, 0, 0, 0, 0]), "open without O_CREAT");
+    assert!(f.allows(libc::SYS_openat, &[3, 0, 0x40, 0, 0, 0]), "openat on a directory fd was never named");
+    assert!(f.allows(libc::SYS_getpid, &[0; 6]));
+    let f = compile(&policy("getdents: 1\ngetdents64: arg0 == 7\n"), SeccompMode::Blacklist, true).unwrap();
+    assert!(f.allows(libc::SYS_getdents64, &[3, 0, 0, 0, 0, 0]), "the policy's own getdents64 rule decides");
+    assert!(!f.allows(libc::SYS_getdents64, &[7, 0, 0, 0, 0, 0]));
 }
 
 /// `statx` and `rseq` fail with ENOSYS (glibc falls back or does without) unless the whitelist
