@@ -246,33 +246,21 @@ mod tests {
             fs: true,
             scope_ipc: false,
         };
-        // SAFETY: the test child only makes syscalls and exits with _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    crate::exec::creds::set_no_new_privs().map_err(|_| 10)?;
-                    restrict_self(&plan).map_err(|_| 11)?;
-                    std::fs::write(allowed.join("f"), b"x").map_err(|_| 12)?;
-                    match std::fs::write(dir.path().join("denied"), b"x") {
-                        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
-                        _ => return Err(13),
-                    }
-                    std::fs::read_to_string("/etc/hostname").map_err(|_| 14)?;
-                    // Existing files under a devices rule: writable, also with O_TRUNC; no new ones.
-                    std::fs::write(devices.join("existing"), b"new").map_err(|_| 15)?;
-                    if std::fs::write(devices.join("new"), b"x").is_ok() {
-                        return Err(16);
-                    }
-                    Ok::<i32, i32>(0)
-                })()
-                .unwrap_or_else(|c| c);
-                // SAFETY: leave the forked test child without running the parent's destructors.
-                unsafe { libc::_exit(code) }
+        crate::testfork::assert_in_child(|| {
+            crate::exec::creds::set_no_new_privs().map_err(|_| 10)?;
+            restrict_self(&plan).map_err(|_| 11)?;
+            std::fs::write(allowed.join("f"), b"x").map_err(|_| 12)?;
+            match std::fs::write(dir.path().join("denied"), b"x") {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
+                _ => return Err(13),
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                let st = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            std::fs::read_to_string("/etc/hostname").map_err(|_| 14)?;
+            // Existing files under a devices rule: writable, also with O_TRUNC; no new ones.
+            std::fs::write(devices.join("existing"), b"new").map_err(|_| 15)?;
+            if std::fs::write(devices.join("new"), b"x").is_ok() {
+                return Err(16);
             }
-        }
+            Ok(())
+        });
     }
 }

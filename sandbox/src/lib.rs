@@ -16,6 +16,8 @@ pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;
 pub mod step;
+#[cfg(test)]
+mod testfork;
 pub mod user;
 
 pub use oz_cgroups as cgroups;

@@ -138,35 +138,23 @@ mod tests {
         if !nix::unistd::Uid::effective().is_root() {
             panic!("loopback_comes_up_with_large_segments needs root (a network namespace)");
         }
-        // SAFETY: the child only makes syscalls and leaves with _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|_| 10)?;
-                    let before = get(LOOPBACK_IFINDEX, IFLA_GSO_IPV4_MAX_SIZE).map_err(|_| 11)?;
-                    if before != Some(65536) {
-                        return Err(12);
-                    }
-                    loopback_up().map_err(|_| 13)?;
-                    let tso = get(LOOPBACK_IFINDEX, IFLA_TSO_MAX_SIZE).map_err(|_| 14)?.ok_or(15)?;
-                    if tso <= 65536 {
-                        return Err(16);
-                    }
-                    for attr in [IFLA_GSO_IPV4_MAX_SIZE, IFLA_GRO_IPV4_MAX_SIZE] {
-                        if get(LOOPBACK_IFINDEX, attr).map_err(|_| 17)? != Some(tso) {
-                            return Err(18);
-                        }
-                    }
-                    Ok::<i32, i32>(0)
-                })()
-                .unwrap_or_else(|c| c);
-                // SAFETY: leave the forked test child without running the parent's destructors.
-                unsafe { libc::_exit(code) }
+        crate::testfork::assert_in_child(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|_| 10)?;
+            let before = get(LOOPBACK_IFINDEX, IFLA_GSO_IPV4_MAX_SIZE).map_err(|_| 11)?;
+            if before != Some(65536) {
+                return Err(12);
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                let st = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            loopback_up().map_err(|_| 13)?;
+            let tso = get(LOOPBACK_IFINDEX, IFLA_TSO_MAX_SIZE).map_err(|_| 14)?.ok_or(15)?;
+            if tso <= 65536 {
+                return Err(16);
             }
-        }
+            for attr in [IFLA_GSO_IPV4_MAX_SIZE, IFLA_GRO_IPV4_MAX_SIZE] {
+                if get(LOOPBACK_IFINDEX, attr).map_err(|_| 17)? != Some(tso) {
+                    return Err(18);
+                }
+            }
+            Ok(())
+        });
     }
 }
