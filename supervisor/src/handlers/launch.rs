@@ -214,12 +214,12 @@ async fn start_new(
         },
     };
     let fail = |detail: String| DaemonError::LaunchFailed { profile: profile.name.clone(), detail };
-    let started_agent = |e: AgentStartError| {
+    let refuse_launch = |e: AgentStartError| {
         shared.registry.do_send(Remove { id });
         warn!(shared.log, "launch failed"; "sandbox" => id, "profile" => &profile.name, "error" => %e);
         fail(e.to_string())
     };
-    let (agent, greeting) = new_agent(shared, id, &profile, &config, caller).await.map_err(started_agent)?;
+    let (agent, greeting) = new_agent(shared, id, &profile, &config, caller).await.map_err(refuse_launch)?;
     let (watch_tx, watch_rx) = exit_watch(req.noexec);
     let (check_ms, stdio) = (config.launch_check_ms, stdio_mode(&req));
     let spec = LaunchSpec {
@@ -241,7 +241,7 @@ async fn start_new(
             Ok(()) => launch.answer(READY_TIMEOUT).await,
             Err(e) => {
                 agent.do_send(ForceKill);
-                return Err(started_agent(e));
+                return Err(refuse_launch(e));
             }
         },
         Err(e) => Err(e),
