@@ -3,7 +3,9 @@
 # Needs cargo-fuzz (scripts/deps.sh installs it); the stable toolchain is told to accept the
 # sanitizer flags with RUSTC_BOOTSTRAP=1. Prints one line per target, `fuzz: TARGET ok` or
 # `fuzz: TARGET FAILED` (the crashing input is kept in fuzz/artifacts/TARGET/), and exits
-# non-zero when any target crashed or did not build.
+# non-zero when any target crashed or did not build. An input that runs for more than 10 s
+# counts as a crash (a hang). Inputs that once failed are kept in seeds/TARGET/ and start
+# every run.
 set -uo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
@@ -20,13 +22,14 @@ fi
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
+  [ -d "seeds/$t" ] && cp -n "seeds/$t"/* "corpus/$t/"
   case $t in
     profile_loader) cp -n ../../shared/compat/oz-profiles/*.json "corpus/$t/" 2>/dev/null || true ;;
     policy_parser) cp -n ../../shared/compat/oz-profiles/*.seccomp "corpus/$t/" 2>/dev/null || true ;;
     frame_decoder | agent_messages) cp -n ../wire/tests/fixtures/*.bin "corpus/$t/" 2>/dev/null || true ;;
   esac
   echo "== fuzz $t for ${secs}s"
-  if cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+  if cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1; then
     echo "fuzz: $t ok"
   else

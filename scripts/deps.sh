@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages oz needs to build, test and benchmark. Idempotent.
+# `deps.sh build` installs only what the build needs, so that a caller can start building while
+# `deps.sh` installs the rest.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "deps.sh: must run as root" >&2; exit 1; }
+BUILD=(libseccomp-dev pkg-config)  # build: libseccomp crate
 PKGS=(
-  libseccomp-dev pkg-config      # build: libseccomp crate
+  "${BUILD[@]}"
   passwd util-linux procps       # tests: useradd, runuser, ps
   iproute2 nftables openvpn      # networking (per-sandbox VPN)
   python3 openssl                # networking tests: servers, VPN certificates
@@ -15,6 +18,7 @@ PKGS=(
   systemd                        # tests: systemd-analyze, systemd-socket-activate
 
 )
+[ "${1:-}" = build ] && PKGS=("${BUILD[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # With recommends: Xpra relies on several of them (as installed where the X tests were checked).
   apt-get install -y -qq "${missing[@]}"
 fi
+[ "${1:-}" = build ] && exit 0
 # cargo-machete: scripts/test.sh fails on a declared but unused dependency.
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo-machete >/dev/null 2>&1; then

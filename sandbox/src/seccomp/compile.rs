@@ -34,15 +34,15 @@ use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{ScmpAction, ScmpFilterContext, ScmpSyscall};
 use nix::errno::Errno;
 
 use super::hardening;
 use super::syscalls;
 use oz_profiles::profile::SeccompMode;
 use oz_profiles::seccomp::compat;
-use oz_profiles::seccomp::dnf::{self, Atom, LowerError, Test};
-use oz_profiles::seccomp::ir::{Action, CmpOp, Expr, Policy, Rule, RuleAction, Span};
+use oz_profiles::seccomp::dnf::{self, LowerError};
+use oz_profiles::seccomp::ir::{Action, Expr, Policy, Rule, RuleAction, Span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -60,6 +60,8 @@ pub enum CompileError {
     Export(std::io::Error),
     #[error("filter has {0} instructions, more than the kernel's {1}")]
     TooLarge(usize, usize),
+    #[error("{0} syscalls with conditions, more than one filter can hold")]
+    TooManyConditions(usize),
     #[error("seccomp filter bytes at offset {0}: {1}")]
     Bytes(usize, &'static str),
 }
@@ -241,9 +243,10 @@ pub fn compile_reporting(
     ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
     // A binary tree of syscalls keeps long whitelists fast; older libseccomp lacks it.
     let _ = ctx.set_ctl_optimize(2);
+    let mut blocks = Vec::new();
     for (rules, merged) in group_rules(policy)? {
         let hinted = hints && HINTED.contains(&rules[0].syscall.as_str());
-        add_rules(&mut ctx, policy, rules[0], &merged, &actions, hinted)?;
+        add_rules(&mut ctx, policy, rules[0], &merged, &actions, hinted, &mut blocks)?;
     }
     if hints {
         add_hint_rules(&mut ctx, policy, &actions)?;
@@ -251,7 +254,11 @@ pub fn compile_reporting(
     if whitelist {
         add_libc_fallbacks(&mut ctx, policy, &actions)?;
     }
-    let program = export(&ctx)?;
+    let program = args::splice(export(&ctx)?, &blocks, actions.default)?;
+    let max = libc::BPF_MAXINSNS as usize;
+    if program.len() > max {
+        return Err(CompileError::TooLarge(program.len(), max));
+    }
     Ok(CompiledFilter { programs: vec![hardening::program(), program], listener: notify })
 }
 
@@ -401,9 +408,10 @@ fn add_hint_rules(ctx: &mut ScmpFilterContext, policy: &Policy, actions: &ModeAc
     Ok(())
 }
 
-/// Adds the libseccomp rules for one syscall: the positive action where the condition holds
-/// and the negative one where it does not, each only when it differs from the default. With
-/// `hinted`, allowing becomes a notification (answered by letting the call run).
+/// Adds the rules for one syscall: the positive action where the condition holds and the
+/// negative one where it does not, each only when it differs from the default. With `hinted`,
+/// allowing becomes a notification (answered by letting the call run). A condition that is not
+/// constant becomes a block of `blocks` ([`args`]), behind a placeholder rule.
 fn add_rules(
     ctx: &mut ScmpFilterContext,
     policy: &Policy,
@@ -411,6 +419,7 @@ fn add_rules(
     condition: &Expr,
     actions: &ModeActions,
     hinted: bool,
+    blocks: &mut Vec<args::Block>,
 ) -> Result<(), CompileError> {
     let Some(nr) = syscalls::resolve_native(&rule.syscall) else {
         return Err(CompileError::UnknownSyscall {
@@ -424,6 +433,7 @@ fn add_rules(
     }
     let (pos, neg) = actions.resolve(rule.action);
     let hint = |a: ScmpAction| if hinted && a == ScmpAction::Allow { ScmpAction::Notify } else { a };
+    let mut block: args::Block = Vec::new();
     for (action, positive) in [(hint(pos), true), (hint(neg), false)] {
         if action == actions.default {
             continue;
@@ -434,36 +444,22 @@ fn add_rules(
             syscall: rule.syscall.clone(),
             source,
         })?;
-        for conj in dnf {
-            let cmps: Vec<ScmpArgCompare> = conj.iter().map(arg_compare).collect();
-            let sys = ScmpSyscall::from_raw_syscall(nr);
-            let what = || format!("add rule for {} ({}:{})", rule.syscall, rule.file(policy).display(), rule.span.line);
-            if cmps.is_empty() {
-                ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
-            } else {
-                ctx.add_rule_conditional(action, sys, &cmps).map_err(|source| seccomp_err(&what(), source))?;
-            }
-        }
+        block.extend(dnf.into_iter().map(|conj| (action, conj)));
     }
+    let sys = ScmpSyscall::from_raw_syscall(nr);
+    let what = || format!("add rule for {} ({}:{})", rule.syscall, rule.file(policy).display(), rule.span.line);
+    // A term without comparisons always matches: the terms before it cannot (the positive
+    // and negative conditions exclude each other), so its action is the syscall's.
+    let action = match block.iter().find(|(_, atoms)| atoms.is_empty()) {
+        Some((always, _)) => *always,
+        None if block.is_empty() => return Ok(()),
+        None => {
+            blocks.push(block);
+            args::placeholder(blocks.len() - 1)?
+        }
+    };
+    ctx.add_rule(action, sys).map_err(|source| seccomp_err(&what(), source))?;
     Ok(())
-}
-
-fn arg_compare(atom: &Atom) -> ScmpArgCompare {
-    let arg = u32::from(atom.arg);
-    match atom.test {
-        Test::Masked { mask, value } => ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value),
-        Test::Cmp(op, v) => {
-            let op = match op {
-                CmpOp::Eq => ScmpCompareOp::Equal,
-                CmpOp::Ne => ScmpCompareOp::NotEqual,
-                CmpOp::Lt => ScmpCompareOp::Less,
-                CmpOp::Le => ScmpCompareOp::LessOrEqual,
-                CmpOp::Gt => ScmpCompareOp::Greater,
-                CmpOp::Ge => ScmpCompareOp::GreaterEqual,
-            };
-            ScmpArgCompare::new(arg, op, v)
-        }
-    }
 }
 
 fn seccomp_err(what: &str, source: libseccomp::error::SeccompError) -> CompileError {
@@ -500,5 +496,6 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileErro
     Ok(insns)
 }
 
+mod args;
 #[cfg(test)]
 mod tests;

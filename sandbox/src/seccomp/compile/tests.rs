@@ -215,3 +215,104 @@ fn probed_calls_fail_with_enosys_unless_named() {
     assert!(f.allows(libc::SYS_rseq, &[0, 32, 0, 0, 0, 0]));
     assert_eq!(f.policy_returns(libc::SYS_rseq, &[0; 6]), Some(0x0005_0000 | libc::EPERM as u32));
 }
+
+/// Compiles on a thread and fails the test, instead of hanging it, when compiling never ends.
+fn compile_within(text: &str, mode: SeccompMode) -> Result<CompiledFilter, CompileError> {
+    let p = policy(text);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(compile(&p, mode, true)));
+    rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|_| panic!("compiling did not finish:\n{text}"))
+}
+
+#[test]
+fn rule_sets_libseccomp_never_finishes_merging_compile() {
+    for text in [
+        "ioctl: (arg0 != 5 && arg1 <= 1000) || (arg0 != 5 && arg1 == 2048)\n",
+        "ioctl: (arg0 >= 5 && arg1 <= 1000) || (arg0 >= 5 && (arg1 & 0xfff0) == 2048)\n",
+        "DEFAULT_NEGATIVE=8\nioctl: (arg0 == 1000 && arg1 != 0 && arg2 == 5) || (arg1 != 4096 && arg2 == 5)\n",
+        "DEFAULT_NEGATIVE=8\nioctl: (arg0 == 21505) || (arg1 == 1074029664) || (arg1 == 1074030654)\n",
+    ] {
+        for mode in [SeccompMode::Whitelist, SeccompMode::Blacklist] {
+            compile_within(text, mode).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+}
+
+/// The seccomp return value the compiled filter must give for `action` (enforcing, reported
+/// in the kernel).
+fn ret_of(action: Action) -> u32 {
+    match action {
+        Action::Allow => 0x7fff_0000,
+        Action::Log | Action::Trace => 0x7ffc_0000,
+        Action::Kill => 0x8000_0000,
+        Action::Trap => 0x0003_0000,
+        Action::Errno(n) => 0x0005_0000 | u32::from(n),
+    }
+}
+
+#[test]
+fn compiled_conditions_decide_as_the_policy_says() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let values = [0u64, 1, 5, 1000, 4096, 0xffff_ffff, 0x1_0000_0005, u64::MAX - 3];
+    let ops = ["==", "!=", "<", "<=", ">", ">=", "&"];
+    let ioctl = syscalls::resolve_native("ioctl").unwrap();
+    let mut compiled = 0;
+    for _ in 0..400 {
+        let mut terms = Vec::new();
+        for _ in 0..1 + rnd(5) {
+            let mut atoms = Vec::new();
+            for arg in 0..3 {
+                if rnd(3) == 0 {
+                    continue;
+                }
+                let v = values[rnd(values.len() as u64) as usize];
+                match ops[rnd(ops.len() as u64) as usize] {
+                    "&" => {
+                        atoms.push(format!("(arg{arg} & 0x{:x}) == 0x{:x}", 0xffff_0000_fff0u64, v & 0xffff_0000_fff0))
+                    }
+                    op => atoms.push(format!("arg{arg} {op} {v}")),
+                }
+            }
+            if atoms.is_empty() {
+                atoms.push(format!("arg0 == {}", values[rnd(values.len() as u64) as usize]));
+            }
+            terms.push(format!("({})", atoms.join(" && ")));
+        }
+        let defaults = ["", "DEFAULT_NEGATIVE=8\n", "DEFAULT_POSITIVE=kill\n"][rnd(3) as usize];
+        let text = format!("{defaults}ioctl: {}\nread: 1\n", terms.join(" || "));
+        let whitelist = rnd(2) == 0;
+        let mode = if whitelist { SeccompMode::Whitelist } else { SeccompMode::Blacklist };
+        let filter = match compile_within(&text, mode) {
+            Ok(filter) => filter,
+            Err(CompileError::Condition {
+                source: LowerError::TooLarge(_) | LowerError::MixedMaskAndRange(_), ..
+            })
+            | Err(CompileError::TooLarge(..)) => continue,
+            Err(e) => panic!("{e}\n{text}"),
+        };
+        compiled += 1;
+        let p = policy(&text);
+        for _ in 0..64 {
+            let mut args = [0u64; 6];
+            for a in args.iter_mut().take(3) {
+                let v = values[rnd(values.len() as u64) as usize];
+                *a = match rnd(5) {
+                    0 => v.wrapping_add(1),
+                    1 => v.wrapping_sub(1),
+                    2 => v ^ (1 << 32),
+                    _ => v,
+                };
+            }
+            let want = ret_of(oz_profiles::seccomp::eval::decide(&p, whitelist, "ioctl", &args).action);
+            let got = filter.policy_returns(ioctl.into(), &args);
+            assert_eq!(got, Some(want), "{text}args {args:x?}");
+        }
+    }
+    assert!(compiled > 300, "only {compiled} of 400 policies compiled");
+}
