@@ -5,7 +5,9 @@
 # `fuzz: TARGET FAILED` (the crashing input is kept in fuzz/artifacts/TARGET/), and exits
 # non-zero when any target crashed or did not build. An input that runs for more than 10 s
 # counts as a crash (a hang). Inputs that once failed are kept in seeds/TARGET/ and start
-# every run.
+# every run. The random seed is fixed ($OZ_FUZZ_SEED, default 1), so that a test run's verdict
+# depends on the code and not on luck: a run explores the same inputs as long as it has time.
+# New inputs come from longer runs with other seeds (OZ_FUZZ_SEED=0 picks one at random).
 set -uo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
@@ -29,7 +31,7 @@ for t in "${targets[@]}"; do
     frame_decoder | agent_messages) cp -n ../wire/tests/fixtures/*.bin "corpus/$t/" 2>/dev/null || true ;;
   esac
   echo "== fuzz $t for ${secs}s"
-  if cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  if cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -seed="${OZ_FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1; then
     echo "fuzz: $t ok"
   else

@@ -63,7 +63,7 @@ else
   echo "test.sh: fuzzing skipped (OZ_FUZZ_SECS=0)" >&2
   ignored=$((ignored + fuzz_targets))
 fi
-echo "test.sh: times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
+echo "test.sh: times: $(printf '%s; ' "${times[@]}")"
 echo "oz: ${passed} passed, ${failed} failed, ${ignored} skipped"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$ignored" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1
