@@ -118,8 +118,13 @@ fn running_cpu_setting(env: &TestEnv, weight: Option<u32>) -> Option<String> {
     let mut cmd = env.agent(&p, &["-c", "sleep 2"]).id(id).command();
     let mut child =
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn oz-agent");
-    // The pids cgroup always exists; once it does, the cpu one (if any) was made before it.
-    let seen = wait_for(Duration::from_secs(10), || (!sandbox_cgroups("pids", id).is_empty()).then_some(()));
+    // The agent makes every cgroup of the sandbox and writes its settings before the init
+    // joins them: once the pids cgroup (always made) has a process, the cpu one is complete.
+    let joined = || {
+        let procs = std::fs::read_to_string(sandbox_cgroups("pids", id).first()?.join("cgroup.procs")).ok()?;
+        (!procs.trim().is_empty()).then_some(())
+    };
+    let seen = wait_for(Duration::from_secs(10), joined);
     let v2 = oz_parent("cpu") == Path::new("/sys/fs/cgroup/oz");
     let file = if v2 { "cpu.weight" } else { "cpu.shares" };
     let value = sandbox_cgroups("cpu", id)
@@ -127,7 +132,7 @@ fn running_cpu_setting(env: &TestEnv, weight: Option<u32>) -> Option<String> {
         .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
         .map(|s| s.trim().to_string());
     let status = child.wait().expect("wait for oz-agent");
-    assert!(seen.is_some(), "the sandbox's pids cgroup never appeared");
+    assert!(seen.is_some(), "no process of the sandbox ever joined its pids cgroup");
     assert!(status.success(), "oz-agent: {status}");
     value
 }
