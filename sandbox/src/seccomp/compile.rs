@@ -254,11 +254,7 @@ pub fn compile_reporting(
     if whitelist {
         add_libc_fallbacks(&mut ctx, policy, &actions)?;
     }
-    let program = args::splice(export(&ctx)?, &blocks, actions.default)?;
-    let max = libc::BPF_MAXINSNS as usize;
-    if program.len() > max {
-        return Err(CompileError::TooLarge(program.len(), max));
-    }
+    let program = within_kernel_limit(args::splice(export(&ctx)?, &blocks, actions.default)?)?;
     Ok(CompiledFilter { programs: vec![hardening::program(), program], listener: notify })
 }
 
@@ -267,8 +263,17 @@ fn notify_everything() -> Result<CompiledFilter, CompileError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|source| seccomp_err("create filter", source))?;
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(|source| seccomp_err("set bad-arch action", source))?;
     ctx.set_ctl_nnp(false).map_err(|source| seccomp_err("disable nnp", source))?;
-    let program = export(&ctx)?;
+    let program = within_kernel_limit(export(&ctx)?)?;
     Ok(CompiledFilter { programs: vec![hardening::program(), program], listener: true })
+}
+
+/// `program`, unless it is longer than the kernel loads.
+fn within_kernel_limit(program: Vec<libc::sock_filter>) -> Result<Vec<libc::sock_filter>, CompileError> {
+    let max = libc::BPF_MAXINSNS as usize;
+    if program.len() > max {
+        return Err(CompileError::TooLarge(program.len(), max));
+    }
+    Ok(program)
 }
 
 /// Newer syscalls that libc retries with an older one when they fail with ENOSYS (and only
@@ -489,10 +494,6 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, CompileErro
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    let max = libc::BPF_MAXINSNS as usize;
-    if insns.len() > max {
-        return Err(CompileError::TooLarge(insns.len(), max));
-    }
     Ok(insns)
 }
 

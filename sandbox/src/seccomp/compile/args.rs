@@ -35,9 +35,6 @@ const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
-const RET_TRACE: u32 = 0x7ff0_0000;
-const RET_ACTION: u32 = 0xffff_0000;
-
 /// The placeholder action for the condition at `index`.
 pub(super) fn placeholder(index: usize) -> Result<ScmpAction, CompileError> {
     u16::try_from(index).map(ScmpAction::Trace).map_err(|_| CompileError::TooManyConditions(index + 1))
@@ -46,15 +43,15 @@ pub(super) fn placeholder(index: usize) -> Result<ScmpAction, CompileError> {
 /// The seccomp return value of `action`.
 fn ret_value(action: ScmpAction) -> u32 {
     match action {
-        ScmpAction::KillProcess => 0x8000_0000,
-        ScmpAction::KillThread => 0,
-        ScmpAction::Trap => 0x0003_0000,
-        ScmpAction::Errno(e) => 0x0005_0000 | (e as u32 & 0xffff),
-        ScmpAction::Notify => 0x7fc0_0000,
-        ScmpAction::Trace(x) => RET_TRACE | u32::from(x),
-        ScmpAction::Log => 0x7ffc_0000,
+        ScmpAction::KillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+        ScmpAction::KillThread => libc::SECCOMP_RET_KILL_THREAD,
+        ScmpAction::Trap => libc::SECCOMP_RET_TRAP,
+        ScmpAction::Errno(e) => libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA),
+        ScmpAction::Notify => libc::SECCOMP_RET_USER_NOTIF,
+        ScmpAction::Trace(x) => libc::SECCOMP_RET_TRACE | u32::from(x),
+        ScmpAction::Log => libc::SECCOMP_RET_LOG,
         // Allow, and any action a later libseccomp crate adds: the compiler never makes those.
-        _ => 0x7fff_0000,
+        _ => libc::SECCOMP_RET_ALLOW,
     }
 }
 
@@ -233,8 +230,8 @@ pub(super) fn splice(
         tail.push(libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: ret_value(default) });
     }
     for (at, insn) in program.iter_mut().enumerate() {
-        if insn.code == RET_K && insn.k & RET_ACTION == RET_TRACE {
-            let index = (insn.k & 0xffff) as usize;
+        if insn.code == RET_K && insn.k & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_TRACE {
+            let index = (insn.k & libc::SECCOMP_RET_DATA) as usize;
             let start = *starts.get(index).ok_or(CompileError::Bytes(at * 8, "placeholder without a condition"))?;
             // Blocks follow the program, so every jump is forward.
             let offset = u32::try_from(start - at - 1).map_err(|_| CompileError::TooLarge(start, u32::MAX as usize))?;
