@@ -365,7 +365,12 @@ impl Runtime {
         let rv_fd = self.rendezvous.as_ref().map(|r| r.listener());
         let placeholder = self.signals.as_fd();
         let mut fds = vec![
-            PollFd::new(self.started.channel(), if self.init_channel_open { input } else { never }),
+            // A closed channel is not polled at all: poll reports POLLHUP whatever the events
+            // asked for, and the loop would spin until the init is reaped.
+            match self.init_channel_open {
+                true => PollFd::new(self.started.channel(), input),
+                false => PollFd::new(placeholder, never),
+            },
             PollFd::new(self.signals.as_fd(), input),
             PollFd::new(rv_fd.unwrap_or(placeholder), if rv_fd.is_some() { input } else { never }),
             match &self.daemon {
