@@ -246,3 +246,63 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// The agents the daemon keeps waiting for a launch: its `oz-agent` children that no sandbox
+/// holds.
+fn waiting_agents(d: &Daemon) -> Vec<i32> {
+    let daemon = d.pid();
+    let held: Vec<i32> = d.sandboxes().iter().map(|s| s.agent_pid as i32).collect();
+    common_daemon::procs::all_pids()
+        .into_iter()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)?.parse::<i32>().ok());
+            ppid == Some(daemon) && common_daemon::procs::argv0(*pid).ends_with("oz-agent") && !held.contains(pid)
+        })
+        .collect()
+}
+
+/// A new agent waits for the next launch once `taken` was claimed.
+fn another_agent_waits(d: &Daemon, taken: i32) -> Option<i32> {
+    let mut found = None;
+    wait_until(Duration::from_secs(3), || {
+        found = waiting_agents(d).into_iter().find(|p| *p != taken);
+        found.is_some()
+    });
+    found
+}
+
+#[test]
+fn an_agent_waits_for_the_next_launch_after_each_launch() {
+    let d = Daemon::start_with(&[sleeper(), sh()], json!({"enable_ephemerals": true}));
+    let a = user_a();
+    let mut waiting = another_agent_waits(&d, 0).expect("an agent waits from the daemon's start");
+
+    // A detached launch: the client closes its connection once answered.
+    let id = d.launch(&a, "ozt-sleep", &["600"]);
+    assert_eq!(d.sandbox(id).map(|s| s.agent_pid as i32), Some(waiting), "the launch took the waiting agent");
+    waiting = another_agent_waits(&d, waiting).expect("an agent waits after `oz launch` ended");
+
+    // An attached run of a short program, whose client reads the log records afterwards.
+    d.oz(&a, &["run", "ozt-sh", "--", "-c", "true"]).assert_ok("oz run", &d);
+    waiting = another_agent_waits(&d, waiting).expect("an agent waits after `oz run` ended");
+
+    // A client that stays connected after its launch, silent (it never reads the answer).
+    let mut flood = a
+        .command(common_daemon::bin("oz-flood"))
+        .args([d.socket.to_str().unwrap(), "1", "1", "launch-ephemeral", "ozt-sh", "-c", "sleep 600"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn oz-flood");
+    let mut sent = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(flood.stdout.take().unwrap()), &mut sent).unwrap();
+    assert_eq!(sent.trim(), "sent 1 on 1 connections", "oz-flood");
+    let claimed = wait_until(Duration::from_secs(5), || !waiting_agents(&d).contains(&waiting));
+    assert!(claimed, "the silent client's launch took the waiting agent\n{}", d.log_text());
+    let next = another_agent_waits(&d, waiting);
+    drop(flood.stdin.take());
+    let _ = flood.wait();
+    assert!(next.is_some(), "an agent waits while the launching client stays connected");
+    d.finish();
+}

@@ -48,12 +48,23 @@ pub struct Conn {
     /// The request being served (requests on one connection are served one after the other):
     /// every reply carries its id. None answers a frame too short to carry one.
     current: Cell<Option<RequestId>>,
+    /// A launch on this connection was answered and the next waiting agent is still to be
+    /// spawned: [`serve`] does it once the client is done with the connection.
+    pub refill_due: Cell<bool>,
 }
 
 impl Conn {
     pub fn new(stream: UnixStream, peer: Peer, log: &Logger) -> Conn {
         let log = log.new(o!("peer_uid" => peer.uid, "peer_gid" => peer.gid, "peer_pid" => peer.pid.unwrap_or(0)));
-        Conn { stream, peer, limits: Limits::default(), log, greeted: Cell::new(false), current: Cell::new(None) }
+        Conn {
+            stream,
+            peer,
+            limits: Limits::default(),
+            log,
+            greeted: Cell::new(false),
+            current: Cell::new(None),
+            refill_due: Cell::new(false),
+        }
     }
 
     /// One `recvmsg` into `buf` once readable; 0 means EOF.
@@ -189,8 +200,21 @@ pub async fn serve(conn: Conn, shared: Rc<Shared>) {
             return;
         }
     }
+    let _refill = Refill { conn: &conn, shared: &shared };
     loop {
-        let (req, fds) = match conn.recv(IDLE_TIMEOUT).await {
+        let next = conn.recv(IDLE_TIMEOUT);
+        tokio::pin!(next);
+        let next = match conn.refill_due.get() {
+            true => tokio::select! {
+                got = &mut next => got,
+                _ = tokio::time::sleep(REFILL_IDLE) => {
+                    refill(&conn, &shared);
+                    next.await
+                }
+            },
+            false => next.await,
+        };
+        let (req, fds) = match next {
             Ok(r) => r,
             Err(WireError::Closed) => return,
             Err(e) => {
@@ -203,6 +227,31 @@ pub async fn serve(conn: Conn, shared: Rc<Shared>) {
             debug!(conn.log, "connection ended"; "error" => %e);
             return;
         }
+    }
+}
+
+/// How long a client may stay silent after its launch was answered before the next waiting
+/// agent is spawned anyway.
+const REFILL_IDLE: Duration = Duration::from_millis(20);
+
+/// Spawn the next waiting agent if a launch on `conn` left that to the connection. Waiting for
+/// the client to finish (`oz run` reads the sandbox's log records after the program's exit, then
+/// exits) keeps the new agent's fork, exec and start-up off the CPU the client still needs.
+fn refill(conn: &Conn, shared: &Shared) {
+    if conn.refill_due.take() {
+        shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+    }
+}
+
+/// Refills when [`serve`] returns, whichever way.
+struct Refill<'a> {
+    conn: &'a Conn,
+    shared: &'a Shared,
+}
+
+impl Drop for Refill<'_> {
+    fn drop(&mut self) {
+        refill(self.conn, self.shared);
     }
 }
 

@@ -79,8 +79,9 @@ fn now_secs() -> u64 {
 
 pub async fn launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Result<(), WireError> {
     let answered = answer_launch(conn, shared, req).await;
-    // The next launch's agent starts once this one was answered (at the latest here).
-    shared.warm.refill(&shared.config.agent_path(), &shared.hub);
+    // The next launch's agent starts once the client is done with this connection
+    // (`conn::serve`), unless the program ran long enough for it to have started already.
+    conn.refill_due.set(true);
     answered
 }
 
