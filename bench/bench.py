@@ -42,6 +42,16 @@ def fail(msg):
     sys.exit(1)
 
 
+# A pause before each timed command, so that what the previous one left running (the daemon
+# spawning its next waiting agent, a sandbox's teardown) has finished and does not count
+# against the next command, whichever tool that is.
+SETTLE_S = float(os.environ.get("OZ_BENCH_SETTLE_MS", "50")) / 1000
+
+
+def settle():
+    time.sleep(SETTLE_S)
+
+
 def stats_ms(times_s):
     """Median and p95 (nearest rank) in milliseconds."""
     v = sorted(times_s)
@@ -208,6 +218,7 @@ class Bench:
         times = {name: [] for name in cmds}
         for i in range(warmup + runs):
             for name, cmd in cmds.items():
+                settle()
                 t = time.perf_counter()
                 r = subprocess.run(cmd, env=self.env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
@@ -300,7 +311,8 @@ def section_launch(b):
              Row("ratio oz-agent standalone / bwrap", value="%.2f" % (sa / bw), unit="x"),
              Row("oz run minus standalone (client + daemon)", value="%.1f" % (oz - sa), unit="ms")]
     notes = [f"{RUNS} rounds after 3 warm-up rounds; each round runs every command once (python3 "
-             f"subprocess.run, stdio on /dev/null). All as {USER} except the standalone agent, "
+             f"subprocess.run, stdio on /dev/null), each after a {SETTLE_S * 1000:.0f} ms pause so that "
+             "none pays for what the previous one left running. All as {USER} except the standalone agent, "
              "which starts as root and drops to the user as the daemon's agent does.",
              "Profile `strict`: " + json.dumps(STRICT)]
     return Section("Launch of /bin/true", rows, [" ".join(shlex.quote(c) for c in c_) for c_ in cmds.values()], notes)

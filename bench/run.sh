@@ -14,7 +14,8 @@
 # Environment: OZ_BENCH_RUNS (rounds per measurement, default 60), OZ_BENCH_CYCLES (default 1000),
 # OZ_BENCH_LOADS (sandboxes running while launching, default "0 50 100"), OZ_BENCH_USER
 # (default oz-test-a, created when missing), OZ_BENCH_NO_BUILD=1 (use target/release as is),
-# OZ_BENCH_OUT (the report file, default bench/BENCHMARKS.md).
+# OZ_BENCH_OUT (the report file, default bench/BENCHMARKS.md), OZ_BENCH_SETTLE_MS (pause before each
+# timed command, default 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root (the daemon and the agent need it)" >&2; exit 2; }
