@@ -80,8 +80,8 @@ def phases(run, all_evs):
                   and "PEEK" not in e["rest"], got["t"])
     a = specr["pid"]
     fork = next((e for e in all_evs if daemon(e) and e["sc"] == "clone" and e["ret"] == a), None)
-    hello = first(run, lambda e: e["pid"] == a and e["sc"] == "sendmsg", got["t"])
-    spec = first(run, lambda e: daemon(e) and e["sc"] == "sendmsg" and e["ret"] > 500, hello["t"])
+    # The daemon sends the spec right behind its hello, without waiting for the agent's.
+    spec = first(run, lambda e: daemon(e) and e["sc"] == "sendmsg" and e["ret"] > 500, got["t"])
     clone = first(run, lambda e: e["pid"] == a and e["sc"] == "clone" and "NEWPID" in e["rest"])
     pivot = first(run, lambda e: e["sc"] == "pivot_root", clone["t"])
     exe = first(run, lambda e: e["comm"] == "true" and e["sc"] == "execve", pivot["t"])
@@ -93,9 +93,9 @@ def phases(run, all_evs):
         "harness: setpriv (user lookup) until oz exec": ozx["t"] - t0,
         "client: oz start-up until connected": conn["end"] - ozx["t"],
         "client<->daemon: hello round trip, Launch sent": sent["end"] - conn["end"],
-        "daemon: Launch received -> agent's Hello (claim; fork, exec, start-up if none waits)": hello["end"] - sent["end"],
+        "daemon: Launch received -> hello and spec sent (claim; fork, exec if none waits)": spec["end"] - sent["end"],
         "  of which the agent was spawned in this launch (0/1)": float(fork is not None and fork["t"] > got["t"]),
-        "daemon: Hello -> LaunchSpec sent": spec["end"] - hello["end"],
+        "agent: spec sent -> received": specr["end"] - spec["end"],
         "agent: spec received -> init cloned (user, plan, cgroup)": clone["end"] - specr["end"],
         "init: clone -> pivot_root (root filesystem build)": pivot["end"] - clone["end"],
         "init: pivot_root -> exec program (landlock, seccomp, caps)": exe["t"] - pivot["end"],
