@@ -348,3 +348,61 @@ fn a_source_swapped_for_a_symlink_after_planning_is_refused_at_build() {
     .unwrap_err();
     assert!(err.contains("swap") && err.contains("/etc") && err.contains("leads out"), "{err}");
 }
+
+/// A directory the builder made and a later mount covered takes no further mount points: they
+/// land in what covers it, not in the hidden directory underneath.
+#[test]
+fn mount_points_under_a_covered_directory_land_in_what_covers_it() {
+    let f = Fixture::new();
+    f.user_dir("cover");
+    f.user_dir("inner");
+    f.user_file("inner/marker", "inner");
+    // /var/lib is made by the builder (the /var/lib/dbus skeleton), then covered by ~/cover;
+    // /var/lib/x is then made inside the cover (as the user) for ~/inner.
+    let json = r#"{"name": "cv", "path": "/usr/bin/true", "nosysproc": true, "whitelist": [
+        {"path": "${HOME}/cover", "target": "/var/lib"},
+        {"path": "${HOME}/inner", "target": "/var/lib/x", "read_only": true}
+    ]}"#;
+    let p = plan(&spec(&f, json, false), &f.user, &[]).unwrap();
+    in_child(|| {
+        build_in_new_ns(&p)?;
+        check(read("/var/lib/x/marker") == "inner", format!("/var/lib/x/marker: {}", read("/var/lib/x/marker")))?;
+        check(!Path::new("/var/lib/dbus").exists(), "the skeleton's /var/lib still shows")
+    })
+    .unwrap();
+    let made = f.home().join("cover/x");
+    assert!(made.is_dir(), "the mount point was made in the covering tree");
+    assert_eq!(std::fs::metadata(&made).unwrap().uid(), FAKE_UID, "as the user");
+}
+
+/// Root makes mount points only in root-owned directories of the build's own tmpfs mounts: in
+/// the user's home (a tmpfs the user owns) the user makes them, and in a root-owned directory
+/// bound from the host nobody does (the user may not, and root never writes to a host tree).
+#[test]
+fn mount_points_are_made_by_root_only_in_its_own_directories() {
+    let f = Fixture::new();
+    f.user_dir("inner");
+    let rooted = f.user_dir("rootowned");
+    std::os::unix::fs::chown(&rooted, Some(0), Some(0)).unwrap();
+    let home = f.home().to_string_lossy().into_owned();
+    let in_home = r#"{"name": "oh", "path": "/usr/bin/true", "nosysproc": true, "whitelist": [
+        {"path": "${HOME}/inner", "target": "${HOME}/made/here", "read_only": true}
+    ]}"#;
+    let p = plan(&spec(&f, in_home, false), &f.user, &[]).unwrap();
+    in_child(|| {
+        build_in_new_ns(&p)?;
+        let made = std::fs::metadata(format!("{home}/made")).map_err(|e| format!("{home}/made: {e}"))?;
+        check(made.uid() == FAKE_UID, format!("{home}/made is owned by {}, not the user", made.uid()))
+    })
+    .unwrap();
+
+    let in_host_tree = r#"{"name": "oh", "path": "/usr/bin/true", "nosysproc": true, "whitelist": [
+        {"path": "${HOME}/rootowned", "target": "/srv/r"},
+        {"path": "${HOME}/inner", "target": "/srv/r/sub", "read_only": true}
+    ]}"#;
+    let p = plan(&spec(&f, in_host_tree, false), &f.user, &[]).unwrap();
+    let built = in_child(|| build_in_new_ns(&p).map(|_| ()));
+    assert!(!rooted.join("sub").exists(), "a mount point was made in the host's root-owned directory");
+    let err = built.expect_err("the user cannot make a mount point in a root-owned directory");
+    assert!(err.contains("/srv/r/sub") && err.contains("mkdir"), "{err}");
+}
