@@ -86,16 +86,17 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
         }
         other => return Err(unexpected("Launched", &other)).with_context(ctx),
     };
+    let mut records = Vec::new();
     loop {
         match conn.recv().with_context(ctx)? {
             DaemonReply::ProgramExited { status } => {
-                if let Some(line) = crate::oz::why::run_summary(&mut conn, id) {
+                if let Some(line) = crate::oz::why::run_summary(&records, id) {
                     eprintln!("oz: {line}");
                 }
                 return Ok(status.shell_code().clamp(0, 255) as u8);
             }
-            // Log records may be interleaved on some daemons; they are not ours to print.
-            DaemonReply::LogLine(_) => {}
+            // The sandbox's log records, sent ahead of the exit for the summary line.
+            DaemonReply::LogLine(r) => records.push(r),
             other => bail!("run {profile}: expected ProgramExited, received {}", other.kind()),
         }
     }

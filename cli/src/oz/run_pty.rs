@@ -58,20 +58,21 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     } else {
         launch::kill_on_interrupt(launch::interrupt_signals(), id);
     }
-    let code = wait_program_exit(&mut conn).with_context(ctx)?;
-    if let Some(line) = crate::oz::why::run_summary(&mut conn, id) {
+    let (code, records) = wait_program_exit(&mut conn).with_context(ctx)?;
+    if let Some(line) = crate::oz::why::run_summary(&records, id) {
         eprintln!("oz: {line}");
     }
     Ok(code)
 }
 
-/// The program's exit code from `ProgramExited` (128 + signal when killed).
-fn wait_program_exit(conn: &mut Conn) -> Result<u8> {
+/// The program's exit code from `ProgramExited` (128 + signal when killed), and the sandbox's
+/// log records the daemon sent ahead of it.
+fn wait_program_exit(conn: &mut Conn) -> Result<(u8, Vec<oz_wire::LogRecord>)> {
+    let mut records = Vec::new();
     loop {
         match conn.recv()? {
-            DaemonReply::ProgramExited { status } => return Ok(status.shell_code().clamp(0, 255) as u8),
-            // Log records may be interleaved on some daemons; they are not ours to print.
-            DaemonReply::LogLine(_) => {}
+            DaemonReply::ProgramExited { status } => return Ok((status.shell_code().clamp(0, 255) as u8, records)),
+            DaemonReply::LogLine(r) => records.push(r),
             other => bail!("expected ProgramExited, received {}", other.kind()),
         }
     }

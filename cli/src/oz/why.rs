@@ -152,10 +152,9 @@ pub fn why(id: u64, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// The summary for `oz run`, on the connection that ran it; best effort (nothing when the
-/// records cannot be read).
-pub fn run_summary(conn: &mut Conn, id: u64) -> Option<String> {
-    summary_line(&Findings::from_records(&records(conn, id).ok()?), id)
+/// The summary line for `oz run`, from the records the daemon sent ahead of `ProgramExited`.
+pub fn run_summary(records: &[LogRecord], id: u64) -> Option<String> {
+    summary_line(&Findings::from_records(records), id)
 }
 
 #[cfg(test)]

@@ -114,7 +114,10 @@ async fn answer_launch(conn: &Conn, shared: &Shared, req: LaunchRequest) -> Resu
         }
     };
     match ended {
-        Ok(status) => conn.send(&DaemonReply::ProgramExited { status }).await,
+        Ok(status) => {
+            super::logs::send_seccomp_reports(conn, shared, l.id).await?;
+            conn.send(&DaemonReply::ProgramExited { status }).await
+        }
         Err(_) => conn.send_error(agent_gone(l.id)).await,
     }
 }

@@ -7,7 +7,24 @@ use crate::access;
 use crate::conn::Conn;
 use crate::logs::LogFilter;
 use crate::Shared;
-use oz_wire::{DaemonError, DaemonReply, WireError};
+use oz_wire::{DaemonError, DaemonReply, LogRecord, WireError};
+
+/// The buffered seccomp reports (denials, counts, hints) of sandbox `id` its caller may read, as
+/// `LogLine`s without `LogEnd`: an attached launch's client gets them ahead of `ProgramExited`,
+/// to summarise the run's denials without asking again.
+pub async fn send_seccomp_reports(conn: &Conn, shared: &Shared, id: u64) -> Result<(), WireError> {
+    let caller = conn.peer.uid;
+    if !shared.hub.owner(id).is_some_and(|owner| access::can_see(caller, owner)) {
+        return Ok(());
+    }
+    let mut cursor = shared.hub.cursor(LogFilter { caller, sandbox: Some(id) }, None);
+    send_pages(conn, shared, &mut cursor, is_seccomp_report).await
+}
+
+fn is_seccomp_report(rec: &LogRecord) -> bool {
+    use oz_profiles::seccomp::report::{COUNTS_PREFIX, DENIAL_PREFIX, HINT_PREFIX};
+    [DENIAL_PREFIX, COUNTS_PREFIX, HINT_PREFIX].iter().any(|p| rec.message.starts_with(p))
+}
 
 pub async fn logs(
     conn: &Conn,
@@ -27,7 +44,7 @@ pub async fn logs(
     let filter = LogFilter { caller, sandbox };
     if !follow {
         let mut cursor = shared.hub.cursor(filter, count);
-        send_pages(conn, shared, &mut cursor).await?;
+        send_pages(conn, shared, &mut cursor, |_| true).await?;
         return conn.send(&DaemonReply::LogEnd).await;
     }
     let (mut cursor, follower) = match shared.hub.follow(filter, count) {
@@ -37,7 +54,7 @@ pub async fn logs(
             return conn.send_error(DaemonError::PermissionDenied { action: "follow logs".into(), detail }).await;
         }
     };
-    send_pages(conn, shared, &mut cursor).await?;
+    send_pages(conn, shared, &mut cursor, |_| true).await?;
     loop {
         tokio::select! {
             rec = follower.next() => conn.send(&DaemonReply::LogLine(rec)).await?,
@@ -46,13 +63,19 @@ pub async fn logs(
     }
 }
 
-async fn send_pages(conn: &Conn, shared: &Shared, cursor: &mut crate::logs::Cursor) -> Result<(), WireError> {
+/// The records from `cursor` on that `keep` accepts, a page at a time.
+async fn send_pages(
+    conn: &Conn,
+    shared: &Shared,
+    cursor: &mut crate::logs::Cursor,
+    keep: impl Fn(&LogRecord) -> bool,
+) -> Result<(), WireError> {
     loop {
         let page = shared.hub.page(cursor);
         if page.is_empty() {
             return Ok(());
         }
-        for rec in page {
+        for rec in page.into_iter().filter(|r| keep(r)) {
             conn.send(&DaemonReply::LogLine(rec)).await?;
         }
     }
