@@ -235,8 +235,8 @@ pub async fn serve(conn: Conn, shared: Rc<Shared>) {
 const REFILL_IDLE: Duration = Duration::from_millis(20);
 
 /// Spawn the next waiting agent if a launch on `conn` left that to the connection. Waiting for
-/// the client to finish (`oz run` reads the sandbox's log records after the program's exit, then
-/// exits) keeps the new agent's fork, exec and start-up off the CPU the client still needs.
+/// the client to finish (`oz run` prints its summary and exits once the program ended) keeps the
+/// new agent's fork, exec and start-up off the CPU the client still needs.
 fn refill(conn: &Conn, shared: &Shared) {
     if conn.refill_due.take() {
         shared.warm.refill(&shared.config.agent_path(), &shared.hub);

@@ -10,7 +10,7 @@
 
 use crate::logs::LogHub;
 use crate::spawn::{self, Spawned};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,9 @@ impl Drop for Waiting {
 #[derive(Default)]
 pub struct Warm {
     slot: RefCell<Option<Waiting>>,
+    /// The daemon is stopping: no agent is spawned any more (a connection that ends during the
+    /// shutdown would otherwise refill the slot).
+    closed: Cell<bool>,
 }
 
 impl Warm {
@@ -63,7 +66,7 @@ impl Warm {
     /// A failure is left to the launch that would have used it; where the log directory cannot
     /// hold an unnamed file, launches spawn their agents themselves (with a named one).
     pub fn refill(&self, agent_path: &Path, hub: &LogHub) {
-        if self.slot.borrow().is_some() {
+        if self.closed.get() || self.slot.borrow().is_some() {
             return;
         }
         let Ok(output) = hub.unnamed_agent_stderr() else { return };
@@ -74,8 +77,9 @@ impl Warm {
         }
     }
 
-    /// Stop the waiting agent (the daemon stops).
+    /// Stop the waiting agent, and spawn none from now on (the daemon stops).
     pub fn clear(&self) {
+        self.closed.set(true);
         self.slot.borrow_mut().take();
     }
 }
@@ -153,5 +157,7 @@ mod tests {
         warm.clear();
         assert!(gone(pid));
         assert!(warm.take(&agent, 1, &hub).is_none());
+        warm.refill(&agent, &hub);
+        assert!(warm.slot.borrow().is_none(), "an agent was spawned after the daemon began to stop");
     }
 }

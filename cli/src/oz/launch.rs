@@ -95,7 +95,7 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
                 }
                 return Ok(status.shell_code().clamp(0, 255) as u8);
             }
-            // The sandbox's log records, sent ahead of the exit for the summary line.
+            // The run's seccomp reports, sent ahead of the exit for the summary line.
             DaemonReply::LogLine(r) => records.push(r),
             other => bail!("run {profile}: expected ProgramExited, received {}", other.kind()),
         }

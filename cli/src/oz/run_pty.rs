@@ -65,8 +65,8 @@ pub fn run(profile: &str, args: Vec<String>) -> Result<u8> {
     Ok(code)
 }
 
-/// The program's exit code from `ProgramExited` (128 + signal when killed), and the sandbox's
-/// log records the daemon sent ahead of it.
+/// The program's exit code from `ProgramExited` (128 + signal when killed), and the seccomp
+/// reports the daemon sent ahead of it.
 fn wait_program_exit(conn: &mut Conn) -> Result<(u8, Vec<oz_wire::LogRecord>)> {
     let mut records = Vec::new();
     loop {

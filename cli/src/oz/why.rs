@@ -152,7 +152,8 @@ pub fn why(id: u64, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// The summary line for `oz run`, from the records the daemon sent ahead of `ProgramExited`.
+/// The summary line for `oz run`, from the seccomp reports the daemon sent ahead of
+/// `ProgramExited`.
 pub fn run_summary(records: &[LogRecord], id: u64) -> Option<String> {
     summary_line(&Findings::from_records(records), id)
 }
