@@ -10,7 +10,6 @@ Each build gets its own daemon as in bench/run.sh; after one warm-up run, RUNS r
 Holds the integration tests' lock.
 """
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -45,14 +44,5 @@ def measure(bindir):
         b.cleanup()
 
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    with open("/tmp/oz-integration.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for bindir in sys.argv[1:]:
-            measure(bindir)
-
-
 if __name__ == "__main__":
-    main()
+    B.each_build(measure, __doc__)

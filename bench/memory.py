@@ -7,7 +7,6 @@ For each build in turn, starts its own daemon as bench/run.sh does, launches sle
 sandboxes and prints the medians over them, in MB. Holds the integration tests' lock.
 """
 
-import fcntl
 import os
 import statistics
 import sys
@@ -38,14 +37,5 @@ def measure(bindir):
         med(lambda a, i: a[0] + i[0]), med(lambda a, i: a[1] + i[1]), size), flush=True)
 
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    with open("/tmp/oz-integration.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for bindir in sys.argv[1:]:
-            measure(bindir)
-
-
 if __name__ == "__main__":
-    main()
+    B.each_build(measure, __doc__)
