@@ -157,7 +157,7 @@ fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_cl
     assert!(wait_window(&x.display(), None, "xclock", Duration::from_secs(15)).is_some(), "no window at first");
 
     // 64 connections (the per-user limit) with 16 pipelined requests each, never read.
-    let mut flood = flood(&d, &a, 64, 16, &["relaunchxpra", &id.to_string()]);
+    let mut flood = common_daemon::flood(&d, &a, 64, 16, &["relaunchxpra", &id.to_string()]);
     let (median, max, rss_max) = list_latencies(&d, &b);
     eprintln!("relaunch flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
     assert!(max < Duration::from_secs(1), "oz list took {max:?} during the relaunch flood (median {median:?})");
@@ -185,25 +185,6 @@ fn a_thousand_unread_relaunchxpra_requests_leave_the_daemon_answering_and_one_cl
 fn tail(s: &str) -> String {
     let lines: Vec<_> = s.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
-}
-
-/// Start `oz-flood` as `user` with `conns` connections of `per` requests of `verb`; returns the
-/// running flood (it holds its connections until its stdin closes) once it has sent them all.
-fn flood(d: &Daemon, user: &TestUser, conns: usize, per: usize, verb: &[&str]) -> std::process::Child {
-    let (c, p) = (conns.to_string(), per.to_string());
-    let mut child = user
-        .command(common_daemon::bin("oz-flood"))
-        .args([d.socket.to_str().unwrap(), &c, &p])
-        .args(verb)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn oz-flood");
-    let mut sent = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut sent).unwrap();
-    eprintln!("oz-flood {verb:?}: {}", sent.trim());
-    assert!(sent.starts_with(&format!("sent {} on {conns} connections", conns * per)), "oz-flood {verb:?}: {sent:?}");
-    child
 }
 
 /// `oz list` as `user` 20 times, 250 ms apart: (median, max) latency and the daemon's largest
@@ -235,7 +216,10 @@ fn a_thousand_unread_forward_and_forwarders_requests_leave_the_daemon_answering_
 
     // The per-user limit of 64 connections, half asking to open a forwarder and half to list
     // them, 16 pipelined requests on each, never read.
-    let floods = [flood(&d, &a, 32, 16, &["forward", &sid, "ozt-ext"]), flood(&d, &a, 32, 16, &["forwarders", &sid])];
+    let floods = [
+        common_daemon::flood(&d, &a, 32, 16, &["forward", &sid, "ozt-ext"]),
+        common_daemon::flood(&d, &a, 32, 16, &["forwarders", &sid]),
+    ];
     let (median, max, rss_max) = list_latencies(&d, &b);
     eprintln!("forward flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
     assert!(max < Duration::from_secs(1), "oz list took {max:?} during the forward flood (median {median:?})");
@@ -269,7 +253,7 @@ fn a_flood_of_unread_ephemeral_launches_leaves_the_daemon_answering_and_the_user
     let (a, b) = (user_a(), user_b());
 
     // 16 connections of 16 pipelined ephemeral launches each, never read.
-    let mut flood = flood(&d, &a, 16, 16, &["launch-ephemeral", "ozt-eph-flood", "600"]);
+    let mut flood = common_daemon::flood(&d, &a, 16, 16, &["launch-ephemeral", "ozt-eph-flood", "600"]);
     let (median, max, rss_max) = list_latencies(&d, &b);
     eprintln!("ephemeral flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
     assert!(max < Duration::from_secs(1), "oz list took {max:?} during the launch flood (median {median:?})");

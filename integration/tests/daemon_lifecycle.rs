@@ -288,16 +288,7 @@ fn an_agent_waits_for_the_next_launch_after_each_launch() {
     waiting = another_agent_waits(&d, waiting).expect("an agent waits after `oz run` ended");
 
     // A client that stays connected after its launch, silent (it never reads the answer).
-    let mut flood = a
-        .command(common_daemon::bin("oz-flood"))
-        .args([d.socket.to_str().unwrap(), "1", "1", "launch-ephemeral", "ozt-sh", "-c", "sleep 600"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn oz-flood");
-    let mut sent = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(flood.stdout.take().unwrap()), &mut sent).unwrap();
-    assert_eq!(sent.trim(), "sent 1 on 1 connections", "oz-flood");
+    let mut flood = common_daemon::flood(&d, &a, 1, 1, &["launch-ephemeral", "ozt-sh", "-c", "sleep 600"]);
     let claimed = wait_until(Duration::from_secs(5), || !waiting_agents(&d).contains(&waiting));
     assert!(claimed, "the silent client's launch took the waiting agent\n{}", d.log_text());
     let next = another_agent_waits(&d, waiting);

@@ -370,3 +370,22 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Start `oz-flood` as `user` with `conns` connections of `per` requests of `verb`; returns the
+/// running flood (it holds its connections until its stdin closes) once it has sent them all.
+pub fn flood(d: &Daemon, user: &TestUser, conns: usize, per: usize, verb: &[&str]) -> std::process::Child {
+    let (c, p) = (conns.to_string(), per.to_string());
+    let mut child = user
+        .command(bin("oz-flood"))
+        .args([d.socket.to_str().unwrap(), &c, &p])
+        .args(verb)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn oz-flood");
+    let mut sent = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut sent).unwrap();
+    eprintln!("oz-flood {verb:?}: {}", sent.trim());
+    assert_eq!(sent.trim(), format!("sent {} on {conns} connections", conns * per), "oz-flood {verb:?}");
+    child
+}
