@@ -15,6 +15,11 @@ pub const DENIAL_PREFIX: &str = "seccomp-denial ";
 pub const COUNTS_PREFIX: &str = "seccomp-counts ";
 pub const HINT_PREFIX: &str = "seccomp-hint ";
 
+/// Whether a log message is one of these reports (a denial, the counts or a hint).
+pub fn is_report(message: &str) -> bool {
+    [DENIAL_PREFIX, COUNTS_PREFIX, HINT_PREFIX].iter().any(|p| message.starts_with(p))
+}
+
 /// The rule that decided, by position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleRef {
@@ -164,7 +169,10 @@ mod tests {
     fn records_round_trip_through_log_messages() {
         let c = Counts { total: 5, counts: vec![(1, 2), (2, 3)], dropped: 0 };
         let m = message(COUNTS_PREFIX, &c);
-        assert_eq!(parse::<Counts>(COUNTS_PREFIX, &m), Some(c));
+        assert_eq!(parse::<Counts>(COUNTS_PREFIX, &m).as_ref(), Some(&c));
         assert_eq!(parse::<Counts>(DENIAL_PREFIX, &m), None);
+        assert!(is_report(&m));
+        assert!(is_report(&message(HINT_PREFIX, &c)) && is_report(&message(DENIAL_PREFIX, &c)));
+        assert!(!is_report("program exited: seccomp-counts {}"), "a prefix only counts at the start");
     }
 }

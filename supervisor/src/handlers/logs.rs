@@ -18,12 +18,7 @@ pub async fn send_seccomp_reports(conn: &Conn, shared: &Shared, id: u64) -> Resu
         return Ok(());
     }
     let mut cursor = shared.hub.cursor(LogFilter { caller, sandbox: Some(id) }, None);
-    send_pages(conn, shared, &mut cursor, is_seccomp_report).await
-}
-
-fn is_seccomp_report(rec: &LogRecord) -> bool {
-    use oz_profiles::seccomp::report::{COUNTS_PREFIX, DENIAL_PREFIX, HINT_PREFIX};
-    [DENIAL_PREFIX, COUNTS_PREFIX, HINT_PREFIX].iter().any(|p| rec.message.starts_with(p))
+    send_pages(conn, shared, &mut cursor, |rec| oz_profiles::seccomp::report::is_report(&rec.message)).await
 }
 
 pub async fn logs(
