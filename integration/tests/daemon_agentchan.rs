@@ -286,3 +286,46 @@ fn a_flood_of_unread_ephemeral_launches_leaves_the_daemon_answering_and_the_user
     d.wait_gone(other, Duration::from_secs(10)).unwrap();
     d.finish();
 }
+
+#[test]
+fn a_flood_of_unread_attached_runs_full_of_seccomp_reports_leaves_the_daemon_answering() {
+    // Paths the sandbox lacks but the host has: each failed open is a seccomp hint (audit mode
+    // reports up to 64 per sandbox), sent to the run's client ahead of ProgramExited.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut args = vec!["-c".to_string(), "for f; do cat \"$f\"; done 2>/dev/null; exit 0".into(), "sh".into()];
+    for i in 0..80 {
+        let f = dir.path().join(format!("host-only-{i}"));
+        std::fs::write(&f, "x").unwrap();
+        args.push(f.display().to_string());
+    }
+    let p =
+        profile("ozt-rep-flood", "/bin/sh", json!({"multi": true, "seccomp": {"mode": "blacklist", "enforce": false}}));
+    let d = Daemon::start_with(&[p], json!({"max_sandboxes_per_user": 8}));
+    let (a, b) = (user_a(), user_b());
+
+    // 8 connections of 4 pipelined attached runs each, nothing ever read.
+    let mut verb = vec!["run", "ozt-rep-flood"];
+    verb.extend(args.iter().map(String::as_str));
+    let mut flood = common_daemon::flood(&d, &a, 8, 4, &verb);
+    let (median, max, rss_max) = list_latencies(&d, &b);
+    eprintln!("report flood: oz list as user b: median {median:?}, max {max:?}; daemon VmRSS max {rss_max} KiB");
+    assert!(max < Duration::from_secs(1), "oz list took {max:?} during the run flood (median {median:?})");
+    assert!(rss_max < 128 * 1024, "daemon VmRSS reached {rss_max} KiB during the run flood");
+    drop(flood.stdin.take());
+    let _ = flood.wait();
+    let ran = d.log_text().matches("program exited").count();
+    eprintln!("report flood: {ran} runs ended");
+    assert!(ran >= 8, "the flood ran {ran} programs");
+
+    // The flood's sandboxes end (attached runs end theirs), and a run read to the end still
+    // gets its summary of the same reports.
+    let gone = wait_until(Duration::from_secs(30), || d.sandboxes().iter().all(|s| s.uid != a.uid));
+    assert!(gone, "user a's sandboxes outlived the flood: {:?}", d.sandboxes());
+    let mut argv = vec!["run", "ozt-rep-flood", "--"];
+    argv.extend(args.iter().map(String::as_str));
+    let out = d.oz(&a, &argv);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stderr.contains(" missing in the sandbox exist"), "no summary after the flood: {}", out.stderr);
+    d.finish();
+}
